@@ -1,0 +1,1 @@
+"""madoguchi core: the channel-agnostic conversation engine, storage and configuration."""

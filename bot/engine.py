@@ -1,0 +1,247 @@
+"""The conversation engine: the only place that decides which handler gets a message.
+
+For each `InboundMessage` it (1) refuses bad input politely, (2) loads or
+creates the person and conversation, (3) stores the inbound message (a
+redelivered platform message id returns the replies already given, so nothing
+is handled twice), (4) routes: leave-flow words, then an explicit command or
+button, then the active flow, then the question handlers, (5) stores the
+replies in the same transaction and only then returns them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.handler import Handler, Turn, main_menu, registered
+from bot.i18n import t
+from bot.messages import InboundMessage, Option, Reply
+from bot.services import Services
+from bot.storage import audit
+from bot.storage.models import ChannelIdentity, Conversation, Message, Person
+from bot.text import has_meaningful_text, normalize
+
+log = logging.getLogger(__name__)
+
+LEAVE_WORDS = frozenset({"やめる", "やめます", "中断", "中止", "キャンセル", "終了", "stop", "cancel", "quit"})
+LEAVE_CHOICE = "flow:leave"
+COMMAND_PATTERN = re.compile(r"^/[A-Za-z_]+")
+
+
+class Engine:
+    """Channel-agnostic message processing over the shared services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.handlers: dict[str, Handler] = registered()
+        self.question_handlers = sorted(
+            (h for h in self.handlers.values() if h.question_priority is not None),
+            key=lambda h: h.question_priority or 0,
+        )
+
+    # ------------------------------------------------------------------ entry
+    def handle(self, message: InboundMessage) -> list[Reply]:
+        """Process one message end to end; every state change is committed before returning."""
+        settings = self.services.settings
+        text = normalize(message.text)
+        locale = settings.locale
+        if message.text and len(message.text) > settings.max_message_chars:
+            return [Reply(text=t("too_long", locale, limit=settings.max_message_chars))]
+        if not text and not message.choice and not message.location and not message.attachments:
+            return [Reply(text=t("empty_message", locale))]
+
+        with self.services.db.session() as session:
+            person, conversation = self._load_party(session, message)
+            locale = person.locale or locale
+            if message.platform_message_id:
+                earlier = self._stored_replies(session, message)
+                if earlier is not None:
+                    return earlier
+            inbound = Message(
+                conversation_id=conversation.id,
+                direction="in",
+                channel=message.channel,
+                platform_message_id=message.platform_message_id,
+                text=message.text,
+                payload=_inbound_payload(message),
+            )
+            session.add(inbound)
+            try:
+                session.flush()
+            except IntegrityError:
+                # Another worker stored the same platform message first: answer as it did.
+                session.rollback()
+                return self._stored_replies(session, message) or []
+            inbound_id = inbound.id
+            conversation_id = conversation.id
+
+        try:
+            with self.services.db.session() as session:
+                conversation = self._lock_conversation(session, conversation_id)
+                person = session.get(Person, conversation.person_id)
+                assert person is not None
+                turn = Turn(session, person, conversation, message, text, self.services, locale)
+                replies, handler_name = self._route(turn)
+                self._store_replies(session, conversation, inbound_id, replies, handler_name)
+                return replies
+        except Exception:
+            log.exception("handler failed", extra={"conversation_id": conversation_id})
+            replies = [Reply(text=t("internal_error", locale))]
+            with self.services.db.session() as session:
+                conversation = session.get(Conversation, conversation_id)
+                assert conversation is not None
+                self._store_replies(session, conversation, inbound_id, replies, "error")
+            return replies
+
+    # ---------------------------------------------------------------- routing
+    def _route(self, turn: Turn) -> tuple[list[Reply], str]:
+        text, choice = turn.text, turn.message.choice
+        flow = self.handlers.get(turn.conversation.active_flow or "")
+
+        if choice == LEAVE_CHOICE or text.lower() in LEAVE_WORDS:
+            return self._leave_flow(turn, flow), "engine"
+
+        for handler in self.handlers.values():
+            if handler.claims(turn):
+                if not handler.allowed(turn.person):
+                    return [Reply(text=turn.t("not_allowed"))], handler.name
+                return handler.on_command(turn), handler.name
+
+        if choice and not text and not turn.message.location and flow is None:
+            return [Reply(text=turn.t("unknown_choice"), options=self.menu(turn.locale))], "engine"
+
+        if flow is not None:
+            replies = flow.on_flow_message(turn)
+            if replies is not None:
+                return replies, flow.name
+            # Not an answer to the flow's question: answer it, then return to the flow.
+            answer = self._answer_question(turn) if text else []
+            return answer + flow.reprompt(turn), flow.name
+
+        if COMMAND_PATTERN.match(text):
+            command = text.split()[0]
+            return [Reply(text=turn.t("unknown_command", command=command), options=self.menu(turn.locale))], "engine"
+        if not has_meaningful_text(text):
+            if turn.message.location or turn.message.attachments:
+                return [Reply(text=turn.t("menu_prompt"), options=self.menu(turn.locale))], "engine"
+            return [Reply(text=turn.t("emoji_only"), options=self.menu(turn.locale))], "engine"
+        return self._answer_question(turn), "question"
+
+    def _answer_question(self, turn: Turn) -> list[Reply]:
+        for handler in self.question_handlers:
+            replies = handler.answer(turn)
+            if replies is not None:
+                turn.notes["answered_by"] = handler.name
+                return replies
+        return [Reply(text=turn.t("fallback_answer"))]
+
+    def _leave_flow(self, turn: Turn, flow: Handler | None) -> list[Reply]:
+        if flow is None:
+            return [Reply(text=turn.t("no_active_flow"), options=self.menu(turn.locale))]
+        flow.on_leave(turn)
+        turn.end_flow("left")
+        return [Reply(text=turn.t("left_flow", flow=flow.flow_label or flow.name), options=self.menu(turn.locale))]
+
+    @staticmethod
+    def menu(locale: str) -> list[Option]:
+        return main_menu(locale)
+
+    # ---------------------------------------------------------------- storage
+    def _load_party(self, session: Session, message: InboundMessage) -> tuple[Person, Conversation]:
+        identity = session.execute(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == message.channel,
+                ChannelIdentity.external_user_id == message.external_user_id,
+            )
+        ).scalar_one_or_none()
+        if identity is None:
+            try:
+                with session.begin_nested():
+                    person = Person(display_name=message.display_name, locale=self.services.settings.locale)
+                    session.add(person)
+                    session.flush()
+                    identity = ChannelIdentity(
+                        person_id=person.id,
+                        channel=message.channel,
+                        external_user_id=message.external_user_id,
+                        display_name=message.display_name,
+                    )
+                    session.add(identity)
+                    session.flush()
+            except IntegrityError:  # created concurrently by another request: use theirs
+                identity = session.execute(
+                    select(ChannelIdentity).where(
+                        ChannelIdentity.channel == message.channel,
+                        ChannelIdentity.external_user_id == message.external_user_id,
+                    )
+                ).scalar_one()
+            else:
+                audit.record(session, "person.created", actor_person_id=person.id, subject_type="person",
+                             subject_id=person.id, data={"channel": message.channel})
+        person = identity.person
+        conversation = session.execute(
+            select(Conversation).where(
+                Conversation.person_id == person.id, Conversation.channel == message.channel
+            )
+        ).scalar_one_or_none()
+        if conversation is None:
+            conversation = Conversation(person_id=person.id, channel=message.channel, flow_state={})
+            session.add(conversation)
+            session.flush()
+        return person, conversation
+
+    @staticmethod
+    def _lock_conversation(session: Session, conversation_id: int) -> Conversation:
+        """Row lock on PostgreSQL so one conversation's messages are handled one at a time."""
+        return session.execute(
+            select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+        ).scalar_one()
+
+    @staticmethod
+    def _stored_replies(session: Session, message: InboundMessage) -> list[Reply] | None:
+        inbound_id = session.execute(
+            select(Message.id).where(
+                Message.channel == message.channel,
+                Message.direction == "in",
+                Message.platform_message_id == message.platform_message_id,
+            )
+        ).scalar_one_or_none()
+        if inbound_id is None:
+            return None
+        stored = session.execute(
+            select(Message).where(Message.reply_to_id == inbound_id).order_by(Message.id)
+        ).scalars()
+        return [Reply.model_validate(m.payload["reply"]) for m in stored if "reply" in (m.payload or {})]
+
+    @staticmethod
+    def _store_replies(
+        session: Session, conversation: Conversation, inbound_id: int, replies: list[Reply], handler: str
+    ) -> None:
+        for reply in replies:
+            session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    direction="out",
+                    channel=conversation.channel,
+                    reply_to_id=inbound_id,
+                    text=reply.text,
+                    payload={"reply": reply.model_dump(mode="json")},
+                    handler=handler,
+                )
+            )
+        session.flush()
+
+
+def _inbound_payload(message: InboundMessage) -> dict[str, object]:
+    payload: dict[str, object] = {}
+    if message.choice:
+        payload["choice"] = message.choice
+    if message.location:
+        payload["location"] = message.location.model_dump()
+    if message.attachments:
+        payload["attachments"] = [a.model_dump() for a in message.attachments]
+    return payload

@@ -1,0 +1,150 @@
+"""What a capability looks like to the engine, and how it registers itself.
+
+A handler module in `handlers/` defines a `Handler` subclass and decorates it
+with `@register`; importing the `handlers` package imports every module in
+it, so adding a capability never touches the engine. The engine asks, in
+order: does a handler claim this as an explicit command or button value; else
+is the conversation in a handler's flow; else the question handlers answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy.orm import Session
+
+from bot.i18n import t
+from bot.messages import InboundMessage, Option, Reply
+from bot.storage import audit
+from bot.storage.models import Conversation, Person
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+
+@dataclass
+class Turn:
+    """Everything a handler needs for one inbound message, inside one DB transaction."""
+
+    session: Session
+    person: Person
+    conversation: Conversation
+    message: InboundMessage
+    text: str  # normalized
+    services: Services
+    locale: str = "ja"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def t(self, key: str, **values: object) -> str:
+        return t(key, self.locale, **values)
+
+    def audit(self, action: str, **kwargs: Any) -> None:
+        audit.record(self.session, action, actor_person_id=self.person.id, **kwargs)
+
+    def start_flow(self, name: str, state: dict[str, Any] | None = None) -> None:
+        self.conversation.active_flow = name
+        self.conversation.flow_state = dict(state or {})
+        self.audit("flow.started", subject_type="conversation", subject_id=self.conversation.id,
+                   data={"flow": name})
+
+    def set_flow_state(self, state: dict[str, Any]) -> None:
+        # Reassign (not mutate) so SQLAlchemy sees the JSON change.
+        self.conversation.flow_state = dict(state)
+
+    def end_flow(self, outcome: str = "finished") -> None:
+        flow = self.conversation.active_flow
+        if flow is None:
+            return
+        self.conversation.active_flow = None
+        self.conversation.flow_state = {}
+        self.audit(f"flow.{outcome}", subject_type="conversation", subject_id=self.conversation.id,
+                   data={"flow": flow})
+
+    @property
+    def flow_state(self) -> dict[str, Any]:
+        return dict(self.conversation.flow_state or {})
+
+
+class Handler:
+    """Base class of every capability. Override only what the capability does."""
+
+    name: ClassVar[str] = ""
+    #: Human name of the flow, for 「〜を中断しました」.
+    flow_label: ClassVar[str] = ""
+    #: Normalized texts (exact) or compiled patterns that start this handler.
+    triggers: ClassVar[tuple[str | re.Pattern[str], ...]] = ()
+    #: Button values with this prefix belong to this handler ("hearing:" ...).
+    choice_prefix: ClassVar[str | None] = None
+    #: Roles allowed to use the handler's commands; None = everyone.
+    roles: ClassVar[frozenset[str] | None] = None
+    #: Question handlers answer free text when no command or flow claims it; lower runs first.
+    question_priority: ClassVar[int | None] = None
+
+    def claims(self, turn: Turn) -> bool:
+        """True when the message is an explicit command or button for this handler."""
+        choice = turn.message.choice
+        if choice and self.choice_prefix and choice.startswith(self.choice_prefix):
+            return True
+        text = turn.text
+        for trigger in self.triggers:
+            if isinstance(trigger, re.Pattern):
+                if trigger.fullmatch(text):
+                    return True
+            elif text == trigger:
+                return True
+        return False
+
+    def allowed(self, person: Person) -> bool:
+        return self.roles is None or person.role in self.roles
+
+    def on_command(self, turn: Turn) -> list[Reply]:
+        """Handle an explicit command or button value."""
+        raise NotImplementedError
+
+    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
+        """Handle a message while this handler's flow is active; None = not an answer (a question)."""
+        return None
+
+    def reprompt(self, turn: Turn) -> list[Reply]:
+        """Ask the flow's current question again (after a question was answered mid-flow)."""
+        return []
+
+    def on_leave(self, turn: Turn) -> None:
+        """The user left the flow (「やめる」): save what must survive for a later resume."""
+
+    def answer(self, turn: Turn) -> list[Reply] | None:
+        """As a question handler: answer free text, or None to let the next one try."""
+        return None
+
+    def menu_options(self, locale: str) -> list[Option]:
+        """Buttons this capability adds to the main menu."""
+        return []
+
+
+_registry: dict[str, Handler] = {}
+
+
+def register(cls: type[Handler]) -> type[Handler]:
+    """Class decorator: make a handler known to the engine."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a name")
+    _registry[cls.name] = cls()
+    return cls
+
+
+def registered() -> dict[str, Handler]:
+    """All handlers, after importing the `handlers` package (which imports every module in it)."""
+    import handlers  # noqa: F401  (import side effect: registration)
+
+    return dict(_registry)
+
+
+
+def main_menu(locale: str) -> list[Option]:
+    """The main menu: the buttons every registered capability contributes."""
+    options: list[Option] = []
+    for handler in registered().values():
+        options.extend(handler.menu_options(locale))
+    return options

@@ -1,0 +1,67 @@
+"""Channel-agnostic message types: what adapters build and what handlers return.
+
+Adapters translate platform events into `InboundMessage` and render `Reply`
+with the platform's native elements; nothing else crosses that boundary.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bot.storage.models import utcnow
+
+
+class Location(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Attachment(BaseModel):
+    kind: str  # "image" | "file" | ...
+    url: str | None = None
+    name: str | None = None
+
+
+class InboundMessage(BaseModel):
+    """One thing a user sent: text, a chosen option, a location, attachments."""
+
+    channel: str
+    external_user_id: str
+    text: str | None = None
+    choice: str | None = None
+    location: Location | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    platform_message_id: str | None = None
+    timestamp: datetime = Field(default_factory=utcnow)
+    display_name: str | None = None
+
+
+class Option(BaseModel):
+    """A quick-reply button: what the user sees and the value sent back."""
+
+    label: str
+    value: str
+
+
+class Link(BaseModel):
+    label: str
+    url: str
+
+
+class FileRef(BaseModel):
+    name: str
+    path: str
+    media_type: str = "application/octet-stream"
+
+
+class Reply(BaseModel):
+    """One message the bot sends back."""
+
+    text: str
+    options: list[Option] = Field(default_factory=list)
+    links: list[Link] = Field(default_factory=list)
+    files: list[FileRef] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict, description="Not shown: citations, confidence.")

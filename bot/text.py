@@ -1,0 +1,39 @@
+"""Japanese-first text normalization, applied to every inbound text before matching.
+
+NFKC folds full-width digits and letters (１２３ -> 123, ＡＢ -> AB) and
+half-width katakana; the wave dashes 〜 and ～ become "~"; every run of
+white space (including the ideographic space) becomes one ASCII space.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WAVE_DASHES = str.maketrans({"\u301c": "~", "\uff5e": "~", "\u2053": "~"})
+_ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff]")
+_SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def normalize(text: str | None) -> str:
+    """The canonical form of user text: NFKC, one kind of wave dash, single spaces, trimmed."""
+    if not text:
+        return ""
+    text = _CONTROL.sub("", _ZERO_WIDTH.sub("", text))
+    text = unicodedata.normalize("NFKC", text).translate(_WAVE_DASHES)
+    return _SPACES.sub(" ", text).strip()
+
+
+def compact(text: str) -> str:
+    """Normalized with all spaces and thousands separators removed: for comparing answers."""
+    return normalize(text).replace(" ", "").replace(",", "")
+
+
+def has_meaningful_text(text: str) -> bool:
+    """False for text made only of emoji, symbols and punctuation (nothing to answer)."""
+    for char in text:
+        category = unicodedata.category(char)
+        if category[0] in ("L", "N"):
+            return True
+    return False

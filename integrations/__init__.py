@@ -1,0 +1,1 @@
+"""Channel adapters (one module per platform) and the FastAPI app that mounts them."""

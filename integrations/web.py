@@ -1,0 +1,187 @@
+"""The FastAPI app: web chat page, the `/api/chat` contract, health and readiness.
+
+`POST /api/chat` is what the web page, other clients and the tests script
+against; its request and response models below are the documented contract
+(see `/docs`). Bad requests get a 4xx with a clear Japanese message and an
+English one, never a 500, and nothing already stored is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from bot.engine import Engine
+from bot.messages import InboundMessage, Location
+from bot.services import Services
+from bot.settings import get_settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 64 * 1024
+MAX_TEXT_CHARS = 4000
+
+log = logging.getLogger(__name__)
+
+
+class ChatLocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90, description="緯度 / latitude")
+    lon: float = Field(ge=-180, le=180, description="経度 / longitude")
+
+
+class ChatRequest(BaseModel):
+    """One user message. Send `text` (free text), `choice` (an option value) or `location`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"user_id": "u-123", "text": "専門家派遣は年に何回まで使えますか？"}]},
+    )
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")] = Field(
+        description="Stable id of the user; the same id continues the same conversation."
+    )
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    choice: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="The `value` of an option from an earlier reply."
+    )
+    location: ChatLocation | None = None
+
+
+class ChatOption(BaseModel):
+    label: str
+    value: str
+
+
+class ChatLink(BaseModel):
+    label: str
+    url: str
+
+
+class ChatReply(BaseModel):
+    text: str
+    options: list[ChatOption] = Field(default_factory=list)
+    links: list[ChatLink] = Field(default_factory=list)
+
+
+class ChatResponse(BaseModel):
+    replies: list[ChatReply]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+    message_en: str
+    detail: list[dict] | None = None
+
+
+def create_app(services: Services | None = None) -> FastAPI:
+    """Build the app; `madoguchi serve` calls this as a uvicorn factory."""
+    if services is None:
+        from bot.logging_setup import configure_logging
+
+        configure_logging(get_settings().log_level)
+        services = Services.create()
+    engine = Engine(services)
+    app = FastAPI(
+        title="madoguchi API",
+        version="1.0",
+        description="窓口: chat API for Japanese SME-support programs. `POST /api/chat` is the stable contract.",
+    )
+    app.state.services = services
+    app.state.engine = engine
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return _error(413, "too_large", "送信内容が大きすぎます。", "Request body too large.")
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        response.headers["x-request-id"] = request_id
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        kinds = {e.get("type") for e in errors}
+        if "json_invalid" in kinds:
+            return _error(400, "malformed_json", "JSON の形式が正しくありません。", "Malformed JSON body.")
+        detail = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in errors]
+        if "extra_forbidden" in kinds:
+            return _error(422, "unknown_field", "不明な項目が含まれています。", "Unknown field in request.", detail)
+        if "string_too_long" in kinds:
+            return _error(422, "too_long", f"メッセージが長すぎます（{MAX_TEXT_CHARS}文字まで）。",
+                          f"Text too long (max {MAX_TEXT_CHARS} characters).", detail)
+        return _error(422, "invalid_request", "入力内容を確認してください。", "Invalid request.", detail)
+
+    @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
+              responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+                         422: {"model": ErrorResponse}})
+    def api_chat(body: ChatRequest) -> ChatResponse | JSONResponse:
+        """Send one message as `user_id` and get the bot's replies."""
+        has_text = bool(body.text and body.text.strip())
+        if not has_text and not body.choice and body.location is None:
+            return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
+                          "Empty message: send text, a choice or a location.")
+        message = InboundMessage(
+            channel="web",
+            external_user_id=body.user_id,
+            text=body.text if has_text else None,
+            choice=body.choice,
+            location=Location(lat=body.location.lat, lon=body.location.lon) if body.location else None,
+        )
+        replies = engine.handle(message)
+        return ChatResponse(replies=[
+            ChatReply(text=r.text, options=[ChatOption(**o.model_dump()) for o in r.options],
+                      links=[ChatLink(**link.model_dump()) for link in r.links])
+            for r in replies
+        ])
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        """The database and the knowledge index are reachable."""
+        checks = {"database": services.db.ping(), "index": _index_ready(services)}
+        status = 200 if all(checks.values()) else 503
+        return JSONResponse({"status": "ready" if status == 200 else "not_ready", "checks": checks}, status)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    for mount in _channel_mounts():
+        mount(app, services, engine)
+    return app
+
+
+def _index_ready(services: Services) -> bool:
+    try:
+        return services.knowledge.ping()
+    except Exception:
+        log.exception("index not ready")
+        return False
+
+
+def _channel_mounts() -> list:  # type: ignore[type-arg]
+    """Channel adapters that mount webhook routes (added by the channel modules)."""
+    return []
+
+
+def _error(status: int, code: str, message: str, message_en: str, detail: list | None = None) -> JSONResponse:  # type: ignore[type-arg]
+    body = ErrorResponse(error=code, message=message, message_en=message_en, detail=detail)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
