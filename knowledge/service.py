@@ -1,0 +1,97 @@
+"""The knowledge base as the rest of the bot sees it: `ask(question) -> Answer`.
+
+Holds the embedder (loaded once per process), the Chroma store and an
+in-memory snapshot of chunks for BM25. The snapshot is rebuilt when the
+sources table changes (ingest from this or another process), checked at most
+once a second so questions stay fast.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import func, select
+
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.models import KnowledgeChunk, KnowledgeSource
+from knowledge.answering import Answer, answer_from
+from knowledge.embeddings import build_embeddings
+from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, SourceInfo
+from knowledge.vectorstore import VectorStore
+
+STALENESS_CHECK_SECONDS = 1.0
+
+
+def knowledge_is_empty(db: Database) -> bool:
+    with db.session() as session:
+        return session.execute(select(func.count(KnowledgeSource.id))).scalar_one() == 0
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings, db: Database, store: VectorStore) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.embeddings = build_embeddings(settings)
+        self._index: HybridIndex | None = None
+        self._signature: tuple[object, ...] | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, db: Database) -> KnowledgeBase:
+        return cls(settings, db, VectorStore(settings))
+
+    def _current_signature(self) -> tuple[object, ...]:
+        with self.db.session() as session:
+            row = session.execute(
+                select(func.count(KnowledgeSource.id), func.max(KnowledgeSource.ingested_at),
+                       func.coalesce(func.sum(KnowledgeSource.chunk_count), 0))
+            ).one()
+        return tuple(row)
+
+    def refresh(self, force: bool = False) -> HybridIndex:
+        now = time.monotonic()
+        if not force and self._index is not None and now - self._checked_at < STALENESS_CHECK_SECONDS:
+            return self._index
+        with self._lock:
+            signature = self._current_signature()
+            self._checked_at = now
+            if force or self._index is None or signature != self._signature:
+                self._index = self._load()
+                self._signature = signature
+            return self._index
+
+    def _load(self) -> HybridIndex:
+        with self.db.session() as session:
+            sources = {
+                s.id: SourceInfo(id=s.id, name=s.name, title=s.title, path=s.path)
+                for s in session.execute(select(KnowledgeSource)).scalars()
+            }
+            chunks = [
+                IndexedChunk(id=c.id, source_id=c.source_id, kind=c.kind, section=c.section, page=c.page,
+                             text=c.text, answer=c.answer, tokens=tuple(c.tokens.split()))
+                for c in session.execute(
+                    select(KnowledgeChunk).order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)
+                ).scalars()
+            ]
+        return HybridIndex(chunks, sources, self.store, self.embeddings)
+
+    def retrieve(self, question: str, k: int = 8) -> Retrieval:
+        return self.refresh().search(question, k)
+
+    def ask(self, question: str) -> Answer:
+        retrieval = self.retrieve(question)
+        answer = answer_from(retrieval, self.settings.answer_threshold)
+        if answer.confident and self.settings.llm_provider != "none":
+            from knowledge.generation import generate_answer
+
+            answer = generate_answer(self.settings, retrieval, answer)
+        return answer
+
+    def ping(self) -> bool:
+        self.store.ping()
+        self.refresh()
+        return True

@@ -1,0 +1,73 @@
+"""Japanese tokenization for BM25: SudachiPy normalized forms of content words.
+
+Sudachi's normalized form makes spelling variants meet (問合せ / 問い合わせ,
+５，２８０ / 5280). Split mode A gives short units for recall; the mode C
+compound is added when it differs (問合せ先 -> 問い合わせ, 先, 問い合わせ先),
+so a compound in the question still matches the exact compound.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+from sudachipy import Dictionary, SplitMode
+
+from bot.text import normalize
+
+_CONTENT_POS = {"名詞", "動詞", "形容詞", "副詞", "形状詞", "接頭辞", "接尾辞", "代名詞"}
+STOP_WORDS = frozenset(
+    """
+    何 何回 何時 何年 何人 何日 いくら 幾ら どこ 何処 どの どう どんな どれ どれくらい どのくらい どのよう いつ 誰
+    する 為る ある 有る 在る いる 居る なる 成る できる 出来る れる られる 下さる くださる 教える 良い
+    こと 事 もの 物 ため 為 よう 様 等 など ところ 所 方 かた 上 中 うち 内 際 旨 及び 又は 並びに 御 お
+    ください です ます 貴社 当社 以下 以上 場合 について 当たり あたり
+    """.split()
+)
+
+_local = threading.local()
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> Dictionary:
+    return Dictionary(dict="core")
+
+
+def _tokenizers():  # type: ignore[no-untyped-def]
+    """Sudachi tokenizers are not thread-safe: one pair per thread."""
+    pair = getattr(_local, "pair", None)
+    if pair is None:
+        dictionary = _dictionary()
+        pair = (dictionary.tokenizer(mode=SplitMode.A), dictionary.tokenizer(mode=SplitMode.C))
+        _local.pair = pair
+    return pair
+
+
+def _keep(pos: str, form: str) -> bool:
+    return pos in _CONTENT_POS and form not in STOP_WORDS and form.strip() != ""
+
+
+def tokens(text: str) -> list[str]:
+    """Content-word normalized forms (mode A, plus mode C compounds), lowercased."""
+    text = normalize(text)
+    if not text:
+        return []
+    short, compound = _tokenizers()
+    out: list[str] = []
+    for morpheme in short.tokenize(text):
+        form = morpheme.normalized_form().lower()
+        if _keep(morpheme.part_of_speech()[0], form):
+            out.append(form)
+    for morpheme in compound.tokenize(text):
+        if morpheme.end() - morpheme.begin() < 2:
+            continue
+        form = morpheme.normalized_form().lower()
+        if _keep(morpheme.part_of_speech()[0], form) and form not in out:
+            out.append(form)
+    return out
+
+
+def surface_split(text: str) -> list[tuple[str, str, str]]:
+    """(surface, normalized form, POS) in mode C: for answer-type and phrase checks."""
+    _, compound = _tokenizers()
+    return [(m.surface(), m.normalized_form(), m.part_of_speech()[0]) for m in compound.tokenize(normalize(text))]
