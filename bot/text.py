@@ -25,6 +25,17 @@ def normalize(text: str | None) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+_CIRCLED = "".join(chr(c) for c in range(0x2460, 0x2474))  # ①..⑳
+_PROTECT = str.maketrans({c: chr(0xE000 + i) for i, c in enumerate(_CIRCLED)})
+_RESTORE = str.maketrans({chr(0xE000 + i): c for i, c in enumerate(_CIRCLED)})
+
+
+def normalize_document(text: str | None) -> str:
+    """`normalize` for document text, keeping circled numbers (①②…), which NFKC would turn into
+    plain digits and so erase the numbering these documents are structured by."""
+    return normalize((text or "").translate(_PROTECT)).translate(_RESTORE)
+
+
 def compact(text: str) -> str:
     """Normalized with all spaces and thousands separators removed: for comparing answers."""
     return normalize(text).replace(" ", "").replace(",", "")

@@ -45,7 +45,7 @@ ANSWER_TYPES: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
 ]
 
 # Logistic confidence (see module docstring); refit with benchmarks/calibrate.py.
-WEIGHTS = {"bias": -6.0, "coverage": 6.5, "sentence": 2.0, "type_ok": 1.5, "unknown": -7.0, "dense": 12.0}
+WEIGHTS = {"bias": -0.44, "coverage": -0.57, "sentence": 1.02, "type_ok": 1.0, "unknown": -2.54, "dense": 2.73}
 DENSE_CENTER = 0.80
 
 
@@ -109,7 +109,7 @@ def _coverage(query_idf: dict[str, float], present: set[str]) -> float:
     return sum(v for t, v in query_idf.items() if t in present) / total
 
 
-def _citation(hit: Hit) -> Citation:
+def citation_for(hit: Hit) -> Citation:
     return Citation(source=hit.source.name, title=hit.source.title, section=hit.chunk.section,
                     score=round(hit.score, 5), page=hit.chunk.page)
 
@@ -194,7 +194,7 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     }
     confidence = _score(features)
     anchor = next((t for t in sorted(retrieval.idf, key=retrieval.idf.get, reverse=True) if t in sentence), None)
-    citations = [_citation(hit)] + [_citation(h) for h in retrieval.hits if h is not hit][:2]
+    citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits if h is not hit][:2]
     return Answer(question, _trim(sentence, anchor), confidence >= threshold,
                   round(confidence, 4), citations, features)
 
@@ -213,5 +213,5 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
         confidence = round(min(1.0, 0.55 * forward + 0.25 * backward + 0.2 * max(0.0, (hit.dense - 0.75) / 0.2)), 4)
         if forward >= 0.7 and backward >= 0.4 and retrieval.unknown_share < 0.25:
             return Answer(retrieval.question, hit.chunk.answer.strip(), confidence >= threshold, confidence,
-                          [_citation(hit)], features, kind="faq")
+                          [citation_for(hit)], features, kind="faq")
     return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.text import normalize
+from bot.text import normalize_document
 
 TARGET_CHARS = 380
 MAX_CHARS = 560
@@ -68,14 +68,14 @@ class _Line:
 
 
 def _clean(line: str) -> str:
-    line = normalize(line)
+    line = normalize_document(line)
     for pattern, replacement in _MARKUP:
         line = pattern.sub(replacement, line)
     return line.strip()
 
 
 def _heading_of(raw: str, clean: str) -> tuple[str, str] | None:
-    stripped = normalize(raw)
+    stripped = normalize_document(raw)
     match = _MD_HEADING.match(stripped)
     if match:
         return f"md{len(match.group(1))}", _clean(match.group(2))

@@ -11,6 +11,7 @@ headings), and a clear profile match multiplies that document's fused scores.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from langchain_core.embeddings import Embeddings
 
 from knowledge.tokenize import tokens
 from knowledge.vectorstore import VectorStore
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
 CANDIDATES = 40
 LEXICAL_WEIGHT = 0.6

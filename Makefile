@@ -1,0 +1,41 @@
+# madoguchi: the two commands of the README, and their setup steps.
+# Python packages come from uv.lock (exact versions); uv itself is bootstrapped with pip.
+
+PYTHON ?= python3
+VENV   := .venv
+UV     := $(VENV)/bin/uv
+UV_VERSION := 0.13.8
+
+.PHONY: chat serve test setup setup-dev ingest eval clean
+
+## make chat: set up, load the sample knowledge base, open the terminal chat (the main job)
+chat: setup
+	$(VENV)/bin/madoguchi chat
+
+## make serve: set up and start the web chat + API on http://127.0.0.1:8000
+serve: setup
+	$(VENV)/bin/madoguchi serve
+
+## make test: set up with dev tools, start a throwaway PostgreSQL when possible, run the suite
+test: setup-dev
+	@PG_URL="$${MADOGUCHI_TEST_PG_URL:-$$(scripts/start-test-postgres.sh 2>/dev/null || true)}"; \
+	if [ -z "$$PG_URL" ]; then echo "note: no PostgreSQL server; PostgreSQL tests will be skipped"; fi; \
+	MADOGUCHI_TEST_PG_URL="$$PG_URL" $(VENV)/bin/python -m pytest -n 2 -q
+
+## make eval: measure answers on the shared dev set (needs ../shared)
+eval: setup
+	MADOGUCHI_DATA_DIR=var/eval $(VENV)/bin/madoguchi knowledge ingest ../shared/corpus
+	MADOGUCHI_DATA_DIR=var/eval $(VENV)/bin/madoguchi knowledge eval --questions ../shared/eval/dev.jsonl
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q uv==$(UV_VERSION)
+
+setup: $(UV)
+	$(UV) sync --frozen --inexact --quiet
+
+setup-dev: $(UV)
+	$(UV) sync --frozen --inexact --quiet --extra dev --extra llm
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

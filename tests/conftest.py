@@ -1,0 +1,126 @@
+"""Shared fixtures: isolated settings, real SQLite and PostgreSQL databases, a live HTTP server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.services import Services
+from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
+
+PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reads the developer's .env or data dir."""
+    monkeypatch.chdir(tmp_path)
+    for key in ("DATABASE_URL", "CHROMA_URL", "MADOGUCHI_DATA_DIR", "LLM_PROVIDER"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: object) -> Settings:
+    return Settings(MADOGUCHI_DATA_DIR=tmp_path / "data", database_url=database_url, **overrides)
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database on the test server, dropped afterwards."""
+    if not PG_URL:
+        if os.environ.get("MADOGUCHI_REQUIRE_PG"):
+            pytest.fail("MADOGUCHI_REQUIRE_PG is set but MADOGUCHI_TEST_PG_URL is empty")
+        pytest.skip("MADOGUCHI_TEST_PG_URL not set (make test starts a PostgreSQL server when it can)")
+    name = f"madoguchi_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+        ), {"n": name})
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """Run a storage test on SQLite (the default) and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def services(tmp_path: Path, database_url: str | None) -> Iterator[Services]:
+    svc = Services.create(make_settings(tmp_path, database_url))
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def sqlite_services(tmp_path: Path) -> Iterator[Services]:
+    svc = Services.create(make_settings(tmp_path))
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="session")
+def sample_kb_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """One data dir with the shipped sample knowledge base ingested (embedding is the slow part)."""
+    from knowledge.ingest import ingest_paths
+
+    root = tmp_path_factory.mktemp("samplekb")
+    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None))
+    ingest_paths(svc, [SAMPLE_KB_DIR])
+    yield svc
+    svc.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving the real app on a loopback port, in a thread."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,156 @@
+"""Ingest of every supported format, broken files, and incremental re-ingest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.services import Services
+from bot.storage.models import KnowledgeChunk, KnowledgeSource
+from knowledge.chunking import chunk_lines, logical_lines, split_sentences
+from knowledge.ingest import ingest_paths
+from knowledge.loaders import LoaderError, load
+from knowledge.vectorstore import VectorStore
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF with `text` in Helvetica, built by hand (no PDF writer needed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    import docx
+    from openpyxl import Workbook
+
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / "guide.md").write_text(
+        "# 補助金ガイド\n\n## 1. 申請期限\n\n申請の締切は令和8年6月30日です。\n期限を過ぎた申請は受け付けません。\n\n"
+        "## 2. お問合せ\n\nお問合せは電子メールで受け付けています。\n", encoding="utf-8")
+    (root / "notes.txt").write_text("窓口の受付時間は平日の10時から17時までです。", encoding="utf-8")
+    (root / "page.html").write_text(
+        "<html><head><title>説明会のご案内</title><script>alert(1)</script></head><body>"
+        "<h1>説明会</h1><p>説明会はオンラインで開催します。</p><table><tr><th>日時</th><td>4月14日</td></tr></table>"
+        "</body></html>", encoding="utf-8")
+    (root / "english.pdf").write_bytes(minimal_pdf("The expert fee is 5280 yen per hour."))
+    document = docx.Document()
+    document.add_heading("旅費の規程", level=1)
+    document.add_paragraph("宿泊費は1泊9,800円を上限とします。")
+    document.save(str(root / "travel.docx"))
+    (root / "faq.csv").write_text("question,answer,tags\n申請書の様式はどこにありますか？,様式は事務局のウェブサイトからダウンロードできます。,様式\n",
+                                  encoding="utf-8")
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["質問", "回答"])
+    sheet.append(["オンライン相談はできますか？", "はい、Web会議での相談も受け付けています。"])
+    workbook.save(str(root / "faq.xlsx"))
+    (root / "faq.yaml").write_text(
+        "faq:\n  - question: 相談は無料ですか？\n    answer: はい、相談は無料です。\n    tags: [費用]\n", encoding="utf-8")
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (root / "broken.yaml").write_text("faq: [unclosed", encoding="utf-8")
+    return root
+
+
+def _sources(services: Services) -> dict[str, int]:
+    with services.db.session() as session:
+        return {s.name: s.chunk_count for s in session.execute(select(KnowledgeSource)).scalars()}
+
+
+def test_every_format_is_ingested_and_broken_files_are_reported(sqlite_services: Services, corpus: Path) -> None:
+    report = ingest_paths(sqlite_services, [corpus])
+    statuses = {Path(r.path).name: r.status for r in report.results}
+    assert statuses == {
+        "guide.md": "new", "notes.txt": "new", "page.html": "new", "english.pdf": "new", "travel.docx": "new",
+        "faq.csv": "new", "faq.xlsx": "new", "faq.yaml": "new", "broken.pdf": "error", "broken.yaml": "error",
+    }
+    assert all(r.message for r in report.results if r.status == "error")
+    sources = _sources(sqlite_services)
+    assert "broken.pdf" not in sources and all(count > 0 for count in sources.values())
+    store = VectorStore(sqlite_services.settings)
+    with sqlite_services.db.session() as session:
+        chunks = session.execute(select(func.count()).select_from(KnowledgeChunk)).scalar_one()
+        faq = session.execute(select(KnowledgeChunk).where(KnowledgeChunk.kind == "faq")).scalars().all()
+    assert store.count() == chunks
+    assert {c.answer for c in faq} >= {"はい、相談は無料です。", "はい、Web会議での相談も受け付けています。"}
+
+
+def test_reingest_is_incremental(sqlite_services: Services, corpus: Path) -> None:
+    ingest_paths(sqlite_services, [corpus])
+    again = ingest_paths(sqlite_services, [corpus])
+    assert again.count("unchanged") == 8 and again.embedded == 0
+
+    (corpus / "notes.txt").write_text("窓口の受付時間は平日の9時から18時までです。", encoding="utf-8")
+    (corpus / "faq.yaml").unlink()
+    changed = ingest_paths(sqlite_services, [corpus])
+    statuses = {Path(r.path).name: r.status for r in changed.results}
+    assert statuses["notes.txt"] == "updated"
+    assert statuses["faq.yaml"] == "removed"
+    assert statuses["guide.md"] == "unchanged"
+    assert "faq.yaml" not in _sources(sqlite_services)
+    with sqlite_services.db.session() as session:
+        chunks = session.execute(select(func.count()).select_from(KnowledgeChunk)).scalar_one()
+    assert VectorStore(sqlite_services.settings).count() == chunks
+
+
+def test_reset_rebuilds_from_the_embedding_cache(sqlite_services: Services, corpus: Path) -> None:
+    first = ingest_paths(sqlite_services, [corpus])
+    rebuilt = ingest_paths(sqlite_services, [corpus], reset=True)
+    assert rebuilt.count("new") == first.count("new")
+    assert rebuilt.embedded == 0, "vectors come from the cache after --reset"
+
+
+def test_missing_path_is_an_error(sqlite_services: Services, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        ingest_paths(sqlite_services, [tmp_path / "nope"])
+
+
+def test_loader_rejects_unreadable_files(tmp_path: Path) -> None:
+    bad = tmp_path / "x.csv"
+    bad.write_text("only,headers\n", encoding="utf-8")
+    with pytest.raises(LoaderError):
+        load(bad)
+
+
+def test_chunks_follow_structure_and_never_split_sentences() -> None:
+    raw = [
+        "Ⅰ．事業の目的",
+        "中小企業の人手不足は深刻であり、経営戦略と人材戦略を一体で検討することが",
+        "",
+        "重要です。",
+        "（１）対象",
+        "① 管内の中小企業",
+        "イ．補足事項",
+        "補足の説明です。" * 60,
+    ]
+    chunks = chunk_lines(logical_lines([raw]), "タイトル")
+    first = chunks[0]
+    assert first.section == "I.事業の目的"
+    assert "一体で検討することが重要です。" in first.text, "a sentence wrapped across lines is joined"
+    deepest = chunks[-1]
+    assert deepest.section.startswith("I.事業の目的 > (1)対象 > ① 管内の中小企業 > イ.補足事項")
+    for chunk in chunks:
+        for line in chunk.text.split("\n"):
+            assert line.endswith(("。", "事項", "目的", "対象", "中小企業")), line
+    assert split_sentences("A社です。B社（注。）です！") == ["A社です。", "B社（注。）です！"]
