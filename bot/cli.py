@@ -12,9 +12,9 @@ import logging
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from bot.settings import get_settings
 
@@ -98,7 +98,7 @@ def chat(
         nonlocal pending_options
         pending_options = []
         for reply in replies:
-            console.print(Panel(Markdown(reply.text), title="窓口", title_align="left", border_style="green"))
+            console.print(Panel(Text(reply.text), title="窓口", title_align="left", border_style="green"))
             for link in reply.links:
                 console.print(f"  🔗 {link.label}: {link.url}")
             for number, option in enumerate(reply.options, start=len(pending_options) + 1):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from bot.handler import Handler, Turn, register
 from bot.i18n import add_strings
-from bot.messages import Reply
+from bot.messages import Option, Reply
 
 add_strings("ja", {
+    "contact_menu": "担当者に問い合わせる",
     "contact_info": "担当者へのお問い合わせは、事務局の窓口までお願いします。\n{contact}\n受付時間：{hours}",
 })
 add_strings("en", {
+    "contact_menu": "Ask a staff member",
     "contact_info": "Please contact the secretariat.\n{contact}\nHours: {hours}",
 })
 
@@ -29,3 +31,8 @@ class ContactHandler(Handler):
         settings = turn.services.settings
         return [Reply(text=turn.t("contact_info", contact=settings.secretariat_contact,
                                   hours=settings.secretariat_hours))]
+
+    def menu_options(self, locale: str) -> list[Option]:
+        from bot.i18n import t
+
+        return [Option(label=t("contact_menu", locale), value="contact:human")]

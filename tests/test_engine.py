@@ -58,6 +58,7 @@ def test_first_message_creates_person_identity_conversation_and_stores_both_side
         engine: Engine, services: Services) -> None:
     replies = send(engine, "メニュー")
     assert "窓口" in replies[0].text
+    assert any(o.value == "contact:human" for o in replies[0].options), "the menu offers a person"
     assert count(services, Person) == 1
     assert count(services, ChannelIdentity) == 1
     assert count(services, Conversation) == 1
