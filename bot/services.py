@@ -44,5 +44,10 @@ class Services:
                     self._knowledge = KnowledgeBase.open(self.settings, self.db)
         return self._knowledge
 
+    def knowledge_changed(self) -> None:
+        """Tell an already-open knowledge base to reload its snapshot (after an ingest)."""
+        if self._knowledge is not None:
+            self._knowledge.refresh(force=True)
+
     def close(self) -> None:
         self.db.dispose()

@@ -178,7 +178,8 @@ def _index_ready(services: Services) -> bool:
 
 
 def _channel_mounts() -> list:  # type: ignore[type-arg]
-    """Channel adapters that mount webhook routes (added by the channel modules)."""
+    """Webhook routes of the platform adapters (Slack, Telegram, LINE) live with each adapter module;
+    none is implemented yet (issue #7), so the app serves the web chat and API only."""
     return []
 
 

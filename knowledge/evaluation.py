@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bot.text import compact
+from knowledge.answering import answer_from
 from knowledge.service import KnowledgeBase
 
 
@@ -37,8 +38,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def answer_one(kb: KnowledgeBase, question_id: str, question: str) -> dict[str, Any]:
     started = time.perf_counter()
     retrieval = kb.retrieve(question)
-    from knowledge.answering import answer_from
-
     answer = answer_from(retrieval, kb.settings.answer_threshold)
     latency = (time.perf_counter() - started) * 1000
     return {

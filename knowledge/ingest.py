@@ -117,8 +117,7 @@ def ingest_paths(
         if on_file:
             on_file(result)
     report.seconds = time.perf_counter() - started
-    if services._knowledge is not None:
-        services._knowledge.refresh(force=True)
+    services.knowledge_changed()
     return report
 
 
