@@ -135,7 +135,6 @@ class Engine:
         for handler in self.question_handlers:
             replies = handler.answer(turn)
             if replies is not None:
-                turn.notes["answered_by"] = handler.name
                 return replies
         return [Reply(text=turn.t("fallback_answer"))]
 

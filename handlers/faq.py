@@ -49,7 +49,6 @@ class FaqHandler(Handler):
         citations = [c.__dict__ | {"label": c.label()} for c in answer.citations]
         meta = {"confidence": answer.confidence, "confident": answer.confident, "citations": citations,
                 "kind": answer.kind}
-        turn.notes["faq"] = meta
         if answer.confident:
             return [Reply(text=answer.text, meta=meta)]
         lines = [turn.t("faq_not_sure")]

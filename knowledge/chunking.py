@@ -58,6 +58,9 @@ class ChunkDraft:
     section: str
     page: int | None
     text: str
+    #: Set for a curated FAQ entry: the question it answers and its own answer.
+    question: str | None = None
+    answer: str | None = None
 
 
 @dataclass

@@ -158,8 +158,8 @@ def _ingest_one(services, store, embeddings, model, path: Path, known, report: I
 def _drafts(document: LoadedDocument, path: Path) -> tuple[str, list[ChunkDraft]]:
     if document.kind == "faq":
         title = document.title or path.stem
-        drafts = [ChunkDraft(section=e.section or "よくある質問", page=None,
-                             text=f"Q: {e.question}\nA: {e.answer}") for e in document.faq]
+        drafts = [ChunkDraft(section=e.section or "よくある質問", page=None, text=f"Q: {e.question}\nA: {e.answer}",
+                             question=e.question, answer=e.answer) for e in document.faq]
         return title, drafts
     lines = logical_lines(document.pages)
     title = document.title or guess_title(lines, path.stem)
@@ -170,20 +170,19 @@ def _chunk_rows(path: Path, drafts: list[ChunkDraft]) -> list[KnowledgeChunk]:
     rows = []
     for ordinal, draft in enumerate(drafts):
         chunk_id = hashlib.sha256(f"{path}\n{ordinal}\n{draft.text}".encode()).hexdigest()[:40]
-        is_faq = draft.text.startswith("Q: ") and "\nA: " in draft.text
-        answer = draft.text.split("\nA: ", 1)[1] if is_faq else None
-        question = draft.text.split("\nA: ", 1)[0][3:] if is_faq else None
+        is_faq = draft.question is not None
         # FAQ: the question counts twice, so a user's wording of it outweighs words in the answer.
-        token_text = f"{question} {question} {answer}" if is_faq else f"{draft.section} {draft.text}"
+        token_text = (f"{draft.question} {draft.question} {draft.answer}" if is_faq
+                      else f"{draft.section} {draft.text}")
         rows.append(KnowledgeChunk(id=chunk_id, ordinal=ordinal, kind="faq" if is_faq else "text",
-                                   section=draft.section, page=draft.page, text=draft.text, answer=answer,
+                                   section=draft.section, page=draft.page, text=draft.text, answer=draft.answer,
                                    tokens=" ".join(tokens(token_text))))
     return rows
 
 
 def _embed_text(title: str, draft: ChunkDraft) -> str:
-    if draft.text.startswith("Q: ") and "\nA: " in draft.text:
-        return draft.text.split("\nA: ", 1)[0][3:][:EMBED_CHARS]  # a FAQ is found by its question
+    if draft.question is not None:
+        return draft.question[:EMBED_CHARS]  # a FAQ is found by its question
     head = f"{draft.section}\n" if draft.section else ""
     return (head + draft.text)[:EMBED_CHARS]
 

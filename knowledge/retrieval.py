@@ -113,6 +113,7 @@ class HybridIndex:
         for sid, names in sections.items():
             for name in names:
                 profiles[sid].update(tokens(name))
+        self._profile_df = Counter(t for p in profiles.values() for t in p)
         return profiles
 
     def steer(self, query_tokens: list[str]) -> int | None:
@@ -120,7 +121,7 @@ class HybridIndex:
         if len(self.sources) < 2:
             return None
         n_docs = len(self.sources)
-        df = Counter(t for p in self._profiles.values() for t in p)
+        df = self._profile_df
         scores = {}
         for sid, profile in self._profiles.items():
             # A word of the title names the document; a word of a heading only hints at it.
