@@ -33,9 +33,17 @@ def _services():  # type: ignore[no-untyped-def]
     from bot.logging_setup import configure_logging
     from bot.services import Services
 
+    from bot.forms.schema import FormDefinitionError
+
     settings = get_settings()
     configure_logging(settings.log_level)
-    return Services.create(settings)
+    services = Services.create(settings)
+    try:
+        services.forms  # noqa: B018  (validate form definitions at startup, not mid-chat)
+    except FormDefinitionError as error:
+        console.print(f"[red]フォーム定義の誤り[/]: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    return services
 
 
 @config_app.command("show")
@@ -93,16 +101,19 @@ def chat(
     console.print(Panel.fit("madoguchi（窓口）ターミナルチャット\n"
                             "番号で選択肢を選べます。終了は「exit」または Ctrl-D。", style="cyan"))
     pending_options: list = []
+    numbered = True  # False while the bot expects a typed answer (a number is then the answer)
 
     def show(replies: list[Reply]) -> None:
-        nonlocal pending_options
+        nonlocal pending_options, numbered
         pending_options = []
+        numbered = not any(reply.free_input for reply in replies)
         for reply in replies:
             console.print(Panel(Text(reply.text), title="窓口", title_align="left", border_style="green"))
             for link in reply.links:
                 console.print(f"  🔗 {link.label}: {link.url}")
             for number, option in enumerate(reply.options, start=len(pending_options) + 1):
-                console.print(f"  [bold cyan]{number}[/]. {option.label}")
+                marker = f"[bold cyan]{number}[/]." if numbered else "・"
+                console.print(f"  {marker} {option.label}")
             pending_options.extend(reply.options)
 
     show(engine.handle(InboundMessage(channel="cli", external_user_id=user_id, text="メニュー")))
@@ -117,8 +128,10 @@ def chat(
             return
         choice = None
         stripped = line.strip()
-        if stripped.isdigit() and pending_options and 1 <= int(stripped) <= len(pending_options):
+        if numbered and stripped.isdigit() and pending_options and 1 <= int(stripped) <= len(pending_options):
             choice = pending_options[int(stripped) - 1].value
+        elif not numbered:  # typing a button's label presses it
+            choice = next((o.value for o in pending_options if o.label == stripped), None)
         message = InboundMessage(channel="cli", external_user_id=user_id,
                                  text=None if choice else line, choice=choice)
         show(engine.handle(message))
@@ -157,6 +170,9 @@ def serve(
 
 
 def _attach_capability_commands() -> None:
+    from bot.forms.cli import hearing_app
+
+    app.add_typer(hearing_app, name="hearing")
     try:
         from knowledge.cli import knowledge_app
     except ImportError:

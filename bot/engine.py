@@ -38,6 +38,8 @@ class Engine:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.handlers: dict[str, Handler] = registered()
+        for handler in self.handlers.values():
+            handler.check(services)
         self.question_handlers = sorted(
             (h for h in self.handlers.values() if h.question_priority is not None),
             key=lambda h: h.question_priority or 0,
@@ -141,9 +143,10 @@ class Engine:
     def _leave_flow(self, turn: Turn, flow: Handler | None) -> list[Reply]:
         if flow is None:
             return [Reply(text=turn.t("no_active_flow"), options=self.menu(turn.locale))]
-        flow.on_leave(turn)
+        extra = flow.on_leave(turn)
         turn.end_flow("left")
-        return [Reply(text=turn.t("left_flow", flow=flow.flow_label or flow.name), options=self.menu(turn.locale))]
+        left = Reply(text=turn.t("left_flow", flow=flow.flow_label or flow.name), options=self.menu(turn.locale))
+        return [*extra, left] if extra else [left]
 
     @staticmethod
     def menu(locale: str) -> list[Option]:

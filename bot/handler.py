@@ -111,8 +111,12 @@ class Handler:
         """Ask the flow's current question again (after a question was answered mid-flow)."""
         return []
 
-    def on_leave(self, turn: Turn) -> None:
-        """The user left the flow (「やめる」): save what must survive for a later resume."""
+    def on_leave(self, turn: Turn) -> list[Reply]:
+        """The user left the flow (「やめる」): save what must survive a later resume; say how to resume."""
+        return []
+
+    def check(self, services: Services) -> None:
+        """Startup check of the handler's configuration (a broken form must stop startup, not a chat)."""
 
     def answer(self, turn: Turn) -> list[Reply] | None:
         """As a question handler: answer free text, or None to let the next one try."""

@@ -65,3 +65,7 @@ class Reply(BaseModel):
     links: list[Link] = Field(default_factory=list)
     files: list[FileRef] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict, description="Not shown: citations, confidence.")
+    free_input: bool = Field(
+        default=False,
+        description="A typed answer is expected (a number, a date ...): clients must not read digits as option picks.",
+    )

@@ -14,6 +14,7 @@ from bot.settings import Settings, get_settings
 from bot.storage.db import Database
 
 if TYPE_CHECKING:
+    from bot.forms.schema import FormCatalog
     from knowledge.service import KnowledgeBase
 
 
@@ -22,6 +23,7 @@ class Services:
     settings: Settings
     db: Database
     _knowledge: KnowledgeBase | None = field(default=None, repr=False)
+    _forms: FormCatalog | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -43,6 +45,15 @@ class Services:
 
                     self._knowledge = KnowledgeBase.open(self.settings, self.db)
         return self._knowledge
+
+    @property
+    def forms(self) -> FormCatalog:
+        """Every questionnaire definition (bundled plus MADOGUCHI_FORMS_DIRS), validated on first use."""
+        if self._forms is None:
+            from bot.forms.schema import load_catalog
+
+            self._forms = load_catalog(self.settings.forms_dirs)
+        return self._forms
 
     def knowledge_changed(self) -> None:
         """Tell an already-open knowledge base to reload its snapshot (after an ingest)."""

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     embedding_api_key: SecretStr | None = None
     answer_threshold: float = Field(default=0.5, description="Confidence below which the bot abstains.")
 
+    # Questionnaires (hearing sheet)
+    forms_dirs: list[Path] = Field(
+        default_factory=list, validation_alias=AliasChoices("MADOGUCHI_FORMS_DIRS", "forms_dirs"),
+        description="Extra folders of form YAML files, besides the bundled ones.",
+    )
+    hearing_form: str = Field(default="dx-platform", description="The form 「ヒアリング開始」 starts.")
+
     # Optional LLM generation
     llm_provider: Literal["none", "openai", "ollama"] = "none"
     llm_base_url: str | None = None

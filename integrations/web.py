@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bot.engine import Engine
@@ -68,6 +69,7 @@ class ChatReply(BaseModel):
     text: str
     options: list[ChatOption] = Field(default_factory=list)
     links: list[ChatLink] = Field(default_factory=list)
+    free_input: bool = Field(default=False, description="A typed answer is expected; digits are not option picks.")
 
 
 class ChatResponse(BaseModel):
@@ -111,6 +113,21 @@ def create_app(services: Services | None = None) -> FastAPI:
         response.headers["x-request-id"] = request_id
         return response
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Our routes raise with {error, message, message_en}; keep that shape at the top level."""
+        if isinstance(exc.detail, dict) and "error" in exc.detail:
+            body = exc.detail
+        else:
+            body = {"error": "http_error", "message": "リクエストを処理できませんでした。",
+                    "message_en": str(exc.detail)}
+            if exc.status_code == 404:
+                body = {"error": "not_found", "message": "ページが見つかりません。", "message_en": "Not found."}
+            elif exc.status_code == 405:
+                body = {"error": "method_not_allowed", "message": "この操作は使えません。",
+                        "message_en": "Method not allowed."}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -144,7 +161,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         replies = engine.handle(message)
         return ChatResponse(replies=[
             ChatReply(text=r.text, options=[ChatOption(**o.model_dump()) for o in r.options],
-                      links=[ChatLink(**link.model_dump()) for link in r.links])
+                      links=[ChatLink(**link.model_dump()) for link in r.links], free_input=r.free_input)
             for r in replies
         ])
 
@@ -163,6 +180,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    from integrations.staff_api import router as staff_router
+
+    app.include_router(staff_router)
 
     for mount in _channel_mounts():
         mount(app, services, engine)

@@ -193,3 +193,53 @@ class EmbeddingCache(Base):
     model: Mapped[str] = mapped_column(String(100), primary_key=True)
     text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FormResponse(Base):
+    """One person's answers to one form (the hearing sheet), from first answer to submission.
+
+    Kept per person, not per conversation, so an interview begun on LINE can be
+    resumed on the web chat. `state` holds where the person is (the question
+    being asked, the answered-question history for 「戻る」, a multi-choice
+    selection being built); `answers` holds {question id: value}.
+    """
+
+    __tablename__ = "form_responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[str] = mapped_column(String(60), index=True)
+    form_version: Mapped[int]
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="in_progress", index=True)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+
+    person: Mapped[Person] = relationship()
+
+
+class StaffNotification(Base):
+    """Something the secretariat must see (a submitted hearing sheet, a ticket ...): an outbox.
+
+    Written in the same transaction as the business change; staff channels
+    (Slack, the console) deliver it and set `delivered_at`, so nothing is lost
+    when a channel is down.
+    """
+
+    __tablename__ = "staff_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    subject_type: Mapped[str | None] = mapped_column(String(50))
+    subject_id: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
