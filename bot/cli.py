@@ -116,8 +116,21 @@ def chat(
                 console.print(f"  {marker} {option.label}")
             pending_options.extend(reply.options)
 
+    def show_pending() -> None:
+        """Messages for this user that were not replies (a visit to confirm, a staff answer)."""
+        from bot.outbox import mark_sent, pending_for_user, reply_of
+
+        with services.db.session() as session:
+            rows = pending_for_user(session, "cli", user_id)
+            waiting = [reply_of(row) for row in rows]
+            for row in rows:
+                mark_sent(row)
+        if waiting:
+            show(waiting)
+
     show(engine.handle(InboundMessage(channel="cli", external_user_id=user_id, text="メニュー")))
     while True:
+        show_pending()
         try:
             line = console.input("[bold]あなた> [/]")
         except (EOFError, KeyboardInterrupt):
@@ -171,8 +184,13 @@ def serve(
 
 def _attach_capability_commands() -> None:
     from bot.forms.cli import hearing_app
+    from bot.people.cli import companies_app, people_app
+    from bot.visits.cli import visits_app
 
     app.add_typer(hearing_app, name="hearing")
+    app.add_typer(people_app, name="people")
+    app.add_typer(companies_app, name="companies")
+    app.add_typer(visits_app, name="visits")
     try:
         from knowledge.cli import knowledge_app
     except ImportError:

@@ -114,7 +114,7 @@ class Engine:
                 return handler.on_command(turn), handler.name
 
         if choice and not text and not turn.message.location and flow is None:
-            return [Reply(text=turn.t("unknown_choice"), options=self.menu(turn.locale))], "engine"
+            return [Reply(text=turn.t("unknown_choice"), options=self.menu(turn.locale, turn.person))], "engine"
 
         if flow is not None:
             replies = flow.on_flow_message(turn)
@@ -126,11 +126,11 @@ class Engine:
 
         if COMMAND_PATTERN.match(text):
             command = text.split()[0]
-            return [Reply(text=turn.t("unknown_command", command=command), options=self.menu(turn.locale))], "engine"
+            return [Reply(text=turn.t("unknown_command", command=command), options=self.menu(turn.locale, turn.person))], "engine"
         if not has_meaningful_text(text):
             if turn.message.location or turn.message.attachments:
-                return [Reply(text=turn.t("menu_prompt"), options=self.menu(turn.locale))], "engine"
-            return [Reply(text=turn.t("emoji_only"), options=self.menu(turn.locale))], "engine"
+                return [Reply(text=turn.t("menu_prompt"), options=self.menu(turn.locale, turn.person))], "engine"
+            return [Reply(text=turn.t("emoji_only"), options=self.menu(turn.locale, turn.person))], "engine"
         return self._answer_question(turn), "question"
 
     def _answer_question(self, turn: Turn) -> list[Reply]:
@@ -142,15 +142,15 @@ class Engine:
 
     def _leave_flow(self, turn: Turn, flow: Handler | None) -> list[Reply]:
         if flow is None:
-            return [Reply(text=turn.t("no_active_flow"), options=self.menu(turn.locale))]
+            return [Reply(text=turn.t("no_active_flow"), options=self.menu(turn.locale, turn.person))]
         extra = flow.on_leave(turn)
         turn.end_flow("left")
-        left = Reply(text=turn.t("left_flow", flow=flow.flow_label or flow.name), options=self.menu(turn.locale))
+        left = Reply(text=turn.t("left_flow", flow=flow.flow_label or flow.name), options=self.menu(turn.locale, turn.person))
         return [*extra, left] if extra else [left]
 
     @staticmethod
-    def menu(locale: str) -> list[Option]:
-        return main_menu(locale)
+    def menu(locale: str, person: Person | None = None) -> list[Option]:
+        return main_menu(locale, person)
 
     # ---------------------------------------------------------------- storage
     def _load_party(self, session: Session, message: InboundMessage) -> tuple[Person, Conversation]:

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.i18n import t
 from bot.messages import InboundMessage, Option, Reply
 from bot.storage import audit
-from bot.storage.models import Conversation, Person
+from bot.storage.models import ChannelIdentity, Conversation, Person
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -65,6 +66,12 @@ class Turn:
     @property
     def flow_state(self) -> dict[str, Any]:
         return dict(self.conversation.flow_state or {})
+
+    def identity(self) -> ChannelIdentity:
+        """The chat account this message came from (its `verified` flag says it was linked by a code)."""
+        return self.session.execute(select(ChannelIdentity).where(
+            ChannelIdentity.channel == self.message.channel,
+            ChannelIdentity.external_user_id == self.message.external_user_id)).scalar_one()
 
 
 class Handler:
@@ -122,8 +129,8 @@ class Handler:
         """As a question handler: answer free text, or None to let the next one try."""
         return None
 
-    def menu_options(self, locale: str) -> list[Option]:
-        """Buttons this capability adds to the main menu."""
+    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+        """Buttons this capability adds to the main menu (`person` known: only what they may use)."""
         return []
 
 
@@ -146,9 +153,9 @@ def registered() -> dict[str, Handler]:
 
 
 
-def main_menu(locale: str) -> list[Option]:
-    """The main menu: the buttons every registered capability contributes."""
+def main_menu(locale: str, person: Person | None = None) -> list[Option]:
+    """The main menu: the buttons every registered capability contributes (for this person, if known)."""
     options: list[Option] = []
     for handler in registered().values():
-        options.extend(handler.menu_options(locale))
+        options.extend(handler.menu_options(locale, person))
     return options

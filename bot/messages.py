@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from datetime import UTC
+
+from pydantic import BaseModel, Field, field_validator
 
 from bot.storage.models import utcnow
 
@@ -37,6 +39,12 @@ class InboundMessage(BaseModel):
     platform_message_id: str | None = None
     timestamp: datetime = Field(default_factory=utcnow)
     display_name: str | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _naive_utc(cls, value: datetime) -> datetime:
+        """Platforms send aware times; everything stored is naive UTC (see bot.storage.models.utcnow)."""
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 class Option(BaseModel):

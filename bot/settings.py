@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MADOGUCHI_HOST", "host"))
     port: int = Field(default=8000, validation_alias=AliasChoices("MADOGUCHI_PORT", "port"))
     max_message_chars: int = Field(default=4000, description="Longer inbound text is refused politely.")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where users reach the web chat (links in messages, e.g. an SME's confirmation link).",
+    )
+    program_rules_file: Path | None = Field(
+        default=None, description="Program rules per fiscal year (default: bot/visits/program_rules.yaml).")
     staff_api_token: SecretStr | None = Field(
         default=None, description="Bearer token for the staff API (bootstrap; tokens in DB come later)."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.handler import Handler, Turn, register
 from bot.i18n import add_strings
 from bot.messages import Option, Reply
+from bot.storage.models import Person
 
 add_strings("ja", {
     "contact_menu": "担当者に問い合わせる",
@@ -32,7 +33,7 @@ class ContactHandler(Handler):
         return [Reply(text=turn.t("contact_info", contact=settings.secretariat_contact,
                                   hours=settings.secretariat_hours))]
 
-    def menu_options(self, locale: str) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         from bot.i18n import t
 
         return [Option(label=t("contact_menu", locale), value="contact:human")]

@@ -28,7 +28,7 @@ from bot.handler import Handler, Turn, register
 from bot.i18n import add_strings, t
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
-from bot.storage.models import FormResponse, utcnow
+from bot.storage.models import FormResponse, Person, utcnow
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -181,7 +181,7 @@ class HearingHandler(Handler):
             raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
                                       f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
 
-    def menu_options(self, locale: str) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         return [Option(label=t("hearing_menu", locale), value="hearing:start")]
 
     # ------------------------------------------------------------ commands

@@ -20,4 +20,4 @@ class MenuHandler(Handler):
     choice_prefix = "menu:"
 
     def on_command(self, turn: Turn) -> list[Reply]:
-        return [Reply(text=turn.t("welcome"), options=main_menu(turn.locale))]
+        return [Reply(text=turn.t("welcome"), options=main_menu(turn.locale, turn.person))]

@@ -106,3 +106,89 @@ def get_hearing(request: Request, actor: Staff, response_id: int) -> HearingDeta
                      data={"actor": actor})
         return HearingDetail.model_validate(response_document(services.forms, response))
 
+
+
+class VisitItem(BaseModel):
+    id: int
+    planned_date: date
+    planned_start: str | None
+    planned_end: str | None
+    expert_id: int
+    expert_name: str | None
+    company_id: int
+    company_name: str
+    institution: str | None
+    status: str
+    checkin_at: str | None
+    checkin_location: list[float] | None
+    checkout_at: str | None
+    checkout_location: list[float] | None
+    face_to_face_minutes: int | None
+    accompanied: bool | None
+    accompanied_minutes: int | None
+    not_accompanied_reason: str | None
+    confirmed_at: str | None
+    confirmation_method: str | None
+    fee_yen: int
+    needs_certificate: bool
+    flags: list[str]
+
+
+class VisitList(BaseModel):
+    total: int
+    items: list[VisitItem]
+
+
+def _iso(moment: Any) -> str | None:
+    aware = to_jst(moment)
+    return aware.isoformat() if aware else None
+
+
+@router.get("/visits", response_model=VisitList)
+def list_visits(
+    request: Request,
+    actor: Staff,
+    month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")] = None,
+    status: str | None = None,
+    expert_id: int | None = None,
+    company_id: int | None = None,
+    limit: int = Query(default=200, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> VisitList:
+    """Visits with times, locations, support time, confirmation, fee and rule flags (staff only)."""
+    from sqlalchemy import select
+
+    from bot.storage.models import Visit
+    from bot.visits.report import month_bounds, visit_fees
+
+    services = _services(request)
+    with services.db.session() as session:
+        query = select(Visit).order_by(Visit.planned_date, Visit.id)
+        if month:
+            start, end = month_bounds(month)
+            query = query.where(Visit.planned_date >= start, Visit.planned_date < end)
+        for column, value in ((Visit.status, status), (Visit.expert_person_id, expert_id),
+                              (Visit.company_id, company_id)):
+            if value is not None:
+                query = query.where(column == value)
+        visits = list(session.execute(query).scalars())
+        same_days = list(session.execute(select(Visit).where(
+            Visit.status == "confirmed",
+            Visit.planned_date.in_({v.planned_date for v in visits}),
+            Visit.expert_person_id.in_({v.expert_person_id for v in visits}))).scalars())
+        fees = visit_fees(same_days, services.settings.program_rules_file)
+        audit.record(session, "visits.listed", data={"actor": actor, "month": month, "count": len(visits)})
+        items = [VisitItem(
+            id=v.id, planned_date=v.planned_date, planned_start=v.planned_start, planned_end=v.planned_end,
+            expert_id=v.expert_person_id, expert_name=v.expert.display_name, company_id=v.company_id,
+            company_name=v.company.name, institution=v.institution, status=v.status,
+            checkin_at=_iso(v.checkin_at),
+            checkin_location=[v.checkin_lat, v.checkin_lon] if v.checkin_lat is not None else None,
+            checkout_at=_iso(v.checkout_at),
+            checkout_location=[v.checkout_lat, v.checkout_lon] if v.checkout_lat is not None else None,
+            face_to_face_minutes=v.face_to_face_minutes, accompanied=v.accompanied,
+            accompanied_minutes=v.accompanied_minutes, not_accompanied_reason=v.not_accompanied_reason,
+            confirmed_at=_iso(v.confirmed_at), confirmation_method=v.confirmation_method,
+            fee_yen=fees.get(v.id, 0), needs_certificate=v.needs_certificate, flags=list(v.flags or []),
+        ) for v in visits[offset: offset + limit]]
+        return VisitList(total=len(visits), items=items)

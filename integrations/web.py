@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Annotated
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bot.engine import Engine
-from bot.messages import InboundMessage, Location
+from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
 
@@ -159,11 +159,23 @@ def create_app(services: Services | None = None) -> FastAPI:
             location=Location(lat=body.location.lat, lon=body.location.lon) if body.location else None,
         )
         replies = engine.handle(message)
-        return ChatResponse(replies=[
-            ChatReply(text=r.text, options=[ChatOption(**o.model_dump()) for o in r.options],
-                      links=[ChatLink(**link.model_dump()) for link in r.links], free_input=r.free_input)
-            for r in replies
-        ])
+        return ChatResponse(replies=[_chat_reply(r) for r in replies])
+
+    @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
+    def api_pending(user_id: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")]
+                    ) -> ChatResponse:
+        """Messages waiting for this web user that were not replies (a visit to confirm, a staff answer).
+
+        Each is returned once: it is marked delivered in the same transaction.
+        """
+        from bot.outbox import mark_sent, pending_for_user, reply_of
+
+        with services.db.session() as session:
+            rows = pending_for_user(session, "web", user_id)
+            replies = [reply_of(row) for row in rows]
+            for row in rows:
+                mark_sent(row)
+        return ChatResponse(replies=[_chat_reply(r) for r in replies])
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -188,6 +200,11 @@ def create_app(services: Services | None = None) -> FastAPI:
     for mount in _channel_mounts():
         mount(app, services, engine)
     return app
+
+
+def _chat_reply(reply: Reply) -> ChatReply:
+    return ChatReply(text=reply.text, options=[ChatOption(**o.model_dump()) for o in reply.options],
+                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input)
 
 
 def _index_ready(services: Services) -> bool:

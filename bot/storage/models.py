@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from datetime import date as date_type
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -243,3 +245,83 @@ class StaffNotification(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(default=0)
+
+
+class LinkCode(Base):
+    """A one-time code staff hand out: links a chat account to a registered person, or lets an
+    SME without an account confirm one visit. Only the SHA-256 of the code is stored."""
+
+    __tablename__ = "link_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # "link" | "visit_confirm"
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    used_by_person_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Visit(Base):
+    """One planned dispatch of an expert to a company, and what happened on the day.
+
+    Times are naive UTC like every timestamp; `planned_date` is the Japanese
+    calendar day. `flags` lists rule findings (location far, date differs,
+    over the yearly limit ...); `needs_certificate` means the paper
+    支援実施証明兼再発防止誓約書 is required because a step is missing.
+    """
+
+    __tablename__ = "visits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    institution: Mapped[str | None] = mapped_column(String(200))
+    planned_date: Mapped[date_type] = mapped_column(Date, index=True)
+    planned_start: Mapped[str | None] = mapped_column(String(5))
+    planned_end: Mapped[str | None] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(20), default="planned", index=True)
+    checkin_at: Mapped[datetime | None] = mapped_column(DateTime)
+    checkin_lat: Mapped[float | None]
+    checkin_lon: Mapped[float | None]
+    checkin_no_location_reason: Mapped[str | None] = mapped_column(String(500))
+    checkout_at: Mapped[datetime | None] = mapped_column(DateTime)
+    checkout_lat: Mapped[float | None]
+    checkout_lon: Mapped[float | None]
+    checkout_no_location_reason: Mapped[str | None] = mapped_column(String(500))
+    face_to_face_minutes: Mapped[int | None]
+    accompanied: Mapped[bool | None]
+    accompanied_minutes: Mapped[int | None]
+    not_accompanied_reason: Mapped[str | None] = mapped_column(String(500))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    confirmed_by_person_id: Mapped[int | None] = mapped_column(Integer)
+    confirmation_method: Mapped[str | None] = mapped_column(String(20))
+    dispute_note: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    needs_certificate: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    expert: Mapped[Person] = relationship(foreign_keys=[expert_person_id])
+    company: Mapped[Company] = relationship()
+
+
+class OutboundMessage(Base):
+    """A message to a person who did not just write to us (an SME asked to confirm, a staff answer
+    relayed): kept until the person's channel has delivered it, retried, never dropped silently."""
+
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(20), index=True)
+    external_user_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"reply": Reply}
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,85 @@
+"""Messages to people who did not just write to us, kept until delivered.
+
+The engine answers the sender in its reply; everything else (an SME asked to
+confirm a visit, an expert told the SME confirmed, a staff answer relayed)
+is written here in the same transaction as the change that caused it. Each
+channel drains its rows: platform adapters push them and retry with backoff,
+the web chat and the terminal pick them up when the user is there. A row is
+marked sent only after the platform accepted it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.messages import Reply
+from bot.storage.models import ChannelIdentity, Conversation, OutboundMessage, utcnow
+
+RETRY_DELAYS_S = (10, 30, 120, 600, 1800, 3600)
+
+
+class NoChannel(LookupError):
+    """The person has no chat account to reach them on."""
+
+
+def preferred_identity(session: Session, person_id: int, verified_only: bool = False) -> ChannelIdentity:
+    """The account the person used most recently (verified ones first)."""
+    query = (select(ChannelIdentity, Conversation.updated_at)
+             .outerjoin(Conversation, (Conversation.person_id == ChannelIdentity.person_id)
+                        & (Conversation.channel == ChannelIdentity.channel))
+             .where(ChannelIdentity.person_id == person_id))
+    if verified_only:
+        query = query.where(ChannelIdentity.verified.is_(True))
+    rows = session.execute(query).all()
+    if not rows:
+        raise NoChannel(person_id)
+    rows.sort(key=lambda row: (row[0].verified, row[1] or row[0].created_at), reverse=True)
+    return rows[0][0]
+
+
+def send_to_person(session: Session, person_id: int, replies: list[Reply], *, verified_only: bool = False) -> list[OutboundMessage]:
+    identity = preferred_identity(session, person_id, verified_only)
+    rows = [OutboundMessage(person_id=person_id, channel=identity.channel, external_user_id=identity.external_user_id,
+                            payload={"reply": reply.model_dump(mode="json")}) for reply in replies]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def due(session: Session, channel: str, limit: int = 50) -> list[OutboundMessage]:
+    """Pending rows of a channel whose next attempt is due, oldest first, locked for this worker."""
+    query = (select(OutboundMessage)
+             .where(OutboundMessage.channel == channel, OutboundMessage.status == "pending",
+                    OutboundMessage.next_attempt_at <= utcnow())
+             .order_by(OutboundMessage.id).limit(limit).with_for_update(skip_locked=True))
+    return list(session.execute(query).scalars())
+
+
+def pending_for_user(session: Session, channel: str, external_user_id: str) -> list[OutboundMessage]:
+    return list(session.execute(
+        select(OutboundMessage).where(OutboundMessage.channel == channel,
+                                      OutboundMessage.external_user_id == external_user_id,
+                                      OutboundMessage.status == "pending")
+        .order_by(OutboundMessage.id).with_for_update(skip_locked=True)).scalars())
+
+
+def reply_of(row: OutboundMessage) -> Reply:
+    return Reply.model_validate(row.payload["reply"])
+
+
+def mark_sent(row: OutboundMessage) -> None:
+    row.status = "sent"
+    row.sent_at = utcnow()
+    row.attempts += 1
+
+
+def mark_failed_attempt(row: OutboundMessage, error: str, retry_after_s: float | None = None) -> None:
+    """Schedule the next try (the platform's Retry-After wins). After the last delay the row keeps
+    retrying at the longest interval: it is never dropped, and `attempts`/`last_error` show it failing."""
+    row.attempts += 1
+    row.last_error = error[:2000]
+    delay = retry_after_s if retry_after_s is not None else RETRY_DELAYS_S[min(row.attempts, len(RETRY_DELAYS_S)) - 1]
+    row.next_attempt_at = utcnow() + timedelta(seconds=delay)
