@@ -118,11 +118,11 @@ def chat(
 
     def show_pending() -> None:
         """Messages for this user that were not replies (a visit to confirm, a staff answer)."""
-        from bot.outbox import mark_sent, pending_for_user, reply_of
+        from bot.outbox import mark_sent, pending_for_user, replies_of
 
         with services.db.session() as session:
             rows = pending_for_user(session, "cli", user_id)
-            waiting = [reply_of(row) for row in rows]
+            waiting = [reply for row in rows for reply in replies_of(row)]
             for row in rows:
                 mark_sent(row)
         if waiting:
@@ -186,11 +186,13 @@ def _attach_capability_commands() -> None:
     from bot.forms.cli import hearing_app
     from bot.people.cli import companies_app, people_app
     from bot.visits.cli import visits_app
+    from integrations.cli import channels_app
 
     app.add_typer(hearing_app, name="hearing")
     app.add_typer(people_app, name="people")
     app.add_typer(companies_app, name="companies")
     app.add_typer(visits_app, name="visits")
+    app.add_typer(channels_app, name="channels")
     try:
         from knowledge.cli import knowledge_app
     except ImportError:

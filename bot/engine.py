@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +24,8 @@ from bot.i18n import t
 from bot.messages import InboundMessage, Option, Reply
 from bot.services import Services
 from bot.storage import audit
-from bot.storage.models import ChannelIdentity, Conversation, Message, Person
+from bot.outbox import queue
+from bot.storage.models import ChannelIdentity, Conversation, Message, Person, utcnow
 from bot.text import has_meaningful_text, normalize
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,15 @@ log = logging.getLogger(__name__)
 LEAVE_WORDS = frozenset({"やめる", "やめます", "中断", "中止", "キャンセル", "終了", "stop", "cancel", "quit"})
 LEAVE_CHOICE = "flow:leave"
 COMMAND_PATTERN = re.compile(r"^/[A-Za-z_]+")
+
+
+@dataclass
+class Outcome:
+    """What became of one inbound message."""
+
+    replies: list[Reply]
+    duplicate: bool = False  # a redelivery: `replies` are the ones given the first time
+    limited: bool = False  # refused by a rate limit (nothing stored)
 
 
 class Engine:
@@ -48,21 +60,38 @@ class Engine:
     # ------------------------------------------------------------------ entry
     def handle(self, message: InboundMessage) -> list[Reply]:
         """Process one message end to end; every state change is committed before returning."""
+        return self.process(message).replies
+
+    def process(self, message: InboundMessage, *, outbox: bool = False) -> Outcome:
+        """`handle`, saying also whether the message was a redelivery or refused by a limit.
+
+        With `outbox=True` (platform channels) the replies are also queued in the
+        outbox in the same transaction that stores them, so the channel's delivery
+        worker sends them, retrying until the platform accepts them; a
+        redelivered message queues nothing, so the user never gets a reply twice.
+        """
         settings = self.services.settings
         text = normalize(message.text)
-        locale = settings.locale
+        refusal = None
         if message.text and len(message.text) > settings.max_message_chars:
-            return [Reply(text=t("too_long", locale, limit=settings.max_message_chars))]
-        if not text and not message.choice and not message.location and not message.attachments:
-            return [Reply(text=t("empty_message", locale))]
+            refusal = ("too_long", {"limit": settings.max_message_chars})
+        elif not text and not message.choice and not message.location and not message.attachments:
+            refusal = ("empty_message", {})
 
         with self.services.db.session() as session:
             person, conversation = self._load_party(session, message)
-            locale = person.locale or locale
+            locale = person.locale or settings.locale
             if message.platform_message_id:
                 earlier = self._stored_replies(session, message)
                 if earlier is not None:
-                    return earlier
+                    return Outcome(earlier, duplicate=True)
+            limited = refusal is None and self._over_limit(session, message, conversation)
+            if refusal is not None or limited:
+                key, values = refusal or ("rate_limited", {})
+                replies = [Reply(text=t(key, locale, **values))]
+                if outbox:
+                    self._queue(session, conversation, message, replies)
+                return Outcome(replies, limited=limited)
             inbound = Message(
                 conversation_id=conversation.id,
                 direction="in",
@@ -77,7 +106,7 @@ class Engine:
             except IntegrityError:
                 # Another worker stored the same platform message first: answer as it did.
                 session.rollback()
-                return self._stored_replies(session, message) or []
+                return Outcome(self._stored_replies(session, message) or [], duplicate=True)
             inbound_id = inbound.id
             conversation_id = conversation.id
 
@@ -89,7 +118,9 @@ class Engine:
                 turn = Turn(session, person, conversation, message, text, self.services, locale)
                 replies, handler_name = self._route(turn)
                 self._store_replies(session, conversation, inbound_id, replies, handler_name)
-                return replies
+                if outbox:
+                    self._queue(session, conversation, message, replies)
+                return Outcome(replies)
         except Exception:
             log.exception("handler failed", extra={"conversation_id": conversation_id})
             replies = [Reply(text=t("internal_error", locale))]
@@ -97,7 +128,29 @@ class Engine:
                 conversation = session.get(Conversation, conversation_id)
                 assert conversation is not None
                 self._store_replies(session, conversation, inbound_id, replies, "error")
-            return replies
+                if outbox:
+                    self._queue(session, conversation, message, replies)
+            return Outcome(replies)
+
+    def _over_limit(self, session: Session, message: InboundMessage, conversation: Conversation) -> bool:
+        """Per-user and per-channel message rates, counted in the database so every worker agrees."""
+        settings = self.services.settings
+        now = utcnow()
+        per_user = session.execute(select(func.count()).select_from(Message).where(
+            Message.conversation_id == conversation.id, Message.direction == "in",
+            Message.created_at >= now - timedelta(seconds=60))).scalar_one()
+        if per_user >= settings.rate_limit_per_user_per_minute:
+            return True
+        per_channel = session.execute(select(func.count()).select_from(Message).where(
+            Message.channel == message.channel, Message.direction == "in",
+            Message.created_at >= now - timedelta(seconds=1))).scalar_one()
+        return bool(per_channel >= settings.rate_limit_per_channel_per_second)
+
+    @staticmethod
+    def _queue(session: Session, conversation: Conversation, message: InboundMessage, replies: list[Reply]) -> None:
+        if replies:
+            queue(session, conversation.person_id, message.channel, message.external_user_id, replies,
+                  message.reply_context)
 
     # ---------------------------------------------------------------- routing
     def _route(self, turn: Turn) -> tuple[list[Reply], str]:

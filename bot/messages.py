@@ -39,6 +39,10 @@ class InboundMessage(BaseModel):
     platform_message_id: str | None = None
     timestamp: datetime = Field(default_factory=utcnow)
     display_name: str | None = None
+    reply_context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Where the platform wants the answer (LINE reply token, Slack channel and thread, Telegram chat).",
+    )
 
     @field_validator("timestamp")
     @classmethod

@@ -40,13 +40,22 @@ def preferred_identity(session: Session, person_id: int, verified_only: bool = F
     return rows[0][0]
 
 
-def send_to_person(session: Session, person_id: int, replies: list[Reply], *, verified_only: bool = False) -> list[OutboundMessage]:
+def send_to_person(session: Session, person_id: int, replies: list[Reply], *,
+                   verified_only: bool = False) -> OutboundMessage:
+    """Queue `replies` (delivered together, in order) on the person's preferred account."""
     identity = preferred_identity(session, person_id, verified_only)
-    rows = [OutboundMessage(person_id=person_id, channel=identity.channel, external_user_id=identity.external_user_id,
-                            payload={"reply": reply.model_dump(mode="json")}) for reply in replies]
-    session.add_all(rows)
+    return queue(session, person_id, identity.channel, identity.external_user_id, replies)
+
+
+def queue(session: Session, person_id: int, channel: str, external_user_id: str, replies: list[Reply],
+          context: dict[str, object] | None = None) -> OutboundMessage:
+    """One outbox row: the replies of one turn go out together (LINE sends up to five per reply token)."""
+    row = OutboundMessage(person_id=person_id, channel=channel, external_user_id=external_user_id,
+                          payload={"replies": [r.model_dump(mode="json") for r in replies],
+                                   "context": dict(context or {})})
+    session.add(row)
     session.flush()
-    return rows
+    return row
 
 
 def due(session: Session, channel: str, limit: int = 50) -> list[OutboundMessage]:
@@ -58,6 +67,18 @@ def due(session: Session, channel: str, limit: int = 50) -> list[OutboundMessage
     return list(session.execute(query).scalars())
 
 
+LEASE_S = 120
+
+
+def lease(session: Session, rows: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Claim rows for one delivery attempt: nobody else picks them for `LEASE_S` seconds."""
+    until = utcnow() + timedelta(seconds=LEASE_S)
+    for row in rows:
+        row.next_attempt_at = until
+    session.flush()
+    return rows
+
+
 def pending_for_user(session: Session, channel: str, external_user_id: str) -> list[OutboundMessage]:
     return list(session.execute(
         select(OutboundMessage).where(OutboundMessage.channel == channel,
@@ -66,8 +87,8 @@ def pending_for_user(session: Session, channel: str, external_user_id: str) -> l
         .order_by(OutboundMessage.id).with_for_update(skip_locked=True)).scalars())
 
 
-def reply_of(row: OutboundMessage) -> Reply:
-    return Reply.model_validate(row.payload["reply"])
+def replies_of(row: OutboundMessage) -> list[Reply]:
+    return [Reply.model_validate(r) for r in row.payload.get("replies", [])]
 
 
 def mark_sent(row: OutboundMessage) -> None:

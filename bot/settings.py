@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MADOGUCHI_HOST", "host"))
     port: int = Field(default=8000, validation_alias=AliasChoices("MADOGUCHI_PORT", "port"))
     max_message_chars: int = Field(default=4000, description="Longer inbound text is refused politely.")
+    rate_limit_per_user_per_minute: int = Field(default=60, description="Messages one user may send per minute.")
+    rate_limit_per_channel_per_second: int = Field(default=300, description="Messages per channel per second.")
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Where users reach the web chat (links in messages, e.g. an SME's confirmation link).",
@@ -89,6 +91,11 @@ class Settings(BaseSettings):
     telegram_secret_token: SecretStr | None = None
     line_channel_secret: SecretStr | None = None
     line_channel_access_token: SecretStr | None = None
+    slack_staff_channel: str | None = Field(default=None, description="Slack channel id where tickets are posted.")
+    # API endpoints of the platforms (override for a proxy, or a local fake in tests)
+    slack_api_url: str = "https://slack.com/api/"
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    line_api_url: str = "https://api.line.me"
 
     @property
     def resolved_database_url(self) -> str:

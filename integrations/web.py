@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -91,7 +93,17 @@ def create_app(services: Services | None = None) -> FastAPI:
         configure_logging(get_settings().log_level)
         services = Services.create()
     engine = Engine(services)
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        """The outbox delivery worker runs while the server does."""
+        api.state.delivery.start()
+        try:
+            yield
+        finally:
+            api.state.delivery.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="madoguchi API",
         version="1.0",
         description="窓口: chat API for Japanese SME-support programs. `POST /api/chat` is the stable contract.",
@@ -144,7 +156,7 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
               responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-                         422: {"model": ErrorResponse}})
+                         422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
     def api_chat(body: ChatRequest) -> ChatResponse | JSONResponse:
         """Send one message as `user_id` and get the bot's replies."""
         has_text = bool(body.text and body.text.strip())
@@ -158,8 +170,11 @@ def create_app(services: Services | None = None) -> FastAPI:
             choice=body.choice,
             location=Location(lat=body.location.lat, lon=body.location.lon) if body.location else None,
         )
-        replies = engine.handle(message)
-        return ChatResponse(replies=[_chat_reply(r) for r in replies])
+        outcome = engine.process(message)
+        if outcome.limited:
+            return _error(429, "rate_limited", outcome.replies[0].text,
+                          "Too many messages; please wait a minute and try again.")
+        return ChatResponse(replies=[_chat_reply(r) for r in outcome.replies])
 
     @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
     def api_pending(user_id: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")]
@@ -168,11 +183,11 @@ def create_app(services: Services | None = None) -> FastAPI:
 
         Each is returned once: it is marked delivered in the same transaction.
         """
-        from bot.outbox import mark_sent, pending_for_user, reply_of
+        from bot.outbox import mark_sent, pending_for_user, replies_of
 
         with services.db.session() as session:
             rows = pending_for_user(session, "web", user_id)
-            replies = [reply_of(row) for row in rows]
+            replies = [reply for row in rows for reply in replies_of(row)]
             for row in rows:
                 mark_sent(row)
         return ChatResponse(replies=[_chat_reply(r) for r in replies])
@@ -197,8 +212,9 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     app.include_router(staff_router)
 
-    for mount in _channel_mounts():
-        mount(app, services, engine)
+    from integrations.channels import mount_channels
+
+    app.state.delivery = mount_channels(app, services, engine)
     return app
 
 
@@ -213,12 +229,6 @@ def _index_ready(services: Services) -> bool:
     except Exception:
         log.exception("index not ready")
         return False
-
-
-def _channel_mounts() -> list:  # type: ignore[type-arg]
-    """Webhook routes of the platform adapters (Slack, Telegram, LINE) live with each adapter module;
-    none is implemented yet (issue #7), so the app serves the web chat and API only."""
-    return []
 
 
 def _error(status: int, code: str, message: str, message_en: str, detail: list | None = None) -> JSONResponse:  # type: ignore[type-arg]

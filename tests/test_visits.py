@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bot.engine import Engine
 from bot.messages import InboundMessage, Location, Reply
-from bot.outbox import reply_of
+from bot.outbox import replies_of
 from bot.people import link_codes
 from bot.people.registry import add_company, add_person
 from bot.services import Services
@@ -77,7 +77,7 @@ class World:
             rows = session.execute(select(OutboundMessage).where(
                 OutboundMessage.channel == channel, OutboundMessage.external_user_id == user,
                 OutboundMessage.status == "pending").order_by(OutboundMessage.id)).scalars()
-            return [reply_of(row) for row in rows]
+            return [reply for row in rows for reply in replies_of(row)]
 
 
 @pytest.fixture

@@ -318,7 +318,7 @@ class OutboundMessage(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     channel: Mapped[str] = mapped_column(String(20), index=True)
     external_user_id: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"reply": Reply}
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"replies": [...], "context": {...}}
     status: Mapped[str] = mapped_column(String(10), default="pending", index=True)  # pending|sent|failed
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
