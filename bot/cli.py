@@ -159,7 +159,7 @@ def _ensure_knowledge(services) -> None:  # type: ignore[no-untyped-def]
         return
     if knowledge_is_empty(services.db):
         with console.status("サンプルの知識ベースを読み込んでいます…"):
-            ingest_paths(services, services.settings.knowledge_paths)
+            ingest_paths(services, services.settings.default_knowledge_paths)
 
 
 @app.command()
@@ -186,6 +186,7 @@ def _attach_capability_commands() -> None:
     from bot.forms.cli import hearing_app
     from bot.people.cli import companies_app, people_app
     from bot.visits.cli import visits_app
+    from bot.staff_cli import staff_app, tickets_app
     from integrations.cli import channels_app
 
     app.add_typer(hearing_app, name="hearing")
@@ -193,6 +194,8 @@ def _attach_capability_commands() -> None:
     app.add_typer(companies_app, name="companies")
     app.add_typer(visits_app, name="visits")
     app.add_typer(channels_app, name="channels")
+    app.add_typer(staff_app, name="staff")
+    app.add_typer(tickets_app, name="tickets")
     try:
         from knowledge.cli import knowledge_app
     except ImportError:

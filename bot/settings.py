@@ -9,6 +9,7 @@ through `CHROMA_URL`) without code changes.
 from __future__ import annotations
 
 from functools import lru_cache
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,16 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
     answer_threshold: float = Field(default=0.5, description="Confidence below which the bot abstains.")
+
+    # Call-center hours and escalation
+    business_open: str = Field(default="10:00", description="Staff start (JST, weekdays).")
+    business_close: str = Field(default="17:00", description="Staff end (JST).")
+    business_year_end_closed: str = Field(default="12-29..01-03", description="Year-end break, MM-DD..MM-DD.")
+    business_extra_closed_days: list[date] = Field(default_factory=list, description="Other closed days.")
+    ticket_claim_sla_minutes: int = Field(default=30, description="Business minutes before an unclaimed ticket is overdue.")
+    staff_session_secret: SecretStr | None = Field(
+        default=None, description="Signs console session cookies; unset = generated once into the data dir.")
+    staff_cookie_secure: bool = Field(default=True, description="Send the console cookie over HTTPS only.")
 
     # Questionnaires (hearing sheet)
     forms_dirs: list[Path] = Field(
@@ -103,6 +114,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'madoguchi.sqlite3').resolve()}"
+
+    @property
+    def default_knowledge_paths(self) -> list[Path]:
+        """The configured sources plus the FAQ entries staff published from answered tickets."""
+        published = self.data_dir / "faq"
+        return [*self.knowledge_paths, *([published] if published.exists() else [])]
 
     @property
     def chroma_dir(self) -> Path:

@@ -50,7 +50,9 @@ class FaqHandler(Handler):
         meta = {"confidence": answer.confidence, "confident": answer.confident, "citations": citations,
                 "kind": answer.kind}
         if answer.confident:
-            return [Reply(text=answer.text, meta=meta)]
+            feedback = [Option(label=turn.t("feedback_up"), value="feedback:up"),
+                        Option(label=turn.t("feedback_down"), value="feedback:down")]
+            return [Reply(text=answer.text, meta=meta, options=feedback)]
         lines = [turn.t("faq_not_sure")]
         closest = list(dict.fromkeys(c.label() for c in answer.citations[:3]))
         if closest:

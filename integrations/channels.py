@@ -37,21 +37,49 @@ def build_senders(settings: Settings) -> dict[str, ChannelSender]:
     return senders
 
 
-def mount_channels(api: FastAPI, services: Services, engine: Engine,
-                   slack_hooks: list[Any] | None = None) -> DeliveryWorker:
+def mount_channels(api: FastAPI, services: Services, engine: Engine) -> DeliveryWorker:
     """Webhook routes of every configured platform, and the worker that delivers their outbox."""
     from integrations import line, slack, telegram
-    from integrations.delivery import ChannelRuntime, DeliveryWorker
+    from integrations.delivery import ChannelRuntime
 
     settings = services.settings
     senders = build_senders(settings)
-    worker = DeliveryWorker(services, list(senders.values()))
+    worker = build_worker(services, senders)
     runtime = ChannelRuntime(engine, worker)
     if "slack" in senders:
-        api.state.slack_app = slack.mount(api, settings, runtime, slack_hooks)
+        from integrations.slack_staff import staff_hooks
+
+        api.state.slack_app = slack.mount(api, settings, runtime, staff_hooks(services))
     if "telegram" in senders:
         telegram.mount(api, settings, services, runtime, senders["telegram"])
     if "line" in senders:
         line.mount(api, settings, services, runtime)
     api.state.channel_runtime = runtime
     return worker
+
+
+def build_worker(services: Services, senders: dict[str, ChannelSender] | None = None) -> DeliveryWorker:
+    """The outbox worker: platform senders, the Slack staff channel, and the overdue check once a minute."""
+    from integrations.delivery import DeliveryWorker, Every
+
+    senders = build_senders(services.settings) if senders is None else senders
+    tasks: list[Any] = [Every(60, overdue_check(services))]
+    if "slack" in senders and services.settings.slack_staff_channel:
+        from integrations.slack_staff import StaffChannelNotifier
+
+        tasks.append(StaffChannelNotifier(services))
+    return DeliveryWorker(services, list(senders.values()), tasks=tasks)
+
+
+def overdue_check(services: Services) -> Any:
+    """The SLA rule as a worker task: unclaimed tickets past the business-time limit are flagged."""
+    from bot import tickets
+    from bot.business_hours import BusinessCalendar
+
+    def run() -> int:
+        settings = services.settings
+        with services.db.session() as session:
+            return len(tickets.flag_overdue(session, BusinessCalendar.from_settings(settings),
+                                            settings.ticket_claim_sla_minutes))
+
+    return run

@@ -15,11 +15,11 @@ console = Console()
 def _runtime():  # type: ignore[no-untyped-def]
     from bot.cli import _services
     from bot.engine import Engine
-    from integrations.channels import build_senders
-    from integrations.delivery import ChannelRuntime, DeliveryWorker
+    from integrations.channels import build_worker
+    from integrations.delivery import ChannelRuntime
 
     services = _services()
-    worker = DeliveryWorker(services, list(build_senders(services.settings).values()))
+    worker = build_worker(services)
     worker.start()
     return services, ChannelRuntime(Engine(services), worker)
 
@@ -57,7 +57,9 @@ def slack_socket() -> None:
     if not slack.is_configured(settings) or settings.slack_app_token is None:
         console.print("[red]SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN を設定してください[/]")
         raise typer.Exit(2)
-    app = slack.build_app(settings, runtime)
+    from integrations.slack_staff import staff_hooks
+
+    app = slack.build_app(settings, runtime, staff_hooks(services))
     console.print("Slack Socket Mode で接続します（Ctrl-C で終了）")
     SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
 

@@ -155,6 +155,23 @@ def deliver_due(services: Services, sender: ChannelSender, limit: int = 50) -> i
     return sent
 
 
+class Every:
+    """Run `task` at most once per `seconds` (the worker loop wakes far more often)."""
+
+    def __init__(self, seconds: float, task: Callable[[], int]) -> None:
+        self.seconds = seconds
+        self.task = task
+        self._last = 0.0
+
+    def __call__(self) -> int:
+        import time
+
+        if time.monotonic() - self._last < self.seconds:
+            return 0
+        self._last = time.monotonic()
+        return self.task()
+
+
 class DeliveryWorker:
     """A background thread draining the outbox of every live platform channel.
 
@@ -162,16 +179,18 @@ class DeliveryWorker:
     every `interval` seconds (for retries, and for messages other flows queued).
     """
 
-    def __init__(self, services: Services, senders: list[ChannelSender], interval: float = 2.0) -> None:
+    def __init__(self, services: Services, senders: list[ChannelSender], interval: float = 2.0,
+                 tasks: list[Callable[[], int]] | None = None) -> None:
         self.services = services
         self.senders = senders
+        self.tasks = tasks or []  # other periodic deliveries (the Slack staff channel, the overdue check)
         self.interval = interval
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.senders and self._thread is None:
+        if (self.senders or self.tasks) and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="madoguchi-delivery", daemon=True)
             self._thread.start()
 
@@ -186,7 +205,13 @@ class DeliveryWorker:
             self._thread = None
 
     def run_once(self) -> int:
-        return sum(deliver_due(self.services, sender) for sender in self.senders)
+        done = sum(deliver_due(self.services, sender) for sender in self.senders)
+        for task in self.tasks:
+            try:
+                done += task()
+            except Exception:
+                log.exception("delivery task failed")
+        return done
 
     def _run(self) -> None:
         while not self._stop.is_set():

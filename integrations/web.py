@@ -208,9 +208,11 @@ def create_app(services: Services | None = None) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
+    from integrations import staff_console
     from integrations.staff_api import router as staff_router
 
     app.include_router(staff_router)
+    staff_console.install(app, services)
 
     from integrations.channels import mount_channels
 

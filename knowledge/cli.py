@@ -30,7 +30,7 @@ def ingest(
     from knowledge.ingest import ingest_paths
 
     services = _services()
-    targets = paths or services.settings.knowledge_paths
+    targets = paths or services.settings.default_knowledge_paths
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("取り込み中", total=None)
@@ -107,3 +107,39 @@ def evaluate(
     console.print(table)
     for failure in report.failures:
         console.print(f"  [red]x[/] {failure}")
+
+
+faq_app = typer.Typer(help="事務局回答の FAQ 候補 / FAQ candidates from staff answers", no_args_is_help=True)
+knowledge_app.add_typer(faq_app, name="faq")
+
+
+@faq_app.command("review")
+def faq_review(
+    publish_all: bool = typer.Option(False, "--publish-all", help="確認せずにすべて公開する（一括処理用）"),
+    reviewer: str = typer.Option("cli", help="監査ログに残すレビュー担当者名"),
+) -> None:
+    """Go through pending candidates: publish (optionally edited), reject or skip each."""
+    from knowledge import faq_review
+
+    services = _services()
+    candidates = faq_review.pending(services)
+    if not candidates:
+        console.print("レビュー待ちの FAQ 候補はありません。")
+        return
+    for candidate in candidates:
+        console.rule(f"候補 #{candidate.id}（お問い合わせ T-{candidate.ticket_id or 0:06d}）")
+        console.print(f"[bold]Q[/] {candidate.question}\n[bold]A[/] {candidate.answer}", highlight=False)
+        action = "p" if publish_all else typer.prompt("公開(p) / 編集して公開(e) / 却下(r) / 保留(s)", default="s")
+        if action == "e":
+            question = typer.prompt("質問", default=candidate.question)
+            answer_text = typer.prompt("回答", default=candidate.answer)
+            faq_review.publish(services, candidate.id, reviewer, question=question, answer=answer_text)
+        elif action == "p":
+            faq_review.publish(services, candidate.id, reviewer)
+        elif action == "r":
+            faq_review.reject(services, candidate.id, reviewer)
+            console.print("却下しました。")
+            continue
+        else:
+            continue
+        console.print("[green]公開しました[/]（知識ベースに取り込み済み）")

@@ -127,20 +127,23 @@ def slack_headers(body: str, timestamp: int | None = None, secret: str = SLACK_S
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def slack_message_event(text: str, user: str = "U123", event_id: str = "Ev001", channel: str = "D123") -> str:
-    return json.dumps({
-        "token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
-        "event_id": event_id, "event_time": int(time.time()),
-        "event": {"type": "message", "channel_type": "im", "channel": channel, "user": user, "text": text,
-                  "ts": f"{time.time():.6f}", "client_msg_id": event_id},
-    }, ensure_ascii=False)
+def slack_message_event(text: str, user: str = "U123", event_id: str = "Ev001", channel: str = "D123",
+                        thread_ts: str | None = None, channel_type: str = "im") -> str:
+    event = {"type": "message", "channel_type": channel_type, "channel": channel, "user": user, "text": text,
+             "ts": f"{time.time():.6f}", "client_msg_id": event_id}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return json.dumps({"token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                       "event_id": event_id, "event_time": int(time.time()), "event": event}, ensure_ascii=False)
 
 
-def slack_button_payload(value: str, user: str = "U123", channel: str = "D123", action_ts: str = "1.1") -> str:
-    payload = {"type": "block_actions", "user": {"id": user}, "api_app_id": "A1", "token": "legacy",
+def slack_button_payload(value: str, user: str = "U123", channel: str = "D123", action_ts: str = "1.1",
+                         action_id: str = "opt_0") -> str:
+    payload = {"type": "block_actions", "user": {"id": user, "name": user.lower()}, "api_app_id": "A1",
+               "token": "legacy",
                "team": {"id": "T1"}, "trigger_id": "trig", "channel": {"id": channel},
                "container": {"type": "message", "message_ts": "1.0"}, "message": {"ts": "1.0"},
-               "actions": [{"type": "button", "action_id": "opt_0", "block_id": "b1", "value": value,
+               "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
                             "action_ts": action_ts}]}
     return urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
 

@@ -119,7 +119,7 @@ def test_same_conversation_on_every_channel(rig: Rig, channel: str) -> None:
         assert pressed == "contact:human"
         rig.line(fp.line_postback(pressed), event_id="01HEVENT0002", reply_token="reply-token-2")
     answer = rig.platform.wait_for(channel, 2, method)[1]
-    assert "事務局の窓口" in sent_text(answer)
+    assert "担当者にお伝えする内容" in sent_text(answer)
     assert rig.stored_inbound(channel) == 2
     if channel == "telegram":
         rig.platform.wait_for("telegram", 1, "answerCallbackQuery")

@@ -1,0 +1,122 @@
+"""`madoguchi staff ...` (console accounts) and `madoguchi tickets ...` (the queue, for operators)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+staff_app = typer.Typer(help="事務局スタッフのアカウント / staff accounts", no_args_is_help=True)
+tickets_app = typer.Typer(help="お問い合わせチケット / tickets", no_args_is_help=True)
+console = Console()
+
+
+def _services():  # type: ignore[no-untyped-def]
+    from bot.cli import _services as create
+
+    return create()
+
+
+def _account(session, username: str):  # type: ignore[no-untyped-def]
+    from bot.storage.models import StaffAccount
+
+    account = session.execute(select(StaffAccount).where(StaffAccount.username == username.lower())).scalar_one_or_none()
+    if account is None:
+        console.print(f"[red]{username} はいません[/]")
+        raise typer.Exit(2)
+    return account
+
+
+def _password(stdin: bool) -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("パスワード", hide_input=True, confirmation_prompt=True)
+
+
+@staff_app.command("add")
+def add(
+    username: str = typer.Option(...),
+    name: str = typer.Option(..., help="表示名"),
+    role: str = typer.Option("staff", help="staff | admin"),
+    slack_user: str = typer.Option(None, help="Slack のユーザー ID（U...）"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="パスワードを標準入力から読む"),
+) -> None:
+    """Create a console account (password hashed with argon2)."""
+    from bot.staff import StaffError, create
+
+    password = _password(password_stdin)
+    services = _services()
+    with services.db.session() as session:
+        try:
+            account = create(session, username, name, password, role=role, slack_user_id=slack_user)
+        except StaffError as error:
+            console.print(f"[red]{error}[/]", highlight=False)
+            raise typer.Exit(2) from None
+        console.print(f"[green]作成しました[/] {account.username}（{account.role}）", highlight=False)
+
+
+@staff_app.command("passwd")
+def passwd(username: str = typer.Argument(...),
+           password_stdin: bool = typer.Option(False, "--password-stdin")) -> None:
+    """Set a new password."""
+    from bot.staff import StaffError, set_password
+
+    password = _password(password_stdin)
+    services = _services()
+    with services.db.session() as session:
+        account = _account(session, username)
+        try:
+            set_password(session, account, password)
+        except StaffError as error:
+            console.print(f"[red]{error}[/]", highlight=False)
+            raise typer.Exit(2) from None
+    console.print("変更しました。")
+
+
+@staff_app.command("disable")
+def disable(username: str = typer.Argument(...)) -> None:
+    """Block a staff account from the console (its history stays)."""
+    from bot.storage import audit
+
+    services = _services()
+    with services.db.session() as session:
+        account = _account(session, username)
+        account.active = False
+        audit.record(session, "staff.disabled", subject_type="staff", subject_id=account.id)
+    console.print("無効にしました。")
+
+
+@tickets_app.command("list")
+def list_tickets(
+    status: str = typer.Option(None, help="open | claimed | answered | resolved | closed"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The queue, newest first."""
+    from bot.storage.models import Ticket
+    from bot.tickets import number
+
+    services = _services()
+    with services.db.session() as session:
+        query = select(Ticket).order_by(Ticket.id.desc())
+        if status:
+            query = query.where(Ticket.status == status)
+        rows = [{"number": number(t.id), "id": t.id, "status": t.status, "reason": t.reason, "channel": t.channel,
+                 "question": t.question, "assignee": t.assignee.display_name if t.assignee else None,
+                 "overdue": t.overdue, "created_at": t.created_at.isoformat() + "Z",
+                 "first_response_at": t.first_response_at.isoformat() + "Z" if t.first_response_at else None,
+                 "resolved_at": t.resolved_at.isoformat() + "Z" if t.resolved_at else None,
+                 "satisfaction": t.satisfaction} for t in session.execute(query).scalars()]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title="お問い合わせ")
+    for column in ("番号", "状態", "担当", "期限超過", "質問"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["number"], row["status"], row["assignee"] or "", "⚠" if row["overdue"] else "",
+                      (row["question"] or "")[:40])
+    console.print(table)

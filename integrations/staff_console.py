@@ -1,0 +1,272 @@
+"""The staff console at `/staff`: queue, conversation, reply, claim, resolve, dashboard, FAQ review.
+
+Server-rendered with Jinja2 (no front-end build). Login checks an argon2
+hash; the session is a signed cookie (HttpOnly, SameSite=Strict, Secure
+unless `STAFF_COOKIE_SECURE=false` for local HTTP); every form carries a
+per-session CSRF token. Without a session every page redirects to the login
+and every POST changes nothing. Five failed logins for a user name within
+15 minutes lock further attempts for that name for the rest of the window.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
+from starlette.middleware.sessions import SessionMiddleware
+
+from bot import staff as staff_accounts
+from bot import tickets
+from bot.services import Services
+from bot.storage.models import AuditEvent, FaqCandidate, StaffAccount, Ticket, utcnow
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+SESSION_HOURS = 8
+LOGIN_FAILURES_ALLOWED = 5
+LOGIN_WINDOW = timedelta(minutes=15)
+FILTERS = {"open": "未対応", "mine": "自分の担当", "overdue": "期限超過", "active": "対応中すべて", "all": "すべて"}
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def session_secret(services: Services) -> str:
+    """The configured secret, else one generated once and kept (0600) in the data dir."""
+    configured = services.settings.staff_session_secret
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value()
+    path = services.settings.data_dir / "staff_session_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def install(api: FastAPI, services: Services) -> None:
+    api.add_middleware(SessionMiddleware, secret_key=session_secret(services), session_cookie="madoguchi_staff",
+                       max_age=SESSION_HOURS * 3600, same_site="strict",
+                       https_only=services.settings.staff_cookie_secure)
+    api.include_router(router)
+
+    @api.exception_handler(LoginRequired)
+    async def to_login(_request: Request, _exc: LoginRequired) -> Response:
+        return RedirectResponse("/staff/login", status_code=303)
+
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+
+
+# ----------------------------------------------------------------- helpers
+def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+def check_csrf(request: Request, token: str) -> None:
+    expected = request.session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(str(expected), token or ""):
+        raise HTTPException(403, detail={"error": "csrf", "message": "フォームの有効期限が切れました。画面を開き直してください。",
+                                         "message_en": "Invalid form token."})
+
+
+def current_staff(request: Request, session: Any) -> StaffAccount:
+    staff_id = request.session.get("staff_id")
+    account = session.get(StaffAccount, staff_id) if staff_id else None
+    if account is None or not account.active:
+        request.session.pop("staff_id", None)
+        raise LoginRequired
+    return account  # type: ignore[no-any-return]
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context |= {"csrf": csrf_token(request), "flash": request.session.pop("flash", None), "to_jst": to_jst,
+                "number": tickets.number, "STATUS": STATUS_JA}
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
+
+
+STATUS_JA = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
+
+
+def to_jst(moment: Any) -> str:
+    if moment is None:
+        return ""
+    return (moment + timedelta(hours=9)).strftime("%m/%d %H:%M")
+
+
+def back_to(ticket_id: int, flash: str, request: Request) -> RedirectResponse:
+    request.session["flash"] = flash
+    return RedirectResponse(f"/staff/tickets/{ticket_id}", status_code=303)
+
+
+# ------------------------------------------------------------------ login
+@router.get("/login")
+def login_page(request: Request) -> HTMLResponse:
+    return render(request, "staff/login.html")
+
+
+@router.post("/login")
+def login(request: Request, username: str = Form(""), password: str = Form(""), csrf: str = Form("")) -> Response:
+    check_csrf(request, csrf)
+    services = _services(request)
+    with services.db.session() as session:
+        recent_failures = session.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "staff.login_failed", AuditEvent.created_at >= utcnow() - LOGIN_WINDOW,
+            AuditEvent.data["username"].as_string() == username[:80])).scalar_one()
+        if recent_failures >= LOGIN_FAILURES_ALLOWED:
+            return render(request, "staff/login.html", status=429,
+                          error="ログインの失敗が続いたため、しばらくログインできません。15分ほどおいてお試しください。")
+        account = staff_accounts.authenticate(session, username, password)
+        if account is None:
+            return render(request, "staff/login.html", status=401, error="ユーザー名またはパスワードが違います。")
+        request.session.clear()  # a fresh session (and CSRF token) at login: no fixation
+        request.session["staff_id"] = account.id
+    return RedirectResponse("/staff", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    check_csrf(request, csrf)
+    request.session.clear()
+    return RedirectResponse("/staff/login", status_code=303)
+
+
+# ------------------------------------------------------------------ queue
+@router.get("")
+def queue(request: Request, filter: str = "active") -> HTMLResponse:  # noqa: A002
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        query = select(Ticket).order_by(Ticket.id.desc()).limit(200)
+        if filter == "open":
+            query = query.where(Ticket.status == "open")
+        elif filter == "mine":
+            query = query.where(Ticket.assignee_id == me.id, Ticket.status.in_(tickets.OPEN_STATUSES))
+        elif filter == "overdue":
+            query = query.where(Ticket.overdue.is_(True), Ticket.status == "open")
+        elif filter != "all":
+            filter = "active"  # noqa: A001
+            query = query.where(Ticket.status.in_(tickets.OPEN_STATUSES))
+        rows = list(session.execute(query).scalars())
+        return render(request, "staff/queue.html", me=me, tickets=rows, filter=filter, filters=FILTERS)
+
+
+@router.get("/tickets/{ticket_id}")
+def ticket_page(request: Request, ticket_id: int) -> HTMLResponse:
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            return render(request, "staff/message.html", status=404, me=me, message="そのお問い合わせはありません。")
+        return render(request, "staff/ticket.html", me=me, ticket=ticket, messages=list(ticket.messages))
+
+
+def _act(request: Request, ticket_id: int, csrf: str, action: Any, done: str) -> Response:
+    check_csrf(request, csrf)
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            raise HTTPException(404, detail={"error": "not_found", "message": "そのお問い合わせはありません。",
+                                             "message_en": "No such ticket."})
+        try:
+            action(session, ticket, me)
+        except tickets.TicketError as error:
+            message = {"claimed_by_other": f"{error.who}さんが既に担当しています。",
+                       "not_open": "このお問い合わせは既に終了しています。",
+                       "no_answer": "まだ担当者の回答がありません。"}.get(error.reason, "操作できませんでした。")
+            session.rollback()
+            return back_to(ticket_id, message, request)
+    return back_to(ticket_id, done, request)
+
+
+@router.post("/tickets/{ticket_id}/claim")
+def claim(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
+    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.claim(s, t.id, me), "担当になりました。")
+
+
+@router.post("/tickets/{ticket_id}/reply")
+def reply(request: Request, ticket_id: int, text: str = Form(""), csrf: str = Form("")) -> Response:
+    if not text.strip():
+        check_csrf(request, csrf)
+        return back_to(ticket_id, "回答を入力してください。", request)
+    return _act(request, ticket_id, csrf,
+                lambda s, t, me: tickets.staff_reply(s, t, me, text.strip(), via="console"),
+                "回答を送りました。利用者のチャットに届きます。")
+
+
+@router.post("/tickets/{ticket_id}/resolve")
+def resolve(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
+    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.resolve(s, t, actor=me.username),
+                "解決にしました。利用者に満足度アンケートを送りました。")
+
+
+@router.post("/tickets/{ticket_id}/close")
+def close(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
+    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.close(s, t, actor=me.username),
+                "回答なしで終了しました。")
+
+
+@router.post("/tickets/{ticket_id}/faq")
+def faq_candidate(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
+    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.make_faq_candidate(s, t, me),
+                "FAQ候補にしました。「FAQ候補」で確認して公開できます。")
+
+
+# -------------------------------------------------------------- dashboard
+@router.get("/dashboard")
+def dashboard(request: Request) -> HTMLResponse:
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        figures = tickets.dashboard(session)
+        return render(request, "staff/dashboard.html", me=me, d=figures)
+
+
+# -------------------------------------------------------------------- FAQ
+@router.get("/faq")
+def faq_page(request: Request) -> HTMLResponse:
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        rows = list(session.execute(select(FaqCandidate).order_by(FaqCandidate.id.desc()).limit(100)).scalars())
+        return render(request, "staff/faq.html", me=me, candidates=rows)
+
+
+@router.post("/faq/{candidate_id}/{decision}")
+def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = Form(""),
+               question: str = Form(""), answer: str = Form("")) -> Response:
+    from knowledge import faq_review
+
+    check_csrf(request, csrf)
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        reviewer = me.username
+    try:
+        if decision == "publish":
+            faq_review.publish(services, candidate_id, reviewer, question=question or None, answer=answer or None)
+            request.session["flash"] = "公開しました。次の利用者から自動で回答されます。"
+        elif decision == "reject":
+            faq_review.reject(services, candidate_id, reviewer)
+            request.session["flash"] = "却下しました。"
+    except ValueError as error:
+        request.session["flash"] = str(error)
+    return RedirectResponse("/staff/faq", status_code=303)
+

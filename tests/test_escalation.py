@@ -1,0 +1,198 @@
+"""Escalation from the user's side, call-center hours, the SLA, and the dashboard figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from bot import tickets
+from bot.business_hours import BusinessCalendar
+from bot.engine import Engine
+from bot.messages import InboundMessage, Reply
+from bot.outbox import replies_of
+from bot.services import Services
+from bot.settings import Settings
+from bot.staff import create as create_staff
+from bot.storage.models import OutboundMessage, StaffNotification, Ticket, TicketMessage
+
+JST = timezone(timedelta(hours=9))
+CALENDAR = BusinessCalendar.from_settings(Settings())
+
+
+def jst(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=JST)
+
+
+@pytest.mark.parametrize(("moment", "is_open", "next_opening"), [
+    (jst(2026, 11, 20, 16, 59), True, jst(2026, 11, 20, 16, 59)),   # Friday 16:59: open
+    (jst(2026, 11, 20, 17, 0), False, jst(2026, 11, 24, 10)),        # 17:00 Friday -> Tuesday (Mon 11/23 holiday)
+    (jst(2026, 11, 27, 18, 30), False, jst(2026, 11, 30, 10)),       # Friday evening -> Monday
+    (jst(2026, 11, 23, 11, 0), False, jst(2026, 11, 24, 10)),        # 勤労感謝の日
+    (jst(2026, 12, 28, 16, 0), True, jst(2026, 12, 28, 16, 0)),      # last day before the break
+    (jst(2026, 12, 28, 17, 0), False, jst(2027, 1, 4, 10)),          # 12/28 evening -> 1/4
+    (jst(2027, 1, 4, 9, 59), False, jst(2027, 1, 4, 10)),
+    (jst(2027, 1, 4, 10, 0), True, jst(2027, 1, 4, 10)),
+])
+def test_business_hours_at_the_boundaries(moment: datetime, is_open: bool, next_opening: datetime) -> None:
+    assert CALENDAR.is_open(moment) is is_open
+    assert CALENDAR.next_opening(moment) == next_opening
+
+
+def test_business_minutes_skip_nights_weekends_and_extra_closed_days() -> None:
+    friday_evening = jst(2026, 11, 27, 16, 50)
+    monday_morning = jst(2026, 11, 30, 10, 20)
+    assert CALENDAR.business_minutes_between(friday_evening, monday_morning) == pytest.approx(30)
+    closed = BusinessCalendar.from_settings(Settings(business_extra_closed_days=[date(2026, 11, 30)]))
+    assert closed.business_minutes_between(friday_evening, monday_morning) == pytest.approx(10)
+    assert closed.next_opening(jst(2026, 11, 27, 17)) == jst(2026, 12, 1, 10)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+@pytest.fixture
+def engine(sample_kb_services: Services) -> Engine:
+    return Engine(sample_kb_services)
+
+
+def send(engine: Engine, user: str, text: str | None = None, choice: str | None = None,
+         when: datetime | None = None) -> list[Reply]:
+    return engine.handle(InboundMessage(channel="web", external_user_id=user, text=text, choice=choice,
+                                        timestamp=utc(when or jst(2026, 11, 20, 11))))
+
+
+def ticket_of(services: Services, user_question: str) -> Ticket:
+    with services.db.session() as session:
+        ticket = session.execute(select(Ticket).where(Ticket.question == user_question)).scalar_one()
+        session.expunge(ticket)
+        return ticket
+
+
+def test_unsure_answer_then_the_offered_button_opens_a_ticket_with_context(engine: Engine,
+                                                                           sample_kb_services: Services) -> None:
+    question = "明日の東京の天気はどうですか？"
+    replies = send(engine, "esc-1", question)
+    assert "確実にお答えできる情報が見つかりませんでした" in replies[0].text
+    replies = send(engine, "esc-1", choice="contact:human")
+    assert "担当者におつなぎします。受付番号：T-" in replies[0].text
+    ticket = ticket_of(sample_kb_services, question)
+    assert ticket.reason == "not_confident" and ticket.status == "open" and ticket.channel == "web"
+    said = [(m["from"], m["text"]) for m in ticket.transcript]
+    assert ("user", question) in said and any(who == "bot" and "確実にお答え" in text for who, text in said)
+    # While the ticket is open, what the user types goes to staff, not to the bot.
+    assert send(engine, "esc-1", "急ぎでお願いします")[0].text == "担当者にお伝えしました。"
+    with sample_kb_services.db.session() as session:
+        texts = session.execute(select(TicketMessage.text).where(TicketMessage.ticket_id == ticket.id)).scalars().all()
+        kinds = session.execute(select(StaffNotification.kind).where(
+            StaffNotification.subject_id == str(ticket.id))).scalars().all()
+    assert texts == [question, "急ぎでお願いします"]
+    assert kinds == ["ticket.created", "ticket.user_message"]
+    # The user can withdraw it.
+    assert "取り消しました" in send(engine, "esc-1", choice=f"ticket:cancel:{ticket.id}")[0].text
+    assert ticket_of(sample_kb_services, question).status == "closed"
+
+
+def test_outside_hours_the_user_is_told_when_staff_will_answer(engine: Engine) -> None:
+    send(engine, "esc-2", "専門家派遣は年に何回まで使えますか？", when=jst(2026, 11, 20, 17, 30))
+    replies = send(engine, "esc-2", "👎", when=jst(2026, 11, 20, 17, 31))
+    assert "ただいま受付時間外です" in replies[0].text and "11月24日（火）10:00以降" in replies[0].text
+
+
+def test_thumbs_down_after_an_answer_escalates_as_not_helpful(engine: Engine, sample_kb_services: Services) -> None:
+    question = "謝金はいくらですか？"
+    replies = send(engine, "esc-3", question)
+    assert [o.value for o in replies[0].options] == ["feedback:up", "feedback:down"]
+    send(engine, "esc-3", choice="feedback:down")
+    ticket = ticket_of(sample_kb_services, question)
+    assert ticket.reason == "not_helpful" and ticket.sources  # the sources the bot showed travel with it
+
+
+def test_asking_for_a_person_without_a_question_asks_what_to_pass_on(engine: Engine,
+                                                                    sample_kb_services: Services) -> None:
+    replies = send(engine, "esc-4", "担当者と話したい")
+    assert "担当者にお伝えする内容" in replies[0].text
+    replies = send(engine, "esc-4", "申請書の書き方を相談したい")
+    assert "受付番号：T-" in replies[0].text
+    assert ticket_of(sample_kb_services, "申請書の書き方を相談したい").reason == "asked_human"
+    again = send(engine, "esc-4", "担当者に問い合わせる")
+    assert "受付済みです" in again[0].text
+
+
+def test_staff_answer_resolution_and_survey_reach_the_user(engine: Engine, sample_kb_services: Services) -> None:
+    send(engine, "esc-5", "担当者と話したい")
+    send(engine, "esc-5", "交付決定の時期を知りたい")
+    ticket = ticket_of(sample_kb_services, "交付決定の時期を知りたい")
+    with sample_kb_services.db.session() as session:
+        staff = create_staff(session, "suzuki", "鈴木", "correct horse battery")
+        other = create_staff(session, "tanaka", "田中", "correct horse battery 2")
+        tickets.claim(session, ticket.id, staff)
+        with pytest.raises(tickets.TicketError) as error:
+            tickets.claim(session, ticket.id, other)
+        assert error.value.reason == "claimed_by_other" and error.value.who == "鈴木"
+        tickets.staff_reply(session, session.get(Ticket, ticket.id), staff, "12月上旬の予定です。", via="console")
+    with sample_kb_services.db.session() as session:
+        rows = session.execute(select(OutboundMessage).where(OutboundMessage.external_user_id == "esc-5")).scalars()
+        answer = [r for row in rows for r in replies_of(row)][-1]
+    assert "【担当者からの回答】" in answer.text and "12月上旬の予定です。" in answer.text
+    assert answer.options[0].value == f"ticket:done:{ticket.id}"
+    assert "解決のご連絡" in send(engine, "esc-5", choice=answer.options[0].value)[0].text
+    with sample_kb_services.db.session() as session:
+        rows = session.execute(select(OutboundMessage).where(OutboundMessage.external_user_id == "esc-5")
+                               .order_by(OutboundMessage.id)).scalars()
+        survey = [r for row in rows for r in replies_of(row)][-1]
+    assert "いかがでしたか" in survey.text and len(survey.options) == 5
+    assert "ご評価ありがとうございました" in send(engine, "esc-5", choice=f"ticket:rate:{ticket.id}:5")[0].text
+    done = ticket_of(sample_kb_services, "交付決定の時期を知りたい")
+    assert done.status == "resolved" and done.satisfaction == 5 and done.first_response_at is not None
+
+
+def test_users_cannot_act_on_tickets_that_are_not_theirs(engine: Engine, sample_kb_services: Services) -> None:
+    send(engine, "esc-6", "担当者と話したい")
+    send(engine, "esc-6", "他人に見られたくない相談")
+    ticket = ticket_of(sample_kb_services, "他人に見られたくない相談")
+    for choice in (f"ticket:cancel:{ticket.id}", f"ticket:done:{ticket.id}", f"ticket:rate:{ticket.id}:1"):
+        assert send(engine, "intruder", choice=choice)[0].text == "この操作はできません。"
+    assert "その選択肢" in send(engine, "intruder", choice=f"ticket:claim:{ticket.id}")[0].text
+    assert ticket_of(sample_kb_services, "他人に見られたくない相談").status == "open"
+
+
+def test_unclaimed_tickets_become_overdue_in_business_time_only(services: Services) -> None:
+    engine = Engine(services)
+    send(engine, "sla", "担当者と話したい", when=jst(2026, 11, 20, 16, 40))
+    send(engine, "sla", "至急の相談です", when=jst(2026, 11, 20, 16, 41))
+    with services.db.session() as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+        ticket.created_at = utc(jst(2026, 11, 20, 16, 41))
+    with services.db.session() as session:
+        assert tickets.flag_overdue(session, CALENDAR, 30, now=utc(jst(2026, 11, 23, 12))) == []  # holiday Monday
+        flagged = tickets.flag_overdue(session, CALENDAR, 30, now=utc(jst(2026, 11, 24, 10, 12)))
+        assert [t.id for t in flagged] == [ticket.id]
+        again = tickets.flag_overdue(session, CALENDAR, 30, now=utc(jst(2026, 11, 24, 11)))
+        assert again == []  # flagged (and re-posted) once
+        kinds = session.execute(select(StaffNotification.kind)).scalars().all()
+    assert kinds.count("ticket.overdue") == 1
+
+
+def test_dashboard_figures(services: Services) -> None:
+    engine = Engine(services)
+    with services.db.session() as session:
+        staff = create_staff(session, "sato", "佐藤", "correct horse battery")
+    for user in ("d1", "d2", "d3"):
+        send(engine, user, "担当者と話したい")
+        send(engine, user, f"{user}の相談")
+    with services.db.session() as session:
+        rows = session.execute(select(Ticket).order_by(Ticket.id)).scalars().all()
+        for minutes, ticket in zip((10, 30), rows[:2], strict=False):
+            ticket.created_at = ticket.created_at - timedelta(minutes=minutes)
+            tickets.staff_reply(session, ticket, staff, "回答です", via="console")
+            tickets.resolve(session, ticket, actor="sato")
+            ticket.satisfaction = 4
+    with services.db.session() as session:
+        figures = tickets.dashboard(session)
+    assert sum(count for _, count in figures.tickets_per_day) == 3
+    assert figures.median_first_response_min == pytest.approx(20, abs=1)
+    assert figures.open_count == 1 and figures.satisfaction_avg == 4
+    assert ("d1の相談", 1) in figures.top_unanswered
