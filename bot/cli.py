@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -22,9 +23,13 @@ app = typer.Typer(help="madoguchi (窓口): 中小企業支援事業のチャッ
 config_app = typer.Typer(help="設定 / configuration")
 audit_app = typer.Typer(help="監査ログ / audit trail")
 db_app = typer.Typer(help="データベース / database")
+logs_app = typer.Typer(help="ログ / logs (JSON, masked, rotated)", no_args_is_help=True)
+backup_app = typer.Typer(help="バックアップ / backups", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(logs_app, name="logs")
+app.add_typer(backup_app, name="backup")
 
 console = Console()
 
@@ -36,7 +41,7 @@ def _services():  # type: ignore[no-untyped-def]
     from bot.forms.schema import FormDefinitionError
 
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.resolved_log_dir)
     services = Services.create(settings)
     try:
         services.forms  # noqa: B018  (validate form definitions at startup, not mid-chat)
@@ -82,6 +87,141 @@ def audit_verify() -> None:
     console.print(f"[red]BROKEN[/] at event id {report.first_broken_id}: {report.reason} "
                   f"({report.checked} events verified before it)")
     raise typer.Exit(1)
+
+
+@audit_app.command("search")
+def audit_search(
+    person: int = typer.Option(None, "--person", help="行為者の登録者 ID"),
+    since: str = typer.Option(None, "--since", help="この日時以降（YYYY-MM-DD または ISO 形式、UTC）"),
+    action: str = typer.Option(None, "--action", help="操作名（前方一致: visit. など）"),
+    subject: str = typer.Option(None, "--subject", help="対象 種類:ID（例 ticket:12）"),
+    limit: int = typer.Option(200, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Who did what: search the tamper-evident audit trail."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from bot.storage.models import AuditEvent
+
+    services = _services()
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if person is not None:
+        query = query.where(AuditEvent.actor_person_id == person)
+    if since:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            console.print("[red]--since は YYYY-MM-DD か ISO 形式で指定してください[/]")
+            raise typer.Exit(2) from None
+        query = query.where(AuditEvent.created_at >= moment.replace(tzinfo=None))
+    if action:
+        query = query.where(AuditEvent.action.startswith(action))
+    if subject:
+        kind, _, ident = subject.partition(":")
+        query = query.where(AuditEvent.subject_type == kind, AuditEvent.subject_id == ident)
+    with services.db.session() as session:
+        rows = [{"id": e.id, "at": e.created_at.isoformat() + "Z", "actor_person_id": e.actor_person_id,
+                 "action": e.action, "subject": f"{e.subject_type}:{e.subject_id}" if e.subject_type else None,
+                 "data": e.data} for e in session.execute(query).scalars()]
+    if as_json:
+        console.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title="audit trail")
+    for column in ("id", "at (UTC)", "actor", "action", "subject", "data"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["id"]), row["at"][:19], str(row["actor_person_id"] or ""), row["action"],
+                      row["subject"] or "", json.dumps(row["data"], ensure_ascii=False)[:60])
+    console.print(table)
+
+
+@backup_app.command("create")
+def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（既定: BACKUP_DIR）")) -> None:
+    """Back up the database, index and published FAQs while the service keeps running."""
+    from bot.backup import BackupError, create
+
+    services = _services()
+    try:
+        info = create(services, dest)
+    except BackupError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"[green]バックアップしました[/] {info.path}（{info.manifest['database']}、索引: "
+                  f"{info.manifest['index']}）", highlight=False)
+
+
+@backup_app.command("list")
+def backup_list() -> None:
+    from bot.backup import list_backups
+
+    for info in list_backups(_services()):
+        console.print(f"{info.path.name}  {info.manifest['database']}  {info.manifest['counts']}", highlight=False)
+
+
+@backup_app.command("restore")
+def backup_restore(
+    source: Path = typer.Argument(..., help="バックアップのフォルダ（backup list の名前でも可）"),
+    rebuild_index: bool = typer.Option(False, "--rebuild-index", help="索引を資料から作り直す"),
+    yes: bool = typer.Option(False, "--yes", help="確認なしで実行"),
+) -> None:
+    """Replace the current data with a backup (stop the service first)."""
+    from bot.backup import BackupError, backups_dir, restore
+
+    services = _services()
+    if not source.exists():
+        source = backups_dir(services) / source.name
+    if not yes and not typer.confirm(f"現在のデータを {source.name} で置き換えます。よろしいですか？"):
+        raise typer.Exit(1)
+    try:
+        result = restore(services, source, rebuild_index=rebuild_index)
+    except BackupError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"[green]復元しました[/] {result}", highlight=False)
+
+
+@logs_app.command("purge")
+def logs_purge(days: int = typer.Option(None, help="保持日数（既定: LOG_RETENTION_DAYS、最低31日）")) -> None:
+    """Delete rotated log files older than the retention. Database records are never touched."""
+    from bot.logging_setup import purge_logs
+
+    settings = get_settings()
+    keep = max(31, days or settings.log_retention_days)
+    removed = purge_logs(settings.resolved_log_dir, keep)
+    console.print(f"{len(removed)} 個のログファイルを削除しました（{keep}日より前）。", highlight=False)
+
+
+@logs_app.command("search")
+def logs_search(
+    contains: str = typer.Option(None, help="この文字列を含む行"),
+    request_id: str = typer.Option(None, "--request-id"),
+    level: str = typer.Option(None, help="error / warning / info"),
+    since: str = typer.Option(None, help="この日時以降（ISO 形式、UTC）"),
+) -> None:
+    """Search the JSON log files (current and rotated), oldest first."""
+    from bot.logging_setup import LOG_FILE, rotated_files
+
+    log_dir = get_settings().resolved_log_dir
+    files = [path for path, _ in rotated_files(log_dir)] + [log_dir / LOG_FILE]
+    for path in files:
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if contains and contains not in line:
+                continue
+            if request_id and event.get("request_id") != request_id:
+                continue
+            if level and event.get("level") != level.lower():
+                continue
+            if since and str(event.get("timestamp", "")) < since:
+                continue
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -186,7 +326,7 @@ def _attach_capability_commands() -> None:
     from bot.forms.cli import hearing_app
     from bot.people.cli import companies_app, people_app
     from bot.visits.cli import visits_app
-    from bot.staff_cli import staff_app, tickets_app
+    from bot.staff_cli import api_tokens_app, staff_app, tickets_app
     from integrations.cli import channels_app
 
     app.add_typer(hearing_app, name="hearing")
@@ -196,6 +336,7 @@ def _attach_capability_commands() -> None:
     app.add_typer(channels_app, name="channels")
     app.add_typer(staff_app, name="staff")
     app.add_typer(tickets_app, name="tickets")
+    app.add_typer(api_tokens_app, name="tokens")
     try:
         from knowledge.cli import knowledge_app
     except ImportError:

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
         default="ja", validation_alias=AliasChoices("MADOGUCHI_LOCALE", "locale")
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("MADOGUCHI_LOG_LEVEL", "log_level"))
+    log_dir: Path | None = Field(default=None, description="JSON log files; unset = <data dir>/logs.")
+    log_retention_days: int = Field(default=90, ge=31, description="Rotated log files are kept this long (>= 1 month).")
 
     # Knowledge
     knowledge_paths: list[Path] = Field(
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
     answer_threshold: float = Field(default=0.5, description="Confidence below which the bot abstains.")
+
+    # Backups
+    backup_dir: Path | None = Field(default=None, description="Where backups go; unset = <data dir>/backups.")
+    backup_generations: int = Field(default=3, ge=1, description="How many backups are kept.")
 
     # Call-center hours and escalation
     business_open: str = Field(default="10:00", description="Staff start (JST, weekdays).")
@@ -114,6 +120,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'madoguchi.sqlite3').resolve()}"
+
+    @property
+    def resolved_log_dir(self) -> Path:
+        return self.log_dir or self.data_dir / "logs"
 
     @property
     def default_knowledge_paths(self) -> list[Path]:

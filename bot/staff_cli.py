@@ -120,3 +120,52 @@ def list_tickets(
         table.add_row(row["number"], row["status"], row["assignee"] or "", "⚠" if row["overdue"] else "",
                       (row["question"] or "")[:40])
     console.print(table)
+
+
+api_tokens_app = typer.Typer(help="スタッフ API のトークン / staff API tokens", no_args_is_help=True)
+
+
+@api_tokens_app.command("create")
+def token_create(name: str = typer.Option(...), scope: list[str] = typer.Option(..., help="hearings:read | visits:read | *")) -> None:
+    """Create a token; it is shown once and stored only as a hash."""
+    from bot import api_tokens
+
+    services = _services()
+    with services.db.session() as session:
+        try:
+            row, token = api_tokens.create(session, name, scope)
+        except api_tokens.TokenError as error:
+            console.print(f"[red]{error}[/]", highlight=False)
+            raise typer.Exit(2) from None
+        console.print(f"トークン ID {row.id}（{', '.join(row.scopes)}）:\n[bold]{token}[/]\nこの値は再表示できません。",
+                      highlight=False)
+
+
+@api_tokens_app.command("list")
+def token_list() -> None:
+    from bot.storage.models import ApiToken
+
+    services = _services()
+    table = Table(title="API トークン")
+    for column in ("ID", "名前", "スコープ", "作成", "最終利用", "失効"):
+        table.add_column(column)
+    with services.db.session() as session:
+        for row in session.execute(select(ApiToken).order_by(ApiToken.id)).scalars():
+            table.add_row(str(row.id), row.name, ", ".join(row.scopes), f"{row.created_at:%Y-%m-%d}",
+                          f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "",
+                          f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "")
+    console.print(table)
+
+
+@api_tokens_app.command("revoke")
+def token_revoke(token_id: int = typer.Argument(...)) -> None:
+    from bot import api_tokens
+
+    services = _services()
+    with services.db.session() as session:
+        try:
+            api_tokens.revoke(session, token_id)
+        except api_tokens.TokenError as error:
+            console.print(f"[red]{error}[/]", highlight=False)
+            raise typer.Exit(2) from None
+    console.print(f"トークン {token_id} を失効させました。")

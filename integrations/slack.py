@@ -12,16 +12,20 @@ returns the stored replies and queues nothing. Socket Mode
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from urllib.parse import parse_qs
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 
 from bot.messages import InboundMessage, Reply
 from bot.settings import Settings
@@ -148,12 +152,29 @@ def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any
     return app
 
 
+def _readable(body: bytes, request: Request) -> bool:
+    try:
+        if "application/x-www-form-urlencoded" in request.headers.get("content-type", ""):
+            payload = parse_qs(body.decode())
+            return "payload" in payload and isinstance(json.loads(payload["payload"][0]), dict)
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("type"), str)
+
+
 def mount(api: FastAPI, settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any] | None = None) -> App:
     bolt = build_app(settings, runtime, staff_hooks)
     handler = SlackRequestHandler(bolt)
+    assert settings.slack_signing_secret is not None
+    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
 
     @api.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request):  # type: ignore[no-untyped-def]
+        body = await request.body()
+        # Signed by Slack but not an event or interaction we can read: 400 here, not an error inside bolt.
+        if verifier.is_valid_request(body, dict(request.headers)) and not _readable(body, request):
+            return JSONResponse({"error": "invalid_body", "message": "内容を読み取れません。"}, status_code=400)
         return await handler.handle(request)
 
     return bolt

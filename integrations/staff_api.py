@@ -1,6 +1,6 @@
 """The staff API: what the secretariat reads from madoguchi (hearing-sheet responses first).
 
-Every route depends on `require_staff`; reads are recorded in the audit
+Every route depends on `require_scope`; reads are recorded in the audit
 trail, because these responses hold companies' contact details.
 """
 
@@ -16,10 +16,11 @@ from bot.forms.export import response_document, select_responses, to_jst
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import FormResponse
-from integrations.staff_auth import require_staff
+from integrations.staff_auth import require_scope
 
 router = APIRouter(prefix="/api", tags=["staff"])
-Staff = Annotated[str, Depends(require_staff)]
+HearingReader = Annotated[str, Depends(require_scope("hearings:read"))]
+VisitReader = Annotated[str, Depends(require_scope("visits:read"))]
 
 
 class HearingBase(BaseModel):
@@ -74,7 +75,7 @@ def _summary(response: FormResponse) -> HearingSummary:
 @router.get("/hearings", response_model=HearingList)
 def list_hearings(
     request: Request,
-    actor: Staff,
+    actor: HearingReader,
     form: str | None = Query(default=None, description="フォームID（既定: 設定 hearing_form）"),
     status: Literal["submitted", "in_progress", "abandoned", "all"] = "submitted",
     since: date | None = Query(default=None, description="この日（日本時間）以降"),
@@ -94,7 +95,7 @@ def list_hearings(
 
 @router.get("/hearings/{response_id}", response_model=HearingDetail,
             responses={404: {"description": "No such response"}})
-def get_hearing(request: Request, actor: Staff, response_id: int) -> HearingDetail:
+def get_hearing(request: Request, actor: HearingReader, response_id: int) -> HearingDetail:
     """One response with every answer: raw value and the label shown to people (staff only)."""
     services = _services(request)
     with services.db.session() as session:
@@ -147,7 +148,7 @@ def _iso(moment: Any) -> str | None:
 @router.get("/visits", response_model=VisitList)
 def list_visits(
     request: Request,
-    actor: Staff,
+    actor: VisitReader,
     month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")] = None,
     status: str | None = None,
     expert_id: int | None = None,

@@ -1,42 +1,50 @@
-"""Who may call the staff API: a bearer token, compared in constant time.
+"""Who may call the staff API: a bearer token with the route's scope.
 
-Staff systems (the secretariat's spreadsheet import, the call-center tools)
-authenticate with `Authorization: Bearer <token>`. A missing or wrong token
-is 401 with a Japanese and an English message; when no token is configured
-the staff API is closed rather than open.
+Tokens are created with `madoguchi tokens create --scope ...` (stored hashed,
+revocable); the settings' `STAFF_API_TOKEN` is a bootstrap token with every
+scope. No token or an unknown/revoked one is 401, a token without the scope
+403, each with a Japanese and an English message. With no token configured
+at all the staff API is closed rather than open.
 """
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from bot import api_tokens
 from bot.services import Services
 
-_bearer = HTTPBearer(auto_error=False, description="Staff API token (MADOGUCHI STAFF_API_TOKEN)")
+_bearer = HTTPBearer(auto_error=False, description="Staff API token (madoguchi tokens create)")
 
 
 class StaffAuthError(HTTPException):
-    def __init__(self, code: str, message: str, message_en: str) -> None:
-        super().__init__(status_code=401, detail={"error": code, "message": message, "message_en": message_en},
-                         headers={"WWW-Authenticate": "Bearer"})
+    def __init__(self, code: str, message: str, message_en: str, status: int = 401) -> None:
+        super().__init__(status_code=status, detail={"error": code, "message": message, "message_en": message_en},
+                         headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
 
-def require_staff(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """FastAPI dependency: the caller holds the staff API token. Returns an actor label for the audit trail."""
-    services: Services = request.app.state.services
-    configured = services.settings.staff_api_token
-    if configured is None or not configured.get_secret_value():
-        raise StaffAuthError("staff_api_disabled", "スタッフ用APIは設定されていません。",
-                             "The staff API is not configured (STAFF_API_TOKEN).")
-    if credentials is None:
-        raise StaffAuthError("unauthorized", "認証が必要です。", "Authentication required.")
-    if not hmac.compare_digest(credentials.credentials.encode(), configured.get_secret_value().encode()):
-        raise StaffAuthError("unauthorized", "認証に失敗しました。", "Invalid token.")
-    return "staff-api-token"
+def require_scope(scope: str) -> Callable[..., str]:
+    """A FastAPI dependency: the caller's token carries `scope`. Returns an actor label for the audit trail."""
+
+    def dependency(request: Request,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+        services: Services = request.app.state.services
+        if credentials is None:
+            raise StaffAuthError("unauthorized", "認証が必要です。", "Authentication required.")
+        bootstrap = services.settings.staff_api_token
+        with services.db.session() as session:
+            try:
+                actor = api_tokens.authorize(session, credentials.credentials, scope,
+                                             bootstrap.get_secret_value() if bootstrap else None)
+            except api_tokens.OutOfScope:
+                raise StaffAuthError("forbidden", "このトークンでは利用できません。",
+                                     f"Token lacks scope {scope}.", status=403) from None
+        if actor is None:
+            raise StaffAuthError("unauthorized", "認証に失敗しました。", "Invalid or revoked token.")
+        return actor
+
+    return dependency

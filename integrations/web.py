@@ -90,7 +90,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     if services is None:
         from bot.logging_setup import configure_logging
 
-        configure_logging(get_settings().log_level)
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.resolved_log_dir)
         services = Services.create()
     engine = Engine(services)
     @asynccontextmanager

@@ -53,12 +53,18 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
     raise ValueError(f"unknown LLM_PROVIDER {settings.llm_provider!r}")
 
 
+def quoted(text: str) -> str:
+    """Text placed inside our tags: masked, and with angle brackets made full-width so a manual or a
+    user cannot close </passage> and write outside the quoted data."""
+    return mask_personal_data(text).replace("<", "＜").replace(">", "＞").replace('"', "＂")
+
+
 def build_messages(retrieval: Retrieval) -> list[SystemMessage | HumanMessage]:
     passages = "\n".join(
-        f'<passage id="{n}" title="{mask_personal_data(h.source.title)}">\n{mask_personal_data(h.chunk.text)}\n</passage>'
+        f'<passage id="{n}" title="{quoted(h.source.title)}">\n{quoted(h.chunk.text)}\n</passage>'
         for n, h in enumerate(retrieval.hits[:PASSAGES], start=1)
     )
-    question = mask_personal_data(retrieval.question)
+    question = quoted(retrieval.question)
     return [SystemMessage(SYSTEM_PROMPT),
             HumanMessage(f"<passages>\n{passages}\n</passages>\n\n<question>{question}</question>")]
 

@@ -144,7 +144,7 @@ def test_staff_api_is_closed_when_no_token_is_configured(tmp_path: Path) -> None
     services = Services.create(make_settings(tmp_path))
     with LiveServer(create_app(services)) as server:
         response = httpx.get(f"{server.url}/api/hearings", headers={"Authorization": "Bearer anything"})
-    assert response.status_code == 401 and response.json()["error"] == "staff_api_disabled"
+    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
     services.close()
 
 

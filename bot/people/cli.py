@@ -149,3 +149,43 @@ def _report_import(result) -> None:  # type: ignore[no-untyped-def]
         console.print(f"[yellow]スキップ[/] {error}", highlight=False)
     if result.errors:
         raise typer.Exit(1)
+
+
+@people_app.command("export")
+def export_person(person_id: int = typer.Argument(...), out: Path = typer.Option(None, "--out")) -> None:
+    """Everything held about one person, as JSON (a data access request)."""
+    import json
+
+    from bot.people.data_requests import export
+    from bot.storage import audit
+
+    services = _services()
+    with services.db.session() as session:
+        try:
+            document = export(session, person_id)
+        except LookupError:
+            _fail(f"ID {person_id} の登録者はいません")
+        audit.record(session, "person.exported", subject_type="person", subject_id=person_id)
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=str)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"{out} に出力しました。", highlight=False)
+
+
+@people_app.command("forget")
+def forget_person(person_id: int = typer.Argument(...),
+                  yes: bool = typer.Option(False, "--yes", help="確認なしで実行")) -> None:
+    """Erase a person's personal data (business records such as visits stay; the audit chain stays valid)."""
+    from bot.people.data_requests import forget
+
+    if not yes and not typer.confirm(f"ID {person_id} の個人データを削除します。元に戻せません。よろしいですか？"):
+        raise typer.Exit(1)
+    services = _services()
+    with services.db.session() as session:
+        try:
+            counts = forget(session, person_id, actor="cli")
+        except LookupError:
+            _fail(f"ID {person_id} の登録者はいません")
+    console.print("削除しました: " + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
