@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 
 from sqlalchemy import func, select
 
 from bot.settings import Settings
+from bot.text import normalize
 from bot.storage.db import Database
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.answering import Answer, answer_from
@@ -22,6 +24,7 @@ from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, SourceInfo
 from knowledge.vectorstore import VectorStore
 
 STALENESS_CHECK_SECONDS = 1.0
+ANSWER_CACHE_SIZE = 4096
 
 
 def knowledge_is_empty(db: Database) -> bool:
@@ -39,6 +42,10 @@ class KnowledgeBase:
         self._signature: tuple[object, ...] | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
+        # The same questions come all day (the call-center's reason to exist): answers are cached per
+        # index version, so a repeated question costs a dictionary lookup instead of an embedding.
+        self._answers: OrderedDict[str, Answer] = OrderedDict()
+        self._answers_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, db: Database) -> KnowledgeBase:
@@ -62,6 +69,8 @@ class KnowledgeBase:
             if force or self._index is None or signature != self._signature:
                 self._index = self._load()
                 self._signature = signature
+                with self._answers_lock:
+                    self._answers.clear()
             return self._index
 
     def _load(self) -> HybridIndex:
@@ -83,12 +92,24 @@ class KnowledgeBase:
         return self.refresh().search(question, k)
 
     def ask(self, question: str) -> Answer:
+        """The answer to `question`; identical (normalized) questions reuse the answer until the index changes."""
+        self.refresh()
+        key = normalize(question)
+        with self._answers_lock:
+            cached = self._answers.get(key)
+            if cached is not None:
+                self._answers.move_to_end(key)
+                return cached
         retrieval = self.retrieve(question)
         answer = answer_from(retrieval, self.settings.answer_threshold)
         if answer.confident and self.settings.llm_provider != "none":
             from knowledge.generation import generate_answer
 
             answer = generate_answer(self.settings, retrieval, answer)
+        with self._answers_lock:
+            self._answers[key] = answer
+            while len(self._answers) > ANSWER_CACHE_SIZE:
+                self._answers.popitem(last=False)
         return answer
 
     def ping(self) -> bool:

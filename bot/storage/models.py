@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -119,6 +120,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("channel", "direction", "platform_message_id", name="uq_message_platform_id"),
+        Index("ix_messages_conversation_direction_created", "conversation_id", "direction", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
