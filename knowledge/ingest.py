@@ -31,9 +31,9 @@ from knowledge.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
 
-#: Characters of a chunk the dense vector is computed from (section path first). The embedder's
+#: Characters of a chunk the dense vector is computed from (its nearest heading first). The embedder's
 #: cost grows faster than linearly with length; BM25 still sees the whole chunk.
-EMBED_CHARS = 220
+EMBED_CHARS = 130
 
 
 @dataclass
@@ -183,7 +183,9 @@ def _chunk_rows(path: Path, drafts: list[ChunkDraft]) -> list[KnowledgeChunk]:
 def _embed_text(title: str, draft: ChunkDraft) -> str:
     if draft.question is not None:
         return draft.question[:EMBED_CHARS]  # a FAQ is found by its question
-    head = f"{draft.section}\n" if draft.section else ""
+    # The nearest heading says what the passage is about; the full path would eat the character budget.
+    nearest = draft.section.rsplit(" > ", 1)[-1][:40] if draft.section else ""
+    head = f"{nearest}\n" if nearest else ""
     return (head + draft.text)[:EMBED_CHARS]
 
 
