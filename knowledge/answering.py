@@ -165,7 +165,12 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     top_score = retrieval.hits[0].score
     scored: list[tuple[float, int, int, Hit, float, bool]] = []  # score, hit no, sentence no, ...
     sentences_of: list[list[str]] = []
-    for hit_no, hit in enumerate(retrieval.hits[:SENTENCE_POOL]):
+    pool = retrieval.hits[:SENTENCE_POOL]
+    if retrieval.steered_source is not None:
+        # The question names a document: answer from it, not from a similar passage of another call.
+        named = [h for h in pool if h.source.id == retrieval.steered_source]
+        pool = named or pool
+    for hit_no, hit in enumerate(pool):
         section_tokens = set(tokens(hit.chunk.section))
         prior = 0.3 * hit.score / top_score
         body = hit.chunk.answer if hit.chunk.kind == "faq" and hit.chunk.answer else hit.chunk.text
