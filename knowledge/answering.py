@@ -35,11 +35,13 @@ ANSWER_TYPES: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     (re.compile(r"何年以上|何年"), re.compile(r"\d+\s*年")),
     (re.compile(r"何人|人数"), re.compile(r"\d+\s*(?:人|名)")),
     (re.compile(r"どのくらい|どれくらい|期間は|何か月|何ヶ月"), re.compile(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)")),
+    # "Which tool / how" is asked more specifically than "when": 「どのツールで開催されますか」 wants the tool.
+    # A product name (Teams, Zoom, Webex): a capitalised word, not an acronym like WEB or URL.
+    (re.compile(r"ツール|アプリ|ソフト"), re.compile(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}")),
+    (re.compile(r"方法|手段|どうやって"), re.compile(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム")),
     (re.compile(r"いつ|締切|期限|何日|日程|開催され"),
      re.compile(r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+\s*年\s*\d+\s*月")),
-    (re.compile(r"ツール|アプリ|ソフト"), re.compile(r"[A-Za-z]{3,}")),
     (re.compile(r"名称|名前"), re.compile(r"[A-Za-z]{3,}|「[^」]{2,30}」|『[^』]{2,30}』")),
-    (re.compile(r"方法|手段|どうやって"), re.compile(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム")),
     (re.compile(r"どこ|部署|問い?合わ?せ先|事務局は|担当課"),
      re.compile(r"[課室部局所]|株式会社|研究所|センター|事務局|在住|フォーム")),
 ]
