@@ -9,14 +9,21 @@ Friday evening is not overdue on Saturday).
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 import jpholiday
 
+from bot.jst import JST, to_jst
 from bot.settings import Settings
 
-JST = timezone(timedelta(hours=9), "JST")
 WEEKDAYS_JA = "月火水木金土日"
+
+
+def _local(moment: datetime) -> datetime:
+    """Naive values are the stored UTC; aware values are converted."""
+    local = to_jst(moment)
+    assert local is not None
+    return local
 
 
 class BusinessCalendar:
@@ -47,12 +54,12 @@ class BusinessCalendar:
         return not in_break
 
     def is_open(self, moment: datetime) -> bool:
-        local = _jst(moment)
+        local = _local(moment)
         return self.is_business_day(local.date()) and self.opens <= local.time() < self.closes
 
     def next_opening(self, moment: datetime) -> datetime:
         """The next moment (JST) staff are in: `moment` itself when open."""
-        local = _jst(moment)
+        local = _local(moment)
         if self.is_open(local):
             return local
         day = local.date()
@@ -66,7 +73,7 @@ class BusinessCalendar:
 
     def business_minutes_between(self, start: datetime, end: datetime) -> float:
         """Minutes of opening hours between two moments."""
-        start, end = _jst(start), _jst(end)
+        start, end = _local(start), _local(end)
         total = 0.0
         day = start.date()
         while day <= end.date():
@@ -79,16 +86,9 @@ class BusinessCalendar:
         return total
 
 
-def _jst(moment: datetime) -> datetime:
-    """Naive values are the stored UTC; aware values are converted."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(JST)
-
-
 def describe_opening(moment: datetime, locale: str = "ja") -> str:
     """「11月24日（月）10:00」"""
-    local = _jst(moment)
+    local = _local(moment)
     if locale == "ja":
         return f"{local.month}月{local.day}日（{WEEKDAYS_JA[local.weekday()]}）{local:%H:%M}"
     return f"{local:%a %d %b %H:%M}"

@@ -103,6 +103,7 @@ def audit_search(
 
     from sqlalchemy import select
 
+    from bot.jst import utc_iso
     from bot.storage.models import AuditEvent
 
     services = _services()
@@ -122,7 +123,7 @@ def audit_search(
         kind, _, ident = subject.partition(":")
         query = query.where(AuditEvent.subject_type == kind, AuditEvent.subject_id == ident)
     with services.db.session() as session:
-        rows = [{"id": e.id, "at": e.created_at.isoformat() + "Z", "actor_person_id": e.actor_person_id,
+        rows = [{"id": e.id, "at": utc_iso(e.created_at), "actor_person_id": e.actor_person_id,
                  "action": e.action, "subject": f"{e.subject_type}:{e.subject_id}" if e.subject_type else None,
                  "data": e.data} for e in session.execute(query).scalars()]
     if as_json:
@@ -258,13 +259,10 @@ def chat(
 
     def show_pending() -> None:
         """Messages for this user that were not replies (a visit to confirm, a staff answer)."""
-        from bot.outbox import mark_sent, pending_for_user, replies_of
+        from bot.outbox import take_pending
 
         with services.db.session() as session:
-            rows = pending_for_user(session, "cli", user_id)
-            waiting = [reply for row in rows for reply in replies_of(row)]
-            for row in rows:
-                mark_sent(row)
+            waiting = take_pending(session, "cli", user_id)
         if waiting:
             show(waiting)
 

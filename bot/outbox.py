@@ -87,6 +87,14 @@ def pending_for_user(session: Session, channel: str, external_user_id: str) -> l
         .order_by(OutboundMessage.id).with_for_update(skip_locked=True)).scalars())
 
 
+def take_pending(session: Session, channel: str, external_user_id: str) -> list[Reply]:
+    """For channels that deliver when the user is there (web, terminal): the waiting replies, marked sent."""
+    rows = pending_for_user(session, channel, external_user_id)
+    for row in rows:
+        mark_sent(row)
+    return [reply for row in rows for reply in replies_of(row)]
+
+
 def replies_of(row: OutboundMessage) -> list[Reply]:
     return [Reply.model_validate(r) for r in row.payload.get("replies", [])]
 

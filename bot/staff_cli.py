@@ -96,6 +96,7 @@ def list_tickets(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The queue, newest first."""
+    from bot.jst import utc_iso
     from bot.storage.models import Ticket
     from bot.tickets import number
 
@@ -106,9 +107,8 @@ def list_tickets(
             query = query.where(Ticket.status == status)
         rows = [{"number": number(t.id), "id": t.id, "status": t.status, "reason": t.reason, "channel": t.channel,
                  "question": t.question, "assignee": t.assignee.display_name if t.assignee else None,
-                 "overdue": t.overdue, "created_at": t.created_at.isoformat() + "Z",
-                 "first_response_at": t.first_response_at.isoformat() + "Z" if t.first_response_at else None,
-                 "resolved_at": t.resolved_at.isoformat() + "Z" if t.resolved_at else None,
+                 "overdue": t.overdue, "created_at": utc_iso(t.created_at),
+                 "first_response_at": utc_iso(t.first_response_at), "resolved_at": utc_iso(t.resolved_at),
                  "satisfaction": t.satisfaction} for t in session.execute(query).scalars()]
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")

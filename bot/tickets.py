@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.business_hours import BusinessCalendar
 from bot.i18n import add_strings, t
+from bot.jst import jst_date
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
 from bot.outbox import NoChannel, send_to_person
@@ -234,7 +235,7 @@ def dashboard(session: Session, days: int = 14, now: datetime | None = None) -> 
     now = now or utcnow()
     since = now - timedelta(days=days)
     tickets = list(session.execute(select(Ticket).where(Ticket.created_at >= since)).scalars())
-    per_day = Counter((ticket.created_at + timedelta(hours=9)).date().isoformat() for ticket in tickets)
+    per_day = Counter(jst_date(ticket.created_at).isoformat() for ticket in tickets)
     first = [(tk.first_response_at - tk.created_at).total_seconds() / 60 for tk in tickets if tk.first_response_at]
     resolution = [(tk.resolved_at - tk.created_at).total_seconds() / 60 for tk in tickets if tk.resolved_at]
     questions = session.execute(select(func.count(func.distinct(Message.reply_to_id))).where(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from bot.forms import reference_number
 from bot.forms.answers import AnswerError, format_answer, parse_answer, validate_selection
 from bot.forms.progress import applicable_questions, effective_answers, missing_required, next_question, position
 from bot.forms.schema import Form, Question
@@ -155,11 +156,6 @@ add_strings("en", {
 })
 
 
-def reference_number(response_id: int) -> str:
-    """The number the applicant quotes on the phone: H-000123."""
-    return f"H-{response_id:06d}"
-
-
 def looks_like_question(text: str) -> bool:
     """A message that asks something rather than answers (it goes to the FAQ handler)."""
     return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))
@@ -191,7 +187,7 @@ class HearingHandler(Handler):
             return self._start(turn, restart=False)
         if choice == "hearing:restart":
             return self._start(turn, restart=True)
-        response = self._active_response(turn, for_update=True)
+        response = self._active_response(turn)
         if response is None:
             return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale))]
         if turn.conversation.active_flow != self.name or turn.flow_state.get("response_id") != response.id:
@@ -217,11 +213,7 @@ class HearingHandler(Handler):
         if action == "toggle":
             return self._toggle(turn, response, form, question, arg)
         if action == "done":
-            try:
-                value = validate_selection(question, list(response.state.get("selection", [])))
-            except AnswerError as error:
-                return self._invalid(turn, response, form, error)
-            return self._accept(turn, response, form, question, value)
+            return self._confirm_selection(turn, response, form, question)
         return self._ask_current(turn, response, form, lead=turn.t("unknown_choice"))
 
     # ---------------------------------------------------------------- flow
@@ -246,11 +238,7 @@ class HearingHandler(Handler):
         if word in SKIP_WORDS:
             return self._skip(turn, response, form, question)
         if question.type == "multi_choice" and word in DONE_WORDS and response.state.get("selection"):
-            try:
-                value = validate_selection(question, list(response.state["selection"]))
-            except AnswerError as error:
-                return self._invalid(turn, response, form, error)
-            return self._accept(turn, response, form, question, value)
+            return self._confirm_selection(turn, response, form, question)
         if question.type == "text" and looks_like_question(text):
             return None
         try:
@@ -282,7 +270,7 @@ class HearingHandler(Handler):
         form = turn.services.forms.latest(turn.services.settings.hearing_form)
         if form is None:
             return [Reply(text=turn.t("hearing_no_form"))]
-        existing = self._active_response(turn, for_update=True)
+        existing = self._active_response(turn)
         replies: list[Reply] = []
         if existing is not None and not restart:
             turn.start_flow(self.name, {"response_id": existing.id})
@@ -370,6 +358,14 @@ class HearingHandler(Handler):
         state["selection"] = selection
         response.state = state
         return self._ask_current(turn, response, form)
+
+    def _confirm_selection(self, turn: Turn, response: FormResponse, form: Form, question: Question) -> list[Reply]:
+        """The options toggled so far become the answer (「選択を確定」 or a typed 「決定」)."""
+        try:
+            value = validate_selection(question, list(response.state.get("selection", [])))
+        except AnswerError as error:
+            return self._invalid(turn, response, form, error)
+        return self._accept(turn, response, form, question, value)
 
     def _invalid(self, turn: Turn, response: FormResponse, form: Form, error: AnswerError) -> list[Reply]:
         expected = turn.t(error.key, **error.values)
@@ -521,13 +517,12 @@ class HearingHandler(Handler):
         assert form is not None, f"form {response.form_id} disappeared"
         return form
 
-    def _active_response(self, turn: Turn, for_update: bool = False) -> FormResponse | None:
+    def _active_response(self, turn: Turn) -> FormResponse | None:
+        """The person's interview in progress, locked: two channels must not answer it at once."""
         query = (select(FormResponse)
                  .where(FormResponse.person_id == turn.person.id, FormResponse.status == "in_progress",
                         FormResponse.form_id == turn.services.settings.hearing_form)
-                 .order_by(FormResponse.id.desc()).limit(1))
-        if for_update:
-            query = query.with_for_update()
+                 .order_by(FormResponse.id.desc()).limit(1).with_for_update())
         return turn.session.execute(query).scalar_one_or_none()
 
     def _flow_response(self, turn: Turn) -> FormResponse | None:

@@ -27,7 +27,8 @@ from bot.people import link_codes
 from bot.storage.models import Company, LinkCode, Person, Role, Visit
 from bot.visits import service
 from bot.visits.durations import parse_duration_minutes
-from bot.visits.rules import ProgramRules, jst_date, jst_time, rules_for
+from bot.jst import jst_date, jst_time
+from bot.visits.rules import ProgramRules, rules_for
 
 add_strings("ja", {
     "visits_menu_checkin": "チェックイン",
@@ -398,7 +399,7 @@ class VisitsHandler(Handler):
         service.confirm(turn.session, visit, turn.person.id, method)
         if turn.conversation.active_flow == self.name:
             turn.end_flow("finished")
-        fee = service.visit_fee(turn.session, self._rules(turn, visit), visit)
+        fee = service.visit_fee(turn.session, visit, turn.services.settings.program_rules_file)
         self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
         return [Reply(text=turn.t("visits_confirmed_thanks"))]
 

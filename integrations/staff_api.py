@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from bot.forms.export import response_document, select_responses, to_jst
+from bot.forms import reference_number
+from bot.forms.export import response_document, select_responses
+from bot.jst import to_jst
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import FormResponse
@@ -64,7 +66,7 @@ def _summary(response: FormResponse) -> HearingSummary:
     started, submitted = to_jst(response.started_at), to_jst(response.submitted_at)
     company = response.answers.get("company_name")
     return HearingSummary(
-        id=response.id, number=f"H-{response.id:06d}", form_id=response.form_id,
+        id=response.id, number=reference_number(response.id), form_id=response.form_id,
         form_version=response.form_version, status=response.status, channel=response.channel,
         company_name=str(company) if company else None, answered=len(response.answers),
         started_at=started.isoformat() if started else None,
@@ -160,7 +162,8 @@ def list_visits(
     from sqlalchemy import select
 
     from bot.storage.models import Visit
-    from bot.visits.report import month_bounds, visit_fees
+    from bot.visits.report import month_bounds
+    from bot.visits.service import visit_fees
 
     services = _services(request)
     with services.db.session() as session:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot import staff as staff_accounts
-from bot import tickets
+from bot import jst, tickets
 from bot.services import Services
 from bot.storage.models import AuditEvent, FaqCandidate, StaffAccount, Ticket, utcnow
 
@@ -103,9 +103,8 @@ STATUS_JA = {"open": "未対応", "claimed": "対応中", "answered": "回答済
 
 
 def to_jst(moment: Any) -> str:
-    if moment is None:
-        return ""
-    return (moment + timedelta(hours=9)).strftime("%m/%d %H:%M")
+    local = jst.to_jst(moment)
+    return local.strftime("%m/%d %H:%M") if local else ""
 
 
 def back_to(ticket_id: int, flash: str, request: Request) -> RedirectResponse:

@@ -184,13 +184,10 @@ def create_app(services: Services | None = None) -> FastAPI:
 
         Each is returned once: it is marked delivered in the same transaction.
         """
-        from bot.outbox import mark_sent, pending_for_user, replies_of
+        from bot.outbox import take_pending
 
         with services.db.session() as session:
-            rows = pending_for_user(session, "web", user_id)
-            replies = [reply for row in rows for reply in replies_of(row)]
-            for row in rows:
-                mark_sent(row)
+            replies = take_pending(session, "web", user_id)
         return ChatResponse(replies=[_chat_reply(r) for r in replies])
 
     @app.get("/healthz", tags=["ops"])

@@ -93,14 +93,14 @@ class KnowledgeBase:
 
     def ask(self, question: str) -> Answer:
         """The answer to `question`; identical (normalized) questions reuse the answer until the index changes."""
-        self.refresh()
+        index = self.refresh()  # first: a new index empties the cache
         key = normalize(question)
         with self._answers_lock:
             cached = self._answers.get(key)
             if cached is not None:
                 self._answers.move_to_end(key)
                 return cached
-        retrieval = self.retrieve(question)
+        retrieval = index.search(question)
         answer = answer_from(retrieval, self.settings.answer_threshold)
         if answer.confident and self.settings.llm_provider != "none":
             from knowledge.generation import generate_answer

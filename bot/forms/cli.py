@@ -69,7 +69,9 @@ def list_command(
     status: str = typer.Option("all", "--status", help="submitted | in_progress | abandoned | all"),
 ) -> None:
     """Responses with their number, status and progress."""
-    from bot.forms.export import STATUS_LABELS, select_responses, to_jst
+    from bot.forms import reference_number
+    from bot.forms.export import STATUS_LABELS, select_responses
+    from bot.jst import to_jst
 
     services = _services()
     form_id = form or services.settings.hearing_form
@@ -79,7 +81,7 @@ def list_command(
     with services.db.session() as session:
         for response in select_responses(session, form_id, None, None if status == "all" else status):
             started, submitted = to_jst(response.started_at), to_jst(response.submitted_at)
-            table.add_row(f"H-{response.id:06d}", STATUS_LABELS.get(response.status, response.status),
+            table.add_row(reference_number(response.id), STATUS_LABELS.get(response.status, response.status),
                           str(response.answers.get("company_name") or ""), str(len(response.answers)),
                           f"{started:%Y-%m-%d %H:%M}" if started else "",
                           f"{submitted:%Y-%m-%d %H:%M}" if submitted else "")

@@ -3,8 +3,7 @@
 Columns follow the newest version of the form; questions that only older
 versions asked are appended after them, so a form change never drops an old
 answer from the export. Each response is formatted with the version it was
-answered under. Times are shown in Japan time (JST has no daylight saving,
-so a fixed +09:00 offset is exact).
+answered under. Times are shown in Japan time.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.forms.answers import format_answer
+from bot.forms import reference_number
 from bot.forms.schema import FormCatalog, Question
+from bot.jst import jst_day_start_utc, to_jst
 from bot.storage.models import FormResponse
 
-JST = timezone(timedelta(hours=9), "JST")
 FIXED_COLUMNS = ("受付番号", "状態", "送信日時", "開始日時", "様式の版", "チャネル")
 STATUS_LABELS = {"in_progress": "回答中", "submitted": "送信済み", "abandoned": "破棄"}
 
@@ -36,16 +36,6 @@ STATUS_LABELS = {"in_progress": "回答中", "submitted": "送信済み", "aband
 class Column:
     question_id: str
     label: str
-
-
-def to_jst(moment: datetime | None) -> datetime | None:
-    """Stored naive UTC -> aware JST."""
-    return None if moment is None else moment.replace(tzinfo=UTC).astimezone(JST)
-
-
-def jst_day_start_utc(day: date) -> datetime:
-    """00:00 JST of `day` as the naive UTC the database stores."""
-    return datetime(day.year, day.month, day.day, tzinfo=JST).astimezone(UTC).replace(tzinfo=None)
 
 
 def select_responses(session: Session, form_id: str, since: date | None = None,
@@ -93,7 +83,7 @@ def cell_value(catalog: FormCatalog, response: FormResponse, qid: str) -> Any:
 def fixed_values(response: FormResponse) -> list[Any]:
     submitted, started = to_jst(response.submitted_at), to_jst(response.started_at)
     return [
-        f"H-{response.id:06d}",
+        reference_number(response.id),
         STATUS_LABELS.get(response.status, response.status),
         submitted.strftime("%Y-%m-%d %H:%M") if submitted else None,
         started.strftime("%Y-%m-%d %H:%M") if started else None,
@@ -141,7 +131,7 @@ def response_document(catalog: FormCatalog, response: FormResponse) -> dict[str,
     submitted, started = to_jst(response.submitted_at), to_jst(response.started_at)
     return {
         "id": response.id,
-        "number": f"H-{response.id:06d}",
+        "number": reference_number(response.id),
         "form_id": response.form_id,
         "form_version": response.form_version,
         "status": response.status,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from bot.jst import utc_iso
 from bot.storage import audit
 from bot.storage.models import (
     AuditEvent,
@@ -32,10 +33,6 @@ from bot.storage.models import (
 ERASED = "（削除済み）"
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() + "Z" if hasattr(value, "isoformat") and getattr(value, "tzinfo", 1) is None else value
-
-
 def export(session: Session, person_id: int) -> dict[str, Any]:
     person = session.get(Person, person_id)
     if person is None:
@@ -48,24 +45,24 @@ def export(session: Session, person_id: int) -> dict[str, Any]:
     return {
         "person": {"id": person.id, "role": person.role, "display_name": person.display_name,
                    "organisation": person.organisation, "company_id": person.company_id,
-                   "locale": person.locale, "created_at": _iso(person.created_at)},
+                   "locale": person.locale, "created_at": utc_iso(person.created_at)},
         "accounts": [{"channel": i.channel, "external_user_id": i.external_user_id, "verified": i.verified,
-                      "created_at": _iso(i.created_at)} for i in person.identities],
+                      "created_at": utc_iso(i.created_at)} for i in person.identities],
         "messages": [{"channel": m.channel, "direction": m.direction, "text": m.text, "payload": m.payload,
-                      "at": _iso(m.created_at)} for m in messages],
+                      "at": utc_iso(m.created_at)} for m in messages],
         "hearing_responses": [{"id": r.id, "form": r.form_id, "version": r.form_version, "status": r.status,
-                               "answers": r.answers, "submitted_at": _iso(r.submitted_at)}
+                               "answers": r.answers, "submitted_at": utc_iso(r.submitted_at)}
                               for r in session.execute(select(FormResponse).where(
                                   FormResponse.person_id == person_id)).scalars()],
-        "tickets": [{"id": t.id, "status": t.status, "question": t.question, "created_at": _iso(t.created_at),
-                     "messages": [{"author": m.author, "text": m.text, "at": _iso(m.created_at)} for m in t.messages]}
+        "tickets": [{"id": t.id, "status": t.status, "question": t.question, "created_at": utc_iso(t.created_at),
+                     "messages": [{"author": m.author, "text": m.text, "at": utc_iso(m.created_at)} for m in t.messages]}
                     for t in tickets],
         "visits_as_expert": [{"id": v.id, "date": v.planned_date.isoformat(), "company_id": v.company_id,
-                              "status": v.status, "checkin_at": _iso(v.checkin_at), "checkout_at": _iso(v.checkout_at),
+                              "status": v.status, "checkin_at": utc_iso(v.checkin_at), "checkout_at": utc_iso(v.checkout_at),
                               "checkin_location": [v.checkin_lat, v.checkin_lon],
                               "face_to_face_minutes": v.face_to_face_minutes}
                              for v in session.execute(select(Visit).where(Visit.expert_person_id == person_id)).scalars()],
-        "audit_events": [{"id": e.id, "action": e.action, "at": _iso(e.created_at)}
+        "audit_events": [{"id": e.id, "action": e.action, "at": utc_iso(e.created_at)}
                          for e in session.execute(select(AuditEvent).where(AuditEvent.actor_person_id == person_id)
                                                   .order_by(AuditEvent.id)).scalars()],
     }

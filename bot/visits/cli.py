@@ -132,7 +132,7 @@ def sweep(through: str = typer.Option(None, help="この日まで（既定: 昨�
     from bot.i18n import t
     from bot.messages import Reply
     from bot.outbox import NoChannel, send_to_person
-    from bot.visits.rules import JST
+    from bot.jst import JST
     from bot.visits.service import sweep as run
 
     services = _services()

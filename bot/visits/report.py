@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.storage.models import Visit
-from bot.visits.rules import fees_for_day, fiscal_year, fiscal_year_start, rules_for
-from bot.visits.service import FLAG_LABELS
+from bot.visits.rules import fiscal_year, fiscal_year_start
+from bot.visits.service import FLAG_LABELS, visit_fees
 
 STATUS_LABELS = {"planned": "予定", "checked_in": "チェックイン済", "checked_out": "チェックアウト済",
                  "confirmed": "企業確認済", "disputed": "相違あり", "cancelled": "取消"}
@@ -74,19 +73,6 @@ def month_bounds(month: str) -> tuple[date, date]:
     return start, end
 
 
-def visit_fees(visits: list[Visit], rules_file: Path | None = None) -> dict[int, int]:
-    """Fee per confirmed visit, each expert's daily cap applied across that day's confirmed visits."""
-    by_day: dict[tuple[int, date], list[Visit]] = defaultdict(list)
-    for visit in visits:
-        if visit.status == "confirmed" and visit.face_to_face_minutes is not None:
-            by_day[(visit.expert_person_id, visit.planned_date)].append(visit)
-    fees: dict[int, int] = {}
-    for (_, day), day_visits in by_day.items():
-        rules = rules_for(day, rules_file)
-        fees.update(fees_for_day([(v.id, v.face_to_face_minutes or 0) for v in day_visits], rules))
-    return fees
-
-
 def build(session: Session, month: str, rules_file: Path | None = None) -> MonthlyReport:
     start, end = month_bounds(month)
     year = fiscal_year(start)
@@ -131,7 +117,7 @@ def summary_rows(report: MonthlyReport) -> list[list[object]]:
 
 
 def detail_rows(report: MonthlyReport) -> list[list[object]]:
-    from bot.visits.rules import jst_date, jst_time
+    from bot.jst import jst_date, jst_time
 
     def moment(value):  # type: ignore[no-untyped-def]
         return f"{jst_date(value):%m/%d} {jst_time(value)}" if value else ""

@@ -9,7 +9,7 @@ the chat, the CLI and the monthly report must agree to the yen.
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +17,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 RULES_FILE = Path(__file__).resolve().parent / "program_rules.yaml"
-JST = timezone(timedelta(hours=9), "JST")
 
 
 class ProgramRules(BaseModel):
@@ -89,12 +88,3 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
     a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
     return 2 * radius * math.asin(math.sqrt(a))
-
-
-def jst_date(moment: datetime) -> date:
-    """The Japanese calendar day of a stored (naive UTC) timestamp."""
-    return moment.replace(tzinfo=UTC).astimezone(JST).date()
-
-
-def jst_time(moment: datetime) -> str:
-    return moment.replace(tzinfo=UTC).astimezone(JST).strftime("%H:%M")

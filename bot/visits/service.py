@@ -8,15 +8,18 @@ never check in twice; each is audited. Rule findings are appended to
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.jst import jst_date
 from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Company, Person, Role, Visit, utcnow
-from bot.visits.rules import ProgramRules, distance_m, fees_for_day, fiscal_year, fiscal_year_start, jst_date
+from bot.visits.rules import ProgramRules, distance_m, fees_for_day, fiscal_year, fiscal_year_start, rules_for
 
 ACTIVE_STATUSES = ("planned", "checked_in", "checked_out", "confirmed", "disputed")
 FLAG_LABELS = {
@@ -201,15 +204,25 @@ def dispute(session: Session, visit: Visit, person_id: int, note: str | None) ->
     audit.record(session, "visit.disputed", actor_person_id=person_id, subject_type="visit", subject_id=visit.id)
 
 
-def visit_fee(session: Session, rules: ProgramRules, visit: Visit) -> int:
-    """The fee of a confirmed visit after the expert's daily cap (earlier visits that day use it first)."""
-    if visit.status != "confirmed" or visit.face_to_face_minutes is None:
-        return 0
-    same_day = session.execute(select(Visit).where(
+def visit_fees(visits: list[Visit], rules_file: Path | None = None) -> dict[int, int]:
+    """Fee per confirmed visit, each expert's daily cap applied across that day's confirmed visits
+    (earlier visits use it first), with the rules of that day's fiscal year."""
+    by_day: dict[tuple[int, date], list[Visit]] = defaultdict(list)
+    for visit in visits:
+        if visit.status == "confirmed" and visit.face_to_face_minutes is not None:
+            by_day[(visit.expert_person_id, visit.planned_date)].append(visit)
+    fees: dict[int, int] = {}
+    for (_, day), day_visits in by_day.items():
+        fees.update(fees_for_day([(v.id, v.face_to_face_minutes or 0) for v in day_visits], rules_for(day, rules_file)))
+    return fees
+
+
+def visit_fee(session: Session, visit: Visit, rules_file: Path | None = None) -> int:
+    """The fee of one confirmed visit, after the daily cap shared with the expert's other visits that day."""
+    same_day = list(session.execute(select(Visit).where(
         Visit.expert_person_id == visit.expert_person_id, Visit.planned_date == visit.planned_date,
-        Visit.status == "confirmed")).scalars()
-    fees = fees_for_day([(v.id, v.face_to_face_minutes or 0) for v in same_day], rules)
-    return fees.get(visit.id, 0)
+        Visit.status == "confirmed")).scalars())
+    return visit_fees(same_day, rules_file).get(visit.id, 0)
 
 
 def sweep(session: Session, through: date) -> list[Visit]:
