@@ -18,36 +18,37 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from knowledge.chunking import split_sentences
-from knowledge.retrieval import Hit, Retrieval
+from knowledge.answer_types import answer_type, has_fact
+from knowledge.chunking import is_heading_line, split_sentences
+from knowledge.retrieval import Hit, IndexedChunk, Retrieval
 from knowledge.tokenize import tokens
 
 MAX_ANSWER_CHARS = 300
 NEIGHBOUR_MAX_CHARS = 200
-SENTENCE_POOL = 5
+SENTENCE_POOL = 8
+LABEL_HEAD_CHARS = 15
+SHORT_SENTENCE_CHARS = 60
 
-# (question cue, pattern the answer sentence should contain)
-ANSWER_TYPES: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
-    (re.compile(r"いくら|金額|単価|上限額|予算|費用|支給され|何円"), re.compile(r"\d[\d,]*\s*(?:万|千)?円")),
-    (re.compile(r"何回|回数"), re.compile(r"\d+\s*回")),
-    (re.compile(r"何時|時間帯|開いて|受付時間|営業時間"), re.compile(r"\d{1,2}\s*(?::|時)\s*\d{0,2}")),
-    (re.compile(r"何年以上|何年"), re.compile(r"\d+\s*年")),
-    (re.compile(r"何人|人数"), re.compile(r"\d+\s*(?:人|名)")),
-    (re.compile(r"どのくらい|どれくらい|期間は|何か月|何ヶ月"), re.compile(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)")),
-    # "Which tool / how" is asked more specifically than "when": 「どのツールで開催されますか」 wants the tool.
-    # A product name (Teams, Zoom, Webex): a capitalised word, not an acronym like WEB or URL.
-    (re.compile(r"ツール|アプリ|ソフト"), re.compile(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}")),
-    (re.compile(r"方法|手段|どうやって"), re.compile(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム")),
-    (re.compile(r"いつ|締切|期限|何日|日程|開催され"),
-     re.compile(r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+\s*年\s*\d+\s*月")),
-    (re.compile(r"名称|名前"), re.compile(r"[A-Za-z]{3,}|「[^」]{2,30}」|『[^』]{2,30}』")),
-    (re.compile(r"どこ|部署|問い?合わ?せ先|事務局は|担当課"),
-     re.compile(r"[課室部局所]|株式会社|研究所|センター|事務局|在住|フォーム")),
-]
 
-# Logistic confidence (see module docstring); refit with benchmarks/calibrate.py.
-WEIGHTS = {"bias": -0.44, "coverage": -0.57, "sentence": 1.02, "type_ok": 1.0, "unknown": -2.54, "dense": 2.73}
+_TOPIC_END = re.compile(r"(?:では|には|とは|は|って)")
+
+
+def _topic_words(text: str, limit: int = 40) -> set[str]:
+    """Words before the first topic particle (「お問い合わせは…」 -> 問い合わせ): what a sentence is about."""
+    match = _TOPIC_END.search(text[:limit])
+    return set(tokens(text[: match.start()])) if match else set()
+
+
+#: Weights of the sentence ranker over the features of `candidates_for`, fitted listwise
+#: (softmax over each question's candidate sentences) by `benchmarks/calibrate.py ranker`.
+RANKER_WEIGHTS = {"cov_sentence": 1.45, "cov_path": 1.81, "cov_heading": 0.92, "prior": 2.23, "kanji": 1.23,
+                  "type_ok": 2.82, "label": 1.04, "short": 0.24, "definition": -0.12, "topic": 0.0}
+
+# Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
+WEIGHTS = {"bias": -1.62, "coverage": 1.47, "sentence": 0.31, "type_ok": 0.81, "unknown": -2.98, "dense": 1.86,
+           "rank_prob": 1.8}
 DENSE_CENTER = 0.80
 
 
@@ -86,29 +87,14 @@ class Answer:
         return f"{self.body}\n\n出典：{self.citations[0].label()}"
 
 
-def expected_pattern(question: str) -> re.Pattern[str] | None:
-    for cue, pattern in ANSWER_TYPES:
-        if cue.search(question):
-            return pattern
-    return None
-
-
-#: Labels that announce the asked-for fact (「日時」「締切日」「上限」): a small bonus.
-FACT_LABELS = re.compile(r"日時|日程|締切|期限|期間|上限|単価|金額|方法|提出先|問い合わせ先|名称")
-
-
-def _has_fact(wanted: re.Pattern[str], sentence: str, question_words: list[str]) -> bool:
-    """The asked-for kind of fact is in the sentence, beyond the question's own words (事務局 ≠ a place)."""
-    for word in sorted(question_words, key=len, reverse=True):
-        sentence = sentence.replace(word, " ")
-    return bool(wanted.search(sentence))
-
-
-def _coverage(query_idf: dict[str, float], present: set[str]) -> float:
+def _coverage(query_idf: dict[str, float], present: set[str], retrieval: Retrieval | None = None) -> float:
+    """Share of the question's idf mass whose words (or their defined other names) are present."""
     total = sum(query_idf.values())
     if total <= 0:
         return 0.0
-    return sum(v for t, v in query_idf.items() if t in present) / total
+    if retrieval is None:
+        return sum(v for t, v in query_idf.items() if t in present) / total
+    return sum(v for t, v in query_idf.items() if retrieval.covered(t, present)) / total
 
 
 def citation_for(hit: Hit) -> Citation:
@@ -125,18 +111,30 @@ def _trim(sentence: str, anchor: str | None) -> str:
     return ("…" if start else "") + text + "…"
 
 
-def _with_neighbour(sentences: list[str], index: int, scored: list, hit_no: int) -> str:  # type: ignore[type-arg]
+@dataclass
+class Candidate:
+    """One sentence of a retrieved passage that might answer the question."""
+
+    hit_no: int
+    sentence_no: int
+    hit: Hit
+    features: dict[str, float]
+    score: float = 0.0
+
+
+def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Candidate]) -> str:
     """The best sentence, plus its better-scoring neighbour when both fit in a short answer."""
-    best = sentences[index].lstrip("・-* ")
-    own = {s[2]: s[0] for s in scored if s[1] == hit_no}
+    index = best.sentence_no
+    text_of_best = sentences[index].lstrip("・-* ")
+    own = {c.sentence_no: c.score for c in candidates if c.hit_no == best.hit_no}
     neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(sentences)]
     if not neighbours:
-        return best
-    other = max(neighbours, key=lambda i: own.get(i, 0.0))
+        return text_of_best
+    other = max(neighbours, key=lambda i: own.get(i, float("-inf")))
     text = sentences[other].lstrip("・-* ")
-    if len(best) + len(text) > NEIGHBOUR_MAX_CHARS or len(text) < 8:
-        return best
-    return f"{text}{best}" if other < index else f"{best}{text}"
+    if len(text_of_best) + len(text) > NEIGHBOUR_MAX_CHARS or len(text) < 8:
+        return text_of_best
+    return f"{text}{text_of_best}" if other < index else f"{text_of_best}{text}"
 
 
 def _score(features: dict[str, float]) -> float:
@@ -151,6 +149,84 @@ def _score(features: dict[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
+def _pool(retrieval: Retrieval) -> list[Hit]:
+    pool = retrieval.hits[:SENTENCE_POOL]
+    if retrieval.steered_source is not None:
+        # The question names a document: answer from it, not from a similar passage of another call.
+        named = [h for h in pool if h.source.id == retrieval.steered_source]
+        pool = named or pool
+    return pool
+
+
+@lru_cache(maxsize=8192)
+def _placed_sentences(chunk: IndexedChunk) -> tuple[tuple[str, str, frozenset[str], frozenset[str]], ...]:
+    """(sentence, the heading it stands under, its tokens, the heading's tokens) for one passage.
+
+    The heading is the nearest heading line above the sentence in the passage, else the passage's
+    own section: a passage may hold several short sections (「(1)日時 …」「(2)開催方法 …」). Cached per
+    passage (an index snapshot never changes a passage), so a question pays tokenization once.
+    """
+    body = chunk.answer if chunk.kind == "faq" and chunk.answer else chunk.text
+    heading = chunk.section.rsplit(" > ", 1)[-1]
+    out = []
+    for line in body.split("\n"):
+        for sentence in split_sentences(line):
+            out.append((sentence, heading, frozenset(tokens(sentence)), frozenset(_heading_tokens(heading))))
+        if chunk.kind != "faq" and is_heading_line(line):
+            heading = line
+    return tuple(out)
+
+
+@lru_cache(maxsize=8192)
+def _heading_tokens(text: str) -> tuple[str, ...]:
+    return tuple(tokens(text))
+
+
+def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str]]]:
+    """Every sentence of the top passages with the features the ranker scores it by.
+
+    The features say why a sentence answers: it repeats the question's words (or the
+    document's other name for them), its section heading names the topic (a table row
+    「締切日:6月19日」 under 「募集期間」 does not repeat the question), it holds the asked-for
+    kind of fact beyond the question's own words, a label announces that fact, or it is
+    the sentence that defines the term asked about.
+    """
+    question = retrieval.question
+    kind = answer_type(question)
+    question_words = [w for w in retrieval.idf if len(w) >= 2]
+    question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff"}
+    question_topic = _topic_words(question) & set(retrieval.idf)
+    top_score = retrieval.hits[0].score or 1.0
+    candidates: list[Candidate] = []
+    sentences_of: list[list[str]] = []
+    for hit_no, hit in enumerate(_pool(retrieval)):
+        path_tokens = set(_heading_tokens(hit.chunk.section))
+        placed = _placed_sentences(hit.chunk)
+        sentences_of.append([sentence for sentence, *_ in placed])
+        for sentence_no, (sentence, heading, present, heading_tokens) in enumerate(placed):
+            type_ok = kind is not None and has_fact(kind.fact, sentence, question_words)
+            label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
+                                              or kind.labels.search(heading))
+            defines = any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
+            features = {
+                "cov_sentence": _coverage(retrieval.idf, present, retrieval),
+                "cov_path": _coverage(retrieval.idf, present | path_tokens, retrieval),
+                "cov_heading": _coverage(retrieval.idf, heading_tokens, retrieval),
+                "prior": max(0.0, hit.score / top_score),
+                # Shared kanji catch what tokens miss (国内 / 内国旅行, 住む / 在住).
+                "kanji": len(question_kanji & set(sentence)) / len(question_kanji) if question_kanji else 0.0,
+                "type_ok": 1.0 if type_ok else 0.0,
+                "label": 1.0 if type_ok and label else 0.0,
+                "short": 1.0 if len(sentence) <= SHORT_SENTENCE_CHARS else 0.0,
+                "definition": 1.0 if defines else 0.0,
+                "topic": 1.0 if question_topic and question_topic & _topic_words(sentence.lstrip("・-*※ ")) else 0.0,
+            }
+            candidates.append(Candidate(hit_no, sentence_no, hit, features))
+    for candidate in candidates:
+        candidate.score = sum(RANKER_WEIGHTS[n] * v for n, v in candidate.features.items())
+    return candidates, sentences_of
+
+
 def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     """Build the answer (or the honest abstention) for one retrieval."""
     question = retrieval.question
@@ -160,44 +236,27 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     faq = _faq_answer(retrieval, threshold)
     if faq is not None:
         return faq
-
-    wanted = expected_pattern(question)
-    question_words = [w for w in retrieval.idf if len(w) >= 2]
-    question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff"}
-    top_score = retrieval.hits[0].score
-    scored: list[tuple[float, int, int, Hit, float, bool]] = []  # score, hit no, sentence no, ...
-    sentences_of: list[list[str]] = []
-    pool = retrieval.hits[:SENTENCE_POOL]
-    if retrieval.steered_source is not None:
-        # The question names a document: answer from it, not from a similar passage of another call.
-        named = [h for h in pool if h.source.id == retrieval.steered_source]
-        pool = named or pool
-    for hit_no, hit in enumerate(pool):
-        section_tokens = set(tokens(hit.chunk.section))
-        prior = 0.3 * hit.score / top_score
-        body = hit.chunk.answer if hit.chunk.kind == "faq" and hit.chunk.answer else hit.chunk.text
-        sentences = [s for line in body.split("\n") for s in split_sentences(line)]
-        sentences_of.append(sentences)
-        for sentence_no, sentence in enumerate(sentences):
-            present = set(tokens(sentence))
-            coverage = _coverage(retrieval.idf, present | section_tokens) * 0.4 + _coverage(retrieval.idf, present) * 0.6
-            type_ok = wanted is None or _has_fact(wanted, sentence, question_words)
-            # Shared kanji catch what tokens miss (国内 / 内国旅行, 住む / 在住).
-            kanji = len(question_kanji & set(sentence)) / len(question_kanji) if question_kanji else 0.0
-            score = coverage + prior + 0.1 * kanji
-            if wanted is not None:
-                score += 0.6 if type_ok else 0.0
-                score += 0.15 if type_ok and FACT_LABELS.search(sentence) else 0.0
-            scored.append((score, hit_no, sentence_no, hit, coverage, type_ok))
-    best_score, hit_no, sentence_no, hit, sentence_coverage, type_ok = max(scored, key=lambda x: x[0])
-    sentence = _with_neighbour(sentences_of[hit_no], sentence_no, scored, hit_no)
+    candidates, sentences_of = candidates_for(retrieval)
+    if not candidates:
+        return Answer(question, "", False, 0.0, kind="none", features={"unknown": retrieval.unknown_share})
+    best = max(candidates, key=lambda c: c.score)
+    hit = best.hit
+    # How sure the ranker is of its pick: softmax weight of the best sentence among distinct sentences.
+    distinct: dict[str, float] = {}
+    for c in candidates:
+        text = sentences_of[c.hit_no][c.sentence_no]
+        distinct[text] = max(distinct.get(text, float("-inf")), c.score)
+    exps = [math.exp(v - best.score) for v in distinct.values()]
+    rank_prob = 1.0 / sum(exps)
+    sentence = _with_neighbour(sentences_of[best.hit_no], best, candidates)
     chunk_present = set(hit.chunk.tokens) | set(tokens(hit.chunk.section))
     features = {
-        "coverage": _coverage(retrieval.idf, chunk_present),
-        "sentence": sentence_coverage,
-        "type_ok": 1.0 if type_ok else 0.0,
+        "coverage": _coverage(retrieval.idf, chunk_present, retrieval),
+        "sentence": best.features["cov_sentence"],
+        "type_ok": 1.0 if best.features["type_ok"] or answer_type(question) is None else 0.0,
         "unknown": retrieval.unknown_share,
         "dense": max((h.dense for h in retrieval.hits[:3]), default=0.0),
+        "rank_prob": rank_prob,
     }
     confidence = _score(features)
     anchor = next((t for t in sorted(retrieval.idf, key=retrieval.idf.get, reverse=True) if t in sentence), None)

@@ -93,6 +93,11 @@ def _heading_of(raw: str, clean: str) -> tuple[str, str] | None:
     return None
 
 
+def is_heading_line(line: str) -> bool:
+    """A stored chunk line that was a heading when the document was read (「4. 説明会の開催」「【説明会開催要領】」)."""
+    return _heading_of(line, _clean(line)) is not None
+
+
 def _starts_structure(clean: str) -> bool:
     return bool(_LIST_ITEM.match(clean) or _TABLE_ROW.match(clean)
                 or any(p.match(clean) for _, p in _MARKERS))

@@ -6,7 +6,9 @@ weighted sum of normalized scores (see `search`; reciprocal rank fusion was
 measured too and lost: docs/BENCHMARKS.md).
 A question that names a program or document (「九州」「推進体制構築支援」) is
 steered to that document: each document has a profile (title, file name,
-headings), and a clear profile match multiplies that document's fused scores.
+headings), and a clear profile match puts that document's passages first.
+A question is also expanded with the names the document defines for itself
+(knowledge/aliases.py): 「事務局」 also searches 「株式会社NTTデータ経営研究所」.
 """
 
 from __future__ import annotations
@@ -20,14 +22,20 @@ import bm25s
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from bot.text import normalize
+from knowledge.aliases import Definition, definitions_in
+from knowledge.answer_types import AnswerType, answer_type
 from knowledge.tokenize import tokens
 from knowledge.vectorstore import VectorStore
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
 CANDIDATES = 40
+#: More lexical candidates from the document the question names.
+STEERED_CANDIDATES = 25
 LEXICAL_WEIGHT = 0.6
-STEER_BOOST = 1.5
+#: Added to the fused score of a passage that holds the kind of fact asked for (a date for 「いつ」).
+ANSWER_TYPE_BONUS = 0.1
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,14 @@ class Retrieval:
     steered_source: int | None = None
     #: query words that only name the steered document (「九州経済産業局の…事業」): not the topic.
     name_tokens: set[str] = field(default_factory=set)
+    #: the document's own definitions the question uses (either name).
+    definitions: list[Definition] = field(default_factory=list)
+    #: query token -> tokens of the other name of the same thing (a query word is matched by either).
+    alternatives: dict[str, set[str]] = field(default_factory=dict)
+
+    def covered(self, token: str, present: set[str]) -> bool:
+        """The query word, or the other name it has in the document, is among `present`."""
+        return token in present or bool(self.alternatives.get(token, set()) & present)
 
 
 class HybridIndex:
@@ -85,6 +101,7 @@ class HybridIndex:
         self.store = store
         self.embeddings = embeddings
         self.by_id = {c.id: i for i, c in enumerate(chunks)}
+        self._source_of = np.array([c.source_id for c in chunks])
         self.doc_freq: Counter[str] = Counter()
         for chunk in chunks:
             self.doc_freq.update(set(chunk.tokens))
@@ -93,6 +110,9 @@ class HybridIndex:
             self.bm25 = bm25s.BM25()
             self.bm25.index([list(c.tokens) or [""] for c in chunks], show_progress=False)
         self._profiles = self._build_profiles()
+        self.definitions: dict[int, list[Definition]] = {sid: [] for sid in sources}
+        for chunk in chunks:
+            self.definitions.setdefault(chunk.source_id, []).extend(definitions_in(chunk.text.replace("\n", "")))
 
     # ---------------------------------------------------------------- helpers
     def idf(self, token: str) -> float:
@@ -133,60 +153,115 @@ class HybridIndex:
             return best[0]
         return None
 
-    # ----------------------------------------------------------------- search
-    def search(self, question: str, k: int = 8) -> Retrieval:
-        query_tokens = tokens(question)
-        steered = self.steer(query_tokens) if self.chunks else None
-        name_tokens = (set(query_tokens) & self._title_tokens.get(steered, set())) if steered else set()
-        focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
-        all_idf = {t: self.idf(t) for t in query_tokens}
-        unknown = sum(v for t, v in all_idf.items() if self.doc_freq.get(t, 0) == 0)
-        total = sum(all_idf.values()) or 1.0
-        idf = {t: all_idf[t] for t in focus}
-        retrieval = Retrieval(question, query_tokens, [], idf, unknown / total if query_tokens else 1.0,
-                              steered, name_tokens)
-        if not self.chunks:
-            return retrieval
-        query_tokens = focus
+    def _unseen_compound(self, token: str, others: list[str]) -> bool:
+        """A compound the corpus never writes whole, though it has its parts (上限額 = 上限 + 額)."""
+        if self.doc_freq.get(token, 0):
+            return False
+        parts = [t for t in others if t != token and t in token]
+        return len(parts) >= 2 and sum(len(t) for t in parts) >= len(token)
 
-        # Fusion: a convex combination of max-normalized BM25 and min-max-normalized cosine over
-        # the union of both candidate lists. Unlike RRF it keeps "BM25 found it and dense did not
-        # rank it" (typical for short table rows like 「契約締結日~令和8年3月31日」) competitive.
-        bm25_scores = np.zeros(len(self.chunks))
-        bm25_rank: dict[int, int] = {}
-        if query_tokens and self.bm25 is not None:
-            bm25_scores = self.bm25.get_scores(query_tokens)
-            for rank, index in enumerate(np.argsort(-bm25_scores)[:CANDIDATES]):
-                if bm25_scores[index] <= 0:
+    def _expand(self, question: str, steered: int | None) -> tuple[list[Definition], dict[str, set[str]]]:
+        """The steered document's own names for what the question mentions, both ways."""
+        if steered is None:
+            return [], {}
+        text = normalize(question)
+        used: list[Definition] = []
+        alternatives: dict[str, set[str]] = {}
+        for definition in self.definitions.get(steered, []):
+            for said, other in ((definition.short, definition.long), (definition.long, definition.short)):
+                if said in text and other not in text and definition not in used:
+                    used.append(definition)
+                    other_tokens = set(tokens(other))
+                    for token in tokens(said):
+                        alternatives.setdefault(token, set()).update(other_tokens)
+        return used, alternatives
+
+    # ----------------------------------------------------------------- search
+    def _lexical(self, query_tokens: list[str], steered: int | None) -> tuple[np.ndarray, dict[int, int]]:
+        """BM25 scores of every chunk and the ranks of the candidates (more of them from the named document)."""
+        scores = np.zeros(len(self.chunks))
+        ranks: dict[int, int] = {}
+        if not query_tokens or self.bm25 is None:
+            return scores, ranks
+        scores = self.bm25.get_scores(query_tokens)
+        for rank, index in enumerate(np.argsort(-scores)[:CANDIDATES]):
+            if scores[index] <= 0:
+                break
+            ranks[int(index)] = rank
+        if steered is not None:
+            steered_scores = np.where(self._source_of == steered, scores, 0.0)
+            for rank, index in enumerate(np.argsort(-steered_scores)[:STEERED_CANDIDATES]):
+                if steered_scores[index] <= 0:
                     break
-                bm25_rank[int(index)] = rank
-        dense_sim: dict[int, float] = {}
-        dense_rank: dict[int, int] = {}
+                ranks.setdefault(int(index), CANDIDATES + rank)
+        return scores, ranks
+
+    def _dense(self, question: str) -> tuple[dict[int, float], dict[int, int]]:
+        similarity: dict[int, float] = {}
+        ranks: dict[int, int] = {}
         vector = self.embeddings.embed_query(question)
         for rank, hit in enumerate(self.store.query(vector, CANDIDATES)):
             index = self.by_id.get(hit.chunk_id)
             if index is None:  # vector of a chunk removed since this snapshot
                 continue
-            dense_sim[index] = hit.similarity
-            dense_rank[index] = rank
+            similarity[index] = hit.similarity
+            ranks[index] = rank
+        return similarity, ranks
+
+    def _fuse(self, lexical: tuple[np.ndarray, dict[int, int]], dense: tuple[dict[int, float], dict[int, int]],
+              steered: int | None, kind: AnswerType | None, k: int) -> list[Hit]:
+        """A convex combination of max-normalized BM25 and min-max-normalized cosine over the union of
+        both candidate lists. Unlike RRF it keeps "BM25 found it and dense did not rank it" (typical for
+        short table rows like 「契約締結日~令和8年3月31日」) competitive."""
+        bm25_scores, bm25_rank = lexical
+        dense_sim, dense_rank = dense
         candidates = set(bm25_rank) | set(dense_rank)
         bm25_max = max((bm25_scores[i] for i in candidates), default=0.0) or 1.0
         floor = min(dense_sim.values(), default=0.0)
         span = (max(dense_sim.values(), default=0.0) - floor) or 1.0
-        fused: dict[int, float] = {}
-        for index in candidates:
-            lexical = float(bm25_scores[index]) / bm25_max
-            dense = (dense_sim[index] - floor) / span if index in dense_sim else 0.0
-            fused[index] = float(LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * dense)
-
         hits = []
-        for index, score in fused.items():
+        for index in candidates:
+            lexical_score = float(bm25_scores[index]) / bm25_max
+            dense_score = (dense_sim[index] - floor) / span if index in dense_sim else 0.0
             chunk = self.chunks[index]
-            if steered is not None and chunk.source_id == steered:
-                score *= STEER_BOOST
-            hits.append(Hit(chunk=chunk, source=self.sources[chunk.source_id], score=score,
+            score = LEXICAL_WEIGHT * lexical_score + (1 - LEXICAL_WEIGHT) * dense_score
+            if kind is not None and kind.fact.search(chunk.text):
+                score += ANSWER_TYPE_BONUS
+            hits.append(Hit(chunk=chunk, source=self.sources[chunk.source_id], score=float(score),
                             bm25=float(bm25_scores[index]), dense=dense_sim.get(index, 0.0),
                             bm25_rank=bm25_rank.get(index), dense_rank=dense_rank.get(index)))
-        hits.sort(key=lambda h: h.score, reverse=True)
-        retrieval.hits = hits[:k]
+        # The document the question names comes first; other documents only fill the remaining places.
+        hits.sort(key=lambda h: (steered is not None and h.source.id == steered, h.score), reverse=True)
+        return hits[:k]
+
+    def search(self, question: str, k: int = 8) -> Retrieval:
+        query_tokens = tokens(question)
+        # A compound the corpus never writes whole but whose parts it has (上限額, 確定申告) is half unknown:
+        # it leaves the words to match, and counts for half its weight as a word the manuals do not know.
+        compounds = [t for t in query_tokens if self._unseen_compound(t, query_tokens)]
+        query_tokens = [t for t in query_tokens if t not in compounds]
+        steered = self.steer(query_tokens) if self.chunks else None
+        name_tokens = (set(query_tokens) & self._title_tokens.get(steered, set())) if steered else set()
+        focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
+        all_idf = {t: self.idf(t) for t in query_tokens}
+        compound_idf = 0.5 * sum(self.idf(t) for t in compounds)
+        unknown = compound_idf + sum(v for t, v in all_idf.items() if self.doc_freq.get(t, 0) == 0)
+        total = (sum(all_idf.values()) + compound_idf) or 1.0
+        idf = {t: all_idf[t] for t in focus}
+        retrieval = Retrieval(question, query_tokens, [], idf, unknown / total if query_tokens else 1.0,
+                              steered, name_tokens)
+        if not self.chunks:
+            return retrieval
+        dense = self._dense(question)
+        kind = answer_type(question)
+        hits = self._fuse(self._lexical(focus, steered), dense, steered, kind, k)
+        # The question may use a name the document defines for itself: search again with the other name,
+        # in the document the question names or, failing that, the one the first search found.
+        home = steered if steered is not None else (hits[0].source.id if hits else None)
+        definitions, alternatives = self._expand(question, home)
+        if alternatives:
+            expanded = focus + sorted({t for alts in alternatives.values() for t in alts} - set(focus))
+            hits = self._fuse(self._lexical(expanded, steered), dense, steered, kind, k)
+        retrieval.definitions, retrieval.alternatives = definitions, alternatives
+        retrieval.hits = hits
         return retrieval

@@ -1,0 +1,71 @@
+"""The kind of fact a question asks for, and how the documents write it.
+
+「いくら」 wants an amount in 円, 「いつ」 a date, 「何回」 a count, 「どこ」 an office
+or a company. Retrieval uses it to prefer passages that hold such a fact at
+all; answering uses it to pick the sentence that does, and a label that
+announces it (「日時」「締切日」「提出先」) counts for more.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AnswerType:
+    """What kind of fact a question asks for, and how documents write and label it."""
+
+    name: str
+    cue: re.Pattern[str]  # in the question
+    fact: re.Pattern[str]  # in the answer sentence
+    labels: re.Pattern[str]  # a label announcing that fact (「日時」「締切日」「提出先」)
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+_DATE = r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+\s*年\s*\d+\s*月"
+# Checked in order: "which tool / how" is asked more specifically than "when" (「どのツールで開催されますか」
+# wants the tool), and a tool is a product name (Teams, Zoom), not an acronym like WEB or URL.
+ANSWER_TYPES: list[AnswerType] = [
+    AnswerType("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|支給され|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
+               _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模")),
+    AnswerType("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度")),
+    AnswerType("clock", _rx(r"何時|時間帯|開いて|受付時間|営業時間"), _rx(r"\d{1,2}\s*(?::|時)\s*\d{0,2}"),
+               _rx(r"時間|受付|開設|対応|営業")),
+    AnswerType("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
+    AnswerType("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
+    AnswerType("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月"),
+               _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存")),
+    AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}"),
+               _rx(r"ツール|会議|用いて|使用")),
+    AnswerType("method", _rx(r"方法|手段|どうやって|どうすれば"),
+               _rx(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム"),
+               _rx(r"方法|手段|お願い|により")),
+    AnswerType("date", _rx(r"いつ|締切|期限|何日|日程|日時|開催され"), _rx(_DATE),
+               _rx(r"日時|日程|締切|期限|期間|開催日|募集")),
+    AnswerType("name", _rx(r"名称|名前"), _rx(r"[A-Za-z]{3,}|「[^」]{2,30}」|『[^』]{2,30}』"), _rx(r"名称|称する|という")),
+    AnswerType("condition", _rx(r"条件|どのような場合|どんな場合|どういう場合|要件|資格"),
+               _rx(r"場合|以上|以下|未満|限る|限り|のみ|こと$|ことが"), _rx(r"条件|要件|資格|対象|基準")),
+    AnswerType("place", _rx(r"どこ|部署|問い?合わ?せ先|事務局は|担当課|会社"),
+               _rx(r"株式会社|有限会社|法人|研究所|センター|機構|協会|[^\s、。]{2,}(?:課|室|部|局)(?![長面])|在住|国内|フォーム"),
+               _rx(r"提出先|問い?合わ?せ先|事務局|担当|所在地|宛先|住所|連絡先|として")),
+    # Last: a yes/no question (no question word) is answered by what the document allows, limits or rules out.
+    AnswerType("yes_no", _rx(r"(?:でき|なり|あり|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"),
+               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ"), _rx(r"対象|ただし|なお")),
+]
+
+def answer_type(question: str) -> AnswerType | None:
+    for kind in ANSWER_TYPES:
+        if kind.cue.search(question):
+            return kind
+    return None
+
+
+def has_fact(wanted: re.Pattern[str], sentence: str, question_words: list[str]) -> bool:
+    """The asked-for kind of fact is in the sentence, beyond the question's own words (事務局 ≠ a place)."""
+    for word in sorted(question_words, key=len, reverse=True):
+        sentence = sentence.replace(word, " ")
+    return bool(wanted.search(sentence))

@@ -1,0 +1,135 @@
+"""Retrieval and answer choice on a small corpus of two calls written like the real ones.
+
+Covers what the shared corpus taught: a document's own definitions (「…(以下「…」という。)」)
+let a question use either name; a question that names a call is answered from that call;
+a label-and-value row (「締切日：…」) under its heading answers 「いつ」; the kind of fact
+asked for decides between sentences that share the question's words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.services import Services
+from bot.settings import Settings
+from knowledge.aliases import Definition, definitions_in
+from knowledge.answer_types import answer_type
+from knowledge.ingest import ingest_paths
+
+CALL_A = """# 令和8年度 みどり市地域デジタル推進事業 公募要領
+
+## 1. はじめに
+みどり市は、事業の管理を行う事務局として、株式会社サンプル総合研究所(以下「事務局」という。)を選定しました。
+本事業の実施に当たり、事業の進捗を統括する者を業務統括責任者(以下「プロジェクトマネージャー」という。)とします。
+
+## 2. 応募手続き
+### (1) 募集期間
+募集開始日：令和８年５月１日（金）
+締切日：令和８年６月１９日（金）１５時必着
+### (2) 提出方法
+応募書類は電子メールにより事務局に提出してください。郵送や持参による提出は受け付けません。
+
+## 3. 体制
+### a. プロジェクトマネージャーの要件
+- 応募者に正社員として所属しており、国内に在住していること。
+- 本業務の遂行に必要な時間を確保できること。
+
+## 4. 事務局の役割
+事務局は、事業者の支援状況を把握し、必要な助言を行います。
+"""
+
+CALL_B = """# 令和8年度 あおぞら県観光人材育成事業 募集要領
+
+## 1. 事業の概要
+あおぞら県は、観光業の人材育成を支援します。事務局は県庁観光課に置きます。
+
+## 2. 応募手続き
+### (1) 募集期間
+締切日：令和８年７月３１日（金）１２時必着
+### (2) 問い合わせ
+お問い合わせは電話でお願いします。電子メールでのお問い合わせは受け付けません。
+"""
+
+
+@pytest.fixture(scope="module")
+def two_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    root = tmp_path_factory.mktemp("calls")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
+    (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
+    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None))
+    ingest_paths(services, [docs])
+    yield services
+    services.close()
+
+
+def test_definitions_are_read_with_either_quoting_style() -> None:
+    text = ("事務局として、株式会社NTTデータ経営研究所(以下、事務局という)を選定する。"
+            "実績のある者を業務統括責任者(以下「プロジェクトマネージャー」という。)にすること。"
+            "「サンプル技術基準」(以下「SG」と総称する。)に従う。")
+    assert definitions_in(text) == [
+        Definition(long="株式会社NTTデータ経営研究所", short="事務局"),
+        Definition(long="業務統括責任者", short="プロジェクトマネージャー"),
+        Definition(long="サンプル技術基準", short="SG"),
+    ]
+
+
+def test_names_inside_each_other_are_not_definitions() -> None:
+    """Either name matches the passages of the other already, so they would only add noise."""
+    assert definitions_in("情報管理責任者(以下「情報管理責任者等」という。)") == []
+    assert definitions_in("外部公開ウェブサイト(以下「ウェブサイト」という。)") == []
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("謝金には日額の上限がありますか？", "amount"),   # asks for the amount, not yes/no
+        ("説明会はいつ開催されますか", "date"),
+        ("説明会はどのツールで開催されますか", "tool"),
+        ("日当がもらえる条件は？", "condition"),
+        ("電話で問い合わせできますか", "yes_no"),
+        ("事務局はどこですか", "place"),
+        ("今日はいい天気ですね", None),
+    ],
+)
+def test_answer_types(question: str, kind: str | None) -> None:
+    found = answer_type(question)
+    assert (found.name if found else None) == kind
+
+
+def test_short_name_in_question_finds_the_defining_sentence(two_calls: Services) -> None:
+    answer = two_calls.knowledge.ask("みどり市地域デジタル推進事業の事務局はどこですか？")
+    assert answer.confident, (answer.confidence, answer.features, answer.body)
+    assert "株式会社サンプル総合研究所" in answer.body
+    assert answer.citations[0].source == "midori-dx-call.md"
+
+
+def test_long_name_in_question_finds_the_section_written_with_the_short_name(two_calls: Services) -> None:
+    retrieval = two_calls.knowledge.retrieve("みどり市地域デジタル推進事業の業務統括責任者はどこに住んでいる必要がありますか")
+    assert retrieval.alternatives, "the question's 業務統括責任者 is the document's プロジェクトマネージャー"
+    answer = two_calls.knowledge.ask("みどり市地域デジタル推進事業の業務統括責任者はどこに住んでいる必要がありますか")
+    assert "国内に在住" in answer.body, answer.body
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "source"),
+    [
+        ("みどり市地域デジタル推進事業の提案書の締切はいつですか？", "6月19日", "midori-dx-call.md"),
+        ("あおぞら県観光人材育成事業の締切はいつですか？", "7月31日", "aozora-tourism-call.md"),
+    ],
+)
+def test_a_label_and_value_row_answers_when_and_the_named_call_is_used(
+        two_calls: Services, question: str, expected: str, source: str) -> None:
+    answer = two_calls.knowledge.ask(question)
+    assert expected in answer.body, (answer.body, answer.features)
+    assert answer.citations[0].source == source
+
+
+def test_the_kind_of_fact_asked_for_picks_the_sentence(two_calls: Services) -> None:
+    answer = two_calls.knowledge.ask("あおぞら県観光人材育成事業の問い合わせはどの方法で受け付けていますか？")
+    assert "電話でお願いします" in answer.body, answer.body
+    assert answer.citations[0].source == "aozora-tourism-call.md"
