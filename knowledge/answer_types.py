@@ -20,6 +20,8 @@ class AnswerType:
     cue: re.Pattern[str]  # in the question
     fact: re.Pattern[str]  # in the answer sentence
     labels: re.Pattern[str]  # a label announcing that fact (「日時」「締切日」「提出先」)
+    #: text that looks like the fact but is not (an era year 「令和6年」 is a date, not a duration)
+    ignore: re.Pattern[str] | None = None
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -38,12 +40,13 @@ ANSWER_TYPES: list[AnswerType] = [
     AnswerType("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
     AnswerType("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
     AnswerType("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月"),
-               _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存")),
+               _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存"),
+               ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?")),
     AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}"),
                _rx(r"ツール|会議|用いて|使用")),
     AnswerType("method", _rx(r"方法|手段|どうやって|どうすれば"),
                _rx(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム"),
-               _rx(r"方法|手段|お願い|により")),
+               _rx(r"方法|手段")),
     AnswerType("date", _rx(r"いつ|締切|期限|何日|日程|日時|開催され"), _rx(_DATE),
                _rx(r"日時|日程|締切|期限|期間|開催日|募集")),
     AnswerType("name", _rx(r"名称|名前"), _rx(r"[A-Za-z]{3,}|「[^」]{2,30}」|『[^』]{2,30}』"), _rx(r"名称|称する|という")),
@@ -64,8 +67,11 @@ def answer_type(question: str) -> AnswerType | None:
     return None
 
 
-def has_fact(wanted: re.Pattern[str], sentence: str, question_words: list[str]) -> bool:
+def has_fact(kind: AnswerType, sentence: str, question_words: list[str]) -> bool:
     """The asked-for kind of fact is in the sentence, beyond the question's own words (事務局 ≠ a place)."""
     for word in sorted(question_words, key=len, reverse=True):
         sentence = sentence.replace(word, " ")
-    return bool(wanted.search(sentence))
+    if kind.ignore is not None:
+        sentence = kind.ignore.sub(" ", sentence)
+    return bool(kind.fact.search(sentence))
+

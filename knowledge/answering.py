@@ -32,23 +32,17 @@ LABEL_HEAD_CHARS = 15
 SHORT_SENTENCE_CHARS = 60
 
 
-_TOPIC_END = re.compile(r"(?:では|には|とは|は|って)")
-
-
-def _topic_words(text: str, limit: int = 40) -> set[str]:
-    """Words before the first topic particle (「お問い合わせは…」 -> 問い合わせ): what a sentence is about."""
-    match = _TOPIC_END.search(text[:limit])
-    return set(tokens(text[: match.start()])) if match else set()
-
-
+#: 「Xとは」「Xはどこですか」: asks what or who X is, which the sentence defining X answers
+#: (unlike 「Xはどこに住んでいる必要が…」, a property of X).
+_WHAT_IS = re.compile(r"とは|って何|(?:どこ|何|誰|なん|どちら)(?:です|でしょう|[?？]|$)")
 #: Weights of the sentence ranker over the features of `candidates_for`, fitted listwise
 #: (softmax over each question's candidate sentences) by `benchmarks/calibrate.py ranker`.
-RANKER_WEIGHTS = {"cov_sentence": 1.45, "cov_path": 1.81, "cov_heading": 0.92, "prior": 2.23, "kanji": 1.23,
-                  "type_ok": 2.82, "label": 1.04, "short": 0.24, "definition": -0.12, "topic": 0.0}
+RANKER_WEIGHTS = {"cov_sentence": 1.39, "cov_path": 1.89, "cov_heading": 0.85, "prior": 2.2, "kanji": 1.2,
+                  "type_ok": 2.8, "label": 1.17, "short": 0.23, "definition": 0.24}
 
 # Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
-WEIGHTS = {"bias": -1.62, "coverage": 1.47, "sentence": 0.31, "type_ok": 0.81, "unknown": -2.98, "dense": 1.86,
-           "rank_prob": 1.8}
+WEIGHTS = {"bias": -1.3, "coverage": 1.72, "sentence": 0.26, "type_ok": 0.86, "unknown": -3.83, "dense": 2.05,
+           "rank_prob": 1.63}
 DENSE_CENTER = 0.80
 
 
@@ -195,7 +189,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     kind = answer_type(question)
     question_words = [w for w in retrieval.idf if len(w) >= 2]
     question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff"}
-    question_topic = _topic_words(question) & set(retrieval.idf)
+    asks_identity = bool(_WHAT_IS.search(question))
     top_score = retrieval.hits[0].score or 1.0
     candidates: list[Candidate] = []
     sentences_of: list[list[str]] = []
@@ -204,10 +198,10 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
         placed = _placed_sentences(hit.chunk)
         sentences_of.append([sentence for sentence, *_ in placed])
         for sentence_no, (sentence, heading, present, heading_tokens) in enumerate(placed):
-            type_ok = kind is not None and has_fact(kind.fact, sentence, question_words)
+            type_ok = kind is not None and has_fact(kind, sentence, question_words)
             label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
                                               or kind.labels.search(heading))
-            defines = any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
+            defines = asks_identity and any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
             features = {
                 "cov_sentence": _coverage(retrieval.idf, present, retrieval),
                 "cov_path": _coverage(retrieval.idf, present | path_tokens, retrieval),
@@ -219,7 +213,6 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                 "label": 1.0 if type_ok and label else 0.0,
                 "short": 1.0 if len(sentence) <= SHORT_SENTENCE_CHARS else 0.0,
                 "definition": 1.0 if defines else 0.0,
-                "topic": 1.0 if question_topic and question_topic & _topic_words(sentence.lstrip("・-*※ ")) else 0.0,
             }
             candidates.append(Candidate(hit_no, sentence_no, hit, features))
     for candidate in candidates:
