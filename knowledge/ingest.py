@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: Characters of a chunk the dense vector is computed from (its nearest heading first). The embedder's
 #: cost grows faster than linearly with length; BM25 still sees the whole chunk.
-EMBED_CHARS = 130
+EMBED_CHARS = 110
 
 
 @dataclass
