@@ -25,7 +25,6 @@ import numpy as np
 from bot.services import Services
 from bot.settings import Settings
 from bot.text import compact
-from knowledge import answering
 from knowledge.answering import DENSE_CENTER, RANKER_WEIGHTS, WEIGHTS, answer_from, candidates_for
 
 RANKER_FEATURES = list(RANKER_WEIGHTS)
@@ -57,7 +56,7 @@ def ranker_lists(data_dir: str, questions: str) -> list[tuple[np.ndarray, np.nda
     return lists
 
 
-def fit_ranker(lists: list[tuple[np.ndarray, np.ndarray]], l2: float = 0.01, steps: int = 4000,
+def fit_ranker(lists: list[tuple[np.ndarray, np.ndarray]], l2: float = 0.03, steps: int = 4000,
                rate: float = 0.5) -> np.ndarray:
     usable = [(x, y) for x, y in lists if y.any()]
     w = np.zeros(len(RANKER_FEATURES))
@@ -149,5 +148,4 @@ def main(mode: str, args: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    assert answering  # the module whose constants this script fits
     main(sys.argv[1], sys.argv[2:])

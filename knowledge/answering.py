@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from knowledge.answer_types import answer_type, has_fact
+from knowledge.answer_types import has_fact
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval
 from knowledge.tokenize import tokens
@@ -165,14 +165,15 @@ def _placed_sentences(chunk: IndexedChunk) -> tuple[tuple[str, str, frozenset[st
     out = []
     for line in body.split("\n"):
         for sentence in split_sentences(line):
-            out.append((sentence, heading, frozenset(tokens(sentence)), frozenset(_heading_tokens(heading))))
+            out.append((sentence, heading, frozenset(tokens(sentence)), frozenset(_cached_tokens(heading))))
         if chunk.kind != "faq" and is_heading_line(line):
             heading = line
     return tuple(out)
 
 
 @lru_cache(maxsize=8192)
-def _heading_tokens(text: str) -> tuple[str, ...]:
+def _cached_tokens(text: str) -> tuple[str, ...]:
+    """Tokens of a heading or section path: the same few strings come back with every question."""
     return tuple(tokens(text))
 
 
@@ -186,7 +187,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     the sentence that defines the term asked about.
     """
     question = retrieval.question
-    kind = answer_type(question)
+    kind = retrieval.answer_type
     question_words = [w for w in retrieval.idf if len(w) >= 2]
     question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff"}
     asks_identity = bool(_WHAT_IS.search(question))
@@ -194,7 +195,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     candidates: list[Candidate] = []
     sentences_of: list[list[str]] = []
     for hit_no, hit in enumerate(_pool(retrieval)):
-        path_tokens = set(_heading_tokens(hit.chunk.section))
+        path_tokens = set(_cached_tokens(hit.chunk.section))
         placed = _placed_sentences(hit.chunk)
         sentences_of.append([sentence for sentence, *_ in placed])
         for sentence_no, (sentence, heading, present, heading_tokens) in enumerate(placed):
@@ -242,11 +243,11 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     exps = [math.exp(v - best.score) for v in distinct.values()]
     rank_prob = 1.0 / sum(exps)
     sentence = _with_neighbour(sentences_of[best.hit_no], best, candidates)
-    chunk_present = set(hit.chunk.tokens) | set(tokens(hit.chunk.section))
+    chunk_present = set(hit.chunk.tokens) | set(_cached_tokens(hit.chunk.section))
     features = {
         "coverage": _coverage(retrieval.idf, chunk_present, retrieval),
         "sentence": best.features["cov_sentence"],
-        "type_ok": 1.0 if best.features["type_ok"] or answer_type(question) is None else 0.0,
+        "type_ok": 1.0 if best.features["type_ok"] or retrieval.answer_type is None else 0.0,
         "unknown": retrieval.unknown_share,
         "dense": max((h.dense for h in retrieval.hits[:3]), default=0.0),
         "rank_prob": rank_prob,

@@ -85,10 +85,17 @@ class Retrieval:
     definitions: list[Definition] = field(default_factory=list)
     #: query token -> tokens of the other name of the same thing (a query word is matched by either).
     alternatives: dict[str, set[str]] = field(default_factory=dict)
+    #: the kind of fact the question asks for (knowledge/answer_types.py), used by retrieval and answering.
+    answer_type: AnswerType | None = None
 
     def covered(self, token: str, present: set[str]) -> bool:
         """The query word, or the other name it has in the document, is among `present`."""
         return token in present or bool(self.alternatives.get(token, set()) & present)
+
+
+def _best_positive(scores: np.ndarray, limit: int) -> list[int]:
+    """Indices of the `limit` highest scores, best first, leaving out those that matched nothing."""
+    return [int(index) for index in np.argsort(-scores)[:limit] if scores[index] > 0]
 
 
 class HybridIndex:
@@ -112,7 +119,7 @@ class HybridIndex:
         self._profiles = self._build_profiles()
         self.definitions: dict[int, list[Definition]] = {sid: [] for sid in sources}
         for chunk in chunks:
-            self.definitions.setdefault(chunk.source_id, []).extend(definitions_in(chunk.text.replace("\n", "")))
+            self.definitions[chunk.source_id].extend(definitions_in(chunk.text.replace("\n", "")))
 
     # ---------------------------------------------------------------- helpers
     def idf(self, token: str) -> float:
@@ -160,14 +167,14 @@ class HybridIndex:
         parts = [t for t in others if t != token and t in token]
         return len(parts) >= 2 and sum(len(t) for t in parts) >= len(token)
 
-    def _expand(self, question: str, steered: int | None) -> tuple[list[Definition], dict[str, set[str]]]:
-        """The steered document's own names for what the question mentions, both ways."""
-        if steered is None:
+    def _expand(self, question: str, source_id: int | None) -> tuple[list[Definition], dict[str, set[str]]]:
+        """One document's own names for what the question mentions, both ways."""
+        if source_id is None:
             return [], {}
         text = normalize(question)
         used: list[Definition] = []
         alternatives: dict[str, set[str]] = {}
-        for definition in self.definitions.get(steered, []):
+        for definition in self.definitions.get(source_id, []):
             for said, other in ((definition.short, definition.long), (definition.long, definition.short)):
                 if said in text and other not in text and definition not in used:
                     used.append(definition)
@@ -184,16 +191,11 @@ class HybridIndex:
         if not query_tokens or self.bm25 is None:
             return scores, ranks
         scores = self.bm25.get_scores(query_tokens)
-        for rank, index in enumerate(np.argsort(-scores)[:CANDIDATES]):
-            if scores[index] <= 0:
-                break
-            ranks[int(index)] = rank
+        ranks = {index: rank for rank, index in enumerate(_best_positive(scores, CANDIDATES))}
         if steered is not None:
             steered_scores = np.where(self._source_of == steered, scores, 0.0)
-            for rank, index in enumerate(np.argsort(-steered_scores)[:STEERED_CANDIDATES]):
-                if steered_scores[index] <= 0:
-                    break
-                ranks.setdefault(int(index), CANDIDATES + rank)
+            for rank, index in enumerate(_best_positive(steered_scores, STEERED_CANDIDATES)):
+                ranks.setdefault(index, CANDIDATES + rank)
         return scores, ranks
 
     def _dense(self, question: str) -> tuple[dict[int, float], dict[int, int]]:
@@ -248,12 +250,12 @@ class HybridIndex:
         unknown = compound_idf + sum(v for t, v in all_idf.items() if self.doc_freq.get(t, 0) == 0)
         total = (sum(all_idf.values()) + compound_idf) or 1.0
         idf = {t: all_idf[t] for t in focus}
+        kind = answer_type(question)
         retrieval = Retrieval(question, query_tokens, [], idf, unknown / total if query_tokens else 1.0,
-                              steered, name_tokens)
+                              steered, name_tokens, answer_type=kind)
         if not self.chunks:
             return retrieval
         dense = self._dense(question)
-        kind = answer_type(question)
         hits = self._fuse(self._lexical(focus, steered), dense, steered, kind, k)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.
