@@ -22,12 +22,24 @@ class AnswerType:
     labels: re.Pattern[str]  # a label announcing that fact (「日時」「締切日」「提出先」)
     #: text that looks like the fact but is not (an era year 「令和6年」 is a date, not a duration)
     ignore: re.Pattern[str] | None = None
+    #: a question matching the cue but asking something else (「何がもらえますか」 is not yes/no)
+    unless: re.Pattern[str] | None = None
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+_PREFECTURES = (
+    "北海道|青森|岩手|宮城|秋田|山形|福島|茨城|栃木|群馬|埼玉|千葉|東京|神奈川|新潟|富山|石川|福井|山梨|長野|岐阜|"
+    "静岡|愛知|三重|滋賀|京都|大阪|兵庫|奈良|和歌山|鳥取|島根|岡山|広島|山口|徳島|香川|愛媛|高知|福岡|佐賀|長崎|"
+    "熊本|大分|宮崎|鹿児島|沖縄"
+)
+#: A question word: the question asks for something, so it is not a yes/no question.
+_QUESTION_WORD = r"何|どの|どこ|どれ|どう|どんな|いつ|誰|いくら|なぜ"
+#: A date that is part of a law's number (「平成11年5月14日法律第42号」) is not a date anything happens on.
+_LAW_NUMBER = re.compile(r"(?:明治|大正|昭和|平成|令和)\s*\d+\s*年\s*\d+\s*月\s*\d+\s*日\s*(?:法律|政令|省令|告示|訓令|条例)")
+_URL = re.compile(r"https?://\S+")
 _DATE = r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+\s*年\s*\d+\s*月"
 # Checked in order: "which tool / how" is asked more specifically than "when" (「どのツールで開催されますか」
 # wants the tool), and a tool is a product name (Teams, Zoom), not an acronym like WEB or URL.
@@ -47,31 +59,38 @@ ANSWER_TYPES: list[AnswerType] = [
     AnswerType("method", _rx(r"方法|手段|どうやって|どうすれば"),
                _rx(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム"),
                _rx(r"方法|手段")),
-    AnswerType("date", _rx(r"いつ|締切|期限|何日|日程|日時|開催され"), _rx(_DATE),
-               _rx(r"日時|日程|締切|期限|期間|開催日|募集")),
-    AnswerType("name", _rx(r"名称|名前"), _rx(r"[A-Za-z]{3,}|「[^」]{2,30}」|『[^』]{2,30}』"), _rx(r"名称|称する|という")),
+    # 「いつまでに」 asks for the deadline: the row labelled 締切日, not the 募集開始日 beside it.
+    AnswerType("deadline", _rx(r"いつまで|締切|締め切|期限|必着"), _rx(_DATE), _rx(r"締切|締め切|期限|必着|まで"),
+               ignore=_LAW_NUMBER),
+    AnswerType("date", _rx(r"いつ|何日|日程|日時|開催され"), _rx(_DATE),
+               _rx(r"日時|日程|締切|期限|期間|開催日|募集"), ignore=_LAW_NUMBER),
+    # A name is introduced as one: 「中小企業119」と称する, 名称は「…」 (a quoted 「委嘱状」 is not a name).
+    AnswerType("name", _rx(r"名称|名前"),
+               _rx(r"[A-Za-z]{3,}|[「『][^」』]{2,30}[」』]\s*(?:と(?:称|呼|いう|言う))|名称\s*[はを:：]"),
+               _rx(r"名称|称する|という")),
     AnswerType("condition", _rx(r"条件|どのような場合|どんな場合|どういう場合|要件|資格"),
                _rx(r"場合|以上|以下|未満|限る|限り|のみ|こと$|ことが"), _rx(r"条件|要件|資格|対象|基準")),
-    AnswerType("place", _rx(r"どこ|部署|問い?合わ?せ先|事務局は|担当課|会社"),
-               _rx(r"株式会社|有限会社|法人|研究所|センター|機構|協会|[^\s、。]{2,}(?:課|室|部|局)(?![長面])|在住|国内|フォーム"),
-               _rx(r"提出先|問い?合わ?せ先|事務局|担当|所在地|宛先|住所|連絡先|として")),
+    AnswerType("place", _rx(r"どこ|どの(?:都道府県|県|地域|市|エリア)|部署|問い?合わ?せ先|事務局は|担当課|会社"),
+               _rx(r"(?:" + _PREFECTURES + r")[都道府県]?(?:、|・|及び|および)|株式会社|有限会社|法人|研究所|センター|機構|協会|[^\s、。]{2,}(?:課|室|部|局)(?![長面])|在住|国内|フォーム"),
+               _rx(r"提出先|問い?合わ?せ先|担当|所在地|宛先|住所|連絡先")),
     # Last: a yes/no question (no question word) is answered by what the document allows, limits or rules out.
     AnswerType("yes_no", _rx(r"(?:でき|なり|あり|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"),
-               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ"), _rx(r"対象|ただし|なお")),
+               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ"), _rx(r"対象|ただし|なお"),
+               unless=_rx(_QUESTION_WORD)),
 ]
 
 def answer_type(question: str) -> AnswerType | None:
     for kind in ANSWER_TYPES:
-        if kind.cue.search(question):
+        if kind.cue.search(question) and not (kind.unless and kind.unless.search(question)):
             return kind
     return None
 
 
 def has_fact(kind: AnswerType, sentence: str, question_words: list[str]) -> bool:
     """The asked-for kind of fact is in the sentence, beyond the question's own words (事務局 ≠ a place)."""
+    sentence = _URL.sub(" ", sentence)  # a date in a URL's path is not a date anything happens on
     for word in sorted(question_words, key=len, reverse=True):
         sentence = sentence.replace(word, " ")
     if kind.ignore is not None:
         sentence = kind.ignore.sub(" ", sentence)
     return bool(kind.fact.search(sentence))
-

@@ -35,10 +35,11 @@ SHORT_SENTENCE_CHARS = 60
 #: 「Xとは」「Xはどこですか」: asks what or who X is, which the sentence defining X answers
 #: (unlike 「Xはどこに住んでいる必要が…」, a property of X).
 _WHAT_IS = re.compile(r"とは|って何|(?:どこ|何|誰|なん|どちら)(?:です|でしょう|[?？]|$)")
+_ASIDE = re.compile(r"なお[、,]|また[、,]")
 #: Weights of the sentence ranker over the features of `candidates_for`, fitted listwise
 #: (softmax over each question's candidate sentences) by `benchmarks/calibrate.py ranker`.
-RANKER_WEIGHTS = {"cov_sentence": 1.39, "cov_path": 1.89, "cov_heading": 0.85, "prior": 2.2, "kanji": 1.2,
-                  "type_ok": 2.8, "label": 1.17, "short": 0.23, "definition": 0.24}
+RANKER_WEIGHTS = {"cov_sentence": 1.18, "cov_path": 2.54, "cov_heading": 1.38, "prior": 1.81, "kanji": 1.11,
+                  "type_ok": 2.92, "label": 1.22, "short": 0.31, "definition": 0.06, "bare_heading": -0.84}
 
 # Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
 WEIGHTS = {"bias": -1.3, "coverage": 1.72, "sentence": 0.26, "type_ok": 0.86, "unknown": -3.83, "dense": 2.05,
@@ -121,7 +122,10 @@ def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Cand
     index = best.sentence_no
     text_of_best = sentences[index].lstrip("・-* ")
     own = {c.sentence_no: c.score for c in candidates if c.hit_no == best.hit_no}
-    neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(sentences)]
+    # A following 「なお、…」「また、…」 turns to another point; it does not complete the answer
+    # (a 「ただし、…」 does: it limits what was just said).
+    neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(sentences)
+                  and not (i > index and _ASIDE.match(sentences[i].lstrip("・-* ")))]
     if not neighbours:
         return text_of_best
     other = max(neighbours, key=lambda i: own.get(i, float("-inf")))
@@ -153,8 +157,9 @@ def _pool(retrieval: Retrieval) -> list[Hit]:
 
 
 @lru_cache(maxsize=8192)
-def _placed_sentences(chunk: IndexedChunk) -> tuple[tuple[str, str, frozenset[str], frozenset[str]], ...]:
-    """(sentence, the heading it stands under, its tokens, the heading's tokens) for one passage.
+def _placed_sentences(chunk: IndexedChunk) -> tuple[tuple[str, str, frozenset[str], frozenset[str], bool], ...]:
+    """(sentence, the heading it stands under, its tokens, the heading's tokens, whether it is itself
+    a heading line) for one passage.
 
     The heading is the nearest heading line above the sentence in the passage, else the passage's
     own section: a passage may hold several short sections (「(1)日時 …」「(2)開催方法 …」). Cached per
@@ -164,9 +169,11 @@ def _placed_sentences(chunk: IndexedChunk) -> tuple[tuple[str, str, frozenset[st
     heading = chunk.section.rsplit(" > ", 1)[-1]
     out = []
     for line in body.split("\n"):
+        is_heading = chunk.kind != "faq" and is_heading_line(line)
         for sentence in split_sentences(line):
-            out.append((sentence, heading, frozenset(tokens(sentence)), frozenset(_cached_tokens(heading))))
-        if chunk.kind != "faq" and is_heading_line(line):
+            out.append((sentence, heading, frozenset(tokens(sentence)), frozenset(_cached_tokens(heading)),
+                        is_heading))
+        if is_heading:
             heading = line
     return tuple(out)
 
@@ -198,7 +205,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
         path_tokens = set(_cached_tokens(hit.chunk.section))
         placed = _placed_sentences(hit.chunk)
         sentences_of.append([sentence for sentence, *_ in placed])
-        for sentence_no, (sentence, heading, present, heading_tokens) in enumerate(placed):
+        for sentence_no, (sentence, heading, present, heading_tokens, is_heading) in enumerate(placed):
             type_ok = kind is not None and has_fact(kind, sentence, question_words)
             label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
                                               or kind.labels.search(heading))
@@ -214,6 +221,8 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                 "label": 1.0 if type_ok and label else 0.0,
                 "short": 1.0 if len(sentence) <= SHORT_SENTENCE_CHARS else 0.0,
                 "definition": 1.0 if defines else 0.0,
+                # A heading names a topic; it answers only when it carries the fact (「(1)日時 4月14日」).
+                "bare_heading": 1.0 if is_heading and not type_ok else 0.0,
             }
             candidates.append(Candidate(hit_no, sentence_no, hit, features))
     for candidate in candidates:

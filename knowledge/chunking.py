@@ -23,13 +23,19 @@ HEADING_MAX_CHARS = 48
 
 _SENTENCE_END = re.compile(r"[。．！？!?]$|[。．]\s*[)）」』]$")
 _SENTENCE_SPLIT = re.compile(r"(?<=[。！？!?])(?![)）」』。])")
+#: A numbered line that is prose wrapped by the PDF, not a heading: a sentence ends inside it
+#: (「(3)予算規模:6,000,000円を上限とします。なお、…」) or it breaks off after a comma.
+_RUNS_ON = re.compile(r"。(?![)）」』])(?=.)|[、,]$")
 _MD_HEADING = re.compile(r"^(#{1,6})\s*(.+?)\s*#*$")
 _BOLD_LINE = re.compile(r"^\*\*(.+?)\*\*$")
 _MARKERS: list[tuple[str, re.Pattern[str]]] = [
+    # An appendix (「(別紙1)」「別記」) starts over at the top: it does not belong to the last section.
+    ("appendix", re.compile(r"^[(（]?(?:別紙|別添|別記|別表)\s*\d{0,2}[)）]?$")),
     ("roman", re.compile(r"^(?:[IVX]{1,4}|[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ])[.．、\s]\s*\S")),
     ("chapter", re.compile(r"^第\s*\d+\s*[章節条]")),
     ("number", re.compile(r"^\d{1,2}[.．](?!\d)\s*\S")),
     ("paren_number", re.compile(r"^[(（]\d{1,2}[)）]\s*\S")),
+    ("note", re.compile(r"^[(（]注\s*\d{1,2}[)）]\s*\S")),
     ("half_paren_number", re.compile(r"^\d{1,2}[)）]\s*\S")),
     ("circled", re.compile(r"^[①-⑳]\s*\S")),
     ("katakana", re.compile(r"^[ア-ンｱ-ﾝ][.．、]\s*\S")),
@@ -85,7 +91,7 @@ def _heading_of(raw: str, clean: str) -> tuple[str, str] | None:
     bold = _BOLD_LINE.match(stripped)
     if bold and len(clean) <= HEADING_MAX_CHARS and not _SENTENCE_END.search(clean):
         return "bold", clean
-    if len(clean) > HEADING_MAX_CHARS or _SENTENCE_END.search(clean) or "|" in clean:
+    if len(clean) > HEADING_MAX_CHARS or _SENTENCE_END.search(clean) or "|" in clean or _RUNS_ON.search(clean):
         return None
     for kind, pattern in _MARKERS:
         if pattern.match(clean):
@@ -186,6 +192,8 @@ def chunk_lines(lines: list[_Line], title: str) -> list[ChunkDraft]:
             if kind.startswith("md"):
                 level = int(kind[2:])
                 stack = [(k, t) for k, t in stack if k.startswith("md") and int(k[2:]) < level]
+            elif kind == "appendix":
+                stack = []
             elif kind in kinds:
                 stack = stack[: kinds.index(kind)]
             stack.append((kind, line.heading[1]))

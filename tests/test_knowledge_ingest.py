@@ -154,3 +154,26 @@ def test_chunks_follow_structure_and_never_split_sentences() -> None:
         for line in chunk.text.split("\n"):
             assert line.endswith(("。", "事項", "目的", "対象", "中小企業")), line
     assert split_sentences("A社です。B社（注。）です！") == ["A社です。", "B社（注。）です！"]
+
+
+def test_wrapped_prose_is_not_a_heading_and_an_appendix_starts_over() -> None:
+    """A PDF line that starts with a number but runs on (a sentence ends inside it, or it breaks off
+    after a comma) is text; 「(注4) …について」 is a heading; 「(別紙1)」 leaves the last section."""
+    raw = [
+        "5．契約の要件",
+        "（３）予算規模：６，０００，０００円を上限とします。なお、最終的な実施内容、契約金額",
+        "については、当局と調整した上で決定することとします。",
+        "（注４）専門家派遣システムについて",
+        "令和３年度より「中小企業１１９」と称するシステムを使用する。",
+        "１２．問い合わせ先",
+        "お問い合わせは電子メールでお願いします。",
+        "（別紙１）",
+        "情報セキュリティに関する事項を遵守すること。",
+    ]
+    chunks = chunk_lines(logical_lines([raw]), "タイトル")
+    sections = {chunk.section for chunk in chunks}
+    assert "5.契約の要件" in sections
+    assert not any("予算規模" in section for section in sections), sections
+    assert any(section.endswith("(注4)専門家派遣システムについて") for section in sections), sections
+    appendix = next(chunk for chunk in chunks if "情報セキュリティ" in chunk.text)
+    assert appendix.section == "(別紙1)", "the appendix is not part of 12.問い合わせ先"

@@ -16,7 +16,7 @@ import pytest
 from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
-from knowledge.answer_types import answer_type
+from knowledge.answer_types import ANSWER_TYPES, answer_type, has_fact
 from knowledge.ingest import ingest_paths
 
 CALL_A = """# 令和8年度 みどり市地域デジタル推進事業 公募要領
@@ -93,12 +93,27 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("日当がもらえる条件は？", "condition"),
         ("電話で問い合わせできますか", "yes_no"),
         ("事務局はどこですか", "place"),
+        ("管内にはどの県が含まれますか", "place"),    # a question word: not yes/no
+        ("修了すると何がもらえますか", None),         # 何: not yes/no either
+        ("応募書類はいつまでに出せばいいですか", "deadline"),
         ("今日はいい天気ですね", None),
     ],
 )
 def test_answer_types(question: str, kind: str | None) -> None:
     found = answer_type(question)
     assert (found.name if found else None) == kind
+
+
+def test_dates_in_law_numbers_and_urls_are_not_dates_of_anything() -> None:
+    date = next(kind for kind in ANSWER_TYPES if kind.name == "date")
+    assert not has_fact(date, "「行政機関の保有する情報の公開に関する法律」(平成11年5月14日法律第42号)に基づき", [])
+    assert not has_fact(date, "https://www.example.go.jp/2024/05/29/koubo.html を参照", [])
+    assert has_fact(date, "締切日:令和6年6月19日(水)15時必着", [])
+
+
+def test_prefectures_listed_are_a_place() -> None:
+    place = next(kind for kind in ANSWER_TYPES if kind.name == "place")
+    assert has_fact(place, "当局管内(福岡県、佐賀県、長崎県、熊本県、大分県、宮崎県、鹿児島県)の中小企業", ["管内"])
 
 
 def test_short_name_in_question_finds_the_defining_sentence(two_calls: Services) -> None:
@@ -133,3 +148,11 @@ def test_the_kind_of_fact_asked_for_picks_the_sentence(two_calls: Services) -> N
     answer = two_calls.knowledge.ask("あおぞら県観光人材育成事業の問い合わせはどの方法で受け付けていますか？")
     assert "電話でお願いします" in answer.body, answer.body
     assert answer.citations[0].source == "aozora-tourism-call.md"
+
+
+def test_a_verb_the_calls_never_use_matches_the_word_written_with_its_kanji(two_calls: Services) -> None:
+    """「住んでいる」 meets 「在住」: the question's verb is not counted as a word the manuals do not know."""
+    retrieval = two_calls.knowledge.retrieve("プロジェクトマネージャーはどこに住んでいる必要がありますか")
+    assert "在住" in retrieval.kango["住む"]
+    assert retrieval.covered("住む", {"在住"})
+    assert retrieval.unknown_share < 0.5
