@@ -24,10 +24,28 @@ class AnswerType:
     ignore: re.Pattern[str] | None = None
     #: a question matching the cue but asking something else (「何がもらえますか」 is not yes/no)
     unless: re.Pattern[str] | None = None
+    #: what any answer must contain, however well it matches: a quantity needs its number; a date may be
+    #: relative (「月に1回以上」「支援後30日以内」) but has a digit
+    must_have: re.Pattern[str] | None = None
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
+
+
+_DATE_PATTERN = r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+\s*年\s*\d+\s*月"
+
+
+def _quantity(name: str, cue: re.Pattern[str], fact: re.Pattern[str], labels: re.Pattern[str],
+              ignore: re.Pattern[str] | None = None) -> AnswerType:
+    """A question for a quantity (いくら, 何回, 何人): an answer without that quantity cannot be right."""
+    return AnswerType(name, cue, fact, labels, ignore=ignore, must_have=fact)
+
+
+#: Any expression of time an answer to 「いつ」 may give: a date, or a relative time (「月に1回以上」
+#: 「支援後30日以内」「翌月末」).
+_WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|週間|か月|ヶ月|カ月|年)\s*(?:以内|前|後|まで|以降)"
+                   r"|月に\s*\d+\s*回|毎月|毎週|毎年|翌月|翌日|翌営業日|当日|前日|月末|年度末")
 
 
 _PREFECTURES = (
@@ -40,30 +58,30 @@ _QUESTION_WORD = r"何|どの|どこ|どれ|どう|どんな|いつ|誰|いく�
 #: A date that is part of a law's number (「平成11年5月14日法律第42号」) is not a date anything happens on.
 _LAW_NUMBER = re.compile(r"(?:明治|大正|昭和|平成|令和)\s*\d+\s*年\s*\d+\s*月\s*\d+\s*日\s*(?:法律|政令|省令|告示|訓令|条例)")
 _URL = re.compile(r"https?://\S+")
-_DATE = r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+\s*年\s*\d+\s*月"
 # Checked in order: "which tool / how" is asked more specifically than "when" (「どのツールで開催されますか」
 # wants the tool), and a tool is a product name (Teams, Zoom), not an acronym like WEB or URL.
 ANSWER_TYPES: list[AnswerType] = [
-    AnswerType("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|支給され|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
-               _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模")),
-    AnswerType("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度")),
-    AnswerType("clock", _rx(r"何時|時間帯|開いて|受付時間|営業時間"), _rx(r"\d{1,2}\s*(?::|時)\s*\d{0,2}"),
-               _rx(r"時間|受付|開設|対応|営業")),
-    AnswerType("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
-    AnswerType("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
-    AnswerType("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月"),
-               _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存"),
-               ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?")),
+    _quantity("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|支給され|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
+              _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模")),
+    _quantity("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度")),
+    _quantity("clock", _rx(r"何時|時間帯|開いて|受付時間|営業時間"), _rx(r"\d{1,2}\s*(?::|時)\s*\d{0,2}"),
+              _rx(r"時間|受付|開設|対応|営業")),
+    _quantity("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
+    _quantity("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
+    # 「いつまでに」 asks for the deadline: the row labelled 締切日, not the 募集開始日 beside it; and
+    # 「事業期間はいつまでですか」 asks for the end date, not a duration.
+    AnswerType("deadline", _rx(r"いつまで|締切|締め切|期限|必着"), _rx(_DATE_PATTERN), _rx(r"締切|締め切|期限|必着|まで"),
+               ignore=_LAW_NUMBER, must_have=_WHEN),
+    _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月"),
+              _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存"),
+              ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?")),
     AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}"),
                _rx(r"ツール|会議|用いて|使用")),
     AnswerType("method", _rx(r"方法|手段|どうやって|どうすれば"),
                _rx(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム"),
                _rx(r"方法|手段")),
-    # 「いつまでに」 asks for the deadline: the row labelled 締切日, not the 募集開始日 beside it.
-    AnswerType("deadline", _rx(r"いつまで|締切|締め切|期限|必着"), _rx(_DATE), _rx(r"締切|締め切|期限|必着|まで"),
-               ignore=_LAW_NUMBER),
-    AnswerType("date", _rx(r"いつ|何日|日程|日時|開催され"), _rx(_DATE),
-               _rx(r"日時|日程|締切|期限|期間|開催日|募集"), ignore=_LAW_NUMBER),
+    AnswerType("date", _rx(r"いつ|何日|日程|日時|開催され"), _rx(_DATE_PATTERN),
+               _rx(r"日時|日程|締切|期限|期間|開催日|募集"), ignore=_LAW_NUMBER, must_have=_WHEN),
     # A name is introduced as one: 「中小企業119」と称する, 名称は「…」 (a quoted 「委嘱状」 is not a name).
     AnswerType("name", _rx(r"名称|名前"),
                _rx(r"[A-Za-z]{3,}|[「『][^」』]{2,30}[」』]\s*(?:と(?:称|呼|いう|言う))|名称\s*[はを:：]"),
@@ -84,6 +102,15 @@ def answer_type(question: str) -> AnswerType | None:
         if kind.cue.search(question) and not (kind.unless and kind.unless.search(question)):
             return kind
     return None
+
+
+def can_answer(kind: AnswerType, answer: str, question_words: list[str]) -> bool:
+    """The answer holds what any answer to this kind of question must (「いくら」: an amount in 円)."""
+    if kind.must_have is None:
+        return True
+    if kind.must_have is kind.fact:
+        return has_fact(kind, answer, question_words)
+    return bool(kind.must_have.search(_URL.sub(" ", answer)))
 
 
 def has_fact(kind: AnswerType, sentence: str, question_words: list[str]) -> bool:

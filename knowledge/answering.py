@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from knowledge.answer_types import has_fact
+from knowledge.answer_types import can_answer, has_fact
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval
 from knowledge.tokenize import tokens
@@ -184,6 +184,11 @@ def _cached_tokens(text: str) -> tuple[str, ...]:
     return tuple(tokens(text))
 
 
+def _question_words(retrieval: Retrieval) -> list[str]:
+    """The question's own words, which do not count as the fact it asks for (事務局 is not an answer)."""
+    return [w for w in retrieval.idf if len(w) >= 2]
+
+
 def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str]]]:
     """Every sentence of the top passages with the features the ranker scores it by.
 
@@ -195,7 +200,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     """
     question = retrieval.question
     kind = retrieval.answer_type
-    question_words = [w for w in retrieval.idf if len(w) >= 2]
+    question_words = _question_words(retrieval)
     question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff"}
     asks_identity = bool(_WHAT_IS.search(question))
     top_score = retrieval.hits[0].score or 1.0
@@ -262,6 +267,10 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
         "rank_prob": rank_prob,
     }
     confidence = _score(features)
+    kind = retrieval.answer_type
+    if kind is not None and not can_answer(kind, sentence, _question_words(retrieval)):
+        # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
+        confidence = min(confidence, threshold * 0.9)
     anchor = next((t for t in sorted(retrieval.idf, key=retrieval.idf.get, reverse=True) if t in sentence), None)
     citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits if h is not hit][:2]
     return Answer(question, _trim(sentence, anchor), confidence >= threshold,

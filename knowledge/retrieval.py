@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from langchain_core.embeddings import Embeddings
 from bot.text import normalize
 from knowledge.aliases import Definition, definitions_in
 from knowledge.answer_types import AnswerType, answer_type
+from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import tokens
 from knowledge.vectorstore import VectorStore
 
@@ -39,9 +39,6 @@ LEXICAL_WEIGHT = 0.6
 ANSWER_TYPE_BONUS = 0.1
 #: Weight of the share of the question's idf mass a passage covers, added to the fused score.
 COVERAGE_WEIGHT = 0.15
-#: A verb or adjective written kanji + okurigana (住む, 使う, 終わる) and its kanji stem.
-_KANJI_STEM = re.compile(r"^([\u4e00-\u9fff])[\u3041-\u3093]+$")
-_KANJI_WORD = re.compile(r"[\u4e00-\u9fff]+")
 
 
 @dataclass(frozen=True)
@@ -94,14 +91,22 @@ class Retrieval:
     #: the kind of fact the question asks for (knowledge/answer_types.py), used by retrieval and answering.
     answer_type: AnswerType | None = None
 
-    #: unseen verb -> the corpus words written with its kanji (住む -> {在住, 居住}, 使う -> {使用}).
-    kango: dict[str, set[str]] = field(default_factory=dict)
+    #: query token -> the corpus words in its Sudachi synonym groups (ホテル代 -> {宿泊費}, 住む -> {在住}).
+    synonyms: dict[str, set[str]] = field(default_factory=dict)
 
     def covered(self, token: str, present: set[str]) -> bool:
-        """The query word, the other name it has in the document, or a word written with its kanji,
-        is among `present`."""
+        """The query word, the other name it has in the document, or a synonym is among `present`."""
         return (token in present or bool(self.alternatives.get(token, set()) & present)
-                or bool(self.kango.get(token, set()) & present))
+                or bool(self.synonyms.get(token, set()) & present))
+
+
+def _merged(*maps: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Other words that match a query word, from several sources (definitions, synonyms)."""
+    out: dict[str, set[str]] = {}
+    for mapping in maps:
+        for token, words in mapping.items():
+            out.setdefault(token, set()).update(words)
+    return out
 
 
 def _best_positive(scores: np.ndarray, limit: int) -> list[int]:
@@ -129,11 +134,7 @@ class HybridIndex:
             self.bm25 = bm25s.BM25()
             self.bm25.index([list(c.tokens) or [""] for c in chunks], show_progress=False)
         self._profiles = self._build_profiles()
-        self._kanji_words: dict[str, set[str]] = {}
-        for token in self.doc_freq:
-            if len(token) == 2 and _KANJI_WORD.fullmatch(token):
-                for kanji in token:
-                    self._kanji_words.setdefault(kanji, set()).add(token)
+        self.synonyms = SynonymIndex(self.doc_freq)
         self.definitions: dict[int, list[Definition]] = {sid: [] for sid in sources}
         for chunk in chunks:
             self.definitions[chunk.source_id].extend(definitions_in(chunk.text.replace("\n", "")))
@@ -176,14 +177,6 @@ class HybridIndex:
         if best[1] >= 1.2 and best[1] >= 1.5 * second[1] + 0.3:
             return best[0]
         return None
-
-    def _kango_for(self, token: str) -> set[str]:
-        """Corpus words that write an unseen verb's meaning with its kanji: a question says 住む or
-        使われる, a call for proposals says 在住 or 使用 (the same kanji, read as a Sino-Japanese word)."""
-        if self.doc_freq.get(token, 0):
-            return set()
-        match = _KANJI_STEM.match(token)
-        return self._kanji_words.get(match.group(1), set()) if match else set()
 
     def _unseen_compound(self, token: str, others: list[str]) -> bool:
         """A compound the corpus never writes whole, though it has its parts (上限額 = 上限 + 額)."""
@@ -237,7 +230,7 @@ class HybridIndex:
 
     def _fuse(self, lexical: tuple[np.ndarray, dict[int, int]], dense: tuple[dict[int, float], dict[int, int]],
               steered: int | None, kind: AnswerType | None, k: int, query_idf: dict[str, float],
-              alternatives: dict[str, set[str]] | None = None) -> list[Hit]:
+              others: dict[str, set[str]] | None = None) -> list[Hit]:
         """A convex combination of max-normalized BM25 and min-max-normalized cosine over the union of
         both candidate lists, plus the share of the question's idf the passage covers and a bonus when it
         holds the asked-for kind of fact. Unlike RRF it keeps "BM25 found it and dense did not rank it"
@@ -249,7 +242,7 @@ class HybridIndex:
         floor = min(dense_sim.values(), default=0.0)
         span = (max(dense_sim.values(), default=0.0) - floor) or 1.0
         idf_total = sum(query_idf.values()) or 1.0
-        alternatives = alternatives or {}
+        others = others or {}
         hits = []
         for index in candidates:
             lexical_score = float(bm25_scores[index]) / bm25_max
@@ -259,7 +252,7 @@ class HybridIndex:
             # BM25 lets a common word said many times outweigh the one rare word the question is about
             # (「日当がもらえる条件は？」: 条件 everywhere, 日当 in two passages); idf coverage does not.
             present = self._token_sets[index]
-            covered = sum(v for t, v in query_idf.items() if t in present or alternatives.get(t, set()) & present)
+            covered = sum(v for t, v in query_idf.items() if t in present or others.get(t, set()) & present)
             score += COVERAGE_WEIGHT * covered / idf_total
             if kind is not None and kind.fact.search(chunk.text):
                 score += ANSWER_TYPE_BONUS
@@ -272,35 +265,41 @@ class HybridIndex:
 
     def search(self, question: str, k: int = 8) -> Retrieval:
         query_tokens = tokens(question)
+        # A word the manuals never use may have a synonym they do (ホテル代: 宿泊費, 住む: 在住); a word they
+        # use already meets its own passages, and its synonyms would only blur the coverage.
+        synonyms = {t: words for t in query_tokens if not self.doc_freq.get(t, 0)
+                    and (words := self.synonyms.synonyms(t))}
         # A compound the corpus never writes whole but whose parts it has (上限額, 確定申告) is half unknown:
         # it leaves the words to match, and counts for half its weight as a word the manuals do not know.
-        compounds = [t for t in query_tokens if self._unseen_compound(t, query_tokens)]
+        compounds = [t for t in query_tokens if t not in synonyms and self._unseen_compound(t, query_tokens)]
         query_tokens = [t for t in query_tokens if t not in compounds]
         steered = self.steer(query_tokens) if self.chunks else None
         name_tokens = (set(query_tokens) & self._title_tokens.get(steered, set())) if steered else set()
         focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
         all_idf = {t: self.idf(t) for t in query_tokens}
         compound_idf = 0.5 * sum(self.idf(t) for t in compounds)
-        kango = {t: words for t in query_tokens if (words := self._kango_for(t))}
-        # An unseen verb whose kanji the corpus writes in other words is half unknown, like a compound.
-        unknown = compound_idf + sum(v * (0.5 if t in kango else 1.0)
+        # A word the corpus never uses but has a synonym of is half unknown, like a compound.
+        unknown = compound_idf + sum(v * (0.5 if t in synonyms else 1.0)
                                      for t, v in all_idf.items() if self.doc_freq.get(t, 0) == 0)
         total = (sum(all_idf.values()) + compound_idf) or 1.0
         idf = {t: all_idf[t] for t in focus}
         kind = answer_type(question)
         retrieval = Retrieval(question, query_tokens, [], idf, unknown / total if query_tokens else 1.0,
-                              steered, name_tokens, answer_type=kind, kango=kango)
+                              steered, name_tokens, answer_type=kind, synonyms=synonyms)
         if not self.chunks:
             return retrieval
         dense = self._dense(question)
-        hits = self._fuse(self._lexical(focus, steered), dense, steered, kind, k, idf)
+        # A word the manuals never use is searched by its synonyms they do use.
+        searched = focus + sorted({w for t in focus for w in synonyms.get(t, ())} - set(focus))
+        hits = self._fuse(self._lexical(searched, steered), dense, steered, kind, k, idf, synonyms)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.
         home = steered if steered is not None else (hits[0].source.id if hits else None)
         definitions, alternatives = self._expand(question, home)
         if alternatives:
-            expanded = focus + sorted({t for alts in alternatives.values() for t in alts} - set(focus))
-            hits = self._fuse(self._lexical(expanded, steered), dense, steered, kind, k, idf, alternatives)
+            expanded = searched + sorted({t for alts in alternatives.values() for t in alts} - set(searched))
+            hits = self._fuse(self._lexical(expanded, steered), dense, steered, kind, k, idf,
+                              _merged(alternatives, synonyms))
         retrieval.definitions, retrieval.alternatives = definitions, alternatives
         retrieval.hits = hits
         return retrieval

@@ -29,7 +29,8 @@ _local = threading.local()
 
 
 @lru_cache(maxsize=1)
-def _dictionary() -> Dictionary:
+def dictionary() -> Dictionary:
+    """The one sudachidict-core dictionary (tokenizers and synonym lookups share it)."""
     return Dictionary(dict="core")
 
 
@@ -37,8 +38,8 @@ def _tokenizers():  # type: ignore[no-untyped-def]
     """Sudachi tokenizers are not thread-safe: one pair per thread."""
     pair = getattr(_local, "pair", None)
     if pair is None:
-        dictionary = _dictionary()
-        pair = (dictionary.tokenizer(mode=SplitMode.A), dictionary.tokenizer(mode=SplitMode.C))
+        shared = dictionary()
+        pair = (shared.tokenizer(mode=SplitMode.A), shared.tokenizer(mode=SplitMode.C))
         _local.pair = pair
     return pair
 

@@ -16,8 +16,9 @@ import pytest
 from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
-from knowledge.answer_types import ANSWER_TYPES, answer_type, has_fact
+from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact
 from knowledge.ingest import ingest_paths
+from knowledge.synonyms import SynonymIndex
 
 CALL_A = """# 令和8年度 みどり市地域デジタル推進事業 公募要領
 
@@ -111,6 +112,16 @@ def test_dates_in_law_numbers_and_urls_are_not_dates_of_anything() -> None:
     assert has_fact(date, "締切日:令和6年6月19日(水)15時必着", [])
 
 
+def test_an_answer_to_when_or_how_much_must_hold_a_time_or_an_amount() -> None:
+    date = answer_type("事業はいつ終わりますか")
+    amount = answer_type("宿泊費はいくらですか")
+    assert date is not None and amount is not None
+    assert not can_answer(date, "(6)支払額の確定方法:事業終了後、実績報告書に基づき確定します。", ["事業"])
+    assert can_answer(date, "事務局は、月に1回以上、謝金を振り込みます。", [])  # relative times answer 「いつ」
+    assert not can_answer(amount, "宿泊費は実費相当額を支給する。", ["宿泊費"])
+    assert can_answer(amount, "宿泊費は1泊9,800円を上限とする。", ["宿泊費"])
+
+
 def test_prefectures_listed_are_a_place() -> None:
     place = next(kind for kind in ANSWER_TYPES if kind.name == "place")
     assert has_fact(place, "当局管内(福岡県、佐賀県、長崎県、熊本県、大分県、宮崎県、鹿児島県)の中小企業", ["管内"])
@@ -150,9 +161,17 @@ def test_the_kind_of_fact_asked_for_picks_the_sentence(two_calls: Services) -> N
     assert answer.citations[0].source == "aozora-tourism-call.md"
 
 
-def test_a_verb_the_calls_never_use_matches_the_word_written_with_its_kanji(two_calls: Services) -> None:
-    """「住んでいる」 meets 「在住」: the question's verb is not counted as a word the manuals do not know."""
+def test_a_word_the_calls_never_use_is_matched_by_its_sudachi_synonym(two_calls: Services) -> None:
+    """「住んでいる」 meets 「在住」 (one synonym group in sudachidict-core), and is not counted as a word
+    the manuals do not know."""
     retrieval = two_calls.knowledge.retrieve("プロジェクトマネージャーはどこに住んでいる必要がありますか")
-    assert "在住" in retrieval.kango["住む"]
+    assert "在住" in retrieval.synonyms["住む"]
     assert retrieval.covered("住む", {"在住"})
     assert retrieval.unknown_share < 0.5
+
+
+def test_synonym_groups_come_from_the_dictionary() -> None:
+    index = SynonymIndex(["宿泊費", "在住", "終了", "謝金"])
+    assert index.synonyms("ホテル代") == {"宿泊費"}
+    assert index.synonyms("終わる") == {"終了"}
+    assert index.synonyms("謝金") == set(), "a word is not its own synonym"
