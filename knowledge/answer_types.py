@@ -24,8 +24,8 @@ class AnswerType:
     ignore: re.Pattern[str] | None = None
     #: a question matching the cue but asking something else (「何がもらえますか」 is not yes/no)
     unless: re.Pattern[str] | None = None
-    #: what any answer must contain, however well it matches: a quantity needs its number; a date may be
-    #: relative (「月に1回以上」「支援後30日以内」) but has a digit
+    #: what any answer must contain, however well it matches: a quantity needs its number (its `fact`); a
+    #: time may be relative (「月に1回以上」「支援後30日以内」「翌月末」)
     must_have: re.Pattern[str] | None = None
 
 

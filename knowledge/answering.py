@@ -82,14 +82,13 @@ class Answer:
         return f"{self.body}\n\n出典：{self.citations[0].label()}"
 
 
-def _coverage(query_idf: dict[str, float], present: set[str], retrieval: Retrieval | None = None) -> float:
-    """Share of the question's idf mass whose words (or their defined other names) are present."""
+def _literal_coverage(query_idf: dict[str, float], present: set[str]) -> float:
+    """Share of the question's idf mass whose very words are present (a curated FAQ question must say
+    what was asked; other names and synonyms do not count there)."""
     total = sum(query_idf.values())
     if total <= 0:
         return 0.0
-    if retrieval is None:
-        return sum(v for t, v in query_idf.items() if t in present) / total
-    return sum(v for t, v in query_idf.items() if retrieval.covered(t, present)) / total
+    return sum(v for t, v in query_idf.items() if t in present) / total
 
 
 def citation_for(hit: Hit) -> Citation:
@@ -216,9 +215,9 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                                               or kind.labels.search(heading))
             defines = asks_identity and any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
             features = {
-                "cov_sentence": _coverage(retrieval.idf, present, retrieval),
-                "cov_path": _coverage(retrieval.idf, present | path_tokens, retrieval),
-                "cov_heading": _coverage(retrieval.idf, heading_tokens, retrieval),
+                "cov_sentence": retrieval.coverage(present),
+                "cov_path": retrieval.coverage(present | path_tokens),
+                "cov_heading": retrieval.coverage(heading_tokens),
                 "prior": max(0.0, hit.score / top_score),
                 # Shared kanji catch what tokens miss (国内 / 内国旅行, 住む / 在住).
                 "kanji": len(question_kanji & set(sentence)) / len(question_kanji) if question_kanji else 0.0,
@@ -259,7 +258,7 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     sentence = _with_neighbour(sentences_of[best.hit_no], best, candidates)
     chunk_present = set(hit.chunk.tokens) | set(_cached_tokens(hit.chunk.section))
     features = {
-        "coverage": _coverage(retrieval.idf, chunk_present, retrieval),
+        "coverage": retrieval.coverage(chunk_present),
         "sentence": best.features["cov_sentence"],
         "type_ok": 1.0 if best.features["type_ok"] or retrieval.answer_type is None else 0.0,
         "unknown": retrieval.unknown_share,
@@ -284,7 +283,7 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
             continue
         faq_question = hit.chunk.text.split("\nA: ", 1)[0][3:]
         faq_tokens = set(tokens(faq_question))
-        forward = _coverage(retrieval.idf, faq_tokens)
+        forward = _literal_coverage(retrieval.idf, faq_tokens)
         backward = (sum(1 for t in faq_tokens if t in retrieval.idf) / len(faq_tokens)) if faq_tokens else 0.0
         features = {"faq_forward": forward, "faq_backward": backward, "dense": hit.dense,
                     "unknown": retrieval.unknown_share}

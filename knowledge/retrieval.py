@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
 import bm25s
@@ -88,25 +89,28 @@ class Retrieval:
     definitions: list[Definition] = field(default_factory=list)
     #: query token -> tokens of the other name of the same thing (a query word is matched by either).
     alternatives: dict[str, set[str]] = field(default_factory=dict)
+    #: query token -> the corpus words in its Sudachi synonym groups (ホテル代 -> {宿泊費}, 住む -> {在住}).
+    synonyms: dict[str, set[str]] = field(default_factory=dict)
     #: the kind of fact the question asks for (knowledge/answer_types.py), used by retrieval and answering.
     answer_type: AnswerType | None = None
 
-    #: query token -> the corpus words in its Sudachi synonym groups (ホテル代 -> {宿泊費}, 住む -> {在住}).
-    synonyms: dict[str, set[str]] = field(default_factory=dict)
-
-    def covered(self, token: str, present: set[str]) -> bool:
+    def covered(self, token: str, present: Set[str]) -> bool:
         """The query word, the other name it has in the document, or a synonym is among `present`."""
         return (token in present or bool(self.alternatives.get(token, set()) & present)
                 or bool(self.synonyms.get(token, set()) & present))
 
+    def coverage(self, present: Set[str]) -> float:
+        """Share of the question's idf mass whose words (or their other names, or synonyms) are present:
+        one measure for ranking passages and for choosing and trusting the answer sentence."""
+        total = sum(self.idf.values())
+        if total <= 0:
+            return 0.0
+        return sum(v for t, v in self.idf.items() if self.covered(t, present)) / total
 
-def _merged(*maps: dict[str, set[str]]) -> dict[str, set[str]]:
-    """Other words that match a query word, from several sources (definitions, synonyms)."""
-    out: dict[str, set[str]] = {}
-    for mapping in maps:
-        for token, words in mapping.items():
-            out.setdefault(token, set()).update(words)
-    return out
+
+def _with_new(words: list[str], extra: Iterable[str]) -> list[str]:
+    """`words`, then the words of `extra` not among them (sorted, for a stable query)."""
+    return words + sorted(set(extra) - set(words))
 
 
 def _best_positive(scores: np.ndarray, limit: int) -> list[int]:
@@ -229,8 +233,7 @@ class HybridIndex:
         return similarity, ranks
 
     def _fuse(self, lexical: tuple[np.ndarray, dict[int, int]], dense: tuple[dict[int, float], dict[int, int]],
-              steered: int | None, kind: AnswerType | None, k: int, query_idf: dict[str, float],
-              others: dict[str, set[str]] | None = None) -> list[Hit]:
+              retrieval: Retrieval, k: int) -> list[Hit]:
         """A convex combination of max-normalized BM25 and min-max-normalized cosine over the union of
         both candidate lists, plus the share of the question's idf the passage covers and a bonus when it
         holds the asked-for kind of fact. Unlike RRF it keeps "BM25 found it and dense did not rank it"
@@ -241,8 +244,7 @@ class HybridIndex:
         bm25_max = max((bm25_scores[i] for i in candidates), default=0.0) or 1.0
         floor = min(dense_sim.values(), default=0.0)
         span = (max(dense_sim.values(), default=0.0) - floor) or 1.0
-        idf_total = sum(query_idf.values()) or 1.0
-        others = others or {}
+        steered, kind = retrieval.steered_source, retrieval.answer_type
         hits = []
         for index in candidates:
             lexical_score = float(bm25_scores[index]) / bm25_max
@@ -251,9 +253,7 @@ class HybridIndex:
             score = LEXICAL_WEIGHT * lexical_score + (1 - LEXICAL_WEIGHT) * dense_score
             # BM25 lets a common word said many times outweigh the one rare word the question is about
             # (「日当がもらえる条件は？」: 条件 everywhere, 日当 in two passages); idf coverage does not.
-            present = self._token_sets[index]
-            covered = sum(v for t, v in query_idf.items() if t in present or others.get(t, set()) & present)
-            score += COVERAGE_WEIGHT * covered / idf_total
+            score += COVERAGE_WEIGHT * retrieval.coverage(self._token_sets[index])
             if kind is not None and kind.fact.search(chunk.text):
                 score += ANSWER_TYPE_BONUS
             hits.append(Hit(chunk=chunk, source=self.sources[chunk.source_id], score=float(score),
@@ -283,23 +283,20 @@ class HybridIndex:
                                      for t, v in all_idf.items() if self.doc_freq.get(t, 0) == 0)
         total = (sum(all_idf.values()) + compound_idf) or 1.0
         idf = {t: all_idf[t] for t in focus}
-        kind = answer_type(question)
         retrieval = Retrieval(question, query_tokens, [], idf, unknown / total if query_tokens else 1.0,
-                              steered, name_tokens, answer_type=kind, synonyms=synonyms)
+                              steered, name_tokens, synonyms=synonyms, answer_type=answer_type(question))
         if not self.chunks:
             return retrieval
         dense = self._dense(question)
         # A word the manuals never use is searched by its synonyms they do use.
-        searched = focus + sorted({w for t in focus for w in synonyms.get(t, ())} - set(focus))
-        hits = self._fuse(self._lexical(searched, steered), dense, steered, kind, k, idf, synonyms)
+        searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, ())))
+        hits = self._fuse(self._lexical(searched, steered), dense, retrieval, k)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.
         home = steered if steered is not None else (hits[0].source.id if hits else None)
-        definitions, alternatives = self._expand(question, home)
-        if alternatives:
-            expanded = searched + sorted({t for alts in alternatives.values() for t in alts} - set(searched))
-            hits = self._fuse(self._lexical(expanded, steered), dense, steered, kind, k, idf,
-                              _merged(alternatives, synonyms))
-        retrieval.definitions, retrieval.alternatives = definitions, alternatives
+        retrieval.definitions, retrieval.alternatives = self._expand(question, home)
+        if retrieval.alternatives:
+            expanded = _with_new(searched, (t for alts in retrieval.alternatives.values() for t in alts))
+            hits = self._fuse(self._lexical(expanded, steered), dense, retrieval, k)
         retrieval.hits = hits
         return retrieval
