@@ -45,7 +45,15 @@ def _quantity(name: str, cue: re.Pattern[str], fact: re.Pattern[str], labels: re
 #: Any expression of time an answer to 「いつ」 may give: a date, or a relative time (「月に1回以上」
 #: 「支援後30日以内」「翌月末」).
 _WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|週間|か月|ヶ月|カ月|年)\s*(?:以内|前|後|まで|以降)"
-                   r"|月に\s*\d+\s*回|毎月|毎週|毎年|翌月|翌日|翌営業日|当日|前日|月末|年度末")
+                   r"|月に\s*\d+\s*回|毎月|毎週|毎年|翌月|翌日|翌営業日|当日|前日|月末|年度末"
+                   # a time set by an event of the program: 「事業終了後の精算払」「契約締結後」「採択後」
+                   r"|(?:終了|完了|締結|採択)後")
+
+
+_COUNT = r"(?:\d+|[一二三四五六七八九十]+)"
+#: How often: 「月に1回以上」「一月に一回」「毎週」「2週間に1回」.
+_FREQUENCY = re.compile(r"(?:年|月|週|日|\d+\s*(?:か月|ヶ月|カ月|週間|日))\s*に\s*" + _COUNT + r"\s*回"
+                        r"|毎(?:月|週|日|年)|隔週|" + _COUNT + r"\s*(?:か月|ヶ月|カ月|週間)\s*ごと")
 
 
 _PREFECTURES = (
@@ -61,18 +69,24 @@ _URL = re.compile(r"https?://\S+")
 # Checked in order: "which tool / how" is asked more specifically than "when" (「どのツールで開催されますか」
 # wants the tool), and a tool is a product name (Teams, Zoom), not an acronym like WEB or URL.
 ANSWER_TYPES: list[AnswerType] = [
-    _quantity("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|支給され|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
+    _quantity("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
               _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模")),
     _quantity("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度")),
-    _quantity("clock", _rx(r"何時|時間帯|開いて|受付時間|営業時間"), _rx(r"\d{1,2}\s*(?::|時)\s*\d{0,2}"),
+    # 「採択件数は？」「何件くらい」: a number of cases (件), which a count of times (回) does not answer.
+    _quantity("cases", _rx(r"何件|件数"), _rx(r"\d[\d,]*\s*(?:~\s*\d+\s*)?件"), _rx(r"件数|採択|想定|目標")),
+    _quantity("clock", _rx(r"何時(?!間)|時間帯|開いて|受付時間|営業時間"), _rx(r"\d{1,2}\s*(?::\s*\d{2}|時(?!間))"),
               _rx(r"時間|受付|開設|対応|営業")),
     _quantity("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
     _quantity("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
     # 「いつまでに」 asks for the deadline: the row labelled 締切日, not the 募集開始日 beside it; and
     # 「事業期間はいつまでですか」 asks for the end date, not a duration.
-    AnswerType("deadline", _rx(r"いつまで|締切|締め切|期限|必着"), _rx(_DATE_PATTERN), _rx(r"締切|締め切|期限|必着|まで"),
+    # A period written 「契約締結日~令和8年3月31日」 announces its end date, as 「締切日:」 does.
+    AnswerType("deadline", _rx(r"いつまで|締切|締め切|期限|必着"), _rx(_DATE_PATTERN),
+               _rx(r"締切|締め切|期限|必着|まで|~\s*(?:令和|平成|\d)"),
                ignore=_LAW_NUMBER, must_have=_WHEN),
-    _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月"),
+    # 「どのくらいの頻度で」 asks how often (「一月に一回以上」), not how long: checked before duration.
+    AnswerType("frequency", _rx(r"頻度|間隔|何回ずつ"), _FREQUENCY, _rx(r"頻度|毎|定期"), must_have=_FREQUENCY),
+    _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月|何時間|何分"),
               _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存"),
               ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?")),
     AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}"),
@@ -80,8 +94,11 @@ ANSWER_TYPES: list[AnswerType] = [
     AnswerType("method", _rx(r"方法|手段|どうやって|どうすれば"),
                _rx(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム"),
                _rx(r"方法|手段")),
-    AnswerType("date", _rx(r"いつ|何日|日程|日時|開催され"), _rx(_DATE_PATTERN),
-               _rx(r"日時|日程|締切|期限|期間|開催日|募集"), ignore=_LAW_NUMBER, must_have=_WHEN),
+    # A date something must be done by (「5月31日17時までに登録」) is a deadline, not when the thing happens.
+    AnswerType("date", _rx(r"いつ|何日|日程|日時|開催され"), _WHEN,
+               _rx(r"日時|日程|締切|期限|期間|開催日|募集"),
+               ignore=re.compile(_LAW_NUMBER.pattern + r"|(?:" + _DATE_PATTERN + r")[^。、~]{0,16}?まで"),
+               must_have=_WHEN),
     # A name is introduced as one: 「中小企業119」と称する, 名称は「…」 (a quoted 「委嘱状」 is not a name).
     AnswerType("name", _rx(r"名称|名前"),
                _rx(r"[A-Za-z]{3,}|[「『][^」』]{2,30}[」』]\s*(?:と(?:称|呼|いう|言う))|名称\s*[はを:：]"),
@@ -104,20 +121,36 @@ def answer_type(question: str) -> AnswerType | None:
     return None
 
 
+def cue_words(kind: AnswerType | None, question: str) -> str:
+    """The words of the question that say what kind of answer it wants (方法, 条件, いつまで): they frame
+    the question and name no topic of it."""
+    if kind is None:
+        return ""
+    return " ".join(m.group() for m in kind.cue.finditer(question))
+
+
 def can_answer(kind: AnswerType, answer: str, question_words: list[str]) -> bool:
-    """The answer holds what any answer to this kind of question must (「いくら」: an amount in 円)."""
+    """The answer holds what any answer to this kind of question must (「いくら」: an amount in 円), beyond
+    the question's own words (「事業終了後」 does not say when 「事業はいつ終わりますか」)."""
     if kind.must_have is None:
         return True
     if kind.must_have is kind.fact:
         return has_fact(kind, answer, question_words)
-    return bool(kind.must_have.search(_URL.sub(" ", answer)))
+    return bool(kind.must_have.search(_without_question_words(answer, question_words)))
+
+
+def _without_question_words(sentence: str, question_words: list[str]) -> str:
+    """The sentence with URLs and the question's own words blanked out. A word right after a number is
+    its unit (「1~2時間」 answers 「何時間」 though the question says 時間), so it stays."""
+    sentence = _URL.sub(" ", sentence)  # a date in a URL's path is not a date anything happens on
+    for word in sorted(question_words, key=len, reverse=True):
+        sentence = re.sub(r"(?<![\d~])" + re.escape(word), " ", sentence)
+    return sentence
 
 
 def has_fact(kind: AnswerType, sentence: str, question_words: list[str]) -> bool:
     """The asked-for kind of fact is in the sentence, beyond the question's own words (事務局 ≠ a place)."""
-    sentence = _URL.sub(" ", sentence)  # a date in a URL's path is not a date anything happens on
-    for word in sorted(question_words, key=len, reverse=True):
-        sentence = sentence.replace(word, " ")
+    sentence = _without_question_words(sentence, question_words)
     if kind.ignore is not None:
         sentence = kind.ignore.sub(" ", sentence)
     return bool(kind.fact.search(sentence))

@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from knowledge.answer_types import can_answer, has_fact
+from bot.text import normalize
+from knowledge.answer_types import answer_type, can_answer, has_fact
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval
 from knowledge.tokenize import tokens
@@ -30,6 +31,7 @@ NEIGHBOUR_MAX_CHARS = 200
 SENTENCE_POOL = 8
 LABEL_HEAD_CHARS = 15
 SHORT_SENTENCE_CHARS = 60
+TITLE_KEY_CHARS = 12
 
 
 #: 「Xとは」「Xはどこですか」: asks what or who X is, which the sentence defining X answers
@@ -38,8 +40,9 @@ _WHAT_IS = re.compile(r"とは|って何|(?:どこ|何|誰|なん|どちら)(?:�
 _ASIDE = re.compile(r"なお[、,]|また[、,]")
 #: Weights of the sentence ranker over the features of `candidates_for`, fitted listwise
 #: (softmax over each question's candidate sentences) by `benchmarks/calibrate.py ranker`.
-RANKER_WEIGHTS = {"cov_sentence": 1.18, "cov_path": 2.54, "cov_heading": 1.38, "prior": 1.81, "kanji": 1.11,
-                  "type_ok": 2.92, "label": 1.22, "short": 0.31, "definition": 0.06, "bare_heading": -0.84}
+RANKER_WEIGHTS = {"cov_sentence": 1.3, "cov_path": 1.76, "cov_heading": 0.93, "prior": 1.92, "kanji": 1.11,
+                  "type_ok": 3.0, "label": 1.35, "short": 0.29, "definition": 0.1, "bare_heading": -0.6,
+                  "key_word": 1.34, "long": -0.45}
 
 # Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
 WEIGHTS = {"bias": -1.3, "coverage": 1.72, "sentence": 0.26, "type_ok": 0.86, "unknown": -3.83, "dense": 2.05,
@@ -82,13 +85,14 @@ class Answer:
         return f"{self.body}\n\n出典：{self.citations[0].label()}"
 
 
-def _literal_coverage(query_idf: dict[str, float], present: set[str]) -> float:
-    """Share of the question's idf mass whose very words are present (a curated FAQ question must say
-    what was asked; other names and synonyms do not count there)."""
-    total = sum(query_idf.values())
+def _literal_coverage(retrieval: Retrieval, present: set[str]) -> float:
+    """Share of the question's idf mass whose very words, in any form (申し込む / 申し込み), are present:
+    a curated FAQ question must say what was asked; other names and synonyms do not count there."""
+    total = sum(retrieval.idf.values())
     if total <= 0:
         return 0.0
-    return sum(v for t, v in query_idf.items() if t in present) / total
+    return sum(v for t, v in retrieval.idf.items()
+               if t in present or retrieval.variants.get(t, set()) & present) / total
 
 
 def citation_for(hit: Hit) -> Citation:
@@ -113,6 +117,8 @@ class Candidate:
     sentence_no: int
     hit: Hit
     features: dict[str, float]
+    #: the words of the sentence and of its section path
+    present: frozenset[str] = frozenset()
     score: float = 0.0
 
 
@@ -183,9 +189,18 @@ def _cached_tokens(text: str) -> tuple[str, ...]:
     return tuple(tokens(text))
 
 
+@lru_cache(maxsize=256)
+def _title_key(title: str) -> str:
+    """Enough of a document's title to recognise its cover line (titles run long and wrap)."""
+    return normalize(title).replace(" ", "")[:TITLE_KEY_CHARS] if len(title) >= TITLE_KEY_CHARS else ""
+
+
 def _question_words(retrieval: Retrieval) -> list[str]:
-    """The question's own words, which do not count as the fact it asks for (事務局 is not an answer)."""
-    return [w for w in retrieval.idf if len(w) >= 2]
+    """The question's own words and their synonyms, which do not count as the fact it asks for
+    (事務局 is not an answer to 「事務局はどこ」, nor 終了後 to 「いつ終わりますか」)."""
+    words = {w for w in retrieval.idf if len(w) >= 2}
+    words |= {s for w in retrieval.idf for s in retrieval.synonyms.get(w, ())}
+    return sorted(words)
 
 
 def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str]]]:
@@ -200,7 +215,10 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     question = retrieval.question
     kind = retrieval.answer_type
     question_words = _question_words(retrieval)
-    question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff"}
+    # Kanji of the words that only name the document (後継者支援ネットワーク事業) say nothing of the topic.
+    name_only = set("".join(retrieval.name_tokens)) - set("".join(t for t in retrieval.idf
+                                                                   if t not in retrieval.name_tokens))
+    question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff" and c not in name_only}
     asks_identity = bool(_WHAT_IS.search(question))
     top_score = retrieval.hits[0].score or 1.0
     candidates: list[Candidate] = []
@@ -209,8 +227,13 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
         path_tokens = set(_cached_tokens(hit.chunk.section))
         placed = _placed_sentences(hit.chunk)
         sentences_of.append([sentence for sentence, *_ in placed])
+        title = _title_key(hit.source.title)
         for sentence_no, (sentence, heading, present, heading_tokens, is_heading) in enumerate(placed):
-            type_ok = kind is not None and has_fact(kind, sentence, question_words)
+            # The cover line (the document's title, issuer and date of issue) names the document; its date
+            # is when the call was published, the answer to none of the questions people ask.
+            cover = bool(title) and title in sentence.replace(" ", "")
+            is_heading = is_heading or cover
+            type_ok = not cover and kind is not None and has_fact(kind, sentence, question_words)
             label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
                                               or kind.labels.search(heading))
             defines = asks_identity and any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
@@ -224,12 +247,21 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                 "type_ok": 1.0 if type_ok else 0.0,
                 "label": 1.0 if type_ok and label else 0.0,
                 "short": 1.0 if len(sentence) <= SHORT_SENTENCE_CHARS else 0.0,
+                # A run-on table cell or list (no 。 for hundreds of characters) covers every word by its
+                # length alone, and has to be cut to be shown.
+                "long": 1.0 if len(sentence) > MAX_ANSWER_CHARS else 0.0,
                 "definition": 1.0 if defines else 0.0,
                 # A heading names a topic; it answers only when it carries the fact (「(1)日時 4月14日」).
                 "bare_heading": 1.0 if is_heading and not type_ok else 0.0,
             }
-            candidates.append(Candidate(hit_no, sentence_no, hit, features))
+            candidates.append(Candidate(hit_no, sentence_no, hit, features, frozenset(present | path_tokens)))
+    # The question's rarest word the passages say is what it is about (日当 in 「日当がもらえる条件」): a
+    # sentence that says neither it nor its heading does is likely about something else (留保条件).
+    said = [t for t in retrieval.idf if t not in retrieval.name_tokens
+            and any(retrieval.covered(t, c.present) for c in candidates)]
+    key = max(said, key=lambda t: retrieval.idf[t]) if said else None
     for candidate in candidates:
+        candidate.features["key_word"] = 1.0 if key is not None and retrieval.covered(key, candidate.present) else 0.0
         candidate.score = sum(RANKER_WEIGHTS[n] * v for n, v in candidate.features.items())
     return candidates, sentences_of
 
@@ -246,7 +278,7 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     candidates, sentences_of = candidates_for(retrieval)
     if not candidates:
         return Answer(question, "", False, 0.0, kind="none", features={"unknown": retrieval.unknown_share})
-    best = max(candidates, key=lambda c: c.score)
+    best = max(_able(candidates, sentences_of, retrieval), key=lambda c: c.score)
     hit = best.hit
     # How sure the ranker is of its pick: softmax weight of the best sentence among distinct sentences.
     distinct: dict[str, float] = {}
@@ -276,6 +308,17 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
                   round(confidence, 4), citations, features)
 
 
+def _able(candidates: list[Candidate], sentences_of: list[list[str]], retrieval: Retrieval) -> list[Candidate]:
+    """The candidates that hold what any answer must (a time for 「いつ」, an amount for 「いくら」), when
+    there are any: a sentence without it cannot be the answer however well it matches the words."""
+    kind = retrieval.answer_type
+    if kind is not None and kind.must_have is not None:
+        words = _question_words(retrieval)
+        able = [c for c in candidates if can_answer(kind, sentences_of[c.hit_no][c.sentence_no], words)]
+        candidates = able or candidates
+    return candidates
+
+
 def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
     """A curated FAQ entry answers when its question says what the user asked."""
     for hit in retrieval.hits[:3]:
@@ -283,7 +326,10 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
             continue
         faq_question = hit.chunk.text.split("\nA: ", 1)[0][3:]
         faq_tokens = set(tokens(faq_question))
-        forward = _literal_coverage(retrieval.idf, faq_tokens)
+        if retrieval.answer_type is not None and answer_type(faq_question) is retrieval.answer_type:
+            # Both ask for the same kind of answer (「申込方法は？」, 「申し込むにはどうすればよいですか」).
+            faq_tokens |= retrieval.framing
+        forward = _literal_coverage(retrieval, faq_tokens)
         backward = (sum(1 for t in faq_tokens if t in retrieval.idf) / len(faq_tokens)) if faq_tokens else 0.0
         features = {"faq_forward": forward, "faq_backward": backward, "dense": hit.dense,
                     "unknown": retrieval.unknown_share}

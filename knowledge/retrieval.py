@@ -25,7 +25,8 @@ from langchain_core.embeddings import Embeddings
 
 from bot.text import normalize
 from knowledge.aliases import Definition, definitions_in
-from knowledge.answer_types import AnswerType, answer_type
+from knowledge.answer_types import AnswerType, answer_type, cue_words
+from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import tokens
 from knowledge.vectorstore import VectorStore
@@ -40,6 +41,10 @@ LEXICAL_WEIGHT = 0.6
 ANSWER_TYPE_BONUS = 0.1
 #: Weight of the share of the question's idf mass a passage covers, added to the fused score.
 COVERAGE_WEIGHT = 0.15
+#: Characters of a document's title a question must quote, as one run, to name that document.
+TITLE_PHRASE_CHARS = 5
+#: Share of its idf a word counts for when it only names the document the question is about.
+NAME_WORD_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -91,13 +96,18 @@ class Retrieval:
     alternatives: dict[str, set[str]] = field(default_factory=dict)
     #: query token -> the corpus words in its Sudachi synonym groups (ホテル代 -> {宿泊費}, 住む -> {在住}).
     synonyms: dict[str, set[str]] = field(default_factory=dict)
+    #: query token -> the corpus's other form of the same word (申し込む -> {申し込み}): it is that word.
+    variants: dict[str, set[str]] = field(default_factory=dict)
+    #: query words that only say what kind of answer is wanted (方法, 条件): see answer_types.cue_words.
+    framing: set[str] = field(default_factory=set)
     #: the kind of fact the question asks for (knowledge/answer_types.py), used by retrieval and answering.
     answer_type: AnswerType | None = None
 
     def covered(self, token: str, present: Set[str]) -> bool:
-        """The query word, the other name it has in the document, or a synonym is among `present`."""
+        """The query word, its other form, the other name it has in the document, or a synonym is among
+        `present`."""
         return (token in present or bool(self.alternatives.get(token, set()) & present)
-                or bool(self.synonyms.get(token, set()) & present))
+                or bool(self.synonyms.get(token, set()) & present) or bool(self.variants.get(token, set()) & present))
 
     def coverage(self, present: Set[str]) -> float:
         """Share of the question's idf mass whose words (or their other names, or synonyms) are present:
@@ -139,6 +149,7 @@ class HybridIndex:
             self.bm25.index([list(c.tokens) or [""] for c in chunks], show_progress=False)
         self._profiles = self._build_profiles()
         self.synonyms = SynonymIndex(self.doc_freq)
+        self.variants = VariantIndex(self.doc_freq)
         self.definitions: dict[int, list[Definition]] = {sid: [] for sid in sources}
         for chunk in chunks:
             self.definitions[chunk.source_id].extend(definitions_in(chunk.text.replace("\n", "")))
@@ -152,9 +163,11 @@ class HybridIndex:
     def _build_profiles(self) -> dict[int, set[str]]:
         profiles: dict[int, set[str]] = {sid: set() for sid in self.sources}
         self._title_tokens: dict[int, set[str]] = {}
+        self._title_text: dict[int, str] = {}
         for source in self.sources.values():
             stem = source.name.rsplit(".", 1)[0].replace("-", " ").replace("_", " ")
             self._title_tokens[source.id] = set(tokens(f"{source.title} {stem}"))
+            self._title_text[source.id] = normalize(source.title).replace(" ", "")
             profiles[source.id].update(self._title_tokens[source.id])
         sections: dict[int, set[str]] = {sid: set() for sid in self.sources}
         for chunk in self.chunks:
@@ -165,6 +178,30 @@ class HybridIndex:
         self._profile_df = Counter(t for p in profiles.values() for t in p)
         return profiles
 
+    def named_in_title(self, question: str) -> int | None:
+        """The one document whose title the question quotes: a run of at least TITLE_PHRASE_CHARS
+        characters found in that title and in no other (「推進体制構築支援」, 「人材確保支援」).
+
+        Words of a title one by one are weak evidence (推進, 体制, 構築 and 支援 are in every call's
+        headings); the program's name said as a phrase is the strongest there is.
+        """
+        text = normalize(question).replace(" ", "")
+        longest: dict[int, int] = {}
+        for sid, title in self._title_text.items():
+            others = [t for other, t in self._title_text.items() if other != sid]
+            best = 0
+            for start in range(len(text)):
+                end = start + max(best, TITLE_PHRASE_CHARS - 1) + 1
+                while end <= len(text) and text[start:end] in title:
+                    if not any(text[start:end] in other for other in others):
+                        best = end - start
+                    end += 1
+            longest[sid] = best
+        ranked = sorted(longest.items(), key=lambda kv: kv[1], reverse=True)
+        if len(ranked) >= 2 and ranked[0][1] >= TITLE_PHRASE_CHARS and ranked[0][1] > ranked[1][1]:
+            return ranked[0][0]
+        return None
+
     def steer(self, query_tokens: list[str]) -> int | None:
         """The one document the question names, if any (a clearly best profile match)."""
         if len(self.sources) < 2:
@@ -172,10 +209,14 @@ class HybridIndex:
         n_docs = len(self.sources)
         df = self._profile_df
         scores = {}
+        words = set(query_tokens)
         for sid, profile in self._profiles.items():
+            matched = {t for t in words if t in profile}
+            # A compound and its parts are one word said once (専門家 = 専門 + 家): count the compound only.
+            matched = {t for t in matched if not any(t != other and t in other for other in matched)}
             # A word of the title names the document; a word of a heading only hints at it.
             scores[sid] = sum(math.log(n_docs / df[t]) * (1.0 if t in self._title_tokens[sid] else 0.5)
-                              for t in set(query_tokens) if t in profile)
+                              for t in matched)
         ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
         best, second = ranked[0], ranked[1]
         if best[1] >= 1.2 and best[1] >= 1.5 * second[1] + 0.3:
@@ -267,29 +308,43 @@ class HybridIndex:
         query_tokens = tokens(question)
         # A word the manuals never use may have a synonym they do (ホテル代: 宿泊費, 住む: 在住); a word they
         # use already meets its own passages, and its synonyms would only blur the coverage.
-        synonyms = {t: words for t in query_tokens if not self.doc_freq.get(t, 0)
+        variants = {t: words for t in query_tokens if (words := self.variants.variants(t))}
+        synonyms = {t: words for t in query_tokens if not self.doc_freq.get(t, 0) and t not in variants
                     and (words := self.synonyms.synonyms(t))}
         # A compound the corpus never writes whole but whose parts it has (上限額, 確定申告) is half unknown:
         # it leaves the words to match, and counts for half its weight as a word the manuals do not know.
         compounds = [t for t in query_tokens if t not in synonyms and self._unseen_compound(t, query_tokens)]
         query_tokens = [t for t in query_tokens if t not in compounds]
-        steered = self.steer(query_tokens) if self.chunks else None
-        name_tokens = (set(query_tokens) & self._title_tokens.get(steered, set())) if steered else set()
+        steered = None
+        if self.chunks:
+            steered = self.named_in_title(question)
+            if steered is None:
+                steered = self.steer(query_tokens)
+        # Title words name the document, not the topic, unless the question says them again
+        # (「後継者支援ネットワーク事業の事業期間」: the second 事業 is part of what is asked).
+        said = Counter(query_tokens)
+        name_tokens = {t for t in self._title_tokens.get(steered, set()) if said[t] == 1} if steered else set()
         focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
         all_idf = {t: self.idf(t) for t in query_tokens}
         compound_idf = 0.5 * sum(self.idf(t) for t in compounds)
-        # A word the corpus never uses but has a synonym of is half unknown, like a compound.
-        unknown = compound_idf + sum(v * (0.5 if t in synonyms else 1.0)
-                                     for t, v in all_idf.items() if self.doc_freq.get(t, 0) == 0)
+        # A word the corpus never uses but has a synonym of is half unknown, like a compound. A word that
+        # only says what kind of answer is wanted (方法 in 「申込方法は？」) is no sign of a topic the
+        # manuals lack, though a small FAQ may never write it.
+        kind = answer_type(question)
+        framing = set(tokens(cue_words(kind, question)))
+        unknown = compound_idf + sum(v * (0.5 if t in synonyms else 1.0) for t, v in all_idf.items()
+                                     if self.doc_freq.get(t, 0) == 0 and t not in variants and t not in framing)
         total = (sum(all_idf.values()) + compound_idf) or 1.0
-        idf = {t: all_idf[t] for t in focus}
+        # Words that name the document still count a little: 「専門家派遣システム」 is the name of a system.
+        idf = {t: all_idf[t] * (NAME_WORD_WEIGHT if t in name_tokens else 1.0) for t in query_tokens}
         retrieval = Retrieval(question, query_tokens, [], idf, unknown / total if query_tokens else 1.0,
-                              steered, name_tokens, synonyms=synonyms, answer_type=answer_type(question))
+                              steered, name_tokens, synonyms=synonyms, variants=variants,
+                              answer_type=kind, framing=framing)
         if not self.chunks:
             return retrieval
         dense = self._dense(question)
-        # A word the manuals never use is searched by its synonyms they do use.
-        searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, ())))
+        # A word the manuals never use is searched by its synonyms they do use; any word by its other form.
+        searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, set()) | variants.get(t, set())))
         hits = self._fuse(self._lexical(searched, steered), dense, retrieval, k)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.

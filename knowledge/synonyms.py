@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from knowledge.tokenize import dictionary
+from knowledge.vocabulary import KeyedVocabulary
 
 _lock = threading.Lock()
 
@@ -41,21 +42,17 @@ def _distinctive(word: str) -> bool:
     return len(word) >= 2 and not _HIRAGANA_ONLY.fullmatch(word)
 
 
+def _corpus_groups(word: str) -> frozenset[int]:
+    """The groups a corpus word stands for: the noun senses of a distinctive word (see `_distinctive`)."""
+    return synonym_groups(word, nouns_only=True) if _distinctive(word) else frozenset()
+
+
 class SynonymIndex:
     """The corpus vocabulary by synonym group, to find a question word's synonyms the corpus uses."""
 
     def __init__(self, vocabulary: Iterable[str]) -> None:
-        self._words_in: dict[int, set[str]] = {}
-        for word in vocabulary:
-            if not _distinctive(word):
-                continue
-            for group in synonym_groups(word, nouns_only=True):
-                self._words_in.setdefault(group, set()).add(word)
+        self._vocabulary = KeyedVocabulary(vocabulary, _corpus_groups)
 
     def synonyms(self, word: str) -> set[str]:
         """Corpus words sharing a synonym group with `word`, other than the word itself."""
-        found: set[str] = set()
-        for group in synonym_groups(word):
-            found |= self._words_in.get(group, set())
-        found.discard(word)
-        return found
+        return self._vocabulary.sharing(word, synonym_groups(word))

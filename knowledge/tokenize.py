@@ -44,8 +44,13 @@ def _tokenizers():  # type: ignore[no-untyped-def]
     return pair
 
 
+def _is_question_word(form: str) -> bool:
+    """何 with a counter (何時間, 何件, 何か月, 何社) asks for the number; it is never in the answer."""
+    return form.startswith("何") and len(form) <= 4
+
+
 def _keep(pos: str, form: str) -> bool:
-    return pos in _CONTENT_POS and form not in STOP_WORDS and form.strip() != ""
+    return pos in _CONTENT_POS and form not in STOP_WORDS and form.strip() != "" and not _is_question_word(form)
 
 
 def tokens(text: str) -> list[str]:

@@ -17,6 +17,7 @@ from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
 from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact
+from knowledge.inflection import VariantIndex
 from knowledge.ingest import ingest_paths
 from knowledge.synonyms import SynonymIndex
 
@@ -98,6 +99,12 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("修了すると何がもらえますか", None),         # 何: not yes/no either
         ("応募書類はいつまでに出せばいいですか", "deadline"),
         ("今日はいい天気ですね", None),
+        ("特急料金が支給されるのはどんな場合ですか", "condition"),  # 支給され alone asks no amount
+        ("相談支援は1回あたり何時間くらいですか", "duration"),   # 何時間 is how long, not what time
+        ("説明会は何時からですか", "clock"),
+        ("採択件数は？", "cases"),
+        ("何件くらい採択されますか", "cases"),
+        ("謝金はどのくらいの頻度で支払われますか", "frequency"),
     ],
 )
 def test_answer_types(question: str, kind: str | None) -> None:
@@ -116,10 +123,36 @@ def test_an_answer_to_when_or_how_much_must_hold_a_time_or_an_amount() -> None:
     date = answer_type("事業はいつ終わりますか")
     amount = answer_type("宿泊費はいくらですか")
     assert date is not None and amount is not None
-    assert not can_answer(date, "(6)支払額の確定方法:事業終了後、実績報告書に基づき確定します。", ["事業"])
+    # 「事業終了後」 says when something happens after the project, not when the project ends
+    assert not can_answer(date, "(6)支払額の確定方法:事業終了後、実績報告書に基づき確定します。", ["事業", "終わる", "終了"])
+    assert can_answer(date, "委託金の支払いは、原則として、事業終了後の精算払となります。", ["委託金", "支払う"])
     assert can_answer(date, "事務局は、月に1回以上、謝金を振り込みます。", [])  # relative times answer 「いつ」
     assert not can_answer(amount, "宿泊費は実費相当額を支給する。", ["宿泊費"])
     assert can_answer(amount, "宿泊費は1泊9,800円を上限とする。", ["宿泊費"])
+
+
+def test_a_unit_after_a_number_is_the_fact_even_when_the_question_says_it() -> None:
+    duration = answer_type("相談支援は1回あたり何時間くらいですか")
+    assert duration is not None
+    assert has_fact(duration, "相談回数は1社につき1回1~2時間程度とする。", ["相談", "支援", "時間"])
+    assert not has_fact(duration, "相談支援の時間を記録する。", ["相談", "支援", "時間"])
+
+
+def test_an_hour_count_is_no_clock_time_and_a_deadline_is_no_event_date() -> None:
+    clock = answer_type("説明会は何時からですか")
+    date = answer_type("説明会はいつですか")
+    assert clock is not None and date is not None
+    assert not has_fact(clock, "URLは説明会開始1時間前までにお送りします。", ["説明会"])
+    assert has_fact(clock, "【開催日時】令和7年3月3日(月)13時30分~15時00分", ["説明会"])
+    assert not has_fact(date, "連絡先を令和6年5月31日(金)17時00分までに登録してください。", ["説明会"])
+    assert has_fact(date, "令和6年6月3日(月)15時00分", ["説明会"])
+
+
+def test_how_often_is_answered_by_a_frequency() -> None:
+    frequency = answer_type("謝金はどのくらいの頻度で支払われますか")
+    assert frequency is not None
+    assert can_answer(frequency, "一月に一回以上の頻度で専門家の口座に謝金を支払う。", ["謝金", "頻度"])
+    assert not can_answer(frequency, "謝金は専門家の口座に支払う。", ["謝金", "頻度"])
 
 
 def test_prefectures_listed_are_a_place() -> None:
@@ -168,6 +201,22 @@ def test_a_word_the_calls_never_use_is_matched_by_its_sudachi_synonym(two_calls:
     assert "在住" in retrieval.synonyms["住む"]
     assert retrieval.covered("住む", {"在住"})
     assert retrieval.unknown_share < 0.5
+
+
+def test_a_question_quoting_a_title_is_steered_to_that_document(two_calls: Services) -> None:
+    """Title words one by one are in every call; a run of the title's own characters names one call."""
+    retrieval = two_calls.knowledge.retrieve("観光人材育成の締切はいつですか？")
+    assert retrieval.steered_source is not None
+    assert retrieval.hits[0].source.name == "aozora-tourism-call.md"
+    assert "7月31日" in two_calls.knowledge.ask("観光人材育成の締切はいつですか？").body
+
+
+def test_verb_and_noun_forms_of_one_word_meet() -> None:
+    index = VariantIndex(["申し込み", "支払い", "問い合わせ", "使用"])
+    assert index.variants("申し込む") == {"申し込み"}
+    assert index.variants("支払う") == {"支払い"}
+    assert index.variants("問い合わせる") == {"問い合わせ"}
+    assert index.variants("使う") == set(), "a one-kanji stem is too short to be one word"
 
 
 def test_synonym_groups_come_from_the_dictionary() -> None:
