@@ -85,16 +85,6 @@ class Answer:
         return f"{self.body}\n\n出典：{self.citations[0].label()}"
 
 
-def _literal_coverage(retrieval: Retrieval, present: set[str]) -> float:
-    """Share of the question's idf mass whose very words, in any form (申し込む / 申し込み), are present:
-    a curated FAQ question must say what was asked; other names and synonyms do not count there."""
-    total = sum(retrieval.idf.values())
-    if total <= 0:
-        return 0.0
-    return sum(v for t, v in retrieval.idf.items()
-               if t in present or retrieval.variants.get(t, set()) & present) / total
-
-
 def citation_for(hit: Hit) -> Citation:
     return Citation(source=hit.source.name, title=hit.source.title, section=hit.chunk.section,
                     score=round(hit.score, 5), page=hit.chunk.page)
@@ -278,7 +268,8 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     candidates, sentences_of = candidates_for(retrieval)
     if not candidates:
         return Answer(question, "", False, 0.0, kind="none", features={"unknown": retrieval.unknown_share})
-    best = max(_able(candidates, sentences_of, retrieval), key=lambda c: c.score)
+    question_words = _question_words(retrieval)
+    best = max(_able(candidates, sentences_of, retrieval, question_words), key=lambda c: c.score)
     hit = best.hit
     # How sure the ranker is of its pick: softmax weight of the best sentence among distinct sentences.
     distinct: dict[str, float] = {}
@@ -299,7 +290,7 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     }
     confidence = _score(features)
     kind = retrieval.answer_type
-    if kind is not None and not can_answer(kind, sentence, _question_words(retrieval)):
+    if kind is not None and not can_answer(kind, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
         confidence = min(confidence, threshold * 0.9)
     anchor = next((t for t in sorted(retrieval.idf, key=retrieval.idf.get, reverse=True) if t in sentence), None)
@@ -308,15 +299,15 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
                   round(confidence, 4), citations, features)
 
 
-def _able(candidates: list[Candidate], sentences_of: list[list[str]], retrieval: Retrieval) -> list[Candidate]:
+def _able(candidates: list[Candidate], sentences_of: list[list[str]], retrieval: Retrieval,
+          question_words: list[str]) -> list[Candidate]:
     """The candidates that hold what any answer must (a time for 「いつ」, an amount for 「いくら」), when
     there are any: a sentence without it cannot be the answer however well it matches the words."""
     kind = retrieval.answer_type
-    if kind is not None and kind.must_have is not None:
-        words = _question_words(retrieval)
-        able = [c for c in candidates if can_answer(kind, sentences_of[c.hit_no][c.sentence_no], words)]
-        candidates = able or candidates
-    return candidates
+    if kind is None or kind.must_have is None:
+        return candidates
+    able = [c for c in candidates if can_answer(kind, sentences_of[c.hit_no][c.sentence_no], question_words)]
+    return able or candidates
 
 
 def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
@@ -329,7 +320,7 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
         if retrieval.answer_type is not None and answer_type(faq_question) is retrieval.answer_type:
             # Both ask for the same kind of answer (「申込方法は？」, 「申し込むにはどうすればよいですか」).
             faq_tokens |= retrieval.framing
-        forward = _literal_coverage(retrieval, faq_tokens)
+        forward = retrieval.coverage(faq_tokens, literal=True)
         backward = (sum(1 for t in faq_tokens if t in retrieval.idf) / len(faq_tokens)) if faq_tokens else 0.0
         features = {"faq_forward": forward, "faq_backward": backward, "dense": hit.dense,
                     "unknown": retrieval.unknown_share}

@@ -103,19 +103,25 @@ class Retrieval:
     #: the kind of fact the question asks for (knowledge/answer_types.py), used by retrieval and answering.
     answer_type: AnswerType | None = None
 
-    def covered(self, token: str, present: Set[str]) -> bool:
-        """The query word, its other form, the other name it has in the document, or a synonym is among
-        `present`."""
-        return (token in present or bool(self.alternatives.get(token, set()) & present)
-                or bool(self.synonyms.get(token, set()) & present) or bool(self.variants.get(token, set()) & present))
+    def said(self, token: str, present: Set[str]) -> bool:
+        """The query word itself, in any form (申し込む / 申し込み), is among `present`."""
+        return token in present or bool(self.variants.get(token, set()) & present)
 
-    def coverage(self, present: Set[str]) -> float:
+    def covered(self, token: str, present: Set[str]) -> bool:
+        """The query word in any form, the other name it has in the document, or a synonym is among
+        `present`."""
+        return (self.said(token, present) or bool(self.alternatives.get(token, set()) & present)
+                or bool(self.synonyms.get(token, set()) & present))
+
+    def coverage(self, present: Set[str], literal: bool = False) -> float:
         """Share of the question's idf mass whose words (or their other names, or synonyms) are present:
-        one measure for ranking passages and for choosing and trusting the answer sentence."""
+        one measure for ranking passages and for choosing and trusting the answer sentence. `literal`
+        counts the words themselves only (a curated FAQ question must say what was asked)."""
         total = sum(self.idf.values())
         if total <= 0:
             return 0.0
-        return sum(v for t, v in self.idf.items() if self.covered(t, present)) / total
+        match = self.said if literal else self.covered
+        return sum(v for t, v in self.idf.items() if match(t, present)) / total
 
 
 def _with_new(words: list[str], extra: Iterable[str]) -> list[str]:

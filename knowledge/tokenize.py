@@ -18,7 +18,7 @@ from bot.text import normalize
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "副詞", "形状詞", "接頭辞", "接尾辞", "代名詞"}
 STOP_WORDS = frozenset(
     """
-    何 何回 何時 何年 何人 何日 いくら 幾ら どこ 何処 どの どう どんな どれ どれくらい どのくらい どのよう いつ 誰
+    いくら 幾ら どこ どの どう どんな どれ どれくらい どのくらい どのよう いつ 誰
     する 為る ある 有る 在る いる 居る なる 成る できる 出来る れる られる 下さる くださる 教える 良い
     こと 事 もの 物 ため 為 よう 様 等 など ところ 所 方 かた 上 中 うち 内 際 旨 及び 又は 並びに 御 お
     ください です ます 貴社 当社 以下 以上 場合 について 当たり あたり 辺り
@@ -45,7 +45,7 @@ def _tokenizers():  # type: ignore[no-untyped-def]
 
 
 def _is_question_word(form: str) -> bool:
-    """何 with a counter (何時間, 何件, 何か月, 何社) asks for the number; it is never in the answer."""
+    """何 alone or with a counter (何回, 何時間, 何件, 何か月, 何処) asks for the answer; it is never in it."""
     return form.startswith("何") and len(form) <= 4
 
 
