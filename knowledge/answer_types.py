@@ -81,7 +81,8 @@ ANSWER_TYPES: list[AnswerType] = [
     # 「いつまでに」 asks for the deadline: the row labelled 締切日, not the 募集開始日 beside it; and
     # 「事業期間はいつまでですか」 asks for the end date, not a duration.
     # A period written 「契約締結日~令和8年3月31日」 announces its end date, as 「締切日:」 does.
-    AnswerType("deadline", _rx(r"いつまで|締切|締め切|期限|必着"), _rx(_DATE_PATTERN),
+    # 「いつ終わりますか」 asks the same as 「いつまでですか」: the end of a period.
+    AnswerType("deadline", _rx(r"いつまで|いつ(?:終わ|終了|完了)|終了日|締切|締め切|期限|必着"), _rx(_DATE_PATTERN),
                _rx(r"締切|締め切|期限|必着|まで|~\s*(?:令和|平成|\d)"),
                ignore=_LAW_NUMBER, must_have=_WHEN),
     # 「どのくらいの頻度で」 asks how often (「一月に一回以上」), not how long: checked before duration.

@@ -320,7 +320,10 @@ class HybridIndex:
         # A compound the corpus never writes whole but whose parts it has (上限額, 確定申告) is half unknown:
         # it leaves the words to match, and counts for half its weight as a word the manuals do not know.
         compounds = [t for t in query_tokens if t not in synonyms and self._unseen_compound(t, query_tokens)]
-        query_tokens = [t for t in query_tokens if t not in compounds]
+        # The other way round, a compound the manuals say in other words (ホテル代: 宿泊費) stands for its
+        # parts: ホテル is no topic the manuals lack, and 代 alone would match any passage about fees.
+        absorbed = {t for t in query_tokens if any(t != whole and t in whole for whole in synonyms)}
+        query_tokens = [t for t in query_tokens if t not in compounds and t not in absorbed]
         steered = None
         if self.chunks:
             steered = self.named_in_title(question)

@@ -16,6 +16,7 @@ import pytest
 from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
+from knowledge.answering import answer_from
 from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact
 from knowledge.inflection import VariantIndex
 from knowledge.ingest import ingest_paths
@@ -53,6 +54,8 @@ CALL_B = """# 令和8年度 あおぞら県観光人材育成事業 募集要領
 締切日：令和８年７月３１日（金）１２時必着
 ### (2) 問い合わせ
 お問い合わせは電話でお願いします。電子メールでのお問い合わせは受け付けません。
+### (3) 旅費
+研修講師の宿泊費は、1泊9,800円を上限として実費を支給します。
 """
 
 
@@ -98,6 +101,7 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("管内にはどの県が含まれますか", "place"),    # a question word: not yes/no
         ("修了すると何がもらえますか", None),         # 何: not yes/no either
         ("応募書類はいつまでに出せばいいですか", "deadline"),
+        ("事業はいつ終わりますか", "deadline"),          # the end of a period, as いつまで
         ("今日はいい天気ですね", None),
         ("特急料金が支給されるのはどんな場合ですか", "condition"),  # 支給され alone asks no amount
         ("相談支援は1回あたり何時間くらいですか", "duration"),   # 何時間 is how long, not what time
@@ -201,6 +205,17 @@ def test_a_word_the_calls_never_use_is_matched_by_its_sudachi_synonym(two_calls:
     assert "在住" in retrieval.synonyms["住む"]
     assert retrieval.covered("住む", {"在住"})
     assert retrieval.unknown_share < 0.5
+
+
+def test_a_compound_said_in_other_words_stands_for_its_parts(two_calls: Services) -> None:
+    """「ホテル代」 is 「宿泊費」 (one synonym group): its part ホテル is then no word the calls lack, and
+    代 alone must not match every passage about fees."""
+    retrieval = two_calls.knowledge.retrieve("ホテル代の上限はいくらですか")
+    assert retrieval.synonyms["ホテル代"] == {"宿泊費"}
+    assert "ホテル" not in retrieval.query_tokens and "代" not in retrieval.query_tokens
+    assert retrieval.unknown_share < 0.5
+    answer = answer_from(retrieval, two_calls.settings.answer_threshold)
+    assert answer.confident and "9,800円" in answer.body
 
 
 def test_a_question_quoting_a_title_is_steered_to_that_document(two_calls: Services) -> None:
