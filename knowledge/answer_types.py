@@ -37,9 +37,9 @@ _DATE_PATTERN = r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+
 
 
 def _quantity(name: str, cue: re.Pattern[str], fact: re.Pattern[str], labels: re.Pattern[str],
-              ignore: re.Pattern[str] | None = None) -> AnswerType:
+              ignore: re.Pattern[str] | None = None, unless: re.Pattern[str] | None = None) -> AnswerType:
     """A question for a quantity (いくら, 何回, 何人): an answer without that quantity cannot be right."""
-    return AnswerType(name, cue, fact, labels, ignore=ignore, must_have=fact)
+    return AnswerType(name, cue, fact, labels, ignore=ignore, unless=unless, must_have=fact)
 
 
 #: Any expression of time an answer to 「いつ」 may give: a date, or a relative time (「月に1回以上」
@@ -89,9 +89,13 @@ ANSWER_TYPES: list[AnswerType] = [
     AnswerType("frequency", _rx(r"頻度|間隔|何回ずつ"), _FREQUENCY, _rx(r"頻度|毎|定期"), must_have=_FREQUENCY),
     _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月|何時間|何分"),
               _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存"),
-              ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?")),
+              ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?"),
+              # 「募集期間はいつからですか」 asks when the period starts, a date
+              unless=_rx(r"いつ")),
     AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}"),
-               _rx(r"ツール|会議|用いて|使用")),
+               _rx(r"ツール|会議|用いて|使用"),
+               # a medium (「Web 会議」「Web 入力フォーム」「Email」) is no product
+               ignore=_rx(r"Web(?!ex)|E-?mail|Mail|Online")),
     AnswerType("method", _rx(r"方法|手段|どうやって|どうすれば"),
                _rx(r"メール|電話|郵送|FAX|ファクス|フォーム|Web|ウェブ|持参|オンライン|システム"),
                _rx(r"方法|手段")),

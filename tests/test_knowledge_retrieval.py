@@ -102,6 +102,8 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("修了すると何がもらえますか", None),         # 何: not yes/no either
         ("応募書類はいつまでに出せばいいですか", "deadline"),
         ("事業はいつ終わりますか", "deadline"),          # the end of a period, as いつまで
+        ("募集期間はいつからですか", "date"),             # when a period starts, not how long it is
+        ("募集期間はどのくらいですか", "duration"),
         ("今日はいい天気ですね", None),
         ("特急料金が支給されるのはどんな場合ですか", "condition"),  # 支給され alone asks no amount
         ("相談支援は1回あたり何時間くらいですか", "duration"),   # 何時間 is how long, not what time
@@ -157,6 +159,15 @@ def test_how_often_is_answered_by_a_frequency() -> None:
     assert frequency is not None
     assert can_answer(frequency, "一月に一回以上の頻度で専門家の口座に謝金を支払う。", ["謝金", "頻度"])
     assert not can_answer(frequency, "謝金は専門家の口座に支払う。", ["謝金", "頻度"])
+
+
+def test_a_tool_is_a_product_not_a_medium() -> None:
+    tool = answer_type("説明会はどのツールで行われますか")
+    assert tool is not None and tool.name == "tool"
+    assert not has_fact(tool, "参加申込された方には Web 会議への接続方法等をご連絡します。", ["説明会"])
+    assert not has_fact(tool, "質問用 Web 入力フォームからお送りください。", ["説明会"])
+    assert has_fact(tool, "(2)開催方法 Microsoft Teams を予定", ["説明会"])
+    assert has_fact(tool, "Webex で開催します。", ["説明会"])
 
 
 def test_prefectures_listed_are_a_place() -> None:
