@@ -334,7 +334,10 @@ class HybridIndex:
         said = Counter(query_tokens)
         name_tokens = {t for t in self._title_tokens.get(steered, set()) if said[t] == 1} if steered else set()
         focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
-        all_idf = {t: self.idf(t) for t in query_tokens}
+        # A word the manuals never use stands for its synonyms they do use, and is as telling as they are:
+        # 使う (via 使用, 利用) is a common word, not the rarest one of the question.
+        all_idf = {t: max(self.idf(w) for w in synonyms[t]) if t in synonyms else self.idf(t)
+                   for t in query_tokens}
         compound_idf = 0.5 * sum(self.idf(t) for t in compounds)
         # A word the corpus never uses but has a synonym of is half unknown, like a compound. A word that
         # only says what kind of answer is wanted (方法 in 「申込方法は？」) is no sign of a topic the

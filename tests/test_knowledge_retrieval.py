@@ -225,6 +225,9 @@ def test_a_compound_said_in_other_words_stands_for_its_parts(two_calls: Services
     assert retrieval.synonyms["ホテル代"] == {"宿泊費"}
     assert "ホテル" not in retrieval.query_tokens and "代" not in retrieval.query_tokens
     assert retrieval.unknown_share < 0.5
+    # as telling as the word it stands for, not as rare as a word never seen
+    assert retrieval.idf["ホテル代"] == pytest.approx(two_calls.knowledge.refresh().idf("宿泊費"))
+    assert retrieval.idf["ホテル代"] < two_calls.knowledge.refresh().idf("ホテル代")
     answer = answer_from(retrieval, two_calls.settings.answer_threshold)
     assert answer.confident and "9,800円" in answer.body
 
