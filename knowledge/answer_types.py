@@ -27,6 +27,9 @@ class AnswerType:
     #: what any answer must contain, however well it matches: a quantity needs its number (its `fact`); a
     #: time may be relative (「月に1回以上」「支援後30日以内」「翌月末」)
     must_have: re.Pattern[str] | None = None
+    #: the fact marked as the one asked for wherever it stands in the sentence (「…を5月31日までに登録」
+    #: is a deadline even after a long lead-in), where `labels` only count at the sentence's head
+    marked: re.Pattern[str] | None = None
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -44,7 +47,7 @@ def _quantity(name: str, cue: re.Pattern[str], fact: re.Pattern[str], labels: re
 
 #: Any expression of time an answer to 「いつ」 may give: a date, or a relative time (「月に1回以上」
 #: 「支援後30日以内」「翌月末」).
-_WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|週間|か月|ヶ月|カ月|年)\s*(?:以内|前|後|まで|以降)"
+_WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|時間|週間|か月|ヶ月|カ月|年)\s*(?:以内|前|後|まで|以降)"
                    r"|月に\s*\d+\s*回|毎月|毎週|毎年|翌月|翌日|翌営業日|当日|前日|月末|年度末"
                    # a time set by an event of the program: 「事業終了後の精算払」「契約締結後」「採択後」
                    r"|(?:終了|完了|締結|採択)後")
@@ -82,9 +85,13 @@ ANSWER_TYPES: list[AnswerType] = [
     # 「事業期間はいつまでですか」 asks for the end date, not a duration.
     # A period written 「契約締結日~令和8年3月31日」 announces its end date, as 「締切日:」 does.
     # 「いつ終わりますか」 asks the same as 「いつまでですか」: the end of a period.
-    AnswerType("deadline", _rx(r"いつまで|いつ(?:終わ|終了|完了)|終了日|締切|締め切|期限|必着"), _rx(_DATE_PATTERN),
+    # A date relative to the month (「翌月10日までに報告」) is a deadline as much as a calendar date.
+    AnswerType("deadline", _rx(r"いつまで|いつ(?:終わ|終了|完了)|終了日|締切|締め切|期限|必着"),
+               _rx(_DATE_PATTERN + r"|翌月\s*(?:\d+\s*日|末)"),
                _rx(r"締切|締め切|期限|必着|まで|~\s*(?:令和|平成|\d)"),
-               ignore=_LAW_NUMBER, must_have=_WHEN),
+               ignore=_LAW_NUMBER, must_have=_WHEN,
+               # a day to act by, not a month a period runs to (「令和8年3月までの本事業期間中」)
+               marked=_rx(r"(?:\d+\s*月|翌月)\s*\d+\s*日[^。、~]{0,16}?(?:まで|必着)")),
     # 「どのくらいの頻度で」 asks how often (「一月に一回以上」), not how long: checked before duration.
     AnswerType("frequency", _rx(r"頻度|間隔|何回ずつ"), _FREQUENCY, _rx(r"頻度|毎|定期"), must_have=_FREQUENCY),
     _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月|何時間|何分"),
@@ -115,7 +122,8 @@ ANSWER_TYPES: list[AnswerType] = [
                _rx(r"提出先|問い?合わ?せ先|担当|所在地|宛先|住所|連絡先")),
     # Last: a yes/no question (no question word) is answered by what the document allows, limits or rules out.
     AnswerType("yes_no", _rx(r"(?:でき|なり|あり|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"),
-               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ"), _rx(r"対象|ただし|なお"),
+               # a rule allows or refuses: 「コンソーシアム形式による申請も認めます」
+               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ|認め"), _rx(r"対象|ただし|なお"),
                unless=_rx(_QUESTION_WORD)),
 ]
 

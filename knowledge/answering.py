@@ -225,7 +225,8 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
             is_heading = is_heading or cover
             type_ok = not cover and kind is not None and has_fact(kind, sentence, question_words)
             label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
-                                              or kind.labels.search(heading))
+                                              or kind.labels.search(heading)
+                                              or (kind.marked is not None and kind.marked.search(sentence)))
             defines = asks_identity and any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
             features = {
                 "cov_sentence": retrieval.coverage(present),

@@ -154,6 +154,25 @@ def test_an_hour_count_is_no_clock_time_and_a_deadline_is_no_event_date() -> Non
     assert has_fact(date, "令和6年6月3日(月)15時00分", ["説明会"])
 
 
+def test_relative_times_and_marked_deadlines() -> None:
+    date = answer_type("説明会のURLはいつ届きますか")
+    deadline = answer_type("実績報告はいつまでに出しますか")
+    assert date is not None and date.name == "date" and deadline is not None and deadline.name == "deadline"
+    assert has_fact(date, "WEB 会議 URL は説明会開始1時間前までにお送りいたします。", ["説明会", "url"])
+    assert has_fact(deadline, "各事業の実績を翌月 10 日までに報告すること。", ["実績", "報告"])
+    assert deadline.marked is not None
+    # a day to act by, even after a long lead-in, marks the deadline; a month a period runs to does not
+    assert deadline.marked.search("以下日時に「Microsoft Teams」を用いて行うので、連絡先を令和6年5月31日(金)17時00分までに登録")
+    assert not deadline.marked.search("令和8年3月までの本事業期間中において、採用状況をフォローすること。")
+
+
+def test_a_rule_that_allows_answers_yes_or_no() -> None:
+    yes_no = answer_type("コンソーシアムで応募できますか")
+    assert yes_no is not None and yes_no.name == "yes_no"
+    assert has_fact(yes_no, "なお、コンソーシアム形式による申請も認めますが、幹事法人を決めてください。", ["コンソーシアム", "応募"])
+    assert not has_fact(yes_no, "幹事法人が事業提案書を提出して下さい。", ["コンソーシアム", "応募"])
+
+
 def test_how_often_is_answered_by_a_frequency() -> None:
     frequency = answer_type("謝金はどのくらいの頻度で支払われますか")
     assert frequency is not None
