@@ -274,7 +274,7 @@ def chat(
         except (EOFError, KeyboardInterrupt):
             console.print("\nまたのご利用をお待ちしています。")
             return
-        if line.strip().lower() in {"exit", "quit", ":q"}:
+        if line.strip().lower() in {"exit", "quit", ":q", "/exit", "/quit", "/q"}:
             console.print("またのご利用をお待ちしています。")
             return
         choice = None

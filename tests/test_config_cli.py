@@ -50,3 +50,15 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-d
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     db.dispose()
+
+
+@pytest.mark.parametrize("word", ["/quit", "/exit", "quit"])
+def test_terminal_chat_ends_on_the_usual_quit_words(word: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A terminal user types /quit as in other chat tools; it ends the chat instead of being an unknown command."""
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["chat"], input=f"{word}\n")
+    assert result.exit_code == 0, result.output
+    assert "またのご利用をお待ちしています" in result.output
+    assert "コマンドはありません" not in result.output
