@@ -124,6 +124,11 @@ class Retrieval:
         return sum(v for t, v in self.idf.items() if match(t, present)) / total
 
 
+def _part_of(token: str, whole: str) -> bool:
+    """`token` is a part of the compound `whole` (Sudachi gives both: 上限 and 額 beside 上限額)."""
+    return token != whole and token in whole
+
+
 def _with_new(words: list[str], extra: Iterable[str]) -> list[str]:
     """`words`, then the words of `extra` not among them (sorted, for a stable query)."""
     return words + sorted(set(extra) - set(words))
@@ -233,7 +238,7 @@ class HybridIndex:
         """A compound the corpus never writes whole, though it has its parts (上限額 = 上限 + 額)."""
         if self.doc_freq.get(token, 0):
             return False
-        parts = [t for t in others if t != token and t in token]
+        parts = [t for t in others if _part_of(t, token)]
         return len(parts) >= 2 and sum(len(t) for t in parts) >= len(token)
 
     def _expand(self, question: str, source_id: int | None) -> tuple[list[Definition], dict[str, set[str]]]:
@@ -322,7 +327,7 @@ class HybridIndex:
         compounds = [t for t in query_tokens if t not in synonyms and self._unseen_compound(t, query_tokens)]
         # The other way round, a compound the manuals say in other words (ホテル代: 宿泊費) stands for its
         # parts: ホテル is no topic the manuals lack, and 代 alone would match any passage about fees.
-        absorbed = {t for t in query_tokens if any(t != whole and t in whole for whole in synonyms)}
+        absorbed = {t for t in query_tokens if any(_part_of(t, whole) for whole in synonyms)}
         query_tokens = [t for t in query_tokens if t not in compounds and t not in absorbed]
         steered = None
         if self.chunks:
