@@ -44,6 +44,16 @@ def _format_message(_logger: Any, _name: str, event: MutableMapping[str, Any]) -
     return event
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time of the record. A handler bound to the stream
+    of its creation time fails with "I/O operation on closed file" once that stream is replaced
+    and closed (pytest's capture between tests, a supervisor reopening stderr)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: str = "INFO", log_dir: Path | None = None, *, force: bool = False) -> None:
     global _configured
     if _configured and not force:
@@ -63,7 +73,7 @@ def configure_logging(level: str = "INFO", log_dir: Path | None = None, *, force
                     structlog.processors.format_exc_info, structlog.processors.JSONRenderer(ensure_ascii=False)],
         foreign_pre_chain=shared,
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [_CurrentStderrHandler()]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.TimedRotatingFileHandler(

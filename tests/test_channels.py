@@ -38,6 +38,20 @@ class Rig:
             return session.execute(select(func.count()).select_from(Message).where(
                 Message.channel == channel, Message.direction == "in")).scalar_one()
 
+    def wait_for_outbound_status(self, status: str, channel: str | None = None, timeout: float = 10) -> bool:
+        """The sender marks a row only after the platform has answered, so a test that has
+        just seen the request arrive must wait for the row rather than read it at once."""
+        query = select(OutboundMessage.status)
+        if channel is not None:
+            query = query.where(OutboundMessage.channel == channel)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.services.db.session() as session:
+                if session.execute(query).scalar_one() == status:
+                    return True
+            time.sleep(0.05)
+        return False
+
     # one message per platform, in its own format and signature
     def slack(self, text: str, event_id: str = "Ev1") -> httpx.Response:
         body = fp.slack_message_event(text, event_id=event_id)
@@ -183,9 +197,7 @@ def test_a_429_is_retried_after_retry_after(rig: Rig, channel: str) -> None:
     first, second = rig.platform.wait_for(channel, 2, method, timeout=30)[:2]
     assert second.at - first.at >= 0.9
     assert sent_text(second) == sent_text(first)
-    with rig.services.db.session() as session:
-        row = session.execute(select(OutboundMessage).where(OutboundMessage.channel == channel)).scalar_one()
-        assert row.status == "sent"
+    assert rig.wait_for_outbound_status("sent", channel)
 
 
 def test_undeliverable_messages_are_kept_and_retried_later(rig: Rig) -> None:
@@ -202,14 +214,7 @@ def test_undeliverable_messages_are_kept_and_retried_later(rig: Rig) -> None:
     assert row.status == "pending" and row.attempts == 1 and "429" in (row.last_error or "")
     # The worker tries again when the row is due (after Retry-After) and then it is delivered.
     rig.platform.wait_for("telegram", 4, "sendMessage", timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with rig.services.db.session() as session:
-            if session.execute(select(OutboundMessage.status)).scalar_one() == "sent":
-                break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the message was not delivered on the later attempt")
+    assert rig.wait_for_outbound_status("sent"), "the message was not delivered on the later attempt"
 
 
 def test_line_pushes_when_not_a_reply_and_locations_arrive(rig: Rig) -> None:
