@@ -65,7 +65,7 @@ _PREFECTURES = (
     "熊本|大分|宮崎|鹿児島|沖縄"
 )
 #: A question word: the question asks for something, so it is not a yes/no question.
-_QUESTION_WORD = r"何|どの|どこ|どれ|どう|どんな|いつ|誰|いくら|なぜ"
+_QUESTION_WORD = r"何|どの|どこ|どれ|どう|どんな|いつ|誰|いくら|いくつ|幾つ|なぜ"
 #: A date that is part of a law's number (「平成11年5月14日法律第42号」) is not a date anything happens on.
 _LAW_NUMBER = re.compile(r"(?:明治|大正|昭和|平成|令和)\s*\d+\s*年\s*\d+\s*月\s*\d+\s*日\s*(?:法律|政令|省令|告示|訓令|条例)")
 _URL = re.compile(r"https?://\S+")
@@ -73,7 +73,9 @@ _URL = re.compile(r"https?://\S+")
 # wants the tool), and a tool is a product name (Teams, Zoom), not an acronym like WEB or URL.
 ANSWER_TYPES: list[AnswerType] = [
     _quantity("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
-              _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模")),
+              _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模"),
+              # 「作成費用は出ますか」 asks whether a cost is covered, not how much it is
+              unless=_rx(r"(?:費用|経費)(?:は|も)(?:出|支給|支払|対象|計上)")),
     _quantity("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度")),
     # 「採択件数は？」「何件くらい」: a number of cases (件), which a count of times (回) does not answer.
     _quantity("cases", _rx(r"何件|件数"), _rx(r"\d[\d,]*\s*(?:~\s*\d+\s*)?件"), _rx(r"件数|採択|想定|目標")),
@@ -81,6 +83,10 @@ ANSWER_TYPES: list[AnswerType] = [
               _rx(r"時間|受付|開設|対応|営業")),
     _quantity("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
     _quantity("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
+    # 「いくつ以上の機関で」「何社」「何者くらい」: a number of things, organisations or places
+    _quantity("number", _rx(r"いくつ|幾つ|何社|何者|何機関|何団体|何か所|何ヶ所|何カ所|何箇所|何地域"),
+              _rx(r"\d[\d,]*\s*(?:つ|個|社|者|機関|団体|か所|ヶ所|カ所|箇所|地域|以上)"),
+              _rx(r"以上|程度|目標|想定|構成")),
     # 「いつまでに」 asks for the deadline: the row labelled 締切日, not the 募集開始日 beside it; and
     # 「事業期間はいつまでですか」 asks for the end date, not a duration.
     # A period written 「契約締結日~令和8年3月31日」 announces its end date, as 「締切日:」 does.
@@ -95,11 +101,12 @@ ANSWER_TYPES: list[AnswerType] = [
     # 「どのくらいの頻度で」 asks how often (「一月に一回以上」), not how long: checked before duration.
     AnswerType("frequency", _rx(r"頻度|間隔|何回ずつ"), _FREQUENCY, _rx(r"頻度|毎|定期"), must_have=_FREQUENCY),
     _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月|何時間|何分"),
-              _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|年)"), _rx(r"期間|程度|日数|保管|保存"),
+              _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|分間?(?!の)|年)"), _rx(r"期間|程度|日数|保管|保存"),
               ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?"),
               # 「募集期間はいつからですか」 asks when the period starts, a date
               unless=_rx(r"いつ")),
-    AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}"),
+    # A capitalised word numbered like an item (「Phase01」「Step 2」) is a label, not a product.
+    AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}(?![a-z]|\s*\d)"),
                _rx(r"ツール|会議|用いて|使用"),
                # a medium (「Web 会議」「Web 入力フォーム」「Email」) is no product
                ignore=_rx(r"Web(?!ex)|E-?mail|Mail|Online")),
@@ -117,13 +124,15 @@ ANSWER_TYPES: list[AnswerType] = [
                _rx(r"名称|称する|という")),
     AnswerType("condition", _rx(r"条件|どのような場合|どんな場合|どういう場合|要件|資格"),
                _rx(r"場合|以上|以下|未満|限る|限り|のみ|こと$|ことが"), _rx(r"条件|要件|資格|対象|基準")),
-    AnswerType("place", _rx(r"どこ|どの(?:都道府県|県|地域|市|エリア)|部署|問い?合わ?せ先|事務局は|担当課|会社"),
+    # 「事務局の会社は？」 asks which company; 「同じ会社が応募できますか」 does not.
+    AnswerType("place", _rx(r"どこ|どの(?:都道府県|県|地域|市|エリア)|部署|問い?合わ?せ先|事務局は|担当課|会社(?=は|名)"),
                _rx(r"(?:" + _PREFECTURES + r")[都道府県]?(?:、|・|及び|および)|株式会社|有限会社|法人|研究所|センター|機構|協会|[^\s、。]{2,}(?:課|室|部|局)(?![長面])|在住|国内|フォーム"),
                _rx(r"提出先|問い?合わ?せ先|担当|所在地|宛先|住所|連絡先")),
     # Last: a yes/no question (no question word) is answered by what the document allows, limits or rules out.
-    AnswerType("yes_no", _rx(r"(?:でき|なり|あり|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"),
-               # a rule allows or refuses: 「コンソーシアム形式による申請も認めます」
-               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ|認め"), _rx(r"対象|ただし|なお"),
+    AnswerType("yes_no", _rx(r"(?:でき|なり|あり|い|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"),
+               # a rule allows or refuses: 「コンソーシアム形式による申請も認めます」「講師を置かず、…」
+               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ|認め|[^\s、。]ず[、,]"),
+               _rx(r"対象|ただし|なお"),
                unless=_rx(_QUESTION_WORD)),
 ]
 

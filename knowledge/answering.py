@@ -24,7 +24,7 @@ from bot.text import normalize
 from knowledge.answer_types import answer_type, can_answer, has_fact
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval
-from knowledge.tokenize import tokens
+from knowledge.tokenize import nouns, tokens
 
 MAX_ANSWER_CHARS = 300
 NEIGHBOUR_MAX_CHARS = 200
@@ -221,7 +221,9 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
         for sentence_no, (sentence, heading, present, heading_tokens, is_heading) in enumerate(placed):
             # The cover line (the document's title, issuer and date of issue) names the document; its date
             # is when the call was published, the answer to none of the questions people ask.
-            cover = bool(title) and title in sentence.replace(" ", "")
+            # A sentence that only names a sibling program (「令和5年度地域デジタル人材育成・確保推進事業(デジタル
+            # 人材育成における地域ハブ機能実証事業)の受託事業者」) is no cover line: the cover begins with the title.
+            cover = bool(title) and sentence.replace(" ", "").lstrip("・-−●○■◆ ").startswith(title)
             is_heading = is_heading or cover
             type_ok = not cover and kind is not None and has_fact(kind, sentence, question_words)
             label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
@@ -248,13 +250,23 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
             candidates.append(Candidate(hit_no, sentence_no, hit, features, frozenset(present | path_tokens)))
     # The question's rarest word the passages say is what it is about (日当 in 「日当がもらえる条件」): a
     # sentence that says neither it nor its heading does is likely about something else (留保条件).
-    said = [t for t in retrieval.idf if t not in retrieval.name_tokens
-            and any(retrieval.covered(t, c.present) for c in candidates)]
+    # A word that only frames the question (出る in 「旅費は出ますか」) is no topic, however rare.
+    # A noun, where the question has one: 消耗品 in 「消耗品とみなされる物品」, not the rarer verb 見なす.
+    said = [t for t in retrieval.idf if t not in retrieval.name_tokens and t not in retrieval.framing
+            and any(_says(retrieval, t, c.present) for c in candidates)]
+    topical = nouns(question)
+    said = [t for t in said if t in topical] or said
     key = max(said, key=lambda t: retrieval.idf[t]) if said else None
     for candidate in candidates:
-        candidate.features["key_word"] = 1.0 if key is not None and retrieval.covered(key, candidate.present) else 0.0
+        candidate.features["key_word"] = 1.0 if key is not None and _says(retrieval, key, candidate.present) else 0.0
         candidate.score = sum(RANKER_WEIGHTS[n] * v for n, v in candidate.features.items())
     return candidates, sentences_of
+
+
+def _says(retrieval: Retrieval, word: str, present: frozenset[str]) -> bool:
+    """The sentence says the word, in any form the retrieval knows, or within a compound of its own
+    (消耗品 in 消耗品費)."""
+    return retrieval.covered(word, present) or any(len(t) > len(word) and word in t for t in present)
 
 
 def answer_from(retrieval: Retrieval, threshold: float) -> Answer:

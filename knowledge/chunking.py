@@ -22,7 +22,11 @@ MAX_CHARS = 560
 HEADING_MAX_CHARS = 48
 
 _SENTENCE_END = re.compile(r"[。．！？!?]$|[。．]\s*[)）」』]$")
-_SENTENCE_SPLIT = re.compile(r"(?<=[。！？!?])(?![)）」』。])")
+_SENTENCE_ENDS = "。！？!?"
+_OPENING = "(（「『【［"
+_CLOSING = ")）」』】］"
+#: A bracket left open this long is a stray one (a PDF line lost its other half), not an aside.
+_MAX_ASIDE_CHARS = 160
 #: A numbered line that is prose wrapped by the PDF, not a heading: a sentence ends inside it
 #: (「(3)予算規模:6,000,000円を上限とします。なお、…」) or it breaks off after a comma.
 _RUNS_ON = re.compile(r"。(?![)）」』])(?=.)|[、,]$")
@@ -160,8 +164,31 @@ def guess_title(lines: list[_Line], fallback: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Japanese sentence split after 。！？ (closing brackets stay with their sentence)."""
-    return [s for s in (p.strip() for p in _SENTENCE_SPLIT.split(text)) if s]
+    """Japanese sentence split after 。！？, never inside brackets: an aside 「（全国10者程度。以下
+    「地域ハブ団体」という。）」 and a quotation belong to the sentence around them. Closing brackets
+    right after the end stay with their sentence."""
+    sentences: list[str] = []
+    start = depth = opened_at = 0
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char in _OPENING:
+            if depth == 0:
+                opened_at = i
+            depth += 1
+        elif char in _CLOSING:
+            depth = max(0, depth - 1)
+        elif char in _SENTENCE_ENDS:
+            if depth and i - opened_at > _MAX_ASIDE_CHARS:
+                depth = 0
+            if depth == 0:
+                while i + 1 < len(text) and (text[i + 1] in _CLOSING or text[i + 1] in _SENTENCE_ENDS):
+                    i += 1
+                sentences.append(text[start:i + 1])
+                start = i + 1
+        i += 1
+    sentences.append(text[start:])
+    return [s for s in (p.strip() for p in sentences) if s]
 
 
 def chunk_lines(lines: list[_Line], title: str) -> list[ChunkDraft]:

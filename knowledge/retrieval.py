@@ -28,7 +28,7 @@ from knowledge.aliases import Definition, definitions_in
 from knowledge.answer_types import AnswerType, answer_type, cue_words
 from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
-from knowledge.tokenize import tokens
+from knowledge.tokenize import surface_split, tokens
 from knowledge.vectorstore import VectorStore
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
@@ -43,6 +43,8 @@ ANSWER_TYPE_BONUS = 0.1
 COVERAGE_WEIGHT = 0.15
 #: Characters of a document's title a question must quote, as one run, to name that document.
 TITLE_PHRASE_CHARS = 5
+#: A heading phrase must be longer than a title phrase to name a document: headings share more words.
+HEADING_PHRASE_CHARS = 7
 #: Share of its idf a word counts for when it only names the document the question is about.
 NAME_WORD_WEIGHT = 0.25
 
@@ -124,6 +126,26 @@ class Retrieval:
         return sum(v for t, v in self.idf.items() if match(t, present)) / total
 
 
+def _quoted_in(text: str, documents: dict[int, str], min_chars: int) -> tuple[int | None, int]:
+    """The one document that holds a longer run of `text` (at least `min_chars`) that no other holds,
+    and the run's length."""
+    longest: dict[int, int] = {}
+    for sid, own in documents.items():
+        others = [t for other, t in documents.items() if other != sid]
+        best = 0
+        for start in range(len(text)):
+            end = start + max(best, min_chars - 1) + 1
+            while end <= len(text) and text[start:end] in own:
+                if not any(text[start:end] in other for other in others):
+                    best = end - start
+                end += 1
+        longest[sid] = best
+    ranked = sorted(longest.items(), key=lambda kv: kv[1], reverse=True)
+    if len(ranked) >= 2 and ranked[0][1] >= min_chars and ranked[0][1] > ranked[1][1]:
+        return ranked[0]
+    return None, 0
+
+
 def _part_of(token: str, whole: str) -> bool:
     """`token` is a part of the compound `whole` (Sudachi gives both: 上限 and 額 beside 上限額)."""
     return token != whole and token in whole
@@ -159,6 +181,7 @@ class HybridIndex:
             self.bm25 = bm25s.BM25()
             self.bm25.index([list(c.tokens) or [""] for c in chunks], show_progress=False)
         self._profiles = self._build_profiles()
+        self._corpus_text = "".join(normalize(c.text).replace(" ", "").lower() for c in chunks)
         self.synonyms = SynonymIndex(self.doc_freq)
         self.variants = VariantIndex(self.doc_freq)
         self.definitions: dict[int, list[Definition]] = {sid: [] for sid in sources}
@@ -183,35 +206,29 @@ class HybridIndex:
         sections: dict[int, set[str]] = {sid: set() for sid in self.sources}
         for chunk in self.chunks:
             sections[chunk.source_id].add(chunk.section)
+        self._heading_text = {sid: normalize(" / ".join(sorted(names))).replace(" ", "")
+                              for sid, names in sections.items()}
         for sid, names in sections.items():
             for name in names:
                 profiles[sid].update(tokens(name))
         self._profile_df = Counter(t for p in profiles.values() for t in p)
         return profiles
 
-    def named_in_title(self, question: str) -> int | None:
-        """The one document whose title the question quotes: a run of at least TITLE_PHRASE_CHARS
-        characters found in that title and in no other (「推進体制構築支援」, 「人材確保支援」).
+    def named_in_text(self, question: str) -> int | None:
+        """The one document the question names by a phrase of its title or, if longer, of its headings.
 
-        Words of a title one by one are weak evidence (推進, 体制, 構築 and 支援 are in every call's
-        headings); the program's name said as a phrase is the strongest there is.
+        A title phrase is a run of at least TITLE_PHRASE_CHARS characters found in that title and in no
+        other (「推進体制構築支援」, 「人材確保支援」). Words of a title one by one are weak evidence (推進,
+        体制, 構築 and 支援 are in every call's headings); the program's name said as a phrase is the
+        strongest there is. A longer heading phrase wins over it: 「地域プラットフォーム」 is a heading of
+        the dispatch spec, though プラットフォーム alone is a phrase of another document's title.
         """
         text = normalize(question).replace(" ", "")
-        longest: dict[int, int] = {}
-        for sid, title in self._title_text.items():
-            others = [t for other, t in self._title_text.items() if other != sid]
-            best = 0
-            for start in range(len(text)):
-                end = start + max(best, TITLE_PHRASE_CHARS - 1) + 1
-                while end <= len(text) and text[start:end] in title:
-                    if not any(text[start:end] in other for other in others):
-                        best = end - start
-                    end += 1
-            longest[sid] = best
-        ranked = sorted(longest.items(), key=lambda kv: kv[1], reverse=True)
-        if len(ranked) >= 2 and ranked[0][1] >= TITLE_PHRASE_CHARS and ranked[0][1] > ranked[1][1]:
-            return ranked[0][0]
-        return None
+        in_title, title_run = _quoted_in(text, self._title_text, TITLE_PHRASE_CHARS)
+        in_headings, heading_run = _quoted_in(text, self._heading_text, HEADING_PHRASE_CHARS)
+        if in_headings is not None and heading_run > title_run:
+            return in_headings
+        return in_title
 
     def steer(self, query_tokens: list[str]) -> int | None:
         """The one document the question names, if any (a clearly best profile match)."""
@@ -233,6 +250,19 @@ class HybridIndex:
         if best[1] >= 1.2 and best[1] >= 1.5 * second[1] + 0.3:
             return best[0]
         return None
+
+    def _unseen_phrases(self, question: str) -> list[str]:
+        """Runs of nouns the corpus never writes together (「IT導入補助金」, 「補助率」)."""
+        runs: list[str] = []
+        current: list[str] = []
+        for surface, _, pos in surface_split(question) + [("", "", "")]:
+            if pos == "名詞":
+                current.append(surface)
+                continue
+            if len(current) >= 2 and len("".join(current)) >= 3:
+                runs.append("".join(current))
+            current = []
+        return [r for r in runs if r.lower() not in self._corpus_text]
 
     def _unseen_compound(self, token: str, others: list[str]) -> bool:
         """A compound the corpus never writes whole, though it has its parts (上限額 = 上限 + 額)."""
@@ -331,7 +361,7 @@ class HybridIndex:
         query_tokens = [t for t in query_tokens if t not in compounds and t not in absorbed]
         steered = None
         if self.chunks:
-            steered = self.named_in_title(question)
+            steered = self.named_in_text(question)
             if steered is None:
                 steered = self.steer(query_tokens)
         # Title words name the document, not the topic, unless the question says them again
@@ -344,17 +374,24 @@ class HybridIndex:
         all_idf = {t: max(self.idf(w) for w in synonyms[t]) if t in synonyms else self.idf(t)
                    for t in query_tokens}
         compound_idf = 0.5 * sum(self.idf(t) for t in compounds)
+
         # A word the corpus never uses but has a synonym of is half unknown, like a compound. A word that
         # only says what kind of answer is wanted (方法 in 「申込方法は？」) is no sign of a topic the
         # manuals lack, though a small FAQ may never write it.
         kind = answer_type(question)
         framing = set(tokens(cue_words(kind, question)))
-        unknown = compound_idf + sum(v * (0.5 if t in synonyms else 1.0) for t, v in all_idf.items()
+        # A run of nouns the manuals never write together (「IT導入補助金」) names something they may not
+        # cover, though each word is theirs: half unknown, like an unseen compound. The words that only
+        # frame the question (申込「方法」, 時間「単価」) do not make a phrase of their own.
+        phrase_words = [[t for t in tokens(phrase) if t in all_idf and t not in framing]
+                        for phrase in self._unseen_phrases(question)]
+        phrase_idf = 0.5 * sum(all_idf[t] for words in phrase_words if len(words) >= 2 for t in words)
+        unknown = compound_idf + phrase_idf + sum(v * (0.5 if t in synonyms else 1.0) for t, v in all_idf.items()
                                      if self.doc_freq.get(t, 0) == 0 and t not in variants and t not in framing)
         total = (sum(all_idf.values()) + compound_idf) or 1.0
         # Words that name the document still count a little: 「専門家派遣システム」 is the name of a system.
         idf = {t: all_idf[t] * (NAME_WORD_WEIGHT if t in name_tokens else 1.0) for t in query_tokens}
-        retrieval = Retrieval(question, query_tokens, [], idf, unknown / total if query_tokens else 1.0,
+        retrieval = Retrieval(question, query_tokens, [], idf, min(1.0, unknown / total) if query_tokens else 1.0,
                               steered, name_tokens, synonyms=synonyms, variants=variants,
                               answer_type=kind, framing=framing)
         if not self.chunks:

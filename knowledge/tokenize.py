@@ -18,7 +18,7 @@ from bot.text import normalize
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "副詞", "形状詞", "接頭辞", "接尾辞", "代名詞"}
 STOP_WORDS = frozenset(
     """
-    いくら 幾ら どこ どの どう どんな どれ どれくらい どのくらい どのよう いつ 誰
+    いくら 幾ら いくつ 幾つ 幾 つ どこ どの どう どんな どれ どれくらい どのくらい どのよう いつ 誰
     する 為る ある 有る 在る いる 居る なる 成る できる 出来る れる られる 下さる くださる 教える 良い
     こと 事 もの 物 ため 為 よう 様 等 など ところ 所 方 かた 上 中 うち 内 際 旨 及び 又は 並びに 御 お
     ください です ます 貴社 当社 以下 以上 場合 について 当たり あたり 辺り
@@ -53,24 +53,34 @@ def _keep(pos: str, form: str) -> bool:
     return pos in _CONTENT_POS and form not in STOP_WORDS and form.strip() != "" and not _is_question_word(form)
 
 
-def tokens(text: str) -> list[str]:
-    """Content-word normalized forms (mode A, plus mode C compounds), lowercased."""
+def _content_morphemes(text: str) -> list[tuple[str, str]]:
+    """(normalized form, POS) of the content words, mode A then the mode C compounds, each form once."""
     text = normalize(text)
     if not text:
         return []
     short, compound = _tokenizers()
-    out: list[str] = []
-    for morpheme in short.tokenize(text):
-        form = morpheme.normalized_form().lower()
-        if _keep(morpheme.part_of_speech()[0], form):
-            out.append(form)
-    for morpheme in compound.tokenize(text):
-        if morpheme.end() - morpheme.begin() < 2:
-            continue
-        form = morpheme.normalized_form().lower()
-        if _keep(morpheme.part_of_speech()[0], form) and form not in out:
-            out.append(form)
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for mode, morphemes in ((SplitMode.A, short.tokenize(text)), (SplitMode.C, compound.tokenize(text))):
+        for morpheme in morphemes:
+            if mode == SplitMode.C and morpheme.end() - morpheme.begin() < 2:
+                continue
+            form, pos = morpheme.normalized_form().lower(), morpheme.part_of_speech()[0]
+            if _keep(pos, form) and (mode == SplitMode.A or form not in seen):
+                out.append((form, pos))
+                seen.add(form)
     return out
+
+
+def tokens(text: str) -> list[str]:
+    """Content-word normalized forms (mode A, plus mode C compounds), lowercased."""
+    return [form for form, _ in _content_morphemes(text)]
+
+
+def nouns(text: str) -> set[str]:
+    """The content words of `text` that are nouns: what a question is about, where its verbs
+    (見なす, 出る, 使う) say what is done with it."""
+    return {form for form, pos in _content_morphemes(text) if pos == "名詞"}
 
 
 def surface_split(text: str) -> list[tuple[str, str, str]]:

@@ -154,6 +154,12 @@ def test_chunks_follow_structure_and_never_split_sentences() -> None:
         for line in chunk.text.split("\n"):
             assert line.endswith(("。", "事項", "目的", "対象", "中小企業")), line
     assert split_sentences("A社です。B社（注。）です！") == ["A社です。", "B社（注。）です！"]
+    # an aside in brackets is part of its sentence, however many 。 it holds
+    assert split_sentences("受託事業者（全国10者程度。以下「地域ハブ団体」という。）と連携する。次に進む。") == [
+        "受託事業者（全国10者程度。以下「地域ハブ団体」という。）と連携する。", "次に進む。"]
+    # a bracket that is never closed does not swallow the rest of the text
+    stray = "開き括弧（" + "あ" * 200 + "。"
+    assert split_sentences(stray + "次の文。") == [stray, "次の文。"]
 
 
 def test_wrapped_prose_is_not_a_heading_and_an_appendix_starts_over() -> None:

@@ -56,6 +56,9 @@ CALL_B = """# 令和8年度 あおぞら県観光人材育成事業 募集要領
 お問い合わせは電話でお願いします。電子メールでのお問い合わせは受け付けません。
 ### (3) 旅費
 研修講師の宿泊費は、1泊9,800円を上限として実費を支給します。
+
+## 3. デジタル推進協議会について
+デジタル推進協議会は、県内の3以上の団体で構成します。
 """
 
 
@@ -111,6 +114,13 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("採択件数は？", "cases"),
         ("何件くらい採択されますか", "cases"),
         ("謝金はどのくらいの頻度で支払われますか", "frequency"),
+        ("提案書の作成費用は出ますか", "yes_no"),          # whether a cost is covered, not how much
+        ("同じ会社が複数の地域で応募できますか", "yes_no"),  # 会社 here names no place asked for
+        ("事務局の会社名は？", "place"),
+        ("講師はいますか", "yes_no"),
+        ("協議会はいくつ以上の団体で構成されますか", "number"),
+        ("地域ハブ団体は何者くらいですか", "number"),
+        ("審査のプレゼンは何分くらいですか", "duration"),
     ],
 )
 def test_answer_types(question: str, kind: str | None) -> None:
@@ -189,6 +199,20 @@ def test_a_tool_is_a_product_not_a_medium() -> None:
     assert has_fact(tool, "Webex で開催します。", ["説明会"])
 
 
+def test_minutes_numbered_labels_and_negative_forms() -> None:
+    duration = answer_type("審査のプレゼンは何分くらいですか")
+    assert duration is not None
+    assert has_fact(duration, "プレゼンテーションの時間は、1者当たりおおむね15分程度を想定します。", ["審査"])
+    assert not has_fact(duration, "発行済株式の総数の2分の1以上を所有している者", ["審査"])
+    tool = answer_type("オンライン開催に使えるツールは何ですか")
+    assert tool is not None
+    assert not has_fact(tool, "<Phase01>企業間人材マッチングの準備期間", ["オンライン"])
+    assert has_fact(tool, "オンライン実施の場合は、Microsoft Teamsまたは Cisco Webex Meetingsを利用してください。", [])
+    yes_no = answer_type("講師はいますか")
+    assert yes_no is not None
+    assert has_fact(yes_no, "講師を置かず、参加者同士が学びあうコミュニティを形成する。", ["講師"])
+
+
 def test_prefectures_listed_are_a_place() -> None:
     place = next(kind for kind in ANSWER_TYPES if kind.name == "place")
     assert has_fact(place, "当局管内(福岡県、佐賀県、長崎県、熊本県、大分県、宮崎県、鹿児島県)の中小企業", ["管内"])
@@ -257,6 +281,23 @@ def test_a_question_quoting_a_title_is_steered_to_that_document(two_calls: Servi
     assert retrieval.steered_source is not None
     assert retrieval.hits[0].source.name == "aozora-tourism-call.md"
     assert "7月31日" in two_calls.knowledge.ask("観光人材育成の締切はいつですか？").body
+
+
+def test_a_longer_heading_phrase_outweighs_a_title_phrase(two_calls: Services) -> None:
+    """デジタル推進 is a phrase of みどり市's title, but デジタル推進協議会 is a heading of the other call."""
+    question = "デジタル推進協議会はいくつ以上の団体で構成されますか"
+    retrieval = two_calls.knowledge.retrieve(question)
+    assert retrieval.hits[0].source.name == "aozora-tourism-call.md"
+    answer = two_calls.knowledge.ask(question)
+    assert answer.confident and "3以上" in answer.body
+
+
+def test_a_run_of_nouns_the_calls_never_write_together_is_half_unknown(two_calls: Services) -> None:
+    """IT, 導入, 補助 are ordinary words; 「IT導入補助金」 is a program the calls do not cover."""
+    known = two_calls.knowledge.retrieve("みどり市の事業の事務局はどこですか")
+    unseen = two_calls.knowledge.retrieve("みどり市のIT導入補助金の補助率はどこで確認できますか")
+    assert unseen.unknown_share > known.unknown_share + 0.2
+    assert not two_calls.knowledge.ask("IT導入補助金の補助率は？").confident
 
 
 def test_verb_and_noun_forms_of_one_word_meet() -> None:
