@@ -47,7 +47,9 @@ def _quantity(name: str, cue: re.Pattern[str], fact: re.Pattern[str], labels: re
 
 #: Any expression of time an answer to 「いつ」 may give: a date, or a relative time (「月に1回以上」
 #: 「支援後30日以内」「翌月末」).
-_WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|時間|週間|か月|ヶ月|カ月|年)\s*(?:以内|前|後|まで|以降)"
+#: A count of months is written six ways: 3か月, 3ヶ月, 3カ月, 3ヵ月, 3ケ月, 3箇月.
+_MONTHS = r"(?:か|ヶ|カ|ヵ|ケ|箇)月"
+_WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|時間|週間|" + _MONTHS + r"|年)\s*(?:以内|前|後|まで|以降)"
                    r"|月に\s*\d+\s*回|毎月|毎週|毎年|翌月|翌日|翌営業日|当日|前日|月末|年度末"
                    # a time set by an event of the program: 「事業終了後の精算払」「契約締結後」「採択後」
                    r"|(?:終了|完了|締結|採択)後")
@@ -55,8 +57,8 @@ _WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|時間|週間|か月|ヶ月|�
 
 _COUNT = r"(?:\d+|[一二三四五六七八九十]+)"
 #: How often: 「月に1回以上」「一月に一回」「毎週」「2週間に1回」.
-_FREQUENCY = re.compile(r"(?:年|月|週|日|\d+\s*(?:か月|ヶ月|カ月|週間|日))\s*に\s*" + _COUNT + r"\s*回"
-                        r"|毎(?:月|週|日|年)|隔週|" + _COUNT + r"\s*(?:か月|ヶ月|カ月|週間)\s*ごと")
+_FREQUENCY = re.compile(r"(?:年|月|週|日|\d+\s*(?:" + _MONTHS + r"|週間|日))\s*に\s*" + _COUNT + r"\s*回"
+                        r"|毎(?:月|週|日|年)|隔週|" + _COUNT + r"\s*(?:" + _MONTHS + r"|週間)\s*ごと")
 
 
 _PREFECTURES = (
@@ -100,8 +102,8 @@ ANSWER_TYPES: list[AnswerType] = [
                marked=_rx(r"(?:\d+\s*月|翌月)\s*\d+\s*日[^。、~]{0,16}?(?:まで|必着)")),
     # 「どのくらいの頻度で」 asks how often (「一月に一回以上」), not how long: checked before duration.
     AnswerType("frequency", _rx(r"頻度|間隔|何回ずつ"), _FREQUENCY, _rx(r"頻度|毎|定期"), must_have=_FREQUENCY),
-    _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何か月|何ヶ月|何時間|何分"),
-              _rx(r"\d+\s*(?:か月|ヶ月|カ月|箇月|週間|日間|年間|時間|分間?(?!の)|年)"), _rx(r"期間|程度|日数|保管|保存"),
+    _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何" + _MONTHS + r"|何時間|何分"),
+              _rx(r"\d+\s*(?:" + _MONTHS + r"|週間|日間|年間|時間|分間?(?!の)|年)"), _rx(r"期間|程度|日数|保管|保存"),
               ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?"),
               # 「募集期間はいつからですか」 asks when the period starts, a date
               unless=_rx(r"いつ")),

@@ -204,6 +204,7 @@ def test_minutes_numbered_labels_and_negative_forms() -> None:
     assert duration is not None
     assert has_fact(duration, "プレゼンテーションの時間は、1者当たりおおむね15分程度を想定します。", ["審査"])
     assert not has_fact(duration, "発行済株式の総数の2分の1以上を所有している者", ["審査"])
+    assert has_fact(duration, "契約の締結を一定期間(最大36ヵ月)行わない", ["審査"])
     tool = answer_type("オンライン開催に使えるツールは何ですか")
     assert tool is not None
     assert not has_fact(tool, "<Phase01>企業間人材マッチングの準備期間", ["オンライン"])
