@@ -45,10 +45,12 @@ def _quantity(name: str, cue: re.Pattern[str], fact: re.Pattern[str], labels: re
     return AnswerType(name, cue, fact, labels, ignore=ignore, unless=unless, must_have=fact)
 
 
-#: Any expression of time an answer to 「いつ」 may give: a date, or a relative time (「月に1回以上」
-#: 「支援後30日以内」「翌月末」).
 #: A count of months is written six ways: 3か月, 3ヶ月, 3カ月, 3ヵ月, 3ケ月, 3箇月.
 _MONTHS = r"(?:か|ヶ|カ|ヵ|ケ|箇)月"
+#: A count of places: 3か所, 3ヶ所, 3カ所, 3箇所.
+_PLACES = r"(?:か|ヶ|カ|箇)所"
+#: Any expression of time an answer to 「いつ」 may give: a date, or a relative time (「月に1回以上」
+#: 「支援後30日以内」「翌月末」).
 _WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|時間|週間|" + _MONTHS + r"|年)\s*(?:以内|前|後|まで|以降)"
                    r"|月に\s*\d+\s*回|毎月|毎週|毎年|翌月|翌日|翌営業日|当日|前日|月末|年度末"
                    # a time set by an event of the program: 「事業終了後の精算払」「契約締結後」「採択後」
@@ -86,8 +88,8 @@ ANSWER_TYPES: list[AnswerType] = [
     _quantity("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
     _quantity("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
     # 「いくつ以上の機関で」「何社」「何者くらい」: a number of things, organisations or places
-    _quantity("number", _rx(r"いくつ|幾つ|何社|何者|何機関|何団体|何か所|何ヶ所|何カ所|何箇所|何地域"),
-              _rx(r"\d[\d,]*\s*(?:つ|個|社|者|機関|団体|か所|ヶ所|カ所|箇所|地域|以上)"),
+    _quantity("number", _rx(r"いくつ|幾つ|何社|何者|何機関|何団体|何" + _PLACES + r"|何地域"),
+              _rx(r"\d[\d,]*\s*(?:つ|個|社|者|機関|団体|" + _PLACES + r"|地域|以上)"),
               _rx(r"以上|程度|目標|想定|構成")),
     # 「いつまでに」 asks for the deadline: the row labelled 締切日, not the 募集開始日 beside it; and
     # 「事業期間はいつまでですか」 asks for the end date, not a duration.

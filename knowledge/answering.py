@@ -23,8 +23,8 @@ from functools import lru_cache
 from bot.text import normalize
 from knowledge.answer_types import answer_type, can_answer, has_fact
 from knowledge.chunking import is_heading_line, split_sentences
-from knowledge.retrieval import Hit, IndexedChunk, Retrieval
-from knowledge.tokenize import nouns, tokens
+from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of
+from knowledge.tokenize import tokens
 
 MAX_ANSWER_CHARS = 300
 NEIGHBOUR_MAX_CHARS = 200
@@ -254,8 +254,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     # A noun, where the question has one: 消耗品 in 「消耗品とみなされる物品」, not the rarer verb 見なす.
     said = [t for t in retrieval.idf if t not in retrieval.name_tokens and t not in retrieval.framing
             and any(_says(retrieval, t, c.present) for c in candidates)]
-    topical = nouns(question)
-    said = [t for t in said if t in topical] or said
+    said = [t for t in said if t in retrieval.nouns] or said
     key = max(said, key=lambda t: retrieval.idf[t]) if said else None
     for candidate in candidates:
         candidate.features["key_word"] = 1.0 if key is not None and _says(retrieval, key, candidate.present) else 0.0
@@ -266,7 +265,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
 def _says(retrieval: Retrieval, word: str, present: frozenset[str]) -> bool:
     """The sentence says the word, in any form the retrieval knows, or within a compound of its own
     (消耗品 in 消耗品費)."""
-    return retrieval.covered(word, present) or any(len(t) > len(word) and word in t for t in present)
+    return retrieval.covered(word, present) or any(part_of(word, t) for t in present)
 
 
 def answer_from(retrieval: Retrieval, threshold: float) -> Answer:

@@ -28,7 +28,7 @@ from knowledge.aliases import Definition, definitions_in
 from knowledge.answer_types import AnswerType, answer_type, cue_words
 from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
-from knowledge.tokenize import surface_split, tokens
+from knowledge.tokenize import content_morphemes, surface_split, tokens
 from knowledge.vectorstore import VectorStore
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
@@ -102,6 +102,8 @@ class Retrieval:
     variants: dict[str, set[str]] = field(default_factory=dict)
     #: query words that only say what kind of answer is wanted (方法, 条件): see answer_types.cue_words.
     framing: set[str] = field(default_factory=set)
+    #: query words that are nouns: what the question is about (its verbs say what is done with it)
+    nouns: set[str] = field(default_factory=set)
     #: the kind of fact the question asks for (knowledge/answer_types.py), used by retrieval and answering.
     answer_type: AnswerType | None = None
 
@@ -146,7 +148,7 @@ def _quoted_in(text: str, documents: dict[int, str], min_chars: int) -> tuple[in
     return None, 0
 
 
-def _part_of(token: str, whole: str) -> bool:
+def part_of(token: str, whole: str) -> bool:
     """`token` is a part of the compound `whole` (Sudachi gives both: 上限 and 額 beside 上限額)."""
     return token != whole and token in whole
 
@@ -268,7 +270,7 @@ class HybridIndex:
         """A compound the corpus never writes whole, though it has its parts (上限額 = 上限 + 額)."""
         if self.doc_freq.get(token, 0):
             return False
-        parts = [t for t in others if _part_of(t, token)]
+        parts = [t for t in others if part_of(t, token)]
         return len(parts) >= 2 and sum(len(t) for t in parts) >= len(token)
 
     def _expand(self, question: str, source_id: int | None) -> tuple[list[Definition], dict[str, set[str]]]:
@@ -346,7 +348,8 @@ class HybridIndex:
         return hits[:k]
 
     def search(self, question: str, k: int = 8) -> Retrieval:
-        query_tokens = tokens(question)
+        morphemes = content_morphemes(question)
+        query_tokens = [form for form, _ in morphemes]
         # A word the manuals never use may have a synonym they do (ホテル代: 宿泊費, 住む: 在住); a word they
         # use already meets its own passages, and its synonyms would only blur the coverage.
         variants = {t: words for t in query_tokens if (words := self.variants.variants(t))}
@@ -357,7 +360,7 @@ class HybridIndex:
         compounds = [t for t in query_tokens if t not in synonyms and self._unseen_compound(t, query_tokens)]
         # The other way round, a compound the manuals say in other words (ホテル代: 宿泊費) stands for its
         # parts: ホテル is no topic the manuals lack, and 代 alone would match any passage about fees.
-        absorbed = {t for t in query_tokens if any(_part_of(t, whole) for whole in synonyms)}
+        absorbed = {t for t in query_tokens if any(part_of(t, whole) for whole in synonyms)}
         query_tokens = [t for t in query_tokens if t not in compounds and t not in absorbed]
         steered = None
         if self.chunks:
@@ -374,7 +377,6 @@ class HybridIndex:
         all_idf = {t: max(self.idf(w) for w in synonyms[t]) if t in synonyms else self.idf(t)
                    for t in query_tokens}
         compound_idf = 0.5 * sum(self.idf(t) for t in compounds)
-
         # A word the corpus never uses but has a synonym of is half unknown, like a compound. A word that
         # only says what kind of answer is wanted (方法 in 「申込方法は？」) is no sign of a topic the
         # manuals lack, though a small FAQ may never write it.
@@ -393,7 +395,8 @@ class HybridIndex:
         idf = {t: all_idf[t] * (NAME_WORD_WEIGHT if t in name_tokens else 1.0) for t in query_tokens}
         retrieval = Retrieval(question, query_tokens, [], idf, min(1.0, unknown / total) if query_tokens else 1.0,
                               steered, name_tokens, synonyms=synonyms, variants=variants,
-                              answer_type=kind, framing=framing)
+                              answer_type=kind, framing=framing,
+                              nouns={form for form, pos in morphemes if pos == "名詞"})
         if not self.chunks:
             return retrieval
         dense = self._dense(question)

@@ -53,8 +53,9 @@ def _keep(pos: str, form: str) -> bool:
     return pos in _CONTENT_POS and form not in STOP_WORDS and form.strip() != "" and not _is_question_word(form)
 
 
-def _content_morphemes(text: str) -> list[tuple[str, str]]:
-    """(normalized form, POS) of the content words, mode A then the mode C compounds, each form once."""
+def content_morphemes(text: str) -> list[tuple[str, str]]:
+    """(normalized form, POS) of the content words, mode A then the mode C compounds, each form once.
+    The POS tells the nouns (what a question is about) from its verbs (見なす, 出る: what is done)."""
     text = normalize(text)
     if not text:
         return []
@@ -74,13 +75,7 @@ def _content_morphemes(text: str) -> list[tuple[str, str]]:
 
 def tokens(text: str) -> list[str]:
     """Content-word normalized forms (mode A, plus mode C compounds), lowercased."""
-    return [form for form, _ in _content_morphemes(text)]
-
-
-def nouns(text: str) -> set[str]:
-    """The content words of `text` that are nouns: what a question is about, where its verbs
-    (見なす, 出る, 使う) say what is done with it."""
-    return {form for form, pos in _content_morphemes(text) if pos == "名詞"}
+    return [form for form, _ in content_morphemes(text)]
 
 
 def surface_split(text: str) -> list[tuple[str, str, str]]:
