@@ -73,9 +73,14 @@ _QUESTION_WORD = r"何|どの|どこ|どれ|どう|どんな|いつ|誰|いく�
 #: A date that is part of a law's number (「平成11年5月14日法律第42号」) is not a date anything happens on.
 _LAW_NUMBER = re.compile(r"(?:明治|大正|昭和|平成|令和)\s*\d+\s*年\s*\d+\s*月\s*\d+\s*日\s*(?:法律|政令|省令|告示|訓令|条例)")
 _URL = re.compile(r"https?://\S+")
+#: Who does or gets something: a person or a body (応募者, 経営支援機関, 有識者, 学生, 事務局), not a count of them.
+_ACTOR = re.compile(r"[^\s、。]{0,10}(?:者|機関|団体|法人|企業|会社|人材|学生|委員会|事務局|[局庁省])(?![数名])")
 # Checked in order: "which tool / how" is asked more specifically than "when" (「どのツールで開催されますか」
 # wants the tool), and a tool is a product name (Teams, Zoom), not an acronym like WEB or URL.
 ANSWER_TYPES: list[AnswerType] = [
+    # 「誰が負担しますか」「どんな人が参加できますか」: asked first, as 「費用は誰が負担」 asks who pays, not how much.
+    AnswerType("who", _rx(r"誰|どなた|(?:どんな|どのような|どういう)(?:人|方)"), _ACTOR, _rx(r"対象|負担|主体|担当|参加"),
+               must_have=_ACTOR),
     _quantity("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
               _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模"),
               # 「作成費用は出ますか」 asks whether a cost is covered, not how much it is
@@ -84,7 +89,7 @@ ANSWER_TYPES: list[AnswerType] = [
     # 「採択件数は？」「何件くらい」: a number of cases (件), which a count of times (回) does not answer.
     _quantity("cases", _rx(r"何件|件数"), _rx(r"\d[\d,]*\s*(?:~\s*\d+\s*)?件"), _rx(r"件数|採択|想定|目標")),
     _quantity("clock", _rx(r"何時(?!間)|時間帯|開いて|受付時間|営業時間"), _rx(r"\d{1,2}\s*(?::\s*\d{2}|時(?!間))"),
-              _rx(r"時間|受付|開設|対応|営業")),
+              _rx(r"時間|受付|開設|対応|営業|日時|開始")),
     _quantity("years", _rx(r"何年以上|何年|年数"), _rx(r"\d+\s*年"), _rx(r"経験|年数|以上")),
     _quantity("people", _rx(r"何人|人数"), _rx(r"\d+\s*(?:人|名)"), _rx(r"人数|目標|定員|育成")),
     # 「いくつ以上の機関で」「何社」「何者くらい」: a number of things, organisations or places
@@ -106,7 +111,8 @@ ANSWER_TYPES: list[AnswerType] = [
     AnswerType("frequency", _rx(r"頻度|間隔|何回ずつ"), _FREQUENCY, _rx(r"頻度|毎|定期"), must_have=_FREQUENCY),
     _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何" + _MONTHS + r"|何時間|何分"),
               _rx(r"\d+\s*(?:" + _MONTHS + r"|週間|日間|年間|時間|分間?(?!の)|年)"), _rx(r"期間|程度|日数|保管|保存"),
-              ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?"),
+              # an era year is a date; 「1時間あたり5,280円」 is a rate, not how long anything lasts
+              ignore=_rx(r"(?:令和|平成|昭和)\s*\d+\s*年度?|\d{4}\s*年度?|\d+\s*時間\s*(?:あたり|当たり|につき|ごと)"),
               # 「募集期間はいつからですか」 asks when the period starts, a date
               unless=_rx(r"いつ")),
     # A capitalised word numbered like an item (「Phase01」「Step 2」) is a label, not a product.

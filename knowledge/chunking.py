@@ -49,6 +49,12 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("angle", re.compile(r"^[<＜〈][^>＞〉]{1,30}[>＞〉]$")),
     ("symbol", re.compile(r"^[◇◆■□●○◎▼▽]\s*\S")),
 ]
+#: A label in brackets then a short title: 「【B2】経営支援機関向け 人材支援力向上ワークショップ」,
+#: 「<事業区分A>人材戦略構築支援事業」. Prose that cites a label (「【A1】事業のStep02に参加を希望する企業に対し、」)
+#: has a comma or a full stop and stays prose; a label then a value (「【開催日時】令和7年3月3日」) is a row.
+_LABELLED = re.compile(r"^([【<＜〈])([^】>＞〉]{1,12})[】>＞〉]\s*(?!令和|平成|\d)[^、,。\s][^、,。]*$")
+#: The number of an item such as 「3)」「(1)」「a.」, whose bracket is not part of the text.
+_ITEM_NUMBER = re.compile(r"^[(（]?[0-9A-Za-z①-⑳ア-ン]{1,3}[)）]")
 _LIST_ITEM = re.compile(r"^(?:[-*+・•]\s*|[※注]\s*|\d+[.．)]\s|[(（]\d+[)）]|[①-⑳]|[ア-ン][.．、])")
 _TABLE_ROW = re.compile(r"^\|.*\|$")
 _MARKUP = [
@@ -97,10 +103,35 @@ def _heading_of(raw: str, clean: str) -> tuple[str, str] | None:
         return "bold", clean
     if len(clean) > HEADING_MAX_CHARS or _SENTENCE_END.search(clean) or "|" in clean or _RUNS_ON.search(clean):
         return None
+    if _closes_more_than_opens(clean):  # the tail of a wrapped line: 「ス、企業文化・風土を変革し、…確立)を…」
+        return None
     for kind, pattern in _MARKERS:
         if pattern.match(clean):
             return kind, clean
+    labelled = _LABELLED.match(clean)
+    if labelled:
+        return f"labelled{labelled.group(1)}{_label_shape(labelled.group(2))}", clean
     return None
+
+
+def _closes_more_than_opens(text: str) -> bool:
+    depth = 0
+    for char in _ITEM_NUMBER.sub("", text):
+        if char in _OPENING:
+            depth += 1
+        elif char in _CLOSING:
+            depth -= 1
+            if depth < 0:
+                return True
+    return False
+
+
+def _label_shape(label: str) -> str:
+    """Labels of one level share a shape (A1 and B2 → A0; A1-① and A3-⑤ → A0-①; Step01 → Step00), so
+    【B2】 closes 【A1】 and its items while <Step01> nests under 【A1】."""
+    shape = re.sub(r"[A-Z](?![a-z])", "A", label)
+    shape = re.sub(r"\d", "0", shape)
+    return re.sub(r"[①-⑳]", "①", shape)
 
 
 def is_heading_line(line: str) -> bool:

@@ -347,7 +347,7 @@ class HybridIndex:
         hits.sort(key=lambda h: (steered is not None and h.source.id == steered, h.score), reverse=True)
         return hits[:k]
 
-    def search(self, question: str, k: int = 8) -> Retrieval:
+    def search(self, question: str, k: int = 12) -> Retrieval:
         morphemes = content_morphemes(question)
         query_tokens = [form for form, _ in morphemes]
         # A word the manuals never use may have a synonym they do (ホテル代: 宿泊費, 住む: 在住); a word they
@@ -388,8 +388,13 @@ class HybridIndex:
         phrase_words = [[t for t in tokens(phrase) if t in all_idf and t not in framing]
                         for phrase in self._unseen_phrases(question)]
         phrase_idf = 0.5 * sum(all_idf[t] for words in phrase_words if len(words) >= 2 for t in words)
-        unknown = compound_idf + phrase_idf + sum(v * (0.5 if t in synonyms else 1.0) for t, v in all_idf.items()
-                                     if self.doc_freq.get(t, 0) == 0 and t not in variants and t not in framing)
+        # A verb the manuals never use (納める, where they write 納入) says how the question is put, not what
+        # about: half unknown, as a word with a synonym is. Topics the manuals lack are nouns (IT導入補助金).
+        verbs = {form for form, pos in morphemes if pos == "動詞"}
+        unknown = compound_idf + phrase_idf + sum(v * (0.5 if t in synonyms or t in verbs else 1.0)
+                                                  for t, v in all_idf.items()
+                                                  if self.doc_freq.get(t, 0) == 0 and t not in variants
+                                                  and t not in framing)
         total = (sum(all_idf.values()) + compound_idf) or 1.0
         # Words that name the document still count a little: 「専門家派遣システム」 is the name of a system.
         idf = {t: all_idf[t] * (NAME_WORD_WEIGHT if t in name_tokens else 1.0) for t in query_tokens}

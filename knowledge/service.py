@@ -88,7 +88,7 @@ class KnowledgeBase:
             ]
         return HybridIndex(chunks, sources, self.store, self.embeddings)
 
-    def retrieve(self, question: str, k: int = 8) -> Retrieval:
+    def retrieve(self, question: str, k: int = 12) -> Retrieval:
         return self.refresh().search(question, k)
 
     def ask(self, question: str) -> Answer:

@@ -183,3 +183,36 @@ def test_wrapped_prose_is_not_a_heading_and_an_appendix_starts_over() -> None:
     assert any(section.endswith("(注4)専門家派遣システムについて") for section in sections), sections
     appendix = next(chunk for chunk in chunks if "情報セキュリティ" in chunk.text)
     assert appendix.section == "(別紙1)", "the appendix is not part of 12.問い合わせ先"
+
+
+def test_labelled_items_are_headings_nested_by_the_shape_of_their_label() -> None:
+    """「<事業区分B>…」 and 「【B2】…」 open sections like numbered items: 【B2】 closes 【B1】 (same shape of
+    label) and <Step01> nests under 【A1】. A label cited in prose (「【A1】事業に参加を希望する企業に対し、」),
+    a label then a value (「【開催日時】令和7年3月3日」) and the tail of a wrapped line (「ス、…確立)を理解させ」)
+    stay text."""
+    raw = [
+        "<事業区分A>人材戦略構築支援事業",
+        "【A1】人材活用ガイドラインを活用したセミナー",
+        "<Step01> 人材戦略構築に向けたセミナー",
+        "セミナーを全6回以上開催する。",
+        "【A1】事業のStep02に参加を希望する企業に対し、相談支援を実施する。",
+        "<事業区分B>地域連携促進支援事業",
+        "【B1】普及セミナー",
+        "オンラインセミナーを実施する。",
+        "【B2】経営支援機関向け 人材支援力向上ワークショップ",
+        "目標:4回以上開催(県の重複がないこと)",
+        "【開催日時】令和7年3月3日(月)13時30分~15時00分",
+        "ス、企業文化・風土を変革し、競争上の優位性の確立)を理解させ",
+    ]
+    chunks = chunk_lines(logical_lines([raw]), "タイトル")
+
+    def section_of(text: str) -> str:
+        return next(chunk.section for chunk in chunks if text in chunk.text)
+
+    assert section_of("セミナーを全6回以上開催する。") == (
+        "<事業区分A>人材戦略構築支援事業 > 【A1】人材活用ガイドラインを活用したセミナー > <Step01> 人材戦略構築に向けたセミナー")
+    assert section_of("【A1】事業のStep02").endswith("<Step01> 人材戦略構築に向けたセミナー"), "prose citing a label"
+    assert section_of("目標:4回以上開催") == (
+        "<事業区分B>地域連携促進支援事業 > 【B2】経営支援機関向け 人材支援力向上ワークショップ")
+    sections = {chunk.section for chunk in chunks}
+    assert not any("開催日時" in section or "ス、" in section for section in sections), sections

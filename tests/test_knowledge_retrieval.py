@@ -121,6 +121,8 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("協議会はいくつ以上の団体で構成されますか", "number"),
         ("地域ハブ団体は何者くらいですか", "number"),
         ("審査のプレゼンは何分くらいですか", "duration"),
+        ("応募するための費用は誰が負担しますか", "who"),     # who pays, not how much
+        ("セミナーは主にどんな人を対象にしていますか", "who"),
     ],
 )
 def test_answer_types(question: str, kind: str | None) -> None:
@@ -214,6 +216,18 @@ def test_minutes_numbered_labels_and_negative_forms() -> None:
     assert has_fact(yes_no, "講師を置かず、参加者同士が学びあうコミュニティを形成する。", ["講師"])
 
 
+def test_who_is_answered_by_a_person_or_a_body_and_a_rate_is_no_duration() -> None:
+    who = answer_type("応募するための費用は誰が負担しますか")
+    assert who is not None
+    assert can_answer(who, "本公募への応募に要する費用は、応募者の負担とします。", ["応募", "費用", "負担"])
+    assert not can_answer(who, "費用の額は、1時間あたり5,280円とする。", ["応募", "費用", "負担"])
+    assert has_fact(who, "主な参加対象者は経営支援機関とする", ["対象"])
+    duration = answer_type("システムは何時間動いている必要がありますか")
+    assert duration is not None
+    assert not has_fact(duration, "謝金の額は、1時間あたり5,280円とする。", ["システム"])
+    assert has_fact(duration, "計画停止を除き、365日24時間稼働とする。", ["システム"])
+
+
 def test_prefectures_listed_are_a_place() -> None:
     place = next(kind for kind in ANSWER_TYPES if kind.name == "place")
     assert has_fact(place, "当局管内(福岡県、佐賀県、長崎県、熊本県、大分県、宮崎県、鹿児島県)の中小企業", ["管内"])
@@ -299,6 +313,16 @@ def test_a_run_of_nouns_the_calls_never_write_together_is_half_unknown(two_calls
     unseen = two_calls.knowledge.retrieve("みどり市のIT導入補助金の補助率はどこで確認できますか")
     assert unseen.unknown_share > known.unknown_share + 0.2
     assert not two_calls.knowledge.ask("IT導入補助金の補助率は？").confident
+
+
+def test_a_verb_the_calls_never_use_is_only_half_unknown(two_calls: Services) -> None:
+    """納める (the calls write 提出) says how the question is put; a noun they never use names a topic."""
+    verb = two_calls.knowledge.retrieve("みどり市の応募書類はどこに納めますか")
+    noun = two_calls.knowledge.retrieve("みどり市の温泉はどこですか")
+    assert "納める" in verb.idf and "温泉" in noun.idf
+    verb_share = verb.idf["納める"] / sum(verb.idf.values())
+    assert verb.unknown_share == pytest.approx(0.5 * verb_share, abs=0.05)
+    assert noun.unknown_share > 0.3
 
 
 def test_verb_and_noun_forms_of_one_word_meet() -> None:
