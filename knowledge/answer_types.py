@@ -116,7 +116,8 @@ ANSWER_TYPES: list[AnswerType] = [
               # 「募集期間はいつからですか」 asks when the period starts, a date
               unless=_rx(r"いつ")),
     # A capitalised word numbered like an item (「Phase01」「Step 2」) is a label, not a product.
-    AnswerType("tool", _rx(r"ツール|アプリ|ソフト"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}(?![a-z]|\s*\d)"),
+    # 「何で構築されていますか」 asks the product a system is built on (Salesforce), as 「どのツール」 does.
+    AnswerType("tool", _rx(r"ツール|アプリ|ソフト|何で(?:構築|開発|作られ|作成され|実装)"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}(?![a-z]|\s*\d)"),
                _rx(r"ツール|会議|用いて|使用"),
                # a medium (「Web 会議」「Web 入力フォーム」「Email」) is no product
                ignore=_rx(r"Web(?!ex)|E-?mail|Mail|Online")),
@@ -134,10 +135,18 @@ ANSWER_TYPES: list[AnswerType] = [
                _rx(r"名称|称する|という")),
     AnswerType("condition", _rx(r"条件|どのような場合|どんな場合|どういう場合|要件|資格"),
                _rx(r"場合|以上|以下|未満|限る|限り|のみ|こと$|ことが"), _rx(r"条件|要件|資格|対象|基準")),
+    # 「提出先の住所」 asks for an address: a postcode or a prefecture and its city or ward.
+    AnswerType("address", _rx(r"住所|所在地"),
+               _rx(r"〒\s*\d{3}-?\d{4}|(?:" + _PREFECTURES + r")[都道府県]?[^\s、。]{1,8}?[市区町村郡]"),
+               _rx(r"住所|所在地|提出先|宛先")),
     # 「事務局の会社は？」 asks which company; 「同じ会社が応募できますか」 does not.
     AnswerType("place", _rx(r"どこ|どの(?:都道府県|県|地域|市|エリア)|部署|問い?合わ?せ先|事務局は|担当課|会社(?=は|名)"),
                _rx(r"(?:" + _PREFECTURES + r")[都道府県]?(?:、|・|及び|および)|株式会社|有限会社|法人|研究所|センター|機構|協会|[^\s、。]{2,}(?:課|室|部|局)(?![長面])|在住|国内|フォーム"),
                _rx(r"提出先|問い?合わ?せ先|担当|所在地|宛先|住所|連絡先")),
+    # 「修了すると何がもらえますか」: what is given (a certificate, a badge, a payment), which the
+    # document writes as issued, granted or paid.
+    AnswerType("given", _rx(r"何(?:が|を)(?:もらえ|貰え|受け取れ|いただけ|頂け|支給され|発行され|交付され)"),
+               _rx(r"発行|交付|支給|授与|付与|贈呈|配付|配布"), _rx(r"修了|特典|支給")),
     # Last: a yes/no question (no question word) is answered by what the document allows, limits or rules out.
     AnswerType("yes_no", _rx(r"(?:でき|なり|あり|い|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"),
                # a rule allows or refuses: 「コンソーシアム形式による申請も認めます」「講師を置かず、…」
@@ -151,6 +160,17 @@ def answer_type(question: str) -> AnswerType | None:
         if kind.cue.search(question) and not (kind.unless and kind.unless.search(question)):
             return kind
     return None
+
+
+#: 「いつ終わりますか」 asks the end of a period the documents write as one (「事業期間:契約締結日~令和8年3月31日」).
+_ASKS_END = re.compile(r"いつ(?:終わ|終了)|終わりは|終了日")
+
+
+def words_to_search(kind: AnswerType | None, question: str) -> list[str]:
+    """Words the documents use for what the question asks, though it does not say them."""
+    if kind is not None and kind.name == "deadline" and _ASKS_END.search(question):
+        return ["期間"]
+    return []
 
 
 def cue_words(kind: AnswerType | None, question: str) -> str:

@@ -41,11 +41,21 @@ TITLE_KEY_CHARS = 12
 #: (unlike 「Xはどこに住んでいる必要が…」, a property of X).
 _WHAT_IS = re.compile(r"とは|って何|(?:どこ|何|誰|なん|どちら)(?:です|でしょう|[?？]|$)")
 _ASIDE = re.compile(r"なお[、,]|また[、,]")
+_BULLETS = ("・", "-", "*", "•")
+#: A sentence that opens a list: 「以下の場合には」「次のいずれかに該当する」「下記の」.
+_INTRODUCES_LIST = re.compile(r"(?:以下|次|下記)(?:の|に掲げる|のいずれか)")
+_ITEM_NUMBER = re.compile(r"[(（]?\d{1,2}[)）.．]|[①-⑳]|[ア-ン][.．、)）]|[a-zA-Z][.．)）]")
+#: How far above a list item its lead-in may stand (the list's other items in between).
+LEAD_IN_REACH = 12
+#: A row that names a term, then says what it is: 「c. 消耗品費: 本業務の実施に直接必要な物品(…1年未満のもの)…」
+#: 「締切日:令和6年6月19日」. The term is group 1; an item mark before it is left out.
+_TERM_ROW = re.compile(r"^[・\-*●○■◆\s]*(?:(?:[a-zA-Zア-ン①-⑳]|\d{1,2})[.．)）]\s*|[(（][^)）]{1,3}[)）]\s*)?"
+                       r"([^:：、。\s]{2,15})\s*[:：]")
 #: Weights of the sentence ranker over the features of `candidates_for`, fitted listwise
 #: (softmax over each question's candidate sentences) by `benchmarks/calibrate.py ranker`.
 RANKER_WEIGHTS = {"cov_sentence": 1.3, "cov_path": 1.76, "cov_heading": 0.93, "prior": 1.92, "kanji": 1.11,
                   "type_ok": 3.0, "label": 1.35, "short": 0.29, "definition": 0.1, "bare_heading": -0.6,
-                  "key_word": 1.34, "long": -0.45}
+                  "key_word": 1.34, "long": -0.45, "term_row": 0.5}
 
 # Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
 WEIGHTS = {"bias": -1.3, "coverage": 1.72, "sentence": 0.26, "type_ok": 0.86, "unknown": -3.83, "dense": 2.05,
@@ -115,10 +125,47 @@ class Candidate:
     score: float = 0.0
 
 
+def _item_kind(sentence: str) -> tuple[str, str] | None:
+    """(bullet, shape of its number) of a list item (「- ② 会社等の…」 → ("-", "①"), 「- (2) …」 → ("-",
+    "(0)")), None for a sentence that is no item. Items of one list share both, whatever the indent a
+    Markdown source had."""
+    if not sentence.startswith(_BULLETS):
+        return None
+    number = _ITEM_NUMBER.match(sentence[1:].lstrip())
+    shape = number.group() if number else ""
+    return sentence[0], re.sub(r"[①-⑳]", "①", re.sub(r"\d+", "0", shape))
+
+
+def _list_around(sentences: list[str], index: int) -> tuple[int, list[int]] | None:
+    """The sentence introducing the list whose item is at `index` (「以下の場合には応募は無効となります。」
+    above 「・提案書に虚偽が認められた場合」), and the items of that list: an item alone does not say
+    what holds for it, and 「いずれか」 needs every item."""
+    kind = _item_kind(sentences[index])
+    if kind is None:
+        return None
+    first = index
+    while first > 0 and index - first < LEAD_IN_REACH and _item_kind(sentences[first - 1]) == kind:
+        first -= 1
+    if first == 0 or not _INTRODUCES_LIST.search(sentences[first - 1]):
+        return None
+    last = index
+    while last + 1 < len(sentences) and _item_kind(sentences[last + 1]) == kind:
+        last += 1
+    return first - 1, list(range(first, last + 1))
+
+
 def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Candidate]) -> str:
-    """The best sentence, plus its better-scoring neighbour when both fit in a short answer."""
+    """The best sentence, plus its better-scoring neighbour when both fit in a short answer; a list
+    item comes with the sentence that introduces its list, and the whole list when it is short."""
     index = best.sentence_no
     text_of_best = sentences[index].lstrip("・-* ")
+    in_list = _list_around(sentences, index)
+    if in_list is not None:
+        lead, items = in_list
+        intro = sentences[lead].lstrip("・-* ")
+        shown = items if len(intro) + sum(len(sentences[i]) for i in items) <= MAX_ANSWER_CHARS else [index]
+        if len(intro) + sum(len(sentences[i]) for i in shown) <= MAX_ANSWER_CHARS:
+            return intro + "".join(f"\n・{sentences[i].lstrip('・-* ')}" for i in shown)
     own = {c.sentence_no: c.score for c in candidates if c.hit_no == best.hit_no}
     # A following 「なお、…」「また、…」 turns to another point; it does not complete the answer
     # (a 「ただし、…」 does: it limits what was just said).
@@ -213,6 +260,8 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                                                                    if t not in retrieval.name_tokens))
     question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff" and c not in name_only}
     asks_identity = bool(_WHAT_IS.search(question))
+    topic_words = [t for t in retrieval.nouns & set(retrieval.idf) if len(t) >= 2
+                   and t not in retrieval.name_tokens and t not in retrieval.framing]
     top_score = retrieval.hits[0].score or 1.0
     candidates: list[Candidate] = []
     sentences_of: list[list[str]] = []
@@ -233,6 +282,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                                               or kind.labels.search(heading)
                                               or (kind.marked is not None and kind.marked.search(sentence)))
             defines = asks_identity and any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
+            term = _TERM_ROW.match(sentence)
             features = {
                 "cov_sentence": retrieval.coverage(present),
                 "cov_path": retrieval.coverage(present | path_tokens),
@@ -247,6 +297,8 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                 # length alone, and has to be cut to be shown.
                 "long": 1.0 if len(sentence) > MAX_ANSWER_CHARS else 0.0,
                 "definition": 1.0 if defines else 0.0,
+                # The row of the term asked about (消耗品 in 「消耗品費: …」) says what that term is.
+                "term_row": 1.0 if term and any(word in term.group(1) for word in topic_words) else 0.0,
                 # A heading names a topic; it answers only when it carries the fact (「(1)日時 4月14日」).
                 "bare_heading": 1.0 if is_heading and not type_ok else 0.0,
             }

@@ -25,7 +25,7 @@ from langchain_core.embeddings import Embeddings
 
 from bot.text import normalize
 from knowledge.aliases import Definition, definitions_in
-from knowledge.answer_types import AnswerType, answer_type, cue_words
+from knowledge.answer_types import AnswerType, answer_type, cue_words, words_to_search
 from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import content_morphemes, surface_split, tokens
@@ -407,6 +407,7 @@ class HybridIndex:
         dense = self._dense(question)
         # A word the manuals never use is searched by its synonyms they do use; any word by its other form.
         searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, set()) | variants.get(t, set())))
+        searched = _with_new(searched, words_to_search(kind, question))
         hits = self._fuse(self._lexical(searched, steered), dense, retrieval, k)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.

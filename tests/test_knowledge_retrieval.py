@@ -17,7 +17,7 @@ from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
 from knowledge.answering import answer_from
-from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact
+from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact, words_to_search
 from knowledge.inflection import VariantIndex
 from knowledge.ingest import ingest_paths
 from knowledge.synonyms import SynonymIndex
@@ -59,6 +59,16 @@ CALL_B = """# 令和8年度 あおぞら県観光人材育成事業 募集要領
 
 ## 3. デジタル推進協議会について
 デジタル推進協議会は、県内の3以上の団体で構成します。
+
+## 4. 応募に当たっての注意事項
+- ① 応募に要する費用は応募者の負担とします。
+- ② 以下の場合には応募は無効となります。
+  - ・ 提案書に虚偽が認められた場合
+  - ・ 締切に遅れて提出された場合
+
+## 5. 対象となる経費
+- a. 借料: 研修に必要な物品のリース・レンタルに要する経費。ただし、消耗品の類は対象外とします。
+- b. 消耗品費: 使用可能期間が1年未満の物品の購入に要する経費。
 """
 
 
@@ -102,7 +112,7 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("電話で問い合わせできますか", "yes_no"),
         ("事務局はどこですか", "place"),
         ("管内にはどの県が含まれますか", "place"),    # a question word: not yes/no
-        ("修了すると何がもらえますか", None),         # 何: not yes/no either
+        ("修了すると何がもらえますか", "given"),      # 何: not yes/no, but what is issued
         ("応募書類はいつまでに出せばいいですか", "deadline"),
         ("事業はいつ終わりますか", "deadline"),          # the end of a period, as いつまで
         ("募集期間はいつからですか", "date"),             # when a period starts, not how long it is
@@ -122,6 +132,8 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("地域ハブ団体は何者くらいですか", "number"),
         ("審査のプレゼンは何分くらいですか", "duration"),
         ("応募するための費用は誰が負担しますか", "who"),     # who pays, not how much
+        ("事務処理システムは何で構築されていますか", "tool"),  # the product it is built on
+        ("提出先の住所を教えてください", "address"),
         ("セミナーは主にどんな人を対象にしていますか", "who"),
     ],
 )
@@ -228,6 +240,21 @@ def test_who_is_answered_by_a_person_or_a_body_and_a_rate_is_no_duration() -> No
     assert has_fact(duration, "計画停止を除き、365日24時間稼働とする。", ["システム"])
 
 
+def test_when_does_it_end_also_searches_the_period() -> None:
+    """「いつ終わりますか」 is answered by 「事業期間:契約締結日~令和8年3月31日」, which says neither word."""
+    question = "九州の人材確保支援の事業はいつ終わりますか"
+    assert words_to_search(answer_type(question), question) == ["期間"]
+    deadline = "応募書類はいつまでに出せばいいですか"
+    assert words_to_search(answer_type(deadline), deadline) == []
+
+
+def test_an_address_is_a_postcode_or_a_prefecture_and_city() -> None:
+    address = answer_type("提出先の住所を教えてください")
+    assert address is not None
+    assert has_fact(address, "■〒102-0093 東京都千代田区平河町 2-7-9", ["提出先"])
+    assert not has_fact(address, "【提出先】■株式会社 NTT データ経営研究所", ["提出先"])
+
+
 def test_prefectures_listed_are_a_place() -> None:
     place = next(kind for kind in ANSWER_TYPES if kind.name == "place")
     assert has_fact(place, "当局管内(福岡県、佐賀県、長崎県、熊本県、大分県、宮崎県、鹿児島県)の中小企業", ["管内"])
@@ -313,6 +340,21 @@ def test_a_run_of_nouns_the_calls_never_write_together_is_half_unknown(two_calls
     unseen = two_calls.knowledge.retrieve("みどり市のIT導入補助金の補助率はどこで確認できますか")
     assert unseen.unknown_share > known.unknown_share + 0.2
     assert not two_calls.knowledge.ask("IT導入補助金の補助率は？").confident
+
+
+def test_a_list_item_is_answered_with_the_sentence_that_introduces_its_list(two_calls: Services) -> None:
+    """「・提案書に虚偽が認められた場合」 alone does not say what happens: 「以下の場合には応募は無効」 does."""
+    answer = two_calls.knowledge.ask("観光人材育成事業で、提案書に虚偽があったらどうなりますか")
+    assert answer.confident
+    assert answer.body.startswith("② 以下の場合には応募は無効となります。")
+    assert "・提案書に虚偽が認められた場合" in answer.body and "・締切に遅れて提出された場合" in answer.body
+    assert "応募者の負担" not in answer.body, "an item of the outer list is not part of this one"
+
+
+def test_the_row_of_the_term_asked_about_defines_it(two_calls: Services) -> None:
+    """「b. 消耗品費: …1年未満…」 says what 消耗品 is; the 借料 row only mentions 消耗品 in passing."""
+    answer = two_calls.knowledge.ask("観光人材育成事業で消耗品とみなされる物品の条件は？")
+    assert answer.confident and "1年未満" in answer.body
 
 
 def test_a_verb_the_calls_never_use_is_only_half_unknown(two_calls: Services) -> None:
