@@ -47,6 +47,8 @@ _INTRODUCES_LIST = re.compile(r"(?:以下|次|下記)(?:の|に掲げる|のい�
 _ITEM_NUMBER = re.compile(r"[(（]?\d{1,2}[)）.．]|[①-⑳]|[ア-ン][.．、)）]|[a-zA-Z][.．)）]")
 #: How far above a list item its lead-in may stand (the list's other items in between).
 LEAD_IN_REACH = 12
+#: 「1社あたり」「1年で」「1つの地域で」「派遣1回につき」: the unit the question counts per; group 1.
+_PER_UNIT = re.compile(r"(?:1|一)つ?の?\s*([^\s\d、。のがはをにで]{1,6}?)\s*(?:あたり|当たり|につき|ごと|で(?!す|き))")
 #: A row that names a term, then says what it is: 「c. 消耗品費: 本業務の実施に直接必要な物品(…1年未満のもの)…」
 #: 「締切日:令和6年6月19日」. The term is group 1; an item mark before it is left out.
 _TERM_ROW = re.compile(r"^[・\-*●○■◆\s]*(?:(?:[a-zA-Zア-ン①-⑳]|\d{1,2})[.．)）]\s*|[(（][^)）]{1,3}[)）]\s*)?"
@@ -55,7 +57,7 @@ _TERM_ROW = re.compile(r"^[・\-*●○■◆\s]*(?:(?:[a-zA-Zア-ン①-⑳]|\d
 #: (softmax over each question's candidate sentences) by `benchmarks/calibrate.py ranker`.
 RANKER_WEIGHTS = {"cov_sentence": 1.3, "cov_path": 1.76, "cov_heading": 0.93, "prior": 1.92, "kanji": 1.11,
                   "type_ok": 3.0, "label": 1.35, "short": 0.29, "definition": 0.1, "bare_heading": -0.6,
-                  "key_word": 1.34, "long": -0.45, "term_row": 0.5}
+                  "key_word": 1.34, "long": -0.45, "term_row": 0.5, "per_unit": 1.0}
 
 # Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
 WEIGHTS = {"bias": -1.3, "coverage": 1.72, "sentence": 0.26, "type_ok": 0.86, "unknown": -3.83, "dense": 2.05,
@@ -260,6 +262,8 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                                                                    if t not in retrieval.name_tokens))
     question_kanji = {c for c in question if "\u4e00" <= c <= "\u9fff" and c not in name_only}
     asks_identity = bool(_WHAT_IS.search(question))
+    per_unit = [re.compile(r"(?:1|一)\s*(?:つの)?\s*" + re.escape(unit) + r"[^\s、。]{0,2}?(?:当たり|あたり|につき|ごと)")
+                for unit in _PER_UNIT.findall(normalize(question))]
     topic_words = [t for t in retrieval.nouns & set(retrieval.idf) if len(t) >= 2
                    and t not in retrieval.name_tokens and t not in retrieval.framing]
     top_score = retrieval.hits[0].score or 1.0
@@ -299,6 +303,8 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
                 "definition": 1.0 if defines else 0.0,
                 # The row of the term asked about (消耗品 in 「消耗品費: …」) says what that term is.
                 "term_row": 1.0 if term and any(word in term.group(1) for word in topic_words) else 0.0,
+                # 「1つの地域で何社以上」 is answered per region (「1地域当たり最低3以上」), not in total (「合計10以上」).
+                "per_unit": 1.0 if any(p.search(sentence) for p in per_unit) else 0.0,
                 # A heading names a topic; it answers only when it carries the fact (「(1)日時 4月14日」).
                 "bare_heading": 1.0 if is_heading and not type_ok else 0.0,
             }

@@ -16,7 +16,7 @@ import pytest
 from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
-from knowledge.answering import answer_from
+from knowledge.answering import answer_from, candidates_for
 from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact, words_to_search
 from knowledge.inflection import VariantIndex
 from knowledge.ingest import ingest_paths
@@ -69,6 +69,10 @@ CALL_B = """# 令和8年度 あおぞら県観光人材育成事業 募集要領
 ## 5. 対象となる経費
 - a. 借料: 研修に必要な物品のリース・レンタルに要する経費。ただし、消耗品の類は対象外とします。
 - b. 消耗品費: 使用可能期間が1年未満の物品の購入に要する経費。
+
+## 6. 研修に参加する事業者
+- ・ 県内の事業者が合計10以上参加すること。
+- ・ 複数の地域で行う場合は、1地域当たり3以上の事業者が参加すること。
 """
 
 
@@ -355,6 +359,14 @@ def test_the_row_of_the_term_asked_about_defines_it(two_calls: Services) -> None
     """「b. 消耗品費: …1年未満…」 says what 消耗品 is; the 借料 row only mentions 消耗品 in passing."""
     answer = two_calls.knowledge.ask("観光人材育成事業で消耗品とみなされる物品の条件は？")
     assert answer.confident and "1年未満" in answer.body
+
+
+def test_a_count_per_unit_is_answered_per_that_unit(two_calls: Services) -> None:
+    """「1つの地域で何社以上」 asks per region: 「1地域当たり3以上」, not the total 「合計10以上」."""
+    candidates, sentences = candidates_for(two_calls.knowledge.retrieve("観光人材育成事業では、1つの地域で何社以上の事業者が参加しますか"))
+    best = max(candidates, key=lambda c: c.score)
+    assert "1地域当たり3以上" in sentences[best.hit_no][best.sentence_no]
+    assert best.features["per_unit"] == 1.0
 
 
 def test_a_verb_the_calls_never_use_is_only_half_unknown(two_calls: Services) -> None:
