@@ -2,7 +2,8 @@
 
 The answer is short Japanese with its citation. When the knowledge base is not
 confident, the reply says so, names the closest sources, and offers a person
-(「担当者に問い合わせる」); it never presents a guess as an answer.
+(「担当者に問い合わせる」); it never presents a guess as an answer. A question that names no program,
+where programs answer it differently (「締切はいつですか」), is answered with the question which program.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ add_strings("ja", {
     "faq_offer_human": "担当者にお問い合わせいただけます。",
     "faq_ask_human": "担当者に問い合わせる",
     "faq_no_index": "現在、回答に使う資料が読み込まれていません。担当者にお問い合わせください。",
+    "faq_which_program": "事業によってお答えが異なります。どの事業についてのご質問でしょうか。",
+    "faq_name_program": "事業名を添えて、もう一度お尋ねください。",
 })
 add_strings("en", {
     "faq_not_sure": "Sorry, I could not find information that answers this question reliably.",
@@ -30,6 +33,8 @@ add_strings("en", {
     "faq_offer_human": "You can ask a staff member.",
     "faq_ask_human": "Ask a staff member",
     "faq_no_index": "No documents are loaded yet. Please ask a staff member.",
+    "faq_which_program": "The answer depends on the program. Which program are you asking about?",
+    "faq_name_program": "Please ask again with the program's name.",
 })
 
 
@@ -53,6 +58,11 @@ class FaqHandler(Handler):
             feedback = [Option(label=turn.t("feedback_up"), value="feedback:up"),
                         Option(label=turn.t("feedback_down"), value="feedback:down")]
             return [Reply(text=answer.text, meta=meta, options=feedback)]
+        if answer.kind == "ambiguous":
+            # Each program's own answer, so the user sees they differ and can name theirs.
+            lines = [turn.t("faq_which_program"), *(f"・{line}" for line in answer.body.split("\n")),
+                     turn.t("faq_name_program")]
+            return [Reply(text="\n".join(lines), options=[human], meta=meta)]
         lines = [turn.t("faq_not_sure")]
         closest = list(dict.fromkeys(c.label() for c in answer.citations[:3]))
         if closest:

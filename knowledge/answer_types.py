@@ -40,9 +40,10 @@ _DATE_PATTERN = r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|令和\s*\d+
 
 
 def _quantity(name: str, cue: re.Pattern[str], fact: re.Pattern[str], labels: re.Pattern[str],
-              ignore: re.Pattern[str] | None = None, unless: re.Pattern[str] | None = None) -> AnswerType:
+              ignore: re.Pattern[str] | None = None, unless: re.Pattern[str] | None = None,
+              marked: re.Pattern[str] | None = None) -> AnswerType:
     """A question for a quantity (いくら, 何回, 何人): an answer without that quantity cannot be right."""
-    return AnswerType(name, cue, fact, labels, ignore=ignore, unless=unless, must_have=fact)
+    return AnswerType(name, cue, fact, labels, ignore=ignore, unless=unless, must_have=fact, marked=marked)
 
 
 #: A count of months is written six ways: 3か月, 3ヶ月, 3カ月, 3ヵ月, 3ケ月, 3箇月.
@@ -85,7 +86,9 @@ ANSWER_TYPES: list[AnswerType] = [
               _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模"),
               # 「作成費用は出ますか」 asks whether a cost is covered, not how much it is
               unless=_rx(r"(?:費用|経費)(?:は|も)(?:出|支給|支払|対象|計上)")),
-    _quantity("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度")),
+    # 「何回まで」 asks for a cap, which the documents mark as one: 「原則3回まで」「最大3回」.
+    _quantity("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度"),
+              marked=_rx(r"\d+\s*回まで|最大\s*\d+\s*回|\d+\s*回を(?:上限|限度)")),
     # 「採択件数は？」「何件くらい」: a number of cases (件), which a count of times (回) does not answer.
     _quantity("cases", _rx(r"何件|件数"), _rx(r"\d[\d,]*\s*(?:~\s*\d+\s*)?件"), _rx(r"件数|採択|想定|目標")),
     _quantity("clock", _rx(r"何時(?!間)|時間帯|開いて|受付時間|営業時間"), _rx(r"\d{1,2}\s*(?::\s*\d{2}|時(?!間))"),
@@ -148,7 +151,9 @@ ANSWER_TYPES: list[AnswerType] = [
     AnswerType("given", _rx(r"何(?:が|を)(?:もらえ|貰え|受け取れ|いただけ|頂け|支給され|発行され|交付され)"),
                _rx(r"発行|交付|支給|授与|付与|贈呈|配付|配布"), _rx(r"修了|特典|支給")),
     # Last: a yes/no question (no question word) is answered by what the document allows, limits or rules out.
-    AnswerType("yes_no", _rx(r"(?:でき|なり|あり|い|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"),
+    # Chat writes it plainly: 「出る？」「使える？」「もらえる？」「大丈夫？」.
+    AnswerType("yes_no", _rx(r"(?:でき|なり|あり|い|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"
+                             r"|(?:出る|できる|使える|もらえる|ある|いい|なる|含まれる|大丈夫|OK|可能)\s*[?？]?\s*$"),
                # a rule allows or refuses: 「コンソーシアム形式による申請も認めます」「講師を置かず、…」
                _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ|認め|[^\s、。]ず[、,]"),
                _rx(r"対象|ただし|なお"),

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from bot.text import normalize
+from bot.text import compact, normalize
 from knowledge.answer_types import answer_type, can_answer, has_fact
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of
@@ -32,6 +32,14 @@ NEIGHBOUR_MAX_CHARS = 200
 #: word (同席) 11th, under passages dense retrieval likes; 12 measured better than 8, 10 and 16 (which let an
 #: out-of-scope question find a confident sentence).
 SENTENCE_POOL = 12
+#: A question that names no program is ambiguous when another program's best sentence scores within this
+#: of the best (ranker units; the closest answerable question of the question sets is 0.9 apart).
+AMBIGUITY_MARGIN = 0.8
+#: Programs offered when asking which one is meant.
+MAX_CHOICES = 3
+#: A parenthesis closing a title longer than this (or a clause, with a comma) describes the program; it is
+#: no part of the name people use.
+PROGRAM_ASIDE_CHARS = 20
 LABEL_HEAD_CHARS = 15
 SHORT_SENTENCE_CHARS = 60
 TITLE_KEY_CHARS = 12
@@ -73,6 +81,16 @@ class Citation:
     score: float
     page: int | None = None
 
+    @property
+    def program(self) -> str:
+        """The program's name as people say it: the title without the year, the quotes and 「…に係る
+        企画競争募集要領」 (「後継者支援ネットワーク事業」, 「…総合支援事業(専門家派遣)」)."""
+        name = re.sub(r"^(?:令和|平成)\s*\d+\s*年度\s*(?:[(（][^)）]*[)）])?\s*", "", self.title)
+        name = re.sub(r"\s*(?:に係る)?\s*(?:企画競争)?(?:募集要領|公募要領|仕様書案?)$", "", name)
+        name = name.replace("「", "").replace("」", "")
+        name = re.sub(r"[(（](?:[^)）]{%d,}|[^)）]*、[^)）]*)[)）]$" % (PROGRAM_ASIDE_CHARS + 1), "", name)
+        return name.strip() or self.title
+
     def label(self) -> str:
         parts = [self.title]
         if self.section:
@@ -90,7 +108,7 @@ class Answer:
     confidence: float
     citations: list[Citation] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
-    kind: str = "extractive"  # extractive | faq | generated | none
+    kind: str = "extractive"  # extractive | faq | generated | ambiguous (which program?) | none
 
     @property
     def text(self) -> str:
@@ -363,6 +381,16 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     }
     confidence = _score(features)
     kind = retrieval.answer_type
+    rivals = _rival_documents(best, _able(candidates, sentences_of, retrieval, question_words), retrieval,
+                              sentences_of)
+    if rivals and confidence >= threshold:
+        # The question names no program and two programs say the asked-for fact about the same thing
+        # (「締切はいつですか」): ask which one rather than pick one.
+        choices = [best, *rivals]
+        citations = [citation_for(c.hit) for c in choices]
+        return Answer(question, "\n".join(f"{citation.program}：{_trim(sentences_of[c.hit_no][c.sentence_no], None)}"
+                                          for citation, c in zip(citations, choices, strict=True)),
+                      False, round(confidence, 4), citations, features, kind="ambiguous")
     if kind is not None and not can_answer(kind, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
         confidence = min(confidence, threshold * 0.9)
@@ -370,6 +398,33 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits if h is not hit][:2]
     return Answer(question, _trim(sentence, anchor), confidence >= threshold,
                   round(confidence, 4), citations, features)
+
+
+def _rival_documents(best: Candidate, able: list[Candidate], retrieval: Retrieval,
+                     sentences_of: list[list[str]]) -> list[Candidate]:
+    """For a question that names no document, the best sentence of each other document that answers it
+    about as well as `best` (as sure of the kind of fact, saying the key word as much) but with another
+    fact (a guide and an FAQ of one program that both say 5,280円 agree), best first."""
+    kind = retrieval.answer_type
+    if retrieval.steered_source is not None or kind is None or not best.features["type_ok"]:
+        return []
+
+    def facts(candidate: Candidate) -> set[str]:
+        sentence = sentences_of[candidate.hit_no][candidate.sentence_no]
+        return {compact(match.group()) for match in kind.fact.finditer(sentence)}
+
+    best_facts = facts(best)
+    per_document: dict[int, Candidate] = {}
+    for candidate in able:
+        source = candidate.hit.source.id
+        if (source == best.hit.source.id or not candidate.features["type_ok"]
+                or candidate.features["key_word"] < best.features["key_word"]
+                or best.score - candidate.score >= AMBIGUITY_MARGIN
+                or facts(candidate) <= best_facts or best_facts <= facts(candidate)):
+            continue
+        if source not in per_document or candidate.score > per_document[source].score:
+            per_document[source] = candidate
+    return sorted(per_document.values(), key=lambda c: c.score, reverse=True)[:MAX_CHOICES - 1]
 
 
 def _able(candidates: list[Candidate], sentences_of: list[list[str]], retrieval: Retrieval,

@@ -28,7 +28,7 @@ from knowledge.aliases import Definition, definitions_in
 from knowledge.answer_types import AnswerType, answer_type, cue_words, words_to_search
 from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
-from knowledge.tokenize import content_morphemes, surface_split, tokens
+from knowledge.tokenize import colloquial_topic, content_morphemes, surface_split, tokens
 from knowledge.vectorstore import VectorStore
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
@@ -348,6 +348,7 @@ class HybridIndex:
         return hits[:k]
 
     def search(self, question: str, k: int = 12) -> Retrieval:
+        question = colloquial_topic(question)
         morphemes = content_morphemes(question)
         query_tokens = [form for form, _ in morphemes]
         # A word the manuals never use may have a synonym they do (ホテル代: 宿泊費, 住む: 在住); a word they

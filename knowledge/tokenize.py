@@ -82,3 +82,27 @@ def surface_split(text: str) -> list[tuple[str, str, str]]:
     """(surface, normalized form, POS) in mode C: for answer-type and phrase checks."""
     _, compound = _tokenizers()
     return [(m.surface(), m.normalized_form(), m.part_of_speech()[0]) for m in compound.tokenize(normalize(text))]
+
+
+def colloquial_topic(question: str) -> str:
+    """「ホテル代って出る？」 → 「ホテル代は出る？」: the chat topic marker って after a noun that ends in a
+    verb's kanji (代, 当, 切) is read by Sudachi as that verb (代わって). It is rewritten as は where は
+    makes one noun of the two (ホテル代); a real verb (「払って」「使って」) stays, as its kanji then stands
+    alone."""
+    if "って" not in question:
+        return question
+    text = normalize(question)
+    _, compound = _tokenizers()
+    for morpheme in compound.tokenize(text):
+        surface = morpheme.surface()
+        if morpheme.part_of_speech()[0] != "動詞" or not surface.endswith("っ") or len(surface) != 2:
+            continue
+        start = morpheme.begin()
+        if text[morpheme.end():morpheme.end() + 1] != "て" or start == 0:
+            continue
+        rewritten = text[:start + 1] + "は" + text[morpheme.end() + 1:]
+        for candidate in compound.tokenize(rewritten):
+            if (candidate.end() == start + 1 and candidate.begin() < start
+                    and candidate.part_of_speech()[0] == "名詞"):
+                return colloquial_topic(rewritten)
+    return question

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.engine import Engine
+from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
@@ -21,6 +23,7 @@ from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fa
 from knowledge.inflection import VariantIndex
 from knowledge.ingest import ingest_paths
 from knowledge.synonyms import SynonymIndex
+from knowledge.tokenize import colloquial_topic
 
 CALL_A = """# 令和8年度 みどり市地域デジタル推進事業 公募要領
 
@@ -138,6 +141,8 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("応募するための費用は誰が負担しますか", "who"),     # who pays, not how much
         ("事務処理システムは何で構築されていますか", "tool"),  # the product it is built on
         ("提出先の住所を教えてください", "address"),
+        ("ホテル代って出る？", "yes_no"),                   # chat writes yes/no plainly
+        ("専門家派遣は何回まで使えますか", "count"),
         ("セミナーは主にどんな人を対象にしていますか", "who"),
     ],
 )
@@ -361,6 +366,20 @@ def test_the_row_of_the_term_asked_about_defines_it(two_calls: Services) -> None
     assert answer.confident and "1年未満" in answer.body
 
 
+def test_a_question_that_names_no_program_is_answered_with_which_program(two_calls: Services) -> None:
+    """Both calls have a 締切日: 「締切はいつですか」 gets each call's own answer and the question which one;
+    naming the call gets the answer."""
+    answer = two_calls.knowledge.ask("締切はいつですか")
+    assert answer.kind == "ambiguous" and not answer.confident
+    assert {c.program for c in answer.citations} == {"みどり市地域デジタル推進事業", "あおぞら県観光人材育成事業"}
+    assert "6月19日" in answer.body and "7月31日" in answer.body
+    reply = Engine(two_calls).handle(InboundMessage(channel="cli", external_user_id="u", text="締切はいつですか"))
+    assert reply[0].text.startswith("事業によってお答えが異なります。どの事業についてのご質問でしょうか。")
+    assert "・みどり市地域デジタル推進事業：締切日:令和8年6月19日" in reply[0].text
+    named = two_calls.knowledge.ask("観光人材育成事業の締切はいつですか")
+    assert named.confident and "7月31日" in named.body
+
+
 def test_a_count_per_unit_is_answered_per_that_unit(two_calls: Services) -> None:
     """「1つの地域で何社以上」 asks per region: 「1地域当たり3以上」, not the total 「合計10以上」."""
     candidates, sentences = candidates_for(two_calls.knowledge.retrieve("観光人材育成事業では、1つの地域で何社以上の事業者が参加しますか"))
@@ -377,6 +396,15 @@ def test_a_verb_the_calls_never_use_is_only_half_unknown(two_calls: Services) ->
     verb_share = verb.idf["納める"] / sum(verb.idf.values())
     assert verb.unknown_share == pytest.approx(0.5 * verb_share, abs=0.05)
     assert noun.unknown_share > 0.3
+
+
+def test_the_chat_topic_marker_tte_after_a_noun_is_read_as_wa() -> None:
+    """Sudachi reads 「ホテル代って」 as the verb 代わる; 「払って」「使って」 are verbs and stay."""
+    assert colloquial_topic("ホテル代って出る？") == "ホテル代は出る?"
+    for question in ("自分で払って後で精算できますか", "マイカー使ってもいい？", "説明会って何時から？"):
+        assert colloquial_topic(question) == question
+    count = answer_type("専門家派遣は何回まで使えますか")
+    assert count is not None and count.marked is not None and count.marked.search("原則3回までとします")
 
 
 def test_verb_and_noun_forms_of_one_word_meet() -> None:
