@@ -54,6 +54,8 @@ _PLACES = r"(?:か|ヶ|カ|箇)所"
 #: 「支援後30日以内」「翌月末」).
 _WHEN = re.compile(_DATE_PATTERN + r"|\d+\s*(?:日|時間|週間|" + _MONTHS + r"|年)\s*(?:以内|前|後|まで|以降)"
                    r"|月に\s*\d+\s*回|毎月|毎週|毎年|翌月|翌日|翌営業日|当日|前日|月末|年度末"
+                   # a month without its day: 「中間報告会は10月頃」「3月下旬」
+                   r"|\d{1,2}\s*月\s*(?:頃|ごろ|上旬|中旬|下旬|末|以降|中)"
                    # a time set by an event of the program: 「事業終了後の精算払」「契約締結後」「採択後」
                    r"|(?:終了|完了|締結|採択)後")
 
@@ -84,8 +86,10 @@ ANSWER_TYPES: list[AnswerType] = [
                must_have=_ACTOR),
     _quantity("amount", _rx(r"いくら|金額|単価|上限額|日額|上限が|予算|費用|何円"), _rx(r"\d[\d,]*\s*(?:万|千)?円"),
               _rx(r"金額|単価|上限|予算|費用|謝金|支給額|規模"),
-              # 「作成費用は出ますか」 asks whether a cost is covered, not how much it is
-              unless=_rx(r"(?:費用|経費)(?:は|も)(?:出|支給|支払|対象|計上)")),
+              # 「作成費用は出ますか」「税理士に払う費用は経費にできますか」 ask whether a cost is covered, not
+              # how much it is
+              unless=_rx(r"(?:費用|経費)(?:は|も)(?:出|支給|支払|対象|計上)"
+                         r"|^(?!.*(?:いくら|何円|金額|上限|単価|予算)).*(?:でき|なり|出|認められ|含まれ)ますか")),
     # 「何回まで」 asks for a cap, which the documents mark as one: 「原則3回まで」「最大3回」.
     _quantity("count", _rx(r"何回|回数"), _rx(r"\d+\s*回"), _rx(r"回数|上限|限度"),
               marked=_rx(r"\d+\s*回まで|最大\s*\d+\s*回|\d+\s*回を(?:上限|限度)")),
@@ -110,6 +114,10 @@ ANSWER_TYPES: list[AnswerType] = [
                ignore=_LAW_NUMBER, must_have=_WHEN,
                # a day to act by, not a month a period runs to (「令和8年3月までの本事業期間中」)
                marked=_rx(r"(?:\d+\s*月|翌月)\s*\d+\s*日[^。、~]{0,16}?(?:まで|必着)")),
+    # 「どのくらいの割合」「何%まで」: a share (「半数を超える」「50%以内」「3分の2」), asked before duration
+    # as 「どのくらい」 is shared.
+    _quantity("share", _rx(r"割合|比率|何\s*%|何パーセント|何割"),
+              _rx(r"\d+(?:\.\d+)?\s*(?:%|％|パーセント|割)|半数|過半|\d+\s*分の\s*\d+"), _rx(r"割合|比率|率|以内|超え")),
     # 「どのくらいの頻度で」 asks how often (「一月に一回以上」), not how long: checked before duration.
     AnswerType("frequency", _rx(r"頻度|間隔|何回ずつ"), _FREQUENCY, _rx(r"頻度|毎|定期"), must_have=_FREQUENCY),
     _quantity("duration", _rx(r"どのくらい|どれくらい|期間は|何" + _MONTHS + r"|何時間|何分"),
@@ -155,7 +163,7 @@ ANSWER_TYPES: list[AnswerType] = [
     AnswerType("yes_no", _rx(r"(?:でき|なり|あり|い|もらえ|使え|出)ますか|だけですか|可能ですか|含まれますか"
                              r"|(?:出る|できる|使える|もらえる|ある|いい|なる|含まれる|大丈夫|OK|可能)\s*[?？]?\s*$"),
                # a rule allows or refuses: 「コンソーシアム形式による申請も認めます」「講師を置かず、…」
-               _rx(r"ません|できない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ|認め|[^\s、。]ず[、,]"),
+               _rx(r"ません|できない|ならない|限る|限り|対象外|不可|除く|可能|できる|含む|含まれ|のみ|認め|[^\s、。]ず[、,]"),
                _rx(r"対象|ただし|なお"),
                unless=_rx(_QUESTION_WORD)),
 ]

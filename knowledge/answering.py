@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from bot.text import compact, normalize
-from knowledge.answer_types import answer_type, can_answer, has_fact
+from knowledge.answer_types import AnswerType, answer_type, can_answer, has_fact
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of
 from knowledge.tokenize import tokens
@@ -174,6 +174,17 @@ def _list_around(sentences: list[str], index: int) -> tuple[int, list[int]] | No
     return first - 1, list(range(first, last + 1))
 
 
+def _rule_above(kind: AnswerType, index: int, sentences: list[str], heading: str,
+                question_words: list[str]) -> bool:
+    """A list item is ruled on by what stands above it: 「・税理士に支払う費用」 under 「次の経費は計上の
+    対象外とします。」 or under the heading 「委託経費の対象とならない経費」 answers 「経費にできますか」."""
+    if kind.name != "yes_no" or not sentences[index].startswith(_BULLETS):
+        return False
+    in_list = _list_around(sentences, index)
+    above = [heading] + ([sentences[in_list[0]]] if in_list else [])
+    return any(has_fact(kind, text, question_words) for text in above)
+
+
 def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Candidate]) -> str:
     """The best sentence, plus its better-scoring neighbour when both fit in a short answer; a list
     item comes with the sentence that introduces its list, and the whole list when it is short."""
@@ -299,7 +310,9 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
             # 人材育成における地域ハブ機能実証事業)の受託事業者」) is no cover line: the cover begins with the title.
             cover = bool(title) and sentence.replace(" ", "").lstrip("・-−●○■◆ ").startswith(title)
             is_heading = is_heading or cover
-            type_ok = not cover and kind is not None and has_fact(kind, sentence, question_words)
+            type_ok = not cover and kind is not None and (
+                has_fact(kind, sentence, question_words)
+                or _rule_above(kind, sentence_no, sentences_of[-1], heading, question_words))
             label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
                                               or kind.labels.search(heading)
                                               or (kind.marked is not None and kind.marked.search(sentence)))

@@ -76,6 +76,11 @@ CALL_B = """# 令和8年度 あおぞら県観光人材育成事業 募集要領
 ## 6. 研修に参加する事業者
 - ・ 県内の事業者が合計10以上参加すること。
 - ・ 複数の地域で行う場合は、1地域当たり3以上の事業者が参加すること。
+
+## 7. 計上できない経費
+次の経費は、計上の対象外とします。
+- ・ 振込に係る手数料
+- ・ 税務申告のために税理士に支払う費用
 """
 
 
@@ -143,6 +148,8 @@ def test_names_inside_each_other_are_not_definitions() -> None:
         ("提出先の住所を教えてください", "address"),
         ("ホテル代って出る？", "yes_no"),                   # chat writes yes/no plainly
         ("専門家派遣は何回まで使えますか", "count"),
+        ("後継者はどのくらいの割合にする必要がありますか", "share"),  # not how long
+        ("税理士に払う費用は経費にできますか", "yes_no"),     # whether a cost is covered, not how much
         ("セミナーは主にどんな人を対象にしていますか", "who"),
     ],
 )
@@ -378,6 +385,22 @@ def test_a_question_that_names_no_program_is_answered_with_which_program(two_cal
     assert "・みどり市地域デジタル推進事業：締切日:令和8年6月19日" in reply[0].text
     named = two_calls.knowledge.ask("観光人材育成事業の締切はいつですか")
     assert named.confident and "7月31日" in named.body
+
+
+def test_a_list_item_is_ruled_on_by_the_sentence_above_it(two_calls: Services) -> None:
+    """「・税務申告のために税理士に支払う費用」 says nothing itself; 「次の経費は、計上の対象外とします。」 does."""
+    answer = two_calls.knowledge.ask("観光人材育成事業で、税理士に払う費用は経費にできますか")
+    assert answer.confident
+    assert "計上の対象外" in answer.body and "税理士" in answer.body
+
+
+def test_a_share_and_a_month_without_its_day_are_facts() -> None:
+    share = answer_type("後継者はどのくらいの割合にする必要がありますか")
+    assert share is not None
+    assert has_fact(share, "後継者及び後継者候補の数が半数を超えるように選定すること。", ["後継者"])
+    assert has_fact(share, "再委託費の割合が50%を超えないか。", ["割合"])
+    when = answer_type("中間報告会はいつ頃ですか")
+    assert when is not None and has_fact(when, "※中間報告会は10月頃を想定しています。", ["中間", "報告会"])
 
 
 def test_a_count_per_unit_is_answered_per_that_unit(two_calls: Services) -> None:
