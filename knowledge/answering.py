@@ -187,13 +187,19 @@ def _rule_above(kind: AnswerType, index: int, sentences: list[str], heading: str
 
 def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Candidate]) -> str:
     """The best sentence, plus its better-scoring neighbour when both fit in a short answer; a list
-    item comes with the sentence that introduces its list, and the whole list when it is short."""
+    item comes with the sentence that introduces its list, and the whole list when it is short, as does
+    the sentence that introduces one (「以下に掲げるマニュアル類を整備し、」)."""
     index = best.sentence_no
     text_of_best = sentences[index].lstrip("・-* ")
     in_list = _list_around(sentences, index)
+    prefix = ""
+    for opener in (index, index + 1):  # the sentence, or the next one, opens a list: show the list
+        if in_list is None and opener + 1 < len(sentences) and _INTRODUCES_LIST.search(sentences[opener]):
+            in_list = _list_around(sentences, opener + 1)
+            prefix = text_of_best if in_list is not None and opener > index else ""
     if in_list is not None:
         lead, items = in_list
-        intro = sentences[lead].lstrip("・-* ")
+        intro = prefix + sentences[lead].lstrip("・-* ")
         shown = items if len(intro) + sum(len(sentences[i]) for i in items) <= MAX_ANSWER_CHARS else [index]
         if len(intro) + sum(len(sentences[i]) for i in shown) <= MAX_ANSWER_CHARS:
             return intro + "".join(f"\n・{sentences[i].lstrip('・-* ')}" for i in shown)

@@ -387,6 +387,13 @@ def test_a_question_that_names_no_program_is_answered_with_which_program(two_cal
     assert named.confident and "7月31日" in named.body
 
 
+def test_a_sentence_that_opens_a_list_comes_with_its_items(two_calls: Services) -> None:
+    """「次の経費は、計上の対象外とします。」 alone does not say which: the items follow it."""
+    answer = two_calls.knowledge.ask("観光人材育成事業で、計上の対象外になる経費はどんなものがありますか")
+    assert answer.body.startswith("次の経費は、計上の対象外とします。")
+    assert "・振込に係る手数料" in answer.body and "・税務申告のために税理士に支払う費用" in answer.body
+
+
 def test_a_list_item_is_ruled_on_by_the_sentence_above_it(two_calls: Services) -> None:
     """「・税務申告のために税理士に支払う費用」 says nothing itself; 「次の経費は、計上の対象外とします。」 does."""
     answer = two_calls.knowledge.ask("観光人材育成事業で、税理士に払う費用は経費にできますか")
