@@ -410,6 +410,12 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
         return Answer(question, "\n".join(f"{citation.program}：{_trim(sentences_of[c.hit_no][c.sentence_no], None)}"
                                           for citation, c in zip(citations, choices, strict=True)),
                       False, round(confidence, 4), citations, features, kind="ambiguous")
+    topic_less = retrieval.steered_source is None and not any(t not in retrieval.framing for t in retrieval.idf)
+    if kind is not None and topic_less and not any(_says(retrieval, t, best.present) for t in retrieval.framing):
+        # 「締切はいつですか」 names no program and says only what kind of fact it wants: any date would do,
+        # unless the sentence or its heading says the word asked (「締切日:6月19日」). 「翌月末までに報告」 is no 締切.
+        # (「推進体制構築支援の事務局はどこ」 names its program: 事務局 is then what it asks about.)
+        confidence = min(confidence, threshold * 0.9)
     if kind is not None and not can_answer(kind, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
         confidence = min(confidence, threshold * 0.9)

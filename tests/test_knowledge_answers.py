@@ -41,7 +41,9 @@ def test_confident_answers_cite_their_source(sample_kb_services: Services, quest
 
 @pytest.mark.parametrize(
     "question",
-    ["今日の東京の天気は？", "おいしいカレーの作り方を教えて", "来月の株価を予想して", "猫が餌を食べません"],
+    ["今日の東京の天気は？", "おいしいカレーの作り方を教えて", "来月の株価を予想して", "猫が餌を食べません",
+     # names nothing but the kind of fact: the guide has no 締切, and 「翌月末までに報告」 is none
+     "締切はいつですか"],
 )
 def test_out_of_scope_questions_are_not_answered_confidently(sample_kb_services: Services, question: str) -> None:
     assert not sample_kb_services.knowledge.ask(question).confident
