@@ -145,6 +145,11 @@ class Candidate:
     score: float = 0.0
 
 
+def _unbulleted(sentence: str) -> str:
+    """The sentence without the bullet of its list item, as it is shown."""
+    return sentence.lstrip("・-* ")
+
+
 def _item_kind(sentence: str) -> tuple[str, str] | None:
     """(bullet, shape of its number) of a list item (「- ② 会社等の…」 → ("-", "①"), 「- (2) …」 → ("-",
     "(0)")), None for a sentence that is no item. Items of one list share both, whatever the indent a
@@ -190,7 +195,7 @@ def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Cand
     item comes with the sentence that introduces its list, and the whole list when it is short, as does
     the sentence that introduces one (「以下に掲げるマニュアル類を整備し、」)."""
     index = best.sentence_no
-    text_of_best = sentences[index].lstrip("・-* ")
+    text_of_best = _unbulleted(sentences[index])
     in_list = _list_around(sentences, index)
     prefix = ""
     for opener in (index, index + 1):  # the sentence, or the next one, opens a list: show the list
@@ -199,19 +204,23 @@ def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Cand
             prefix = text_of_best if in_list is not None and opener > index else ""
     if in_list is not None:
         lead, items = in_list
-        intro = prefix + sentences[lead].lstrip("・-* ")
-        shown = items if len(intro) + sum(len(sentences[i]) for i in items) <= MAX_ANSWER_CHARS else [index]
-        if len(intro) + sum(len(sentences[i]) for i in shown) <= MAX_ANSWER_CHARS:
-            return intro + "".join(f"\n・{sentences[i].lstrip('・-* ')}" for i in shown)
+        intro = prefix + _unbulleted(sentences[lead])
+
+        def fits(shown: list[int]) -> bool:
+            return len(intro) + sum(len(sentences[i]) for i in shown) <= MAX_ANSWER_CHARS
+
+        shown = items if fits(items) else [index]
+        if fits(shown):
+            return intro + "".join(f"\n・{_unbulleted(sentences[i])}" for i in shown)
     own = {c.sentence_no: c.score for c in candidates if c.hit_no == best.hit_no}
     # A following 「なお、…」「また、…」 turns to another point; it does not complete the answer
     # (a 「ただし、…」 does: it limits what was just said).
     neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(sentences)
-                  and not (i > index and _ASIDE.match(sentences[i].lstrip("・-* ")))]
+                  and not (i > index and _ASIDE.match(_unbulleted(sentences[i])))]
     if not neighbours:
         return text_of_best
     other = max(neighbours, key=lambda i: own.get(i, float("-inf")))
-    text = sentences[other].lstrip("・-* ")
+    text = _unbulleted(sentences[other])
     if len(text_of_best) + len(text) > NEIGHBOUR_MAX_CHARS or len(text) < 8:
         return text_of_best
     return f"{text}{text_of_best}" if other < index else f"{text_of_best}{text}"
@@ -379,7 +388,8 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     if not candidates:
         return Answer(question, "", False, 0.0, kind="none", features={"unknown": retrieval.unknown_share})
     question_words = _question_words(retrieval)
-    best = max(_able(candidates, sentences_of, retrieval, question_words), key=lambda c: c.score)
+    able = _able(candidates, sentences_of, retrieval, question_words)
+    best = max(able, key=lambda c: c.score)
     hit = best.hit
     # How sure the ranker is of its pick: softmax weight of the best sentence among distinct sentences.
     distinct: dict[str, float] = {}
@@ -400,8 +410,7 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     }
     confidence = _score(features)
     kind = retrieval.answer_type
-    rivals = _rival_documents(best, _able(candidates, sentences_of, retrieval, question_words), retrieval,
-                              sentences_of)
+    rivals = _rival_documents(best, able, retrieval, sentences_of)
     if rivals and confidence >= threshold:
         # The question names no program and two programs say the asked-for fact about the same thing
         # (「締切はいつですか」): ask which one rather than pick one.
@@ -410,7 +419,7 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
         return Answer(question, "\n".join(f"{citation.program}：{_trim(sentences_of[c.hit_no][c.sentence_no], None)}"
                                           for citation, c in zip(citations, choices, strict=True)),
                       False, round(confidence, 4), citations, features, kind="ambiguous")
-    topic_less = retrieval.steered_source is None and not any(t not in retrieval.framing for t in retrieval.idf)
+    topic_less = retrieval.steered_source is None and all(t in retrieval.framing for t in retrieval.idf)
     if kind is not None and topic_less and not any(_says(retrieval, t, best.present) for t in retrieval.framing):
         # 「締切はいつですか」 names no program and says only what kind of fact it wants: any date would do,
         # unless the sentence or its heading says the word asked (「締切日:6月19日」). 「翌月末までに報告」 is no 締切.
@@ -444,8 +453,10 @@ def _rival_documents(best: Candidate, able: list[Candidate], retrieval: Retrieva
         source = candidate.hit.source.id
         if (source == best.hit.source.id or not candidate.features["type_ok"]
                 or candidate.features["key_word"] < best.features["key_word"]
-                or best.score - candidate.score >= AMBIGUITY_MARGIN
-                or facts(candidate) <= best_facts or best_facts <= facts(candidate)):
+                or best.score - candidate.score >= AMBIGUITY_MARGIN):
+            continue
+        own_facts = facts(candidate)
+        if own_facts <= best_facts or best_facts <= own_facts:  # the same fact, or one within the other
             continue
         if source not in per_document or candidate.score > per_document[source].score:
             per_document[source] = candidate
