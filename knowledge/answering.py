@@ -209,8 +209,9 @@ def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Cand
         def fits(shown: list[int]) -> bool:
             return len(intro) + sum(len(sentences[i]) for i in shown) <= MAX_ANSWER_CHARS
 
-        shown = items if fits(items) else [index]
-        if fits(shown):
+        # A long list is cut to the item asked about; a sentence that only opens it is no item to show.
+        shown = items if fits(items) else [i for i in items if i == index]
+        if shown and fits(shown):
             return intro + "".join(f"\n・{_unbulleted(sentences[i])}" for i in shown)
     own = {c.sentence_no: c.score for c in candidates if c.hit_no == best.hit_no}
     # A following 「なお、…」「また、…」 turns to another point; it does not complete the answer

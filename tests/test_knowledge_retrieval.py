@@ -18,7 +18,7 @@ from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
-from knowledge.answering import answer_from, candidates_for
+from knowledge.answering import Candidate, _with_neighbour, answer_from, candidates_for
 from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact, words_to_search
 from knowledge.inflection import VariantIndex
 from knowledge.ingest import ingest_paths
@@ -392,6 +392,16 @@ def test_a_sentence_that_opens_a_list_comes_with_its_items(two_calls: Services) 
     answer = two_calls.knowledge.ask("観光人材育成事業で、計上の対象外になる経費はどんなものがありますか")
     assert answer.body.startswith("次の経費は、計上の対象外とします。")
     assert "・振込に係る手数料" in answer.body and "・税務申告のために税理士に支払う費用" in answer.body
+
+
+def test_a_list_too_long_to_show_is_not_shown_as_its_opening_sentence_twice() -> None:
+    """An opening sentence whose list does not fit in an answer is shown with its neighbour, not repeated
+    as the list's only item."""
+    opener = "次の書類を提出すること。"
+    sentences = [opener, "・" + "あ" * 150, "・" + "い" * 150]
+    best = Candidate(hit_no=0, sentence_no=0, hit=None, features={}, score=1.0)  # type: ignore[arg-type]
+    answer = _with_neighbour(sentences, best, [best])
+    assert answer.count(opener) == 1 and "・" + opener not in answer
 
 
 def test_a_list_item_is_ruled_on_by_the_sentence_above_it(two_calls: Services) -> None:
