@@ -19,7 +19,7 @@ from bot.services import Services
 from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
 from knowledge.answering import Candidate, _with_neighbour, answer_from, candidates_for
-from knowledge.answer_types import ANSWER_TYPES, answer_type, can_answer, has_fact, words_to_search
+from knowledge.answer_types import ANSWER_TYPES, AnswerType, answer_type, can_answer, has_fact, words_to_search
 from knowledge.inflection import VariantIndex
 from knowledge.ingest import ingest_paths
 from knowledge.synonyms import SynonymIndex
@@ -82,6 +82,14 @@ CALL_B = """# 令和8年度 あおぞら県観光人材育成事業 募集要領
 - ・ 振込に係る手数料
 - ・ 税務申告のために税理士に支払う費用
 """
+
+
+def _typed(question: str, name: str | None = None) -> AnswerType:
+    """The answer type of `question`, which must have one (of kind `name`, when given)."""
+    kind = answer_type(question)
+    assert kind is not None, question
+    assert name is None or kind.name == name, (question, kind.name)
+    return kind
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +174,8 @@ def test_dates_in_law_numbers_and_urls_are_not_dates_of_anything() -> None:
 
 
 def test_an_answer_to_when_or_how_much_must_hold_a_time_or_an_amount() -> None:
-    date = answer_type("事業はいつ終わりますか")
-    amount = answer_type("宿泊費はいくらですか")
-    assert date is not None and amount is not None
+    date = _typed("事業はいつ終わりますか")
+    amount = _typed("宿泊費はいくらですか")
     # 「事業終了後」 says when something happens after the project, not when the project ends
     assert not can_answer(date, "(6)支払額の確定方法:事業終了後、実績報告書に基づき確定します。", ["事業", "終わる", "終了"])
     assert can_answer(date, "委託金の支払いは、原則として、事業終了後の精算払となります。", ["委託金", "支払う"])
@@ -178,16 +185,14 @@ def test_an_answer_to_when_or_how_much_must_hold_a_time_or_an_amount() -> None:
 
 
 def test_a_unit_after_a_number_is_the_fact_even_when_the_question_says_it() -> None:
-    duration = answer_type("相談支援は1回あたり何時間くらいですか")
-    assert duration is not None
+    duration = _typed("相談支援は1回あたり何時間くらいですか")
     assert has_fact(duration, "相談回数は1社につき1回1~2時間程度とする。", ["相談", "支援", "時間"])
     assert not has_fact(duration, "相談支援の時間を記録する。", ["相談", "支援", "時間"])
 
 
 def test_an_hour_count_is_no_clock_time_and_a_deadline_is_no_event_date() -> None:
-    clock = answer_type("説明会は何時からですか")
-    date = answer_type("説明会はいつですか")
-    assert clock is not None and date is not None
+    clock = _typed("説明会は何時からですか")
+    date = _typed("説明会はいつですか")
     assert not has_fact(clock, "URLは説明会開始1時間前までにお送りします。", ["説明会"])
     assert has_fact(clock, "【開催日時】令和7年3月3日(月)13時30分~15時00分", ["説明会"])
     assert not has_fact(date, "連絡先を令和6年5月31日(金)17時00分までに登録してください。", ["説明会"])
@@ -195,9 +200,8 @@ def test_an_hour_count_is_no_clock_time_and_a_deadline_is_no_event_date() -> Non
 
 
 def test_relative_times_and_marked_deadlines() -> None:
-    date = answer_type("説明会のURLはいつ届きますか")
-    deadline = answer_type("実績報告はいつまでに出しますか")
-    assert date is not None and date.name == "date" and deadline is not None and deadline.name == "deadline"
+    date = _typed("説明会のURLはいつ届きますか", "date")
+    deadline = _typed("実績報告はいつまでに出しますか", "deadline")
     assert has_fact(date, "WEB 会議 URL は説明会開始1時間前までにお送りいたします。", ["説明会", "url"])
     assert has_fact(deadline, "各事業の実績を翌月 10 日までに報告すること。", ["実績", "報告"])
     assert deadline.marked is not None
@@ -207,22 +211,19 @@ def test_relative_times_and_marked_deadlines() -> None:
 
 
 def test_a_rule_that_allows_answers_yes_or_no() -> None:
-    yes_no = answer_type("コンソーシアムで応募できますか")
-    assert yes_no is not None and yes_no.name == "yes_no"
+    yes_no = _typed("コンソーシアムで応募できますか", "yes_no")
     assert has_fact(yes_no, "なお、コンソーシアム形式による申請も認めますが、幹事法人を決めてください。", ["コンソーシアム", "応募"])
     assert not has_fact(yes_no, "幹事法人が事業提案書を提出して下さい。", ["コンソーシアム", "応募"])
 
 
 def test_how_often_is_answered_by_a_frequency() -> None:
-    frequency = answer_type("謝金はどのくらいの頻度で支払われますか")
-    assert frequency is not None
+    frequency = _typed("謝金はどのくらいの頻度で支払われますか")
     assert can_answer(frequency, "一月に一回以上の頻度で専門家の口座に謝金を支払う。", ["謝金", "頻度"])
     assert not can_answer(frequency, "謝金は専門家の口座に支払う。", ["謝金", "頻度"])
 
 
 def test_a_tool_is_a_product_not_a_medium() -> None:
-    tool = answer_type("説明会はどのツールで行われますか")
-    assert tool is not None and tool.name == "tool"
+    tool = _typed("説明会はどのツールで行われますか", "tool")
     assert not has_fact(tool, "参加申込された方には Web 会議への接続方法等をご連絡します。", ["説明会"])
     assert not has_fact(tool, "質問用 Web 入力フォームからお送りください。", ["説明会"])
     assert has_fact(tool, "(2)開催方法 Microsoft Teams を予定", ["説明会"])
@@ -230,28 +231,23 @@ def test_a_tool_is_a_product_not_a_medium() -> None:
 
 
 def test_minutes_numbered_labels_and_negative_forms() -> None:
-    duration = answer_type("審査のプレゼンは何分くらいですか")
-    assert duration is not None
+    duration = _typed("審査のプレゼンは何分くらいですか")
     assert has_fact(duration, "プレゼンテーションの時間は、1者当たりおおむね15分程度を想定します。", ["審査"])
     assert not has_fact(duration, "発行済株式の総数の2分の1以上を所有している者", ["審査"])
     assert has_fact(duration, "契約の締結を一定期間(最大36ヵ月)行わない", ["審査"])
-    tool = answer_type("オンライン開催に使えるツールは何ですか")
-    assert tool is not None
+    tool = _typed("オンライン開催に使えるツールは何ですか")
     assert not has_fact(tool, "<Phase01>企業間人材マッチングの準備期間", ["オンライン"])
     assert has_fact(tool, "オンライン実施の場合は、Microsoft Teamsまたは Cisco Webex Meetingsを利用してください。", [])
-    yes_no = answer_type("講師はいますか")
-    assert yes_no is not None
+    yes_no = _typed("講師はいますか")
     assert has_fact(yes_no, "講師を置かず、参加者同士が学びあうコミュニティを形成する。", ["講師"])
 
 
 def test_who_is_answered_by_a_person_or_a_body_and_a_rate_is_no_duration() -> None:
-    who = answer_type("応募するための費用は誰が負担しますか")
-    assert who is not None
+    who = _typed("応募するための費用は誰が負担しますか")
     assert can_answer(who, "本公募への応募に要する費用は、応募者の負担とします。", ["応募", "費用", "負担"])
     assert not can_answer(who, "費用の額は、1時間あたり5,280円とする。", ["応募", "費用", "負担"])
     assert has_fact(who, "主な参加対象者は経営支援機関とする", ["対象"])
-    duration = answer_type("システムは何時間動いている必要がありますか")
-    assert duration is not None
+    duration = _typed("システムは何時間動いている必要がありますか")
     assert not has_fact(duration, "謝金の額は、1時間あたり5,280円とする。", ["システム"])
     assert has_fact(duration, "計画停止を除き、365日24時間稼働とする。", ["システム"])
 
@@ -265,8 +261,7 @@ def test_when_does_it_end_also_searches_the_period() -> None:
 
 
 def test_an_address_is_a_postcode_or_a_prefecture_and_city() -> None:
-    address = answer_type("提出先の住所を教えてください")
-    assert address is not None
+    address = _typed("提出先の住所を教えてください")
     assert has_fact(address, "■〒102-0093 東京都千代田区平河町 2-7-9", ["提出先"])
     assert not has_fact(address, "【提出先】■株式会社 NTT データ経営研究所", ["提出先"])
 
@@ -412,12 +407,11 @@ def test_a_list_item_is_ruled_on_by_the_sentence_above_it(two_calls: Services) -
 
 
 def test_a_share_and_a_month_without_its_day_are_facts() -> None:
-    share = answer_type("後継者はどのくらいの割合にする必要がありますか")
-    assert share is not None
+    share = _typed("後継者はどのくらいの割合にする必要がありますか")
     assert has_fact(share, "後継者及び後継者候補の数が半数を超えるように選定すること。", ["後継者"])
     assert has_fact(share, "再委託費の割合が50%を超えないか。", ["割合"])
-    when = answer_type("中間報告会はいつ頃ですか")
-    assert when is not None and has_fact(when, "※中間報告会は10月頃を想定しています。", ["中間", "報告会"])
+    when = _typed("中間報告会はいつ頃ですか")
+    assert has_fact(when, "※中間報告会は10月頃を想定しています。", ["中間", "報告会"])
 
 
 def test_a_count_per_unit_is_answered_per_that_unit(two_calls: Services) -> None:
@@ -443,8 +437,8 @@ def test_the_chat_topic_marker_tte_after_a_noun_is_read_as_wa() -> None:
     assert colloquial_topic("ホテル代って出る？") == "ホテル代は出る?"
     for question in ("自分で払って後で精算できますか", "マイカー使ってもいい？", "説明会って何時から？"):
         assert colloquial_topic(question) == question
-    count = answer_type("専門家派遣は何回まで使えますか")
-    assert count is not None and count.marked is not None and count.marked.search("原則3回までとします")
+    count = _typed("専門家派遣は何回まで使えますか")
+    assert count.marked is not None and count.marked.search("原則3回までとします")
 
 
 def test_verb_and_noun_forms_of_one_word_meet() -> None:
