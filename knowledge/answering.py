@@ -52,7 +52,10 @@ _ASIDE = re.compile(r"なお[、,]|また[、,]")
 _BULLETS = ("・", "-", "*", "•")
 #: A sentence that opens a list: 「以下の場合には」「次のいずれかに該当する」「下記の」.
 _INTRODUCES_LIST = re.compile(r"(?:以下|次|下記)(?:の|に掲げる|のいずれか)")
-_ITEM_NUMBER = re.compile(r"[(（]?\d{1,2}[)）.．]|[①-⑳]|[ア-ン][.．、)）]|[a-zA-Z][.．)）]")
+#: The numbering after a list item's bullet (「(2)」「②」「ア.」「a.」), whose shape tells one list's items from
+#: those of the list around it. Unlike chunking's item number, which only strips a bracket before counting
+#: brackets, it leaves 「(a)」 out: lettered items of one list would get a shape each.
+_ITEM_NUMBERING = re.compile(r"[(（]?\d{1,2}[)）.．]|[①-⑳]|[ア-ン][.．、)）]|[a-zA-Z][.．)）]")
 #: How far above a list item its lead-in may stand (the list's other items in between).
 LEAD_IN_REACH = 12
 #: 「1社あたり」「1年で」「1つの地域で」「派遣1回につき」: the unit the question counts per; group 1.
@@ -156,7 +159,7 @@ def _item_kind(sentence: str) -> tuple[str, str] | None:
     Markdown source had."""
     if not sentence.startswith(_BULLETS):
         return None
-    number = _ITEM_NUMBER.match(sentence[1:].lstrip())
+    number = _ITEM_NUMBERING.match(sentence[1:].lstrip())
     shape = number.group() if number else ""
     return sentence[0], re.sub(r"[①-⑳]", "①", re.sub(r"\d+", "0", shape))
 
