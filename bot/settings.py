@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     log_dir: Path | None = Field(default=None, description="JSON log files; unset = <data dir>/logs.")
     log_retention_days: int = Field(default=90, ge=31, description="Rotated log files are kept this long (>= 1 month).")
 
+    # Programs (one YAML file each; see bot/programs.py). Unset: one default program from these settings,
+    # or the sample programs when the knowledge is the shipped sample.
+    programs_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("MADOGUCHI_PROGRAMS_DIR", "programs_dir"),
+        description="Folder of program YAML files (several programs in one installation).",
+    )
+
     # Knowledge
     knowledge_paths: list[Path] = Field(
         default_factory=lambda: [SAMPLE_KB_DIR],
@@ -113,6 +120,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     telegram_api_url: str = "https://api.telegram.org/bot"
     line_api_url: str = "https://api.line.me"
+    line_data_api_url: str = "https://api-data.line.me"  # rich menu images
 
     @property
     def resolved_database_url(self) -> str:
