@@ -21,6 +21,7 @@ test: setup-dev
 	@PG_URL="$${MADOGUCHI_TEST_PG_URL:-$$(scripts/start-test-postgres.sh 2>/dev/null || true)}"; \
 	if [ -z "$$PG_URL" ]; then echo "note: no PostgreSQL server; PostgreSQL tests will be skipped"; fi; \
 	scripts/install-test-browser.sh >/dev/null 2>&1 || echo "note: no Chromium; the browser test will be skipped"; \
+	scripts/install-fonts.sh >/dev/null 2>&1 || echo "note: no Japanese font; the rich-menu image tests will be skipped"; \
 	MADOGUCHI_TEST_PG_URL="$$PG_URL" $(VENV)/bin/python -m pytest -n 2 -q
 
 ## make eval: measure answers on the shared dev set (needs ../shared)

@@ -326,7 +326,9 @@ def _attach_capability_commands() -> None:
     from bot.visits.cli import visits_app
     from bot.staff_cli import api_tokens_app, staff_app, tickets_app
     from integrations.cli import channels_app
+    from bot.programs_cli import programs_app
 
+    app.add_typer(programs_app, name="programs")
     app.add_typer(hearing_app, name="hearing")
     app.add_typer(people_app, name="people")
     app.add_typer(companies_app, name="companies")

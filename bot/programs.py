@@ -350,3 +350,12 @@ def describe(program: Program) -> dict[str, Any]:
             "hearing_form": program.hearing_form, "channels": list(program.channels),
             "line": bool(program.line), "telegram": bool(program.telegram),
             "slack_channels": list(program.slack.channels), "file": str(program.path) if program.path else None}
+
+
+def catalog_for(services: Any) -> ProgramCatalog:
+    """The programs of a running process, loaded once per `Services` (validated on first use)."""
+    catalog = getattr(services, "_programs_catalog", None)
+    if catalog is None:
+        catalog = load_programs(services.settings)
+        object.__setattr__(services, "_programs_catalog", catalog)
+    return catalog

@@ -206,8 +206,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
-    from integrations import staff_console
+    from integrations import liff, staff_console
     from integrations.staff_api import router as staff_router
+
+    liff.install(app)
 
     app.include_router(staff_router)
     staff_console.install(app, services)

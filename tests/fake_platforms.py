@@ -40,6 +40,18 @@ class FakePlatforms:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: rich menus LINE holds: id -> the request that created it
+    rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: LIFF ID tokens LINE's verify endpoint knows: token -> claims (sub, aud, exp ...)
+    id_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def issue_id_token(self, user_id: str, channel_id: str, expires_in: int = 600, name: str = "山田") -> str:
+        """An ID token as LIFF's getIDToken() would give the page (opaque here: only LINE verifies it)."""
+        token = f"eyJ.fake.{len(self.id_tokens)}.{user_id}"
+        now = int(time.time())
+        self.id_tokens[token] = {"iss": "https://access.line.me", "sub": user_id, "aud": channel_id,
+                                 "exp": now + expires_in, "iat": now - 5, "amr": ["linesso"], "name": name}
+        return token
 
     def fail_next(self, platform: str, times: int = 1, retry_after: int = 1) -> None:
         self.failures[platform] = [retry_after] * times
@@ -92,6 +104,55 @@ class FakePlatforms:
                     "message_id": len(self.calls), "date": int(time.time()), "text": body.get("text", ""),
                     "chat": {"id": int(body.get("chat_id", 0)), "type": "private"}}})
             return JSONResponse({"ok": True, "result": True})
+
+        @api.get("/line/v2/bot/richmenu/list")
+        async def line_richmenu_list() -> JSONResponse:
+            self._record("line", "richmenu.list", {})
+            return JSONResponse({"richmenus": [{"richMenuId": key, **value} for key, value in self.rich_menus.items()]})
+
+        @api.post("/line/v2/bot/richmenu")
+        async def line_richmenu_create(request: Request) -> JSONResponse:
+            body = await _body(request)
+            self._record("line", "richmenu.create", body)
+            menu_id = f"richmenu-{len(self.calls):04d}"
+            self.rich_menus[menu_id] = body
+            return JSONResponse({"richMenuId": menu_id})
+
+        @api.post("/line/v2/bot/richmenu/{menu_id}/content")
+        async def line_richmenu_image(menu_id: str, request: Request) -> JSONResponse:
+            raw = await request.body()
+            self._record("line", "richmenu.image", {"menu": menu_id, "content_type": request.headers.get(
+                "content-type"), "bytes": len(raw), "png": raw[:8] == b"\x89PNG\r\n\x1a\n",
+                "authorization": request.headers.get("authorization")})
+            if menu_id not in self.rich_menus:
+                return JSONResponse({"message": "Not found"}, status_code=404)
+            return JSONResponse({})
+
+        @api.post("/line/v2/bot/user/all/richmenu/{menu_id}")
+        async def line_richmenu_default(menu_id: str) -> JSONResponse:
+            self._record("line", "richmenu.default", {"menu": menu_id})
+            return JSONResponse({})
+
+        @api.delete("/line/v2/bot/richmenu/{menu_id}")
+        async def line_richmenu_delete(menu_id: str) -> JSONResponse:
+            self._record("line", "richmenu.delete", {"menu": menu_id})
+            self.rich_menus.pop(menu_id, None)
+            return JSONResponse({})
+
+        @api.post("/line/oauth2/v2.1/verify")
+        async def line_verify_id_token(request: Request) -> JSONResponse:
+            """LINE Login's ID token verification, with its documented error answers."""
+            body = await _body(request)
+            self._record("line", "verify", body)
+            claims = self.id_tokens.get(body.get("id_token", ""))
+            if claims is None:
+                return JSONResponse({"error": "invalid_request", "error_description": "Invalid IdToken."}, 400)
+            if claims["exp"] <= time.time():
+                return JSONResponse({"error": "invalid_request", "error_description": "IdToken expired."}, 400)
+            if body.get("client_id") != claims["aud"]:
+                return JSONResponse({"error": "invalid_request", "error_description": "Invalid IdToken Audience."},
+                                    400)
+            return JSONResponse(claims)
 
         @api.post("/line/v2/bot/message/{kind}")
         async def line(kind: str, request: Request) -> JSONResponse:
