@@ -259,15 +259,21 @@ class Engine:
                 audit.record(session, "person.created", actor_person_id=person.id, subject_type="person",
                              subject_id=person.id, data={"channel": message.channel})
         person = identity.person
-        conversation = session.execute(
-            select(Conversation).where(
-                Conversation.person_id == person.id, Conversation.channel == message.channel
-            )
-        ).scalar_one_or_none()
+        # One conversation per entry point: the same LINE user on two programs' accounts, or a web user on
+        # /p/a/ and /p/b/, holds two threads, each knowing its program.
+        program = message.program or ""
+        query = select(Conversation).where(Conversation.person_id == person.id, Conversation.channel == message.channel,
+                                           Conversation.program == program)
+        conversation = session.execute(query).scalar_one_or_none()
         if conversation is None:
-            conversation = Conversation(person_id=person.id, channel=message.channel, flow_state={})
-            session.add(conversation)
-            session.flush()
+            try:
+                with session.begin_nested():
+                    conversation = Conversation(person_id=person.id, channel=message.channel, program=program,
+                                                flow_state={})
+                    session.add(conversation)
+                    session.flush()
+            except IntegrityError:  # opened concurrently by another request: use theirs
+                conversation = session.execute(query).scalar_one()
         return person, conversation
 
     @staticmethod

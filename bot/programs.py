@@ -208,19 +208,22 @@ class ProgramCatalog:
                 return program.id
         return None
 
-    def visible_sources(self, program_id: str | None, source_paths: dict[int, str]) -> set[int] | None:
-        """Source ids a conversation of this program may be answered from: its own sources, sources no
-        program claims, and sources marked shared. None = no restriction (the general entry point)."""
+    def source_filter(self, program_id: str | None) -> Any:
+        """The knowledge filter of a conversation of this program (`knowledge.service.SourceFilter`): its
+        own sources, sources no program lists, and sources marked shared. None at a general entry point
+        (no program, or a single-program installation): every source answers."""
+        from knowledge.service import SourceFilter
+
         program = self.get(program_id)
-        if program is None:
+        if program is None or not self.several:
             return None
         shared_programs = {p.id for p in self if p.knowledge.shared}
-        visible = set()
-        for source_id, path in source_paths.items():
+
+        def allows(path: str) -> bool:
             owner = self.program_of_source(path)
-            if owner is None or owner == program.id or owner in shared_programs:
-                visible.add(source_id)
-        return visible
+            return owner is None or owner == program.id or owner in shared_programs
+
+        return SourceFilter(program.id, allows)
 
     def named_in(self, text: str) -> Program | None:
         """The one program a text names by its id, name, short name or an alias."""

@@ -2,8 +2,10 @@
 
 The answer is short Japanese with its citation. When the knowledge base is not
 confident, the reply says so, names the closest sources, and offers a person
-(「担当者に問い合わせる」); it never presents a guess as an answer. A question that names no program,
-where programs answer it differently (「締切はいつですか」), is answered with the question which program.
+(「担当者に問い合わせる」); it never presents a guess as an answer. The conversation's program (its entry
+point: /p/<id>/, the program's LINE account ...) decides which sources answer: the program's own and the
+shared ones. Only at a general entry point, a question that names no program, where programs answer it
+differently (「締切はいつですか」), is answered with the question which program.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from bot.handler import Handler, Turn, register
 from bot.i18n import add_strings
 from bot.messages import Option, Reply
+from bot.programs import catalog_for
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,8 @@ class FaqHandler(Handler):
         human = Option(label=turn.t("faq_ask_human"), value=ASK_HUMAN_VALUE)
         try:
             knowledge = turn.services.knowledge
-            answer = knowledge.ask(turn.text)
+            # The conversation's program decides the sources: its own and the shared ones (all at `/`).
+            answer = knowledge.ask(turn.text, sources=catalog_for(turn.services).source_filter(turn.program_id))
         except Exception:
             log.exception("knowledge base unavailable")
             return [Reply(text=turn.t("faq_no_index"), options=[human])]
@@ -58,7 +62,7 @@ class FaqHandler(Handler):
             feedback = [Option(label=turn.t("feedback_up"), value="feedback:up"),
                         Option(label=turn.t("feedback_down"), value="feedback:down")]
             return [Reply(text=answer.text, meta=meta, options=feedback)]
-        if answer.kind == "ambiguous":
+        if answer.kind == "ambiguous" and turn.program_id is None:
             # Each program's own answer, so the user sees they differ and can name theirs.
             lines = [turn.t("faq_which_program"), *(f"・{line}" for line in answer.body.split("\n")),
                      turn.t("faq_name_program")]

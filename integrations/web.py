@@ -18,12 +18,13 @@ from typing import Annotated
 import structlog
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bot.engine import Engine
 from bot.messages import InboundMessage, Location, Reply
+from bot.programs import catalog_for
 from bot.services import Services
 from bot.settings import get_settings
 
@@ -55,6 +56,21 @@ class ChatRequest(BaseModel):
         default=None, description="The `value` of an option from an earlier reply."
     )
     location: ChatLocation | None = None
+    program: Annotated[str, StringConstraints(max_length=40, pattern=r"^[a-z][a-z0-9-]*$")] | None = Field(
+        default=None, description="The program the page is for (`/p/<program>/`); none = the general page.")
+
+
+class ProgramItem(BaseModel):
+    id: str
+    name: str
+    label: str
+    description: str
+    default: bool
+    url: str
+
+
+class ProgramList(BaseModel):
+    programs: list[ProgramItem]
 
 
 class ChatOption(BaseModel):
@@ -164,8 +180,14 @@ def create_app(services: Services | None = None) -> FastAPI:
         if not has_text and not body.choice and body.location is None:
             return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
                           "Empty message: send text, a choice or a location.")
+        catalog = catalog_for(services)
+        if body.program is not None and catalog.get(body.program) is None:
+            return _error(404, "unknown_program", "その事業の窓口はありません。", "No such program.")
+        if body.program is not None and "web" not in catalog.programs[body.program].channels:
+            return _error(404, "unknown_program", "その事業の窓口はありません。", "No web chat for this program.")
         message = InboundMessage(
             channel="web",
+            program=body.program,
             external_user_id=body.user_id,
             text=body.text if has_text else None,
             choice=body.choice,
@@ -204,7 +226,27 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
+        """The general page: with several programs it asks which one first (and still answers any question)."""
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/p/{program_id}", include_in_schema=False)
+    def program_root(program_id: str) -> RedirectResponse:
+        return RedirectResponse(f"/p/{program_id}/", status_code=308)
+
+    @app.get("/p/{program_id}/", include_in_schema=False)
+    def program_page(program_id: str) -> FileResponse:
+        """One program's window: the same page; the conversation knows its program from this path."""
+        program = catalog_for(services).get(program_id)
+        if program is None or "web" not in program.channels:
+            raise StarletteHTTPException(404)
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/api/programs", response_model=ProgramList, tags=["chat"])
+    def api_programs() -> ProgramList:
+        """The programs with a web window, for the general page's choice."""
+        return ProgramList(programs=[
+            ProgramItem(id=p.id, name=p.name, label=p.label, description=p.description.strip(), default=p.default,
+                        url=f"/p/{p.id}/") for p in catalog_for(services) if "web" in p.channels])
 
     from integrations import liff, staff_console
     from integrations.staff_api import router as staff_router

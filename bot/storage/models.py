@@ -101,11 +101,13 @@ class Conversation(Base):
     """One person's thread on one channel, with the flow they are in (if any)."""
 
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("person_id", "channel", name="uq_conversation_person_channel"),)
+    __table_args__ = (UniqueConstraint("person_id", "channel", "program", name="uq_conversation_person_channel_program"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     channel: Mapped[str] = mapped_column(String(20))
+    #: The program of the entry point ("" = a general one: the user may ask about any program).
+    program: Mapped[str] = mapped_column(String(40), default="", server_default="")
     active_flow: Mapped[str | None] = mapped_column(String(50))
     flow_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -216,6 +218,8 @@ class FormResponse(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     channel: Mapped[str] = mapped_column(String(20))
+    #: The program it was answered for (None: the default program; see bot/programs.py)
+    program: Mapped[str | None] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(20), default="in_progress", index=True)
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -281,6 +285,8 @@ class Visit(Base):
     expert_person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
     institution: Mapped[str | None] = mapped_column(String(200))
+    #: The program the dispatch belongs to (None: the default program)
+    program: Mapped[str | None] = mapped_column(String(40), index=True)
     planned_date: Mapped[date_type] = mapped_column(Date, index=True)
     planned_start: Mapped[str | None] = mapped_column(String(5))
     planned_end: Mapped[str | None] = mapped_column(String(5))
@@ -340,6 +346,8 @@ class StaffAccount(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     slack_user_id: Mapped[str | None] = mapped_column(String(40), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="staff")  # staff | admin
+    #: Programs this member works for (None or empty: the default program); admins see every program.
+    programs: Mapped[list[Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -357,6 +365,8 @@ class Ticket(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     channel: Mapped[str] = mapped_column(String(20))
+    #: The program of the conversation it came from (None: the default program)
+    program: Mapped[str | None] = mapped_column(String(40), index=True)
     reason: Mapped[str] = mapped_column(String(30))  # asked_human | not_confident | not_helpful | rule
     question: Mapped[str] = mapped_column(Text, default="")
     role: Mapped[str] = mapped_column(String(20))
@@ -422,6 +432,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Programs whose records the token may read (None or empty: the default program; ["*"]: all)
+    programs: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)

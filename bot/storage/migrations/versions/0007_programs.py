@@ -1,0 +1,44 @@
+"""programs: the program of conversations, tickets, hearing responses and visits; staff and tokens per program
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30 09:20:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A conversation is one person's thread on one channel at one entry point ('' = a general one).
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('program', sa.String(length=40), server_default='', nullable=False))
+        batch_op.drop_constraint('uq_conversation_person_channel', type_='unique')
+        batch_op.create_unique_constraint('uq_conversation_person_channel_program', ['person_id', 'channel', 'program'])
+    # Records owned by a program (NULL: rows from before programs, owned by the default program).
+    for table in ('tickets', 'form_responses', 'visits'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column('program', sa.String(length=40), nullable=True))
+            batch_op.create_index(f'ix_{table}_program', ['program'], unique=False)
+    for table in ('staff_accounts', 'api_tokens'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column('programs', sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    for table in ('staff_accounts', 'api_tokens'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column('programs')
+    for table in ('tickets', 'form_responses', 'visits'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(f'ix_{table}_program')
+            batch_op.drop_column('program')
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_conversation_person_channel_program', type_='unique')
+        batch_op.create_unique_constraint('uq_conversation_person_channel', ['person_id', 'channel'])
+        batch_op.drop_column('program')

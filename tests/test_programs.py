@@ -1,0 +1,132 @@
+"""Several programs in one installation: configuration, entry points, knowledge scoped to the program."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.programs import ProgramError, check_programs, load_programs
+from bot.services import Services
+from bot.settings import Settings
+from bot.storage.models import Conversation
+from integrations.web import create_app
+from tests.conftest import LiveServer, make_settings
+
+A, B = "expert-dispatch", "regional-dx"  # the two sample programs (sample_programs/)
+
+
+# ------------------------------------------------------------- configuration
+def test_a_single_program_installation_needs_nothing_new(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, knowledge_paths=[tmp_path / "docs"], hearing_form="dx-platform",
+                             secretariat_contact="事務局 03-0000-0000")
+    catalog = load_programs(settings)
+    assert [p.id for p in catalog] == ["default"] and catalog.default.contact == "事務局 03-0000-0000"
+    assert catalog.source_filter("default") is None  # one program: every source answers
+
+
+def test_the_shipped_sample_has_two_programs_and_they_check(tmp_path: Path) -> None:
+    catalog = load_programs(make_settings(tmp_path))
+    assert [p.id for p in catalog] == [A, B] and catalog.default.id == A
+    errors, _ = check_programs(catalog, ["dx-platform"])
+    assert errors == []
+    assert catalog.named_in("地域DXの応募はいつまで？").id == B
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("id: Bad_Id\nname: x\n", "id"),
+    ("id: ok\nname: x\nhours: {open: '25:00'}\n", "hours.open"),
+    ("id: ok\nname: x\nunknown_key: 1\n", "unknown_key"),
+    ("id: ok\nname: x\nrich_menu: [{label: a, text: b, liff: true}]\n", "rich_menu"),
+])
+def test_a_broken_program_file_names_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ProgramError, match=message) as error:
+        load_programs(make_settings(tmp_path, programs_dir=folder))
+    assert "broken.yaml" in str(error.value)
+
+
+def test_exactly_one_default_program(tmp_path: Path) -> None:
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    for pid in ("one", "two"):
+        (folder / f"{pid}.yaml").write_text(f"id: {pid}\nname: {pid}\n", encoding="utf-8")
+    with pytest.raises(ProgramError, match="default"):
+        load_programs(make_settings(tmp_path, programs_dir=folder))
+
+
+def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    (folder / "x.yaml").write_text("id: xx\nname: X\nhearing_form: no-such-form\n", encoding="utf-8")
+    monkeypatch.setenv("MADOGUCHI_PROGRAMS_DIR", str(folder))
+    result = CliRunner().invoke(app, ["programs", "check"])
+    assert result.exit_code == 1 and "no-such-form" in result.output
+    listed = CliRunner().invoke(app, ["programs", "list", "--json"])
+    assert listed.exit_code == 0 and '"xx"' in listed.output
+
+
+# ------------------------------------------------ knowledge scoped to the program
+@pytest.fixture(scope="module")
+def web(sample_kb_services: Services) -> Iterator[httpx.Client]:
+    with LiveServer(create_app(sample_kb_services)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+def ask(client: httpx.Client, text: str, program: str | None, user: str) -> dict:  # type: ignore[type-arg]
+    body = {"user_id": user, "text": text} | ({"program": program} if program else {})
+    answer = client.post("/api/chat", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["replies"][0]
+
+
+ONLY_B = "応募の受付期間はいつまでですか"  # only the regional-dx call states it (4月28日)
+ONLY_A = "専門家の謝金は1時間いくらですか"  # only the expert-dispatch sample states it (5,280円)
+
+
+def test_a_question_at_p_a_is_answered_from_a_sources_only(web: httpx.Client) -> None:
+    at_a = ask(web, ONLY_B, A, "scope-1")
+    assert "4月28日" not in at_a["text"]
+    assert "見つかりませんでした" in at_a["text"]  # the not-sure reply, with the offer of a person
+    at_b = ask(web, ONLY_B, B, "scope-1")
+    assert "4月28日" in at_b["text"], at_b["text"]
+    assert ask(web, ONLY_A, A, "scope-1")["text"].count("5,280") >= 1
+    assert "5,280" not in ask(web, ONLY_A, B, "scope-1")["text"]
+
+
+def test_citations_at_a_program_page_name_only_its_sources(sample_kb_services: Services) -> None:
+    from bot.programs import catalog_for
+
+    catalog = catalog_for(sample_kb_services)
+    for program, own in ((A, "expert-dispatch"), (B, "regional-dx")):
+        retrieval = sample_kb_services.knowledge.retrieve("申請の締切と費用", sources=catalog.source_filter(program))
+        assert retrieval.hits and all(hit.source.name.startswith(own) for hit in retrieval.hits)
+
+
+def test_each_entry_point_keeps_its_own_conversation(web: httpx.Client, sample_kb_services: Services) -> None:
+    for program in (A, B, None):
+        ask(web, "メニュー", program, "scope-2")
+    with sample_kb_services.db.session() as session:
+        programs = sorted(c.program for c in session.execute(select(Conversation)).scalars()
+                          if c.person.identities[0].external_user_id == "scope-2")
+    assert programs == ["", A, B]
+
+
+def test_program_pages_and_the_choice_on_the_general_page(web: httpx.Client) -> None:
+    assert web.get(f"/p/{B}/").status_code == 200
+    assert web.get("/p/no-such-program/").status_code == 404
+    listed = web.get("/api/programs").json()["programs"]
+    assert [p["id"] for p in listed] == [A, B] and listed[1]["url"] == f"/p/{B}/"
+    page = web.get("/").text
+    assert "どの事業についてのお問い合わせですか" in page and "/api/programs" in page
+    unknown = web.post("/api/chat", json={"user_id": "u", "text": "こんにちは", "program": "nope"})
+    assert unknown.status_code == 404
