@@ -170,8 +170,9 @@ class Engine:
     @staticmethod
     def _queue(session: Session, conversation: Conversation, message: InboundMessage, replies: list[Reply]) -> None:
         if replies:
-            queue(session, conversation.person_id, message.channel, message.external_user_id, replies,
-                  message.reply_context)
+            # The program goes with the row: its channel's own credentials send it (its LINE account, its bot).
+            context = dict(message.reply_context) | ({"program": message.program} if message.program else {})
+            queue(session, conversation.person_id, message.channel, message.external_user_id, replies, context)
 
     # ---------------------------------------------------------------- routing
     def _route(self, turn: Turn) -> tuple[list[Reply], str]:

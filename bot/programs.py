@@ -362,3 +362,52 @@ def catalog_for(services: Any) -> ProgramCatalog:
         catalog = load_programs(services.settings)
         object.__setattr__(services, "_programs_catalog", catalog)
     return catalog
+
+
+def program_is(column: Any, program_id: str, catalog: ProgramCatalog) -> Any:
+    """SQL test that a record belongs to `program_id` (rows stored before programs, NULL, are the default's)."""
+    if program_id == catalog.default.id:
+        return column.is_(None) | (column == program_id)
+    return column == program_id
+
+
+def program_in(column: Any, program_ids: set[str] | None, catalog: ProgramCatalog) -> Any:
+    """SQL test that a record belongs to one of `program_ids` (None = every program: an admin)."""
+    from sqlalchemy import true
+
+    if program_ids is None:
+        return true()
+    test = column.in_(sorted(program_ids))
+    return test | column.is_(None) if catalog.default.id in program_ids else test
+
+
+def staff_programs(account: Any, catalog: ProgramCatalog) -> set[str] | None:
+    """The programs a staff account works for; None = every program (an admin). An account made before
+    programs (no list) works for the default program."""
+    if getattr(account, "role", None) == "admin":
+        return None
+    listed = [p for p in (getattr(account, "programs", None) or []) if isinstance(p, str)]
+    return set(listed) if listed else {catalog.default.id}
+
+
+def token_programs(programs: list[Any] | None, catalog: ProgramCatalog) -> set[str] | None:
+    """The programs an API token may read; ["*"] = all, none listed = the default program."""
+    listed = [p for p in (programs or []) if isinstance(p, str)]
+    if "*" in listed:
+        return None
+    return set(listed) if listed else {catalog.default.id}
+
+
+def conversation_in(column: Any, program_ids: set[str] | None, catalog: ProgramCatalog) -> Any:
+    """Like `program_in` for conversations, whose general entry point ('') belongs to the default program."""
+    from sqlalchemy import true
+
+    if program_ids is None:
+        return true()
+    ids = set(program_ids) | ({""} if catalog.default.id in program_ids else set())
+    return column.in_(sorted(ids))
+
+
+def may_see(program_ids: set[str] | None, record_program: str | None, catalog: ProgramCatalog) -> bool:
+    """Whether someone working for `program_ids` (None = all) may read or act on a record of that program."""
+    return program_ids is None or catalog.owner_id(record_program) in program_ids

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from bot.business_hours import BusinessCalendar
@@ -23,9 +23,19 @@ from bot.i18n import add_strings, t
 from bot.jst import jst_date
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
-from bot.outbox import NoChannel, send_to_person
+from bot.outbox import NoChannel, queue, send_to_person
 from bot.storage import audit
-from bot.storage.models import FaqCandidate, Message, Person, StaffAccount, Ticket, TicketMessage, utcnow
+from bot.storage.models import (
+    ChannelIdentity,
+    Conversation,
+    FaqCandidate,
+    Message,
+    Person,
+    StaffAccount,
+    Ticket,
+    TicketMessage,
+    utcnow,
+)
 from bot.text import normalize
 
 add_strings("ja", {
@@ -70,8 +80,9 @@ def open_ticket_of(session: Session, person_id: int) -> Ticket | None:
 
 
 def create(session: Session, person: Person, *, conversation_id: int | None, channel: str, reason: str,
-           question: str, sources: list[dict[str, Any]] | None = None) -> Ticket:
+           question: str, sources: list[dict[str, Any]] | None = None, program: str | None = None) -> Ticket:
     ticket = Ticket(person_id=person.id, conversation_id=conversation_id, channel=channel, reason=reason,
+                    program=program,
                     question=question[:4000], role=person.role, company_id=person.company_id, status="open",
                     transcript=transcript(session, conversation_id) if conversation_id else [],
                     sources=sources or [])
@@ -83,7 +94,7 @@ def create(session: Session, person: Person, *, conversation_id: int | None, cha
                  data={"reason": reason, "channel": channel})
     notify_staff(session, "ticket.created", f"{number(ticket.id)} {question[:60]}", question,
                  subject_type="ticket", subject_id=ticket.id, actor_person_id=person.id,
-                 data={"ticket_id": ticket.id})
+                 data={"ticket_id": ticket.id, "program": program})
     return ticket
 
 
@@ -195,6 +206,16 @@ def make_faq_candidate(session: Session, ticket: Ticket, staff: StaffAccount) ->
 
 
 def _tell_user(session: Session, ticket: Ticket, reply: Reply) -> None:
+    conversation = session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
+    if conversation is not None and conversation.program:
+        # Back through the program's own account (its LINE channel, its bot) the user wrote to.
+        identity = session.execute(select(ChannelIdentity).where(
+            ChannelIdentity.person_id == ticket.person_id,
+            ChannelIdentity.channel == conversation.channel)).scalars().first()
+        if identity is not None:
+            queue(session, ticket.person_id, identity.channel, identity.external_user_id, [reply],
+                  {"program": conversation.program})
+            return
     try:
         send_to_person(session, ticket.person_id, [reply])
     except NoChannel:  # cannot happen for a person who wrote to us, but never lose the answer silently
@@ -231,15 +252,25 @@ class Dashboard:
     overdue_count: int
 
 
-def dashboard(session: Session, days: int = 14, now: datetime | None = None) -> Dashboard:
+def dashboard(session: Session, days: int = 14, now: datetime | None = None, *, programs: Any = None,
+              catalog: Any = None) -> Dashboard:
+    """Figures of the last `days`; with `programs` (a staff member's, see bot.programs.staff_programs) only
+    those programs' tickets and questions count."""
+    from bot.programs import conversation_in, program_in
+
     now = now or utcnow()
     since = now - timedelta(days=days)
-    tickets = list(session.execute(select(Ticket).where(Ticket.created_at >= since)).scalars())
+    ticket_scope = program_in(Ticket.program, programs, catalog) if catalog is not None else true()
+    tickets = list(session.execute(select(Ticket).where(Ticket.created_at >= since, ticket_scope)).scalars())
     per_day = Counter(jst_date(ticket.created_at).isoformat() for ticket in tickets)
     first = [(tk.first_response_at - tk.created_at).total_seconds() / 60 for tk in tickets if tk.first_response_at]
     resolution = [(tk.resolved_at - tk.created_at).total_seconds() / 60 for tk in tickets if tk.resolved_at]
-    questions = session.execute(select(func.count(func.distinct(Message.reply_to_id))).where(
-        Message.handler == "question", Message.created_at >= since)).scalar_one()
+    question_query = select(func.count(func.distinct(Message.reply_to_id))).where(
+        Message.handler == "question", Message.created_at >= since)
+    if catalog is not None and programs is not None:
+        question_query = question_query.join(Conversation, Conversation.id == Message.conversation_id).where(
+            conversation_in(Conversation.program, programs, catalog))
+    questions = session.execute(question_query).scalar_one()
     escalated_questions = sum(1 for tk in tickets if tk.reason in ("not_confident", "not_helpful"))
     deflection = (questions - escalated_questions) / questions if questions else None
     scores = [tk.satisfaction for tk in tickets if tk.satisfaction]

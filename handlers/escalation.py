@@ -127,18 +127,25 @@ class EscalationHandler(Handler):
     # -------------------------------------------------------------- helpers
     def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str) -> list[Reply]:
         ticket = tickets.create(turn.session, turn.person, conversation_id=turn.conversation.id,
-                                channel=turn.message.channel, reason=reason, question=question, sources=sources)
+                                channel=turn.message.channel, reason=reason, question=question, sources=sources,
+                                program=turn.owner_program)
         turn.start_flow(self.name, {"ticket_id": ticket.id})
         settings = turn.services.settings
-        calendar = BusinessCalendar.from_settings(settings)
+        program = turn.program  # a program's own window: its hours and its contact
+        if program is not None:
+            hours = program.hours
+            calendar = BusinessCalendar.from_hours(hours.open, hours.close, hours.year_end_closed, hours.closed_days)
+            contact, hours_text = program.contact, hours.text
+        else:
+            calendar = BusinessCalendar.from_settings(settings)
+            contact, hours_text = settings.secretariat_contact, settings.secretariat_hours
         now = turn.message.timestamp
         if calendar.is_open(now):
             text = turn.t("escalation_open", number=tickets.number(ticket.id))
         else:
-            text = turn.t("escalation_closed_hours", number=tickets.number(ticket.id),
-                          hours=settings.secretariat_hours,
+            text = turn.t("escalation_closed_hours", number=tickets.number(ticket.id), hours=hours_text,
                           opening=describe_opening(calendar.next_opening(now), turn.locale))
-        text += "\n" + turn.t("escalation_phone", contact=settings.secretariat_contact, hours=settings.secretariat_hours)
+        text += "\n" + turn.t("escalation_phone", contact=contact, hours=hours_text)
         return [Reply(text=text, options=[self._cancel_option(turn, ticket)], meta={"ticket": ticket.id})]
 
     def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None]:

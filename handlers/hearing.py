@@ -27,8 +27,9 @@ from bot.forms.progress import applicable_questions, effective_answers, missing_
 from bot.forms.schema import Form, Question
 from bot.handler import Handler, Turn, register
 from bot.i18n import add_strings, t
-from bot.messages import Option, Reply
+from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
+from bot.programs import catalog_for, program_is
 from bot.storage.models import FormResponse, Person, utcnow
 
 if TYPE_CHECKING:
@@ -98,6 +99,10 @@ add_strings("ja", {
     "hearing_not_active": "このヒアリングは既に送信済みか、終了しています。新しく始めるときは「ヒアリング開始」と送ってください。",
     "hearing_no_form": "ヒアリングシートが設定されていません。事務局にお問い合わせください。",
     "hearing_notification_title": "ヒアリングシート受付 {number}（{company}）",
+    "hearing_open_form": "ヒアリングシートを開く",
+    "hearing_use_form": "「{title}」には会社名や連絡先などの個人情報が含まれるため、このチャットではなく専用のフォームでご回答ください。"
+                        "下のボタンから開けます。",
+    "hearing_not_here": "このチャネルではヒアリングシートにお答えいただけません。事務局にお問い合わせください。",
 })
 add_strings("en", {
     "hearing_menu": "Fill in the hearing sheet",
@@ -153,6 +158,10 @@ add_strings("en", {
     "hearing_not_active": "This hearing sheet was already submitted or closed. Send “ヒアリング開始” to start a new one.",
     "hearing_no_form": "No hearing sheet is configured. Please contact the secretariat.",
     "hearing_notification_title": "Hearing sheet received {number} ({company})",
+    "hearing_open_form": "Open the hearing sheet",
+    "hearing_use_form": "“{title}” asks for company and contact details, so please fill it in on its own form rather "
+                        "than in this chat. The button below opens it.",
+    "hearing_not_here": "The hearing sheet cannot be answered on this channel. Please contact the secretariat.",
 })
 
 
@@ -171,11 +180,37 @@ class HearingHandler(Handler):
 
     def check(self, services: Services) -> None:
         forms = services.forms  # raises FormDefinitionError naming the file and field
-        if forms.latest(services.settings.hearing_form) is None:
-            from bot.forms.schema import FormDefinitionError
+        from bot.forms.schema import FormDefinitionError
 
-            raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
-                                      f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
+        for program in catalog_for(services):  # each program's hearing form (the default: HEARING_FORM)
+            if program.hearing_form and forms.latest(program.hearing_form) is None:
+                where = program.path or f"MADOGUCHI hearing_form={program.hearing_form}"
+                raise FormDefinitionError(f"{where}: フォーム「{program.hearing_form}」がありません"
+                                          f"（あるもの：{', '.join(forms.form_ids())}）")
+
+    @staticmethod
+    def form_id(turn: Turn) -> str | None:
+        """The hearing form of the conversation's program (the default program's at a general entry point)."""
+        program = turn.program or catalog_for(turn.services).default
+        return program.hearing_form
+
+    def _elsewhere(self, turn: Turn, form: Form) -> list[Reply]:
+        """The form may not run on this channel (`channels:` in its YAML): offer the button that opens it where
+        it may. On LINE that is the program's LIFF form, so personal data is typed into our page, never into
+        LINE messages; elsewhere the program's web chat."""
+        from integrations.liff import liff_link
+
+        program = turn.program or catalog_for(turn.services).default
+        links = []
+        if form.allows("liff") and (url := liff_link(program)) and turn.message.channel == "line":
+            links.append(Link(label=turn.t("hearing_open_form"), url=url))
+        elif form.allows("web") and "web" in program.channels:
+            base = turn.services.settings.public_base_url.rstrip("/")
+            links.append(Link(label=turn.t("hearing_open_form"), url=f"{base}/p/{program.id}/#hearing"))
+        if not links:
+            return [Reply(text=turn.t("hearing_not_here"))]
+        turn.audit("hearing.redirected", data={"form": form.id, "channel": turn.message.channel, "to": links[0].url})
+        return [Reply(text=turn.t("hearing_use_form", title=form.title), links=links)]
 
     def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         return [Option(label=t("hearing_menu", locale), value="hearing:start")]
@@ -267,9 +302,12 @@ class HearingHandler(Handler):
 
     # ------------------------------------------------------------ starting
     def _start(self, turn: Turn, restart: bool) -> list[Reply]:
-        form = turn.services.forms.latest(turn.services.settings.hearing_form)
+        form_id = self.form_id(turn)
+        form = turn.services.forms.latest(form_id) if form_id else None
         if form is None:
             return [Reply(text=turn.t("hearing_no_form"))]
+        if not form.allows(turn.message.channel):
+            return self._elsewhere(turn, form)
         existing = self._active_response(turn)
         replies: list[Reply] = []
         if existing is not None and not restart:
@@ -290,7 +328,8 @@ class HearingHandler(Handler):
         first = next_question(form, {})
         assert first is not None
         response = FormResponse(form_id=form.id, form_version=form.version, person_id=turn.person.id,
-                                channel=turn.message.channel, status="in_progress", answers={}, labels={},
+                                channel=turn.message.channel, program=turn.owner_program, status="in_progress",
+                                answers={}, labels={},
                                 state={"cursor": first.id, "history": []})
         turn.session.add(response)
         turn.session.flush()
@@ -521,7 +560,8 @@ class HearingHandler(Handler):
         """The person's interview in progress, locked: two channels must not answer it at once."""
         query = (select(FormResponse)
                  .where(FormResponse.person_id == turn.person.id, FormResponse.status == "in_progress",
-                        FormResponse.form_id == turn.services.settings.hearing_form)
+                        FormResponse.form_id == self.form_id(turn),
+                        program_is(FormResponse.program, turn.owner_program, catalog_for(turn.services)))
                  .order_by(FormResponse.id.desc()).limit(1).with_for_update())
         return turn.session.execute(query).scalar_one_or_none()
 

@@ -64,7 +64,9 @@ def build_worker(services: Services, senders: dict[str, ChannelSender] | None = 
 
     senders = build_senders(services.settings) if senders is None else senders
     tasks: list[Any] = [Every(60, overdue_check(services))]
-    if "slack" in senders and services.settings.slack_staff_channel:
+    from integrations.slack_staff import staff_channels
+
+    if "slack" in senders and staff_channels(services):
         from integrations.slack_staff import StaffChannelNotifier
 
         tasks.append(StaffChannelNotifier(services))

@@ -23,7 +23,9 @@ from sqlalchemy import select
 from bot import staff as staff_accounts
 from bot import tickets
 from bot.notify import mark_delivered, pending_notifications
+from bot.programs import catalog_for, may_see, staff_programs
 from bot.services import Services
+from bot.storage import audit
 from bot.storage.models import StaffNotification, Ticket
 from integrations.slack import classify, web_client
 
@@ -66,11 +68,18 @@ class StaffChannelNotifier:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.channel = services.settings.slack_staff_channel
+        self.default_channel = services.settings.slack_staff_channel
         self.client: WebClient = web_client(services.settings)
+        self.channel: str | None = self.default_channel
+
+    def channel_for(self, program: str | None) -> str | None:
+        """A program's own staff channel (`slack.staff_channel` in its file), else SLACK_STAFF_CHANNEL."""
+        catalog = catalog_for(self.services)
+        own = catalog.programs[catalog.owner_id(program)].slack.staff_channel
+        return own or self.default_channel
 
     def __call__(self) -> int:
-        if not self.channel:
+        if not staff_channels(self.services):
             return 0
         delivered = 0
         with self.services.db.session() as session:
@@ -94,6 +103,9 @@ class StaffChannelNotifier:
     def _post(self, session: Any, notification: StaffNotification) -> bool:
         ticket_id = (notification.data or {}).get("ticket_id")
         ticket = session.get(Ticket, ticket_id) if ticket_id else None
+        self.channel = self.channel_for(ticket.program if ticket else (notification.data or {}).get("program"))
+        if not self.channel:
+            return False  # no staff channel for this program: the console shows it
         if ticket is None:
             self.client.chat_postMessage(channel=self.channel, text=f"{notification.title}\n{notification.body}"[:3000])
             return True
@@ -119,15 +131,36 @@ class StaffChannelNotifier:
         return True
 
 
+def staff_channels(services: Services) -> set[str]:
+    """SLACK_STAFF_CHANNEL and every program's own staff channel."""
+    channels = {p.slack.staff_channel for p in catalog_for(services) if p.slack.staff_channel}
+    return channels | ({services.settings.slack_staff_channel} if services.settings.slack_staff_channel else set())
+
+
 def staff_hooks(services: Services) -> list[Any]:
-    """Listeners for the staff channel, registered before the user listeners of `integrations.slack`."""
-    channel = services.settings.slack_staff_channel
-    if not channel:
+    """Listeners for the staff channels, registered before the user listeners of `integrations.slack`.
+
+    A staff member acts only on tickets of the programs they work for (`staff add --program`, matched by
+    their Slack user id; admins on all): anything else is refused with a note only they see."""
+    channels = staff_channels(services)
+    if not channels:
         return []
+    catalog = catalog_for(services)
+
+    def channel_of(body: dict[str, Any]) -> str:
+        event = body.get("event") or {}
+        return str(event.get("channel") or (body.get("channel") or {}).get("id") or "")
 
     def in_staff_channel(body: dict[str, Any]) -> bool:
-        event = body.get("event") or {}
-        return (event.get("channel") or (body.get("channel") or {}).get("id")) == channel
+        return channel_of(body) in channels
+
+    def allowed(session: Any, account: Any, ticket: Ticket, client: WebClient, channel: str, user: str) -> bool:
+        if may_see(staff_programs(account, catalog), ticket.program, catalog):
+            return True
+        audit.record(session, "ticket.refused", subject_type="ticket", subject_id=ticket.id,
+                     data={"staff": account.username, "via": "slack"})
+        _ephemeral(client, channel, user, "この事業のお問い合わせは担当できません（担当事業が違います）。")
+        return False
 
     def register(app: App) -> None:
         @app.event("message", matchers=[in_staff_channel])
@@ -139,6 +172,9 @@ def staff_hooks(services: Services) -> list[Any]:
                 if ticket is None:
                     return
                 account = staff_accounts.for_slack_user(session, event["user"])
+                channel = channel_of(body)
+                if not allowed(session, account, ticket, client, channel, event["user"]):
+                    return
                 try:
                     tickets.staff_reply(session, ticket, account, event.get("text") or "", via="slack",
                                         platform_id=body.get("event_id"))
@@ -151,6 +187,10 @@ def staff_hooks(services: Services) -> list[Any]:
             user = body["user"]["id"]
             with services.db.session() as session:
                 account = staff_accounts.for_slack_user(session, user, body["user"].get("name"))
+                channel = channel_of(body)
+                target = session.get(Ticket, int(action["value"]))
+                if target is None or not allowed(session, account, target, client, channel, user):
+                    return
                 try:
                     ticket = tickets.claim(session, int(action["value"]), account)
                 except tickets.TicketError as error:
@@ -167,7 +207,8 @@ def staff_hooks(services: Services) -> list[Any]:
             with services.db.session() as session:
                 account = staff_accounts.for_slack_user(session, user, body["user"].get("name"))
                 ticket = session.get(Ticket, int(action["value"]))
-                if ticket is None:
+                channel = channel_of(body)
+                if ticket is None or not allowed(session, account, ticket, client, channel, user):
                     return
                 try:
                     tickets.resolve(session, ticket, actor=account.username)

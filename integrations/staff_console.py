@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from bot import staff as staff_accounts
 from bot import jst, tickets
+from bot.programs import catalog_for, may_see, program_in, staff_programs
 from bot.services import Services
 from bot.storage.models import AuditEvent, FaqCandidate, StaffAccount, Ticket, utcnow
 
@@ -160,8 +161,16 @@ def queue(request: Request, filter: str = "active") -> HTMLResponse:  # noqa: A0
         elif filter != "all":
             filter = "active"  # noqa: A001
             query = query.where(Ticket.status.in_(tickets.OPEN_STATUSES))
+        catalog = catalog_for(services)
+        query = query.where(program_in(Ticket.program, staff_programs(me, catalog), catalog))
         rows = list(session.execute(query).scalars())
         return render(request, "staff/queue.html", me=me, tickets=rows, filter=filter, filters=FILTERS)
+
+
+def _visible(services: Services, me: StaffAccount, record: Any) -> bool:
+    """A record of a program the member does not work for is, to them, a record that does not exist (404)."""
+    catalog = catalog_for(services)
+    return record is not None and may_see(staff_programs(me, catalog), record.program, catalog)
 
 
 @router.get("/tickets/{ticket_id}")
@@ -170,7 +179,7 @@ def ticket_page(request: Request, ticket_id: int) -> HTMLResponse:
     with services.db.session() as session:
         me = current_staff(request, session)
         ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
+        if not _visible(services, me, ticket):
             return render(request, "staff/message.html", status=404, me=me, message="そのお問い合わせはありません。")
         return render(request, "staff/ticket.html", me=me, ticket=ticket, messages=list(ticket.messages))
 
@@ -181,7 +190,7 @@ def _act(request: Request, ticket_id: int, csrf: str, action: Any, done: str) ->
     with services.db.session() as session:
         me = current_staff(request, session)
         ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
+        if not _visible(services, me, ticket):
             raise HTTPException(404, detail={"error": "not_found", "message": "そのお問い合わせはありません。",
                                              "message_en": "No such ticket."})
         try:
@@ -234,8 +243,60 @@ def dashboard(request: Request) -> HTMLResponse:
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        figures = tickets.dashboard(session)
+        catalog = catalog_for(services)
+        figures = tickets.dashboard(session, programs=staff_programs(me, catalog), catalog=catalog)
         return render(request, "staff/dashboard.html", me=me, d=figures)
+
+
+# ----------------------------------------------------- hearing sheets and visits
+@router.get("/hearings")
+def hearings_page(request: Request) -> HTMLResponse:
+    """Submitted hearing sheets of the member's programs, newest first."""
+    from bot.storage.models import FormResponse
+
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        catalog = catalog_for(services)
+        rows = list(session.execute(select(FormResponse).where(
+            FormResponse.status == "submitted", program_in(FormResponse.program, staff_programs(me, catalog), catalog))
+            .order_by(FormResponse.id.desc()).limit(200)).scalars())
+        return render(request, "staff/hearings.html", me=me, responses=rows, catalog=catalog)
+
+
+@router.get("/hearings/{response_id}")
+def hearing_page(request: Request, response_id: int) -> HTMLResponse:
+    from bot.forms.export import response_document
+    from bot.storage import audit
+    from bot.storage.models import FormResponse
+
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        response = session.get(FormResponse, response_id)
+        if not _visible(services, me, response):
+            return render(request, "staff/message.html", status=404, me=me, message="その回答はありません。")
+        audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
+                     data={"actor": f"staff:{me.username}", "via": "console"})
+        return render(request, "staff/hearing.html", me=me, doc=response_document(services.forms, response),
+                      program=catalog_for(services).owner_id(response.program))
+
+
+@router.get("/visits/{visit_id}")
+def visit_page(request: Request, visit_id: int) -> HTMLResponse:
+    from bot.storage import audit
+    from bot.storage.models import Visit
+
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        visit = session.get(Visit, visit_id)
+        if not _visible(services, me, visit):
+            return render(request, "staff/message.html", status=404, me=me, message="その訪問記録はありません。")
+        audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id,
+                     data={"actor": f"staff:{me.username}", "via": "console"})
+        return render(request, "staff/visit.html", me=me, visit=visit,
+                      program=catalog_for(services).owner_id(visit.program))
 
 
 # -------------------------------------------------------------------- FAQ

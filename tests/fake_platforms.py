@@ -33,6 +33,7 @@ class Call:
     method: str
     body: dict[str, Any]
     at: float
+    authorization: str | None = None  # the Authorization header (whose token sent it)
 
 
 @dataclass
@@ -69,9 +70,9 @@ class FakePlatforms:
             time.sleep(0.05)
         raise AssertionError(f"expected {count} {platform} {method} calls, got {self.of(platform, method)}")
 
-    def _record(self, platform: str, method: str, body: dict[str, Any]) -> int | None:
+    def _record(self, platform: str, method: str, body: dict[str, Any], authorization: str | None = None) -> int | None:
         with self.lock:
-            self.calls.append(Call(platform, method, body, time.monotonic()))
+            self.calls.append(Call(platform, method, body, time.monotonic(), authorization))
             pending = self.failures.get(platform)
             return pending.pop(0) if pending else None
 
@@ -157,7 +158,7 @@ class FakePlatforms:
         @api.post("/line/v2/bot/message/{kind}")
         async def line(kind: str, request: Request) -> JSONResponse:
             body = await _body(request)
-            retry_after = self._record("line", kind, body)
+            retry_after = self._record("line", kind, body, request.headers.get("authorization"))
             if retry_after is not None:
                 return JSONResponse({"message": "rate limited"}, status_code=429,
                                     headers={"Retry-After": str(retry_after)})

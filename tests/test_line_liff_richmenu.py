@@ -16,7 +16,7 @@ from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.programs import load_programs
 from bot.services import Services
-from bot.storage.models import ChannelIdentity, FormResponse, StaffNotification
+from bot.storage.models import ChannelIdentity, Conversation, FormResponse, StaffNotification
 from integrations.line_richmenu import RichMenuError, find_font, publish, render_image
 from integrations.web import create_app
 from tests import fake_platforms as fp
@@ -238,3 +238,24 @@ def test_the_rich_menu_command_fails_politely_without_a_japanese_font(tmp_path: 
             monkeypatch.delenv("MADOGUCHI_FONT")
             monkeypatch.setattr("integrations.line_richmenu.FONT_CANDIDATES", ())
             render_image(load_programs(make_settings(tmp_path, programs_dir=tmp_path / "programs")).get("alpha").rich_menu)
+
+
+# --------------------------------------------------------- per-program LINE accounts
+def test_a_line_event_on_b_webhook_with_a_signature_is_rejected(liff_rig: Liff) -> None:
+    body = fp.line_body(fp.line_text("ヘルプ"), event_id="01HPROGB0001", user="U-line-b")
+    forged = httpx.post(f"{liff_rig.url}/line/beta/webhook", content=body.encode(),
+                        headers=fp.line_headers(body, secret="secret-alpha"), timeout=30)
+    assert forged.status_code == 401
+    with liff_rig.services.db.session() as session:
+        assert session.execute(select(func.count()).select_from(ChannelIdentity)).scalar_one() == 0
+
+    signed = httpx.post(f"{liff_rig.url}/line/beta/webhook", content=body.encode(),
+                        headers=fp.line_headers(body, secret="secret-beta"), timeout=30)
+    assert signed.status_code == 200
+    reply = liff_rig.platform.wait_for("line", 1, "reply")[0]
+    assert reply.authorization == "Bearer token-beta"  # answered from program B's own account
+    with liff_rig.services.db.session() as session:
+        conversation = session.execute(select(Conversation)).scalar_one()
+        assert conversation.program == "beta" and conversation.channel == "line"
+    assert httpx.post(f"{liff_rig.url}/line/webhook", content=body.encode(),
+                      headers=fp.line_headers(body, secret="secret-beta")).status_code == 404  # no general account
