@@ -46,7 +46,7 @@ def list_programs(as_json: bool = typer.Option(False, "--json", help="JSON ã§å‡
 @programs_app.command("check")
 def check() -> None:
     """Validate every program file and what it refers to (forms, rules, sources, credentials); exit 1 on errors."""
-    from bot.forms.schema import FormDefinitionError, load_catalog
+    from handlers.hearing.schema import FormDefinitionError, load_catalog
     from bot.programs import check_programs
     from bot.settings import get_settings
 

@@ -20,14 +20,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot import staff as staff_accounts
-from bot import tickets
+from handlers.escalation import staff as staff_accounts
+from handlers.escalation import tickets
 from bot.notify import mark_delivered, pending_notifications
 from bot.programs import catalog_for, may_see, staff_programs
 from bot.services import Services
 from bot.storage import audit
-from bot.storage.models import StaffNotification, Ticket
-from integrations.slack import classify, web_client
+from bot.storage.models import StaffNotification
+from handlers.escalation.models import Ticket
+from integrations.channels.slack import classify, web_client
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def staff_channels(services: Services) -> set[str]:
 
 
 def staff_hooks(services: Services) -> list[Any]:
-    """Listeners for the staff channels, registered before the user listeners of `integrations.slack`.
+    """Listeners for the staff channels, registered before the user listeners of `integrations.channels.slack`.
 
     A staff member acts only on tickets of the programs they work for (`staff add --program`, matched by
     their Slack user id; admins on all): anything else is refused with a note only they see."""

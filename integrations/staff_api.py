@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from bot.forms import reference_number
-from bot.forms.export import response_document, select_responses
+from handlers.hearing import reference_number
+from handlers.hearing.export import response_document, select_responses
 from bot.jst import to_jst
 from bot.services import Services
 from bot.storage import audit
-from bot.storage.models import FormResponse
+from handlers.hearing.models import FormResponse
 from bot.programs import catalog_for, may_see, program_in
 from integrations.staff_auth import require_scope, token_programs
 
@@ -163,9 +163,9 @@ def list_visits(
     offset: int = Query(default=0, ge=0),
 ) -> VisitList:
     """Visits with times, locations, support time, confirmation, fee and rule flags (staff only)."""
-    from bot.storage.models import Visit
-    from bot.visits.report import month_bounds
-    from bot.visits.service import visit_fees
+    from handlers.visits.models import Visit
+    from handlers.visits.report import month_bounds
+    from handlers.visits.service import visit_fees
 
     services = _services(request)
     with services.db.session() as session:
@@ -193,8 +193,8 @@ def list_visits(
 @router.get("/visits/{visit_id}", response_model=VisitItem, responses={404: {"description": "No such visit"}})
 def get_visit(request: Request, actor: VisitReader, visit_id: int) -> VisitItem:
     """One visit (staff only; a visit of a program the token is not for does not exist to it)."""
-    from bot.storage.models import Visit
-    from bot.visits.service import visit_fees
+    from handlers.visits.models import Visit
+    from handlers.visits.service import visit_fees
 
     services = _services(request)
     with services.db.session() as session:

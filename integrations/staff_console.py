@@ -22,11 +22,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot import staff as staff_accounts
-from bot import jst, tickets
+from handlers.escalation import staff as staff_accounts
+from bot import jst
+from handlers.escalation import tickets
 from bot.programs import catalog_for, may_see, program_in, staff_programs
 from bot.services import Services
-from bot.storage.models import AuditEvent, FaqCandidate, StaffAccount, Ticket, utcnow
+from bot.storage.models import AuditEvent, FaqCandidate, utcnow
+from handlers.escalation.models import StaffAccount, Ticket
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8
@@ -252,7 +254,7 @@ def dashboard(request: Request) -> HTMLResponse:
 @router.get("/hearings")
 def hearings_page(request: Request) -> HTMLResponse:
     """Submitted hearing sheets of the member's programs, newest first."""
-    from bot.storage.models import FormResponse
+    from handlers.hearing.models import FormResponse
 
     services = _services(request)
     with services.db.session() as session:
@@ -266,9 +268,9 @@ def hearings_page(request: Request) -> HTMLResponse:
 
 @router.get("/hearings/{response_id}")
 def hearing_page(request: Request, response_id: int) -> HTMLResponse:
-    from bot.forms.export import response_document
+    from handlers.hearing.export import response_document
     from bot.storage import audit
-    from bot.storage.models import FormResponse
+    from handlers.hearing.models import FormResponse
 
     services = _services(request)
     with services.db.session() as session:
@@ -285,7 +287,7 @@ def hearing_page(request: Request, response_id: int) -> HTMLResponse:
 @router.get("/visits/{visit_id}")
 def visit_page(request: Request, visit_id: int) -> HTMLResponse:
     from bot.storage import audit
-    from bot.storage.models import Visit
+    from handlers.visits.models import Visit
 
     services = _services(request)
     with services.db.session() as session:

@@ -248,7 +248,8 @@ def create_app(services: Services | None = None) -> FastAPI:
             ProgramItem(id=p.id, name=p.name, label=p.label, description=p.description.strip(), default=p.default,
                         url=f"/p/{p.id}/") for p in catalog_for(services) if "web" in p.channels])
 
-    from integrations import liff, staff_console
+    from integrations import staff_console
+    from integrations.channels import liff
     from integrations.staff_api import router as staff_router
 
     liff.install(app)

@@ -16,8 +16,9 @@ from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.programs import load_programs
 from bot.services import Services
-from bot.storage.models import ChannelIdentity, Conversation, FormResponse, StaffNotification
-from integrations.line_richmenu import RichMenuError, find_font, publish, render_image
+from bot.storage.models import ChannelIdentity, Conversation, StaffNotification
+from handlers.hearing.models import FormResponse
+from integrations.channels.line_richmenu import RichMenuError, find_font, publish, render_image
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.conftest import LiveServer, make_settings
@@ -221,7 +222,7 @@ def test_the_rich_menu_command_fails_politely_without_a_japanese_font(tmp_path: 
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from integrations.cli_root import app
 
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
@@ -236,7 +237,7 @@ def test_the_rich_menu_command_fails_politely_without_a_japanese_font(tmp_path: 
         assert platform.of("line", "richmenu.create") == []  # nothing half-made on LINE
         with pytest.raises(RichMenuError, match="fonts-ipafont-gothic"):
             monkeypatch.delenv("MADOGUCHI_FONT")
-            monkeypatch.setattr("integrations.line_richmenu.FONT_CANDIDATES", ())
+            monkeypatch.setattr("integrations.channels.line_richmenu.FONT_CANDIDATES", ())
             render_image(load_programs(make_settings(tmp_path, programs_dir=tmp_path / "programs")).get("alpha").rich_menu)
 
 

@@ -14,12 +14,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot import api_tokens
+from handlers.escalation import api_tokens
 from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.services import Services
-from bot.staff import create as create_staff
-from bot.storage.models import Company, FormResponse, Person, StaffAccount, Ticket, TicketMessage, Visit, utcnow
+from handlers.escalation.staff import create as create_staff
+from bot.storage.models import Company, Person, utcnow
+from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
+from handlers.hearing.models import FormResponse
+from handlers.visits.models import Visit
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.conftest import LiveServer, make_settings

@@ -63,7 +63,7 @@ def test_exactly_one_default_program(tmp_path: Path) -> None:
 def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from integrations.cli_root import app
 
     folder = tmp_path / "programs"
     folder.mkdir()
