@@ -229,12 +229,19 @@ def logs_search(
 def chat(
     user: str = typer.Option(None, help="Terminal user id (default: your login name)"),
     no_ingest: bool = typer.Option(False, "--no-ingest", help="Do not load the sample knowledge base"),
+    program_id: str = typer.Option(None, "--program", help="この事業の窓口として話す（既定: 最初に選ぶ）"),
 ) -> None:
     """Talk to madoguchi in the terminal (channel `cli`)."""
     from bot.engine import Engine
-    from bot.messages import InboundMessage, Reply
+    from bot.messages import InboundMessage, Option, Reply
+    from bot.programs import catalog_for
 
     services = _services()
+    catalog = catalog_for(services)
+    if program_id is not None and catalog.get(program_id) is None:
+        console.print(f"[red]事業 {program_id} はありません[/]（あるもの: {', '.join(p.id for p in catalog)}）")
+        raise typer.Exit(2)
+    program: str | None = program_id
     if not no_ingest:
         _ensure_knowledge(services)
     engine = Engine(services)
@@ -266,7 +273,25 @@ def chat(
         if waiting:
             show(waiting)
 
-    show(engine.handle(InboundMessage(channel="cli", external_user_id=user_id, text="メニュー")))
+    pick_prefix = "\x00program:"
+
+    def offer_programs() -> None:
+        """Several programs and none chosen: like the web's general page, offer the choice first (numbered
+        after the menu's buttons); a typed question is still answered, from every program's sources."""
+        nonlocal numbered
+        if program is not None or not catalog.several:
+            return
+        console.print("[bold]どの事業についてのお問い合わせですか？[/]（番号で選ぶか、そのままご質問ください）")
+        picks = [Option(label=p.name, value=pick_prefix + p.id) for p in catalog if "cli" in p.channels]
+        for number, option in enumerate(picks, start=len(pending_options) + 1):
+            console.print(f"  [bold cyan]{number}[/]. {option.label}")
+        pending_options.extend(picks)
+        numbered = True
+
+    if program is not None:
+        console.print(f"【{catalog.programs[program].name}】の窓口です。", highlight=False)
+    show(engine.handle(InboundMessage(channel="cli", external_user_id=user_id, program=program, text="メニュー")))
+    offer_programs()
     while True:
         show_pending()
         try:
@@ -283,7 +308,11 @@ def chat(
             choice = pending_options[int(stripped) - 1].value
         elif not numbered:  # typing a button's label presses it
             choice = next((o.value for o in pending_options if o.label == stripped), None)
-        message = InboundMessage(channel="cli", external_user_id=user_id,
+        if choice and choice.startswith(pick_prefix):
+            program = choice.removeprefix(pick_prefix)
+            console.print(f"【{catalog.programs[program].name}】の窓口です。", highlight=False)
+            choice, line = None, "メニュー"
+        message = InboundMessage(channel="cli", external_user_id=user_id, program=program,
                                  text=None if choice else line, choice=choice)
         show(engine.handle(message))
 
@@ -296,8 +325,10 @@ def _ensure_knowledge(services) -> None:  # type: ignore[no-untyped-def]
     except ImportError:  # knowledge package not installed: the plain fallback answers
         return
     if knowledge_is_empty(services.db):
+        from knowledge.cli import default_targets
+
         with console.status("サンプルの知識ベースを読み込んでいます…"):
-            ingest_paths(services, services.settings.default_knowledge_paths)
+            ingest_paths(services, default_targets(services))
 
 
 @app.command()

@@ -260,3 +260,34 @@ def test_a_line_event_on_b_webhook_with_a_signature_is_rejected(liff_rig: Liff) 
         assert conversation.program == "beta" and conversation.channel == "line"
     assert httpx.post(f"{liff_rig.url}/line/webhook", content=body.encode(),
                       headers=fp.line_headers(body, secret="secret-beta")).status_code == 404  # no general account
+
+
+def test_a_form_that_may_not_run_in_line_chat_offers_the_liff_button(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`channels: [web, liff]` in the form: 「ヒアリング開始」 in the LINE chat asks nothing and offers the LIFF form;
+    the web chat of the same program runs the form as before."""
+    from handlers.hearing.schema import DEFINITIONS_DIR
+
+    forms = tmp_path / "forms"
+    forms.mkdir()
+    text = (DEFINITIONS_DIR / "dx_platform_hearing.v1.yaml").read_text(encoding="utf-8")
+    text = text.replace("version: 1", "version: 2\nchannels: [web, liff]", 1)
+    assert "channels: [web, liff]" in text
+    (forms / "dx_platform_hearing.v2.yaml").write_text(text, encoding="utf-8")
+    settings = make_settings(tmp_path, programs_dir=write_programs(tmp_path / "programs", monkeypatch),
+                             forms_dirs=[forms])
+    services = Services.create(settings)
+    engine = Engine(services)
+    replies = engine.handle(InboundMessage(channel="line", program="alpha", external_user_id="U-line-9",
+                                           text="ヒアリング開始"))
+    assert len(replies) == 1 and "専用のフォーム" in replies[0].text
+    assert [link.url for link in replies[0].links] == [f"https://liff.line.me/{LOGIN_CHANNEL}-AbCdEfGh"]
+    with services.db.session() as session:
+        assert session.execute(select(func.count()).select_from(FormResponse)).scalar_one() == 0
+    from integrations.channels.line import quick_reply
+
+    rendered = quick_reply(replies[0].options, 1, links=replies[0].links).to_dict()
+    assert rendered["items"][0]["action"]["type"] == "uri"  # a button LINE opens inside the app
+    web = engine.handle(InboundMessage(channel="web", program="alpha", external_user_id="w-9", text="ヒアリング開始"))
+    assert any("【1/" in reply.text for reply in web)
+    services.close()

@@ -130,3 +130,74 @@ def test_program_pages_and_the_choice_on_the_general_page(web: httpx.Client) -> 
     assert "どの事業についてのお問い合わせですか" in page and "/api/programs" in page
     unknown = web.post("/api/chat", json={"user_id": "u", "text": "こんにちは", "program": "nope"})
     assert unknown.status_code == 404
+
+
+# ------------------------------------------------------------------ migration
+def test_the_programs_migration_upgrades_existing_data(database_url: str | None, tmp_path: Path) -> None:
+    """From the schema before programs (0006) with a conversation and a ticket in it: the conversation becomes a
+    general one ('' = no program), the ticket belongs to the default program (NULL), and the new unique key
+    lets the same person hold one conversation per entry point."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from bot.storage.db import Database
+
+    db = Database(database_url or f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    cfg = db.alembic_config()
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0006")
+        connection.execute(text("INSERT INTO people (id, role, locale, created_at) VALUES (1, 'applicant', 'ja', "
+                                "CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO conversations (id, person_id, channel, flow_state, created_at, updated_at)"
+                                " VALUES (1, 1, 'web', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO tickets (id, person_id, conversation_id, channel, reason, question, role,"
+                                " status, transcript, sources, overdue, created_at) VALUES (1, 1, 1, 'web', "
+                                "'asked_human', 'q', 'applicant', 'open', '[]', '[]', false, CURRENT_TIMESTAMP)"))
+    db.migrate()
+    with db.engine.begin() as connection:
+        assert connection.execute(text("SELECT program FROM conversations")).scalar_one() == ""
+        assert connection.execute(text("SELECT program FROM tickets")).scalar_one() is None
+        connection.execute(text("INSERT INTO conversations (id, person_id, channel, program, flow_state, created_at, "
+                                "updated_at) VALUES (2, 1, 'web', 'regional-dx', '{}', CURRENT_TIMESTAMP, "
+                                "CURRENT_TIMESTAMP)"))
+    with pytest.raises(Exception, match="(?i)unique"), db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO conversations (id, person_id, channel, program, flow_state, created_at, "
+                                "updated_at) VALUES (3, 1, 'web', '', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    db.dispose()
+
+
+def test_terminal_chat_offers_the_program_choice_and_answers_in_the_chosen_program(
+        sample_kb_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from integrations.cli_root import app
+
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(sample_kb_services.settings.data_dir))
+    first = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-1"], input="/quit\n")
+    assert first.exit_code == 0, first.output
+    assert "どの事業についてのお問い合わせですか" in first.output
+    number = next(line.split(".")[0].strip() for line in first.output.splitlines() if "地域DX伴走支援事業" in line)
+    chosen = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-2"],
+                                input=f"{number}\n{ONLY_B}\n/quit\n")
+    assert chosen.exit_code == 0, chosen.output
+    assert "【地域DX伴走支援事業】の窓口です" in chosen.output and "4月28日" in chosen.output
+    direct = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-3", "--program", A],
+                                input=f"{ONLY_B}\n/quit\n")
+    assert "どの事業について" not in direct.output and "4月28日" not in direct.output
+
+
+def test_ingest_for_one_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.settings import SAMPLE_KB_DIR
+    from integrations.cli_root import app
+
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(app, ["knowledge", "ingest", "--program", B])
+    assert result.exit_code == 0, result.output
+    assert "regional-dx-call.md" in result.output and "expert-dispatch" not in result.output
+    outside = CliRunner().invoke(app, ["knowledge", "ingest", "--program", B,
+                                       str(SAMPLE_KB_DIR / "expert-dispatch-guide.md")])
+    assert outside.exit_code == 2 and "knowledge.sources" in outside.output
+    assert CliRunner().invoke(app, ["knowledge", "ingest", "--program", "nope"]).exit_code == 2

@@ -71,7 +71,7 @@ def dispatch_ordinal(session: Session, company_id: int, day: date, visit_id: int
 
 def plan_visit(session: Session, rules: ProgramRules, *, expert_id: int, company_id: int, day: date,
                start: str | None = None, end: str | None = None, institution: str | None = None,
-               actor_person_id: int | None = None) -> Planned:
+               actor_person_id: int | None = None, program: str | None = None) -> Planned:
     expert = session.get(Person, expert_id)
     if expert is None or expert.role != Role.EXPERT.value:
         raise VisitError("not_an_expert")
@@ -79,14 +79,14 @@ def plan_visit(session: Session, rules: ProgramRules, *, expert_id: int, company
         raise VisitError("no_such_company")
     ordinal = dispatch_ordinal(session, company_id, day)
     visit = Visit(expert_person_id=expert_id, company_id=company_id, planned_date=day, planned_start=start,
-                  planned_end=end, institution=institution, status="planned", flags=[])
+                  planned_end=end, institution=institution, status="planned", flags=[], program=program)
     over = ordinal > rules.max_dispatches_per_fiscal_year
     if over:
         add_flag(visit, "over_yearly_limit")
     session.add(visit)
     session.flush()
     audit.record(session, "visit.planned", actor_person_id=actor_person_id, subject_type="visit",
-                 subject_id=visit.id, data={"ordinal_in_year": ordinal, "over_limit": over})
+                 subject_id=visit.id, data={"ordinal_in_year": ordinal, "over_limit": over, "program": program})
     return Planned(visit, ordinal, over)
 
 

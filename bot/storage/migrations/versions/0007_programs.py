@@ -14,7 +14,20 @@ branch_labels = None
 depends_on = None
 
 
+def _foreign_keys(on: bool) -> None:
+    """SQLite changes a unique constraint by rebuilding the table (copy, drop, rename); with foreign keys on,
+    dropping `conversations` while messages and tickets point at it fails. Outside a transaction (the driver
+    opens one only for data changes, so an upgrade of an existing database runs this DDL outside one)
+    `foreign_keys` can be switched off and back on; inside one (a fresh database, where the tables are empty)
+    the checks are deferred to the commit, when the rebuilt table holds the same ids again."""
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+        if not on:
+            op.execute('PRAGMA defer_foreign_keys = ON')
+
+
 def upgrade() -> None:
+    _foreign_keys(False)
     # A conversation is one person's thread on one channel at one entry point ('' = a general one).
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('program', sa.String(length=40), server_default='', nullable=False))
@@ -28,9 +41,11 @@ def upgrade() -> None:
     for table in ('staff_accounts', 'api_tokens'):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('programs', sa.JSON(), nullable=True))
+    _foreign_keys(True)
 
 
 def downgrade() -> None:
+    _foreign_keys(False)
     for table in ('staff_accounts', 'api_tokens'):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column('programs')
@@ -42,3 +57,4 @@ def downgrade() -> None:
         batch_op.drop_constraint('uq_conversation_person_channel_program', type_='unique')
         batch_op.create_unique_constraint('uq_conversation_person_channel', ['person_id', 'channel'])
         batch_op.drop_column('program')
+    _foreign_keys(True)
