@@ -316,8 +316,13 @@ def serve(
 
     console.print("live channels: " + ", ".join(live_channels(settings)))
     services.close()
+    from bot.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.resolved_log_dir)
+    # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
+    # configures them again when it builds the app).
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower())
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None)
 
 
 def _attach_capability_commands() -> None:

@@ -26,9 +26,9 @@ from bot.engine import Engine
 from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
+from integrations.http_guards import MAX_BODY_BYTES
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 4000
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(413, "too_large", "送信内容が大きすぎます。", "Request body too large.")
         try:
             response = await call_next(request)
         finally:
@@ -215,6 +212,9 @@ def create_app(services: Services | None = None) -> FastAPI:
     from integrations.channels import mount_channels
 
     app.state.delivery = mount_channels(app, services, engine)
+    from integrations.http_guards import GuardMiddleware
+
+    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES)  # outermost: before any route reads
     return app
 
 
