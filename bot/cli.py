@@ -75,7 +75,7 @@ def db_upgrade() -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit chain; exit 1 and name the first broken event if it was tampered with."""
+    """Check the audit chain; exit 1 and name every broken event if it was tampered with."""
     from bot.storage.audit import verify_chain
 
     services = _services()
@@ -84,8 +84,9 @@ def audit_verify() -> None:
     if report.ok:
         console.print(f"[green]OK[/]: {report.checked} events, chain intact")
         return
-    console.print(f"[red]BROKEN[/] at event id {report.first_broken_id}: {report.reason} "
-                  f"({report.checked} events verified before it)")
+    console.print(f"[red]BROKEN[/]: {len(report.broken)} of {report.checked} events do not hold")
+    for event_id, reason in report.broken:
+        console.print(f"  event id {event_id}: {reason}")
     raise typer.Exit(1)
 
 
