@@ -96,7 +96,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     engine = Engine(services)
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        """The outbox delivery worker runs while the server does."""
+        """The outbox delivery worker runs while the server does. Request threads match the DB pool."""
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = services.db.threads
         api.state.delivery.start()
         try:
             yield
