@@ -22,11 +22,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot import staff as staff_accounts
-from bot import jst, tickets
+from handlers.escalation import staff as staff_accounts
+from bot import jst
+from handlers.escalation import tickets
 from bot.security import login_guard, staff_sessions
 from bot.services import Services
-from bot.storage.models import FaqCandidate, StaffAccount, Ticket
+from bot.storage.models import FaqCandidate
+from handlers.escalation.models import StaffAccount, Ticket
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8

@@ -12,7 +12,7 @@ from datetime import timedelta
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from bot import api_tokens
+from handlers.escalation import api_tokens
 from bot.security import web_sessions
 from bot.services import Services
 

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.services import Services
-from bot.storage.models import FormResponse
+from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
 from tests.hearing_script import answer_for, complete_interview

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app as cli
 from bot.services import Services
-from bot.staff import create as create_staff
+from handlers.escalation.staff import create as create_staff
 from bot.storage import audit
 from bot.storage.models import AuditEvent
 from integrations.web import create_app

@@ -16,8 +16,8 @@ from sqlalchemy import select, text, update
 
 from bot.security.models import StaffSession
 from bot.services import Services
-from bot.staff import create as create_staff
-from bot.staff import disable, set_password
+from handlers.escalation.staff import create as create_staff
+from handlers.escalation.staff import disable, set_password
 from bot.storage.models import StaffAccount, utcnow
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.api_tokens import create as create_token
+from handlers.escalation.api_tokens import create as create_token
 from bot.messages import Reply
 from bot.outbox import queue
 from bot.security.models import WebSession

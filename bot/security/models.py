@@ -60,20 +60,3 @@ class WebhookEvent(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
-
-
-class VisitConfirmationEvidence(Base):
-    """Who confirmed a visit with a one-time code: the name they typed, their address and browser, and
-    whether it looks like the expert's own (same address or device as the expert's recent use)."""
-
-    __tablename__ = "visit_confirmation_evidence"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
-    person_id: Mapped[int | None] = mapped_column(Integer)
-    typed_name: Mapped[str | None] = mapped_column(String(200))
-    client_ip: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(300))
-    flagged: Mapped[bool] = mapped_column(default=False)
-    flag_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
