@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from bot.cli import app as cli
+from integrations.cli_root import app as cli
 from bot.services import Services
 from handlers.escalation.staff import create as create_staff
 from bot.storage import audit

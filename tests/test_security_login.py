@@ -18,7 +18,8 @@ from bot.security.models import StaffSession
 from bot.services import Services
 from handlers.escalation.staff import create as create_staff
 from handlers.escalation.staff import disable, set_password
-from bot.storage.models import StaffAccount, utcnow
+from bot.storage.models import utcnow
+from handlers.escalation.models import StaffAccount
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.test_staff_console import csrf_of
