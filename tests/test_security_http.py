@@ -47,16 +47,18 @@ def slack_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 def test_masking_is_linear_on_long_words() -> None:
     """Finding 1: the masking was quadratic on a long word (the e-mail pattern retried at every position)."""
+    def best_of_3(text: str) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            mask_personal_data(text)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
     for alphabet in ("a", "1", "山", "a.", "x-"):
-        small, large = alphabet * 2_000, alphabet * 60_000
-        started = time.perf_counter()
-        mask_personal_data(small)
-        small_s = time.perf_counter() - started
-        started = time.perf_counter()
-        mask_personal_data(large)
-        large_s = time.perf_counter() - started
-        assert large_s < 1.0, (alphabet, large_s)
-        assert large_s < max(small_s, 1e-4) * 30 * 4, (alphabet, small_s, large_s)  # ~30x the text, not ~900x
+        small_s, large_s = best_of_3(alphabet * 2_000), best_of_3(alphabet * 60_000)
+        assert large_s < 1.0, (alphabet, large_s)  # the quadratic pattern took ~13 s here
+        assert large_s < max(small_s, 1e-4) * 200, (alphabet, small_s, large_s)  # ~30x the text, not ~900x
 
 
 def test_unsigned_60kb_slack_request_does_not_stall_the_server(slack_server: LiveServer, logged: Path) -> None:
