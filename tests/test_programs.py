@@ -14,7 +14,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import Conversation
 from integrations.web import create_app
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
 
 A, B = "expert-dispatch", "regional-dx"  # the two sample programs (sample_programs/)
 
@@ -78,8 +78,24 @@ def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypat
 # ------------------------------------------------ knowledge scoped to the program
 @pytest.fixture(scope="module")
 def web(sample_kb_services: Services) -> Iterator[httpx.Client]:
-    with LiveServer(create_app(sample_kb_services)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+    """The chat API as an integration uses it (a body user_id with a `chat` token), so one test can be several users."""
+    from pydantic import SecretStr
+
+    before = sample_kb_services.settings.staff_api_token
+    sample_kb_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    with LiveServer(create_app(sample_kb_services)) as server, httpx.Client(base_url=server.url, timeout=60,
+                                                                            headers=CHAT_HEADERS) as client:
         yield client
+    sample_kb_services.settings.staff_api_token = before
+
+
+def test_the_page_sends_its_program_from_a_session_cookie(web: httpx.Client) -> None:
+    """The browser's way: no user id anywhere, the program from /p/<id>/, the visitor from the session cookie."""
+    with httpx.Client(base_url=str(web.base_url), timeout=60) as browser:
+        at_b = browser.post("/api/chat", json={"text": ONLY_B, "program": B})
+        assert at_b.status_code == 200 and "4月28日" in at_b.json()["replies"][0]["text"]
+        at_a = browser.post("/api/chat", json={"text": ONLY_B, "program": A})
+        assert "4月28日" not in at_a.json()["replies"][0]["text"]
 
 
 def ask(client: httpx.Client, text: str, program: str | None, user: str) -> dict:  # type: ignore[type-arg]
@@ -134,7 +150,7 @@ def test_program_pages_and_the_choice_on_the_general_page(web: httpx.Client) -> 
 
 # ------------------------------------------------------------------ migration
 def test_the_programs_migration_upgrades_existing_data(database_url: str | None, tmp_path: Path) -> None:
-    """From the schema before programs (0006) with a conversation and a ticket in it: the conversation becomes a
+    """From the schema before programs (0007) with a conversation and a ticket in it: the conversation becomes a
     general one ('' = no program), the ticket belongs to the default program (NULL), and the new unique key
     lets the same person hold one conversation per entry point."""
     from alembic import command
@@ -146,7 +162,7 @@ def test_the_programs_migration_upgrades_existing_data(database_url: str | None,
     cfg = db.alembic_config()
     with db.engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0006")
+        command.upgrade(cfg, "0007")
         connection.execute(text("INSERT INTO people (id, role, locale, created_at) VALUES (1, 'applicant', 'ja', "
                                 "CURRENT_TIMESTAMP)"))
         connection.execute(text("INSERT INTO conversations (id, person_id, channel, flow_state, created_at, updated_at)"

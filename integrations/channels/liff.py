@@ -212,6 +212,13 @@ def form_document(form: Form) -> dict[str, Any]:
                 for q in s.questions]} for s in form.sections]}
 
 
+#: The page's own policy (the app's default allows scripts from this origin only): LINE's LIFF SDK and the
+#: LINE endpoints it talks to, nothing else.
+LIFF_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://static.line-scdn.net; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data: https://profile.line-scdn.net; "
+            "connect-src 'self' https://api.line.me https://access.line.me https://liffsdk.line-scdn.net; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+
 router = APIRouter(prefix="/liff", include_in_schema=False)
 
 
@@ -229,7 +236,7 @@ def page(request: Request, program_id: str) -> HTMLResponse:
     assert program.line is not None
     config = json.dumps({"liffId": program.line.liff_id, "program": program.id}, ensure_ascii=False)
     body = PAGE.replace("{{title}}", html.escape(f"{form.title}（{program.label}）")).replace("{{config}}", config)
-    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Content-Security-Policy": LIFF_CSP})
 
 
 @router.get("/{program_id}/hearing/form")
