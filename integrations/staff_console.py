@@ -308,7 +308,12 @@ def faq_page(request: Request) -> HTMLResponse:
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        rows = list(session.execute(select(FaqCandidate).order_by(FaqCandidate.id.desc()).limit(100)).scalars())
+        catalog = catalog_for(services)
+        # A candidate quotes its ticket: only the member's programs' (one without a ticket: the default's).
+        rows = list(session.execute(
+            select(FaqCandidate).outerjoin(Ticket, Ticket.id == FaqCandidate.ticket_id)
+            .where(program_in(Ticket.program, staff_programs(me, catalog), catalog))
+            .order_by(FaqCandidate.id.desc()).limit(100)).scalars())
         return render(request, "staff/faq.html", me=me, candidates=rows)
 
 
@@ -322,6 +327,12 @@ def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = F
     with services.db.session() as session:
         me = current_staff(request, session)
         reviewer = me.username
+        candidate = session.get(FaqCandidate, candidate_id)
+        ticket = session.get(Ticket, candidate.ticket_id) if candidate and candidate.ticket_id else None
+        if candidate is None or not may_see(staff_programs(me, catalog_for(services)), ticket.program if ticket else None,
+                                            catalog_for(services)):
+            raise HTTPException(404, detail={"error": "not_found", "message": "その FAQ 候補はありません。",
+                                             "message_en": "No such FAQ candidate."})
     try:
         if decision == "publish":
             faq_review.publish(services, candidate_id, reviewer, question=question or None, answer=answer or None)

@@ -19,7 +19,7 @@ from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.services import Services
 from handlers.escalation.staff import create as create_staff
-from bot.storage.models import Company, Person, utcnow
+from bot.storage.models import Company, FaqCandidate, Person, utcnow
 from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
 from handlers.hearing.models import FormResponse
 from handlers.visits.models import Visit
@@ -80,6 +80,7 @@ def world(tmp_path: Path, database_url: str | None) -> Iterator[World]:
                 session.add_all([response, visit])
                 session.flush()
                 hearings[program], visits[program] = response.id, visit.id
+            session.add(FaqCandidate(ticket_id=tickets[B], question="Bの候補質問", answer="Bの候補回答"))
             for name, programs in (("a", [A]), ("all", ["*"])):
                 tokens[name] = api_tokens.create(session, f"token-{name}", ["*"], programs=programs)[1]
         with LiveServer(create_app(services)) as server:
@@ -116,11 +117,15 @@ def test_console_staff_of_a_cannot_see_or_act_on_b(world: World) -> None:
         assert client.get(f"/staff/visits/{world.visits[A]}").status_code == 200
         dashboard = client.get("/staff/dashboard")
         assert dashboard.status_code == 200
+        assert "Bの候補質問" not in client.get("/staff/faq").text  # a candidate quotes B's ticket
+        candidate = csrf_of(client.get("/staff/faq").text)
+        assert client.post("/staff/faq/1/publish", data={"csrf": candidate}).status_code == 404
     with world.services.db.session() as session:
         ticket = session.get(Ticket, world.tickets[B])
         assert ticket.status == "open" and ticket.assignee_id is None
         assert [m.author for m in session.execute(select(TicketMessage).where(
             TicketMessage.ticket_id == ticket.id)).scalars()] == ["user"]
+        assert session.execute(select(FaqCandidate.status)).scalar_one() == "pending"
 
 
 def test_console_staff_of_b_and_admins(world: World) -> None:
@@ -128,6 +133,7 @@ def test_console_staff_of_b_and_admins(world: World) -> None:
         assert client.get(f"/staff/tickets/{world.tickets[A]}").status_code == 404
         assert client.get(f"/staff/tickets/{world.tickets[B]}").status_code == 200
         assert client.get(f"/staff/hearings/{world.hearings[B]}").status_code == 200
+        assert "Bの候補質問" in client.get("/staff/faq").text
     with staff_client(world, "boss") as client:
         for program in (A, B):
             assert client.get(f"/staff/tickets/{world.tickets[program]}").status_code == 200

@@ -115,6 +115,13 @@ class LineSender:
                               if token else None)
         self.programs = {pid: Configuration(host=settings.line_api_url, access_token=access)
                          for pid, (_, access) in program_accounts(settings).items()}
+        # Messages that come from no conversation (a visit to confirm) and carry no program: the general
+        # account, else the default program's, else the only one there is.
+        if self.configuration is None and self.programs:
+            from bot.programs import load_programs
+
+            default = load_programs(settings).default.id
+            self.configuration = self.programs.get(default) or next(iter(self.programs.values()))
 
     def send(self, row: OutboundMessage, replies: list[Reply]) -> None:
         context = (row.payload or {}).get("context") or {}

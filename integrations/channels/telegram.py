@@ -94,6 +94,8 @@ class TelegramSender:
 
     async def _bot_ready(self, program: str = "") -> Bot:
         key = program if program in self._tokens else ""
+        if key == "" and self.settings.telegram_bot_token is None and self._tokens:
+            key = next(iter(self._tokens))  # no general bot: the (first) program bot there is
         if key not in self._bots:
             bot = make_bot(self.settings, self._tokens.get(key))
             await bot.initialize()
