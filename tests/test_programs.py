@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +219,27 @@ def test_ingest_for_one_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
                                        str(SAMPLE_KB_DIR / "expert-dispatch-guide.md")])
     assert outside.exit_code == 2 and "knowledge.sources" in outside.output
     assert CliRunner().invoke(app, ["knowledge", "ingest", "--program", "nope"]).exit_code == 2
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser"))
+                    and not os.environ.get("MADOGUCHI_REQUIRE_BROWSER"),
+                    reason="Debian's chromium is not installed (make test / CI install it)")
+def test_in_a_browser_the_general_page_offers_the_programs_and_a_program_page_answers_from_its_sources(
+        web: httpx.Client) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_context().new_page()
+        page.goto(str(web.base_url))
+        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+        expect(page.locator(".msg.bot").last).to_contain_text("どの事業についてのお問い合わせですか")
+        page.get_by_role("button", name="地域DX伴走支援").click()
+        page.wait_for_url(f"**/p/{B}/")
+        expect(page.locator("header")).to_contain_text("地域DX伴走支援")
+        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+        page.fill("#t", ONLY_B)
+        page.keyboard.press("Enter")
+        expect(page.locator(".msg.bot").last).to_contain_text("4月28日", timeout=60000)
+        browser.close()
