@@ -21,6 +21,9 @@ from bot.services import Services
 from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
+#: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
+CHAT_TOKEN = "test-chat-token-0123456789"
+CHAT_HEADERS = {"Authorization": f"Bearer {CHAT_TOKEN}"}
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.engine import Engine
@@ -19,7 +20,7 @@ from bot.settings import Settings
 from handlers.escalation.staff import create as create_staff
 from handlers.escalation.models import Ticket, TicketMessage
 from integrations.web import create_app
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
 
 PASSWORD = "correct horse battery staple"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -113,6 +114,7 @@ def test_the_whole_loop_in_a_real_browser(sample_kb_services: Services) -> None:
 
     services = sample_kb_services
     services.settings.staff_cookie_secure = False
+    services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
     with services.db.session() as session:
         create_staff(session, "browser", "ブラウザ太郎", PASSWORD)
     question = "説明会の会場に駐車場はありますか？"
@@ -146,9 +148,11 @@ def test_the_whole_loop_in_a_real_browser(sample_kb_services: Services) -> None:
         expect(page.get_by_role("status")).to_contain_text("満足度アンケート")
 
         # The user got the answer and the survey on their own channel, and rates the help.
-        pending = httpx.get(f"{server.url}/api/chat/pending", params={"user_id": "b-user"}).json()["replies"]
+        pending = httpx.post(f"{server.url}/api/chat/pending", json={"user_id": "b-user"},
+                             headers=CHAT_HEADERS).json()["replies"]
         assert answer_text in pending[0]["text"] and "いかがでしたか" in pending[-1]["text"]
-        rate = httpx.post(f"{server.url}/api/chat", json={"user_id": "b-user", "choice": pending[-1]["options"][1]["value"]})
+        rate = httpx.post(f"{server.url}/api/chat", json={"user_id": "b-user", "choice": pending[-1]["options"][1]["value"]},
+                          headers=CHAT_HEADERS)
         assert "ご評価ありがとうございました" in rate.json()["replies"][0]["text"]
 
         # Staff publish the answer as an FAQ; the next user is answered without a person.
