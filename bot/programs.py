@@ -357,11 +357,7 @@ def describe(program: Program) -> dict[str, Any]:
 
 def catalog_for(services: Any) -> ProgramCatalog:
     """The programs of a running process, loaded once per `Services` (validated on first use)."""
-    catalog = getattr(services, "_programs_catalog", None)
-    if catalog is None:
-        catalog = load_programs(services.settings)
-        object.__setattr__(services, "_programs_catalog", catalog)
-    return catalog
+    return services.shared("programs", lambda: load_programs(services.settings))  # type: ignore[no-any-return]
 
 
 def program_is(column: Any, program_id: str, catalog: ProgramCatalog) -> Any:

@@ -270,6 +270,7 @@ def hearings_page(request: Request) -> HTMLResponse:
 @router.get("/hearings/{response_id}")
 def hearing_page(request: Request, response_id: int) -> HTMLResponse:
     from handlers.hearing.export import response_document
+    from handlers.hearing.schema import catalog as forms_catalog
     from bot.storage import audit
     from handlers.hearing.models import FormResponse
 
@@ -281,7 +282,7 @@ def hearing_page(request: Request, response_id: int) -> HTMLResponse:
             return render(request, "staff/message.html", status=404, me=me, message="その回答はありません。")
         audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
                      data={"actor": f"staff:{me.username}", "via": "console"})
-        return render(request, "staff/hearing.html", me=me, doc=response_document(services.forms, response),
+        return render(request, "staff/hearing.html", me=me, doc=response_document(forms_catalog(services), response),
                       program=catalog_for(services).owner_id(response.program))
 
 

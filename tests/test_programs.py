@@ -78,17 +78,15 @@ def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypat
 
 
 # ------------------------------------------------ knowledge scoped to the program
-@pytest.fixture(scope="module")
+@pytest.fixture
 def web(sample_kb_services: Services) -> Iterator[httpx.Client]:
     """The chat API as an integration uses it (a body user_id with a `chat` token), so one test can be several users."""
     from pydantic import SecretStr
 
-    before = sample_kb_services.settings.staff_api_token
     sample_kb_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
     with LiveServer(create_app(sample_kb_services)) as server, httpx.Client(base_url=server.url, timeout=60,
                                                                             headers=CHAT_HEADERS) as client:
         yield client
-    sample_kb_services.settings.staff_api_token = before
 
 
 def test_the_page_sends_its_program_from_a_session_cookie(web: httpx.Client) -> None:

@@ -24,8 +24,8 @@ from sqlalchemy import select
 from handlers.hearing import reference_number
 from handlers.hearing.answers import AnswerError, format_answer, parse_answer, validate_selection
 from handlers.hearing.progress import applicable_questions, effective_answers, missing_required, next_question, position
-from handlers.hearing.schema import Form, Question
-from bot.handler import Handler, Turn, register
+from handlers.hearing.schema import Form, Question, catalog
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
@@ -166,28 +166,30 @@ add_strings("en", {
 })
 
 
+def check_forms(services: Services) -> None:
+    """Startup check: every form definition parses and each program's hearing form exists (the default
+    program's is HEARING_FORM unless its file names another)."""
+    from handlers.hearing.schema import FormDefinitionError
+
+    forms = catalog(services)  # raises FormDefinitionError naming the file and field
+    for program in catalog_for(services):
+        if program.hearing_form and forms.latest(program.hearing_form) is None:
+            where = program.path or f"MADOGUCHI hearing_form={program.hearing_form}"
+            raise FormDefinitionError(f"{where}: フォーム「{program.hearing_form}」がありません"
+                                      f"（あるもの：{', '.join(forms.form_ids())}）")
+
+
 def looks_like_question(text: str) -> bool:
     """A message that asks something rather than answers (it goes to the FAQ handler)."""
     return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))
 
 
-@register
 class HearingHandler(Handler):
     name = "hearing"
     flow_label = "ヒアリングシート"
     triggers = ("ヒアリング開始", "ヒアリング", "ヒアリングシート", "ヒアリングを始める", "ヒアリング再開",
                 re.compile(r"/hearing"))
     choice_prefix = "hearing:"
-
-    def check(self, services: Services) -> None:
-        forms = services.forms  # raises FormDefinitionError naming the file and field
-        from handlers.hearing.schema import FormDefinitionError
-
-        for program in catalog_for(services):  # each program's hearing form (the default: HEARING_FORM)
-            if program.hearing_form and forms.latest(program.hearing_form) is None:
-                where = program.path or f"MADOGUCHI hearing_form={program.hearing_form}"
-                raise FormDefinitionError(f"{where}: フォーム「{program.hearing_form}」がありません"
-                                          f"（あるもの：{', '.join(forms.form_ids())}）")
 
     @staticmethod
     def form_id(turn: Turn) -> str | None:
@@ -304,7 +306,7 @@ class HearingHandler(Handler):
     # ------------------------------------------------------------ starting
     def _start(self, turn: Turn, restart: bool) -> list[Reply]:
         form_id = self.form_id(turn)
-        form = turn.services.forms.latest(form_id) if form_id else None
+        form = catalog(turn.services).latest(form_id) if form_id else None
         if form is None:
             return [Reply(text=turn.t("hearing_no_form"))]
         if not form.allows(turn.message.channel):
@@ -553,7 +555,7 @@ class HearingHandler(Handler):
 
     # -------------------------------------------------------------- lookup
     def _form(self, turn: Turn, response: FormResponse) -> Form:
-        form = turn.services.forms.get(response.form_id, response.form_version)
+        form = catalog(turn.services).get(response.form_id, response.form_version)
         assert form is not None, f"form {response.form_id} disappeared"
         return form
 

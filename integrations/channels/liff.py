@@ -41,6 +41,7 @@ from handlers.hearing import reference_number
 from handlers.hearing.answers import AnswerError, parse_answer, validate_selection
 from handlers.hearing.progress import applicable_questions, effective_answers, missing_required
 from handlers.hearing.schema import Form, Question
+from handlers.hearing.schema import catalog as forms_catalog
 from bot.i18n import add_strings, t
 from bot.notify import notify_staff
 from bot.programs import Program, catalog_for
@@ -102,7 +103,7 @@ def _error(status: int, code: str, message: str, message_en: str, **extra: Any) 
 def _form_for(services: Services, program: Program | None) -> Form | None:
     if program is None or not program.hearing_form or not (program.line and program.line.login_channel_id):
         return None
-    form = services.forms.latest(program.hearing_form)
+    form = forms_catalog(services).latest(program.hearing_form)
     return form if form is not None and form.allows(CHANNEL) else None
 
 
