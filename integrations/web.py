@@ -18,7 +18,8 @@ from typing import Annotated
 import structlog
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -26,6 +27,7 @@ from bot.engine import Engine
 from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
+from integrations import web_chat
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 64 * 1024
@@ -47,8 +49,10 @@ class ChatRequest(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"user_id": "u-123", "text": "専門家派遣は年に何回まで使えますか？"}]},
     )
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")] = Field(
-        description="Stable id of the user; the same id continues the same conversation."
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")] | None = Field(
+        default=None,
+        description="Stable id of the user; the same id continues the same conversation. The web page sends "
+                    "none: its server-issued session cookie says who it is.",
     )
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     choice: Annotated[str, StringConstraints(max_length=200)] | None = Field(
@@ -72,6 +76,8 @@ class ChatReply(BaseModel):
     options: list[ChatOption] = Field(default_factory=list)
     links: list[ChatLink] = Field(default_factory=list)
     free_input: bool = Field(default=False, description="A typed answer is expected; digits are not option picks.")
+    citations: list[ChatLink] = Field(default_factory=list, description="Sources of the answer (read-only viewer).")
+    asks_location: bool = Field(default=False, description="The reply waits for the user's location.")
 
 
 class ChatResponse(BaseModel):
@@ -105,6 +111,8 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served below from the app's own copy of Swagger UI, not a CDN
+        redoc_url=None,
         title="madoguchi API",
         version="1.0",
         description="窓口: chat API for Japanese SME-support programs. `POST /api/chat` is the stable contract.",
@@ -158,15 +166,15 @@ def create_app(services: Services | None = None) -> FastAPI:
     @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
               responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
                          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
-    def api_chat(body: ChatRequest) -> ChatResponse | JSONResponse:
-        """Send one message as `user_id` and get the bot's replies."""
+    def api_chat(body: ChatRequest, request: Request, response: Response) -> ChatResponse | JSONResponse:
+        """Send one message as `user_id` (or as the web page's session) and get the bot's replies."""
         has_text = bool(body.text and body.text.strip())
         if not has_text and not body.choice and body.location is None:
             return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
                           "Empty message: send text, a choice or a location.")
         message = InboundMessage(
             channel="web",
-            external_user_id=body.user_id,
+            external_user_id=body.user_id or web_chat.issue_cookie(request, response),
             text=body.text if has_text else None,
             choice=body.choice,
             location=Location(lat=body.location.lat, lon=body.location.lon) if body.location else None,
@@ -203,8 +211,19 @@ def create_app(services: Services | None = None) -> FastAPI:
         return JSONResponse({"status": "ready" if status == 200 else "not_ready", "checks": checks}, status)
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+    def index(request: Request) -> FileResponse:
+        page = FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+        web_chat.issue_cookie(request, page)
+        return page
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        """Swagger UI, served from the app's own files (works offline)."""
+        return FileResponse(STATIC_DIR / "docs.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(web_chat.router)
 
     from integrations import staff_console
     from integrations.staff_api import router as staff_router
@@ -220,7 +239,9 @@ def create_app(services: Services | None = None) -> FastAPI:
 
 def _chat_reply(reply: Reply) -> ChatReply:
     return ChatReply(text=reply.text, options=[ChatOption(**o.model_dump()) for o in reply.options],
-                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input)
+                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input,
+                     citations=[ChatLink(**c) for c in web_chat.citations_of(reply)],
+                     asks_location=web_chat.asks_location(reply))
 
 
 def _index_ready(services: Services) -> bool:
