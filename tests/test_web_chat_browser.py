@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import tickets
+from handlers.escalation import tickets
 from bot.services import Services
 from bot.settings import SAMPLE_KB_DIR, Settings
-from bot.staff import create as create_staff
-from bot.storage.models import ChannelIdentity, FormResponse, Message, Ticket
+from handlers.escalation.staff import create as create_staff
+from bot.storage.models import ChannelIdentity, Conversation, Message
+from handlers.escalation.models import Ticket
+from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.browser_support import DESKTOP, PHONE, assert_accessible, browser, needs_browser, screenshot  # noqa: F401
 from tests.conftest import LiveServer
@@ -62,7 +64,6 @@ def inbound_count(services: Services, user: str) -> int:
             ChannelIdentity.channel == "web", ChannelIdentity.external_user_id == user)).scalar_one_or_none()
         if identity is None:
             return 0
-        from bot.storage.models import Conversation
 
         return session.execute(select(func.count()).select_from(Message).join(
             Conversation, Conversation.id == Message.conversation_id).where(
