@@ -29,8 +29,9 @@ def browser() -> Iterator[Any]:
     """One headless Chromium for the whole test session (each test opens its own context)."""
     if not CHROMIUM:
         pytest.fail("MADOGUCHI_REQUIRE_BROWSER is set but chromium is not installed")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=15_000)  # a loaded 2-core CI machine: generous waits, never fixed sleeps
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield instance

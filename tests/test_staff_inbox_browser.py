@@ -21,7 +21,7 @@ from bot.storage.models import FaqCandidate
 from handlers.escalation.models import Ticket
 from handlers.escalation.staff import create as create_staff
 from integrations.web import create_app
-from tests.browser_support import DESKTOP, PHONE, assert_accessible, browser, needs_browser, screenshot  # noqa: F401
+from tests.browser_support import DESKTOP, PHONE, assert_accessible, needs_browser, screenshot
 from tests.conftest import LiveServer
 
 pytestmark = needs_browser
@@ -45,7 +45,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services
 
 
 @pytest.fixture
-def desk(browser: Any, console: tuple[Services, str]) -> Iterator[Any]:  # noqa: F811
+def desk(browser: Any, console: tuple[Services, str]) -> Iterator[Any]:
     context = browser.new_context(viewport=DESKTOP, locale="ja-JP")
     page = context.new_page()
     yield page
@@ -158,9 +158,9 @@ def test_a_user_message_appears_live_and_closing_without_an_answer_is_confirmed(
     desk.goto(f"{url}/staff/tickets/{ticket_id}")
     desk.wait_for_load_state("networkidle")
     Engine(services).handle(InboundMessage(channel="web", external_user_id="live-user", text="急ぎでお願いします"))
-    expect(desk.locator("#thread")).to_contain_text("急ぎでお願いします", timeout=8000)  # no reload: SSE
+    expect(desk.locator("#thread")).to_contain_text("急ぎでお願いします")  # no reload: SSE
     newcomer = ticket_for(services, "live-user2", "事業計画書の様式はどこですか")
-    expect(desk.locator("#queue")).to_contain_text(f"T-{newcomer:06d}", timeout=8000)
+    expect(desk.locator("#queue")).to_contain_text(f"T-{newcomer:06d}")
 
     desk.get_by_text("回答なしで終了…").click()
     desk.get_by_role("button", name="回答なしで終了する").click()  # the box is required: nothing happens
@@ -173,7 +173,7 @@ def test_a_user_message_appears_live_and_closing_without_an_answer_is_confirmed(
         assert session.get(Ticket, ticket_id).status == "closed"
 
 
-def test_a_manual_uploaded_in_the_console_answers_in_the_chat(browser: Any, desk: Any,  # noqa: F811
+def test_a_manual_uploaded_in_the_console_answers_in_the_chat(browser: Any, desk: Any,
                                                               console: tuple[Services, str], tmp_path: Path) -> None:
     from playwright.sync_api import expect
 

@@ -20,7 +20,7 @@ from bot.storage.models import ChannelIdentity, Conversation, Message
 from handlers.escalation.models import Ticket
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
-from tests.browser_support import DESKTOP, PHONE, assert_accessible, browser, needs_browser, screenshot  # noqa: F401
+from tests.browser_support import DESKTOP, PHONE, assert_accessible, needs_browser, screenshot
 from tests.conftest import LiveServer
 
 pytestmark = needs_browser
@@ -40,7 +40,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Servi
 
 
 @pytest.fixture
-def phone(browser: Any, app_server: tuple[Services, str]) -> Iterator[Any]:  # noqa: F811
+def phone(browser: Any, app_server: tuple[Services, str]) -> Iterator[Any]:
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
                                   locale="ja-JP")
     page = context.new_page()
@@ -176,6 +176,7 @@ def test_reload_restores_the_conversation_and_the_pending_question_and_old_butto
     box.fill("約５０人")
     box.press("Enter")
     expect(phone.locator(".msg.bot").last).to_contain_text("郵便番号")
+    expect(phone.locator(".msg.bot").last).to_contain_text("「50人」として記録しました。")  # how it was read
     with services.db.session() as session:
         response = session.execute(select(FormResponse).order_by(FormResponse.id.desc())).scalars().first()
         assert response.answers.get("employees") in (50, {"value": 50}) or "50" in str(response.answers)
@@ -198,7 +199,7 @@ def test_staff_answer_arrives_live_and_a_failed_send_keeps_the_text(phone: Any, 
         assert ticket.question == "説明会の会場に駐車場はありますか？"
         staff = create_staff(session, f"sse{ticket.id}", "担当 一郎", "correct horse battery staple")
         tickets.staff_reply(session, ticket, staff, "駐車場はありません。公共交通機関をご利用ください。", via="console")
-    expect(phone.locator(".msg.bot").last).to_contain_text("駐車場はありません", timeout=5000)
+    expect(phone.locator(".msg.bot").last).to_contain_text("駐車場はありません")
     expect(phone.get_by_role("button", name="解決しました")).to_be_enabled()
     assert user == web_user(phone)
 
@@ -226,7 +227,7 @@ def test_confirmation_code_link_is_shown_not_sent(phone: Any, app_server: tuple[
     assert "code=" not in phone.url
 
 
-def test_desktop_keeps_a_readable_width(browser: Any, app_server: tuple[Services, str]) -> None:  # noqa: F811
+def test_desktop_keeps_a_readable_width(browser: Any, app_server: tuple[Services, str]) -> None:
     services, url = app_server
     context = browser.new_context(viewport=DESKTOP, locale="ja-JP")
     page = context.new_page()
@@ -237,7 +238,7 @@ def test_desktop_keeps_a_readable_width(browser: Any, app_server: tuple[Services
     context.close()
 
 
-def test_docs_are_served_by_the_app(browser: Any, app_server: tuple[Services, str]) -> None:  # noqa: F811
+def test_docs_are_served_by_the_app(browser: Any, app_server: tuple[Services, str]) -> None:
     from playwright.sync_api import expect
 
     _, url = app_server
