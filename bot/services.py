@@ -30,7 +30,7 @@ class Services:
     def create(cls, settings: Settings | None = None, *, migrate: bool = True) -> Services:
         settings = settings or get_settings()
         settings.ensure_dirs()
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, threads=settings.http_threads)
         if migrate:
             db.migrate()
         return cls(settings=settings, db=db)

@@ -103,6 +103,16 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for the staff API (bootstrap; tokens in DB come later)."
     )
 
+    # Security: sessions and attempt limits (see the README's Operations section)
+    login_failures_per_user: int = Field(default=5, description="Console login tries per user name per 15 minutes.")
+    login_failures_per_ip: int = Field(default=20, description="Console login tries per client address per 15 minutes.")
+    link_code_failures_per_ip: int = Field(default=10, description="Wrong link codes per client address per hour.")
+    link_code_failures_global: int = Field(default=100, description="Wrong link codes from anyone per hour.")
+    staff_session_idle_minutes: int = Field(default=30, description="A console session ends after this much idling.")
+    staff_session_max_hours: int = Field(default=8, description="A console session ends this long after login.")
+    web_session_days: int = Field(default=30, description="How long the web chat's session cookie lasts.")
+    http_threads: int = Field(default=32, ge=4, description="Threads serving requests; the DB pool is sized to match.")
+
     # Channels: each is live when its credentials are set.
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -75,7 +75,7 @@ def db_upgrade() -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit chain; exit 1 and name the first broken event if it was tampered with."""
+    """Check the audit chain; exit 1 and name every broken event if it was tampered with."""
     from bot.storage.audit import verify_chain
 
     services = _services()
@@ -84,8 +84,9 @@ def audit_verify() -> None:
     if report.ok:
         console.print(f"[green]OK[/]: {report.checked} events, chain intact")
         return
-    console.print(f"[red]BROKEN[/] at event id {report.first_broken_id}: {report.reason} "
-                  f"({report.checked} events verified before it)")
+    console.print(f"[red]BROKEN[/]: {len(report.broken)} of {report.checked} events do not hold")
+    for event_id, reason in report.broken:
+        console.print(f"  event id {event_id}: {reason}")
     raise typer.Exit(1)
 
 
@@ -316,8 +317,13 @@ def serve(
 
     console.print("live channels: " + ", ".join(live_channels(settings)))
     services.close()
+    from bot.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.resolved_log_dir)
+    # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
+    # configures them again when it builds the app).
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower())
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None)
 
 
 def _attach_capability_commands() -> None:

@@ -4,35 +4,34 @@ Server-rendered with Jinja2 (no front-end build). Login checks an argon2
 hash; the session is a signed cookie (HttpOnly, SameSite=Strict, Secure
 unless `STAFF_COOKIE_SECURE=false` for local HTTP); every form carries a
 per-session CSRF token. Without a session every page redirects to the login
-and every POST changes nothing. Five failed logins for a user name within
-15 minutes lock further attempts for that name for the rest of the window.
+and every POST changes nothing. The cookie names a server-side session (`bot.security.staff_sessions`)
+that logout, a password change, disabling and idling end. Login tries are counted per normalized user
+name and per client address before the password is checked (`bot.security.login_guard`).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.middleware.sessions import SessionMiddleware
 
 from handlers.escalation import staff as staff_accounts
 from bot import jst
 from handlers.escalation import tickets
+from bot.security import login_guard, staff_sessions
 from bot.services import Services
-from bot.storage.models import AuditEvent, FaqCandidate, utcnow
+from bot.storage.models import FaqCandidate
 from handlers.escalation.models import StaffAccount, Ticket
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8
-LOGIN_FAILURES_ALLOWED = 5
-LOGIN_WINDOW = timedelta(minutes=15)
 FILTERS = {"open": "未対応", "mine": "自分の担当", "overdue": "期限超過", "active": "対応中すべて", "all": "すべて"}
 
 
@@ -90,10 +89,10 @@ def check_csrf(request: Request, token: str) -> None:
 
 
 def current_staff(request: Request, session: Any) -> StaffAccount:
-    staff_id = request.session.get("staff_id")
+    staff_id = staff_sessions.resolve(session, request.session.get("sid"), _services(request).settings)
     account = session.get(StaffAccount, staff_id) if staff_id else None
     if account is None or not account.active:
-        request.session.pop("staff_id", None)
+        request.session.pop("sid", None)
         raise LoginRequired
     return account  # type: ignore[no-any-return]
 
@@ -127,24 +126,26 @@ def login_page(request: Request) -> HTMLResponse:
 def login(request: Request, username: str = Form(""), password: str = Form(""), csrf: str = Form("")) -> Response:
     check_csrf(request, csrf)
     services = _services(request)
+    client_ip = request.client.host if request.client else "unknown"
+    if not login_guard.admit(services, username, client_ip):  # counted before the password is checked
+        return render(request, "staff/login.html", status=429,
+                      error="ログインの失敗が続いたため、しばらくログインできません。15分ほどおいてお試しください。")
     with services.db.session() as session:
-        recent_failures = session.execute(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "staff.login_failed", AuditEvent.created_at >= utcnow() - LOGIN_WINDOW,
-            AuditEvent.data["username"].as_string() == username[:80])).scalar_one()
-        if recent_failures >= LOGIN_FAILURES_ALLOWED:
-            return render(request, "staff/login.html", status=429,
-                          error="ログインの失敗が続いたため、しばらくログインできません。15分ほどおいてお試しください。")
         account = staff_accounts.authenticate(session, username, password)
         if account is None:
             return render(request, "staff/login.html", status=401, error="ユーザー名またはパスワードが違います。")
-        request.session.clear()  # a fresh session (and CSRF token) at login: no fixation
-        request.session["staff_id"] = account.id
+        token = staff_sessions.start(session, account.id)
+    login_guard.succeeded(services, username, client_ip)
+    request.session.clear()  # a fresh session (and CSRF token) at login: no fixation
+    request.session["sid"] = token
     return RedirectResponse("/staff", status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form("")) -> Response:
     check_csrf(request, csrf)
+    with _services(request).db.session() as session:
+        staff_sessions.end(session, request.session.get("sid"))
     request.session.clear()
     return RedirectResponse("/staff/login", status_code=303)
 

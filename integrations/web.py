@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Annotated
 
 import structlog
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -28,9 +28,10 @@ from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
 from integrations import web_chat
+from integrations.http_guards import MAX_BODY_BYTES
+from integrations.web_identity import chat_identity, set_session_cookie
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 4000
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,20 @@ class ChatRequest(BaseModel):
     )
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")] | None = Field(
         default=None,
-        description="Stable id of the user; the same id continues the same conversation. The web page sends "
-                    "none: its server-issued session cookie says who it is.",
+        description="Integrations only (needs `Authorization: Bearer` with a token of scope `chat`): the user "
+                    "the message is from; the same id continues the same conversation. The web page sends "
+                    "none: its visitor is the server-issued session cookie.",
     )
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     choice: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="The `value` of an option from an earlier reply."
     )
     location: ChatLocation | None = None
+
+
+class PendingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")]
 
 
 class ChatOption(BaseModel):
@@ -102,7 +109,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     engine = Engine(services)
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        """The outbox delivery worker runs while the server does."""
+        """The outbox delivery worker runs while the server does. Request threads match the DB pool."""
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = services.db.threads
         api.state.delivery.start()
         try:
             yield
@@ -124,9 +134,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(413, "too_large", "送信内容が大きすぎます。", "Request body too large.")
         try:
             response = await call_next(request)
         finally:
@@ -167,36 +174,56 @@ def create_app(services: Services | None = None) -> FastAPI:
               responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
                          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
     def api_chat(body: ChatRequest, request: Request, response: Response) -> ChatResponse | JSONResponse:
-        """Send one message as `user_id` (or as the web page's session) and get the bot's replies."""
+        """Send one message (as the session's visitor, or as `user_id` with a `chat` token); get the replies."""
         has_text = bool(body.text and body.text.strip())
         if not has_text and not body.choice and body.location is None:
             return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
                           "Empty message: send text, a choice or a location.")
+        identity = chat_identity(request, services, body.user_id)
+        if isinstance(identity, JSONResponse):
+            return identity
+        assert identity.user_id is not None
+        set_session_cookie(response, identity, services)
         message = InboundMessage(
             channel="web",
-            external_user_id=body.user_id or web_chat.issue_cookie(request, response),
+            external_user_id=identity.user_id,
             text=body.text if has_text else None,
             choice=body.choice,
             location=Location(lat=body.location.lat, lon=body.location.lon) if body.location else None,
         )
         outcome = engine.process(message)
         if outcome.limited:
-            return _error(429, "rate_limited", outcome.replies[0].text,
-                          "Too many messages; please wait a minute and try again.")
+            limited = _error(429, "rate_limited", outcome.replies[0].text,
+                             "Too many messages; please wait a minute and try again.")
+            set_session_cookie(limited, identity, services)
+            return limited
         return ChatResponse(replies=[_chat_reply(r) for r in outcome.replies])
 
-    @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
-    def api_pending(user_id: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")]
-                    ) -> ChatResponse:
-        """Messages waiting for this web user that were not replies (a visit to confirm, a staff answer).
-
-        Each is returned once: it is marked delivered in the same transaction.
-        """
+    def pending_for(user_id: str | None) -> ChatResponse:
         from bot.outbox import take_pending
 
+        if user_id is None:
+            return ChatResponse(replies=[])
         with services.db.session() as session:
             replies = take_pending(session, "web", user_id)
         return ChatResponse(replies=[_chat_reply(r) for r in replies])
+
+    @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
+    def api_pending(request: Request) -> ChatResponse | JSONResponse:
+        """Messages waiting for this visitor (session cookie) that were not replies (a visit to confirm, a
+        staff answer). Each is returned once: it is marked delivered in the same transaction."""
+        identity = chat_identity(request, services, None, create=False)
+        if isinstance(identity, JSONResponse):
+            return identity
+        return pending_for(identity.user_id)
+
+    @app.post("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
+    def api_pending_for_user(body: PendingRequest, request: Request) -> ChatResponse | JSONResponse:
+        """The same for an integration: `user_id` in the body, with a token of scope `chat`."""
+        identity = chat_identity(request, services, body.user_id)
+        if isinstance(identity, JSONResponse):
+            return identity
+        return pending_for(identity.user_id)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -211,11 +238,9 @@ def create_app(services: Services | None = None) -> FastAPI:
         return JSONResponse({"status": "ready" if status == 200 else "not_ready", "checks": checks}, status)
 
     @app.get("/", include_in_schema=False)
-    def index(request: Request) -> FileResponse:
-        page = FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-store"})
-        web_chat.issue_cookie(request, page)
-        return page
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> FileResponse:
@@ -234,6 +259,9 @@ def create_app(services: Services | None = None) -> FastAPI:
     from integrations.channels import mount_channels
 
     app.state.delivery = mount_channels(app, services, engine)
+    from integrations.http_guards import GuardMiddleware
+
+    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES)  # outermost: before any route reads
     return app
 
 

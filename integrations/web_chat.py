@@ -1,8 +1,8 @@
 """The web chat's server side beyond `POST /api/chat`: who the browser is, the conversation so far,
 live delivery, the first screen and the read-only source viewer.
 
-- **Identity**: the page gets a server-issued random id in an HttpOnly, SameSite=Lax cookie
-  (`madoguchi_chat`); the page and its live updates use it, nothing identifying goes in a URL.
+- **Identity**: the visitor is the server-issued session in an HttpOnly, SameSite=Strict cookie
+  (`integrations.web_identity`); the history and the live updates use it, nothing identifying goes in a URL.
 - **History** (`GET /api/chat/history`): the conversation in the order it happened (what the user sent,
   the bot's replies, and staff answers or confirmations delivered later), with the question still
   waiting for an answer shown again at the end, so a reload mid-hearing or mid-checkout shows what the
@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -42,8 +41,6 @@ from bot.storage.models import (
     OutboundMessage,
 )
 
-COOKIE = "madoguchi_chat"
-COOKIE_MAX_AGE = 180 * 24 * 3600
 EVENTS_POLL_S = 0.5
 EVENTS_MAX_S = 300  # a stream ends after this; the browser's EventSource reconnects by itself
 HISTORY_LIMIT = 200
@@ -55,20 +52,18 @@ router = APIRouter()
 
 
 # ------------------------------------------------------------------ identity
-def cookie_user(request: Request) -> str | None:
-    value = request.cookies.get(COOKIE, "")
-    return f"web-{value}" if value and value.replace("-", "").replace("_", "").isalnum() and len(value) <= 64 else None
+def visitor(request: Request, response: Response | None, create: bool) -> str | None:
+    """The page's visitor from the server-issued session cookie (see `integrations.web_identity`); with
+    `create`, a first visit gets its session (and cookie) here, so live updates work before it types."""
+    from integrations.web_identity import chat_identity, set_session_cookie
 
-
-def issue_cookie(request: Request, response: Response) -> str:
-    """The browser's chat id: the one it has, or a new random one set as an HttpOnly cookie."""
-    existing = cookie_user(request)
-    if existing:
-        return existing
-    token = secrets.token_urlsafe(24)
-    response.set_cookie(COOKIE, token, max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/")
-    return f"web-{token}"
+    services = _services(request)
+    identity = chat_identity(request, services, None, create=create)
+    if isinstance(identity, Response):
+        return None
+    if response is not None:
+        set_session_cookie(response, identity, services)
+    return identity.user_id
 
 
 def _services(request: Request) -> Services:
@@ -217,8 +212,8 @@ def example_questions(services: Services, limit: int = EXAMPLES) -> list[str]:
 @router.get("/api/chat/history", tags=["chat"])
 def api_history(request: Request, response: Response) -> dict[str, Any]:
     """This browser's conversation so far (the cookie says whose), oldest first."""
-    user_id = issue_cookie(request, response)
-    return history(_services(request), user_id)
+    user_id = visitor(request, response, create=True)
+    return history(_services(request), user_id) if user_id else {"items": [], "flow": None}
 
 
 @router.get("/api/chat/welcome", tags=["chat"])
@@ -234,11 +229,11 @@ def api_welcome(request: Request) -> dict[str, Any]:
 async def api_events(request: Request) -> Response:
     """Server-sent events: `replies` events with messages for this browser that answer nothing it sent
     (a staff answer, a visit to confirm). Each message is delivered once."""
-    user_id = cookie_user(request)
-    if user_id is None:
-        return JSONResponse({"error": "no_session", "message": "ページを開き直してください。",
-                             "message_en": "No chat session; reload the page."}, status_code=401)
+    user_id = visitor(request, None, create=False)
     services = _services(request)
+    if user_id is None:  # no session yet: an empty stream; the browser reconnects after `retry`
+        return StreamingResponse(iter(["retry: 3000\n\n"]), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
 
     def take() -> list[dict[str, Any]]:
         from bot.outbox import take_pending

@@ -20,6 +20,9 @@ from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
 from tests.browser_support import browser  # noqa: F401  (one Chromium per test session, for every browser test)
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
+#: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
+CHAT_TOKEN = "test-chat-token-0123456789"
+CHAT_HEADERS = {"Authorization": f"Bearer {CHAT_TOKEN}"}
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

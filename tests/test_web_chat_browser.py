@@ -53,9 +53,15 @@ def open_chat(page: Any, url: str) -> None:
     page.wait_for_selector("body[data-ready='1']")
 
 
-def web_user(page: Any) -> str:
-    cookie = next(c for c in page.context.cookies() if c["name"] == "madoguchi_chat")
-    return f"web-{cookie['value']}"
+def web_user(page: Any, services: Services) -> str:
+    """The chat identity behind the page's session cookie (the page itself never sees it)."""
+    from bot.security import web_sessions
+
+    cookie = next(c for c in page.context.cookies() if c["name"] == web_sessions.COOKIE)
+    with services.db.session() as session:
+        user = web_sessions.identity_of(session, cookie["value"])
+    assert user
+    return user
 
 
 def inbound_count(services: Services, user: str) -> int:
@@ -85,7 +91,7 @@ def test_first_screen_offers_examples_and_the_menu_and_is_accessible(phone: Any,
     assert 3 <= examples.count() <= 4
     expect(phone.get_by_role("button", name="ヒアリングシートに回答する")).to_be_enabled()
     expect(phone.locator("#loc")).to_be_hidden()  # no location is asked for
-    assert inbound_count(services, web_user(phone)) == 0  # the page sent nothing by itself
+    assert inbound_count(services, web_user(phone, services)) == 0  # the page sent nothing by itself
     for button in phone.locator("button:visible").all():
         assert button.bounding_box()["height"] >= 44, button.inner_text()
     assert_accessible(phone, "the chat's first screen")
@@ -135,7 +141,7 @@ def test_a_double_enter_sends_once_with_a_typing_indicator(phone: Any, app_serve
     expect(phone.locator("#send")).to_be_enabled()
     assert slow["n"] == 1
     assert phone.locator(".msg.me").count() == 1
-    assert inbound_count(services, web_user(phone)) == 1
+    assert inbound_count(services, web_user(phone, services)) == 1
 
 
 def test_reload_restores_the_conversation_and_the_pending_question_and_old_buttons_are_inert(
@@ -193,7 +199,7 @@ def test_staff_answer_arrives_live_and_a_failed_send_keeps_the_text(phone: Any, 
     box.fill("説明会の会場に駐車場はありますか？")
     box.press("Enter")
     expect(phone.locator(".msg.bot").last).to_contain_text("受付番号")
-    user = web_user(phone)
+    user = web_user(phone, services)
     with services.db.session() as session:
         ticket = session.execute(select(Ticket).order_by(Ticket.id.desc())).scalars().first()
         assert ticket.question == "説明会の会場に駐車場はありますか？"
@@ -201,7 +207,7 @@ def test_staff_answer_arrives_live_and_a_failed_send_keeps_the_text(phone: Any, 
         tickets.staff_reply(session, ticket, staff, "駐車場はありません。公共交通機関をご利用ください。", via="console")
     expect(phone.locator(".msg.bot").last).to_contain_text("駐車場はありません")
     expect(phone.get_by_role("button", name="解決しました")).to_be_enabled()
-    assert user == web_user(phone)
+    assert user == web_user(phone, services)
 
     # The network drops: the text stays, and 再送信 sends it once the network is back.
     phone.route("**/api/chat", lambda route: route.abort("internetdisconnected"))
@@ -223,8 +229,11 @@ def test_confirmation_code_link_is_shown_not_sent(phone: Any, app_server: tuple[
     phone.goto(f"{url}/?code=ABCD-2345")
     phone.wait_for_selector("body[data-ready='1']")
     expect(phone.locator(".msg.bot").last).to_contain_text("ABCD-2345")
-    assert inbound_count(services, web_user(phone)) == 0
+    assert inbound_count(services, web_user(phone, services)) == 0
     assert "code=" not in phone.url
+    phone.get_by_role("button", name="送信しない").click()
+    expect(phone.locator(".msg.bot").last).to_contain_text("送信しませんでした")
+    assert inbound_count(services, web_user(phone, services)) == 0
 
 
 def test_desktop_keeps_a_readable_width(browser: Any, app_server: tuple[Services, str]) -> None:

@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -30,21 +31,40 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-class Database:
-    """Owns one SQLAlchemy engine and hands out sessions."""
+#: Connections besides the request threads': the delivery worker, its tasks, startup and the CLI.
+SPARE_CONNECTIONS = 8
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """Owns one SQLAlchemy engine and hands out sessions.
+
+    The pool holds one connection per thread that may use it (`threads`, the server's request threads,
+    plus spares), so a request never waits for a connection; and no code path holds one session while
+    opening another from the same pool (the knowledge base reads through `unpooled()`), so the pool
+    cannot deadlock however many requests arrive (it did at 16 concurrent users with 5 + 10).
+    """
+
+    def __init__(self, url: str, *, threads: int = 40, pooled: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.threads = threads
+        size = threads + SPARE_CONNECTIONS
+        pool_args: dict[str, object] = ({"pool_size": size, "max_overflow": 0, "pool_timeout": 60} if pooled
+                                        else {"poolclass": NullPool})
         if self.is_sqlite:
             db_path = url.split("///", 1)[-1]
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, connect_args={"timeout": 10})
+            self.engine: Engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True, **pool_args)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self.engine = create_engine(url, pool_pre_ping=pooled, hide_parameters=True, **pool_args)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def unpooled(self) -> Database:
+        """The same database through connections opened on demand (no pool to wait for): for reads made
+        while a request may already hold a pooled connection (the knowledge base's freshness check)."""
+        return Database(self.url, threads=self.threads, pooled=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -195,28 +195,35 @@
     if (data.options && data.options.length) optionBox(data.options, true);
   }
 
-  // A code from a confirmation link (…/?code=ABCD-2345) is shown for the user to send, never sent by itself.
-  function offerCode(code) {
-    if (!/^[A-Za-z0-9-]{4,20}$/.test(code)) return;
+  // A code from a confirmation link (…/?code=ABCD-2345) is shown for the visitor to send, never sent by
+  // itself: a link must never make the browser say anything on its own.
+  function offerCode(raw) {
+    if (!/^[A-Za-z0-9]{4}-?[A-Za-z0-9]{4}$/.test(raw)) return;
+    const code = raw.toUpperCase();
     retireOptions();
-    bubble("リンクから確認コード「" + code + "」を受け取りました。ご自身宛てのリンクであれば「送信する」を押してください。", "bot");
+    bubble("リンクに確認コード " + code + " が含まれています。ご自身が受け取ったコードであれば「送信する」を押してください。" +
+           "心当たりがなければ「送信しない」を押してください。", "bot");
     const box = optionBox([], true);
-    const b = document.createElement("button");
-    b.type = "button"; b.textContent = "送信する";
-    b.addEventListener("click", () => send({text: code}, code));
-    box.append(b);
+    const yes = document.createElement("button");
+    yes.type = "button"; yes.textContent = "送信する";
+    yes.addEventListener("click", () => send({text: code}, code));
+    const no = document.createElement("button");
+    no.type = "button"; no.textContent = "送信しない";
+    no.addEventListener("click", () => { retireOptions(); bubble("コードは送信しませんでした。", "bot"); });
+    box.append(yes, no);
   }
 
+  let events = null;
   function connect() {
-    if (!window.EventSource) return;
-    const events = new EventSource("/api/chat/events");
+    if (!window.EventSource || events) return;
+    events = new EventSource("/api/chat/events");
     events.addEventListener("replies", (event) => show(JSON.parse(event.data).replies));
   }
 
   async function start() {
     const params = new URLSearchParams(location.search);
-    const code = params.get("code");
-    if (code) history.replaceState(null, "", "/");
+    const code = params.get("code") || "";
+    if (params.has("code")) history.replaceState(null, "", "/");
     try {
       const res = await fetch("/api/chat/history", {credentials: "same-origin"});
       const data = await res.json();
