@@ -261,7 +261,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.delivery = mount_channels(app, services, engine)
     from integrations.http_guards import GuardMiddleware
 
-    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES)  # outermost: before any route reads
+    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH
+
+    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,
+                       path_limits={UPLOAD_PATH: UPLOAD_MAX_BYTES + 64 * 1024})  # outermost: before any route reads
     return app
 
 
