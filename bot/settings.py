@@ -87,6 +87,13 @@ class Settings(BaseSettings):
                                    description="The call-center hours as users read them (no brackets: they are "
                                                "shown inside brackets).")
 
+    # Conversations
+    capabilities: str = Field(
+        default="handlers.capabilities:CAPABILITIES",
+        description="module:ATTRIBUTE of the ordered capability list the engine, CLI and web app install.")
+    flow_timeout_minutes: int = Field(
+        default=120, ge=1, description="A flow (hearing sheet, check-out ...) left alone this long expires politely.")
+
     # Web / API
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MADOGUCHI_HOST", "host"))
     port: int = Field(default=8000, validation_alias=AliasChoices("MADOGUCHI_PORT", "port"))
