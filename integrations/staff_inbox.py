@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -476,7 +476,7 @@ def _admin(request: Request, csrf: str) -> StaffAccount | Response:
 
 
 @router.post(UPLOAD_PATH.removeprefix("/staff"))
-def knowledge_upload(request: Request, file: UploadFile = File(...), csrf: str = Form("")) -> Response:
+def knowledge_upload(request: Request, file: Annotated[UploadFile, File()], csrf: str = Form("")) -> Response:
     """Add or replace a manual / FAQ file (same formats as `knowledge ingest`); replies JSON for the page."""
     from knowledge.ingest import ingest_paths
     from knowledge.loaders import SUPPORTED_SUFFIXES

@@ -137,7 +137,8 @@ def history(services: Services, user_id: str) -> dict[str, Any]:
         flow = conversation.active_flow if conversation is not None else None
         # The first screen the user saw (greeting and menu, shown by the page, never sent) comes first.
         locale = services.settings.locale
-        items.insert(0, {"who": "bot", **page_reply(Reply(text=t("welcome", locale), options=main_menu(locale, None)))})
+        first_screen = Reply(text=t("welcome", locale), options=main_menu(services, locale, None))
+        items.insert(0, {"who": "bot", **page_reply(first_screen)})
         _label_choices(items)
         if flow:
             _show_pending_again(items, flow)
@@ -222,7 +223,7 @@ def api_welcome(request: Request) -> dict[str, Any]:
     services = _services(request)
     locale = services.settings.locale
     return {"text": t("welcome", locale), "examples": example_questions(services),
-            "options": [o.model_dump() for o in main_menu(locale, None)]}
+            "options": [o.model_dump() for o in main_menu(services, locale, None)]}
 
 
 @router.get("/api/chat/events", tags=["chat"], response_class=StreamingResponse)

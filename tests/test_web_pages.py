@@ -112,8 +112,8 @@ def test_only_the_console_upload_may_send_more_than_64_kb(site: tuple[Services, 
 
 def test_the_dashboard_shows_rates_with_their_counts(site: tuple[Services, str]) -> None:
     services, url = site
-    from knowledge.ingest import ingest_paths
     from bot.settings import SAMPLE_KB_DIR
+    from knowledge.ingest import ingest_paths
 
     ingest_paths(services, [SAMPLE_KB_DIR])
     Engine(services).handle(InboundMessage(channel="web", external_user_id="d-1", text="専門家派遣は年に何回まで使えますか？"))
