@@ -164,9 +164,10 @@ def test_invalid_answers_are_named_and_nothing_is_stored(liff_rig: Liff) -> None
 
 def test_the_liff_page_and_form_are_served_per_program(liff_rig: Liff) -> None:
     page = httpx.get(f"{liff_rig.url}/liff/alpha/hearing")
-    assert page.status_code == 200 and "1650000001-AbCdEfGh" in page.text and "liff.init" in page.text
+    assert page.status_code == 200 and "1650000001-AbCdEfGh" in page.text and "/static/liff.js" in page.text
     policy = page.headers["content-security-policy"]  # LINE's SDK may load; nothing else from outside
-    assert "script-src 'self' 'unsafe-inline' https://static.line-scdn.net;" in policy
+    assert "script-src 'self' https://static.line-scdn.net;" in policy and "unsafe-inline" not in policy
+    assert "liff.init" in httpx.get(f"{liff_rig.url}/static/liff.js").text
     form = httpx.get(f"{liff_rig.url}/liff/alpha/hearing/form").json()
     assert form["id"] == "dx-platform" and form["sections"]
     assert httpx.get(f"{liff_rig.url}/liff/nope/hearing").status_code == 404

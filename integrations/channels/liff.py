@@ -215,8 +215,8 @@ def form_document(form: Form) -> dict[str, Any]:
 
 #: The page's own policy (the app's default allows scripts from this origin only): LINE's LIFF SDK and the
 #: LINE endpoints it talks to, nothing else.
-LIFF_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://static.line-scdn.net; "
-            "style-src 'self' 'unsafe-inline'; img-src 'self' data: https://profile.line-scdn.net; "
+LIFF_CSP = ("default-src 'self'; script-src 'self' https://static.line-scdn.net; "
+            "style-src 'self'; img-src 'self' data: https://profile.line-scdn.net; "
             "connect-src 'self' https://api.line.me https://access.line.me https://liffsdk.line-scdn.net; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
 
@@ -235,7 +235,7 @@ def page(request: Request, program_id: str) -> HTMLResponse:
     if program is None or form is None:
         return HTMLResponse("<p>このフォームはありません。</p>", status_code=404)
     assert program.line is not None
-    config = json.dumps({"liffId": program.line.liff_id, "program": program.id}, ensure_ascii=False)
+    config = json.dumps({"liffId": program.line.liff_id, "program": program.id}).replace("<", "\\u003c")
     body = PAGE.replace("{{title}}", html.escape(f"{form.title}（{program.label}）")).replace("{{config}}", config)
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "Content-Security-Policy": LIFF_CSP})
 
@@ -295,19 +295,10 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{title}}</title>
-<style>
-  body { margin: 0; font-family: "Hiragino Sans", "Noto Sans JP", sans-serif; background: #f4f6f5; color: #222; }
-  header { background: #0b6e4f; color: #fff; padding: .8rem 1rem; font-weight: bold; }
-  main { padding: 1rem; max-width: 40rem; margin: auto; }
-  fieldset { border: 0; background: #fff; border-radius: 10px; margin: 0 0 1rem; padding: .8rem 1rem; }
-  legend { font-weight: bold; padding: .4rem 0; }
-  label.q { display: block; margin: .8rem 0 .3rem; font-weight: bold; }
-  .help { font-size: .85rem; color: #555; }
-  input[type=text], textarea, select { width: 100%; font-size: 1rem; padding: .5rem; border: 1px solid #bbb;
-                                       border-radius: 6px; box-sizing: border-box; font-family: inherit; }
-  .err { color: #a00; font-size: .9rem; }
-  button { background: #0b6e4f; color: #fff; border: 0; border-radius: 8px; padding: .8rem 1.4rem; font-size: 1rem; }
-</style>
+<link rel="stylesheet" href="/static/liff.css">
+<script type="application/json" id="liff-config">{{config}}</script>
+<script charset="utf-8" src="https://static.line-scdn.net/liff/edge/2/sdk.js"></script>
+<script src="/static/liff.js" defer></script>
 </head>
 <body>
 <header>{{title}}</header>
@@ -315,93 +306,6 @@ PAGE = """<!doctype html>
 <p id="status">読み込み中です…</p>
 <form id="f" hidden></form>
 </main>
-<script charset="utf-8" src="https://static.line-scdn.net/liff/edge/2/sdk.js"></script>
-<script>
-const CONFIG = {{config}};
-const base = "/liff/" + encodeURIComponent(CONFIG.program) + "/hearing";
-const statusLine = document.getElementById("status");
-const formEl = document.getElementById("f");
-let definition = null;
-
-function field(q) {
-  const box = document.createElement("div"); box.dataset.q = q.id;
-  if (q.when) box.dataset.when = JSON.stringify(q.when);
-  const label = document.createElement("label"); label.className = "q";
-  label.textContent = q.prompt + (q.required ? "" : "（任意）"); box.appendChild(label);
-  if (q.help) { const h = document.createElement("div"); h.className = "help"; h.textContent = q.help; box.appendChild(h); }
-  let input;
-  if (q.type === "single_choice") {
-    input = document.createElement("select"); input.appendChild(new Option("選んでください", ""));
-    q.options.forEach(o => input.appendChild(new Option(o.label, o.value)));
-  } else if (q.type === "yes_no") {
-    input = document.createElement("select");
-    [["", "選んでください"], ["yes", "はい"], ["no", "いいえ"]].forEach(([v, l]) => input.appendChild(new Option(l, v)));
-  } else if (q.type === "multi_choice") {
-    input = document.createElement("div");
-    q.options.forEach(o => { const l = document.createElement("label"); const c = document.createElement("input");
-      c.type = "checkbox"; c.value = o.value; l.appendChild(c); l.append(" " + o.label); input.appendChild(l);
-      input.appendChild(document.createElement("br")); });
-  } else {
-    input = document.createElement(q.type === "text" ? "textarea" : "input");
-    if (input.tagName === "INPUT") input.type = "text";
-    if (q.example) input.placeholder = "例：" + q.example;
-  }
-  input.name = q.id; box.appendChild(input);
-  const err = document.createElement("div"); err.className = "err"; box.appendChild(err);
-  return box;
-}
-function valueOf(box) {
-  const multi = box.querySelectorAll("input[type=checkbox]");
-  if (multi.length) return Array.from(multi).filter(c => c.checked).map(c => c.value);
-  const input = box.querySelector("[name]"); return input ? input.value : "";
-}
-function collect() {
-  const answers = {};
-  formEl.querySelectorAll("[data-q]").forEach(box => { if (!box.hidden) answers[box.dataset.q] = valueOf(box); });
-  return answers;
-}
-function applyConditions() {
-  const answers = {};
-  formEl.querySelectorAll("[data-q]").forEach(box => {
-    if (box.dataset.when) {
-      const w = JSON.parse(box.dataset.when); let v = answers[w.question];
-      if (v === "yes") v = true; if (v === "no") v = false;
-      const vs = Array.isArray(v) ? v : [v];
-      const holds = v !== undefined && v !== "" && (w.not_equals !== undefined ? !vs.includes(w.not_equals)
-        : (w.in || [w.equals]).some(x => vs.includes(x)));
-      box.hidden = !holds;
-    }
-    if (!box.hidden) answers[box.dataset.q] = valueOf(box);
-  });
-}
-async function start() {
-  try {
-    await liff.init({ liffId: CONFIG.liffId });
-    if (!liff.isLoggedIn()) { liff.login(); return; }
-    definition = await (await fetch(base + "/form")).json();
-  } catch (e) { statusLine.textContent = "LINE アプリから開いてください。"; return; }
-  statusLine.textContent = definition.description || "";
-  definition.sections.forEach(s => { const fs = document.createElement("fieldset");
-    const lg = document.createElement("legend"); lg.textContent = s.title; fs.appendChild(lg);
-    s.questions.forEach(q => fs.appendChild(field(q))); formEl.appendChild(fs); });
-  const submit = document.createElement("button"); submit.type = "submit"; submit.textContent = "送信する";
-  formEl.appendChild(submit); formEl.hidden = false; formEl.addEventListener("change", applyConditions);
-  applyConditions();
-}
-formEl.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  formEl.querySelectorAll(".err").forEach(e => e.textContent = "");
-  const res = await fetch(base, { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ id_token: liff.getIDToken(), answers: collect() }) });
-  const data = await res.json();
-  if (res.ok) { formEl.hidden = true; statusLine.textContent = data.message + "\\n受付番号：" + data.number; return; }
-  if (data.errors) { Object.entries(data.errors).forEach(([id, msg]) => {
-      const box = formEl.querySelector(`[data-q="${id}"] .err`); if (box) box.textContent = msg; });
-    statusLine.textContent = data.message; window.scrollTo(0, 0); return; }
-  statusLine.textContent = data.message;
-});
-start();
-</script>
 </body>
 </html>
 """
