@@ -142,8 +142,13 @@ def test_program_pages_and_the_choice_on_the_general_page(web: httpx.Client) -> 
     assert web.get("/p/no-such-program/").status_code == 404
     listed = web.get("/api/programs").json()["programs"]
     assert [p["id"] for p in listed] == [A, B] and listed[1]["url"] == f"/p/{B}/"
-    page = web.get("/").text
-    assert "どの事業についてのお問い合わせですか" in page and "/api/programs" in page
+    general = web.get("/api/chat/welcome").json()
+    assert [p["url"] for p in general["programs"]] == [f"/p/{A}/", f"/p/{B}/"] and general["program"] is None
+    at_a = web.get("/api/chat/welcome", params={"program": A}).json()
+    assert at_a["programs"] == [] and at_a["program"]["id"] == A
+    assert at_a["examples"]  # from the expert-dispatch FAQ
+    assert web.get("/api/chat/welcome", params={"program": B}).json()["examples"] == []  # B has no FAQ entries
+    assert "どの事業についてのお問い合わせですか" in web.get("/static/chat.js").text
     unknown = web.post("/api/chat", json={"user_id": "u", "text": "こんにちは", "program": "nope"})
     assert unknown.status_code == 404
 
@@ -232,11 +237,12 @@ def test_in_a_browser_the_general_page_offers_the_programs_and_a_program_page_an
         page = browser.new_context().new_page()
         page.goto(str(web.base_url))
         expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
-        expect(page.locator(".msg.bot").last).to_contain_text("どの事業についてのお問い合わせですか")
-        page.get_by_role("button", name="地域DX伴走支援").click()
+        expect(page.get_by_text("どの事業についてのお問い合わせですか")).to_be_visible()
+        page.get_by_role("link", name="地域DX伴走支援").click()
         page.wait_for_url(f"**/p/{B}/")
         expect(page.locator("header")).to_contain_text("地域DX伴走支援")
         expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+        assert page.get_by_text("どの事業についてのお問い合わせですか").count() == 0
         page.fill("#t", ONLY_B)
         page.keyboard.press("Enter")
         expect(page.locator(".msg.bot").last).to_contain_text("4月28日", timeout=60000)
