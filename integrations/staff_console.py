@@ -233,8 +233,12 @@ def resolve(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
 def close(request: Request, ticket_id: int, csrf: str = Form(""), confirm: str = Form("")) -> Response:
     if confirm != "yes":  # closing without an answer is confirmed explicitly (the user gets nothing)
         check_csrf(request, csrf)
-        with _services(request).db.session() as session:
-            current_staff(request, session)
+        services = _services(request)
+        with services.db.session() as session:
+            me = current_staff(request, session)
+            if not _visible(services, me, session.get(Ticket, ticket_id)):
+                raise HTTPException(404, detail={"error": "not_found", "message": "そのお問い合わせはありません。",
+                                                 "message_en": "No such ticket."})
         return back_to(ticket_id, "回答なしで終了するには、確認の欄にチェックを入れてください。", request)
     response = _act(request, ticket_id, csrf, lambda s, t, me: tickets.close(s, t, actor=me.username),
                     "回答なしで終了しました。")

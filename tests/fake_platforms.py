@@ -25,6 +25,7 @@ SLACK_SECRET = "slack-signing-secret-for-tests"
 LINE_SECRET = "line-channel-secret-for-tests"
 TELEGRAM_TOKEN = "123456:TEST-token"
 TELEGRAM_SECRET = "telegram-webhook-secret"
+TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Call:
     method: str
     body: dict[str, Any]
     at: float
-    authorization: str | None = None  # the Authorization header (whose token sent it)
+    authorization: str | None = None  # whose token sent it (LINE: the Authorization header; Telegram: the bot token)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class FakePlatforms:
             if method == "getMe":
                 return JSONResponse({"ok": True, "result": {"id": 999, "is_bot": True, "first_name": "madoguchi",
                                                             "username": "madoguchi_bot"}})
-            retry_after = self._record("telegram", method, body)
+            retry_after = self._record("telegram", method, body, token)  # which bot sent it
             if retry_after is not None:
                 return JSONResponse({"ok": False, "error_code": 429, "description": "Too Many Requests",
                                      "parameters": {"retry_after": retry_after}}, status_code=429)

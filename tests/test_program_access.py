@@ -108,6 +108,8 @@ def test_console_staff_of_a_cannot_see_or_act_on_b(world: World) -> None:
         for action in ("claim", "reply", "resolve", "close", "faq"):
             answer = client.post(f"/staff/tickets/{b_ticket}/{action}", data={"csrf": csrf, "text": "Aから"})
             assert answer.status_code == 404, action
+        confirmed = client.post(f"/staff/tickets/{b_ticket}/close", data={"csrf": csrf, "confirm": "yes"})
+        assert confirmed.status_code == 404
         assert client.get(f"/staff/hearings/{world.hearings[B]}").status_code == 404
         assert client.get(f"/staff/visits/{world.visits[B]}").status_code == 404
         assert "regional-dx社" not in client.get("/staff/hearings").text
