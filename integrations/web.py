@@ -23,11 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bot.engine import Engine
+from bot.i18n import t
 from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
 from integrations.http_guards import MAX_BODY_BYTES
-from integrations.web_identity import chat_identity, set_session_cookie
+from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_TEXT_CHARS = 4000
@@ -178,7 +179,12 @@ def create_app(services: Services | None = None) -> FastAPI:
             return identity
         assert identity.user_id is not None
         set_session_cookie(response, identity, services)
+        client = client_of(request)
+        refusal = anonymous_code_refusal(services, identity.user_id, body.text if has_text else None, client["ip"])
+        if refusal is not None:  # a failed guess from nobody we know: answered, and no person is created
+            return ChatResponse(replies=[ChatReply(text=t(f"account_code_{refusal}", services.settings.locale))])
         message = InboundMessage(
+            client=client,
             channel="web",
             external_user_id=identity.user_id,
             text=body.text if has_text else None,
