@@ -92,3 +92,59 @@ def test_linking_never_moves_hearing_answers_without_their_owner_saying_yes(serv
         assert draft.person_id != other.id and draft.answers.get("company_name") == "株式会社被害者"
         identity = session.execute(select(ChannelIdentity)).scalar_one()
         assert identity.person_id != other.id and not identity.verified
+
+
+def test_an_expert_cannot_confirm_their_own_visit_and_code_confirmations_keep_evidence(
+        server: tuple[Services, str]) -> None:
+    """Finding 7: an expert confirmed their own visit by sending the confirmation code from a fresh session."""
+    from datetime import date
+
+    from bot.storage.models import StaffNotification, utcnow
+    from handlers.visits.models import Visit, VisitConfirmationEvidence
+    from handlers.visits.rules import rules_for
+    from handlers.visits.service import plan_visit
+    from handlers.accounts.registry import add_company
+
+    services, url = server
+    expert_side = {"X-Forwarded-For": "198.51.100.7", "User-Agent": "ExpertPhone/1.0"}
+    with services.db.session() as session:
+        company = add_company(session, "株式会社確認")
+        expert = add_person(session, "expert", "自作 自演")
+        link = link_codes.issue(session, "link", hours=1, person_id=expert.id)
+        visits = [plan_visit(session, rules_for(date.today()), expert_id=expert.id, company_id=company.id,
+                             day=date.today()).visit for _ in range(2)]
+        for visit in visits:  # the day's steps done; the company's contact has no linked account
+            visit.status, visit.checkin_at, visit.checkout_at = "checked_out", utcnow(), utcnow()
+        codes = [link_codes.issue(session, "visit_confirm", hours=2, visit_id=visit.id) for visit in visits]
+        visit_ids = [visit.id for visit in visits]
+
+    def confirm(client: httpx.Client, code: str, visit_id: int, name: str) -> str:
+        asked = client.post("/api/chat", json={"text": code}).json()["replies"][0]
+        if "支援を受けましたか" not in asked["text"]:
+            return str(asked["text"])
+        client.post("/api/chat", json={"choice": f"visits:confirm:{visit_id}"})
+        return str(client.post("/api/chat", json={"text": name}).json()["replies"][0]["text"])
+
+    with httpx.Client(base_url=url, headers=expert_side) as own:
+        assert "連携しました" in own.post("/api/chat", json={"text": link}).json()["replies"][0]["text"]
+        assert "ご自身の訪問は確認できません" in own.post("/api/chat", json={"text": codes[0]}).json()["replies"][0]["text"]
+    with services.db.session() as session:
+        assert session.get(Visit, visit_ids[0]).status == "checked_out"
+
+    with httpx.Client(base_url=url, headers=expert_side) as fresh:  # a fresh session on the expert's phone
+        assert "ありがとうございました" in confirm(fresh, codes[0], visit_ids[0], "鈴木 一郎")
+    with httpx.Client(base_url=url, headers={"X-Forwarded-For": "203.0.113.50", "User-Agent": "SMEPhone/2.0"}) as sme:
+        assert "ありがとうございました" in confirm(sme, codes[1], visit_ids[1], "佐藤 花子")
+
+    with services.db.session() as session:
+        evidence = {e.visit_id: e for e in session.execute(select(VisitConfirmationEvidence)).scalars()}
+        suspicious, honest = evidence[visit_ids[0]], evidence[visit_ids[1]]
+        assert suspicious.flagged and "same network" in (suspicious.flag_reason or "")
+        assert "same browser" in (suspicious.flag_reason or "")
+        assert (suspicious.typed_name, suspicious.client_ip, suspicious.user_agent) == (
+            "鈴木 一郎", "198.51.100.7", "ExpertPhone/1.0")
+        assert not honest.flagged and (honest.typed_name, honest.client_ip) == ("佐藤 花子", "203.0.113.50")
+        assert "confirmation_from_expert_side" in session.get(Visit, visit_ids[0]).flags
+        flagged = session.execute(select(StaffNotification).where(
+            StaffNotification.kind == "visit.confirmation_flagged")).scalars().all()
+        assert [n.subject_id for n in flagged] == [str(visit_ids[0])]
