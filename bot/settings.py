@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     staff_session_idle_minutes: int = Field(default=30, description="A console session ends after this much idling.")
     staff_session_max_hours: int = Field(default=8, description="A console session ends this long after login.")
     web_session_days: int = Field(default=30, description="How long the web chat's session cookie lasts.")
+    unanswered_grace_seconds: int = Field(
+        default=30, description="On start, messages stored this long ago without a reply get an apology.")
     http_threads: int = Field(default=32, ge=4, description="Threads serving requests; the DB pool is sized to match.")
 
     # Channels: each is live when its credentials are set.
