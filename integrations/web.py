@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.exc import OperationalError as SQLAlchemyDatabaseError
 
 from bot.engine import Engine
 from bot.i18n import t
@@ -150,6 +151,17 @@ def create_app(services: Services | None = None) -> FastAPI:
                 body = {"error": "method_not_allowed", "message": "この操作は使えません。",
                         "message_en": "Method not allowed."}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyDatabaseError)
+    async def storage_error(_request: Request, exc: SQLAlchemyDatabaseError) -> JSONResponse:
+        """A read-only or full disk, a database gone: the JSON 503 (clients retry later), not a plain 500."""
+        log.error("storage unavailable: %s", type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+        return _error(503, "storage_unavailable", "ただいま保存ができないため、受け付けられません。しばらくしてからお試しください。",
+                      "Storage unavailable; please try again later.")
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", "処理中に問題が発生しました。", "Internal error.")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
