@@ -68,19 +68,12 @@ class Link(BaseModel):
     url: str
 
 
-class FileRef(BaseModel):
-    name: str
-    path: str
-    media_type: str = "application/octet-stream"
-
-
 class Reply(BaseModel):
     """One message the bot sends back."""
 
     text: str
     options: list[Option] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
-    files: list[FileRef] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict, description="Not shown: citations, confidence.")
     free_input: bool = Field(
         default=False,

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     secretariat_contact: str = Field(default="事務局 お問い合わせ窓口（電話番号は事業のご案内をご覧ください）")
     secretariat_hours: str = Field(default="平日 10:00〜17:00（土日祝日・年末年始を除く）")
 
+    # Conversations
+    capabilities: str = Field(
+        default="handlers.capabilities:CAPABILITIES",
+        description="module:ATTRIBUTE of the ordered capability list the engine, CLI and web app install.")
+    flow_timeout_minutes: int = Field(
+        default=120, ge=1, description="A flow (hearing sheet, check-out ...) left alone this long expires politely.")
+
     # Web / API
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MADOGUCHI_HOST", "host"))
     port: int = Field(default=8000, validation_alias=AliasChoices("MADOGUCHI_PORT", "port"))

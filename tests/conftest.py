@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.engine import Engine
 from bot.services import Services
 from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
 
@@ -78,6 +80,13 @@ def services(tmp_path: Path, database_url: str | None) -> Iterator[Services]:
 
 
 @pytest.fixture
+def engine(services: Services) -> Engine:
+    """The engine over this test's own services (a test module may override it, e.g. to install a test
+    capability or to use `sample_kb_services`)."""
+    return Engine(services)
+
+
+@pytest.fixture
 def sqlite_services(tmp_path: Path) -> Iterator[Services]:
     svc = Services.create(make_settings(tmp_path))
     yield svc
@@ -85,13 +94,25 @@ def sqlite_services(tmp_path: Path) -> Iterator[Services]:
 
 
 @pytest.fixture(scope="session")
-def sample_kb_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """One data dir with the shipped sample knowledge base ingested (embedding is the slow part)."""
+def sample_kb_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with the shipped sample knowledge base ingested, once per session (embedding is the
+    slow part). Never used directly: each test gets its own copy (`sample_kb_services`)."""
     from knowledge.ingest import ingest_paths
 
-    root = tmp_path_factory.mktemp("samplekb")
-    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None))
+    root = tmp_path_factory.mktemp("samplekb") / "data"
+    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=root, database_url=None))
     ingest_paths(svc, [SAMPLE_KB_DIR])
+    svc.close()
+    return root
+
+
+@pytest.fixture
+def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
+    """Services of this test alone, over a private copy of the sample knowledge base (tickets, published
+    FAQs and settings changed by one test are never seen by another)."""
+    data = tmp_path / "samplekb"
+    shutil.copytree(sample_kb_template, data)
+    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=data, database_url=None))
     yield svc
     svc.close()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from bot.handler import Handler, Turn, register
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings
 from bot.messages import Option, Reply
 from handlers.accounts import link_codes
@@ -68,7 +68,6 @@ def role_label(turn: Turn, person: Person) -> str:
     return turn.t(f"role_{person.role}")
 
 
-@register
 class AccountHandler(Handler):
     name = "account"
 

@@ -149,8 +149,3 @@ def link_identity(session: Session, identity: ChannelIdentity, target: Person) -
     session.flush()
     audit.record(session, "account.linked", actor_person_id=target.id, subject_type="channel_identity",
                  subject_id=identity.id, data={"channel": identity.channel, "previous_person_id": previous})
-
-
-def verified_identities(session: Session, person_id: int) -> list[ChannelIdentity]:
-    return list(session.execute(select(ChannelIdentity).where(
-        ChannelIdentity.person_id == person_id, ChannelIdentity.verified.is_(True))).scalars())

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
-from bot.handler import Handler, Turn, register
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Option, Reply
 from bot.storage.models import Message, Person, utcnow
@@ -69,7 +69,6 @@ HELPFUL_WORDS = ("解決した", "わかった", "ありがとう", "ありが�
 RECENT_QUESTION = timedelta(minutes=30)
 
 
-@register
 class EscalationHandler(Handler):
     name = "escalation"
     flow_label = "担当者へのお問い合わせ"
@@ -80,9 +79,11 @@ class EscalationHandler(Handler):
         choice = turn.message.choice or ""
         if choice.startswith(("contact:", "feedback:", "ticket:done:", "ticket:rate:", "ticket:cancel:")):
             return True
-        if turn.text in HELPFUL_WORDS:  # only thanks for an answer, not a flow's "ありがとう"
+        if turn.text in HELPFUL_WORDS or turn.text in NOT_HELPFUL_WORDS:
+            # Feedback on an answer, not a command: inside a flow 「わからない」 answers the flow's question
+            # (the hearing sheet's 法人番号 prompt invites it) and 「ありがとう」 is small talk.
             return turn.conversation.active_flow is None
-        return turn.text in ASK_WORDS or turn.text in NOT_HELPFUL_WORDS
+        return turn.text in ASK_WORDS
 
     def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         return [Option(label=t("contact_menu", locale), value="contact:human")]

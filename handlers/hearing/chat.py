@@ -24,8 +24,8 @@ from sqlalchemy import select
 from handlers.hearing import reference_number
 from handlers.hearing.answers import AnswerError, format_answer, parse_answer, validate_selection
 from handlers.hearing.progress import applicable_questions, effective_answers, missing_required, next_question, position
-from handlers.hearing.schema import Form, Question
-from bot.handler import Handler, Turn, register
+from handlers.hearing.schema import Form, Question, catalog
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
@@ -157,26 +157,27 @@ add_strings("en", {
 })
 
 
+def check_forms(services: Services) -> None:
+    """Startup check: every form definition parses and the configured hearing form exists."""
+    forms = catalog(services)  # raises FormDefinitionError naming the file and field
+    if forms.latest(services.settings.hearing_form) is None:
+        from handlers.hearing.schema import FormDefinitionError
+
+        raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
+                                  f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
+
+
 def looks_like_question(text: str) -> bool:
     """A message that asks something rather than answers (it goes to the FAQ handler)."""
     return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))
 
 
-@register
 class HearingHandler(Handler):
     name = "hearing"
     flow_label = "ヒアリングシート"
     triggers = ("ヒアリング開始", "ヒアリング", "ヒアリングシート", "ヒアリングを始める", "ヒアリング再開",
                 re.compile(r"/hearing"))
     choice_prefix = "hearing:"
-
-    def check(self, services: Services) -> None:
-        forms = services.forms  # raises FormDefinitionError naming the file and field
-        if forms.latest(services.settings.hearing_form) is None:
-            from handlers.hearing.schema import FormDefinitionError
-
-            raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
-                                      f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
 
     def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         return [Option(label=t("hearing_menu", locale), value="hearing:start")]
@@ -268,7 +269,7 @@ class HearingHandler(Handler):
 
     # ------------------------------------------------------------ starting
     def _start(self, turn: Turn, restart: bool) -> list[Reply]:
-        form = turn.services.forms.latest(turn.services.settings.hearing_form)
+        form = catalog(turn.services).latest(turn.services.settings.hearing_form)
         if form is None:
             return [Reply(text=turn.t("hearing_no_form"))]
         existing = self._active_response(turn)
@@ -514,7 +515,7 @@ class HearingHandler(Handler):
 
     # -------------------------------------------------------------- lookup
     def _form(self, turn: Turn, response: FormResponse) -> Form:
-        form = turn.services.forms.get(response.form_id, response.form_version)
+        form = catalog(turn.services).get(response.form_id, response.form_version)
         assert form is not None, f"form {response.form_id} disappeared"
         return form
 

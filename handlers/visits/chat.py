@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from handlers.hearing.answers import NO_WORDS, YES_WORDS
-from bot.handler import Handler, Turn, register
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
@@ -159,7 +159,6 @@ def format_minutes(minutes: int, locale: str) -> str:
     return (f"{hours}時間" if hours else "") + (f"{rest}分" if rest or not hours else "")
 
 
-@register
 class VisitsHandler(Handler):
     name = "visits"
     flow_label = "訪問の記録"

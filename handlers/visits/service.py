@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,6 +22,9 @@ from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Company, Conversation, Message, Person, Role, utcnow
 from handlers.visits.models import Visit, VisitConfirmationEvidence
 from handlers.visits.rules import ProgramRules, distance_m, fees_for_day, fiscal_year, fiscal_year_start, rules_for
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 ACTIVE_STATUSES = ("planned", "checked_in", "checked_out", "confirmed", "disputed")
 FLAG_LABELS = {
@@ -294,3 +298,29 @@ def sweep(session: Session, through: date) -> list[Visit]:
             audit.record(session, "visit.needs_certificate", subject_type="visit", subject_id=visit.id,
                          data={"missing": missing})
     return marked
+
+
+def sweep_and_notify(session: Session, through: date) -> list[Visit]:
+    """`sweep`, then tell each expert whose visit now needs the paper certificate (on a linked channel)."""
+    import handlers.visits.chat  # noqa: F401  (registers the message strings)
+    from bot.i18n import t
+    from bot.messages import Reply
+    from bot.outbox import NoChannel, send_to_person
+
+    marked = sweep(session, through)
+    for visit in marked:
+        text = f"{visit.planned_date:%m/%d} {visit.company.name}: " + t("visits_needs_certificate",
+                                                                          visit.expert.locale or "ja")
+        try:
+            send_to_person(session, visit.expert_person_id, [Reply(text=text)], verified_only=True)
+        except NoChannel:
+            pass
+    return marked
+
+
+def nightly_sweep(services: Services) -> list[Visit]:
+    """The scheduled task: close every day up to yesterday (JST)."""
+    from bot.jst import JST
+
+    with services.db.session() as session:
+        return sweep_and_notify(session, datetime.now(JST).date() - timedelta(days=1))

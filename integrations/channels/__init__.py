@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.settings import Settings
@@ -75,27 +76,15 @@ def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
 
 
 def build_worker(services: Services, senders: dict[str, ChannelSender] | None = None) -> DeliveryWorker:
-    """The outbox worker: platform senders, the Slack staff channel, and the overdue check once a minute."""
+    """The outbox worker: platform senders, the Slack staff channel, and the capabilities' periodic tasks."""
     from integrations.channels.delivery import DeliveryWorker, Every
 
     senders = build_senders(services.settings) if senders is None else senders
-    tasks: list[Any] = [Every(60, overdue_check(services))]
+    tasks: list[Any] = [Every(task.every_seconds, partial(task.run, services))
+                        for capability in services.capabilities for task in capability.tasks
+                        if task.every_seconds is not None and task.run is not None]
     if "slack" in senders and services.settings.slack_staff_channel:
         from integrations.slack_staff import StaffChannelNotifier
 
         tasks.append(StaffChannelNotifier(services))
     return DeliveryWorker(services, list(senders.values()), tasks=tasks)
-
-
-def overdue_check(services: Services) -> Any:
-    """The SLA rule as a worker task: unclaimed tickets past the business-time limit are flagged."""
-    from handlers.escalation import tickets
-    from handlers.escalation.business_hours import BusinessCalendar
-
-    def run() -> int:
-        settings = services.settings
-        with services.db.session() as session:
-            return len(tickets.flag_overdue(session, BusinessCalendar.from_settings(settings),
-                                            settings.ticket_claim_sla_minutes))
-
-    return run
