@@ -82,9 +82,12 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
 
-    # The secretariat people can call (shown when a user asks for a person)
-    secretariat_contact: str = Field(default="事務局 お問い合わせ窓口（電話番号は事業のご案内をご覧ください）")
-    secretariat_hours: str = Field(default="平日 10:00〜17:00（土日祝日・年末年始を除く）")
+    # The secretariat people can call (offered with a ticket, only while the phone line is open)
+    secretariat_contact: str = Field(
+        default="", description="Who to call and the number, e.g. 「事務局 03-1234-5678」; empty = no phone offered.")
+    secretariat_hours: str = Field(default="平日 10:00〜17:00、土日祝日・年末年始を除く",
+                                   description="The call-center hours as users read them (no brackets: they are "
+                                               "shown inside brackets).")
 
     # Conversations
     capabilities: str = Field(

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from bot.engine import Engine
 from bot.services import Services
 from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
+from tests.browser_support import browser  # noqa: F401  (one Chromium per test session, for every browser test)
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
 #: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
