@@ -56,9 +56,9 @@ def test_masking_is_linear_on_long_words() -> None:
         return min(times)
 
     for alphabet in ("a", "1", "山", "a.", "x-"):
-        small_s, large_s = best_of_3(alphabet * 2_000), best_of_3(alphabet * 60_000)
+        small_s, large_s = best_of_3(alphabet * 20_000), best_of_3(alphabet * 60_000)
         assert large_s < 1.0, (alphabet, large_s)  # the quadratic pattern took ~13 s here
-        assert large_s < max(small_s, 1e-4) * 200, (alphabet, small_s, large_s)  # ~30x the text, not ~900x
+        assert large_s < max(small_s, 1e-3) * 6, (alphabet, small_s, large_s)  # 3x the text: ~3x, not ~9x
 
 
 def test_unsigned_60kb_slack_request_does_not_stall_the_server(slack_server: LiveServer, logged: Path) -> None:
@@ -134,9 +134,8 @@ def test_all_log_output_is_masked_json_uvicorn_and_exceptions_included(tmp_path:
 
     with LiveServer(app) as server:
         configure_logging("INFO", logged.parent, force=True)  # as `serve` does once uvicorn has configured itself
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            assert client.get("/boom-exception").status_code == 500
-            assert client.get("/boom-sql").status_code == 500
+        for path in ("/boom-exception", "/boom-sql"):  # a connection each: uvicorn closes one after a crash
+            assert httpx.get(f"{server.url}{path}", timeout=30).status_code == 500
             logging.getLogger("uvicorn.error").error("direct uvicorn line 03-1234-5678")
         _flush()
     raw = logged.read_text(encoding="utf-8")

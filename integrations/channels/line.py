@@ -10,6 +10,7 @@ keep their `webhookEventId`, which the engine de-duplicates.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -32,6 +33,7 @@ from linebot.v3.messaging import (
 )
 from linebot.v3.messaging.exceptions import ApiException
 from linebot.v3.webhooks import (
+    Event,
     FollowEvent,
     LocationMessageContent,
     MessageEvent,
@@ -44,6 +46,7 @@ from bot.outbox import queue, replies_of
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import OutboundMessage
+from integrations.channels.inbox import WebhookInbox, event_key
 from integrations.channels.delivery import (
     ChannelRuntime,
     PermanentSendError,
@@ -204,21 +207,17 @@ def next_page(services: Services, event: Any, program: str | None = None) -> Non
               | ({"program": program} if program else {}))
 
 
+#: Set on a stored event that came in on a program's own webhook (one inbox holds every account's events).
+PROGRAM_KEY = "_madoguchi_program"
+
+
 def mount(api: FastAPI, settings: Settings, services: Services, runtime: ChannelRuntime) -> None:
     """`/line/webhook` for the general account (LINE_CHANNEL_*: users may ask about any program), and
     `/line/<program>/webhook` for each program's own account, each verified with its own channel secret:
-    an event signed with another program's secret is refused (401)."""
-    if settings.line_channel_secret is not None and settings.line_channel_access_token is not None:
-        _mount_one(api, "/line/webhook", settings.line_channel_secret.get_secret_value(), None, services, runtime)
-    for program_id, (secret, _) in program_accounts(settings).items():
-        _mount_one(api, f"/line/{program_id}/webhook", secret, program_id, services, runtime)
+    an event signed with another program's secret is refused (401). Every account's events are stored before
+    the 200 in one inbox, with the program they came in for."""
 
-
-def _mount_one(api: FastAPI, path: str, secret: str, program: str | None, services: Services,
-               runtime: ChannelRuntime) -> None:
-    parser = WebhookParser(secret)
-
-    def process(events: list[Any]) -> None:
+    def process(events: list[Any], program: str | None) -> None:
         for event in events:
             if isinstance(event, PostbackEvent) and event.postback.data.startswith(PAGE_PREFIX):
                 next_page(services, event, program)
@@ -228,16 +227,41 @@ def _mount_one(api: FastAPI, path: str, secret: str, program: str | None, servic
             if message is not None:
                 runtime.receive(message)
 
+    def process_stored(raw: dict[str, Any]) -> None:
+        raw = dict(raw)
+        program = raw.pop(PROGRAM_KEY, None)
+        try:
+            event = Event.from_dict(raw)
+        except ValueError:
+            return  # an event type the SDK does not know: nothing to answer
+        process([event], program)
+
+    inbox = WebhookInbox(services, CHANNEL, process_stored)
+    runtime.inboxes.append(inbox)
+    if settings.line_channel_secret is not None and settings.line_channel_access_token is not None:
+        _mount_one(api, "/line/webhook", settings.line_channel_secret.get_secret_value(), None, inbox)
+    for program_id, (secret, _) in program_accounts(settings).items():
+        _mount_one(api, f"/line/{program_id}/webhook", secret, program_id, inbox)
+
+
+def _mount_one(api: FastAPI, path: str, secret: str, program: str | None, inbox: WebhookInbox) -> None:
+    parser = WebhookParser(secret)
+
     async def line_webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
         body = (await request.body()).decode("utf-8", errors="replace")
         signature = request.headers.get("X-Line-Signature", "")
         try:
-            events = parser.parse(body, signature)
+            parser.parse(body, signature)
+            raw = json.loads(body)["events"]
         except InvalidSignatureError:
             return JSONResponse({"error": "invalid_signature", "message": "署名が正しくありません。"}, status_code=401)
         except Exception:  # signed but not a webhook body we can read
             return JSONResponse({"error": "invalid_body", "message": "内容を読み取れません。"}, status_code=400)
-        background.add_task(process, list(events))
+        # Stored (committed) before LINE gets its 200: LINE never resends an acknowledged event.
+        events = [(f"{program}:{event_key(e, 'webhookEventId')}" if program else event_key(e, "webhookEventId"),
+                   {**e, PROGRAM_KEY: program} if program else e) for e in raw if isinstance(e, dict)]
+        ids = await inbox.accept(events)
+        background.add_task(inbox.process_ids, ids)
         return JSONResponse({"ok": True})
 
     api.add_api_route(path, line_webhook, methods=["POST"], include_in_schema=False)

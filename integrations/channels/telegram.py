@@ -28,6 +28,7 @@ from bot.outbox import replies_of
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import OutboundMessage
+from integrations.channels.inbox import WebhookInbox, event_key
 from integrations.channels.delivery import (
     ChannelRuntime,
     PermanentSendError,
@@ -187,21 +188,25 @@ def _to_inbound(services: Services, update: Update) -> InboundMessage | None:
                           reply_context={"chat_id": str(message.chat.id)})
 
 
+#: Set on a stored update that came in on a program's own webhook (one inbox holds every bot's updates).
+PROGRAM_KEY = "_madoguchi_program"
+
+
 def mount(api: FastAPI, settings: Settings, services: Services, runtime: ChannelRuntime,
           sender: TelegramSender) -> None:
     """`/telegram/webhook` for the general bot, `/telegram/<program>/webhook` for each program's own bot,
-    each checked against its own secret token."""
+    each checked against its own secret token; every bot's updates are stored before the 200 in one inbox,
+    with the program they came in for."""
+    bots: dict[str, Bot] = {}
     if settings.telegram_bot_token is not None:
-        secret = settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token else ""
-        _mount_one(api, "/telegram/webhook", make_bot(settings), secret, None, services, runtime, sender)
-    for program_id, (token, secret) in program_bots(settings).items():
-        _mount_one(api, f"/telegram/{program_id}/webhook", make_bot(settings, token), secret, program_id, services,
-                   runtime, sender)
+        bots[""] = make_bot(settings)
+    for program_id, (token, _) in program_bots(settings).items():
+        bots[program_id] = make_bot(settings, token)
 
-
-def _mount_one(api: FastAPI, path: str, bot: Bot, secret: str, program: str | None, services: Services,
-               runtime: ChannelRuntime, sender: TelegramSender) -> None:
     def process(data: dict[str, Any]) -> None:
+        data = dict(data)
+        program = data.pop(PROGRAM_KEY, None)
+        bot = bots.get(program or "") or next(iter(bots.values()))
         update = Update.de_json(data, bot)
         if update is None:
             return
@@ -211,6 +216,16 @@ def _mount_one(api: FastAPI, path: str, bot: Bot, secret: str, program: str | No
         if update.callback_query is not None:
             sender.answer_callback(update.callback_query.id, program or "")
 
+    inbox = WebhookInbox(services, CHANNEL, process)
+    runtime.inboxes.append(inbox)
+    if settings.telegram_bot_token is not None:
+        secret = settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token else ""
+        _mount_one(api, "/telegram/webhook", secret, None, inbox)
+    for program_id, (_, secret) in program_bots(settings).items():
+        _mount_one(api, f"/telegram/{program_id}/webhook", secret, program_id, inbox)
+
+
+def _mount_one(api: FastAPI, path: str, secret: str, program: str | None, inbox: WebhookInbox) -> None:
     async def telegram_webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
         given = request.headers.get(SECRET_HEADER, "")
         if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
@@ -223,7 +238,12 @@ def _mount_one(api: FastAPI, path: str, bot: Bot, secret: str, program: str | No
         if not isinstance(data, dict) or "update_id" not in data:
             return JSONResponse({"error": "invalid_update", "message": "更新データが正しくありません。"},
                                 status_code=400)
-        background.add_task(process, data)
+        # Stored (committed) before Telegram gets its 200; processed from the store. Update ids count per
+        # bot, so a program's are kept apart from the general bot's.
+        key = event_key(data, "update_id")
+        stored = (f"{program}:{key}", {**data, PROGRAM_KEY: program}) if program else (key, data)
+        ids = await inbox.accept([stored])
+        background.add_task(inbox.process_ids, ids)
         return JSONResponse({"ok": True})
 
     api.add_api_route(path, telegram_webhook, methods=["POST"], include_in_schema=False)
