@@ -164,7 +164,7 @@ def list_visits(
 
     from handlers.visits.models import Visit
     from handlers.visits.report import month_bounds
-    from handlers.visits.service import visit_fees
+    from handlers.visits.service import fees_with_same_day
 
     services = _services(request)
     with services.db.session() as session:
@@ -177,11 +177,7 @@ def list_visits(
             if value is not None:
                 query = query.where(column == value)
         visits = list(session.execute(query).scalars())
-        same_days = list(session.execute(select(Visit).where(
-            Visit.status == "confirmed",
-            Visit.planned_date.in_({v.planned_date for v in visits}),
-            Visit.expert_person_id.in_({v.expert_person_id for v in visits}))).scalars())
-        fees = visit_fees(same_days, services.settings.program_rules_file)
+        fees = fees_with_same_day(session, visits, services.settings.program_rules_file)
         audit.record(session, "visits.listed", data={"actor": actor, "month": month, "count": len(visits)})
         items = [VisitItem(
             id=v.id, planned_date=v.planned_date, planned_start=v.planned_start, planned_end=v.planned_end,

@@ -29,6 +29,7 @@ from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
+from bot.text import looks_like_question
 from bot.storage.models import Person, utcnow
 from handlers.hearing.models import FormResponse
 
@@ -42,8 +43,6 @@ SUBMIT_WORDS = frozenset({"送信", "送信する", "送信します", "提出",
 EDIT_WORDS = frozenset({"修正", "修正する", "訂正", "変更", "edit"})
 DONE_WORDS = frozenset({"決定", "確定", "以上", "以上です", "完了", "done"})
 _EDIT_NUMBER = re.compile(r"^(?:修正|訂正|変更)?\s*(\d{1,3})\s*(?:番|番目)?(?:を?(?:修正|訂正|変更)(?:する|します|したい)?)?$")
-_QUESTION_ENDINGS = re.compile(r"(\?|ですか|ますか|でしょうか|のか|とは|教えてください|知りたい)$")
-_QUESTION_WORDS = re.compile(r"(とは何|どうすれば|どうやって|なぜ|いつまで|どこで|どのように|何回)")
 
 add_strings("ja", {
     "hearing_menu": "ヒアリングシートに回答する",
@@ -165,11 +164,6 @@ def check_forms(services: Services) -> None:
 
         raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
                                   f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
-
-
-def looks_like_question(text: str) -> bool:
-    """A message that asks something rather than answers (it goes to the FAQ handler)."""
-    return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))
 
 
 class HearingHandler(Handler):

@@ -15,13 +15,16 @@ a second check-in of the same visit is refused by the state machine.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from handlers.hearing.answers import NO_WORDS, YES_WORDS
-from bot.handler import Handler, Turn
+from bot.flow import Step, StepFlow
+from bot.handler import Turn
 from bot.i18n import add_strings, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
+from bot.text import looks_like_question
 from bot.outbox import NoChannel, send_to_person
 from handlers.accounts import link_codes
 from bot.storage.models import Company, Person, Role
@@ -30,7 +33,7 @@ from handlers.visits.models import Visit
 from handlers.visits import service
 from handlers.visits.durations import parse_duration_minutes
 from bot.jst import jst_date, jst_time
-from handlers.visits.rules import ProgramRules, rules_for
+from handlers.visits.rules import ProgramRules, billable_minutes, rules_for
 
 add_strings("ja", {
     "visits_menu_checkin": "チェックイン",
@@ -153,7 +156,7 @@ def format_minutes(minutes: int, locale: str) -> str:
     return (f"{hours}時間" if hours else "") + (f"{rest}分" if rest or not hours else "")
 
 
-class VisitsHandler(Handler):
+class VisitsHandler(StepFlow):
     name = "visits"
     flow_label = "訪問の記録"
     triggers = (*CHECKIN_WORDS, *CHECKOUT_WORDS, re.compile(r"/(checkin|checkout|visits)"), "訪問予定", "今日の訪問")
@@ -242,65 +245,91 @@ class VisitsHandler(Handler):
         return [Reply(text="\n".join(lines), options=self._location_options(turn))]
 
     # ---------------------------------------------------------------- flow
-    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
-        state = turn.flow_state
-        step = state.get("step", "")
-        if step in ("code_confirm", "dispute_note"):
-            return self._sme_flow(turn, state)
-        visit = self._own_visit(turn, int(state.get("visit_id", 0)))
-        if visit is None:
-            turn.end_flow("closed")
-            return [Reply(text=turn.t("visits_error_not_found"))]
-        rules = self._rules(turn, visit)
-        text, choice = turn.text, turn.message.choice or ""
-        if step in ("checkin_location", "checkout_location"):
-            which = step.removesuffix("_location")
-            if turn.message.location:
-                return self._location(turn, visit, rules, which)
-            if choice == "visits:noloc" or text in NO_LOCATION_WORDS:
-                turn.set_flow_state(state | {"step": f"{which}_noloc_reason"})
-                return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
-            return None
-        if step in ("checkin_noloc_reason", "checkout_noloc_reason"):
-            if not text:
-                return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
-            which = step.removesuffix("_noloc_reason")
-            service.record_location(turn.session, rules, visit, which, None, None, text)
-            return self._after_location(turn, visit, which, [turn.t("visits_location_reason_saved")])
-        if step == "minutes":
-            return self._minutes(turn, visit, state)
-        if step == "accompanied":
-            answer = self._yes_no(turn)
-            if answer is None:
-                return None if text else self._ask_accompanied(turn)
-            next_step = "accompanied_minutes" if answer else "not_accompanied_reason"
-            turn.set_flow_state(state | {"step": next_step, "accompanied": answer})
-            key = "visits_ask_accompanied_minutes" if answer else "visits_ask_not_accompanied_reason"
-            return [Reply(text=turn.t(key), free_input=True)]
-        if step == "accompanied_minutes":
-            minutes = parse_duration_minutes(text)
-            if minutes is None:
-                return [Reply(text=turn.t("visits_bad_minutes"), free_input=True)]
-            return self._finish_checkout(turn, visit, rules, state, minutes, None)
-        if step == "not_accompanied_reason":
-            if not text:
-                return [Reply(text=turn.t("visits_ask_not_accompanied_reason"), free_input=True)]
-            return self._finish_checkout(turn, visit, rules, state, None, text)
+    def steps(self) -> dict[str, Step]:
+        """The check-in/check-out and confirmation flow, one row per step: every step re-prompts."""
+        def ask(key: str, options: Callable[[Turn], list[Option]] | None = None) -> Callable[[Turn], list[Reply]]:
+            def prompt(turn: Turn) -> list[Reply]:
+                shown = options(turn) if options else []
+                return [Reply(text=turn.t(key), options=shown, free_input=not shown)]
+            return prompt
+
+        return {
+            "checkin_location": Step(ask("visits_send_location", self._location_options),
+                                     self._expert(self._parse_location), next=("checkin_noloc_reason",)),
+            "checkin_noloc_reason": Step(ask("visits_ask_no_location_reason"),
+                                         self._expert(self._parse_noloc_reason), free_text=True),
+            "checkout_location": Step(ask("visits_send_location", self._location_options),
+                                      self._expert(self._parse_location),
+                                      next=("checkout_noloc_reason", "minutes")),
+            "checkout_noloc_reason": Step(ask("visits_ask_no_location_reason"),
+                                          self._expert(self._parse_noloc_reason), next=("minutes",),
+                                          free_text=True),
+            "minutes": Step(ask("visits_ask_minutes"), self._expert(self._parse_minutes), next=("accompanied",)),
+            "accompanied": Step(ask("visits_ask_accompanied", self._yes_no_options),
+                                self._expert(self._parse_accompanied),
+                                next=("accompanied_minutes", "not_accompanied_reason")),
+            "accompanied_minutes": Step(ask("visits_ask_accompanied_minutes"),
+                                        self._expert(self._parse_accompanied_minutes)),
+            "not_accompanied_reason": Step(ask("visits_ask_not_accompanied_reason"),
+                                           self._expert(self._parse_not_accompanied_reason), free_text=True),
+            "code_confirm": Step(self._prompt_code_confirm, lambda turn: None),  # waits for a button
+            "dispute_note": Step(ask("visits_ask_dispute_note"), self._parse_dispute_note, free_text=True),
+        }
+
+    def _expert(self, parse: Callable[[Turn, Visit, ProgramRules], list[Reply] | None]
+                ) -> Callable[[Turn], list[Reply] | None]:
+        """An expert's step: their own visit, locked, and its fiscal year's rules."""
+        def run(turn: Turn) -> list[Reply] | None:
+            visit = self._own_visit(turn, int(turn.flow_state.get("visit_id", 0)))
+            if visit is None:
+                turn.end_flow("closed")
+                return [Reply(text=turn.t("visits_error_not_found"))]
+            return parse(turn, visit, self._rules(turn, visit))
+        return run
+
+    def _parse_location(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        which = str(turn.flow_state.get("step", "")).removesuffix("_location")
+        if turn.message.location:
+            return self._location(turn, visit, rules, which)
+        if turn.message.choice == "visits:noloc" or turn.text in NO_LOCATION_WORDS:
+            turn.set_flow_state(turn.flow_state | {"step": f"{which}_noloc_reason"})
+            return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
         return None
 
-    def reprompt(self, turn: Turn) -> list[Reply]:
-        step = turn.flow_state.get("step", "")
-        prompts = {
-            "checkin_location": ("visits_send_location", self._location_options(turn)),
-            "checkout_location": ("visits_send_location", self._location_options(turn)),
-            "minutes": ("visits_ask_minutes", []),
-            "accompanied": ("visits_ask_accompanied", self._yes_no_options(turn)),
-            "dispute_note": ("visits_ask_dispute_note", []),
-        }
-        if step not in prompts:
-            return []
-        key, options = prompts[step]
-        return [Reply(text=turn.t(key), options=options, free_input=not options)]
+    def _parse_noloc_reason(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        if not turn.text:
+            return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
+        which = str(turn.flow_state.get("step", "")).removesuffix("_noloc_reason")
+        service.record_location(turn.session, rules, visit, which, None, None, turn.text)
+        return self._after_location(turn, visit, which, [turn.t("visits_location_reason_saved")])
+
+    def _parse_minutes(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        return self._minutes(turn, visit, turn.flow_state)
+
+    def _parse_accompanied(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        answer = self._yes_no(turn)
+        if answer is None:
+            return None if turn.text else self._ask_accompanied(turn)
+        next_step = "accompanied_minutes" if answer else "not_accompanied_reason"
+        turn.set_flow_state(turn.flow_state | {"step": next_step, "accompanied": answer})
+        key = "visits_ask_accompanied_minutes" if answer else "visits_ask_not_accompanied_reason"
+        return [Reply(text=turn.t(key), free_input=True)]
+
+    def _parse_accompanied_minutes(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        minutes = parse_duration_minutes(turn.text)
+        if minutes is None:
+            return None if looks_like_question(turn.text) else [
+                Reply(text=turn.t("visits_bad_minutes"), free_input=True)]
+        return self._finish_checkout(turn, visit, rules, turn.flow_state, minutes, None)
+
+    def _parse_not_accompanied_reason(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        if not turn.text:
+            return [Reply(text=turn.t("visits_ask_not_accompanied_reason"), free_input=True)]
+        return self._finish_checkout(turn, visit, rules, turn.flow_state, None, turn.text)
+
+    def _prompt_code_confirm(self, turn: Turn) -> list[Reply]:
+        visit = service.lock(turn.session, int(turn.flow_state.get("visit_id", 0)))
+        return [self.confirmation_request(turn, visit, turn.locale)] if visit is not None else []
 
     def _location(self, turn: Turn, visit: Visit, rules: ProgramRules, which: str) -> list[Reply]:
         location = turn.message.location
@@ -337,9 +366,7 @@ class VisitsHandler(Handler):
         turn.audit("visit.support_recorded", subject_type="visit", subject_id=visit.id,
                    data={"minutes": minutes, "accompanied": bool(state.get("accompanied"))})
         turn.end_flow("finished")
-        from handlers.visits.rules import billable_minutes, fee_before_cap
-
-        fee = min(fee_before_cap(minutes, rules), rules.daily_fee_cap_yen)
+        fee = service.estimated_fee(turn.session, visit, turn.services.settings.program_rules_file)
         replies = [Reply(text=turn.t("visits_recorded", minutes=format_minutes(minutes, turn.locale),
                                      billable=format_minutes(billable_minutes(minutes, rules), turn.locale),
                                      fee=f"{fee:,}"))]
@@ -404,9 +431,8 @@ class VisitsHandler(Handler):
         self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
         return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
-    def _sme_flow(self, turn: Turn, state: dict[str, Any]) -> list[Reply] | None:
-        if state.get("step") == "code_confirm":
-            return None  # waiting for a button; a typed question goes to the FAQ
+    def _parse_dispute_note(self, turn: Turn) -> list[Reply] | None:
+        state = turn.flow_state
         visit = service.lock(turn.session, int(state.get("visit_id", 0)))
         if visit is None or not turn.text:
             return [Reply(text=turn.t("visits_ask_dispute_note"), free_input=True)]
