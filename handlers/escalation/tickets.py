@@ -45,6 +45,8 @@ add_strings("en", {
 })
 
 OPEN_STATUSES = ("open", "claimed", "answered")
+#: The one set of status labels staff see (Slack, the console).
+STATUS_LABELS = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 TRANSCRIPT_MESSAGES = 12
 
 
