@@ -278,11 +278,11 @@ def sweep(session: Session, through: date) -> list[Visit]:
 
 def sweep_and_notify(session: Session, through: date) -> list[Visit]:
     """`sweep`, then tell each expert whose visit now needs the paper certificate (on a linked channel)."""
-    import handlers.visits.chat  # noqa: F401  (registers the message strings)
-    from bot.i18n import t
+    from bot.i18n import add_locale_dir, t
     from bot.messages import Reply
     from bot.outbox import NoChannel, send_to_person
 
+    add_locale_dir(Path(__file__).resolve().parent / "locales")
     marked = sweep(session, through)
     for visit in marked:
         text = f"{visit.planned_date:%m/%d} {visit.company.name}: " + t("visits_needs_certificate",
