@@ -30,9 +30,11 @@ SECURITY_HEADERS = {
 class GuardMiddleware:
     """Pure ASGI middleware (it sees the body as it arrives, which BaseHTTPMiddleware does not)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES,
+                 path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_limits = dict(path_limits or {})  # a larger limit for a named path (the console's upload)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,8 +53,9 @@ class GuardMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
+        limit = self.path_limits.get(scope.get("path", ""), self.max_body_bytes)
         length = _content_length(scope)
-        if length is not None and length > self.max_body_bytes:
+        if length is not None and length > limit:
             await _too_large(send_with_headers)
             return
         received = 0
@@ -64,7 +67,7 @@ class GuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     # Answer now and tell the app the client is gone: nothing reads further bytes.
                     if not started:
                         await _too_large(send_with_headers)

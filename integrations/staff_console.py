@@ -56,6 +56,9 @@ def install(api: FastAPI, services: Services) -> None:
                        max_age=SESSION_HOURS * 3600, same_site="strict",
                        https_only=services.settings.staff_cookie_secure)
     api.include_router(router)
+    from integrations import staff_inbox
+
+    staff_inbox.install(api)
 
     @api.exception_handler(LoginRequired)
     async def to_login(_request: Request, _exc: LoginRequired) -> Response:
@@ -147,32 +150,30 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 # ------------------------------------------------------------------ queue
 @router.get("")
 def queue(request: Request, filter: str = "active") -> HTMLResponse:  # noqa: A002
+    from integrations import staff_inbox
+
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        query = select(Ticket).order_by(Ticket.id.desc()).limit(200)
-        if filter == "open":
-            query = query.where(Ticket.status == "open")
-        elif filter == "mine":
-            query = query.where(Ticket.assignee_id == me.id, Ticket.status.in_(tickets.OPEN_STATUSES))
-        elif filter == "overdue":
-            query = query.where(Ticket.overdue.is_(True), Ticket.status == "open")
-        elif filter != "all":
-            filter = "active"  # noqa: A001
-            query = query.where(Ticket.status.in_(tickets.OPEN_STATUSES))
-        rows = list(session.execute(query).scalars())
-        return render(request, "staff/queue.html", me=me, tickets=rows, filter=filter, filters=FILTERS)
+        return render(request, "staff/inbox.html", me=me, q=staff_inbox.queue_context(session, me, filter),
+                      ticket=None)
 
 
 @router.get("/tickets/{ticket_id}")
-def ticket_page(request: Request, ticket_id: int) -> HTMLResponse:
+def ticket_page(request: Request, ticket_id: int, filter: str = "active") -> HTMLResponse:  # noqa: A002
+    from integrations import staff_inbox
+
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             return render(request, "staff/message.html", status=404, me=me, message="そのお問い合わせはありません。")
-        return render(request, "staff/ticket.html", me=me, ticket=ticket, messages=list(ticket.messages))
+        return render(request, "staff/inbox.html", me=me, q=staff_inbox.queue_context(session, me, filter),
+                      ticket=ticket, messages=list(ticket.messages),
+                      transcript=staff_inbox.clean_transcript(ticket.transcript or []),
+                      ctx=staff_inbox.context_of(session, ticket),
+                      saved=staff_inbox.saved_replies(services))
 
 
 def _act(request: Request, ticket_id: int, csrf: str, action: Any, done: str) -> Response:
@@ -212,14 +213,39 @@ def reply(request: Request, ticket_id: int, text: str = Form(""), csrf: str = Fo
 
 @router.post("/tickets/{ticket_id}/resolve")
 def resolve(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
-    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.resolve(s, t, actor=me.username),
-                "解決にしました。利用者に満足度アンケートを送りました。")
+    response = _act(request, ticket_id, csrf, lambda s, t, me: tickets.resolve(s, t, actor=me.username),
+                    "解決にしました。利用者に満足度アンケートを送りました。")
+    return _to_next(request, ticket_id, response)
 
 
 @router.post("/tickets/{ticket_id}/close")
-def close(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
-    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.close(s, t, actor=me.username),
-                "回答なしで終了しました。")
+def close(request: Request, ticket_id: int, csrf: str = Form(""), confirm: str = Form("")) -> Response:
+    if confirm != "yes":  # closing without an answer is confirmed explicitly (the user gets nothing)
+        check_csrf(request, csrf)
+        with _services(request).db.session() as session:
+            current_staff(request, session)
+        return back_to(ticket_id, "回答なしで終了するには、確認の欄にチェックを入れてください。", request)
+    response = _act(request, ticket_id, csrf, lambda s, t, me: tickets.close(s, t, actor=me.username),
+                    "回答なしで終了しました。")
+    return _to_next(request, ticket_id, response)
+
+
+def _to_next(request: Request, ticket_id: int, response: Response) -> Response:
+    """After a ticket is done, go on to the next one waiting (or the queue when none is)."""
+    from integrations import staff_inbox
+
+    flash = str(request.session.get("flash") or "")
+    if "既に終了" in flash or "できませんでした" in flash:
+        return response
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        following = staff_inbox.next_ticket(session, me, ticket_id)
+    if following is None:
+        request.session["flash"] = flash + " 対応待ちのお問い合わせはありません。"
+        return RedirectResponse("/staff", status_code=303)
+    request.session["flash"] = flash + f" 次のお問い合わせ（{tickets.number(following)}）です。"
+    return RedirectResponse(f"/staff/tickets/{following}", status_code=303)
 
 
 @router.post("/tickets/{ticket_id}/faq")
@@ -231,11 +257,12 @@ def faq_candidate(request: Request, ticket_id: int, csrf: str = Form("")) -> Res
 # -------------------------------------------------------------- dashboard
 @router.get("/dashboard")
 def dashboard(request: Request) -> HTMLResponse:
+    from integrations import staff_inbox
+
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        figures = tickets.dashboard(session)
-        return render(request, "staff/dashboard.html", me=me, d=figures)
+        return render(request, "staff/dashboard.html", me=me, **staff_inbox.dashboard_context(session))
 
 
 # -------------------------------------------------------------------- FAQ
@@ -260,6 +287,10 @@ def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = F
         reviewer = me.username
     try:
         if decision == "publish":
+            with services.db.session() as session:
+                stored = session.get(FaqCandidate, candidate_id)
+                if stored is not None and not (answer.strip() or stored.answer.strip()):
+                    raise ValueError("回答を入力してから公開してください。")
             faq_review.publish(services, candidate_id, reviewer, question=question or None, answer=answer or None)
             request.session["flash"] = "公開しました。次の利用者から自動で回答されます。"
         elif decision == "reject":

@@ -19,16 +19,20 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.exc import OperationalError as SQLAlchemyDatabaseError
 
 from bot.engine import Engine
+from bot.i18n import t
 from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
 from bot.text import too_long
+from integrations import web_chat
 from integrations.http_guards import MAX_BODY_BYTES
-from integrations.web_identity import chat_identity, set_session_cookie
+from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -81,6 +85,8 @@ class ChatReply(BaseModel):
     options: list[ChatOption] = Field(default_factory=list)
     links: list[ChatLink] = Field(default_factory=list)
     free_input: bool = Field(default=False, description="A typed answer is expected; digits are not option picks.")
+    citations: list[ChatLink] = Field(default_factory=list, description="Sources of the answer (read-only viewer).")
+    asks_location: bool = Field(default=False, description="The reply waits for the user's location.")
 
 
 class ChatResponse(BaseModel):
@@ -117,6 +123,8 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served below from the app's own copy of Swagger UI, not a CDN
+        redoc_url=None,
         title="madoguchi API",
         version="1.0",
         description="窓口: chat API for Japanese SME-support programs. `POST /api/chat` is the stable contract.",
@@ -150,6 +158,17 @@ def create_app(services: Services | None = None) -> FastAPI:
                         "message_en": "Method not allowed."}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(SQLAlchemyDatabaseError)
+    async def storage_error(_request: Request, exc: SQLAlchemyDatabaseError) -> JSONResponse:
+        """A read-only or full disk, a database gone: the JSON 503 (clients retry later), not a plain 500."""
+        log.error("storage unavailable: %s", type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+        return _error(503, "storage_unavailable", "ただいま保存ができないため、受け付けられません。しばらくしてからお試しください。",
+                      "Storage unavailable; please try again later.")
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", "処理中に問題が発生しました。", "Internal error.")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -181,7 +200,12 @@ def create_app(services: Services | None = None) -> FastAPI:
             return identity
         assert identity.user_id is not None
         set_session_cookie(response, identity, services)
+        client = client_of(request)
+        refusal = anonymous_code_refusal(services, identity.user_id, body.text if has_text else None, client["ip"])
+        if refusal is not None:  # a failed guess from nobody we know: answered, and no person is created
+            return ChatResponse(replies=[ChatReply(text=t(f"account_code_{refusal}", services.settings.locale))])
         message = InboundMessage(
+            client=client,
             channel="web",
             external_user_id=identity.user_id,
             text=body.text if has_text else None,
@@ -236,7 +260,16 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        """Swagger UI, served from the app's own files (works offline)."""
+        return FileResponse(STATIC_DIR / "docs.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(web_chat.router)
 
     from integrations import staff_console
     from integrations.staff_api import router as staff_router
@@ -249,13 +282,18 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.delivery = mount_channels(app, services, engine)
     from integrations.http_guards import GuardMiddleware
 
-    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES)  # outermost: before any route reads
+    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH
+
+    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,
+                       path_limits={UPLOAD_PATH: UPLOAD_MAX_BYTES + 64 * 1024})  # outermost: before any route reads
     return app
 
 
 def _chat_reply(reply: Reply) -> ChatReply:
     return ChatReply(text=reply.text, options=[ChatOption(**o.model_dump()) for o in reply.options],
-                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input)
+                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input,
+                     citations=[ChatLink(**c) for c in web_chat.citations_of(reply)],
+                     asks_location=web_chat.asks_location(reply))
 
 
 def _index_ready(services: Services) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from bot.engine import Engine
 from bot.services import Services
 from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
+from tests.browser_support import browser  # noqa: F401  (one Chromium per test session, for every browser test)
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
 #: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
@@ -115,6 +116,49 @@ def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Ser
     svc = Services.create(Settings(MADOGUCHI_DATA_DIR=data, database_url=None))
     yield svc
     svc.close()
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real Chroma server (`chroma run` from the chromadb package) on a free port with its own data dir.
+    Skipped when the `chroma` command is missing, unless MADOGUCHI_REQUIRE_CHROMA is set (CI sets it)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import httpx
+
+    command = Path(sys.executable).with_name("chroma")
+    if not command.exists():
+        found = shutil.which("chroma")
+        if found is None:
+            if os.environ.get("MADOGUCHI_REQUIRE_CHROMA"):
+                pytest.fail("MADOGUCHI_REQUIRE_CHROMA is set but the chroma command is missing")
+            pytest.skip("the chroma command (chromadb package) is not installed")
+        command = Path(found)
+    port = free_port()
+    data = tmp_path / "chroma-server"
+    process = subprocess.Popen([str(command), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("chroma run did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def free_port() -> int:

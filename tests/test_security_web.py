@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from typing import Any
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,43 +90,45 @@ def test_a_body_user_id_needs_a_token_of_scope_chat(web: tuple[Services, str]) -
 @pytest.mark.skipif(not CHROMIUM and not os.environ.get("MADOGUCHI_REQUIRE_BROWSER"),
                     reason="Debian's chromium is not installed (make test / CI install it)")
 def test_the_page_in_a_real_browser_uses_its_cookie_and_never_sends_a_linked_code_on_its_own(
-        web: tuple[Services, str]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+        web: tuple[Services, str], browser: Any) -> None:
+    from playwright.sync_api import expect
 
     services, url = web
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context()
-        page = context.new_page()
-        urls: list[str] = []
-        page.on("request", lambda request: urls.append(request.url))
-        page.goto(url)
-        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
-        assert "madoguchi_chat" not in page.evaluate("document.cookie")  # HttpOnly: no script sees it
-        assert any(c["name"] == "madoguchi_chat" and c["httpOnly"] and c["sameSite"] == "Strict"
-                   for c in context.cookies())
-        with services.db.session() as session:
-            visitor = session.execute(select(WebSession.external_user_id)).scalar_one()
-        _queue_for(services, visitor, "訪問の確認をお願いします")  # a live update for this visitor
-        page.evaluate("poll()")
-        expect(page.get_by_text("訪問の確認をお願いします")).to_be_visible()
+    # One Chromium per test session (the `browser` fixture in tests/conftest.py).
+    context = browser.new_context()
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(url)
+    expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+    assert "madoguchi_chat" not in page.evaluate("document.cookie")  # HttpOnly: no script sees it
+    assert any(c["name"] == "madoguchi_chat" and c["httpOnly"] and c["sameSite"] == "Strict"
+           for c in context.cookies())
+    with services.db.session() as session:
+        visitor = session.execute(select(WebSession.external_user_id)).scalar_one()
+    page.get_by_label("メッセージ").fill("ヘルプ")  # the page sends nothing by itself: the visitor writes first
+    page.get_by_label("メッセージ").press("Enter")
+    expect(page.locator(".msg.me")).to_have_text("ヘルプ")
+    expect(page.locator(".msg.bot").last).to_contain_text("こんにちは")
+    _queue_for(services, visitor, "訪問の確認をお願いします")  # a live update for this visitor
+    expect(page.get_by_text("訪問の確認をお願いします")).to_be_visible()  # delivered by server-sent events
 
-        before = _inbound(services)
-        page.goto(f"{url}/?code=ABCD-2345")
-        expect(page.get_by_role("button", name="送信する")).to_be_visible()
-        time.sleep(1.0)
-        assert _inbound(services) == before  # the link made the browser say nothing
-        page.get_by_role("button", name="送信しない").click()
-        expect(page.locator(".msg.bot").last).to_contain_text("こんにちは")
-        assert "ABCD-2345" not in _inbound(services) and "ABCD2345" not in "".join(_inbound(services))
-        page.goto(f"{url}/?code=ABCD-2345")
-        page.get_by_role("button", name="送信する").click()
-        expect(page.locator(".msg.bot").last).to_contain_text("コード")
-        assert _inbound(services)[-1] == "ABCD-2345"
-        page.goto(f"{url}/?code=%3Cimg%20src%3Dx%3E")  # not a code: nothing shown, nothing sent
-        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
-        assert page.get_by_role("button", name="送信する").count() == 0
-        browser.close()
+    before = _inbound(services)
+    page.goto(f"{url}/?code=ABCD-2345")
+    expect(page.get_by_role("button", name="送信する")).to_be_visible()
+    time.sleep(1.0)
+    assert _inbound(services) == before  # the link made the browser say nothing
+    page.get_by_role("button", name="送信しない").click()
+    expect(page.locator(".msg.bot").last).to_contain_text("送信しませんでした")
+    assert "ABCD-2345" not in _inbound(services) and "ABCD2345" not in "".join(_inbound(services))
+    page.goto(f"{url}/?code=ABCD-2345")
+    page.get_by_role("button", name="送信する").click()
+    expect(page.locator(".msg.bot").last).to_contain_text("コード")
+    assert _inbound(services)[-1] == "ABCD-2345"
+    page.goto(f"{url}/?code=%3Cimg%20src%3Dx%3E")  # not a code: nothing shown, nothing sent
+    expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+    assert page.get_by_role("button", name="送信する").count() == 0
+    context.close()
     assert not [u for u in urls if "user_id" in u or visitor in u], urls
     with services.db.session() as session:
         assert session.execute(select(func.count()).select_from(ChannelIdentity)).scalar_one() == 1

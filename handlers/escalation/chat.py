@@ -33,6 +33,7 @@ ASK_WORDS = ("担当者に問い合わせる", "担当者と話したい", "人�
 NOT_HELPFUL_WORDS = ("解決しない", "解決しなかった", "わからない", "役に立たない", "👎")
 HELPFUL_WORDS = ("解決した", "わかった", "ありがとう", "ありがとうございます", "👍")
 RECENT_QUESTION = timedelta(minutes=30)
+SKIP_CHOICE = "contact:skip"
 
 
 class EscalationHandler(Handler):
@@ -61,7 +62,11 @@ class EscalationHandler(Handler):
             return self._ticket_action(turn, choice)
         if choice == "feedback:up" or (not choice and turn.text in HELPFUL_WORDS):
             turn.audit("answer.helpful", subject_type="conversation", subject_id=turn.conversation.id)
+            self._mark_resolved(turn)
             return [Reply(text=turn.t("escalation_thanks_helpful"))]
+        state = turn.flow_state if turn.conversation.active_flow == self.name else {}
+        if choice == SKIP_CHOICE and state.get("step") == "what_wrong":
+            return self._open(turn, state.get("question") or "", state.get("sources") or [], "not_helpful")
         not_helpful = choice == "feedback:down" or (not choice and turn.text in NOT_HELPFUL_WORDS)
         existing = tickets.open_ticket_of(turn.session, turn.person.id)
         if existing is not None:
@@ -72,7 +77,11 @@ class EscalationHandler(Handler):
         if question is None:
             turn.start_flow(self.name, {"step": "describe"})
             return [Reply(text=turn.t("escalation_describe"), free_input=True)]
-        reason = "not_helpful" if not_helpful else ("asked_human" if confident is not False else "not_confident")
+        if not_helpful:  # one optional step: what was wrong, so staff need not guess
+            turn.start_flow(self.name, {"step": "what_wrong", "question": question, "sources": sources})
+            return [Reply(text=turn.t("escalation_what_wrong"), free_input=True,
+                          options=[Option(label=turn.t("escalation_skip_to_human"), value=SKIP_CHOICE)])]
+        reason = "asked_human" if confident is not False else "not_confident"
         return self._open(turn, question, sources, reason)
 
     # ---------------------------------------------------------------- flow
@@ -83,6 +92,12 @@ class EscalationHandler(Handler):
             if not turn.text:
                 return [Reply(text=turn.t("escalation_describe"), free_input=True)]
             return self._open(turn, text, [], "asked_human")
+        if state.get("step") == "what_wrong":
+            if not turn.text:
+                return [Reply(text=turn.t("escalation_what_wrong"), free_input=True,
+                              options=[Option(label=turn.t("escalation_skip_to_human"), value=SKIP_CHOICE)])]
+            return self._open(turn, state.get("question") or "", state.get("sources") or [], "not_helpful",
+                              note=turn.t("escalation_wrong_note", text=text))
         ticket = turn.session.get(Ticket, state.get("ticket_id") or 0)
         if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
             turn.end_flow("finished")
@@ -93,30 +108,44 @@ class EscalationHandler(Handler):
         return [Reply(text=turn.t("escalation_relayed"), options=[self._cancel_option(turn, ticket)])]
 
     # -------------------------------------------------------------- helpers
-    def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str) -> list[Reply]:
+    def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str,
+              note: str | None = None) -> list[Reply]:
         ticket = tickets.create(turn.session, turn.person, conversation_id=turn.conversation.id,
                                 channel=turn.message.channel, reason=reason, question=question, sources=sources)
+        if note:
+            tickets.add_user_message(turn.session, ticket, note, turn.message.channel)
         turn.start_flow(self.name, {"ticket_id": ticket.id})
         settings = turn.services.settings
         calendar = BusinessCalendar.from_settings(settings)
         now = turn.message.timestamp
         if calendar.is_open(now):
             text = turn.t("escalation_open", number=tickets.number(ticket.id))
+            if settings.secretariat_contact.strip():  # the phone has the same hours: offered only while open
+                text += "\n" + turn.t("escalation_phone", contact=settings.secretariat_contact.strip(),
+                                      hours=settings.secretariat_hours)
         else:
             text = turn.t("escalation_closed_hours", number=tickets.number(ticket.id),
                           hours=settings.secretariat_hours,
                           opening=describe_opening(calendar.next_opening(now), turn.locale))
-        text += "\n" + turn.t("escalation_phone", contact=settings.secretariat_contact, hours=settings.secretariat_hours)
         return [Reply(text=text, options=[self._cancel_option(turn, ticket)], meta={"ticket": ticket.id})]
 
-    def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None]:
-        """The user's latest question to the bot (last 30 minutes), the sources shown, and whether the
-        bot was confident."""
-        answer = turn.session.execute(
+    def _latest_answer(self, turn: Turn) -> Message | None:
+        return turn.session.execute(
             select(Message).where(Message.conversation_id == turn.conversation.id, Message.direction == "out",
                                   Message.handler == "question", Message.created_at >= utcnow() - RECENT_QUESTION)
             .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
-        if answer is None or answer.reply_to_id is None:
+
+    def _mark_resolved(self, turn: Turn) -> None:
+        """👍 closes the latest question: no later ticket may carry it as the user's open question."""
+        answer = self._latest_answer(turn)
+        if answer is not None:
+            answer.payload = {**(answer.payload or {}), "resolved": True}
+
+    def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None]:
+        """The user's latest unresolved question to the bot (last 30 minutes), the sources shown, and
+        whether the bot was confident. A question the user marked 👍 is resolved: none then."""
+        answer = self._latest_answer(turn)
+        if answer is None or answer.reply_to_id is None or (answer.payload or {}).get("resolved"):
             return None, [], None
         asked = turn.session.get(Message, answer.reply_to_id)
         meta = ((answer.payload or {}).get("reply") or {}).get("meta") or {}

@@ -135,7 +135,10 @@ class HearingHandler(Handler):
             if looks_like_question(text):
                 return None
             return self._invalid(turn, response, form, error)
-        return self._accept(turn, response, form, question, value)
+        # Say how a typed answer was read when it was read as something else (「約５０人」 -> 「50人」).
+        shown = format_answer(question, value, turn.locale) if value is not None else ""
+        lead = turn.t("hearing_recorded", value=shown) if shown and shown != text.strip() else None
+        return self._accept(turn, response, form, question, value, lead=lead)
 
     def reprompt(self, turn: Turn) -> list[Reply]:
         response = self._flow_response(turn)
@@ -191,7 +194,8 @@ class HearingHandler(Handler):
         return replies + self._ask_current(turn, response, form)
 
     # ------------------------------------------------------------- answers
-    def _accept(self, turn: Turn, response: FormResponse, form: Form, question: Question, value: Any) -> list[Reply]:
+    def _accept(self, turn: Turn, response: FormResponse, form: Form, question: Question, value: Any,
+                lead: str | None = None) -> list[Reply]:
         answers = dict(response.answers)
         answers[question.id] = value
         state = dict(response.state)
@@ -201,14 +205,14 @@ class HearingHandler(Handler):
         state.pop("editing", None)
         response.answers = answers
         response.state = state
-        return self._advance(turn, response, form)
+        return self._advance(turn, response, form, lead)
 
     def _skip(self, turn: Turn, response: FormResponse, form: Form, question: Question) -> list[Reply]:
         if question.required:
             return self._ask_current(turn, response, form, lead=turn.t("hearing_cannot_skip"))
         return self._accept(turn, response, form, question, None)
 
-    def _advance(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+    def _advance(self, turn: Turn, response: FormResponse, form: Form, lead: str | None = None) -> list[Reply]:
         """Move to the next unanswered question, or to the summary when all are answered."""
         upcoming = next_question(form, response.answers)
         state = dict(response.state)
@@ -216,8 +220,11 @@ class HearingHandler(Handler):
         response.state = state
         response.updated_at = utcnow()
         if upcoming is None:
-            return self._show_summary(turn, response, form)
-        return self._ask_current(turn, response, form)
+            summary = self._show_summary(turn, response, form)
+            if lead and summary:
+                summary[0] = summary[0].model_copy(update={"text": f"{lead}\n\n{summary[0].text}"})
+            return summary
+        return self._ask_current(turn, response, form, lead=lead)
 
     def _back(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
         """「戻る」: from an item being corrected back to the summary, else to the previous question."""

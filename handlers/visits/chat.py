@@ -168,6 +168,8 @@ class VisitsHandler(StepFlow):
                                            self._expert(self._parse_not_accompanied_reason), free_text=True),
             "code_confirm": Step(self._prompt_code_confirm, lambda turn: None),  # waits for a button
             "dispute_note": Step(ask("visits_ask_dispute_note"), self._parse_dispute_note, free_text=True),
+            "code_name": Step(ask("visits_ask_confirmer_name"),
+                              lambda turn: self._confirm_with_name(turn, turn.flow_state), free_text=True),
         }
 
     def _expert(self, parse: Callable[[Turn, Visit, ProgramRules], list[Reply] | None]
@@ -313,10 +315,15 @@ class VisitsHandler(StepFlow):
             reason = "already_confirmed" if visit.status == "confirmed" else "not_checked_out"
             return [Reply(text=turn.t(f"visits_error_{reason}"))]
         method = "code" if via_code else "chat"
+        if turn.person.id == visit.expert_person_id:  # the expert's own identities never confirm
+            return [Reply(text=turn.t("visits_own_visit"))]
         if action == "dispute":
             turn.start_flow(self.name, {"step": "dispute_note", "visit_id": visit.id, "method": method,
                                         "code_id": state.get("code_id")})
             return [Reply(text=turn.t("visits_ask_dispute_note"), free_input=True)]
+        if via_code:  # who confirms with a code is recorded: the name they type, their address and browser
+            turn.start_flow(self.name, {"step": "code_name", "visit_id": visit.id, "code_id": state.get("code_id")})
+            return [Reply(text=turn.t("visits_ask_confirmer_name"), free_input=True)]
         self._consume_code(turn, state)
         service.confirm(turn.session, visit, turn.person.id, method)
         if turn.conversation.active_flow == self.name:
@@ -337,6 +344,30 @@ class VisitsHandler(StepFlow):
                      subject_type="visit", subject_id=visit.id, actor_person_id=turn.person.id)
         self._tell_expert(turn, visit, "visits_dispute_expert")
         return [Reply(text=turn.t("visits_dispute_thanks"))]
+
+    def _confirm_with_name(self, turn: Turn, state: dict[str, Any]) -> list[Reply]:
+        name = turn.text.strip()
+        if not name or len(name) > 100:
+            return [Reply(text=turn.t("visits_ask_confirmer_name"), free_input=True)]
+        visit = service.lock(turn.session, int(state.get("visit_id", 0)))
+        if visit is None or visit.status != "checked_out":
+            turn.end_flow("closed")
+            return [Reply(text=turn.t("visits_error_not_checked_out"))]
+        if turn.person.id == visit.expert_person_id:
+            turn.end_flow("closed")
+            return [Reply(text=turn.t("visits_own_visit"))]
+        evidence = service.record_code_confirmation(turn.session, visit, turn.person.id, name, turn.message.client)
+        self._consume_code(turn, state)
+        service.confirm(turn.session, visit, turn.person.id, "code")
+        turn.end_flow("finished")
+        if evidence.flagged:
+            notify_staff(turn.session, "visit.confirmation_flagged",
+                         turn.t("visits_confirmation_flagged_staff", id=visit.id, reason=evidence.flag_reason),
+                         f"{name} / {evidence.client_ip or '-'} / {evidence.user_agent or '-'}",
+                         subject_type="visit", subject_id=visit.id, actor_person_id=turn.person.id)
+        fee = service.visit_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
+        return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
     def _consume_code(self, turn: Turn, state: dict[str, Any]) -> None:
         code_id = state.get("code_id")
@@ -412,5 +443,7 @@ def confirm_with_code(turn: Turn, row: LinkCode) -> list[Reply]:
     visit = service.lock(turn.session, row.visit_id or 0)
     if visit is None or visit.status != "checked_out":
         return [Reply(text=turn.t("visits_error_not_checked_out"))]
+    if turn.person.id == visit.expert_person_id:  # the expert's own identities never confirm
+        return [Reply(text=turn.t("visits_own_visit"))]
     turn.start_flow(VisitsHandler.name, {"step": "code_confirm", "visit_id": visit.id, "code_id": row.id})
     return [VisitsHandler.confirmation_request(turn, visit, turn.locale)]
