@@ -41,7 +41,7 @@ def slack_escape(text: str) -> str:
 
 
 #: Every post: no link previews (a user's link must not unfold into a page in the staff channel).
-NO_UNFURL = {"unfurl_links": False, "unfurl_media": False}
+NO_UNFURL: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
 
 
 def ticket_blocks(ticket: Ticket) -> list[dict[str, Any]]:
@@ -76,7 +76,7 @@ class StaffChannelNotifier:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.channel = services.settings.slack_staff_channel
+        self.channel: str = services.settings.slack_staff_channel or ""
         self.client: WebClient = web_client(services.settings)
 
     def __call__(self) -> int:

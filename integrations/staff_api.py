@@ -184,9 +184,11 @@ def list_visits(
             expert_id=v.expert_person_id, expert_name=v.expert.display_name, company_id=v.company_id,
             company_name=v.company.name, institution=v.institution, status=v.status,
             checkin_at=_iso(v.checkin_at),
-            checkin_location=[v.checkin_lat, v.checkin_lon] if v.checkin_lat is not None else None,
+            checkin_location=[v.checkin_lat, v.checkin_lon]
+            if v.checkin_lat is not None and v.checkin_lon is not None else None,
             checkout_at=_iso(v.checkout_at),
-            checkout_location=[v.checkout_lat, v.checkout_lon] if v.checkout_lat is not None else None,
+            checkout_location=[v.checkout_lat, v.checkout_lon]
+            if v.checkout_lat is not None and v.checkout_lon is not None else None,
             face_to_face_minutes=v.face_to_face_minutes, accompanied=v.accompanied,
             accompanied_minutes=v.accompanied_minutes, not_accompanied_reason=v.not_accompanied_reason,
             confirmed_at=_iso(v.confirmed_at), confirmation_method=v.confirmation_method,

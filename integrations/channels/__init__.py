@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.settings import Settings
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from bot.engine import Engine
     from bot.services import Services
-    from integrations.channels.delivery import ChannelSender, DeliveryWorker
+    from integrations.channels.delivery import ChannelRuntime, ChannelSender, DeliveryWorker
 
 
 def live_channels(settings: Settings) -> list[str]:
@@ -52,7 +52,7 @@ def mount_channels(api: FastAPI, services: Services, engine: Engine) -> Delivery
 
         api.state.slack_app = slack.mount(api, settings, runtime, staff_hooks(services))
     if "telegram" in senders:
-        telegram.mount(api, settings, services, runtime, senders["telegram"])
+        telegram.mount(api, settings, services, runtime, cast("telegram.TelegramSender", senders["telegram"]))
     if "line" in senders:
         line.mount(api, settings, services, runtime)
     api.state.channel_runtime = runtime
@@ -80,7 +80,7 @@ def build_worker(services: Services, senders: dict[str, ChannelSender] | None = 
     from integrations.channels.delivery import DeliveryWorker, Every
 
     senders = build_senders(services.settings) if senders is None else senders
-    tasks: list[Any] = [Every(task.every_seconds, partial(task.run, services))
+    tasks: list[Any] = [Every(task.every_seconds, _counted(task.run, services))
                         for capability in services.capabilities for task in capability.tasks
                         if task.every_seconds is not None and task.run is not None]
     if "slack" in senders and services.settings.slack_staff_channel:
@@ -88,3 +88,11 @@ def build_worker(services: Services, senders: dict[str, ChannelSender] | None = 
 
         tasks.append(StaffChannelNotifier(services))
     return DeliveryWorker(services, list(senders.values()), tasks=tasks)
+
+
+def _counted(run: Callable[[Services], object], services: Services) -> Callable[[], int]:
+    """A capability's periodic task as the worker wants it: called with no arguments, returning how much it did."""
+    def call() -> int:
+        done = run(services)
+        return len(done) if isinstance(done, list | tuple) else int(done) if isinstance(done, int) else 0
+    return call
