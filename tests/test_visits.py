@@ -445,8 +445,12 @@ def test_every_visits_step_asks_its_question_again_after_a_mid_flow_question(wor
     world.send("web", "sme-phone", code, when=at(15, 5))  # code_confirm: the confirm/dispute buttons
     replies = world.send("web", "sme-phone", QUESTION, when=at(15, 6))
     assert {o.value for o in replies[-1].options} == {f"visits:confirm:{first}", f"visits:dispute:{first}"}
-    world.send("web", "sme-phone", choice=f"visits:dispute:{first}", when=at(15, 6))  # dispute_note
-    assert asks_again(world.send("web", "sme-phone", QUESTION, when=at(15, 7)), "visits_ask_dispute_note")
+    world.send("web", "sme-phone", choice=f"visits:confirm:{first}", when=at(15, 6))  # code_name
+    assert asks_again(world.send("web", "sme-phone", QUESTION, when=at(15, 6)), "visits_ask_confirmer_name")
+    world.send("web", "sme-phone", "中止", when=at(15, 7))
+    world.send("web", "sme-phone", code, when=at(15, 7))
+    world.send("web", "sme-phone", choice=f"visits:dispute:{first}", when=at(15, 7))  # dispute_note
+    assert asks_again(world.send("web", "sme-phone", QUESTION, when=at(15, 8)), "visits_ask_dispute_note")
 
 
 def test_the_check_out_estimate_applies_the_daily_cap_across_the_experts_visits(world: World) -> None:
