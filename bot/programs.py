@@ -39,6 +39,7 @@ SAMPLE_PROGRAMS_DIR = PROJECT_ROOT / "sample_programs"
 DEFAULT_ID = "default"
 ProgramId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")]
 ChannelName = Literal["web", "liff", "line", "telegram", "slack", "cli"]
+ALL_CHANNELS: tuple[ChannelName, ...] = ("web", "liff", "line", "telegram", "slack", "cli")
 
 
 class ProgramError(ValueError):
@@ -129,7 +130,7 @@ class Program(_Strict):
     visit_rules: Path | None = Field(default=None, description="Program rules YAML for visits, or none.")
     hours: BusinessHours = Field(default_factory=BusinessHours)
     contact: str = "事務局 お問い合わせ窓口（電話番号は事業のご案内をご覧ください）"
-    channels: list[ChannelName] = Field(default_factory=lambda: ["web", "liff", "line", "telegram", "slack", "cli"])
+    channels: list[ChannelName] = Field(default_factory=lambda: list(ALL_CHANNELS))
     line: LineConfig | None = None
     telegram: TelegramConfig | None = None
     slack: SlackConfig = Field(default_factory=SlackConfig)
@@ -152,6 +153,10 @@ class Program(_Strict):
         if self.visit_rules is None:
             return None
         return (self.visit_rules if self.visit_rules.is_absolute() else self.base_dir / self.visit_rules).resolve()
+
+    def liff_url(self) -> str | None:
+        """Where LINE opens the program's hearing form (None when the program has no LIFF app)."""
+        return f"https://liff.line.me/{self.line.liff_id}" if self.line and self.line.liff_id else None
 
     def owns(self, source_path: str | Path) -> bool:
         path = Path(source_path)

@@ -351,7 +351,7 @@ def _attach_capability_commands() -> None:
     """Every installed capability's command groups, in the capability list's order, then the channels'."""
     from handlers.capabilities import CAPABILITIES
     from integrations.channels.cli import channels_app
-    from bot.programs_cli import programs_app
+    from integrations.programs_cli import programs_app
 
     app.add_typer(programs_app, name="programs")
     for capability in CAPABILITIES:

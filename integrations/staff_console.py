@@ -100,11 +100,8 @@ def current_staff(request: Request, session: Any) -> StaffAccount:
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context |= {"csrf": csrf_token(request), "flash": request.session.pop("flash", None), "to_jst": to_jst,
-                "number": tickets.number, "STATUS": STATUS_JA}
+                "number": tickets.number, "STATUS": tickets.STATUS_LABELS}
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
-
-
-STATUS_JA = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 
 
 def to_jst(moment: Any) -> str:
@@ -179,6 +176,7 @@ def ticket_page(request: Request, ticket_id: int, filter: str = "active") -> HTM
         ticket = session.get(Ticket, ticket_id)
         if not _visible(services, me, ticket):
             return render(request, "staff/message.html", status=404, me=me, message="そのお問い合わせはありません。")
+        assert ticket is not None
         return render(request, "staff/inbox.html", me=me,
                       q=staff_inbox.queue_context(session, me, filter, catalog_for(services)),
                       ticket=ticket, messages=list(ticket.messages),
@@ -310,6 +308,7 @@ def hearing_page(request: Request, response_id: int) -> HTMLResponse:
         response = session.get(FormResponse, response_id)
         if not _visible(services, me, response):
             return render(request, "staff/message.html", status=404, me=me, message="その回答はありません。")
+        assert response is not None
         audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
                      data={"actor": f"staff:{me.username}", "via": "console"})
         return render(request, "staff/hearing.html", me=me, doc=response_document(forms_catalog(services), response),
@@ -327,6 +326,7 @@ def visit_page(request: Request, visit_id: int) -> HTMLResponse:
         visit = session.get(Visit, visit_id)
         if not _visible(services, me, visit):
             return render(request, "staff/message.html", status=404, me=me, message="その訪問記録はありません。")
+        assert visit is not None
         audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id,
                      data={"actor": f"staff:{me.username}", "via": "console"})
         return render(request, "staff/visit.html", me=me, visit=visit,

@@ -330,7 +330,7 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
     `me` and the program catalog, only those asked in the member's programs (users' words are theirs)."""
     from sqlalchemy import true
 
-    scope = true()
+    scope: Any = true()
     if me is not None and catalog is not None:
         from bot.programs import conversation_in, staff_programs
         from bot.storage.models import Conversation
@@ -376,7 +376,7 @@ def try_question(services: Services, question: str) -> dict[str, Any]:
             source = session.execute(select(KnowledgeSource).where(KnowledgeSource.name == citation.source)
                                      .limit(1)).scalar_one_or_none()
             chunk = session.execute(select(KnowledgeChunk).where(
-                KnowledgeChunk.source_id == (source.id if source else -1),
+                KnowledgeChunk.source_id == (source.id if source else -1),  # type: ignore[arg-type]
                 KnowledgeChunk.section == citation.section).limit(1)).scalar_one_or_none() if source else None
             excerpts.append({"label": citation.label(), "text": (chunk.text if chunk else "")[:400],
                              "url": web_chat.citations_of({"meta": {"citations": [

@@ -131,9 +131,9 @@ def history(services: Services, user_id: str, program: str | None = None) -> dic
         delivered = session.execute(select(OutboundMessage).where(
             OutboundMessage.channel == "web", OutboundMessage.external_user_id == user_id,
             OutboundMessage.status == "sent").order_by(OutboundMessage.id.desc()).limit(HISTORY_LIMIT)).scalars()
-        for row in delivered:
-            for reply in (row.payload or {}).get("replies", []):
-                events.append((row.sent_at or row.created_at, 0, {"who": "bot", "pushed": True, **page_reply(reply)}))
+        for sent in delivered:
+            for reply in (sent.payload or {}).get("replies", []):
+                events.append((sent.sent_at or sent.created_at, 0, {"who": "bot", "pushed": True, **page_reply(reply)}))
         events.sort(key=lambda e: (e[0], e[1]))
         items = [item for _, _, item in events]
         flow = conversation.active_flow if conversation is not None else None
@@ -192,8 +192,9 @@ def example_questions(services: Services, limit: int = EXAMPLES, program: str | 
                                           .order_by(KnowledgeSource.id)).all()) + (program,)
         if _examples_cache and _examples_cache[1] == signature and time.monotonic() - _examples_cache[0] < 300:
             return _examples_cache[2]
-        rows = session.execute(select(KnowledgeChunk.source_id, KnowledgeChunk.text).where(
-            KnowledgeChunk.kind == "faq").order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)).all()
+        rows: list[tuple[int, str]] = [(sid, text) for sid, text in session.execute(
+            select(KnowledgeChunk.source_id, KnowledgeChunk.text).where(KnowledgeChunk.kind == "faq")
+            .order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)).all()]
         paths = dict(session.execute(select(KnowledgeSource.id, KnowledgeSource.path)).all())
     if sources is not None:
         rows = [(sid, text) for sid, text in rows if sources.allows(paths.get(sid, ""))]

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from bot.programs import ProgramError, check_programs, load_programs
 from bot.services import Services
-from bot.settings import Settings
 from bot.storage.models import Conversation
 from integrations.web import create_app
 from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings

@@ -50,6 +50,7 @@ def _plan(session, services, expert: int, company: int, day: date, start: str | 
     program = catalog.get(program_id) if program_id else catalog.default
     if program is None:
         _fail(f"事業 {program_id} はありません（madoguchi programs list）")
+    assert program is not None
     rules_file = program.rules_file() or services.settings.program_rules_file
     planned = plan_visit(session, rules_for(day, rules_file), expert_id=expert, company_id=company, day=day,
                          start=start, end=end, institution=institution, program=program.id)

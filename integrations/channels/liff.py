@@ -109,9 +109,7 @@ def _form_for(services: Services, program: Program | None) -> Form | None:
 
 def liff_link(program: Program) -> str | None:
     """Where LINE opens the program's hearing form (None when the program has no LIFF app)."""
-    if program.line and program.line.liff_id:
-        return f"https://liff.line.me/{program.line.liff_id}"
-    return None
+    return program.liff_url()
 
 
 def parse_submission(form: Form, raw: dict[str, Any], today: date | None = None
@@ -130,7 +128,8 @@ def parse_submission(form: Form, raw: dict[str, Any], today: date | None = None
         try:
             answers[question.id] = _value(question, value, today)
         except AnswerError as error:
-            errors[question.id] = t(error.key, **error.values)
+            values: dict[str, Any] = dict(error.values)
+            errors[question.id] = t(error.key, **values)
         except (TypeError, ValueError):
             errors[question.id] = t("hearing_expect_nonempty")
     answers = effective_answers(form, answers)

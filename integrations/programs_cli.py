@@ -59,8 +59,8 @@ def check() -> None:
     errors, warnings = check_programs(catalog, forms)
     for warning in warnings:
         console.print(f"[yellow]注意[/]: {warning}", highlight=False)
-    for error in errors:
-        console.print(f"[red]誤り[/]: {error}", highlight=False)
+    for problem in errors:
+        console.print(f"[red]誤り[/]: {problem}", highlight=False)
     if errors:
         raise typer.Exit(1)
     console.print(f"[green]OK[/]: {len(catalog)} programs（既定: {catalog.default.id}）")
