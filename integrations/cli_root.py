@@ -312,8 +312,10 @@ def serve(
     configure_logging(settings.log_level, settings.resolved_log_dir)
     # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
     # configures them again when it builds the app).
+    # timeout_graceful_shutdown: open live-update streams (server-sent events) would otherwise hold a stop.
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None)
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None,
+                timeout_graceful_shutdown=5)
 
 
 def _attach_capability_commands() -> None:

@@ -122,3 +122,20 @@ def test_the_dashboard_shows_rates_with_their_counts(site: tuple[Services, str])
     assert re.search(r"100%<span class=\"n\">（1問中1問）</span>", html), html
     assert "件数が少ないため参考値です" in html
     assert html.count('class="bar"') == 28 and "<svg" in html
+
+
+def test_an_open_event_stream_does_not_hold_the_server_stop(tmp_path: Path) -> None:
+    import time
+
+    services = Services.create(make_settings(tmp_path))
+    server = LiveServer(create_app(services))
+    server.__enter__()
+    with httpx.Client(base_url=server.url, timeout=30) as page:
+        page.get("/api/chat/history")  # the visitor's session
+        with page.stream("GET", "/api/chat/events") as stream:
+            assert stream.status_code == 200
+            started = time.monotonic()
+            server.__exit__(None, None, None)
+            stopped = time.monotonic() - started
+    services.close()
+    assert not server.thread.is_alive() and stopped < 8, stopped
