@@ -83,6 +83,8 @@ def test_claim_reply_with_ctrl_enter_and_a_saved_reply_resolve_and_land_on_the_n
     question = "説明会の会場に駐車場はありますか？"
     first = ticket_for(services, "b-user", question, unsure_first=True)
     second = ticket_for(services, "b-user2", "申請書の押印は必要ですか")
+    desk.goto(f"{url}/staff/login")
+    assert_accessible(desk, "the login page")
     login(desk, url)
 
     # Saved replies are managed in the console.
