@@ -414,4 +414,6 @@ def _inbound_payload(message: InboundMessage) -> dict[str, object]:
         payload["location"] = message.location.model_dump()
     if message.attachments:
         payload["attachments"] = [a.model_dump() for a in message.attachments]
+    if message.client:
+        payload["client"] = dict(message.client)
     return payload

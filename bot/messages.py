@@ -43,6 +43,11 @@ class InboundMessage(BaseModel):
         default_factory=dict,
         description="Where the platform wants the answer (LINE reply token, Slack channel and thread, Telegram chat).",
     )
+    client: dict[str, str] = Field(
+        default_factory=dict,
+        description="Web chat only: the client's address and browser ({ip, user_agent}), for abuse limits and "
+                    "the evidence kept with a visit confirmation.",
+    )
 
     @field_validator("timestamp")
     @classmethod

@@ -8,7 +8,9 @@ through `CHROMA_URL`) without code changes.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -118,6 +120,8 @@ class Settings(BaseSettings):
     staff_session_idle_minutes: int = Field(default=30, description="A console session ends after this much idling.")
     staff_session_max_hours: int = Field(default=8, description="A console session ends this long after login.")
     web_session_days: int = Field(default=30, description="How long the web chat's session cookie lasts.")
+    unanswered_grace_seconds: int = Field(
+        default=30, description="On start, messages stored this long ago without a reply get an apology.")
     http_threads: int = Field(default=32, ge=4, description="Threads serving requests; the DB pool is sized to match.")
 
     # Channels: each is live when its credentials are set.
@@ -156,7 +160,10 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
     def ensure_dirs(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data dir exists and only its owner may enter it (0700): it holds the database, the index,
+        logs and backups."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
 
     def masked(self) -> dict[str, Any]:
         """Effective settings for display, secrets and URL passwords masked."""
@@ -176,17 +183,27 @@ class Settings(BaseSettings):
         return out
 
 
-def mask_url_password(url: str) -> str:
-    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`."""
-    from sqlalchemy.engine import make_url
+_SECRET_QUERY_KEY = re.compile(r"pass|token|secret|key|auth|sig|cred", re.IGNORECASE)
 
+
+def mask_url_password(url: str) -> str:
+    """Secrets in a URL masked: the password (`postgresql://u:***@h/db`) and query values whose name says
+    secret (`?password=***`, `?token=***`, `?api_key=***`, `?sslpassword=***`)."""
     try:
-        parsed = make_url(url)
-    except Exception:  # not a database URL (e.g. http://...): leave unchanged
+        parts = urlsplit(url)
+    except ValueError:
         return url
-    if parsed.password:
-        return parsed.render_as_string(hide_password=True)
-    return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user, colon, _password = credentials.partition(":")
+        netloc = f"{user}:***@{host}" if colon else netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{quote(k, safe='')}={'***' if _SECRET_QUERY_KEY.search(k) else quote(v, safe='')}"
+                         for k, v in pairs)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @lru_cache(maxsize=1)

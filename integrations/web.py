@@ -22,14 +22,16 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.exc import OperationalError as SQLAlchemyDatabaseError
 
 from bot.engine import Engine
+from bot.i18n import t
 from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
 from integrations import web_chat
 from integrations.http_guards import MAX_BODY_BYTES
-from integrations.web_identity import chat_identity, set_session_cookie
+from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_TEXT_CHARS = 4000
@@ -156,6 +158,17 @@ def create_app(services: Services | None = None) -> FastAPI:
                         "message_en": "Method not allowed."}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(SQLAlchemyDatabaseError)
+    async def storage_error(_request: Request, exc: SQLAlchemyDatabaseError) -> JSONResponse:
+        """A read-only or full disk, a database gone: the JSON 503 (clients retry later), not a plain 500."""
+        log.error("storage unavailable: %s", type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+        return _error(503, "storage_unavailable", "ただいま保存ができないため、受け付けられません。しばらくしてからお試しください。",
+                      "Storage unavailable; please try again later.")
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", "処理中に問題が発生しました。", "Internal error.")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -184,7 +197,12 @@ def create_app(services: Services | None = None) -> FastAPI:
             return identity
         assert identity.user_id is not None
         set_session_cookie(response, identity, services)
+        client = client_of(request)
+        refusal = anonymous_code_refusal(services, identity.user_id, body.text if has_text else None, client["ip"])
+        if refusal is not None:  # a failed guess from nobody we know: answered, and no person is created
+            return ChatResponse(replies=[ChatReply(text=t(f"account_code_{refusal}", services.settings.locale))])
         message = InboundMessage(
+            client=client,
             channel="web",
             external_user_id=identity.user_id,
             text=body.text if has_text else None,

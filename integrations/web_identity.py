@@ -11,10 +11,13 @@ from datetime import timedelta
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from handlers.escalation import api_tokens
 from bot.security import web_sessions
 from bot.services import Services
+from bot.storage.models import ChannelIdentity
+from handlers.accounts import link_codes
 
 
 @dataclass
@@ -58,6 +61,25 @@ def chat_identity(request: Request, services: Services, body_user_id: str | None
             return ChatIdentity(user_id)
         token, user_id = web_sessions.start(session)
     return ChatIdentity(user_id, token)
+
+
+def client_of(request: Request) -> dict[str, str]:
+    """The address (as the trusted proxy reports it) and browser of a web-chat request."""
+    return {"ip": request.client.host if request.client else "",
+            "user_agent": request.headers.get("user-agent", "")[:300]}
+
+
+def anonymous_code_refusal(services: Services, user_id: str, text: str | None, client_ip: str) -> str | None:
+    """A link-code guess from a web visitor the bot does not know yet: refused (and counted per address and
+    overall) before any person is created for it. None: not a code, a known visitor, or a good code."""
+    if not text:
+        return None
+    settings = services.settings
+    with services.db.session() as session:
+        known = session.execute(select(ChannelIdentity.id).where(
+            ChannelIdentity.channel == "web", ChannelIdentity.external_user_id == user_id)).first() is not None
+        return link_codes.refuse_anonymous(session, text, known, client_ip, settings.link_code_failures_per_ip,
+                                           settings.link_code_failures_global)
 
 
 def set_session_cookie(response: Response, identity: ChatIdentity, services: Services) -> None:

@@ -118,6 +118,49 @@ def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Ser
     svc.close()
 
 
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real Chroma server (`chroma run` from the chromadb package) on a free port with its own data dir.
+    Skipped when the `chroma` command is missing, unless MADOGUCHI_REQUIRE_CHROMA is set (CI sets it)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import httpx
+
+    command = Path(sys.executable).with_name("chroma")
+    if not command.exists():
+        found = shutil.which("chroma")
+        if found is None:
+            if os.environ.get("MADOGUCHI_REQUIRE_CHROMA"):
+                pytest.fail("MADOGUCHI_REQUIRE_CHROMA is set but the chroma command is missing")
+            pytest.skip("the chroma command (chromadb package) is not installed")
+        command = Path(found)
+    port = free_port()
+    data = tmp_path / "chroma-server"
+    process = subprocess.Popen([str(command), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("chroma run did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

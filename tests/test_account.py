@@ -30,7 +30,10 @@ def test_linking_keeps_the_conversation_and_hearing_draft(services: Services) ->
         person = add_person(session, "applicant", "窓口 花子")
         code = link_codes.issue(session, "link", hours=1, person_id=person.id)
         person_id = person.id
-    assert "窓口 花子様のアカウントとして連携しました" in send(engine, "anon", code)[0].text
+    asked = send(engine, "anon", code)[0]  # the draft moves to 窓口 花子: the account's owner says yes first
+    assert "窓口 花子様のアカウントに連携します" in asked.text
+    assert "窓口 花子様のアカウントとして連携しました" in engine.handle(InboundMessage(
+        channel="web", external_user_id="anon", choice=asked.options[0].value))[0].text
     assert "窓口 花子様（役割：企業・申請者、連携済み）" in send(engine, "anon", "/whoami")[0].text
     with services.db.session() as session:
         draft = session.execute(select(FormResponse)).scalar_one()

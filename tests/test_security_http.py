@@ -56,9 +56,9 @@ def test_masking_is_linear_on_long_words() -> None:
         return min(times)
 
     for alphabet in ("a", "1", "山", "a.", "x-"):
-        small_s, large_s = best_of_3(alphabet * 2_000), best_of_3(alphabet * 60_000)
+        small_s, large_s = best_of_3(alphabet * 20_000), best_of_3(alphabet * 60_000)
         assert large_s < 1.0, (alphabet, large_s)  # the quadratic pattern took ~13 s here
-        assert large_s < max(small_s, 1e-4) * 200, (alphabet, small_s, large_s)  # ~30x the text, not ~900x
+        assert large_s < max(small_s, 1e-3) * 6, (alphabet, small_s, large_s)  # 3x the text: ~3x, not ~9x
 
 
 def test_unsigned_60kb_slack_request_does_not_stall_the_server(slack_server: LiveServer, logged: Path) -> None:

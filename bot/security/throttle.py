@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, select, text
 from sqlalchemy.orm import Session
 
+from bot.security.models import ThrottleCounter
 from bot.storage.models import utcnow
 
 _HIT = text("""
@@ -23,7 +24,7 @@ ON CONFLICT (key) DO UPDATE SET
   window_start = CASE WHEN throttle_counters.window_start < :cutoff THEN :now
                       ELSE throttle_counters.window_start END
 RETURNING count
-""")
+""").bindparams(bindparam("now", type_=DateTime), bindparam("cutoff", type_=DateTime))
 
 
 def hit(session: Session, key: str, window: timedelta) -> int:
@@ -34,8 +35,8 @@ def hit(session: Session, key: str, window: timedelta) -> int:
 
 def count(session: Session, key: str, window: timedelta) -> int:
     """Attempts in the current window, without counting one."""
-    row = session.execute(text("SELECT count, window_start FROM throttle_counters WHERE key = :key"),
-                          {"key": key[:200]}).first()
+    row = session.execute(select(ThrottleCounter.count, ThrottleCounter.window_start)
+                          .where(ThrottleCounter.key == key[:200])).first()
     if row is None or row[1] < utcnow() - window:
         return 0
     return int(row[0])

@@ -7,6 +7,7 @@ always brought up by Alembic (`Database.migrate`), never by `create_all`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file readable by its owner only (0600; SQLite gives its -wal and -shm files the same
+    mode), in a directory only its owner can enter (0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if existing.exists():
+            existing.chmod(0o600)
 
 
 #: Connections besides the request threads': the delivery worker, its tasks, startup and the CLI.
@@ -54,7 +66,7 @@ class Database:
         if self.is_sqlite:
             db_path = url.split("///", 1)[-1]
             if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(db_path))
             self.engine: Engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True, **pool_args)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
@@ -101,9 +113,14 @@ class Database:
         return current == head
 
     def ping(self) -> bool:
+        """The database answers and accepts a write (a read-only or full disk is not ready): one small
+        row of `throttle_counters` is written and committed."""
         try:
-            with self.engine.connect() as connection:
+            with self.engine.begin() as connection:
                 connection.execute(text("SELECT 1"))
+                connection.execute(text("DELETE FROM throttle_counters WHERE key = 'readyz'"))
+                connection.execute(text("INSERT INTO throttle_counters (key, window_start, count) "
+                                        "VALUES ('readyz', CURRENT_TIMESTAMP, 1)"))
             return True
         except Exception:
             return False

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from bot.jst import jst_date
 from bot.storage import audit
-from bot.storage.models import ChannelIdentity, Company, Person, Role, utcnow
-from handlers.visits.models import Visit
+from bot.storage.models import ChannelIdentity, Company, Conversation, Message, Person, Role, utcnow
+from handlers.visits.models import Visit, VisitConfirmationEvidence
 from handlers.visits.rules import ProgramRules, distance_m, fees_for_day, fiscal_year, fiscal_year_start, rules_for
 
 if TYPE_CHECKING:
@@ -197,6 +197,51 @@ def confirm(session: Session, visit: Visit, person_id: int, method: str) -> None
     visit.confirmation_method = method
     audit.record(session, "visit.confirmed", actor_person_id=person_id, subject_type="visit", subject_id=visit.id,
                  data={"method": method})
+
+
+#: How far back the expert's own web addresses and browsers are compared with a code confirmation.
+EXPERT_CLIENT_LOOKBACK = timedelta(days=30)
+
+
+def expert_clients(session: Session, expert_person_id: int) -> tuple[set[str], set[str]]:
+    """Addresses and browsers the expert's own web chat used recently."""
+    payloads = session.execute(
+        select(Message.payload).join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.person_id == expert_person_id, Message.direction == "in", Message.channel == "web",
+               Message.created_at >= utcnow() - EXPERT_CLIENT_LOOKBACK)
+        .order_by(Message.id.desc()).limit(500)).scalars()
+    ips: set[str] = set()
+    agents: set[str] = set()
+    for payload in payloads:
+        client = (payload or {}).get("client") or {}
+        if client.get("ip"):
+            ips.add(client["ip"])
+        if client.get("user_agent"):
+            agents.add(client["user_agent"])
+    return ips, agents
+
+
+def record_code_confirmation(session: Session, visit: Visit, person_id: int, typed_name: str,
+                             client: dict[str, str]) -> VisitConfirmationEvidence:
+    """Keep who confirmed with a code (typed name, address, browser); flag it when the address or the
+    browser is one the expert used, so the secretariat looks at it."""
+    ips, agents = expert_clients(session, visit.expert_person_id)
+    reasons = []
+    if client.get("ip") and client["ip"] in ips:
+        reasons.append("same network as the expert")
+    if client.get("user_agent") and client["user_agent"] in agents:
+        reasons.append("same browser as the expert")
+    evidence = VisitConfirmationEvidence(visit_id=visit.id, person_id=person_id, typed_name=typed_name[:200],
+                                         client_ip=client.get("ip") or None,
+                                         user_agent=(client.get("user_agent") or "")[:300] or None,
+                                         flagged=bool(reasons), flag_reason="; ".join(reasons) or None)
+    session.add(evidence)
+    if reasons:
+        add_flag(visit, "confirmation_from_expert_side")
+    session.flush()
+    audit.record(session, "visit.confirmation_evidence", actor_person_id=person_id, subject_type="visit",
+                 subject_id=visit.id, data={"flagged": bool(reasons), "reasons": reasons})
+    return evidence
 
 
 def dispute(session: Session, visit: Visit, person_id: int, note: str | None) -> None:

@@ -41,7 +41,7 @@ def build_senders(settings: Settings) -> dict[str, ChannelSender]:
 def mount_channels(api: FastAPI, services: Services, engine: Engine) -> DeliveryWorker:
     """Webhook routes of every configured platform, and the worker that delivers their outbox."""
     from integrations.channels import line, slack, telegram
-    from integrations.channels.delivery import ChannelRuntime
+    from integrations.channels.delivery import ChannelRuntime, Once
 
     settings = services.settings
     senders = build_senders(settings)
@@ -56,7 +56,23 @@ def mount_channels(api: FastAPI, services: Services, engine: Engine) -> Delivery
     if "line" in senders:
         line.mount(api, settings, services, runtime)
     api.state.channel_runtime = runtime
+    worker.tasks.insert(0, Once(startup_recovery(services, runtime)))
     return worker
+
+
+def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
+    """First thing the worker does: process webhook events stored but not processed, then apologise for
+    inbound messages left without a reply (a kill between storing a message and answering it)."""
+    from datetime import timedelta
+
+    from bot.recovery import apologise_for_unanswered
+
+    def run() -> int:
+        done = sum(inbox.replay() for inbox in runtime.inboxes)
+        grace = timedelta(seconds=services.settings.unanswered_grace_seconds)
+        return done + apologise_for_unanswered(services, grace)
+
+    return run
 
 
 def build_worker(services: Services, senders: dict[str, ChannelSender] | None = None) -> DeliveryWorker:
