@@ -139,3 +139,21 @@ def test_an_open_event_stream_does_not_hold_the_server_stop(tmp_path: Path) -> N
             stopped = time.monotonic() - started
     services.close()
     assert not server.thread.is_alive() and stopped < 8, stopped
+
+
+def test_a_declined_question_becomes_a_candidate_that_needs_an_answer_before_publishing(
+        site: tuple[Services, str]) -> None:
+    from bot.storage.models import FaqCandidate
+
+    services, url = site
+    with staff_client(url) as client:
+        token = csrf(client.get("/staff/knowledge").text)
+        client.post("/staff/knowledge/candidate", data={"csrf": token, "question": "駐車場はありますか"})
+        with services.db.session() as session:
+            candidate = session.query(FaqCandidate).one()
+            assert (candidate.question, candidate.answer, candidate.status) == ("駐車場はありますか", "", "pending")
+        refused = client.post(f"/staff/faq/{candidate.id}/publish",
+                              data={"csrf": token, "question": "駐車場はありますか", "answer": " "})
+        assert "回答を入力してから公開してください" in client.get(refused.headers["location"]).text
+        with services.db.session() as session:
+            assert session.get(FaqCandidate, candidate.id).status == "pending"
