@@ -313,7 +313,10 @@ def serve(
     # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
     # configures them again when it builds the app).
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None)
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None,
+                # A worker builds the app (models, index) before it answers the supervisor's health check; on a
+                # busy machine that took longer than uvicorn's 5 s, and workers were killed in a restart loop.
+                timeout_worker_healthcheck=120)
 
 
 def _attach_capability_commands() -> None:
