@@ -163,25 +163,25 @@ class Engine:
 
         try:
             with self.services.db.session() as session:
-                conversation = self._lock_conversation(session, conversation_id)
-                person = session.get(Person, conversation.person_id)
-                assert person is not None
-                turn = Turn(session, person, conversation, message, text, self.services, locale)
+                locked = self._lock_conversation(session, conversation_id)
+                owner = session.get(Person, locked.person_id)
+                assert owner is not None
+                turn = Turn(session, owner, locked, message, text, self.services, locale)
                 tagged = self._route(Route(turn, inbound_id))
                 replies = [reply for reply, _ in tagged]
-                self._store_replies(session, conversation, inbound_id, tagged)
+                self._store_replies(session, locked, inbound_id, tagged)
                 if outbox:
-                    self._queue(session, conversation, message, replies)
+                    self._queue(session, locked, message, replies)
                 return Outcome(replies)
         except Exception:
             log.exception("handler failed", extra={"conversation_id": conversation_id})
             replies = [Reply(text=t("internal_error", locale))]
             with self.services.db.session() as session:
-                conversation = session.get(Conversation, conversation_id)
-                assert conversation is not None
-                self._store_replies(session, conversation, inbound_id, [(r, "error") for r in replies])
+                stored = session.get(Conversation, conversation_id)
+                assert stored is not None
+                self._store_replies(session, stored, inbound_id, [(r, "error") for r in replies])
                 if outbox:
-                    self._queue(session, conversation, message, replies)
+                    self._queue(session, stored, message, replies)
             return Outcome(replies)
 
     # ------------------------------------------------------------- middleware

@@ -315,7 +315,9 @@ def serve(
     # timeout_graceful_shutdown: open live-update streams (server-sent events) would otherwise hold a stop.
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None,
-                timeout_graceful_shutdown=5)
+                # A worker builds the app (models, index) before it answers the supervisor's health check; on a
+                # busy machine that took longer than uvicorn's 5 s, and workers were killed in a restart loop.
+                timeout_worker_healthcheck=120, timeout_graceful_shutdown=5)
 
 
 def _attach_capability_commands() -> None:

@@ -30,7 +30,6 @@ from integrations.channels.slack import classify, web_client
 
 log = logging.getLogger(__name__)
 
-STATUS_JA = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 REASON_JA = {"asked_human": "担当者を希望", "not_confident": "自動回答で確信なし", "not_helpful": "回答で解決せず",
              "rule": "ルール確認"}
 
@@ -42,13 +41,13 @@ def slack_escape(text: str) -> str:
 
 
 #: Every post: no link previews (a user's link must not unfold into a page in the staff channel).
-NO_UNFURL = {"unfurl_links": False, "unfurl_media": False}
+NO_UNFURL: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
 
 
 def ticket_blocks(ticket: Ticket) -> list[dict[str, Any]]:
     """The ticket as staff see it in Slack."""
     who = ticket.assignee.display_name if ticket.assignee else "未割り当て"
-    header = (f"*{tickets.number(ticket.id)}*　{STATUS_JA.get(ticket.status, ticket.status)}　担当：{who}\n"
+    header = (f"*{tickets.number(ticket.id)}*　{tickets.STATUS_LABELS.get(ticket.status, ticket.status)}　担当：{who}\n"
               f"理由：{REASON_JA.get(ticket.reason, ticket.reason)}　チャネル：{ticket.channel}　役割：{ticket.role}")
     lines = [f"{'👤' if m['from'] == 'user' else '🤖'} {slack_escape(str(m['text'])[:300])}" for m in ticket.transcript[-6:]]
     sources = [f"・{slack_escape(s.get('label') or s.get('title', ''))}" for s in ticket.sources[:3]]
@@ -77,7 +76,7 @@ class StaffChannelNotifier:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.channel = services.settings.slack_staff_channel
+        self.channel: str = services.settings.slack_staff_channel or ""
         self.client: WebClient = web_client(services.settings)
 
     def __call__(self) -> int:

@@ -164,7 +164,7 @@ def list_visits(
 
     from handlers.visits.models import Visit
     from handlers.visits.report import month_bounds
-    from handlers.visits.service import visit_fees
+    from handlers.visits.service import fees_with_same_day
 
     services = _services(request)
     with services.db.session() as session:
@@ -177,20 +177,18 @@ def list_visits(
             if value is not None:
                 query = query.where(column == value)
         visits = list(session.execute(query).scalars())
-        same_days = list(session.execute(select(Visit).where(
-            Visit.status == "confirmed",
-            Visit.planned_date.in_({v.planned_date for v in visits}),
-            Visit.expert_person_id.in_({v.expert_person_id for v in visits}))).scalars())
-        fees = visit_fees(same_days, services.settings.program_rules_file)
+        fees = fees_with_same_day(session, visits, services.settings.program_rules_file)
         audit.record(session, "visits.listed", data={"actor": actor, "month": month, "count": len(visits)})
         items = [VisitItem(
             id=v.id, planned_date=v.planned_date, planned_start=v.planned_start, planned_end=v.planned_end,
             expert_id=v.expert_person_id, expert_name=v.expert.display_name, company_id=v.company_id,
             company_name=v.company.name, institution=v.institution, status=v.status,
             checkin_at=_iso(v.checkin_at),
-            checkin_location=[v.checkin_lat, v.checkin_lon] if v.checkin_lat is not None else None,
+            checkin_location=[v.checkin_lat, v.checkin_lon]
+            if v.checkin_lat is not None and v.checkin_lon is not None else None,
             checkout_at=_iso(v.checkout_at),
-            checkout_location=[v.checkout_lat, v.checkout_lon] if v.checkout_lat is not None else None,
+            checkout_location=[v.checkout_lat, v.checkout_lon]
+            if v.checkout_lat is not None and v.checkout_lon is not None else None,
             face_to_face_minutes=v.face_to_face_minutes, accompanied=v.accompanied,
             accompanied_minutes=v.accompanied_minutes, not_accompanied_reason=v.not_accompanied_reason,
             confirmed_at=_iso(v.confirmed_at), confirmation_method=v.confirmation_method,

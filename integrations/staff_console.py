@@ -99,11 +99,8 @@ def current_staff(request: Request, session: Any) -> StaffAccount:
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context |= {"csrf": csrf_token(request), "flash": request.session.pop("flash", None), "to_jst": to_jst,
-                "number": tickets.number, "STATUS": STATUS_JA}
+                "number": tickets.number, "STATUS": tickets.STATUS_LABELS}
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
-
-
-STATUS_JA = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 
 
 def to_jst(moment: Any) -> str:

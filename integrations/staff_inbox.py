@@ -338,7 +338,7 @@ def try_question(services: Services, question: str) -> dict[str, Any]:
             source = session.execute(select(KnowledgeSource).where(KnowledgeSource.name == citation.source)
                                      .limit(1)).scalar_one_or_none()
             chunk = session.execute(select(KnowledgeChunk).where(
-                KnowledgeChunk.source_id == (source.id if source else -1),
+                KnowledgeChunk.source_id == (source.id if source else -1),  # type: ignore[arg-type]
                 KnowledgeChunk.section == citation.section).limit(1)).scalar_one_or_none() if source else None
             excerpts.append({"label": citation.label(), "text": (chunk.text if chunk else "")[:400],
                              "url": web_chat.citations_of({"meta": {"citations": [

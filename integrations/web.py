@@ -29,12 +29,12 @@ from bot.i18n import t
 from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
+from bot.text import too_long
 from integrations import web_chat
 from integrations.http_guards import MAX_BODY_BYTES
 from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_TEXT_CHARS = 4000
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ChatRequest(BaseModel):
                     "the message is from; the same id continues the same conversation. The web page sends "
                     "none: its visitor is the server-issued session cookie.",
     )
-    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    text: str | None = Field(default=None, description="At most `MAX_MESSAGE_CHARS` characters (422 too_long).")
     choice: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="The `value` of an option from an earlier reply."
     )
@@ -179,8 +179,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         if "extra_forbidden" in kinds:
             return _error(422, "unknown_field", "不明な項目が含まれています。", "Unknown field in request.", detail)
         if "string_too_long" in kinds:
-            return _error(422, "too_long", f"メッセージが長すぎます（{MAX_TEXT_CHARS}文字まで）。",
-                          f"Text too long (max {MAX_TEXT_CHARS} characters).", detail)
+            return _error(422, "too_long", "入力が長すぎます。", "Input too long.", detail)
         return _error(422, "invalid_request", "入力内容を確認してください。", "Invalid request.", detail)
 
     @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
@@ -192,6 +191,10 @@ def create_app(services: Services | None = None) -> FastAPI:
         if not has_text and not body.choice and body.location is None:
             return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
                           "Empty message: send text, a choice or a location.")
+        limit = services.settings.max_message_chars
+        if too_long(body.text, limit):  # the engine's rule and limit, answered as an HTTP error
+            return _error(422, "too_long", f"メッセージが長すぎます（{limit}文字まで）。",
+                          f"Text too long (max {limit} characters).")
         identity = chat_identity(request, services, body.user_id)
         if isinstance(identity, JSONResponse):
             return identity

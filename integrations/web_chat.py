@@ -129,9 +129,9 @@ def history(services: Services, user_id: str) -> dict[str, Any]:
         delivered = session.execute(select(OutboundMessage).where(
             OutboundMessage.channel == "web", OutboundMessage.external_user_id == user_id,
             OutboundMessage.status == "sent").order_by(OutboundMessage.id.desc()).limit(HISTORY_LIMIT)).scalars()
-        for row in delivered:
-            for reply in (row.payload or {}).get("replies", []):
-                events.append((row.sent_at or row.created_at, 0, {"who": "bot", "pushed": True, **page_reply(reply)}))
+        for sent in delivered:
+            for reply in (sent.payload or {}).get("replies", []):
+                events.append((sent.sent_at or sent.created_at, 0, {"who": "bot", "pushed": True, **page_reply(reply)}))
         events.sort(key=lambda e: (e[0], e[1]))
         items = [item for _, _, item in events]
         flow = conversation.active_flow if conversation is not None else None

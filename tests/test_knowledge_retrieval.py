@@ -9,7 +9,6 @@ asked for decides between sentences that share the question's words.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from datetime import date as date_type
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Date,
     DateTime,
     ForeignKey,
     Index,

@@ -9,6 +9,7 @@ staff-notification outbox.
 
 from __future__ import annotations
 
+from pathlib import Path
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from handlers.escalation.business_hours import BusinessCalendar
-from bot.i18n import add_strings, t
+from bot.i18n import add_locale_dir, t
 from bot.jst import jst_date
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
@@ -33,18 +34,11 @@ from bot.text import normalize
 if TYPE_CHECKING:
     from bot.services import Services
 
-add_strings("ja", {
-    "ticket_staff_answer": "【担当者からの回答】受付番号 {number}\n{text}",
-    "ticket_resolved_button": "解決しました",
-    "ticket_survey": "お問い合わせ（{number}）の対応を終了しました。今回の対応はいかがでしたか？（5：とても満足 〜 1：不満）",
-})
-add_strings("en", {
-    "ticket_staff_answer": "[Answer from staff] Ref. {number}\n{text}",
-    "ticket_resolved_button": "Solved",
-    "ticket_survey": "Your inquiry ({number}) is closed. How satisfied are you with the help (5 = very, 1 = not)?",
-})
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 OPEN_STATUSES = ("open", "claimed", "answered")
+#: The one set of status labels staff see (Slack, the console).
+STATUS_LABELS = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 TRANSCRIPT_MESSAGES = 12
 
 

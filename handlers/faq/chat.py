@@ -8,34 +8,18 @@ where programs answer it differently (「締切はいつですか」), is answer
 
 from __future__ import annotations
 
+from pathlib import Path
 import logging
 
 from bot.handler import Handler, Turn
-from bot.i18n import add_strings
+from bot.i18n import add_locale_dir
 from bot.messages import Option, Reply
 
 log = logging.getLogger(__name__)
 
 ASK_HUMAN_VALUE = "contact:human"
 
-add_strings("ja", {
-    "faq_not_sure": "申し訳ありません。このご質問に確実にお答えできる情報が見つかりませんでした。",
-    "faq_closest": "関連しそうな資料：",
-    "faq_offer_human": "担当者にお問い合わせいただけます。",
-    "faq_ask_human": "担当者に問い合わせる",
-    "faq_no_index": "現在、回答に使う資料が読み込まれていません。担当者にお問い合わせください。",
-    "faq_which_program": "事業によってお答えが異なります。どの事業についてのご質問でしょうか。",
-    "faq_name_program": "事業名を添えて、もう一度お尋ねください。",
-})
-add_strings("en", {
-    "faq_not_sure": "Sorry, I could not find information that answers this question reliably.",
-    "faq_closest": "Possibly related documents:",
-    "faq_offer_human": "You can ask a staff member.",
-    "faq_ask_human": "Ask a staff member",
-    "faq_no_index": "No documents are loaded yet. Please ask a staff member.",
-    "faq_which_program": "The answer depends on the program. Which program are you asking about?",
-    "faq_name_program": "Please ask again with the program's name.",
-})
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 
 class FaqHandler(Handler):

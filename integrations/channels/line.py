@@ -111,14 +111,14 @@ class LineSender:
             if fresh:
                 fresh = False
                 try:
-                    self._call(lambda api: api.reply_message(ReplyMessageRequest(replyToken=token,
-                                                                                 messages=line_messages)))
+                    self._call(lambda api, line_messages=line_messages: api.reply_message(
+                        ReplyMessageRequest(replyToken=token, messages=line_messages)))
                 except PermanentSendError:  # token expired or used: push instead
                     log.info("reply token rejected; pushing", extra={"row": row.id})
                     continue
             else:
-                self._call(lambda api: api.push_message(PushMessageRequest(to=row.external_user_id,
-                                                                           messages=line_messages)))
+                self._call(lambda api, line_messages=line_messages: api.push_message(
+                    PushMessageRequest(to=row.external_user_id, messages=line_messages)))
             start += len(batch)
             mark_progress(row, start)
 
