@@ -343,8 +343,12 @@ def serve(
     configure_logging(settings.log_level, settings.resolved_log_dir)
     # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
     # configures them again when it builds the app).
+    # timeout_graceful_shutdown: open live-update streams (server-sent events) would otherwise hold a stop.
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None)
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None,
+                # A worker builds the app (models, index) before it answers the supervisor's health check; on a
+                # busy machine that took longer than uvicorn's 5 s, and workers were killed in a restart loop.
+                timeout_worker_healthcheck=120, timeout_graceful_shutdown=5)
 
 
 def _attach_capability_commands() -> None:

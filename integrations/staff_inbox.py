@@ -255,7 +255,7 @@ def bar_chart(series: list[tuple[str, int]], width: int = 640, height: int = 180
     step = width / max(len(series), 1)
     bars = []
     for i, (day, value) in enumerate(series):
-        h = (height - 30) * value / top
+        h = (height - 40) * value / top  # room above the tallest bar for its value
         bars.append(Bar(x=i * step + step * 0.15, y=height - 20 - h, width=step * 0.7, height=h,
                         label=day[5:].replace("-", "/"), value=value, day=day))
     return {"bars": bars, "width": width, "height": height, "top": top, "total": sum(v for _, v in series)}
@@ -372,7 +372,7 @@ def try_question(services: Services, question: str) -> dict[str, Any]:
     answer = services.knowledge.ask(question)
     excerpts = []
     with services.db.session() as session:
-        for citation in answer.citations[:3]:
+        for citation in list({c.label(): c for c in answer.citations}.values())[:3]:  # each source section once
             source = session.execute(select(KnowledgeSource).where(KnowledgeSource.name == citation.source)
                                      .limit(1)).scalar_one_or_none()
             chunk = session.execute(select(KnowledgeChunk).where(
