@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     link_code_failures_global: int = Field(default=100, description="Wrong link codes from anyone per hour.")
     staff_session_idle_minutes: int = Field(default=30, description="A console session ends after this much idling.")
     staff_session_max_hours: int = Field(default=8, description="A console session ends this long after login.")
+    upload_mb_per_hour: int = Field(default=200, description="Console uploads: megabytes per client address and "
+                                                             "per account per hour.")
     web_session_days: int = Field(default=30, description="How long the web chat's session cookie lasts.")
     unanswered_grace_seconds: int = Field(
         default=30, description="On start, messages stored this long ago without a reply get an apology.")
