@@ -35,6 +35,15 @@ def chunked_post(url: str, path: str, total_bytes: int, chunk: int = 64 * 1024, 
 
     sender = threading.Thread(target=pump, daemon=True)
     sender.start()
+    status = _status(sock)
+    elapsed = time.monotonic() - started
+    sock.close()
+    sender.join(timeout=5)
+    return status, elapsed
+
+
+def _status(sock: socket.socket) -> int | None:
+    """The status of the response's first line; None if none came before the socket's timeout."""
     data = b""
     try:
         while b"\r\n" not in data:
@@ -44,11 +53,8 @@ def chunked_post(url: str, path: str, total_bytes: int, chunk: int = 64 * 1024, 
             data += piece
     except OSError:
         pass
-    elapsed = time.monotonic() - started
-    sock.close()
-    sender.join(timeout=5)
     line = data.split(b"\r\n", 1)[0].split()
-    return (int(line[1]) if len(line) > 1 else None), elapsed
+    return int(line[1]) if len(line) > 1 else None
 
 
 def declared_post(url: str, path: str, length: int, headers: dict[str, str] | None = None,
@@ -62,18 +68,9 @@ def declared_post(url: str, path: str, length: int, headers: dict[str, str] | No
     for name, value in (headers or {}).items():
         head += f"{name}: {value}\r\n"
     sock.sendall((head + "\r\n").encode())
-    data = b""
-    try:
-        while b"\r\n" not in data:
-            piece = sock.recv(4096)
-            if not piece:
-                break
-            data += piece
-    except OSError:  # timed out: the server is waiting for the body
-        pass
+    status = _status(sock)  # None: timed out, the server is waiting for the body
     sock.close()
-    line = data.split(b"\r\n", 1)[0].split()
-    return int(line[1]) if len(line) > 1 else None
+    return status
 
 
 def log_events(log_file: Path) -> list[dict]:  # type: ignore[type-arg]
