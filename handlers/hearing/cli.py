@@ -47,7 +47,7 @@ def export_command(
         raise typer.Exit(2)
     day = _parse_day(since)
     services = _services()
-    form_id = form or services.settings.hearing_form
+    form_id = form or services.settings.hearing.form
     if catalog(services).latest(form_id) is None:
         console.print(f"[red]フォーム {form_id} はありません（{', '.join(catalog(services).form_ids())}）[/]")
         raise typer.Exit(2)
@@ -75,7 +75,7 @@ def list_command(
     from bot.jst import to_jst
 
     services = _services()
-    form_id = form or services.settings.hearing_form
+    form_id = form or services.settings.hearing.form
     table = Table(title=f"ヒアリングシート {form_id}")
     for column in ("受付番号", "状態", "企業名", "回答数", "開始", "送信"):
         table.add_column(column)

@@ -51,7 +51,7 @@ def _plan(session, services, expert: int, company: int, day: date, start: str | 
     if program is None:
         _fail(f"事業 {program_id} はありません（madoguchi programs list）")
     assert program is not None
-    rules_file = program.rules_file() or services.settings.program_rules_file
+    rules_file = program.rules_file() or services.settings.visits.rules_file
     planned = plan_visit(session, rules_for(day, rules_file), expert_id=expert, company_id=company, day=day,
                          start=start, end=end, institution=institution, program=program.id)
     line = f"V-{planned.visit.id}: {day} 専門家 {expert} → 企業 {company}（今年度 {planned.ordinal_in_year} 回目）"
@@ -161,7 +161,7 @@ def report(
         _fail("--format は csv / xlsx のいずれかです")
     services = _services()
     with services.db.session() as session:
-        built = build(session, month, services.settings.program_rules_file)
+        built = build(session, month, services.settings.visits.rules_file)
         data = to_csv(built) if fmt == "csv" else to_xlsx(built)
     if out is None and fmt == "xlsx":
         out = Path(f"visits-report-{month}.xlsx")
