@@ -22,6 +22,7 @@ from typing import Any
 from handlers.hearing.answers import NO_WORDS, YES_WORDS
 from bot.flow import Step, StepFlow
 from bot.handler import Turn
+from bot.programs import Program
 from bot.i18n import add_locale_dir, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
@@ -56,7 +57,7 @@ class VisitsHandler(StepFlow):
     triggers = (*CHECKIN_WORDS, *CHECKOUT_WORDS, re.compile(r"/(checkin|checkout|visits)"), "訪問予定", "今日の訪問")
     choice_prefix = "visits:"
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: Program | None = None) -> list[Option]:
         if person is None or person.role != Role.EXPERT.value:
             return []
         return [Option(label=t("visits_menu_checkin", locale), value="visits:checkin"),
