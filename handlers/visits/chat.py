@@ -276,7 +276,7 @@ class VisitsHandler(StepFlow):
         for contact in contacts:
             request = self.confirmation_request(turn, visit, contact.locale or turn.locale)
             try:
-                send_to_person(turn.session, contact.id, [request], verified_only=True)
+                send_to_person(turn.session, contact.id, [request], verified_only=True, program=visit.program)
                 sent += 1
             except NoChannel:
                 continue
@@ -383,7 +383,7 @@ class VisitsHandler(StepFlow):
         text = t(key, expert.locale or turn.locale, company=visit.company.name,
                  day=f"{visit.planned_date:%m/%d}", **values)
         try:
-            send_to_person(turn.session, expert.id, [Reply(text=text)], verified_only=True)
+            send_to_person(turn.session, expert.id, [Reply(text=text)], verified_only=True, program=visit.program)
         except NoChannel:  # the expert has no linked account any more: staff see it in the report
             pass
 
