@@ -321,7 +321,7 @@ class Engine:
         return [*extra, left] if extra else [left]
 
     def menu(self, turn: Turn) -> list[Option]:
-        return main_menu(self.services, turn.locale, turn.person)
+        return main_menu(self.services, turn.locale, turn.person, turn.program_id)
 
     # ---------------------------------------------------------------- storage
     def _load_party(self, session: Session, message: InboundMessage) -> tuple[Person, Conversation]:

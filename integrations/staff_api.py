@@ -81,21 +81,21 @@ def _summary(response: FormResponse) -> HearingSummary:
 def list_hearings(
     request: Request,
     actor: HearingReader,
-    form: str | None = Query(default=None, description="フォームID（既定: 設定 hearing_form）"),
+    form: str | None = Query(default=None, description="フォームID（既定: 各事業のヒアリングシート）"),
     status: Literal["submitted", "in_progress", "abandoned", "all"] = "submitted",
     since: date | None = Query(default=None, description="この日（日本時間）以降"),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
 ) -> HearingList:
-    """Hearing-sheet responses, newest first (staff only)."""
+    """Hearing-sheet responses, newest first (staff only): of `form`, or by default each of the token's
+    programs' responses to that program's own hearing form."""
     services = _services(request)
-    form_id = form or services.settings.hearing.form
     catalog, allowed = catalog_for(services), token_programs(request)
     with services.db.session() as session:
-        responses = [r for r in select_responses(session, form_id, since, None if status == "all" else status)
-                     if may_see(allowed, r.program, catalog)]
+        responses = select_responses(session, form, since, None if status == "all" else status,
+                                     catalog=catalog, programs=allowed)
         responses.reverse()
-        audit.record(session, "hearing.listed", subject_type="form", subject_id=form_id,
+        audit.record(session, "hearing.listed", subject_type="form", subject_id=form or "(each program's form)",
                      data={"actor": actor, "status": status, "count": len(responses)})
         return HearingList(total=len(responses), items=[_summary(r) for r in responses[offset: offset + limit]])
 

@@ -77,7 +77,7 @@ class ExpertsOnly(Handler):
     def answer(self, turn: Turn) -> list[Reply] | None:
         return [Reply(text="専門家向けの回答です")]
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: object = None) -> list[Option]:
         return [Option(label="専門家向け", value="experts_only:menu")]
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
 from bot.handler import Handler, Turn
+from bot.programs import Program
 from bot.i18n import add_locale_dir, t
 from bot.messages import Option, Reply
 from bot.storage.models import Message, Person, utcnow
@@ -52,7 +53,7 @@ class EscalationHandler(Handler):
             return turn.conversation.active_flow is None
         return turn.text in ASK_WORDS
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: Program | None = None) -> list[Option]:
         return [Option(label=t("contact_menu", locale), value="contact:human")]
 
     # ------------------------------------------------------------ commands

@@ -22,6 +22,7 @@ from typing import Any
 from handlers.hearing.answers import NO_WORDS, YES_WORDS
 from bot.flow import Step, StepFlow
 from bot.handler import Turn
+from bot.programs import Program
 from bot.i18n import add_locale_dir, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
@@ -56,7 +57,7 @@ class VisitsHandler(StepFlow):
     triggers = (*CHECKIN_WORDS, *CHECKOUT_WORDS, re.compile(r"/(checkin|checkout|visits)"), "訪問予定", "今日の訪問")
     choice_prefix = "visits:"
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: Program | None = None) -> list[Option]:
         if person is None or person.role != Role.EXPERT.value:
             return []
         return [Option(label=t("visits_menu_checkin", locale), value="visits:checkin"),
@@ -275,7 +276,7 @@ class VisitsHandler(StepFlow):
         for contact in contacts:
             request = self.confirmation_request(turn, visit, contact.locale or turn.locale)
             try:
-                send_to_person(turn.session, contact.id, [request], verified_only=True)
+                send_to_person(turn.session, contact.id, [request], verified_only=True, program=visit.program)
                 sent += 1
             except NoChannel:
                 continue
@@ -382,7 +383,7 @@ class VisitsHandler(StepFlow):
         text = t(key, expert.locale or turn.locale, company=visit.company.name,
                  day=f"{visit.planned_date:%m/%d}", **values)
         try:
-            send_to_person(turn.session, expert.id, [Reply(text=text)], verified_only=True)
+            send_to_person(turn.session, expert.id, [Reply(text=text)], verified_only=True, program=visit.program)
         except NoChannel:  # the expert has no linked account any more: staff see it in the report
             pass
 
