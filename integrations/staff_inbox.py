@@ -404,7 +404,7 @@ def upload_admission(services: Services) -> Any:
             account = staff_of_headers(services, headers, session)
             if account is None or account.role != "admin" or length is None:
                 return "default"
-            budget = services.settings.upload_mb_per_hour * 1024 * 1024
+            budget = services.settings.limits.upload_mb_per_hour * 1024 * 1024
             spent = max(throttle.hit(session, f"upload-bytes:ip:{client}", timedelta(hours=1), length),
                         throttle.hit(session, f"upload-bytes:staff:{account.id}", timedelta(hours=1), length))
             return "over_budget" if spent > budget else "allow"

@@ -71,9 +71,9 @@ def _server(tmp_path: Path, platform_env: Callable[[str], dict[str, str]]) -> It
     with LiveServer(platform.app()) as fake:
         data_dir = tmp_path / "data"
         env = os.environ | platform_env(fake.url) | {
-            "MADOGUCHI_DATA_DIR": str(data_dir), "MADOGUCHI_LOG_LEVEL": "WARNING", "UNANSWERED_GRACE_SECONDS": "0",
-            "RATE_LIMIT_PER_USER_PER_MINUTE": "1000"}
-        env.pop("DATABASE_URL", None)
+            "MADOGUCHI_DATA_DIR": str(data_dir), "MADOGUCHI_LOG__LEVEL": "WARNING",
+            "MADOGUCHI_CHAT__UNANSWERED_GRACE_SECONDS": "0", "MADOGUCHI_LIMITS__MESSAGES_PER_USER_PER_MINUTE": "1000"}
+        env.pop("MADOGUCHI_DATABASE__URL", None)
         server = Server(data_dir, env)
         yield server, platform, data_dir
         server.stop()
@@ -81,14 +81,16 @@ def _server(tmp_path: Path, platform_env: Callable[[str], dict[str, str]]) -> It
 
 @pytest.fixture
 def line_server(tmp_path: Path) -> Iterator[tuple[Server, fp.FakePlatforms, Path]]:
-    yield from _server(tmp_path, lambda url: {"LINE_CHANNEL_SECRET": fp.LINE_SECRET,
-                                              "LINE_CHANNEL_ACCESS_TOKEN": "line-token", "LINE_API_URL": f"{url}/line"})
+    yield from _server(tmp_path, lambda url: {"MADOGUCHI_LINE__CHANNEL_SECRET": fp.LINE_SECRET,
+                                              "MADOGUCHI_LINE__CHANNEL_ACCESS_TOKEN": "line-token",
+                                              "MADOGUCHI_LINE__API_URL": f"{url}/line"})
 
 
 @pytest.fixture
 def slack_server(tmp_path: Path) -> Iterator[tuple[Server, fp.FakePlatforms, Path]]:
-    yield from _server(tmp_path, lambda url: {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": fp.SLACK_SECRET,
-                                              "SLACK_API_URL": f"{url}/slack/api/"})
+    yield from _server(tmp_path, lambda url: {"MADOGUCHI_SLACK__BOT_TOKEN": "xoxb-test",
+                                              "MADOGUCHI_SLACK__SIGNING_SECRET": fp.SLACK_SECRET,
+                                              "MADOGUCHI_SLACK__API_URL": f"{url}/slack/api/"})
 
 
 def _services(data_dir: Path) -> Services:

@@ -28,7 +28,7 @@ INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=",
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Services, str]]:
-    services = Services.create(make_settings(tmp_path, staff_cookie_secure=False))
+    services = Services.create(make_settings(tmp_path, staff__cookie_secure=False))
     with services.db.session() as session:
         create_staff(session, "pages", "頁太郎", PASSWORD, role="admin")
     with LiveServer(create_app(services)) as server:
@@ -119,7 +119,7 @@ def test_the_upload_limit_is_only_for_an_admin_session_within_its_budget(tmp_pat
     """#21's console upload had its 20 MB limit before the login check: anyone could make the server read
     20 MB there. Now only a live admin session gets it, decided before any byte of the body is read, within a
     per-address and per-account hourly budget; everyone else has the 64 KB limit there too."""
-    services = Services.create(make_settings(tmp_path, staff_cookie_secure=False, upload_mb_per_hour=1))
+    services = Services.create(make_settings(tmp_path, staff__cookie_secure=False, limits__upload_mb_per_hour=1))
     with services.db.session() as session:
         create_staff(session, "pages", "頁太郎", PASSWORD, role="admin")
         create_staff(session, "clerk", "係員", PASSWORD, role="staff")

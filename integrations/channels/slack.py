@@ -57,12 +57,12 @@ ACTION_ID = re.compile(r"^opt_\d+$")
 
 
 def is_configured(settings: Settings) -> bool:
-    return bool(settings.slack_bot_token and settings.slack_signing_secret)
+    return bool(settings.slack.bot_token and settings.slack.signing_secret)
 
 
 def web_client(settings: Settings) -> WebClient:
-    assert settings.slack_bot_token is not None
-    return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    assert settings.slack.bot_token is not None
+    return WebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_url)
 
 
 def blocks_for(text: str, reply: Reply | None) -> list[dict[str, Any]]:
@@ -121,9 +121,9 @@ def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any
     `from_inbox`: the app dispatches events the `/slack/events` route has verified and stored, so it runs each
     listener to its end inside `dispatch` (`process_before_response`: the row is marked processed only after)
     and does not check a signature again (a replay after a restart is older than bolt's five minutes)."""
-    assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
-    app = App(token=settings.slack_bot_token.get_secret_value(),
-              signing_secret=settings.slack_signing_secret.get_secret_value(),
+    assert settings.slack.bot_token is not None and settings.slack.signing_secret is not None
+    app = App(token=settings.slack.bot_token.get_secret_value(),
+              signing_secret=settings.slack.signing_secret.get_secret_value(),
               client=web_client(settings), token_verification_enabled=False, process_before_response=from_inbox,
               request_verification_enabled=not from_inbox)
 
@@ -216,8 +216,8 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
           staff_hooks: list[Any] | None = None) -> App:
     bolt = build_app(settings, runtime, staff_hooks, from_inbox=True)
     handler = SlackRequestHandler(bolt)
-    assert settings.slack_signing_secret is not None
-    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
+    assert settings.slack.signing_secret is not None
+    verifier = SignatureVerifier(settings.slack.signing_secret.get_secret_value())
 
     def process_stored(stored: dict[str, Any]) -> None:
         response = bolt.dispatch(BoltRequest(body=str(stored.get("raw") or ""), mode="http",
