@@ -16,6 +16,7 @@ from bot.services import Services
 from bot.storage.models import Conversation
 from integrations.web import create_app
 from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
+from tests.security_helpers import web_visitor
 
 A, B = "expert-dispatch", "regional-dx"  # the two sample programs (sample_programs/)
 
@@ -90,7 +91,7 @@ def web(sample_kb_services: Services) -> Iterator[httpx.Client]:
 
 def test_the_page_sends_its_program_from_a_session_cookie(web: httpx.Client) -> None:
     """The browser's way: no user id anywhere, the program from /p/<id>/, the visitor from the session cookie."""
-    with httpx.Client(base_url=str(web.base_url), timeout=60) as browser:
+    with web_visitor(str(web.base_url), timeout=60) as browser:
         at_b = browser.post("/api/chat", json={"text": ONLY_B, "program": B})
         assert at_b.status_code == 200 and "4月28日" in at_b.json()["replies"][0]["text"]
         at_a = browser.post("/api/chat", json={"text": ONLY_B, "program": A})
