@@ -200,7 +200,7 @@ class Engine:
 
     def refuse_bad_input(self, intake: Intake) -> Outcome | None:
         """Empty or over-long input is refused politely (the one length rule: `bot.text.too_long`)."""
-        message, limit = intake.message, self.services.settings.max_message_chars
+        message, limit = intake.message, self.services.settings.chat.max_message_chars
         if too_long(message.text, limit):
             return Outcome([Reply(text=t("too_long", intake.locale, limit=limit))])
         if not intake.text and not message.choice and not message.location and not message.attachments:
@@ -211,12 +211,12 @@ class Engine:
         """Per-user rate counted in the database (every worker agrees; one index range scan), and the
         per-channel rate in this process (a flood protection, it need not be exact across workers)."""
         settings = self.services.settings
-        limited = not self._channel_window.allow(intake.message.channel, settings.rate_limit_per_channel_per_second)
+        limited = not self._channel_window.allow(intake.message.channel, settings.limits.messages_per_channel_per_second)
         if not limited:
             per_user = intake.session.execute(select(func.count()).select_from(Message).where(
                 Message.conversation_id == intake.conversation.id, Message.direction == "in",
                 Message.created_at >= utcnow() - timedelta(seconds=60))).scalar_one()
-            limited = per_user >= settings.rate_limit_per_user_per_minute
+            limited = per_user >= settings.limits.messages_per_user_per_minute
         return Outcome([Reply(text=t("rate_limited", intake.locale))], limited=True) if limited else None
 
     @staticmethod
@@ -224,7 +224,7 @@ class Engine:
         return turn.message.choice == LEAVE_CHOICE or turn.text.lower() in LEAVE_WORDS
 
     def expire_stale_flow(self, route: Route) -> Tagged | None:
-        """A flow left alone longer than `flow_timeout_minutes` ends (saving what it keeps), and says so;
+        """A flow left alone longer than `chat.flow_timeout_minutes` ends (saving what it keeps), and says so;
         the message itself is then handled as if no flow were active."""
         turn = route.turn
         flow = self._flow(turn)
@@ -234,7 +234,7 @@ class Engine:
             select(Message.created_at).where(Message.conversation_id == turn.conversation.id,
                                              Message.direction == "in", Message.id < route.inbound_id)
             .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
-        limit = timedelta(minutes=self.services.settings.flow_timeout_minutes)
+        limit = timedelta(minutes=self.services.settings.chat.flow_timeout_minutes)
         if previous is None or utcnow() - previous <= limit:
             return None
         saved = flow.on_leave(turn)
@@ -345,7 +345,7 @@ class Engine:
         return [*extra, left] if extra else [left]
 
     def menu(self, turn: Turn) -> list[Option]:
-        return main_menu(self.services, turn.locale, turn.person)
+        return main_menu(self.services, turn.locale, turn.person, turn.program_id)
 
     # ---------------------------------------------------------------- storage
     def _load_party(self, session: Session, message: InboundMessage) -> tuple[Person, Conversation]:

@@ -54,7 +54,8 @@ def apologise_for_unanswered(services: Services, grace: timedelta) -> int:
                 continue
             shown = (inbound.text or (inbound.payload or {}).get("choice") or "")[:40]
             apology = Reply(text=t("recovery_apology", person.locale or services.settings.locale, text=shown))
-            queue(session, person.id, inbound.channel, identity.external_user_id, [apology])
+            queue(session, person.id, inbound.channel, identity.external_user_id, [apology],
+                  {"program": conversation.program} if conversation.program else None)
             session.add(Message(conversation_id=conversation.id, direction="out", channel=inbound.channel,
                                 reply_to_id=inbound.id, text=apology.text,
                                 payload={"reply": apology.model_dump(mode="json")}, handler="recovery"))

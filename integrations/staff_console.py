@@ -2,7 +2,7 @@
 
 Server-rendered with Jinja2 (no front-end build). Login checks an argon2
 hash; the session is a signed cookie (HttpOnly, SameSite=Strict, Secure
-unless `STAFF_COOKIE_SECURE=false` for local HTTP); every form carries a
+unless `MADOGUCHI_STAFF__COOKIE_SECURE=false` for local HTTP); every form carries a
 per-session CSRF token. Without a session every page redirects to the login
 and every POST changes nothing. The cookie names a server-side session (`bot.security.staff_sessions`)
 that logout, a password change, disabling and idling end. Login tries are counted per normalized user
@@ -42,7 +42,7 @@ class LoginRequired(Exception):
 
 def session_secret(services: Services) -> str:
     """The configured secret, else one generated once and kept (0600) in the data dir."""
-    configured = services.settings.staff_session_secret
+    configured = services.settings.staff.session_secret
     if configured is not None and configured.get_secret_value():
         return configured.get_secret_value()
     path = services.settings.data_dir / "staff_session_secret"
@@ -55,7 +55,7 @@ def session_secret(services: Services) -> str:
 def install(api: FastAPI, services: Services) -> None:
     api.add_middleware(SessionMiddleware, secret_key=session_secret(services), session_cookie="madoguchi_staff",
                        max_age=SESSION_HOURS * 3600, same_site="strict",
-                       https_only=services.settings.staff_cookie_secure)
+                       https_only=services.settings.staff.cookie_secure)
     api.include_router(router)
     from integrations import staff_inbox
 

@@ -293,7 +293,7 @@ def test_broken_form_is_a_clear_startup_error(tmp_path: Path) -> None:
         "id: broken\nversion: 1\ntitle: 壊れた様式\nsections:\n  - id: s\n    title: 節\n    questions:\n"
         "      - {id: name, prompt: 名前, type: text}\n"
         "      - {id: employees, prompt: 社員数, type: number}\n", encoding="utf-8")
-    services = Services.create(make_settings(tmp_path, forms_dirs=[forms]))
+    services = Services.create(make_settings(tmp_path, hearing__forms_dirs=[forms]))
     with pytest.raises(FormDefinitionError) as error:
         Engine(services)
     message = str(error.value)
@@ -320,7 +320,7 @@ def test_every_hearing_step_asks_its_question_again_after_a_mid_flow_question(tm
                                                                               database_url: str | None) -> None:
     """The hearing sheet is a step table generated from its form: every question (the conditional ones too) and the
     summary ask themselves again, buttons included, after a question asked in the middle of the form."""
-    services = Services.create(make_settings(tmp_path, database_url, rate_limit_per_user_per_minute=1000))
+    services = Services.create(make_settings(tmp_path, database_url, limits__messages_per_user_per_minute=1000))
     engine = Engine(services)
     handler = engine.handlers["hearing"]
     assert isinstance(handler, HearingHandler)

@@ -81,7 +81,7 @@ class ExpertsOnly(Handler):
     def answer(self, turn: Turn) -> list[Reply] | None:
         return [Reply(text="専門家向けの回答です")]
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: object = None) -> list[Option]:
         return [Option(label="専門家向け", value="experts_only:menu")]
 
 
@@ -110,7 +110,7 @@ def test_a_stale_flow_expires_politely_and_the_message_is_handled_afresh(service
     send(engine, "株式会社放置", user="stale")
     conversation = conversation_of(services, "stale")
     assert conversation.active_flow == "hearing"
-    stale = utcnow() - timedelta(minutes=services.settings.flow_timeout_minutes + 1)
+    stale = utcnow() - timedelta(minutes=services.settings.chat.flow_timeout_minutes + 1)
     with services.db.session() as session:
         session.execute(update(Message).where(Message.conversation_id == conversation.id).values(created_at=stale))
     replies = send(engine, "メニュー", user="stale")
@@ -167,9 +167,9 @@ def test_a_command_looking_answer_is_the_flows_when_its_step_expects_it(tmp_path
     forms = tmp_path / "forms"
     forms.mkdir()
     (forms / "follow_up.yaml").write_text(FOLLOW_UP_FORM, encoding="utf-8")
-    (tmp_path / "docs").mkdir()  # not the sample knowledge base: one program, whose form is HEARING_FORM
-    services = Services.create(make_settings(tmp_path, knowledge_paths=[tmp_path / "docs"], forms_dirs=[forms],
-                                             hearing_form="follow-up"))
+    (tmp_path / "docs").mkdir()  # not the sample knowledge base: one program, whose form is hearing.form
+    services = Services.create(make_settings(tmp_path, knowledge__paths=[tmp_path / "docs"], hearing__forms_dirs=[forms],
+                                             hearing__form="follow-up"))
     engine = Engine(services)
     send(engine, "ヒアリング開始")
     assert "窓口" in send(engine, "メニュー")[0].text  # a free-text step expects no command: the menu

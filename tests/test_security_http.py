@@ -38,8 +38,8 @@ def _flush() -> None:
 
 @pytest.fixture
 def slack_server(tmp_path: Path) -> Iterator[LiveServer]:
-    services = Services.create(make_settings(tmp_path, slack_bot_token="xoxb-x", slack_signing_secret=fp.SLACK_SECRET,
-                                             slack_api_url="http://127.0.0.1:9/api/"))
+    services = Services.create(make_settings(tmp_path, slack__bot_token="xoxb-x", slack__signing_secret=fp.SLACK_SECRET,
+                                             slack__api_url="http://127.0.0.1:9/api/"))
     with LiveServer(create_app(services)) as server:
         yield server
     services.close()

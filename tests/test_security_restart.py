@@ -66,11 +66,11 @@ def line_server(tmp_path: Path) -> Iterator[tuple[Server, fp.FakePlatforms, Path
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
         data_dir = tmp_path / "data"
-        env = os.environ | {"MADOGUCHI_DATA_DIR": str(data_dir), "LINE_CHANNEL_SECRET": fp.LINE_SECRET,
-                            "LINE_CHANNEL_ACCESS_TOKEN": "line-token", "LINE_API_URL": f"{fake.url}/line",
-                            "MADOGUCHI_LOG_LEVEL": "WARNING", "UNANSWERED_GRACE_SECONDS": "0",
-                            "RATE_LIMIT_PER_USER_PER_MINUTE": "1000"}
-        env.pop("DATABASE_URL", None)
+        env = os.environ | {"MADOGUCHI_DATA_DIR": str(data_dir), "MADOGUCHI_LINE__CHANNEL_SECRET": fp.LINE_SECRET,
+                            "MADOGUCHI_LINE__CHANNEL_ACCESS_TOKEN": "line-token", "MADOGUCHI_LINE__API_URL": f"{fake.url}/line",
+                            "MADOGUCHI_LOG__LEVEL": "WARNING", "MADOGUCHI_CHAT__UNANSWERED_GRACE_SECONDS": "0",
+                            "MADOGUCHI_LIMITS__MESSAGES_PER_USER_PER_MINUTE": "1000"}
+        env.pop("MADOGUCHI_DATABASE__URL", None)
         server = Server(data_dir, env)
         yield server, platform, data_dir
         server.stop()

@@ -27,7 +27,7 @@ INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=",
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Services, str]]:
-    services = Services.create(make_settings(tmp_path, staff_cookie_secure=False))
+    services = Services.create(make_settings(tmp_path, staff__cookie_secure=False))
     with services.db.session() as session:
         create_staff(session, "pages", "頁太郎", PASSWORD, role="admin")
     with LiveServer(create_app(services)) as server:

@@ -120,7 +120,7 @@ def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
 
     def run() -> int:
         done = sum(inbox.replay() for inbox in runtime.inboxes)
-        grace = timedelta(seconds=services.settings.unanswered_grace_seconds)
+        grace = timedelta(seconds=services.settings.chat.unanswered_grace_seconds)
         return done + apologise_for_unanswered(services, grace)
 
     return run

@@ -49,12 +49,12 @@ ACTION_ID = re.compile(r"^opt_\d+$")
 
 
 def is_configured(settings: Settings) -> bool:
-    return bool(settings.slack_bot_token and settings.slack_signing_secret)
+    return bool(settings.slack.bot_token and settings.slack.signing_secret)
 
 
 def web_client(settings: Settings) -> WebClient:
-    assert settings.slack_bot_token is not None
-    return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    assert settings.slack.bot_token is not None
+    return WebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_url)
 
 
 def blocks_for(text: str, reply: Reply | None) -> list[dict[str, Any]]:
@@ -108,9 +108,9 @@ def _timestamp(ts: str | None) -> datetime:
 
 def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any] | None = None) -> App:
     """The bolt app; `staff_hooks` (the escalation capability) may register staff-channel listeners."""
-    assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
-    app = App(token=settings.slack_bot_token.get_secret_value(),
-              signing_secret=settings.slack_signing_secret.get_secret_value(),
+    assert settings.slack.bot_token is not None and settings.slack.signing_secret is not None
+    app = App(token=settings.slack.bot_token.get_secret_value(),
+              signing_secret=settings.slack.signing_secret.get_secret_value(),
               client=web_client(settings), token_verification_enabled=False, process_before_response=False)
 
     from bot.programs import ProgramError, load_programs
@@ -186,8 +186,8 @@ def _signed(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -
 def mount(api: FastAPI, settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any] | None = None) -> App:
     bolt = build_app(settings, runtime, staff_hooks)
     handler = SlackRequestHandler(bolt)
-    assert settings.slack_signing_secret is not None
-    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
+    assert settings.slack.signing_secret is not None
+    verifier = SignatureVerifier(settings.slack.signing_secret.get_secret_value())
 
     @api.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request):  # type: ignore[no-untyped-def]
