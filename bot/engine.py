@@ -168,17 +168,9 @@ class Engine:
             conversation_id = conversation.id
 
         try:
-            with self.services.db.session() as session:
-                locked = self._lock_conversation(session, conversation_id)
-                owner = session.get(Person, locked.person_id)
-                assert owner is not None
-                turn = Turn(session, owner, locked, message, text, self.services, locale)
-                tagged = self._route(Route(turn, inbound_id))
-                replies = [reply for reply, _ in tagged]
-                self._store_replies(session, locked, inbound_id, tagged)
-                if outbox:
-                    self._queue(session, locked, message, replies)
-                return Outcome(replies)
+            answered = self._answer(conversation_id, inbound_id, message, locale, outbox=outbox)
+            assert answered is not None
+            return answered
         except Exception:
             log.exception("handler failed", extra={"conversation_id": conversation_id})
             replies = [Reply(text=t("internal_error", locale))]
@@ -189,6 +181,63 @@ class Engine:
                 if outbox:
                     self._queue(session, stored, message, replies)
             return Outcome(replies)
+
+    def _answer(self, conversation_id: int, inbound_id: int, message: InboundMessage, locale: str, *,
+                outbox: bool, only_if_unanswered: bool = False) -> Outcome | None:
+        """The turn: one transaction holding the conversation's row lock, whose state changes and replies are
+        committed together (so a kill before its commit leaves nothing of it)."""
+        with self.services.db.session() as session:
+            locked = self._lock_conversation(session, conversation_id)
+            if only_if_unanswered and not self._unanswered_and_last(session, locked, inbound_id):
+                return None
+            owner = session.get(Person, locked.person_id)
+            assert owner is not None
+            turn = Turn(session, owner, locked, message, normalize(message.text), self.services, locale)
+            tagged = self._route(Route(turn, inbound_id))
+            replies = [reply for reply, _ in tagged]
+            self._store_replies(session, locked, inbound_id, tagged)
+            if outbox:
+                self._queue(session, locked, message, replies)
+            return Outcome(replies)
+
+    def reanswer(self, inbound_id: int) -> Outcome | None:
+        """Answer a stored inbound message that was left without a reply (a kill between storing it and
+        committing its turn: nothing of the turn was kept, so answering it now is answering it once).
+
+        Only when it is still unanswered and still its conversation's last inbound message, both checked under
+        the conversation's lock (a later message was answered on a newer state: answering this one now would be
+        out of order): else None. The replies go to the outbox, to where the platform wanted them
+        (the stored reply context). Errors propagate: the caller apologises instead."""
+        with self.services.db.session() as session:
+            inbound = session.get(Message, inbound_id)
+            if inbound is None or inbound.direction != "in":
+                return None
+            conversation = session.get(Conversation, inbound.conversation_id)
+            assert conversation is not None
+            person = session.get(Person, conversation.person_id)
+            identity = session.execute(select(ChannelIdentity).where(
+                ChannelIdentity.person_id == conversation.person_id, ChannelIdentity.channel == inbound.channel)
+                .order_by(ChannelIdentity.id.desc()).limit(1)).scalar_one_or_none()
+            if person is None or identity is None:
+                return None
+            payload = dict(inbound.payload or {})
+            message = InboundMessage(
+                channel=inbound.channel, external_user_id=identity.external_user_id, text=inbound.text,
+                choice=payload.get("choice"), location=payload.get("location"),
+                attachments=payload.get("attachments") or [], platform_message_id=inbound.platform_message_id,
+                timestamp=inbound.created_at, program=conversation.program or None,
+                reply_context=payload.get("context") or {}, client=payload.get("client") or {})
+            locale = person.locale or self.services.settings.locale
+            conversation_id = conversation.id
+        return self._answer(conversation_id, inbound_id, message, locale, outbox=True, only_if_unanswered=True)
+
+    @staticmethod
+    def _unanswered_and_last(session: Session, conversation: Conversation, inbound_id: int) -> bool:
+        replied = session.execute(select(Message.id).where(Message.reply_to_id == inbound_id).limit(1)).first()
+        later = session.execute(select(Message.id).where(
+            Message.conversation_id == conversation.id, Message.direction == "in", Message.id > inbound_id)
+            .limit(1)).first()
+        return replied is None and later is None
 
     # ------------------------------------------------------------- middleware
     def deduplicate(self, intake: Intake) -> Outcome | None:
@@ -447,4 +496,6 @@ def _inbound_payload(message: InboundMessage) -> dict[str, object]:
         payload["attachments"] = [a.model_dump() for a in message.attachments]
     if message.client:
         payload["client"] = dict(message.client)
+    if message.reply_context:  # where the answer goes, kept so a message left unanswered by a crash is answered there
+        payload["context"] = dict(message.reply_context)
     return payload

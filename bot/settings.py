@@ -122,7 +122,8 @@ class ChatSettings(_Group):
         default=120, ge=1, description="A flow (hearing sheet, check-out ...) left alone this long expires politely.")
     max_message_chars: int = Field(default=4000, ge=1, description="Longer inbound text is refused politely.")
     unanswered_grace_seconds: int = Field(
-        default=30, description="On start, messages stored this long ago without a reply get an apology.")
+        default=30, description="On start, messages stored this long ago without a reply are answered (or get an "
+                                "apology when that is not safe).")
 
 
 class WebSettings(_Group):
@@ -154,6 +155,8 @@ class LimitsSettings(_Group):
     link_code_failures_global: int = Field(default=100, ge=1, description="Wrong link codes from anyone per hour.")
     messages_per_user_per_minute: int = Field(default=60, ge=1, description="Messages one user may send per minute.")
     messages_per_channel_per_second: int = Field(default=300, ge=1, description="Messages per channel per second.")
+    upload_mb_per_hour: int = Field(default=200, ge=1, description="Console uploads: megabytes per client address "
+                                                                    "and per account per hour.")
 
 
 class SlackSettings(_Group):

@@ -327,10 +327,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.delivery = mount_channels(app, services, engine)
     from integrations.http_guards import GuardMiddleware
 
-    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH
+    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH, upload_admission
 
-    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,
-                       path_limits={UPLOAD_PATH: UPLOAD_MAX_BYTES + 64 * 1024})  # outermost: before any route reads
+    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,  # outermost: before any route reads
+                       path_limits={UPLOAD_PATH: (UPLOAD_MAX_BYTES + 64 * 1024, upload_admission(services))})
     return app
 
 
