@@ -61,15 +61,18 @@ class StepFlow(Handler):
         return self.checked_table(None, self.steps)
 
     def checked_table(self, key: object, build: Callable[[], Mapping[str, Step]]) -> Mapping[str, Step]:
-        """The table cached under `key`, built and checked (every `next` names a step) the first time."""
+        """The table cached under `key`, built and checked the first time."""
         if key not in self._tables:
-            steps = build()
-            for name, step in steps.items():
-                unknown = [n for n in step.next if n not in steps]
-                if unknown:
-                    raise ValueError(f"{self.name}: step {name} leads to unknown steps {unknown}")
-            self._tables[key] = steps
+            self._tables[key] = self.checked(build())
         return self._tables[key]
+
+    def checked(self, steps: Mapping[str, Step]) -> Mapping[str, Step]:
+        """`steps`, once every `next` of it is known to name one of its steps."""
+        for name, step in steps.items():
+            unknown = [n for n in step.next if n not in steps]
+            if unknown:
+                raise ValueError(f"{self.name}: step {name} leads to unknown steps {unknown}")
+        return steps
 
     def step_name(self, turn: Turn) -> str | None:
         """The name of the step the conversation is at."""

@@ -160,16 +160,39 @@ def response_of(services: Services, user: str) -> FormResponse:
                                .order_by(FormResponse.id.desc()).limit(1)).scalar_one()
 
 
+def follow_up_services(tmp_path: Path, form: str) -> Services:
+    """Services with one program (not the sample knowledge base) whose hearing form is `form`."""
+    forms = tmp_path / "forms"
+    forms.mkdir(parents=True)
+    (forms / "follow_up.yaml").write_text(form, encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    return Services.create(make_settings(tmp_path, knowledge__paths=[tmp_path / "docs"], hearing__forms_dirs=[forms],
+                                         hearing__form="follow-up"))
+
+
+def test_a_form_s_step_table_belongs_to_its_services(tmp_path: Path) -> None:
+    """Two installations in one process with the same form id and version but other questions (a form edited
+    without a new version, two test setups): each walks its own questions, not a table cached for the other."""
+    first = follow_up_services(tmp_path / "a", FOLLOW_UP_FORM)
+    send(Engine(first), "ヒアリング開始")
+    assert "今後のご希望" in send(Engine(first), "窓口 一郎")[-1].text
+    edited = FOLLOW_UP_FORM.replace("id: next_step", "id: wish").replace("今後のご希望を選んでください",
+                                                                          "ご希望を一つ選んでください")
+    second = follow_up_services(tmp_path / "b", edited)
+    engine = Engine(second)
+    send(engine, "ヒアリング開始")
+    assert "ご希望を一つ選んでください" in send(engine, "窓口 二郎")[-1].text
+    assert "ご要望" in send(engine, "1")[-1].text
+    assert response_of(second, "r-1").answers == {"name": "窓口 二郎", "wish": "資料を送ってほしい"}
+    first.close()
+    second.close()
+
+
 def test_a_command_looking_answer_is_the_flows_when_its_step_expects_it(tmp_path: Path) -> None:
     """The flow gets the message first: an option named like a command (「担当者と話したい」) or a leave word
     (「終了」), typed or by its number, answers the question that offers it; the same words elsewhere in the form
     are still the command and the leave word."""
-    forms = tmp_path / "forms"
-    forms.mkdir()
-    (forms / "follow_up.yaml").write_text(FOLLOW_UP_FORM, encoding="utf-8")
-    (tmp_path / "docs").mkdir()  # not the sample knowledge base: one program, whose form is hearing.form
-    services = Services.create(make_settings(tmp_path, knowledge__paths=[tmp_path / "docs"], hearing__forms_dirs=[forms],
-                                             hearing__form="follow-up"))
+    services = follow_up_services(tmp_path, FOLLOW_UP_FORM)
     engine = Engine(services)
     send(engine, "ヒアリング開始")
     assert "窓口" in send(engine, "メニュー")[0].text  # a free-text step expects no command: the menu

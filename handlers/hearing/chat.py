@@ -153,8 +153,9 @@ class HearingHandler(StepFlow):
         response = self._flow_response(turn)
         if response is None:
             return {}
-        form = self._form(turn, response)
-        return self.checked_table((form.id, form.version), lambda: self.form_steps(form))
+        form = self._form(turn, response)  # the services' parsed form: its table lives as long as it does
+        return turn.services.shared(f"hearing.steps:{form.id}:{form.version}",
+                                    lambda: self.checked(self.form_steps(form)))
 
     def form_steps(self, form: Form) -> dict[str, Step]:
         """The form's step table: one step per question, in form order, then the summary. An answer leads to a
