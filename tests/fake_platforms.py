@@ -9,6 +9,7 @@ next calls answer 429 with Retry-After, like a rate-limited platform.
 from __future__ import annotations
 
 import base64
+import asyncio
 import hashlib
 import hmac
 import json
@@ -46,6 +47,8 @@ class FakePlatforms:
     rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: LIFF ID tokens LINE's verify endpoint knows: token -> claims (sub, aud, exp ...)
     id_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: seconds LINE's verify endpoint takes to answer (a slow day at LINE)
+    verify_delay: float = 0.0
 
     def issue_id_token(self, user_id: str, channel_id: str, expires_in: int = 600, name: str = "山田") -> str:
         """An ID token as LIFF's getIDToken() would give the page (opaque here: only LINE verifies it)."""
@@ -146,6 +149,7 @@ class FakePlatforms:
             """LINE Login's ID token verification, with its documented error answers."""
             body = await _body(request)
             self._record("line", "verify", body)
+            await asyncio.sleep(self.verify_delay)
             claims = self.id_tokens.get(body.get("id_token", ""))
             if claims is None:
                 return JSONResponse({"error": "invalid_request", "error_description": "Invalid IdToken."}, 400)

@@ -20,6 +20,12 @@ chat's button):
   for the person whose LINE account the token names: the same person as in
   the LINE chat when the LIFF app and the Messaging API channel share a
   provider, as LINE requires for the same user id.
+
+Each submission asks LINE to verify a token, so submissions are counted per
+client address and overall before LINE is asked (`limits.liff_attempts_per_ip`
+and `limits.liff_attempts_global` per 10 minutes; over them: 429, LINE is not
+called), and the verification and the storing run off the event loop (a slow
+LINE endpoint held every other request of the server).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import html
 import json
 import logging
 import time
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -36,6 +42,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from handlers.hearing import reference_number
 from handlers.hearing.answers import AnswerError, parse_answer, validate_selection
@@ -45,6 +52,7 @@ from handlers.hearing.schema import catalog as forms_catalog
 from bot.i18n import add_strings, t
 from bot.notify import notify_staff
 from bot.programs import Program, catalog_for
+from bot.security import throttle
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Person, utcnow
@@ -248,6 +256,19 @@ def form_json(request: Request, program_id: str) -> JSONResponse:
     return JSONResponse(form_document(form))
 
 
+#: The window of the submission limits.
+ATTEMPT_WINDOW = timedelta(minutes=10)
+
+
+def _admitted(services: Services, client_ip: str) -> bool:
+    """Count this submission against the address and overall; False when either is over its limit."""
+    limits = services.settings.limits
+    with services.db.session() as session:
+        per_ip = throttle.hit(session, f"liff:ip:{client_ip}", ATTEMPT_WINDOW)
+        overall = throttle.hit(session, "liff:all", ATTEMPT_WINDOW)
+    return per_ip <= limits.liff_attempts_per_ip and overall <= limits.liff_attempts_global
+
+
 @router.post("/{program_id}/hearing")
 async def submit(request: Request, program_id: str) -> JSONResponse:
     services = _services(request)
@@ -262,6 +283,16 @@ async def submit(request: Request, program_id: str) -> JSONResponse:
     if not isinstance(body, dict) or not isinstance(body.get("id_token"), str) \
             or not isinstance(body.get("answers"), dict) or len(body["answers"]) > MAX_ANSWERS:
         return _error(422, "invalid_request", "入力内容を確認してください。", "Send id_token and answers.")
+    client_ip = request.client.host if request.client else "unknown"
+    # Off the event loop: the token check waits for LINE (up to its timeout), the store for the database.
+    return await run_in_threadpool(_submit, services, program, form, body, client_ip)
+
+
+def _submit(services: Services, program: Program, form: Form, body: dict[str, Any], client_ip: str) -> JSONResponse:
+    if not _admitted(services, client_ip):
+        log.warning("liff submissions over the limit", extra={"program": program.id})
+        return _error(429, "rate_limited", "送信が多すぎます。しばらくしてからお試しください。",
+                      "Too many submissions; please try again later.")
     assert program.line is not None and program.line.login_channel_id is not None
     try:  # before anything is read or stored: who is this, according to LINE?
         claims = verify_id_token(services.settings.line.api_url, body["id_token"], program.line.login_channel_id)
