@@ -36,7 +36,7 @@ def _rows(questions: str) -> list[dict]:  # type: ignore[type-arg]
 
 
 def _services(data_dir: str) -> Services:
-    return Services.create(Settings(MADOGUCHI_DATA_DIR=Path(data_dir)))
+    return Services.create(Settings(data_dir=Path(data_dir)))
 
 
 def ranker_lists(data_dir: str, questions: str) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -24,7 +24,7 @@ from knowledge.ingest import ingest_paths
 
 def main(corpus: str, question_files: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        services = Services.create(Settings(MADOGUCHI_DATA_DIR=Path(tmp) / "data"))
+        services = Services.create(Settings(data_dir=Path(tmp) / "data"))
         started = time.perf_counter()
         report = ingest_paths(services, [Path(corpus)])
         ingest_seconds = time.perf_counter() - started

@@ -181,7 +181,7 @@ def list_visits(
             if value is not None:
                 query = query.where(column == value)
         visits = list(session.execute(query).scalars())
-        fees = fees_with_same_day(session, visits, services.settings.program_rules_file)
+        fees = fees_with_same_day(session, visits, services.settings.visits.rules_file)
         audit.record(session, "visits.listed", data={"actor": actor, "month": month, "count": len(visits)})
         items = [_visit_item(v, fees) for v in visits[offset: offset + limit]]
         return VisitList(total=len(visits), items=items)
@@ -203,7 +203,7 @@ def get_visit(request: Request, actor: VisitReader, visit_id: int) -> VisitItem:
             Visit.status == "confirmed", Visit.planned_date == visit.planned_date,
             Visit.expert_person_id == visit.expert_person_id)).scalars())
         audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id, data={"actor": actor})
-        return _visit_item(visit, visit_fees(same_day, services.settings.program_rules_file))
+        return _visit_item(visit, visit_fees(same_day, services.settings.visits.rules_file))
 
 
 def _visit_item(v: Any, fees: dict[int, int]) -> VisitItem:

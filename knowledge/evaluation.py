@@ -38,7 +38,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def answer_one(kb: KnowledgeBase, question_id: str, question: str) -> dict[str, Any]:
     started = time.perf_counter()
     retrieval = kb.retrieve(question)
-    answer = answer_from(retrieval, kb.settings.answer_threshold)
+    answer = answer_from(retrieval, kb.settings.knowledge.answer_threshold)
     latency = (time.perf_counter() - started) * 1000
     return {
         "id": question_id,

@@ -134,8 +134,8 @@ class KnowledgeBase:
                 self._answers.move_to_end(key)
                 return cached
         retrieval = index.search(question)
-        answer = answer_from(retrieval, self.settings.answer_threshold)
-        if answer.confident and self.settings.llm_provider != "none":
+        answer = answer_from(retrieval, self.settings.knowledge.answer_threshold)
+        if answer.confident and self.settings.llm.provider != "none":
             from knowledge.generation import generate_answer
 
             answer = generate_answer(self.settings, retrieval, answer)

@@ -49,7 +49,7 @@ def candidate_from_ticket(services: Services, program: str, question: str, answe
 
 @pytest.fixture
 def console(sample_kb_services: Services) -> Iterator[tuple[Services, str]]:
-    sample_kb_services.settings.staff_cookie_secure = False
+    sample_kb_services.settings.staff.cookie_secure = False
     with sample_kb_services.db.session() as session:
         create_staff(session, "a-staff", "A担当", PASSWORD).programs = [A]
         create_staff(session, "boss", "管理者", PASSWORD, role="admin")

@@ -58,11 +58,11 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     """Programs alpha (the default) and beta, each with its own LINE account (token-alpha, token-beta)."""
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
-        settings = make_settings(tmp_path, programs_dir=write_programs(tmp_path / "programs", monkeypatch),
-                                 line_api_url=f"{fake.url}/line", line_data_api_url=f"{fake.url}/line",
-                                 staff_cookie_secure=False, slack_bot_token="xoxb-test",
-                                 slack_signing_secret=fp.SLACK_SECRET, slack_api_url=f"{fake.url}/slack/api/",
-                                 slack_staff_channel=STAFF_CHANNEL)
+        settings = make_settings(tmp_path, programs__dir=write_programs(tmp_path / "programs", monkeypatch),
+                                 line__api_url=f"{fake.url}/line", line__data_api_url=f"{fake.url}/line",
+                                 staff__cookie_secure=False, slack__bot_token="xoxb-test",
+                                 slack__signing_secret=fp.SLACK_SECRET, slack__api_url=f"{fake.url}/slack/api/",
+                                 slack__staff_channel=STAFF_CHANNEL)
         services = Services.create(settings)
         with services.db.session() as session:
             create_staff(session, "beta-staff", "β担当", PASSWORD, slack_user_id="UBSTAFF").programs = ["beta"]

@@ -57,8 +57,8 @@ def write_programs(root: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     programs, forms = write_programs(tmp_path)
-    monkeypatch.setenv("MADOGUCHI_PROGRAMS_DIR", str(programs))
-    monkeypatch.setenv("MADOGUCHI_FORMS_DIRS", f'["{forms}"]')
+    monkeypatch.setenv("MADOGUCHI_PROGRAMS__DIR", str(programs))
+    monkeypatch.setenv("MADOGUCHI_HEARING__FORMS_DIRS", f'["{forms}"]')
     get_settings.cache_clear()
     services = Services.create(get_settings())
     responses: dict[tuple[str, str], int] = {}
@@ -172,7 +172,7 @@ def test_api_hearings_reads_each_programs_own_form(world: World) -> None:
             return {item["id"] for item in answer.json()["items"]}
 
         r = world.responses
-        assert listed("beta") == {r[("beta", "form-b")]}  # beta's form, not the installation's HEARING_FORM
+        assert listed("beta") == {r[("beta", "form-b")]}  # beta's form, not the installation's MADOGUCHI_HEARING__FORM
         assert listed("both") == {r[("alpha", "form-a")], r[("beta", "form-b")]}
         assert listed("all") == {r[("alpha", "form-a")], r[("beta", "form-b")]}
         assert listed("gamma") == set()  # a program without a hearing form has no responses to its form

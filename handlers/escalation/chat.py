@@ -125,7 +125,7 @@ class EscalationHandler(Handler):
             contact, hours_text = program.contact, hours.text
         else:
             calendar = BusinessCalendar.from_settings(settings)
-            contact, hours_text = settings.secretariat_contact, settings.secretariat_hours
+            contact, hours_text = settings.escalation.contact, settings.hours.text
         now = turn.message.timestamp
         if calendar.is_open(now):
             text = turn.t("escalation_open", number=tickets.number(ticket.id))

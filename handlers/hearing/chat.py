@@ -51,7 +51,7 @@ add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 def check_forms(services: Services) -> None:
     """Startup check: every form definition parses and each program's hearing form exists (the default
-    program's is HEARING_FORM unless its file names another)."""
+    program's is MADOGUCHI_HEARING__FORM unless its file names another)."""
     from handlers.hearing.schema import FormDefinitionError
 
     forms = catalog(services)  # raises FormDefinitionError naming the file and field
@@ -84,7 +84,7 @@ class HearingHandler(Handler):
         if form.allows("liff") and (url := program.liff_url()) and turn.message.channel == "line":
             links.append(Link(label=turn.t("hearing_open_form"), url=url))
         elif form.allows("web") and "web" in program.channels:
-            base = turn.services.settings.public_base_url.rstrip("/")
+            base = turn.services.settings.web.public_base_url.rstrip("/")
             links.append(Link(label=turn.t("hearing_open_form"), url=f"{base}/p/{program.id}/#hearing"))
         if not links:
             return [Reply(text=turn.t("hearing_not_here"))]

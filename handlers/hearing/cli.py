@@ -43,7 +43,7 @@ def _scope(services, session, program_id: str | None, staff: str | None, form: s
         console.print(f"[red]{error}[/]", highlight=False)
         raise typer.Exit(2) from None
     if program_id is None:
-        return form or programs.default.hearing_form or services.settings.hearing_form, allowed
+        return form or programs.default.hearing_form or services.settings.hearing.form, allowed
     program = programs.get(program_id)
     if program is None:
         console.print(f"[red]事業 {program_id} はありません（{', '.join(p.id for p in programs)}）[/]")

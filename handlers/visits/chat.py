@@ -263,7 +263,7 @@ class VisitsHandler(StepFlow):
         turn.audit("visit.support_recorded", subject_type="visit", subject_id=visit.id,
                    data={"minutes": minutes, "accompanied": bool(state.get("accompanied"))})
         turn.end_flow("finished")
-        fee = service.estimated_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        fee = service.estimated_fee(turn.session, visit, turn.services.settings.visits.rules_file)
         replies = [Reply(text=turn.t("visits_recorded", minutes=format_minutes(minutes, turn.locale),
                                      billable=format_minutes(billable_minutes(minutes, rules), turn.locale),
                                      fee=f"{fee:,}"))]
@@ -287,7 +287,7 @@ class VisitsHandler(StepFlow):
         code = link_codes.issue(turn.session, "visit_confirm", hours=rules.confirmation_code_hours,
                                 visit_id=visit.id)
         turn.audit("visit.confirmation_code_issued", subject_type="visit", subject_id=visit.id)
-        url = f"{turn.services.settings.public_base_url.rstrip('/')}/?code={code}"
+        url = f"{turn.services.settings.web.public_base_url.rstrip('/')}/?code={code}"
         return [Reply(text=turn.t("visits_confirmation_code", code=code, hours=rules.confirmation_code_hours),
                       links=[Link(label=turn.t("visits_confirmation_link"), url=url)])]
 
@@ -329,7 +329,7 @@ class VisitsHandler(StepFlow):
         service.confirm(turn.session, visit, turn.person.id, method)
         if turn.conversation.active_flow == self.name:
             turn.end_flow("finished")
-        fee = service.visit_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        fee = service.visit_fee(turn.session, visit, turn.services.settings.visits.rules_file)
         self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
         return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
@@ -366,7 +366,7 @@ class VisitsHandler(StepFlow):
                          turn.t("visits_confirmation_flagged_staff", id=visit.id, reason=evidence.flag_reason),
                          f"{name} / {evidence.client_ip or '-'} / {evidence.user_agent or '-'}",
                          subject_type="visit", subject_id=visit.id, actor_person_id=turn.person.id)
-        fee = service.visit_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        fee = service.visit_fee(turn.session, visit, turn.services.settings.visits.rules_file)
         self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
         return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
@@ -398,7 +398,7 @@ class VisitsHandler(StepFlow):
         return visit
 
     def _rules(self, turn: Turn, visit: Visit) -> ProgramRules:
-        return rules_for(visit.planned_date, turn.services.settings.program_rules_file)
+        return rules_for(visit.planned_date, turn.services.settings.visits.rules_file)
 
     def _warnings(self, turn: Turn, visit: Visit, rules: ProgramRules, flags: list[str]) -> list[str]:
         lines = []

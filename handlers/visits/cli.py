@@ -51,7 +51,7 @@ def _plan(session, services, expert: int, company: int, day: date, start: str | 
     if program is None:
         _fail(f"事業 {program_id} はありません（madoguchi programs list）")
     assert program is not None
-    rules_file = program.rules_file() or services.settings.program_rules_file
+    rules_file = program.rules_file() or services.settings.visits.rules_file
     planned = plan_visit(session, rules_for(day, rules_file), expert_id=expert, company_id=company, day=day,
                          start=start, end=end, institution=institution, program=program.id)
     line = f"V-{planned.visit.id}: {day} 専門家 {expert} → 企業 {company}（今年度 {planned.ordinal_in_year} 回目）"
@@ -192,7 +192,7 @@ def report(
     catalog = catalog_for(services)
     with services.db.session() as session:
         programs = _staff_scope(services, session, staff)
-        rules_file = services.settings.program_rules_file
+        rules_file = services.settings.visits.rules_file
         if program is not None:
             chosen = catalog.get(program)
             if chosen is None:
