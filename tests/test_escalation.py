@@ -10,12 +10,14 @@ from sqlalchemy import select
 from handlers.escalation import tickets
 from handlers.escalation.business_hours import BusinessCalendar
 from bot.engine import Engine
-from bot.messages import InboundMessage, Reply
+from bot.flow import StepFlow
+from bot.i18n import t
+from bot.messages import Attachment, InboundMessage, Reply
 from bot.outbox import replies_of
 from bot.services import Services
 from bot.settings import Settings
 from handlers.escalation.staff import create as create_staff
-from bot.storage.models import ChannelIdentity, OutboundMessage, StaffNotification
+from bot.storage.models import ChannelIdentity, Conversation, OutboundMessage, StaffNotification
 from handlers.escalation.models import Ticket, TicketMessage
 
 JST = timezone(timedelta(hours=9))
@@ -248,3 +250,41 @@ def test_dashboard_figures(services: Services) -> None:
     assert figures.median_first_response_min == pytest.approx(20, abs=1)
     assert figures.open_count == 1 and figures.satisfaction_avg == 4
     assert ("d1の相談", 1) in figures.top_unanswered
+
+
+def flow_step(services: Services, user: str) -> str | None:
+    with services.db.session() as session:
+        conversation = session.execute(select(Conversation).join(ChannelIdentity, ChannelIdentity.person_id ==
+                                                                 Conversation.person_id)
+                                       .where(ChannelIdentity.external_user_id == user)).scalar_one()
+        return (conversation.flow_state or {}).get("step") if conversation.active_flow == "escalation" else None
+
+
+def test_every_escalation_step_asks_its_question_again_after_a_message_that_is_not_its_answer(
+        engine: Engine, sample_kb_services: Services) -> None:
+    """Escalation is a step table too: a question typed at a step is that step's answer (what to pass on), not one
+    for the FAQ; a message that is no answer (a photo without words) brings the step's own prompt back."""
+    def photo(user: str) -> list[Reply]:
+        return engine.handle(InboundMessage(channel="web", external_user_id=user, timestamp=utc(jst(2026, 11, 20, 11)),
+                                            attachments=[Attachment(kind="image", url="https://example.com/a.jpg")]))
+
+    seen = set()
+    send(engine, "esc-steps", "担当者と話したい")
+    seen.add(flow_step(sample_kb_services, "esc-steps"))
+    assert photo("esc-steps")[-1].text == t("escalation_describe", "ja")
+    replies = send(engine, "esc-steps", "謝金の振込日はいつですか？")
+    assert "受付番号：T-" in replies[0].text  # the question is what staff get, the FAQ does not answer it
+    ticket = ticket_of(sample_kb_services, "謝金の振込日はいつですか？")
+    seen.add(flow_step(sample_kb_services, "esc-steps"))
+    again = photo("esc-steps")[-1]
+    assert "受付済みです" in again.text and [o.value for o in again.options] == [f"ticket:cancel:{ticket.id}"]
+    send(engine, "esc-steps", choice=f"ticket:cancel:{ticket.id}")
+
+    send(engine, "esc-wrong", "謝金はいくらですか？")
+    send(engine, "esc-wrong", choice="feedback:down")
+    seen.add(flow_step(sample_kb_services, "esc-wrong"))
+    asked = photo("esc-wrong")[-1]
+    assert asked.text == t("escalation_what_wrong", "ja") and [o.value for o in asked.options] == ["contact:skip"]
+    assert "受付番号：T-" in send(engine, "esc-wrong", "支払い時期はいつですか？")[0].text
+    handler = engine.handlers["escalation"]
+    assert isinstance(handler, StepFlow) and seen == set(handler.steps()) == {"describe", "what_wrong", "relay"}

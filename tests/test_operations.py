@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from handlers.escalation import api_tokens
+from bot.security import api_tokens
 from bot.backup import create as create_backup
 from bot.backup import list_backups, restore
 from integrations.cli_root import app as cli_app
@@ -26,7 +26,7 @@ from handlers.accounts.data_requests import ERASED, export, forget
 from bot.services import Services
 from bot.storage.audit import verify_chain
 from bot.storage.models import AuditEvent, ChannelIdentity, Message, Person
-from handlers.escalation.models import ApiToken
+from bot.security.models import ApiToken
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
