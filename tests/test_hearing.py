@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,9 @@ from handlers.hearing.models import FormResponse
 from handlers.hearing.schema import catalog
 from tests.conftest import make_settings
 from tests.hearing_script import EXPECTED, TOTAL_QUESTIONS, answer_for, progress
+from tests.conftest import send as shared_send
 
-
-def send(engine: Engine, text: str | None = None, *, user: str = "sme-1", channel: str = "web",
-         choice: str | None = None) -> list[Reply]:
-    return engine.handle(InboundMessage(channel=channel, external_user_id=user, text=text, choice=choice))
+send = partial(shared_send, user="sme-1")
 
 
 def question_reply(replies: list[Reply]) -> Reply:

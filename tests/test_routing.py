@@ -3,6 +3,7 @@ and flows that are left alone."""
 
 from __future__ import annotations
 
+from functools import partial
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sqlalchemy import select, update
 from bot.capability import Capability
 from bot.engine import Engine
 from bot.handler import Handler, Turn
-from bot.messages import InboundMessage, Option, Reply
+from bot.messages import Option, Reply
 from bot.services import Services
 from bot.storage.models import ChannelIdentity, Conversation, Message, Person, Role, utcnow
 from handlers.accounts import link_codes
@@ -19,10 +20,9 @@ from handlers.accounts.registry import add_person
 from handlers.escalation.models import Ticket
 from handlers.hearing.models import FormResponse
 from tests.conftest import make_settings
+from tests.conftest import send as shared_send
 
-
-def send(engine: Engine, text: str | None = None, *, user: str = "r-1", choice: str | None = None) -> list[Reply]:
-    return engine.handle(InboundMessage(channel="web", external_user_id=user, text=text, choice=choice))
+send = partial(shared_send, user="r-1")
 
 
 def conversation_of(services: Services, user: str) -> Conversation:
