@@ -14,7 +14,7 @@ from bot.settings import Settings, get_settings
 from bot.storage.db import Database
 
 if TYPE_CHECKING:
-    from bot.forms.schema import FormCatalog
+    from handlers.hearing.schema import FormCatalog
     from knowledge.service import KnowledgeBase
 
 
@@ -50,7 +50,7 @@ class Services:
     def forms(self) -> FormCatalog:
         """Every questionnaire definition (bundled plus MADOGUCHI_FORMS_DIRS), validated on first use."""
         if self._forms is None:
-            from bot.forms.schema import load_catalog
+            from handlers.hearing.schema import load_catalog
 
             self._forms = load_catalog(self.settings.forms_dirs)
         return self._forms

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         description="Where users reach the web chat (links in messages, e.g. an SME's confirmation link).",
     )
     program_rules_file: Path | None = Field(
-        default=None, description="Program rules per fiscal year (default: bot/visits/program_rules.yaml).")
+        default=None, description="Program rules per fiscal year (default: handlers/visits/program_rules.yaml).")
     staff_api_token: SecretStr | None = Field(
         default=None, description="Bearer token for the staff API (bootstrap; tokens in DB come later)."
     )

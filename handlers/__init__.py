@@ -1,7 +1,7 @@
-"""Capabilities, one module each. Importing this package registers every handler in it."""
+"""Capabilities, one package each. Importing this package registers every handler in it."""
 
 import importlib
-import pkgutil
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+# The chat modules, in the order pkgutil found them when each capability was one file.
+for _module in ("accounts", "escalation", "faq", "hearing", "menu", "visits"):
+    importlib.import_module(f"{__name__}.{_module}.chat")

@@ -20,12 +20,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot import staff as staff_accounts
-from bot import tickets
+from handlers.escalation import staff as staff_accounts
+from handlers.escalation import tickets
 from bot.notify import mark_delivered, pending_notifications
 from bot.services import Services
-from bot.storage.models import StaffNotification, Ticket
-from integrations.slack import classify, web_client
+from bot.storage.models import StaffNotification
+from handlers.escalation.models import Ticket
+from integrations.channels.slack import classify, web_client
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class StaffChannelNotifier:
 
 
 def staff_hooks(services: Services) -> list[Any]:
-    """Listeners for the staff channel, registered before the user listeners of `integrations.slack`."""
+    """Listeners for the staff channel, registered before the user listeners of `integrations.channels.slack`."""
     channel = services.settings.slack_staff_channel
     if not channel:
         return []

@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from bot.forms import reference_number
-from bot.forms.export import response_document, select_responses
+from handlers.hearing import reference_number
+from handlers.hearing.export import response_document, select_responses
 from bot.jst import to_jst
 from bot.services import Services
 from bot.storage import audit
-from bot.storage.models import FormResponse
+from handlers.hearing.models import FormResponse
 from integrations.staff_auth import require_scope
 
 router = APIRouter(prefix="/api", tags=["staff"])
@@ -161,9 +161,9 @@ def list_visits(
     """Visits with times, locations, support time, confirmation, fee and rule flags (staff only)."""
     from sqlalchemy import select
 
-    from bot.storage.models import Visit
-    from bot.visits.report import month_bounds
-    from bot.visits.service import visit_fees
+    from handlers.visits.models import Visit
+    from handlers.visits.report import month_bounds
+    from handlers.visits.service import visit_fees
 
     services = _services(request)
     with services.db.session() as session:

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from bot import api_tokens
+from handlers.escalation import api_tokens
 from bot.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="Staff API token (madoguchi tokens create)")

@@ -22,10 +22,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot import staff as staff_accounts
-from bot import jst, tickets
+from handlers.escalation import staff as staff_accounts
+from bot import jst
+from handlers.escalation import tickets
 from bot.services import Services
-from bot.storage.models import AuditEvent, FaqCandidate, StaffAccount, Ticket, utcnow
+from bot.storage.models import AuditEvent, FaqCandidate, utcnow
+from handlers.escalation.models import StaffAccount, Ticket
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8

@@ -16,7 +16,7 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.cli import _services as create
+    from integrations.cli_root import _services as create
 
     return create()
 
@@ -119,7 +119,7 @@ def faq_review(
     reviewer: str = typer.Option("cli", help="監査ログに残すレビュー担当者名"),
 ) -> None:
     """Go through pending candidates: publish (optionally edited), reject or skip each."""
-    from bot import tickets
+    from handlers.escalation import tickets
     from knowledge import faq_review
 
     services = _services()

@@ -8,10 +8,11 @@ from sqlalchemy import select
 from bot.engine import Engine
 from bot.messages import InboundMessage, Reply
 from bot.outbox import send_to_person
-from bot.people import link_codes
-from bot.people.registry import add_person
+from handlers.accounts import link_codes
+from handlers.accounts.registry import add_person
 from bot.services import Services
-from bot.storage.models import ChannelIdentity, Conversation, FormResponse, Message
+from bot.storage.models import ChannelIdentity, Conversation, Message
+from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import LiveServer
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from bot.cli import app
+from integrations.cli_root import app
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import AuditEvent

@@ -17,8 +17,8 @@ from bot.messages import Option, Reply
 from bot.outbox import send_to_person
 from bot.services import Services
 from bot.storage.models import ChannelIdentity, Message, OutboundMessage
-from integrations.delivery import split_text
-from integrations.line import quick_reply
+from integrations.channels.delivery import split_text
+from integrations.channels.line import quick_reply
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.conftest import LiveServer, make_settings
@@ -238,8 +238,8 @@ def test_line_pushes_when_not_a_reply_and_locations_arrive(rig: Rig) -> None:
 
 
 def test_telegram_location_and_start_link_code(rig: Rig) -> None:
-    from bot.people import link_codes
-    from bot.people.registry import add_person
+    from handlers.accounts import link_codes
+    from handlers.accounts.registry import add_person
 
     with rig.services.db.session() as session:
         expert = add_person(session, "expert", "山田 太郎")

@@ -15,12 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.people import link_codes
-from bot.people.registry import add_company, add_person
+from handlers.accounts import link_codes
+from handlers.accounts.registry import add_company, add_person
 from bot.services import Services
-from bot.storage.models import ChannelIdentity, FormResponse, Message, Visit
-from bot.visits.rules import rules_for
-from bot.visits.service import plan_visit
+from bot.storage.models import ChannelIdentity, Message
+from handlers.hearing.models import FormResponse
+from handlers.visits.models import Visit
+from handlers.visits.rules import rules_for
+from handlers.visits.service import plan_visit
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.conftest import LiveServer, make_settings

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
-from bot.cli import app
+from integrations.cli_root import app
 from bot.settings import get_settings
 from bot.storage.db import Database
 

@@ -7,15 +7,16 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot import tickets
-from bot.business_hours import BusinessCalendar
+from handlers.escalation import tickets
+from handlers.escalation.business_hours import BusinessCalendar
 from bot.engine import Engine
 from bot.messages import InboundMessage, Reply
 from bot.outbox import replies_of
 from bot.services import Services
 from bot.settings import Settings
-from bot.staff import create as create_staff
-from bot.storage.models import OutboundMessage, StaffNotification, Ticket, TicketMessage
+from handlers.escalation.staff import create as create_staff
+from bot.storage.models import OutboundMessage, StaffNotification
+from handlers.escalation.models import Ticket, TicketMessage
 
 JST = timezone(timedelta(hours=9))
 CALENDAR = BusinessCalendar.from_settings(Settings())

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.forms.answers import AnswerError, corporate_number_is_valid, parse_answer, parse_japanese_number
-from bot.forms.schema import Question
+from handlers.hearing.answers import AnswerError, corporate_number_is_valid, parse_answer, parse_japanese_number
+from handlers.hearing.schema import Question
 
 TODAY = date(2026, 11, 22)
 
@@ -140,7 +140,7 @@ def test_any_text_gives_a_value_or_a_polite_refusal(question: Question, text: st
     except AnswerError as error:
         from bot.i18n import t
 
-        import handlers.hearing  # noqa: F401  (registers the re-ask strings)
+        import handlers.hearing.chat  # noqa: F401  (registers the re-ask strings)
 
         assert t(error.key, "ja", **error.values) != error.key  # every refusal has a message
         return

@@ -11,7 +11,8 @@ from bot.engine import Engine
 from bot.messages import InboundMessage, Reply
 from bot.services import Services
 from bot.storage.audit import verify_chain
-from bot.storage.models import AuditEvent, ChannelIdentity, FormResponse, Person, StaffNotification
+from bot.storage.models import AuditEvent, ChannelIdentity, Person, StaffNotification
+from handlers.hearing.models import FormResponse
 from tests.conftest import make_settings
 from tests.hearing_script import EXPECTED, TOTAL_QUESTIONS, answer_for, progress
 
@@ -256,7 +257,7 @@ def test_restart_discards_the_draft_only_when_asked(engine: Engine, services: Se
 
 def test_a_crash_while_handling_an_answer_keeps_every_earlier_answer(engine: Engine, services: Services,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from handlers.hearing import HearingHandler
+    from handlers.hearing.chat import HearingHandler
 
     send(engine, "ヒアリング開始")
     send(engine, "株式会社クラッシュ")
@@ -287,7 +288,7 @@ def test_redelivered_answer_is_applied_once(engine: Engine, services: Services) 
 
 
 def test_broken_form_is_a_clear_startup_error(tmp_path: Path) -> None:
-    from bot.forms.schema import FormDefinitionError
+    from handlers.hearing.schema import FormDefinitionError
 
     forms = tmp_path / "forms"
     forms.mkdir()
@@ -304,7 +305,7 @@ def test_broken_form_is_a_clear_startup_error(tmp_path: Path) -> None:
 
 
 def test_conditions_must_reference_earlier_questions_and_real_options(tmp_path: Path) -> None:
-    from bot.forms.schema import FormDefinitionError, load_form
+    from handlers.hearing.schema import FormDefinitionError, load_form
 
     path = tmp_path / "f.yaml"
     path.write_text(

@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import select
 
 from bot.services import Services
-from bot.storage.models import FormResponse
+from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.hearing_script import answer_for, complete_interview

@@ -13,12 +13,13 @@ from openpyxl import load_workbook
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from bot.cli import app as cli_app
+from integrations.cli_root import app as cli_app
 from bot.engine import Engine
-from bot.forms.schema import DEFINITIONS_DIR
+from handlers.hearing.schema import DEFINITIONS_DIR
 from bot.messages import InboundMessage
 from bot.services import Services
-from bot.storage.models import FormResponse, utcnow
+from bot.storage.models import utcnow
+from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.hearing_script import EXPECTED, complete_interview
@@ -79,7 +80,7 @@ def test_xlsx_export_opens_with_openpyxl_and_holds_exactly_the_stored_answers(fi
                                       .order_by(FormResponse.id)).scalars())
     form = filled.forms.latest("dx-platform")
     assert form is not None
-    from bot.forms.answers import format_answer
+    from handlers.hearing.answers import format_answer
 
     for row, response in zip(values, stored, strict=True):
         for question in form.questions:
@@ -172,7 +173,7 @@ def test_a_new_form_version_never_breaks_old_responses(tmp_path: Path) -> None:
     with services.db.session() as session:
         versions = [r.form_version for r in session.execute(select(FormResponse).order_by(FormResponse.id)).scalars()]
     assert versions == [1, 2]
-    from bot.forms.export import export, select_responses
+    from handlers.hearing.export import export, select_responses
 
     with services.db.session() as session:
         responses = select_responses(session, "dx-platform")

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from bot.engine import Engine
 from bot.messages import InboundMessage
-from bot.people import link_codes
+from handlers.accounts import link_codes
 from bot.services import Services
 from bot.storage.models import Message, Person
 from bot.text import has_meaningful_text, normalize

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
+from integrations.cli_root import app
 from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.privacy import mask_personal_data

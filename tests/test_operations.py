@@ -15,17 +15,19 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from bot import api_tokens
+from handlers.escalation import api_tokens
 from bot.backup import create as create_backup
 from bot.backup import list_backups, restore
-from bot.cli import app as cli_app
+from integrations.cli_root import app as cli_app
 from bot.engine import Engine
 from bot.logging_setup import LOG_FILE, configure_logging, purge_logs
 from bot.messages import InboundMessage
-from bot.people.data_requests import ERASED, export, forget
+from handlers.accounts.data_requests import ERASED, export, forget
 from bot.services import Services
 from bot.storage.audit import verify_chain
-from bot.storage.models import ApiToken, AuditEvent, ChannelIdentity, FormResponse, Message, Person
+from bot.storage.models import AuditEvent, ChannelIdentity, Message, Person
+from handlers.escalation.models import ApiToken
+from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.services import Services
-from bot.storage.models import Ticket, TicketMessage
+from handlers.escalation.models import Ticket, TicketMessage
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.conftest import LiveServer, make_settings

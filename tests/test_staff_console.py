@@ -16,8 +16,8 @@ from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
-from bot.staff import create as create_staff
-from bot.storage.models import Ticket, TicketMessage
+from handlers.escalation.staff import create as create_staff
+from handlers.escalation.models import Ticket, TicketMessage
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.visits.durations import parse_duration_minutes
-from bot.visits.rules import (
+from handlers.visits.durations import parse_duration_minutes
+from handlers.visits.rules import (
     billable_minutes,
     distance_m,
     fee_before_cap,

@@ -14,14 +14,16 @@ from typer.testing import CliRunner
 from bot.engine import Engine
 from bot.messages import InboundMessage, Location, Reply
 from bot.outbox import replies_of
-from bot.people import link_codes
-from bot.people.registry import add_company, add_person
+from handlers.accounts import link_codes
+from handlers.accounts.registry import add_company, add_person
 from bot.services import Services
 from bot.storage.audit import verify_chain
-from bot.storage.models import AuditEvent, ChannelIdentity, LinkCode, OutboundMessage, StaffNotification, Visit, utcnow
-from bot.visits.report import build, to_xlsx
-from bot.visits.rules import rules_for
-from bot.visits.service import plan_visit
+from bot.storage.models import AuditEvent, ChannelIdentity, OutboundMessage, StaffNotification, utcnow
+from handlers.accounts.models import LinkCode
+from handlers.visits.models import Visit
+from handlers.visits.report import build, to_xlsx
+from handlers.visits.rules import rules_for
+from handlers.visits.service import plan_visit
 
 JST = timezone(timedelta(hours=9))
 DAY = date(2026, 11, 20)
@@ -274,7 +276,7 @@ def test_checkout_without_checkin_and_the_daily_sweep_require_the_certificate(wo
     assert world.visit(forgot).needs_certificate
 
     never = world.plan(start="15:00")
-    from bot.visits.service import sweep
+    from handlers.visits.service import sweep
 
     with world.services.db.session() as session:
         marked = sweep(session, DAY)
@@ -309,7 +311,7 @@ def use_same_database(services: Services, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_monthly_report_cli_is_reproducible_and_counts_the_daily_cap(world: World,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.cli import app as cli_app
+    from integrations.cli_root import app as cli_app
 
     use_same_database(world.services, monkeypatch)
     link_both(world)
@@ -374,7 +376,7 @@ def test_staff_api_lists_visits_with_fees(world: World) -> None:
 
 
 def test_people_and_visits_cli_register_and_plan(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.cli import app as cli_app
+    from integrations.cli_root import app as cli_app
 
     use_same_database(services, monkeypatch)
     runner = CliRunner()

@@ -53,10 +53,10 @@ import sys
 from datetime import date
 from bot.services import Services
 from bot.settings import Settings, SAMPLE_KB_DIR
-from bot.people import link_codes
-from bot.people.registry import add_company, add_person
-from bot.visits.rules import rules_for
-from bot.visits.service import plan_visit
+from handlers.accounts import link_codes
+from handlers.accounts.registry import add_company, add_person
+from handlers.visits.rules import rules_for
+from handlers.visits.service import plan_visit
 from knowledge.ingest import ingest_paths
 services = Services.create(Settings())
 ingest_paths(services, [SAMPLE_KB_DIR])

@@ -199,34 +199,6 @@ class EmbeddingCache(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class FormResponse(Base):
-    """One person's answers to one form (the hearing sheet), from first answer to submission.
-
-    Kept per person, not per conversation, so an interview begun on LINE can be
-    resumed on the web chat. `state` holds where the person is (the question
-    being asked, the answered-question history for 「戻る」, a multi-choice
-    selection being built); `answers` holds {question id: value}.
-    """
-
-    __tablename__ = "form_responses"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    form_id: Mapped[str] = mapped_column(String(60), index=True)
-    form_version: Mapped[int]
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
-    channel: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="in_progress", index=True)
-    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-    submitted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
-
-    person: Mapped[Person] = relationship()
-
-
 class StaffNotification(Base):
     """Something the secretariat must see (a submitted hearing sheet, a ticket ...): an outbox.
 
@@ -249,67 +221,6 @@ class StaffNotification(Base):
     attempts: Mapped[int] = mapped_column(default=0)
 
 
-class LinkCode(Base):
-    """A one-time code staff hand out: links a chat account to a registered person, or lets an
-    SME without an account confirm one visit. Only the SHA-256 of the code is stored."""
-
-    __tablename__ = "link_codes"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    purpose: Mapped[str] = mapped_column(String(20))  # "link" | "visit_confirm"
-    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
-    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), index=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
-    used_at: Mapped[datetime | None] = mapped_column(DateTime)
-    used_by_person_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class Visit(Base):
-    """One planned dispatch of an expert to a company, and what happened on the day.
-
-    Times are naive UTC like every timestamp; `planned_date` is the Japanese
-    calendar day. `flags` lists rule findings (location far, date differs,
-    over the yearly limit ...); `needs_certificate` means the paper
-    支援実施証明兼再発防止誓約書 is required because a step is missing.
-    """
-
-    __tablename__ = "visits"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    expert_person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
-    institution: Mapped[str | None] = mapped_column(String(200))
-    planned_date: Mapped[date_type] = mapped_column(Date, index=True)
-    planned_start: Mapped[str | None] = mapped_column(String(5))
-    planned_end: Mapped[str | None] = mapped_column(String(5))
-    status: Mapped[str] = mapped_column(String(20), default="planned", index=True)
-    checkin_at: Mapped[datetime | None] = mapped_column(DateTime)
-    checkin_lat: Mapped[float | None]
-    checkin_lon: Mapped[float | None]
-    checkin_no_location_reason: Mapped[str | None] = mapped_column(String(500))
-    checkout_at: Mapped[datetime | None] = mapped_column(DateTime)
-    checkout_lat: Mapped[float | None]
-    checkout_lon: Mapped[float | None]
-    checkout_no_location_reason: Mapped[str | None] = mapped_column(String(500))
-    face_to_face_minutes: Mapped[int | None]
-    accompanied: Mapped[bool | None]
-    accompanied_minutes: Mapped[int | None]
-    not_accompanied_reason: Mapped[str | None] = mapped_column(String(500))
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    confirmed_by_person_id: Mapped[int | None] = mapped_column(Integer)
-    confirmation_method: Mapped[str | None] = mapped_column(String(20))
-    dispute_note: Mapped[str | None] = mapped_column(Text)
-    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    needs_certificate: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-
-    expert: Mapped[Person] = relationship(foreign_keys=[expert_person_id])
-    company: Mapped[Company] = relationship()
-
-
 class OutboundMessage(Base):
     """A message to a person who did not just write to us (an SME asked to confirm, a staff answer
     relayed): kept until the person's channel has delivered it, retried, never dropped silently."""
@@ -329,74 +240,6 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class StaffAccount(Base):
-    """A call-center or secretariat member: logs into the console (argon2 password) and/or acts in Slack."""
-
-    __tablename__ = "staff_accounts"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), unique=True)
-    display_name: Mapped[str] = mapped_column(String(200))
-    password_hash: Mapped[str | None] = mapped_column(String(200))
-    slack_user_id: Mapped[str | None] = mapped_column(String(40), unique=True)
-    role: Mapped[str] = mapped_column(String(20), default="staff")  # staff | admin
-    active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-
-class Ticket(Base):
-    """A question handed to call-center staff, with everything they need to answer it.
-
-    open -> claimed -> answered -> resolved, or closed without an answer.
-    """
-
-    __tablename__ = "tickets"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
-    channel: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[str] = mapped_column(String(30))  # asked_human | not_confident | not_helpful | rule
-    question: Mapped[str] = mapped_column(Text, default="")
-    role: Mapped[str] = mapped_column(String(20))
-    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
-    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
-    transcript: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    slack_ts: Mapped[str | None] = mapped_column(String(40), index=True)
-    overdue: Mapped[bool] = mapped_column(default=False)
-    satisfaction: Mapped[int | None]
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-    person: Mapped[Person] = relationship()
-    assignee: Mapped[StaffAccount | None] = relationship()
-    messages: Mapped[list[TicketMessage]] = relationship(back_populates="ticket", order_by="TicketMessage.id")
-
-
-class TicketMessage(Base):
-    """One message in a ticket's thread: from the user, from staff (Slack or console), or the system."""
-
-    __tablename__ = "ticket_messages"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    author: Mapped[str] = mapped_column(String(10))  # user | staff | system
-    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id"))
-    via: Mapped[str] = mapped_column(String(20))  # the user's channel, "slack" or "console"
-    text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    platform_id: Mapped[str | None] = mapped_column(String(100), unique=True)  # Slack event id: no double relay
-
-    ticket: Mapped[Ticket] = relationship(back_populates="messages")
-    staff: Mapped[StaffAccount | None] = relationship()
-
-
 class FaqCandidate(Base):
     """A staff answer proposed for the knowledge base; published after review."""
 
@@ -411,17 +254,3 @@ class FaqCandidate(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-
-class ApiToken(Base):
-    """A staff API token: only its SHA-256 is stored; scoped ("hearings:read" ...) and revocable."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)

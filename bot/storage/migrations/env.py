@@ -5,6 +5,12 @@ from sqlalchemy import create_engine
 
 from bot.storage.models import Base
 
+# Every capability keeps its tables beside it; the one migration history sees them all here.
+import handlers.accounts.models  # noqa: E402,F401
+import handlers.escalation.models  # noqa: E402,F401
+import handlers.hearing.models  # noqa: E402,F401
+import handlers.visits.models  # noqa: E402,F401
+
 config = context.config
 target_metadata = Base.metadata
 

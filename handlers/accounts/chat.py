@@ -1,0 +1,91 @@
+"""Linking a chat account to the person staff registered, with a one-time code.
+
+An expert (or an SME contact) receives a code such as ABCD-2345 from the
+secretariat and sends it from LINE, Telegram, Slack or the web chat
+(「連携 ABCD-2345」, Telegram's /start ABCD2345 deep link, or just the code).
+From then on that account acts as the registered person: only linked experts
+can check in and only a company's linked contacts can confirm a visit.
+Codes of other purposes (an SME confirming one visit) are handed to the
+capability that registered a redeemer for them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.handler import Handler, Turn, register
+from bot.i18n import add_strings
+from bot.messages import Reply
+from handlers.accounts import link_codes
+from handlers.accounts.registry import link_identity
+from bot.storage.models import Person
+
+add_strings("ja", {
+    "account_linked": "{name}様のアカウントとして連携しました（役割：{role}）。このチャットから手続きができます。",
+    "account_already_linked": "このアカウントは既に{name}様として連携されています。",
+    "account_code_invalid": "コードが正しくありません。事務局から届いたコード（例：ABCD-2345）をご確認ください。",
+    "account_code_expired": "このコードは有効期限が切れています。事務局に新しいコードの発行をご依頼ください。",
+    "account_code_used": "このコードは既に使われています。心当たりがない場合は事務局にご連絡ください。",
+    "account_code_too_many_attempts": "コードの入力に続けて失敗したため、しばらく受け付けを停止しています。1時間ほどおいてお試しください。",
+    "account_status": "このアカウント：{name}様（役割：{role}、{state}）",
+    "account_status_linked": "連携済み",
+    "account_status_unlinked": "未連携。事務局から届いた連携コードを送ると連携できます",
+    "role_applicant": "企業・申請者", "role_expert": "専門家", "role_institution": "支援機関",
+    "role_staff": "事務局", "role_admin": "管理者",
+})
+add_strings("en", {
+    "account_linked": "Linked to {name} (role: {role}). You can now use this chat for your procedures.",
+    "account_already_linked": "This account is already linked to {name}.",
+    "account_code_invalid": "That code is not valid. Please check the code from the secretariat (e.g. ABCD-2345).",
+    "account_code_expired": "That code has expired. Please ask the secretariat for a new one.",
+    "account_code_used": "That code was already used. Please contact the secretariat if this was not you.",
+    "account_code_too_many_attempts": "Too many wrong codes; please try again in about an hour.",
+    "account_status": "This account: {name} (role: {role}, {state})",
+    "account_status_linked": "linked",
+    "account_status_unlinked": "not linked; send the code from the secretariat to link it",
+    "role_applicant": "company / applicant", "role_expert": "expert", "role_institution": "support institution",
+    "role_staff": "secretariat", "role_admin": "administrator",
+})
+
+_STATUS = re.compile(r"(/whoami|連携状況|アカウント情報|私は誰)")
+
+
+def role_label(turn: Turn, person: Person) -> str:
+    return turn.t(f"role_{person.role}")
+
+
+@register
+class AccountHandler(Handler):
+    name = "account"
+
+    def claims(self, turn: Turn) -> bool:
+        return bool(turn.text) and (link_codes.code_in_message(turn.text) is not None
+                                    or bool(_STATUS.fullmatch(turn.text)))
+
+    def on_command(self, turn: Turn) -> list[Reply]:
+        code = link_codes.code_in_message(turn.text)
+        if code is None:
+            return self._status(turn)
+        try:
+            row = link_codes.find(turn.session, code, turn.person.id)
+        except link_codes.CodeError as error:
+            if error.reason != "too_many_attempts":
+                turn.audit("code.rejected", subject_type="channel_identity", data={"reason": error.reason})
+            return [Reply(text=turn.t(f"account_code_{error.reason}"))]
+        if row.purpose != "link":
+            return link_codes.REDEEMERS[row.purpose](turn, row)
+        target = turn.session.get(Person, row.person_id)
+        assert target is not None
+        identity = turn.identity()
+        if identity.verified and identity.person_id == target.id:
+            return [Reply(text=turn.t("account_already_linked", name=target.display_name))]
+        link_codes.consume(row, target.id)
+        link_identity(turn.session, identity, target)
+        turn.person = target
+        return [Reply(text=turn.t("account_linked", name=target.display_name, role=role_label(turn, target)))]
+
+    def _status(self, turn: Turn) -> list[Reply]:
+        identity = turn.identity()
+        state = turn.t("account_status_linked" if identity.verified else "account_status_unlinked")
+        name = turn.person.display_name or "-"
+        return [Reply(text=turn.t("account_status", name=name, role=role_label(turn, turn.person), state=state))]

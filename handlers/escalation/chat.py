@@ -1,0 +1,181 @@
+"""Handing a question to a person: tickets from the user's side.
+
+A ticket is opened when the user asks for a person (「担当者と話したい」, the
+offered button), accepts the offer after an answer the bot was not sure of,
+or says an answer did not help (👎 / 「解決しない」). The reply says what
+happens next and when: inside call-center hours 「担当者におつなぎします」,
+outside them the start of the next business day (holidays and the year-end
+break included). While the ticket is open, the user's messages go to the
+staff thread; staff answers come back on the user's own channel, then a
+one-question satisfaction survey.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from handlers.escalation.business_hours import BusinessCalendar, describe_opening
+from bot.handler import Handler, Turn, register
+from bot.i18n import add_strings, t
+from bot.messages import Option, Reply
+from bot.storage.models import Message, Person, utcnow
+from handlers.escalation.models import Ticket
+from handlers.escalation import tickets
+
+add_strings("ja", {
+    "contact_menu": "担当者に問い合わせる",
+    "escalation_flow": "担当者へのお問い合わせ",
+    "escalation_describe": "担当者にお伝えする内容を入力してください（ご質問やお困りごとをそのままどうぞ）。",
+    "escalation_open": "担当者におつなぎします。受付番号：{number}\n担当者からの回答は、このチャットにお届けします。追加でお伝えしたいことがあれば、続けて入力してください。",
+    "escalation_closed_hours": "ただいま受付時間外です（{hours}）。{opening}以降に担当者から回答します。受付番号：{number}\n追加でお伝えしたいことがあれば、続けて入力してください。",
+    "escalation_already": "お問い合わせ（{number}）は受付済みです。入力された内容は担当者にお伝えします。",
+    "escalation_relayed": "担当者にお伝えしました。",
+    "escalation_cancel": "問い合わせを取り消す",
+    "escalation_cancelled": "お問い合わせ（{number}）を取り消しました。",
+    "escalation_thanks_helpful": "お役に立ててよかったです。ほかにご質問があればどうぞ。",
+    "escalation_thanks_rating": "ご評価ありがとうございました。今後の改善に役立てます。",
+    "escalation_marked_resolved": "解決のご連絡ありがとうございました。",
+    "escalation_not_yours": "この操作はできません。",
+    "escalation_phone": "お急ぎの場合は、お電話でもお問い合わせいただけます：{contact}（{hours}）",
+    "feedback_up": "👍 解決した",
+    "feedback_down": "👎 解決しない",
+})
+add_strings("en", {
+    "contact_menu": "Ask a staff member",
+    "escalation_flow": "inquiry to staff",
+    "escalation_describe": "Please type what you would like to ask the staff.",
+    "escalation_open": "Connecting you to a staff member. Reference: {number}\nThe answer will arrive in this chat. Add anything else you want to tell them.",
+    "escalation_closed_hours": "We are closed now ({hours}). A staff member will answer from {opening}. Reference: {number}",
+    "escalation_already": "Your inquiry ({number}) is already with the staff; what you type is passed on.",
+    "escalation_relayed": "Passed on to the staff.",
+    "escalation_cancel": "Withdraw the inquiry",
+    "escalation_cancelled": "Inquiry {number} withdrawn.",
+    "escalation_thanks_helpful": "Glad it helped. Ask anything else any time.",
+    "escalation_thanks_rating": "Thank you for your rating.",
+    "escalation_marked_resolved": "Thank you for letting us know it is solved.",
+    "escalation_not_yours": "You cannot do that.",
+    "escalation_phone": "If it is urgent, you can also call: {contact} ({hours})",
+    "feedback_up": "👍 Solved",
+    "feedback_down": "👎 Not solved",
+})
+
+ASK_WORDS = ("担当者に問い合わせる", "担当者と話したい", "人と話したい", "電話したい", "問い合わせ先", "オペレーター",
+             "担当者", "有人対応", "人間と話したい")
+NOT_HELPFUL_WORDS = ("解決しない", "解決しなかった", "わからない", "役に立たない", "👎")
+HELPFUL_WORDS = ("解決した", "わかった", "ありがとう", "ありがとうございます", "👍")
+RECENT_QUESTION = timedelta(minutes=30)
+
+
+@register
+class EscalationHandler(Handler):
+    name = "escalation"
+    flow_label = "担当者へのお問い合わせ"
+    triggers = (*ASK_WORDS, *NOT_HELPFUL_WORDS, *HELPFUL_WORDS)
+    choice_prefix = None
+
+    def claims(self, turn: Turn) -> bool:
+        choice = turn.message.choice or ""
+        if choice.startswith(("contact:", "feedback:", "ticket:done:", "ticket:rate:", "ticket:cancel:")):
+            return True
+        if turn.text in HELPFUL_WORDS:  # only thanks for an answer, not a flow's "ありがとう"
+            return turn.conversation.active_flow is None
+        return turn.text in ASK_WORDS or turn.text in NOT_HELPFUL_WORDS
+
+    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+        return [Option(label=t("contact_menu", locale), value="contact:human")]
+
+    # ------------------------------------------------------------ commands
+    def on_command(self, turn: Turn) -> list[Reply]:
+        choice = turn.message.choice or ""
+        if choice.startswith("ticket:"):
+            return self._ticket_action(turn, choice)
+        if choice == "feedback:up" or (not choice and turn.text in HELPFUL_WORDS):
+            turn.audit("answer.helpful", subject_type="conversation", subject_id=turn.conversation.id)
+            return [Reply(text=turn.t("escalation_thanks_helpful"))]
+        not_helpful = choice == "feedback:down" or (not choice and turn.text in NOT_HELPFUL_WORDS)
+        existing = tickets.open_ticket_of(turn.session, turn.person.id)
+        if existing is not None:
+            turn.start_flow(self.name, {"ticket_id": existing.id})
+            return [Reply(text=turn.t("escalation_already", number=tickets.number(existing.id)),
+                          options=[self._cancel_option(turn, existing)])]
+        question, sources, confident = self._last_question(turn)
+        if question is None:
+            turn.start_flow(self.name, {"step": "describe"})
+            return [Reply(text=turn.t("escalation_describe"), free_input=True)]
+        reason = "not_helpful" if not_helpful else ("asked_human" if confident is not False else "not_confident")
+        return self._open(turn, question, sources, reason)
+
+    # ---------------------------------------------------------------- flow
+    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
+        state = turn.flow_state
+        text = turn.message.text or ""
+        if state.get("step") == "describe":
+            if not turn.text:
+                return [Reply(text=turn.t("escalation_describe"), free_input=True)]
+            return self._open(turn, text, [], "asked_human")
+        ticket = turn.session.get(Ticket, state.get("ticket_id") or 0)
+        if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
+            turn.end_flow("finished")
+            return None  # the ticket is over: this is a new question for the bot
+        if not turn.text and not turn.message.location:
+            return []
+        tickets.add_user_message(turn.session, ticket, text or "（位置情報）", turn.message.channel)
+        return [Reply(text=turn.t("escalation_relayed"), options=[self._cancel_option(turn, ticket)])]
+
+    # -------------------------------------------------------------- helpers
+    def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str) -> list[Reply]:
+        ticket = tickets.create(turn.session, turn.person, conversation_id=turn.conversation.id,
+                                channel=turn.message.channel, reason=reason, question=question, sources=sources)
+        turn.start_flow(self.name, {"ticket_id": ticket.id})
+        settings = turn.services.settings
+        calendar = BusinessCalendar.from_settings(settings)
+        now = turn.message.timestamp
+        if calendar.is_open(now):
+            text = turn.t("escalation_open", number=tickets.number(ticket.id))
+        else:
+            text = turn.t("escalation_closed_hours", number=tickets.number(ticket.id),
+                          hours=settings.secretariat_hours,
+                          opening=describe_opening(calendar.next_opening(now), turn.locale))
+        text += "\n" + turn.t("escalation_phone", contact=settings.secretariat_contact, hours=settings.secretariat_hours)
+        return [Reply(text=text, options=[self._cancel_option(turn, ticket)], meta={"ticket": ticket.id})]
+
+    def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None]:
+        """The user's latest question to the bot (last 30 minutes), the sources shown, and whether the
+        bot was confident."""
+        answer = turn.session.execute(
+            select(Message).where(Message.conversation_id == turn.conversation.id, Message.direction == "out",
+                                  Message.handler == "question", Message.created_at >= utcnow() - RECENT_QUESTION)
+            .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+        if answer is None or answer.reply_to_id is None:
+            return None, [], None
+        asked = turn.session.get(Message, answer.reply_to_id)
+        meta = ((answer.payload or {}).get("reply") or {}).get("meta") or {}
+        return (asked.text if asked else None), list(meta.get("citations") or []), meta.get("confident")
+
+    def _ticket_action(self, turn: Turn, choice: str) -> list[Reply]:
+        parts = choice.split(":")
+        ticket = turn.session.get(Ticket, int(parts[2])) if len(parts) > 2 and parts[2].isdigit() else None
+        if ticket is None or ticket.person_id != turn.person.id:
+            return [Reply(text=turn.t("escalation_not_yours"))]
+        action = parts[1]
+        try:
+            if action == "cancel":
+                tickets.close(turn.session, ticket, actor="user")
+                turn.end_flow("left")
+                return [Reply(text=turn.t("escalation_cancelled", number=tickets.number(ticket.id)))]
+            if action == "done":
+                tickets.resolve(turn.session, ticket, actor="user")
+                turn.end_flow("finished")
+                return [Reply(text=turn.t("escalation_marked_resolved"))]
+            if action == "rate" and len(parts) == 4 and parts[3].isdigit():
+                tickets.rate(turn.session, ticket, int(parts[3]))
+                return [Reply(text=turn.t("escalation_thanks_rating"))]
+        except tickets.TicketError:
+            pass
+        return [Reply(text=turn.t("unknown_choice"))]
+
+    def _cancel_option(self, turn: Turn, ticket: Ticket) -> Option:
+        return Option(label=turn.t("escalation_cancel"), value=f"ticket:cancel:{ticket.id}")

@@ -1,0 +1,1 @@
+"""FAQ: question answering from the knowledge base (the chat side of `knowledge/`)."""

@@ -1,0 +1,538 @@
+"""The hearing sheet (ヒアリングシート): one question at a time, in chat, until it is submitted.
+
+The response lives in `form_responses`, per person, so it survives a restart
+and can be resumed on any channel the person is linked to; the conversation
+only remembers which response it is walking through. Every answer is written
+in the same transaction as the reply that asks the next question, so an
+answer the user saw acknowledged is never lost.
+
+Typed words understood inside the flow: 「戻る」 (previous question),
+「スキップ」 (optional questions), 「中断」 (handled by the engine), and at the
+summary an item number to fix it or 「送信」. Anything that reads like a
+question instead of an answer goes to the FAQ handler and the flow asks its
+question again.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from handlers.hearing import reference_number
+from handlers.hearing.answers import AnswerError, format_answer, parse_answer, validate_selection
+from handlers.hearing.progress import applicable_questions, effective_answers, missing_required, next_question, position
+from handlers.hearing.schema import Form, Question
+from bot.handler import Handler, Turn, register
+from bot.i18n import add_strings, t
+from bot.messages import Option, Reply
+from bot.notify import notify_staff
+from bot.storage.models import Person, utcnow
+from handlers.hearing.models import FormResponse
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+SUMMARY = "__summary__"
+BACK_WORDS = frozenset({"戻る", "もどる", "戻って", "前へ", "前に戻る", "back"})
+SKIP_WORDS = frozenset({"スキップ", "すきっぷ", "skip", "飛ばす", "とばす", "パス", "pass"})
+SUBMIT_WORDS = frozenset({"送信", "送信する", "送信します", "提出", "提出する", "はい", "ok", "submit", "確定"})
+EDIT_WORDS = frozenset({"修正", "修正する", "訂正", "変更", "edit"})
+DONE_WORDS = frozenset({"決定", "確定", "以上", "以上です", "完了", "done"})
+_EDIT_NUMBER = re.compile(r"^(?:修正|訂正|変更)?\s*(\d{1,3})\s*(?:番|番目)?(?:を?(?:修正|訂正|変更)(?:する|します|したい)?)?$")
+_QUESTION_ENDINGS = re.compile(r"(\?|ですか|ますか|でしょうか|のか|とは|教えてください|知りたい)$")
+_QUESTION_WORDS = re.compile(r"(とは何|どうすれば|どうやって|なぜ|いつまで|どこで|どのように|何回)")
+
+add_strings("ja", {
+    "hearing_menu": "ヒアリングシートに回答する",
+    "hearing_label": "ヒアリングシート",
+    "hearing_intro": "「{title}」を始めます。\n{description}\n全{total}問です。前の質問に戻るときは「戻る」、任意の質問は「スキップ」、"
+                     "途中でやめるときは「中断」と送ってください。",
+    "hearing_resumed": "前回の続き（{n}/{total}）から再開します。",
+    "hearing_restart": "最初からやり直す",
+    "hearing_restarted": "これまでの回答を破棄して、最初からやり直します。",
+    "hearing_example": "（例：{example}）",
+    "hearing_current": "現在の回答：{value}",
+    "hearing_optional": "（任意）",
+    "hearing_choose_many": "当てはまるものをすべて選び、最後に「選択を確定」を押してください。番号をまとめて送ることもできます（例：1,3）。",
+    "hearing_selected": "選択中：{labels}",
+    "hearing_confirm_selection": "選択を確定",
+    "hearing_yes": "はい",
+    "hearing_no": "いいえ",
+    "hearing_skip": "スキップ",
+    "hearing_back": "戻る",
+    "hearing_stop": "中断",
+    "hearing_invalid": "恐れ入りますが、{expected}",
+    "hearing_expect_nonempty": "回答を入力してください。",
+    "hearing_expect_integer": "数字でお答えください（例：50）。",
+    "hearing_expect_single_number": "数字を一つでお答えください（例：50）。おおよその数で構いません。",
+    "hearing_expect_range": "{min}〜{max}{unit}の範囲の数字でお答えください。",
+    "hearing_expect_choice": "選択肢から選ぶか、番号（1〜{count}）でお答えください。",
+    "hearing_expect_choices": "選択肢の番号（1〜{count}）か名前を「、」で区切って送ってください。「{token}」は選択肢にありません。",
+    "hearing_expect_some_selection": "一つ以上選んでから「選択を確定」を押してください。",
+    "hearing_expect_min_selections": "{n}つ以上選んでください。",
+    "hearing_expect_max_selections": "{n}つまで選べます。",
+    "hearing_expect_yes_no": "「はい」か「いいえ」でお答えください。",
+    "hearing_expect_date": "日付でお答えください（例：2027年1月15日、2027/1/15、令和9年1月15日）。",
+    "hearing_expect_real_date": "存在する日付でお答えください（例：2027年1月15日）。",
+    "hearing_expect_postal_code": "郵便番号を7桁でお答えください（例：100-0001）。",
+    "hearing_expect_address": "都道府県から住所をお答えください（例：東京都千代田区千代田1-1）。",
+    "hearing_expect_phone": "電話番号を市外局番からお答えください（例：03-1234-5678、090-1234-5678）。",
+    "hearing_expect_email": "メールアドレスの形式でお答えください（例：tanto@example.co.jp）。",
+    "hearing_expect_corporate_number": "法人番号は13桁の数字です。わからない場合は「スキップ」と送ってください。",
+    "hearing_expect_corporate_number_check": "法人番号の確認用の数字が合いません。番号をもう一度ご確認ください。",
+    "hearing_expect_shorter": "{limit}文字以内でお答えください。",
+    "hearing_cannot_skip": "この質問は必須のため、スキップできません。",
+    "hearing_first_question": "最初の質問です。これより前には戻れません。",
+    "hearing_stale_button": "その質問には回答済みです。現在の質問にお答えください。",
+    "hearing_summary_title": "ご回答内容の確認（{count}項目）",
+    "hearing_summary_help": "修正する場合は項目の番号（例：5）を送ってください。内容がよろしければ「送信する」を押してください。",
+    "hearing_submit": "送信する",
+    "hearing_edit": "修正する",
+    "hearing_ask_edit_number": "修正したい項目の番号を送ってください（1〜{count}）。",
+    "hearing_no_such_item": "{n}番の項目はありません。1〜{count}の番号を送ってください。",
+    "hearing_submitted": "{message}\n受付番号：{number}",
+    "hearing_missing": "必須の質問「{label}」が未回答です。",
+    "hearing_saved": "回答は{n}問目まで保存しました。「ヒアリング開始」と送ると、続きから再開できます。",
+    "hearing_not_active": "このヒアリングは既に送信済みか、終了しています。新しく始めるときは「ヒアリング開始」と送ってください。",
+    "hearing_no_form": "ヒアリングシートが設定されていません。事務局にお問い合わせください。",
+    "hearing_notification_title": "ヒアリングシート受付 {number}（{company}）",
+})
+add_strings("en", {
+    "hearing_menu": "Fill in the hearing sheet",
+    "hearing_label": "hearing sheet",
+    "hearing_intro": "Starting “{title}”.\n{description}\n{total} questions. Send “back” for the previous question, "
+                     "“skip” for optional ones, “stop” to pause.",
+    "hearing_resumed": "Resuming where you left off ({n}/{total}).",
+    "hearing_restart": "Start over",
+    "hearing_restarted": "Your earlier answers were discarded; starting over.",
+    "hearing_example": "(e.g. {example})",
+    "hearing_current": "Current answer: {value}",
+    "hearing_optional": "(optional)",
+    "hearing_choose_many": "Select all that apply, then press “Confirm selection”. You can also send numbers (e.g. 1,3).",
+    "hearing_selected": "Selected: {labels}",
+    "hearing_confirm_selection": "Confirm selection",
+    "hearing_yes": "Yes",
+    "hearing_no": "No",
+    "hearing_skip": "Skip",
+    "hearing_back": "Back",
+    "hearing_stop": "Stop",
+    "hearing_invalid": "Sorry: {expected}",
+    "hearing_expect_nonempty": "please type an answer.",
+    "hearing_expect_integer": "please answer with a number (e.g. 50).",
+    "hearing_expect_single_number": "please give one number (e.g. 50); an estimate is fine.",
+    "hearing_expect_range": "please answer with a number from {min} to {max}{unit}.",
+    "hearing_expect_choice": "please pick an option or send its number (1-{count}).",
+    "hearing_expect_choices": "please send option numbers (1-{count}) separated by commas; “{token}” is not an option.",
+    "hearing_expect_some_selection": "please select at least one option, then press “Confirm selection”.",
+    "hearing_expect_min_selections": "please choose at least {n}.",
+    "hearing_expect_max_selections": "you can choose up to {n}.",
+    "hearing_expect_yes_no": "please answer yes or no.",
+    "hearing_expect_date": "please answer with a date (e.g. 2027-01-15).",
+    "hearing_expect_real_date": "that date does not exist; please check it.",
+    "hearing_expect_postal_code": "please give the 7-digit postal code (e.g. 100-0001).",
+    "hearing_expect_address": "please give the address starting with the prefecture.",
+    "hearing_expect_phone": "please give the phone number with the area code (e.g. 03-1234-5678).",
+    "hearing_expect_email": "please give an e-mail address (e.g. tanto@example.co.jp).",
+    "hearing_expect_corporate_number": "the corporate number has 13 digits; send “skip” if you do not know it.",
+    "hearing_expect_corporate_number_check": "the check digit does not match; please check the number.",
+    "hearing_expect_shorter": "please keep it within {limit} characters.",
+    "hearing_cannot_skip": "This question is required and cannot be skipped.",
+    "hearing_first_question": "This is the first question; there is nothing before it.",
+    "hearing_stale_button": "That question is already answered. Please answer the current one.",
+    "hearing_summary_title": "Please review your answers ({count} items)",
+    "hearing_summary_help": "Send an item number (e.g. 5) to change it, or press “Submit”.",
+    "hearing_submit": "Submit",
+    "hearing_edit": "Change an answer",
+    "hearing_ask_edit_number": "Send the number of the item to change (1-{count}).",
+    "hearing_no_such_item": "There is no item {n}. Send a number from 1 to {count}.",
+    "hearing_submitted": "{message}\nReference number: {number}",
+    "hearing_missing": "The required question “{label}” is not answered yet.",
+    "hearing_saved": "Your answers up to question {n} are saved. Send “ヒアリング開始” to resume.",
+    "hearing_not_active": "This hearing sheet was already submitted or closed. Send “ヒアリング開始” to start a new one.",
+    "hearing_no_form": "No hearing sheet is configured. Please contact the secretariat.",
+    "hearing_notification_title": "Hearing sheet received {number} ({company})",
+})
+
+
+def looks_like_question(text: str) -> bool:
+    """A message that asks something rather than answers (it goes to the FAQ handler)."""
+    return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))
+
+
+@register
+class HearingHandler(Handler):
+    name = "hearing"
+    flow_label = "ヒアリングシート"
+    triggers = ("ヒアリング開始", "ヒアリング", "ヒアリングシート", "ヒアリングを始める", "ヒアリング再開",
+                re.compile(r"/hearing"))
+    choice_prefix = "hearing:"
+
+    def check(self, services: Services) -> None:
+        forms = services.forms  # raises FormDefinitionError naming the file and field
+        if forms.latest(services.settings.hearing_form) is None:
+            from handlers.hearing.schema import FormDefinitionError
+
+            raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
+                                      f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
+
+    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+        return [Option(label=t("hearing_menu", locale), value="hearing:start")]
+
+    # ------------------------------------------------------------ commands
+    def on_command(self, turn: Turn) -> list[Reply]:
+        choice = turn.message.choice or ""
+        if not choice.startswith(self.choice_prefix) or choice == "hearing:start":
+            return self._start(turn, restart=False)
+        if choice == "hearing:restart":
+            return self._start(turn, restart=True)
+        response = self._active_response(turn)
+        if response is None:
+            return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale))]
+        if turn.conversation.active_flow != self.name or turn.flow_state.get("response_id") != response.id:
+            turn.start_flow(self.name, {"response_id": response.id})
+        form = self._form(turn, response)
+        action, _, rest = choice.removeprefix(self.choice_prefix).partition(":")
+        qid, _, arg = rest.partition(":")
+        if action == "back":
+            return self._back(turn, response, form)
+        if action == "submit":
+            return self._submit(turn, response, form)
+        if action == "edit":
+            return self._ask_edit_number(turn, response, form)
+        cursor = response.state.get("cursor")
+        if qid != cursor:
+            return self._ask_current(turn, response, form, lead=turn.t("hearing_stale_button"))
+        question = form.question(qid)
+        assert question is not None
+        if action == "skip":
+            return self._skip(turn, response, form, question)
+        if action == "pick":
+            return self._accept(turn, response, form, question, self._picked_value(question, arg))
+        if action == "toggle":
+            return self._toggle(turn, response, form, question, arg)
+        if action == "done":
+            return self._confirm_selection(turn, response, form, question)
+        return self._ask_current(turn, response, form, lead=turn.t("unknown_choice"))
+
+    # ---------------------------------------------------------------- flow
+    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
+        response = self._flow_response(turn)
+        if response is None:
+            turn.end_flow("closed")
+            return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale))]
+        form = self._form(turn, response)
+        text = turn.text
+        if not text:
+            return self._ask_current(turn, response, form)
+        word = text.lower().rstrip("。.!！")
+        if word in BACK_WORDS:
+            return self._back(turn, response, form)
+        cursor = response.state.get("cursor")
+        if cursor == SUMMARY:
+            return self._summary_message(turn, response, form, word)
+        question = form.question(cursor or "")
+        if question is None:  # the form changed under a response in progress: find the next question
+            return self._advance(turn, response, form)
+        if word in SKIP_WORDS:
+            return self._skip(turn, response, form, question)
+        if question.type == "multi_choice" and word in DONE_WORDS and response.state.get("selection"):
+            return self._confirm_selection(turn, response, form, question)
+        if question.type == "text" and looks_like_question(text):
+            return None
+        try:
+            value = parse_answer(question, text, today=date.today())
+        except AnswerError as error:
+            if looks_like_question(text):
+                return None
+            return self._invalid(turn, response, form, error)
+        return self._accept(turn, response, form, question, value)
+
+    def reprompt(self, turn: Turn) -> list[Reply]:
+        response = self._flow_response(turn)
+        if response is None:
+            return []
+        return self._ask_current(turn, response, self._form(turn, response))
+
+    def on_leave(self, turn: Turn) -> list[Reply]:
+        response = self._flow_response(turn)
+        if response is None:
+            return []
+        form = self._form(turn, response)
+        answered = len([k for k in response.answers if form.question(k) is not None])
+        turn.audit("hearing.paused", subject_type="form_response", subject_id=response.id,
+                   data={"answered": answered})
+        return [Reply(text=turn.t("hearing_saved", n=answered))]
+
+    # ------------------------------------------------------------ starting
+    def _start(self, turn: Turn, restart: bool) -> list[Reply]:
+        form = turn.services.forms.latest(turn.services.settings.hearing_form)
+        if form is None:
+            return [Reply(text=turn.t("hearing_no_form"))]
+        existing = self._active_response(turn)
+        replies: list[Reply] = []
+        if existing is not None and not restart:
+            turn.start_flow(self.name, {"response_id": existing.id})
+            turn.audit("hearing.resumed", subject_type="form_response", subject_id=existing.id,
+                       data={"channel": turn.message.channel})
+            existing_form = self._form(turn, existing)
+            cursor = existing.state.get("cursor")
+            if cursor == SUMMARY:
+                return self._show_summary(turn, existing, existing_form)
+            n, total = position(existing_form, existing.answers, cursor or "")
+            return self._ask_current(turn, existing, existing_form,
+                                     lead=turn.t("hearing_resumed", n=n, total=total))
+        if existing is not None:
+            existing.status = "abandoned"
+            turn.audit("hearing.abandoned", subject_type="form_response", subject_id=existing.id)
+            replies.append(Reply(text=turn.t("hearing_restarted")))
+        first = next_question(form, {})
+        assert first is not None
+        response = FormResponse(form_id=form.id, form_version=form.version, person_id=turn.person.id,
+                                channel=turn.message.channel, status="in_progress", answers={}, labels={},
+                                state={"cursor": first.id, "history": []})
+        turn.session.add(response)
+        turn.session.flush()
+        turn.start_flow(self.name, {"response_id": response.id})
+        turn.audit("hearing.started", subject_type="form_response", subject_id=response.id,
+                   data={"form": form.id, "version": form.version})
+        _, total = position(form, {}, first.id)
+        replies.append(Reply(text=turn.t("hearing_intro", title=form.title, description=form.description.strip(),
+                                         total=total)))
+        return replies + self._ask_current(turn, response, form)
+
+    # ------------------------------------------------------------- answers
+    def _accept(self, turn: Turn, response: FormResponse, form: Form, question: Question, value: Any) -> list[Reply]:
+        answers = dict(response.answers)
+        answers[question.id] = value
+        state = dict(response.state)
+        history = [h for h in state.get("history", []) if h != question.id]
+        state["history"] = [*history, question.id]
+        state.pop("selection", None)
+        state.pop("editing", None)
+        response.answers = answers
+        response.state = state
+        return self._advance(turn, response, form)
+
+    def _skip(self, turn: Turn, response: FormResponse, form: Form, question: Question) -> list[Reply]:
+        if question.required:
+            return self._ask_current(turn, response, form, lead=turn.t("hearing_cannot_skip"))
+        return self._accept(turn, response, form, question, None)
+
+    def _advance(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+        """Move to the next unanswered question, or to the summary when all are answered."""
+        upcoming = next_question(form, response.answers)
+        state = dict(response.state)
+        state["cursor"] = upcoming.id if upcoming else SUMMARY
+        response.state = state
+        response.updated_at = utcnow()
+        if upcoming is None:
+            return self._show_summary(turn, response, form)
+        return self._ask_current(turn, response, form)
+
+    def _back(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+        """「戻る」: from an item being corrected back to the summary, else to the previous question."""
+        state = dict(response.state)
+        state.pop("selection", None)
+        if state.pop("editing", None) is not None:
+            response.state = state
+            return self._advance(turn, response, form)
+        history = list(state.get("history", []))
+        if not history:
+            return self._ask_current(turn, response, form, lead=turn.t("hearing_first_question"))
+        # The previous question is asked again with its current answer; answering it re-appends it.
+        state["cursor"] = history.pop()
+        state["history"] = history
+        response.state = state
+        return self._ask_current(turn, response, form)
+
+    def _toggle(self, turn: Turn, response: FormResponse, form: Form, question: Question, arg: str) -> list[Reply]:
+        value = self._picked_value(question, arg)
+        state = dict(response.state)
+        selection = list(state.get("selection", []))
+        if value in selection:
+            selection.remove(value)
+        elif value is not None:
+            selection.append(value)
+        state["selection"] = selection
+        response.state = state
+        return self._ask_current(turn, response, form)
+
+    def _confirm_selection(self, turn: Turn, response: FormResponse, form: Form, question: Question) -> list[Reply]:
+        """The options toggled so far become the answer (「選択を確定」 or a typed 「決定」)."""
+        try:
+            value = validate_selection(question, list(response.state.get("selection", [])))
+        except AnswerError as error:
+            return self._invalid(turn, response, form, error)
+        return self._accept(turn, response, form, question, value)
+
+    def _invalid(self, turn: Turn, response: FormResponse, form: Form, error: AnswerError) -> list[Reply]:
+        expected = turn.t(error.key, **error.values)
+        return self._ask_current(turn, response, form, lead=turn.t("hearing_invalid", expected=expected))
+
+    @staticmethod
+    def _picked_value(question: Question, arg: str) -> Any:
+        if question.type == "yes_no":
+            return arg == "yes"
+        if arg.isdigit() and int(arg) < len(question.options):
+            return question.options[int(arg)].value
+        return None
+
+    # ---------------------------------------------------------- questions
+    def _ask_current(self, turn: Turn, response: FormResponse, form: Form, lead: str | None = None) -> list[Reply]:
+        """The current question as one message; `lead` (an error, 「再開します」) goes on top of it."""
+        cursor = response.state.get("cursor")
+        if cursor == SUMMARY:
+            summary = self._show_summary(turn, response, form)
+            return [Reply(text=lead)] + summary if lead else summary
+        question = form.question(cursor or "")
+        if question is None:
+            return self._advance(turn, response, form)
+        n, total = position(form, response.answers, question.id)
+        section = form.section_of(question.id)
+        lines = [lead + "\n"] if lead else []
+        lines += [f"【{n}/{total}】{section.title if section else ''}",
+                 question.prompt + ("" if question.required else turn.t("hearing_optional"))]
+        if question.help:
+            lines.append(question.help)
+        if question.type in ("single_choice", "multi_choice"):
+            lines.extend(f"{i}. {o.label}" for i, o in enumerate(question.options, start=1))
+        if question.type == "multi_choice":
+            lines.append(turn.t("hearing_choose_many"))
+            selection = response.state.get("selection") or []
+            if selection:
+                labels = "、".join(question.option_label(v) for v in selection)
+                lines.append(turn.t("hearing_selected", labels=labels))
+        if question.example:
+            lines.append(turn.t("hearing_example", example=question.example))
+        if question.id in response.answers:
+            lines.append(turn.t("hearing_current", value=format_answer(question, response.answers[question.id],
+                                                                      turn.locale)))
+        return [Reply(text="\n".join(lines), options=self._question_options(turn, response, question),
+                      free_input=question.type not in ("single_choice", "yes_no"),
+                      meta={"form": form.id, "question": question.id, "position": [n, total]})]
+
+    def _question_options(self, turn: Turn, response: FormResponse, question: Question) -> list[Option]:
+        qid = question.id
+        options: list[Option] = []
+        if question.type == "single_choice":
+            options = [Option(label=o.label, value=f"hearing:pick:{qid}:{i}") for i, o in enumerate(question.options)]
+        elif question.type == "multi_choice":
+            selection = set(response.state.get("selection") or [])
+            options = [Option(label=("✓ " if o.value in selection else "") + o.label, value=f"hearing:toggle:{qid}:{i}")
+                       for i, o in enumerate(question.options)]
+            options.append(Option(label=turn.t("hearing_confirm_selection"), value=f"hearing:done:{qid}"))
+        elif question.type == "yes_no":
+            options = [Option(label=turn.t("hearing_yes"), value=f"hearing:pick:{qid}:yes"),
+                       Option(label=turn.t("hearing_no"), value=f"hearing:pick:{qid}:no")]
+        if not question.required:
+            options.append(Option(label=turn.t("hearing_skip"), value=f"hearing:skip:{qid}"))
+        if response.state.get("history"):
+            options.append(Option(label=turn.t("hearing_back"), value="hearing:back"))
+        options.append(Option(label=turn.t("hearing_stop"), value="flow:leave"))
+        return options
+
+    # ------------------------------------------------------------- summary
+    @staticmethod
+    def _summary_items(response: FormResponse, form: Form) -> list[Question]:
+        return applicable_questions(form, response.answers)
+
+    def _show_summary(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+        items = self._summary_items(response, form)
+        lines = [turn.t("hearing_summary_title", count=len(items))]
+        current_section = None
+        for number, question in enumerate(items, start=1):
+            section = form.section_of(question.id)
+            if section is not None and section.id != current_section:
+                current_section = section.id
+                lines.append(f"\n{section.title}")
+            value = format_answer(question, response.answers.get(question.id), turn.locale)
+            lines.append(f"{number}. {question.short_label}：{value}")
+        options = [Option(label=turn.t("hearing_submit"), value="hearing:submit"),
+                   Option(label=turn.t("hearing_edit"), value="hearing:edit"),
+                   Option(label=turn.t("hearing_back"), value="hearing:back"),
+                   Option(label=turn.t("hearing_stop"), value="flow:leave")]
+        return [Reply(text="\n".join(lines), meta={"form": form.id, "summary": True}),
+                Reply(text=turn.t("hearing_summary_help"), options=options, free_input=True)]
+
+    def _summary_message(self, turn: Turn, response: FormResponse, form: Form, word: str) -> list[Reply] | None:
+        if word in SUBMIT_WORDS:
+            return self._submit(turn, response, form)
+        if word in EDIT_WORDS:
+            return self._ask_edit_number(turn, response, form)
+        match = _EDIT_NUMBER.fullmatch(word)
+        if match:
+            return self._edit_item(turn, response, form, int(match.group(1)))
+        if looks_like_question(turn.text):
+            return None
+        return self._show_summary(turn, response, form)[1:]
+
+    def _ask_edit_number(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+        count = len(self._summary_items(response, form))
+        return [Reply(text=turn.t("hearing_ask_edit_number", count=count), free_input=True,
+                      options=[Option(label=turn.t("hearing_submit"), value="hearing:submit")])]
+
+    def _edit_item(self, turn: Turn, response: FormResponse, form: Form, number: int) -> list[Reply]:
+        items = self._summary_items(response, form)
+        if not 1 <= number <= len(items):
+            return [Reply(text=turn.t("hearing_no_such_item", n=number, count=len(items)), free_input=True)]
+        question = items[number - 1]
+        state = dict(response.state)
+        state["cursor"] = question.id
+        state["editing"] = question.id
+        response.state = state
+        # The old answer stays stored until a new one arrives: 「戻る」 or leaving must not lose it.
+        return self._ask_current(turn, response, form)
+
+    def _submit(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+        missing = missing_required(form, response.answers)
+        if missing:
+            state = dict(response.state)
+            state["cursor"] = missing[0].id
+            response.state = state
+            return self._ask_current(turn, response, form,
+                                     lead=turn.t("hearing_missing", label=missing[0].short_label))
+        response.answers = effective_answers(form, response.answers)
+        response.labels = {q.id: q.short_label for q in form.questions}
+        response.status = "submitted"
+        response.submitted_at = utcnow()
+        state = dict(response.state)
+        state.pop("editing", None)
+        response.state = state
+        number = reference_number(response.id)
+        company = str(response.answers.get("company_name") or "-")
+        notify_staff(turn.session, "hearing.submitted", turn.t("hearing_notification_title", number=number,
+                                                                   company=company),
+                     subject_type="form_response", subject_id=response.id, actor_person_id=turn.person.id,
+                     data={"form": form.id, "version": form.version, "number": number})
+        turn.audit("hearing.submitted", subject_type="form_response", subject_id=response.id,
+                   data={"form": form.id, "version": form.version, "number": number})
+        turn.end_flow("finished")
+        return [Reply(text=turn.t("hearing_submitted", message=form.completion_message.strip(), number=number))]
+
+    # -------------------------------------------------------------- lookup
+    def _form(self, turn: Turn, response: FormResponse) -> Form:
+        form = turn.services.forms.get(response.form_id, response.form_version)
+        assert form is not None, f"form {response.form_id} disappeared"
+        return form
+
+    def _active_response(self, turn: Turn) -> FormResponse | None:
+        """The person's interview in progress, locked: two channels must not answer it at once."""
+        query = (select(FormResponse)
+                 .where(FormResponse.person_id == turn.person.id, FormResponse.status == "in_progress",
+                        FormResponse.form_id == turn.services.settings.hearing_form)
+                 .order_by(FormResponse.id.desc()).limit(1).with_for_update())
+        return turn.session.execute(query).scalar_one_or_none()
+
+    def _flow_response(self, turn: Turn) -> FormResponse | None:
+        response_id = turn.flow_state.get("response_id")
+        if response_id is None:
+            return None
+        response = turn.session.execute(
+            select(FormResponse).where(FormResponse.id == response_id).with_for_update()
+        ).scalar_one_or_none()
+        if response is None or response.status != "in_progress" or response.person_id != turn.person.id:
+            return None
+        return response

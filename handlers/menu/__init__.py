@@ -1,0 +1,1 @@
+"""Greeting, help and the main menu."""

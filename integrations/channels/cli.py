@@ -1,0 +1,77 @@
+"""`madoguchi channels ...`: run Slack (Socket Mode) or Telegram (polling) without a public URL, and
+see what the outbox holds."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import case, func, select
+
+channels_app = typer.Typer(help="チャネル / channels", no_args_is_help=True)
+console = Console()
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    from integrations.cli_root import _services
+    from bot.engine import Engine
+    from integrations.channels import build_worker
+    from integrations.channels.delivery import ChannelRuntime
+
+    services = _services()
+    worker = build_worker(services)
+    worker.start()
+    return services, ChannelRuntime(Engine(services), worker)
+
+
+@channels_app.command("status")
+def status() -> None:
+    """Live channels and the outbox per channel (pending, failing, sent)."""
+    from integrations.cli_root import _services
+    from bot.storage.models import OutboundMessage
+    from integrations.channels import live_channels
+
+    services = _services()
+    console.print("live channels: " + ", ".join(live_channels(services.settings)))
+    table = Table(title="outbox")
+    for column in ("channel", "status", "messages", "retried"):
+        table.add_column(column)
+    with services.db.session() as session:
+        retried = func.sum(case((OutboundMessage.attempts > 1, 1), else_=0))
+        rows = session.execute(select(OutboundMessage.channel, OutboundMessage.status, func.count(), retried)
+                               .group_by(OutboundMessage.channel, OutboundMessage.status)).all()
+    for channel, state, count, retried in rows:
+        table.add_row(channel, state, str(count), str(retried or 0))
+    console.print(table)
+
+
+@channels_app.command("slack-socket")
+def slack_socket() -> None:
+    """Slack over Socket Mode (needs SLACK_APP_TOKEN, xapp-...): no public URL required."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from integrations.channels import slack
+
+    services, runtime = _runtime()
+    settings = services.settings
+    if not slack.is_configured(settings) or settings.slack_app_token is None:
+        console.print("[red]SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN を設定してください[/]")
+        raise typer.Exit(2)
+    from integrations.slack_staff import staff_hooks
+
+    app = slack.build_app(settings, runtime, staff_hooks(services))
+    console.print("Slack Socket Mode で接続します（Ctrl-C で終了）")
+    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+
+
+@channels_app.command("telegram-polling")
+def telegram_polling() -> None:
+    """Telegram by long polling (removes a registered webhook): for local use."""
+    from integrations.channels import telegram
+
+    services, runtime = _runtime()
+    if not telegram.is_configured(services.settings):
+        console.print("[red]TELEGRAM_BOT_TOKEN を設定してください[/]")
+        raise typer.Exit(2)
+    console.print("Telegram をポーリングで受信します（Ctrl-C で終了）")
+    telegram.run_polling(services, runtime)

@@ -1,0 +1,346 @@
+"""The `madoguchi` command: terminal chat, server, configuration, audit and database.
+
+Capability-specific commands (knowledge, hearing, visits ...) live beside
+their capability and are attached here as typer sub-apps.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from bot.settings import get_settings
+
+app = typer.Typer(help="madoguchi (窓口): 中小企業支援事業のチャット窓口", no_args_is_help=True)
+config_app = typer.Typer(help="設定 / configuration")
+audit_app = typer.Typer(help="監査ログ / audit trail")
+db_app = typer.Typer(help="データベース / database")
+logs_app = typer.Typer(help="ログ / logs (JSON, masked, rotated)", no_args_is_help=True)
+backup_app = typer.Typer(help="バックアップ / backups", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+app.add_typer(logs_app, name="logs")
+app.add_typer(backup_app, name="backup")
+
+console = Console()
+
+
+def _services():  # type: ignore[no-untyped-def]
+    from bot.logging_setup import configure_logging
+    from bot.services import Services
+
+    from handlers.hearing.schema import FormDefinitionError
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.resolved_log_dir)
+    services = Services.create(settings)
+    try:
+        services.forms  # noqa: B018  (validate form definitions at startup, not mid-chat)
+    except FormDefinitionError as error:
+        console.print(f"[red]フォーム定義の誤り[/]: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    return services
+
+
+@config_app.command("show")
+def config_show(as_json: bool = typer.Option(False, "--json", help="JSON で出力")) -> None:
+    """Print the effective settings, secrets masked."""
+    values = get_settings().masked()
+    if as_json:
+        console.print_json(json.dumps(values, ensure_ascii=False, default=str))
+        return
+    table = Table(title="madoguchi settings")
+    table.add_column("setting")
+    table.add_column("value")
+    for key, value in values.items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (also done automatically at start)."""
+    services = _services()
+    console.print(f"[green]database is at the newest schema[/] ({services.settings.masked()['resolved_database_url']})")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain; exit 1 and name the first broken event if it was tampered with."""
+    from bot.storage.audit import verify_chain
+
+    services = _services()
+    with services.db.session() as session:
+        report = verify_chain(session)
+    if report.ok:
+        console.print(f"[green]OK[/]: {report.checked} events, chain intact")
+        return
+    console.print(f"[red]BROKEN[/] at event id {report.first_broken_id}: {report.reason} "
+                  f"({report.checked} events verified before it)")
+    raise typer.Exit(1)
+
+
+@audit_app.command("search")
+def audit_search(
+    person: int = typer.Option(None, "--person", help="行為者の登録者 ID"),
+    since: str = typer.Option(None, "--since", help="この日時以降（YYYY-MM-DD または ISO 形式、UTC）"),
+    action: str = typer.Option(None, "--action", help="操作名（前方一致: visit. など）"),
+    subject: str = typer.Option(None, "--subject", help="対象 種類:ID（例 ticket:12）"),
+    limit: int = typer.Option(200, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Who did what: search the tamper-evident audit trail."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from bot.jst import utc_iso
+    from bot.storage.models import AuditEvent
+
+    services = _services()
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if person is not None:
+        query = query.where(AuditEvent.actor_person_id == person)
+    if since:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            console.print("[red]--since は YYYY-MM-DD か ISO 形式で指定してください[/]")
+            raise typer.Exit(2) from None
+        query = query.where(AuditEvent.created_at >= moment.replace(tzinfo=None))
+    if action:
+        query = query.where(AuditEvent.action.startswith(action))
+    if subject:
+        kind, _, ident = subject.partition(":")
+        query = query.where(AuditEvent.subject_type == kind, AuditEvent.subject_id == ident)
+    with services.db.session() as session:
+        rows = [{"id": e.id, "at": utc_iso(e.created_at), "actor_person_id": e.actor_person_id,
+                 "action": e.action, "subject": f"{e.subject_type}:{e.subject_id}" if e.subject_type else None,
+                 "data": e.data} for e in session.execute(query).scalars()]
+    if as_json:
+        console.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title="audit trail")
+    for column in ("id", "at (UTC)", "actor", "action", "subject", "data"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["id"]), row["at"][:19], str(row["actor_person_id"] or ""), row["action"],
+                      row["subject"] or "", json.dumps(row["data"], ensure_ascii=False)[:60])
+    console.print(table)
+
+
+@backup_app.command("create")
+def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（既定: BACKUP_DIR）")) -> None:
+    """Back up the database, index and published FAQs while the service keeps running."""
+    from bot.backup import BackupError, create
+
+    services = _services()
+    try:
+        info = create(services, dest)
+    except BackupError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"[green]バックアップしました[/] {info.path}（{info.manifest['database']}、索引: "
+                  f"{info.manifest['index']}）", highlight=False)
+
+
+@backup_app.command("list")
+def backup_list() -> None:
+    from bot.backup import list_backups
+
+    for info in list_backups(_services()):
+        console.print(f"{info.path.name}  {info.manifest['database']}  {info.manifest['counts']}", highlight=False)
+
+
+@backup_app.command("restore")
+def backup_restore(
+    source: Path = typer.Argument(..., help="バックアップのフォルダ（backup list の名前でも可）"),
+    rebuild_index: bool = typer.Option(False, "--rebuild-index", help="索引を資料から作り直す"),
+    yes: bool = typer.Option(False, "--yes", help="確認なしで実行"),
+) -> None:
+    """Replace the current data with a backup (stop the service first)."""
+    from bot.backup import BackupError, backups_dir, restore
+
+    services = _services()
+    if not source.exists():
+        source = backups_dir(services) / source.name
+    if not yes and not typer.confirm(f"現在のデータを {source.name} で置き換えます。よろしいですか？"):
+        raise typer.Exit(1)
+    try:
+        result = restore(services, source, rebuild_index=rebuild_index)
+    except BackupError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"[green]復元しました[/] {result}", highlight=False)
+
+
+@logs_app.command("purge")
+def logs_purge(days: int = typer.Option(None, help="保持日数（既定: LOG_RETENTION_DAYS、最低31日）")) -> None:
+    """Delete rotated log files older than the retention. Database records are never touched."""
+    from bot.logging_setup import purge_logs
+
+    settings = get_settings()
+    keep = max(31, days or settings.log_retention_days)
+    removed = purge_logs(settings.resolved_log_dir, keep)
+    console.print(f"{len(removed)} 個のログファイルを削除しました（{keep}日より前）。", highlight=False)
+
+
+@logs_app.command("search")
+def logs_search(
+    contains: str = typer.Option(None, help="この文字列を含む行"),
+    request_id: str = typer.Option(None, "--request-id"),
+    level: str = typer.Option(None, help="error / warning / info"),
+    since: str = typer.Option(None, help="この日時以降（ISO 形式、UTC）"),
+) -> None:
+    """Search the JSON log files (current and rotated), oldest first."""
+    from bot.logging_setup import LOG_FILE, rotated_files
+
+    log_dir = get_settings().resolved_log_dir
+    files = [path for path, _ in rotated_files(log_dir)] + [log_dir / LOG_FILE]
+    for path in files:
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if contains and contains not in line:
+                continue
+            if request_id and event.get("request_id") != request_id:
+                continue
+            if level and event.get("level") != level.lower():
+                continue
+            if since and str(event.get("timestamp", "")) < since:
+                continue
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def chat(
+    user: str = typer.Option(None, help="Terminal user id (default: your login name)"),
+    no_ingest: bool = typer.Option(False, "--no-ingest", help="Do not load the sample knowledge base"),
+) -> None:
+    """Talk to madoguchi in the terminal (channel `cli`)."""
+    from bot.engine import Engine
+    from bot.messages import InboundMessage, Reply
+
+    services = _services()
+    if not no_ingest:
+        _ensure_knowledge(services)
+    engine = Engine(services)
+    user_id = user or getpass.getuser()
+    console.print(Panel.fit("madoguchi（窓口）ターミナルチャット\n"
+                            "番号で選択肢を選べます。終了は「exit」または Ctrl-D。", style="cyan"))
+    pending_options: list = []
+    numbered = True  # False while the bot expects a typed answer (a number is then the answer)
+
+    def show(replies: list[Reply]) -> None:
+        nonlocal pending_options, numbered
+        pending_options = []
+        numbered = not any(reply.free_input for reply in replies)
+        for reply in replies:
+            console.print(Panel(Text(reply.text), title="窓口", title_align="left", border_style="green"))
+            for link in reply.links:
+                console.print(f"  🔗 {link.label}: {link.url}")
+            for number, option in enumerate(reply.options, start=len(pending_options) + 1):
+                marker = f"[bold cyan]{number}[/]." if numbered else "・"
+                console.print(f"  {marker} {option.label}")
+            pending_options.extend(reply.options)
+
+    def show_pending() -> None:
+        """Messages for this user that were not replies (a visit to confirm, a staff answer)."""
+        from bot.outbox import take_pending
+
+        with services.db.session() as session:
+            waiting = take_pending(session, "cli", user_id)
+        if waiting:
+            show(waiting)
+
+    show(engine.handle(InboundMessage(channel="cli", external_user_id=user_id, text="メニュー")))
+    while True:
+        show_pending()
+        try:
+            line = console.input("[bold]あなた> [/]")
+        except (EOFError, KeyboardInterrupt):
+            console.print("\nまたのご利用をお待ちしています。")
+            return
+        if line.strip().lower() in {"exit", "quit", ":q", "/exit", "/quit", "/q"}:
+            console.print("またのご利用をお待ちしています。")
+            return
+        choice = None
+        stripped = line.strip()
+        if numbered and stripped.isdigit() and pending_options and 1 <= int(stripped) <= len(pending_options):
+            choice = pending_options[int(stripped) - 1].value
+        elif not numbered:  # typing a button's label presses it
+            choice = next((o.value for o in pending_options if o.label == stripped), None)
+        message = InboundMessage(channel="cli", external_user_id=user_id,
+                                 text=None if choice else line, choice=choice)
+        show(engine.handle(message))
+
+
+def _ensure_knowledge(services) -> None:  # type: ignore[no-untyped-def]
+    """On a fresh data dir, ingest the configured sources (the bundled sample KB by default)."""
+    try:
+        from knowledge.ingest import ingest_paths
+        from knowledge.service import knowledge_is_empty
+    except ImportError:  # knowledge package not installed: the plain fallback answers
+        return
+    if knowledge_is_empty(services.db):
+        with console.status("サンプルの知識ベースを読み込んでいます…"):
+            ingest_paths(services, services.settings.default_knowledge_paths)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default from settings)"),
+    port: int = typer.Option(None, help="Port (default from settings)"),
+    workers: int = typer.Option(1, help="uvicorn worker processes"),
+) -> None:
+    """Start the web chat, the API and the channel webhooks (uvicorn)."""
+    import uvicorn
+
+    settings = get_settings()
+    services = _services()
+    _ensure_knowledge(services)
+    from integrations.channels import live_channels
+
+    console.print("live channels: " + ", ".join(live_channels(settings)))
+    services.close()
+    uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower())
+
+
+def _attach_capability_commands() -> None:
+    from handlers.hearing.cli import hearing_app
+    from handlers.accounts.cli import companies_app, people_app
+    from handlers.visits.cli import visits_app
+    from handlers.escalation.cli import api_tokens_app, staff_app, tickets_app
+    from integrations.channels.cli import channels_app
+
+    app.add_typer(hearing_app, name="hearing")
+    app.add_typer(people_app, name="people")
+    app.add_typer(companies_app, name="companies")
+    app.add_typer(visits_app, name="visits")
+    app.add_typer(channels_app, name="channels")
+    app.add_typer(staff_app, name="staff")
+    app.add_typer(tickets_app, name="tickets")
+    app.add_typer(api_tokens_app, name="tokens")
+    try:
+        from knowledge.cli import knowledge_app
+    except ImportError:
+        return
+    app.add_typer(knowledge_app, name="knowledge")
+
+
+_attach_capability_commands()
+logging.getLogger("chromadb").setLevel(logging.WARNING)
