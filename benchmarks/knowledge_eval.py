@@ -44,7 +44,7 @@ from knowledge.answering import edition_reply  # noqa: E402
 from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
 from knowledge.features import GATE_FEATURES, UNIT_FEATURES, Candidate, candidates, gate_features  # noqa: E402
 from knowledge.ingest import ingest_paths  # noqa: E402
-from knowledge.model import AnswerModel, Gate, Ranker, precision_threshold  # noqa: E402
+from knowledge.model import TARGET_PRECISION, AnswerModel, Gate, Ranker  # noqa: E402
 from knowledge.retrieval import RetrievalOptions  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
@@ -181,7 +181,8 @@ def _groups(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def train(records: list[Record], learned_ranker: bool = True, calibrate: bool = True,
-          mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None) -> AnswerModel:
+          mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None,
+          target: float = TARGET_PRECISION) -> AnswerModel:
     """The ranker on every question; the gate on the questions' out-of-fold best units, its calibration and
     threshold on out-of-fold gate scores (folds: the training questions' documents)."""
     records = [r for r in records if not r.declined]
@@ -202,7 +203,7 @@ def train(records: list[Record], learned_ranker: bool = True, calibrate: bool = 
         held = gf_arr == fold
         raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
     if calibrate:
-        gate.calibrate(raw, gy_arr)
+        gate.calibrate(raw, gy_arr, target)
     else:
         gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
         gate.threshold = 0.5
@@ -336,6 +337,10 @@ def run_lodo(args: argparse.Namespace) -> None:
     results = lodo(records)
     print(f"leave-one-document-out ({time.perf_counter() - started:.1f} s to train and test every fold):")
     print_table(results)
+    print("\n| precision the gate is set for (out of fold) | accuracy | precision (min fold) | out of scope declined | span in top 3 |")
+    print("|---|---|---|---|---|")
+    for target in () if args.no_sweep else (0.95, 0.9, 0.85, 0.8, 0.7):
+        print(f"| {target:.0%} | {summary(lodo(records, target=target))} |", flush=True)
     if args.ablation:
         print("\n| variant | accuracy | precision (min fold) | out of scope declined | span in top 3 |")
         print("|---|---|---|---|---|")
@@ -354,7 +359,7 @@ def run_lodo(args: argparse.Namespace) -> None:
         print(f"| no FAQ match features | {summary(lodo(records, mask=feature_mask(('faq_',), UNIT_FEATURES), gate_mask=feature_mask(('faq_',), GATE_FEATURES)))} |")
         print(f"| gate not calibrated (logistic, threshold 0.5) | {summary(lodo(records, calibrate=False))} |")
     if args.train:
-        model = train(records)
+        model = train(records, target=args.target)
         model.save()
         print(f"trained on {len(records)} questions: threshold {model.gate.threshold:.3f} -> knowledge/models/answer_model.json")
     services.close()
@@ -388,6 +393,9 @@ def main(argv: list[str]) -> None:
         parser.add_argument("--ablation", action="store_true")
         parser.add_argument("--train", action="store_true")
         parser.add_argument("--only-legacy", action="store_true")
+        parser.add_argument("--target", type=float, default=TARGET_PRECISION,
+                            help="precision the shipped gate is set for (out of fold), with --train")
+        parser.add_argument("--no-sweep", action="store_true", help="skip the table of gate precision targets")
         run_lodo(parser.parse_args(argv[1:]))
     else:
         legacy(argv[0], argv[1:])

@@ -29,7 +29,7 @@ from knowledge.retrieval import Hit, Retrieval
 EXCERPT_CHARS = 120
 #: Excerpts an unsure reply quotes.
 MAX_EXCERPTS = 2
-#: Share of the question's idf mass the best unit and its section path must cover for the question to be
+#: Share of the question's idf mass some unit and its section path must cover for the question to be
 #: "related" to the documents at all: below it, the unsure reply lists no excerpts (they would be noise).
 RELATED_COVERAGE = 0.5
 _COV_PATH = UNIT_FEATURES.index("cov_path")
@@ -151,9 +151,10 @@ def edition_reply(retrieval: Retrieval) -> Answer | None:
     if index is None:
         return None
     editions = held_editions(retrieval)
-    if asks_other_edition(retrieval.question, editions, index.corpus_text) is None:
+    named = index.editions.get(retrieval.steered_source) if retrieval.steered_source is not None else None
+    if asks_other_edition(retrieval.question, editions, index.corpus_text, named) is None:
         return None
-    wanted = [index.editions[retrieval.steered_source]] if retrieval.steered_source in index.editions else editions
+    wanted = [named] if named is not None else editions
     held = "、".join(e.describe() for e in wanted if e.fiscal_year) or "、".join(e.describe() for e in wanted)
     body = (f"お尋ねの年度・回の情報は、この窓口では扱っていません。この窓口が持っている資料は{held}です。"
             if held else "お尋ねの年度・回の情報は、この窓口では扱っていません。")
@@ -191,7 +192,7 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
                     f"（本日 {japanese_date(today or today_in_japan())}）。最新の募集状況は担当者にご確認ください。")
         return Answer(question, best.unit.text, True, round(probability, 4), citations, features,
                       kind="faq" if best.unit.kind == "faq" else "extractive", note=note)
-    related = best.features[_COV_PATH] >= RELATED_COVERAGE
+    related = max(c.features[_COV_PATH] for c in ranked) >= RELATED_COVERAGE
     if not related:
         return Answer(question, "", False, round(probability, 4), [], features, kind="outside")
     quoted = excerpts(retrieval, ranked)

@@ -137,11 +137,14 @@ def today_in_japan() -> date:
     return datetime.now(JAPAN).date()
 
 
-def asks_other_edition(question: str, editions: list[Edition], corpus_text: str = "") -> str | None:
+def asks_other_edition(question: str, editions: list[Edition], corpus_text: str = "",
+                       named: Edition | None = None) -> str | None:
     """Why the question is about an edition the bot does not hold (None when it is not): a fiscal year no
     source is, a numbered round the sources never mention, or a year relative to now (去年, 来年度)."""
     text = normalize(question)
     held = {e.fiscal_year for e in editions if e.fiscal_year}
+    if named is not None and named.fiscal_year:  # the question names one program: its edition counts
+        held = {named.fiscal_year}
     asked_year = fiscal_year_of(text)
     if asked_year is not None and held and asked_year not in held:
         return "year"

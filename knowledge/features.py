@@ -111,6 +111,10 @@ def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None 
             unit_facts = facts(unit.text, words)
             matched = [name for name in wanted_names if unit_facts[name]]
             cover = bool(title) and normalize(unit.core).replace(" ", "").lstrip("・-●○■◆ ").startswith(title)
+            if cover and hit.chunk.kind != "faq":
+                # The cover line (title, issuer, date of issue) names the document; its date is when the call
+                # was published, the answer to none of the questions people ask.
+                continue
             values = {
                 "cov_unit": retrieval.coverage(unit.tokens),
                 "cov_unit_literal": retrieval.coverage(unit.tokens, literal=True),
