@@ -42,7 +42,8 @@ from bot.settings import Settings  # noqa: E402
 from bot.text import compact  # noqa: E402
 from knowledge.answering import edition_reply  # noqa: E402
 from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
-from knowledge.features import GATE_FEATURES, UNIT_FEATURES, Candidate, candidates, gate_features  # noqa: E402
+from knowledge.features import (  # noqa: E402
+    FAQ_FEATURES, GATE_FEATURES, UNIT_FEATURES, Candidate, best_faq, candidates, faq_features, gate_features)
 from knowledge.ingest import ingest_paths  # noqa: E402
 from knowledge.model import TARGET_PRECISION, AnswerModel, Gate, Ranker  # noqa: E402
 from knowledge.retrieval import RetrievalOptions  # noqa: E402
@@ -58,6 +59,7 @@ SPAN_TOP = 3
 class Record:
     id: str
     question: str
+    document: str
     fold: str
     in_scope: bool
     style: str
@@ -140,7 +142,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
         correct, span = label_units(found, row)
         retrieval.index = None  # not pickled: the records keep what the models need
         x = np.vstack([c.features for c in found]) if found else np.zeros((0, len(UNIT_FEATURES)))
-        records.append(Record(str(row["id"]), str(row["question"]), fold_of(row["document"]),
+        records.append(Record(str(row["id"]), str(row["question"]), row["document"], fold_of(row["document"]),
                               bool(row.get("in_scope", True)), row.get("style", ""), declined, retrieval,
                               found, x, correct, span))
         if number % 100 == 99:
@@ -209,9 +211,42 @@ def train(records: list[Record], learned_ranker: bool = True, calibrate: bool = 
         gate.threshold = 0.5
     ranker = Ranker.fit(_groups(records), UNIT_FEATURES) if learned_ranker else Ranker(
         np.zeros(len(UNIT_FEATURES)), np.zeros(len(UNIT_FEATURES)), np.ones(len(UNIT_FEATURES)), UNIT_FEATURES)
-    model = AnswerModel(ranker, gate, trained_on=f"{len(records)} bank questions, {date.today()}")
+    model = AnswerModel(ranker, gate, trained_on=f"{len(records)} bank questions, {date.today()}",
+                        faq_gate=train_faq_gate(records, target))
     model.learned_ranker = learned_ranker  # type: ignore[attr-defined]
     return model
+
+
+#: Folds of the curated-FAQ gate's own cross-validation (its questions are few: one FAQ document).
+FAQ_FOLDS = 5
+
+
+def faq_rows(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """For every question with a FAQ entry among its candidates: the best-matching entry's features and
+    whether it answers the question (out-of-scope questions: never). Questions about other documents
+    teach the gate when an entry that looks alike is not the answer."""
+    x, y = [], []
+    for record in records:
+        entry = best_faq(record.candidates)
+        if record.declined or entry is None:
+            continue
+        x.append(faq_features(entry))
+        index = record.candidates.index(entry)
+        y.append(float(record.in_scope and record.correct[index] > 0))
+    return np.array(x), np.array(y)
+
+
+def train_faq_gate(records: list[Record], target: float = TARGET_PRECISION) -> Gate | None:
+    x, y = faq_rows(records)
+    if len(y) < 2 * FAQ_FOLDS or y.sum() == 0 or y.sum() == len(y):
+        return None
+    gate = Gate.fit(x, y, FAQ_FEATURES)
+    raw = np.zeros(len(y))
+    for k in range(FAQ_FOLDS):
+        held = np.arange(len(y)) % FAQ_FOLDS == k
+        raw[held] = Gate.fit(x[~held], y[~held]).raw(x[held])
+    gate.calibrate(raw, y, target)
+    return gate
 
 
 def _masked(record: Record, mask: np.ndarray) -> Record:
@@ -260,6 +295,11 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
                 x = x * gate_mask
             confident = bool(model.gate.confident(x)[0])
             right = bool(y)
+            entry = best_faq(record.candidates)
+            if not confident and entry is not None and model.faq_gate is not None:
+                if bool(model.faq_gate.confident(faq_features(entry))[0]):
+                    confident = True
+                    right = bool(record.in_scope and record.correct[record.candidates.index(entry)] > 0)
             order = _ranked(record, model.ranker if learned else None)
             shown: list[int] = []
             for i in order:  # distinct units, as shown
@@ -358,6 +398,19 @@ def run_lodo(args: argparse.Namespace) -> None:
         print(f"| no answer-kind features | {summary(lodo(records, mask=feature_mask(('kind_', 'match_'), UNIT_FEATURES), gate_mask=feature_mask(('kind_', 'asks_kind'), GATE_FEATURES)))} |")
         print(f"| no FAQ match features | {summary(lodo(records, mask=feature_mask(('faq_',), UNIT_FEATURES), gate_mask=feature_mask(('faq_',), GATE_FEATURES)))} |")
         print(f"| gate not calibrated (logistic, threshold 0.5) | {summary(lodo(records, calibrate=False))} |")
+    x, y = faq_rows(records)
+    if len(y):
+        raw = np.zeros(len(y))
+        for k in range(FAQ_FOLDS):
+            held = np.arange(len(y)) % FAQ_FOLDS == k
+            gate = Gate.fit(x[~held], y[~held])
+            gate.calibrate(gate.raw(x[~held]), y[~held], args.target)
+            raw[held] = gate.confident(x[held])
+        given = raw > 0
+        print(f"\ncurated-FAQ gate, {FAQ_FOLDS}-fold over the {len(y)} questions with a FAQ entry among "
+              f"their candidates ({int(y.sum())} answered by their best-matching entry): answers {given.sum()}, "
+              f"right {int(y[given].sum())} ({y[given].mean() if given.any() else 0:.1%} precision), "
+              f"{y[given].sum() / max(1, y.sum()):.1%} of the answerable ones")
     if args.train:
         model = train(records, target=args.target)
         model.save()

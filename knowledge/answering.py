@@ -21,7 +21,7 @@ from datetime import date
 import numpy as np
 
 from knowledge.edition import Edition, asks_other_edition, japanese_date, passed_dates, today_in_japan
-from knowledge.features import UNIT_FEATURES, Candidate, candidates, gate_features
+from knowledge.features import UNIT_FEATURES, Candidate, best_faq, candidates, faq_features, gate_features
 from knowledge.model import AnswerModel, load_model
 from knowledge.retrieval import Hit, Retrieval
 
@@ -31,7 +31,10 @@ EXCERPT_CHARS = 120
 MAX_EXCERPTS = 2
 #: Share of the question's idf mass some unit and its section path must cover for the question to be
 #: "related" to the documents at all: below it, the unsure reply lists no excerpts (they would be noise).
-RELATED_COVERAGE = 0.5
+RELATED_COVERAGE = 0.4
+#: ... and the documents must know at least half of the question's words (by idf): 「離婚の手続き」 shares
+#: 手続き with them, but 離婚 is what it is about.
+RELATED_UNKNOWN = 0.5
 _COV_PATH = UNIT_FEATURES.index("cov_path")
 
 
@@ -181,6 +184,13 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
     best = ranked[0]
     # An operator's threshold (settings.answer_threshold) can only make the calibrated gate stricter.
     confident = bool(model.gate.confident(gate_x)[0]) and probability >= (threshold or 0.0)
+    entry = best_faq(ranked)
+    if not confident and entry is not None and model.faq_gate is not None:
+        # A curated FAQ entry answers a question asked in other words when the two questions match.
+        x = faq_features(entry)
+        if bool(model.faq_gate.confident(x)[0]):
+            confident, best = True, entry
+            probability = float(model.faq_gate.probability(x)[0])
     citations = [citation_for(best.hit)] + [citation_for(h) for h in retrieval.hits[:3] if h is not best.hit][:2]
     if confident:
         note = ""
@@ -192,7 +202,8 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
                     f"（本日 {japanese_date(today or today_in_japan())}）。最新の募集状況は担当者にご確認ください。")
         return Answer(question, best.unit.text, True, round(probability, 4), citations, features,
                       kind="faq" if best.unit.kind == "faq" else "extractive", note=note)
-    related = max(c.features[_COV_PATH] for c in ranked) >= RELATED_COVERAGE
+    related = (retrieval.unknown_share < RELATED_UNKNOWN
+               and max(c.features[_COV_PATH] for c in ranked) >= RELATED_COVERAGE)
     if not related:
         return Answer(question, "", False, round(probability, 4), [], features, kind="outside")
     quoted = excerpts(retrieval, ranked)

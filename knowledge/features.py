@@ -42,6 +42,10 @@ GATE_FEATURES = (
     "faq_backward", "faq_dense", "unknown", "asks_kind", "steered", "top_bm25", "sources_top5",
     "support", "gap_second",
 )
+#: Features of the curated-FAQ gate: how alike the two questions are (dense), the share of the user's
+#: question the entry's question says, and the share of the entry's question the user's says.
+FAQ_FEATURES = ("faq_dense", "faq_forward", "faq_backward")
+
 #: Units below the best whose facts are compared with the best's (agreement between passages).
 SUPPORT_DEPTH = 8
 
@@ -71,6 +75,9 @@ def _says(retrieval: Retrieval, word: str, present: frozenset[str]) -> bool:
 
 def pool(retrieval: Retrieval) -> list[Hit]:
     hits = retrieval.hits[:UNIT_POOL]
+    if retrieval.steered_source is not None:
+        # The question names a document: answer from it, not from a similar passage of another call.
+        hits = [h for h in hits if h.source.id == retrieval.steered_source] or hits
     # FAQ entries the FAQ retriever found stay candidates even below the pool's cut.
     hits += [h for h in retrieval.hits[UNIT_POOL:] if h.chunk.kind == "faq"][:3]
     return hits
@@ -187,6 +194,17 @@ def _section_tokens(section: str) -> frozenset[str]:
 
         cached = _section_cache[section] = _tokens(section)
     return cached
+
+
+def best_faq(ranked: list[Candidate]) -> Candidate | None:
+    """The FAQ entry whose question is most like the user's (dense similarity, then words said)."""
+    entries = [c for c in ranked if c.unit.kind == "faq"]
+    dense, forward = _COLUMN["faq_dense"], _COLUMN["faq_forward"]
+    return max(entries, key=lambda c: c.features[dense] + 0.5 * c.features[forward]) if entries else None
+
+
+def faq_features(candidate: Candidate) -> np.ndarray:
+    return np.array([candidate.features[_COLUMN[n]] for n in FAQ_FEATURES], dtype=np.float32)
 
 
 def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:

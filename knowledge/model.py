@@ -88,94 +88,6 @@ class Ranker:
         return cls(_adam(gradient, np.zeros(d.shape[1])), mean, scale, names)
 
 
-#: Boosted trees of the ranker: depth, rounds, shrinkage, and the smallest leaf (in questions' units).
-TREE_DEPTH = 3
-TREE_ROUNDS = 120
-TREE_RATE = 0.1
-MIN_LEAF = 20
-#: Bins per feature when looking for a split (quantiles): enough for features that are shares or scores.
-TREE_BINS = 32
-
-
-@dataclass
-class Trees:
-    """Gradient-boosted regression trees on the logistic loss (pointwise), for the ranker: a unit that
-    answers versus one that does not, with the features relative to the question's best candidate
-    (rel_*) giving each unit its place among its own question's. Stored as flat node arrays."""
-
-    trees: list[dict[str, list[float]]]
-    base: float = 0.0
-    names: tuple[str, ...] = ()
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        out = np.full(len(x), self.base)
-        for tree in self.trees:
-            feature, threshold = tree["feature"], tree["threshold"]
-            left, right, value = tree["left"], tree["right"], tree["value"]
-            node = np.zeros(len(x), dtype=np.int64)
-            for _ in range(TREE_DEPTH + 1):
-                f = np.asarray(feature)[node]
-                inner = f >= 0
-                if not inner.any():
-                    break
-                go_left = x[np.arange(len(x)), np.where(inner, f, 0)] <= np.asarray(threshold)[node]
-                node = np.where(inner, np.where(go_left, np.asarray(left)[node], np.asarray(right)[node]), node)
-            out += np.asarray(value)[node]
-        return out
-
-    @classmethod
-    def fit(cls, groups: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...] = ()) -> Trees:
-        x = np.vstack([g for g, _ in groups if len(g)]).astype(np.float64)
-        y = np.concatenate([t for g, t in groups if len(g)]).astype(np.float64)
-        # each question weighs the same, its positives as much as its negatives
-        w = np.concatenate([np.where(t > 0, 0.5 / max(1, (t > 0).sum()), 0.5 / max(1, (t <= 0).sum()))
-                            for g, t in groups if len(g)]) * len(groups)
-        edges = [np.unique(np.quantile(x[:, f], np.linspace(0, 1, TREE_BINS + 1)[1:-1])) for f in range(x.shape[1])]
-        bins = np.stack([np.searchsorted(edges[f], x[:, f], side="left") for f in range(x.shape[1])], axis=1)
-        n_features = x.shape[1]
-        offsets = np.arange(n_features) * (TREE_BINS + 1)
-        prior = np.clip((y * w).sum() / w.sum(), 1e-3, 1 - 1e-3)
-        base = float(np.log(prior / (1 - prior)))
-        f_x = np.full(len(y), base)
-        trees = []
-        for _ in range(TREE_ROUNDS):
-            p = 1.0 / (1.0 + np.exp(-f_x))
-            g, h = (p - y) * w, np.maximum(p * (1 - p), 1e-6) * w
-            tree: dict[str, list[float]] = {"feature": [], "threshold": [], "left": [], "right": [], "value": []}
-
-            def grow(rows: np.ndarray, depth: int) -> int:
-                node = len(tree["feature"])
-                for key in tree:
-                    tree[key].append(-1 if key in ("feature", "left", "right") else 0.0)
-                gs, hs = g[rows].sum(), h[rows].sum()
-                tree["value"][node] = float(-gs / (hs + 1.0) * TREE_RATE)
-                if depth == TREE_DEPTH or len(rows) < 2 * MIN_LEAF:
-                    return node
-                flat = (bins[rows] + offsets).ravel()
-                size = n_features * (TREE_BINS + 1)
-                hist_g = np.bincount(flat, np.repeat(g[rows], n_features), size).reshape(n_features, -1)
-                hist_h = np.bincount(flat, np.repeat(h[rows], n_features), size).reshape(n_features, -1)
-                hist_n = np.bincount(flat, None, size).reshape(n_features, -1)
-                cg, ch, cn = hist_g.cumsum(1), hist_h.cumsum(1), hist_n.cumsum(1)
-                gain = cg**2 / (ch + 1.0) + (gs - cg) ** 2 / (hs - ch + 1.0) - gs**2 / (hs + 1.0)
-                gain[(cn < MIN_LEAF) | (len(rows) - cn < MIN_LEAF)] = -np.inf
-                f, b = np.unravel_index(np.argmax(gain), gain.shape)
-                if not np.isfinite(gain[f, b]) or gain[f, b] <= 1e-9 or b >= len(edges[f]):
-                    return node
-                threshold = float(edges[f][b])
-                go_left = x[rows, f] <= threshold
-                tree["feature"][node], tree["threshold"][node] = int(f), threshold
-                tree["left"][node] = grow(rows[go_left], depth + 1)
-                tree["right"][node] = grow(rows[~go_left], depth + 1)
-                return node
-
-            grow(np.arange(len(y)), 0)
-            trees.append(tree)
-            f_x += cls([tree], 0.0).score(x)
-        return cls(trees, base, names)
-
-
 @dataclass
 class Gate:
     weights: np.ndarray
@@ -261,29 +173,41 @@ class AnswerModel:
     ranker: Ranker
     gate: Gate
     trained_on: str = ""
+    #: the curated-FAQ gate: answer with the FAQ entry whose question the user's matches (dense and lexical
+    #: question-to-question similarity); trained on the bank's questions about a FAQ document
+    faq_gate: Gate | None = None
 
     def to_json(self) -> dict:
         return {
             "trained_on": self.trained_on,
             "ranker": {"names": list(self.ranker.names), "weights": self.ranker.weights.round(6).tolist(),
                        "mean": self.ranker.mean.round(6).tolist(), "scale": self.ranker.scale.round(6).tolist()},
-            "gate": {"names": list(self.gate.names), "weights": self.gate.weights.round(6).tolist(),
-                     "bias": round(self.gate.bias, 6), "mean": self.gate.mean.round(6).tolist(),
-                     "scale": self.gate.scale.round(6).tolist(), "knots_x": self.gate.knots_x.round(6).tolist(),
-                     "knots_y": self.gate.knots_y.round(6).tolist(), "threshold": self.gate.threshold},
+            "gate": _gate_json(self.gate),
+            "faq_gate": _gate_json(self.faq_gate) if self.faq_gate is not None else None,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> AnswerModel:
-        r, g = data["ranker"], data["gate"]
+        r = data["ranker"]
         ranker = Ranker(np.array(r["weights"]), np.array(r["mean"]), np.array(r["scale"]), tuple(r["names"]))
-        gate = Gate(np.array(g["weights"]), float(g["bias"]), np.array(g["mean"]), np.array(g["scale"]),
-                    np.array(g["knots_x"]), np.array(g["knots_y"]), float(g["threshold"]), tuple(g["names"]))
-        return cls(ranker, gate, data.get("trained_on", ""))
+        faq = data.get("faq_gate")
+        return cls(ranker, _gate_from(data["gate"]), data.get("trained_on", ""), _gate_from(faq) if faq else None)
 
     def save(self, path: Path = MODEL_PATH) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def _gate_json(gate: Gate) -> dict:
+    return {"names": list(gate.names), "weights": gate.weights.round(6).tolist(), "bias": round(gate.bias, 6),
+            "mean": gate.mean.round(6).tolist(), "scale": gate.scale.round(6).tolist(),
+            "knots_x": gate.knots_x.round(6).tolist(), "knots_y": gate.knots_y.round(6).tolist(),
+            "threshold": gate.threshold}
+
+
+def _gate_from(g: dict) -> Gate:
+    return Gate(np.array(g["weights"]), float(g["bias"]), np.array(g["mean"]), np.array(g["scale"]),
+                np.array(g["knots_x"]), np.array(g["knots_y"]), float(g["threshold"]), tuple(g["names"]))
 
 
 @lru_cache(maxsize=4)

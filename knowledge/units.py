@@ -125,7 +125,7 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
             if lead is not None:
                 shown = f"{_unbulleted(placed[lead][0])}\n・{shown}"
         units.append(_unit(shown, sentence, under, unit_kind, index))
-        if unit_kind in ("sentence", "heading") and _INTRODUCES_LIST.search(sentence):
+        if unit_kind in ("sentence", "heading", "item") and _INTRODUCES_LIST.search(sentence):
             items = []
             for following in placed[index + 1:]:
                 if following[2] != "item":
@@ -139,12 +139,19 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
 
 
 def _lead_in(placed: list[tuple[str, str, str]], index: int) -> int | None:
-    first = index
-    while first > 0 and index - first < LEAD_IN_REACH and placed[first - 1][2] == "item":
-        first -= 1
-    if first == 0 or placed[first - 1][2] == "row":
-        return None
-    return first - 1 if _INTRODUCES_LIST.search(placed[first - 1][0]) else None
+    """The sentence above a list item that introduces its list (itself maybe an item of an outer list:
+    「② 以下の場合には応募は無効となります。」), across the list's other items."""
+    j = index - 1
+    while j >= 0 and index - j <= LEAD_IN_REACH:
+        sentence, _, kind = placed[j]
+        if kind == "row":
+            return None
+        if _INTRODUCES_LIST.search(sentence):
+            return j
+        if kind != "item":
+            return None
+        j -= 1
+    return None
 
 
 def _unit(shown: str, core: str, heading: str, kind: str, position: int) -> Unit:
