@@ -1,11 +1,16 @@
 """The conversation engine: the only place that decides which handler gets a message.
 
-For each `InboundMessage` it (1) refuses bad input politely, (2) loads or
-creates the person and conversation, (3) stores the inbound message (a
-redelivered platform message id returns the replies already given, so nothing
-is handled twice), (4) routes: leave-flow words, then an explicit command or
-button, then the active flow, then the question handlers, (5) stores the
-replies in the same transaction and only then returns them.
+For each `InboundMessage` it loads or creates the person and conversation,
+then runs an explicit, ordered list of middleware: at intake (before the
+message is stored) de-duplication of a redelivered platform message, refusal
+of empty or over-long input, the rate limit; inside the turn (one transaction
+holding the conversation's row lock) leave words, expiry of a stale flow, the
+role check. Then it routes: a button or an explicit command goes to the handler
+that claims it; else the active flow gets the message (so an everyday word
+like 「わからない」 is an answer inside a form, and claimed only outside one);
+else the question handlers answer (and the flow asks its question again). Every
+reply is stored, tagged with the handler that wrote it, in the same
+transaction, and only then returned.
 """
 
 from __future__ import annotations
@@ -15,21 +20,22 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.handler import Handler, Turn, main_menu, registered
+from bot.handler import Handler, Turn, main_menu
 from bot.i18n import t
 from bot.messages import InboundMessage, Option, Reply
 from bot.services import Services
-from bot.storage import audit
 from bot.outbox import queue
+from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Conversation, Message, Person, utcnow
-from bot.text import has_meaningful_text, normalize
+from bot.text import has_meaningful_text, normalize, too_long
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +73,50 @@ class Outcome:
     limited: bool = False  # refused by a rate limit (nothing stored)
 
 
+#: Replies, each with the name of the handler that wrote it (stored with it: 👎 finds the question by it).
+Tagged = list[tuple[Reply, str]]
+
+
+@dataclass
+class Intake:
+    """One message at intake, before it is stored (first transaction)."""
+
+    session: Session
+    message: InboundMessage
+    conversation: Conversation
+    text: str
+    locale: str
+
+
+@dataclass
+class Route:
+    """One message inside its turn; middleware may put replies in front of whatever answers it."""
+
+    turn: Turn
+    inbound_id: int
+    lead: Tagged = field(default_factory=list)
+
+
+IntakeStep = Callable[[Intake], "Outcome | None"]
+RouteStep = Callable[[Route], "Tagged | None"]
+
+
 class Engine:
-    """Channel-agnostic message processing over the shared services."""
+    """Channel-agnostic message processing over the shared services and the installed capabilities."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.handlers: dict[str, Handler] = registered()
-        for handler in self.handlers.values():
-            handler.check(services)
+        services.check()
+        self.handlers: dict[str, Handler] = {
+            c.handler.name: c.handler for c in services.capabilities if c.handler is not None}
         self._channel_window = SlidingWindow(seconds=1.0)
         self.question_handlers = sorted(
             (h for h in self.handlers.values() if h.question_priority is not None),
             key=lambda h: h.question_priority or 0,
         )
+        # The middleware, in the order it runs. A step returns a result to stop there, None to go on.
+        self.intake: tuple[IntakeStep, ...] = (self.deduplicate, self.refuse_bad_input, self.rate_limit)
+        self.middleware: tuple[RouteStep, ...] = (self.leave_words, self.expire_stale_flow, self.role_check)
 
     # ------------------------------------------------------------------ entry
     def handle(self, message: InboundMessage) -> list[Reply]:
@@ -96,26 +133,16 @@ class Engine:
         """
         settings = self.services.settings
         text = normalize(message.text)
-        refusal = None
-        if message.text and len(message.text) > settings.max_message_chars:
-            refusal = ("too_long", {"limit": settings.max_message_chars})
-        elif not text and not message.choice and not message.location and not message.attachments:
-            refusal = ("empty_message", {})
-
         with self.services.db.session() as session:
             person, conversation = self._load_party(session, message)
             locale = person.locale or settings.locale
-            if message.platform_message_id:
-                earlier = self._stored_replies(session, message)
-                if earlier is not None:
-                    return Outcome(earlier, duplicate=True)
-            limited = refusal is None and self._over_limit(session, message, conversation)
-            if refusal is not None or limited:
-                key, values = refusal or ("rate_limited", {})
-                replies = [Reply(text=t(key, locale, **values))]
-                if outbox:
-                    self._queue(session, conversation, message, replies)
-                return Outcome(replies, limited=limited)
+            intake = Intake(session, message, conversation, text, locale)
+            for step in self.intake:
+                stopped = step(intake)
+                if stopped is not None:
+                    if outbox and not stopped.duplicate:
+                        self._queue(session, conversation, message, stopped.replies)
+                    return stopped
             inbound = Message(
                 conversation_id=conversation.id,
                 direction="in",
@@ -140,8 +167,9 @@ class Engine:
                 person = session.get(Person, conversation.person_id)
                 assert person is not None
                 turn = Turn(session, person, conversation, message, text, self.services, locale)
-                replies, handler_name = self._route(turn)
-                self._store_replies(session, conversation, inbound_id, replies, handler_name)
+                tagged = self._route(Route(turn, inbound_id))
+                replies = [reply for reply, _ in tagged]
+                self._store_replies(session, conversation, inbound_id, tagged)
                 if outbox:
                     self._queue(session, conversation, message, replies)
                 return Outcome(replies)
@@ -151,21 +179,75 @@ class Engine:
             with self.services.db.session() as session:
                 conversation = session.get(Conversation, conversation_id)
                 assert conversation is not None
-                self._store_replies(session, conversation, inbound_id, replies, "error")
+                self._store_replies(session, conversation, inbound_id, [(r, "error") for r in replies])
                 if outbox:
                     self._queue(session, conversation, message, replies)
             return Outcome(replies)
 
-    def _over_limit(self, session: Session, message: InboundMessage, conversation: Conversation) -> bool:
+    # ------------------------------------------------------------- middleware
+    def deduplicate(self, intake: Intake) -> Outcome | None:
+        """A platform message id seen before gets the replies stored for it, and is not handled again."""
+        if not intake.message.platform_message_id:
+            return None
+        earlier = self._stored_replies(intake.session, intake.message)
+        return None if earlier is None else Outcome(earlier, duplicate=True)
+
+    def refuse_bad_input(self, intake: Intake) -> Outcome | None:
+        """Empty or over-long input is refused politely (the one length rule: `bot.text.too_long`)."""
+        message, limit = intake.message, self.services.settings.max_message_chars
+        if too_long(message.text, limit):
+            return Outcome([Reply(text=t("too_long", intake.locale, limit=limit))])
+        if not intake.text and not message.choice and not message.location and not message.attachments:
+            return Outcome([Reply(text=t("empty_message", intake.locale))])
+        return None
+
+    def rate_limit(self, intake: Intake) -> Outcome | None:
         """Per-user rate counted in the database (every worker agrees; one index range scan), and the
         per-channel rate in this process (a flood protection, it need not be exact across workers)."""
         settings = self.services.settings
-        if not self._channel_window.allow(message.channel, settings.rate_limit_per_channel_per_second):
-            return True
-        per_user = session.execute(select(func.count()).select_from(Message).where(
-            Message.conversation_id == conversation.id, Message.direction == "in",
-            Message.created_at >= utcnow() - timedelta(seconds=60))).scalar_one()
-        return bool(per_user >= settings.rate_limit_per_user_per_minute)
+        limited = not self._channel_window.allow(intake.message.channel, settings.rate_limit_per_channel_per_second)
+        if not limited:
+            per_user = intake.session.execute(select(func.count()).select_from(Message).where(
+                Message.conversation_id == intake.conversation.id, Message.direction == "in",
+                Message.created_at >= utcnow() - timedelta(seconds=60))).scalar_one()
+            limited = per_user >= settings.rate_limit_per_user_per_minute
+        return Outcome([Reply(text=t("rate_limited", intake.locale))], limited=True) if limited else None
+
+    def leave_words(self, route: Route) -> Tagged | None:
+        """「やめる」「中断」 (or the leave button) leave the active flow, whatever the flow would make of them."""
+        turn = route.turn
+        if turn.message.choice == LEAVE_CHOICE or turn.text.lower() in LEAVE_WORDS:
+            return [(reply, "engine") for reply in self._leave_flow(turn, self._flow(turn))]
+        return None
+
+    def expire_stale_flow(self, route: Route) -> Tagged | None:
+        """A flow left alone longer than `flow_timeout_minutes` ends (saving what it keeps), and says so;
+        the message itself is then handled as if no flow were active."""
+        turn = route.turn
+        flow = self._flow(turn)
+        if flow is None:
+            return None
+        previous = turn.session.execute(
+            select(Message.created_at).where(Message.conversation_id == turn.conversation.id,
+                                             Message.direction == "in", Message.id < route.inbound_id)
+            .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+        limit = timedelta(minutes=self.services.settings.flow_timeout_minutes)
+        if previous is None or utcnow() - previous <= limit:
+            return None
+        saved = flow.on_leave(turn)
+        turn.end_flow("expired")
+        notice = Reply(text=turn.t("flow_expired", flow=flow.flow_label or flow.name))
+        route.lead.extend((reply, flow.name) for reply in [*saved, notice])
+        return None
+
+    def role_check(self, route: Route) -> Tagged | None:
+        """A button or command of a handler the person's role may not use is refused. (Flows and question
+        handlers of such a handler are skipped by routing, and its menu buttons are not shown.)"""
+        turn = route.turn
+        for handler in self.handlers.values():
+            if handler.claims(turn) and not handler.allowed(turn.person):
+                return [(Reply(text=turn.t("not_allowed")), handler.name)]
+        return None
 
     @staticmethod
     def _queue(session: Session, conversation: Conversation, message: InboundMessage, replies: list[Reply]) -> None:
@@ -174,41 +256,56 @@ class Engine:
                   message.reply_context)
 
     # ---------------------------------------------------------------- routing
-    def _route(self, turn: Turn) -> tuple[list[Reply], str]:
-        text, choice = turn.text, turn.message.choice
+    def _flow(self, turn: Turn) -> Handler | None:
         flow = self.handlers.get(turn.conversation.active_flow or "")
+        return flow if flow is not None and flow.allowed(turn.person) else None
 
-        if choice == LEAVE_CHOICE or text.lower() in LEAVE_WORDS:
-            return self._leave_flow(turn, flow), "engine"
+    def _route(self, route: Route) -> Tagged:
+        for step in self.middleware:
+            stopped = step(route)
+            if stopped is not None:
+                return route.lead + stopped
+        return route.lead + self._dispatch(route.turn)
 
-        for handler in self.handlers.values():
+    def _dispatch(self, turn: Turn) -> Tagged:
+        text, choice = turn.text, turn.message.choice
+        reachable = [h for h in self.handlers.values() if h.allowed(turn.person)]
+        flow = self._flow(turn)
+
+        def by(name: str, replies: list[Reply]) -> Tagged:
+            return [(reply, name) for reply in replies]
+
+        for handler in reachable:  # a button, or a typed command (a word that is only ever a command)
             if handler.claims(turn):
-                if not handler.allowed(turn.person):
-                    return [Reply(text=turn.t("not_allowed"))], handler.name
-                return handler.on_command(turn), handler.name
+                return by(handler.name, handler.on_command(turn))
 
-        if choice and not text and not turn.message.location and flow is None:
-            return [Reply(text=turn.t("unknown_choice"), options=self.menu(turn.locale, turn.person))], "engine"
-
-        if flow is not None:
+        if flow is not None:  # everything else goes to the active flow first
             replies = flow.on_flow_message(turn)
             if replies is not None:
-                return replies, flow.name
+                return by(flow.name, replies)
+            flow = self._flow(turn)  # the flow may have ended itself
+
+        if choice and not text and not turn.message.location and flow is None:
+            return by("engine", [Reply(text=turn.t("unknown_choice"), options=self.menu(turn))])
+
+        if flow is not None:
             # Not an answer to the flow's question: answer it, then return to the flow.
-            answer = self._answer_question(turn) if text else []
-            return answer + flow.reprompt(turn), flow.name
+            answer = by("question", self._answer_question(turn)) if text else []
+            return answer + by(flow.name, flow.reprompt(turn))
 
         if COMMAND_PATTERN.match(text):
             command = text.split()[0]
-            return [Reply(text=turn.t("unknown_command", command=command), options=self.menu(turn.locale, turn.person))], "engine"
+            return by("engine", [Reply(text=turn.t("unknown_command", command=command), options=self.menu(turn))])
         if not has_meaningful_text(text):
             if turn.message.location or turn.message.attachments:
-                return [Reply(text=turn.t("menu_prompt"), options=self.menu(turn.locale, turn.person))], "engine"
-            return [Reply(text=turn.t("emoji_only"), options=self.menu(turn.locale, turn.person))], "engine"
-        return self._answer_question(turn), "question"
+                return by("engine", [Reply(text=turn.t("menu_prompt"), options=self.menu(turn))])
+            return by("engine", [Reply(text=turn.t("emoji_only"), options=self.menu(turn))])
+        return by("question", self._answer_question(turn))
 
     def _answer_question(self, turn: Turn) -> list[Reply]:
         for handler in self.question_handlers:
+            if not handler.allowed(turn.person):
+                continue
             replies = handler.answer(turn)
             if replies is not None:
                 return replies
@@ -216,15 +313,14 @@ class Engine:
 
     def _leave_flow(self, turn: Turn, flow: Handler | None) -> list[Reply]:
         if flow is None:
-            return [Reply(text=turn.t("no_active_flow"), options=self.menu(turn.locale, turn.person))]
+            return [Reply(text=turn.t("no_active_flow"), options=self.menu(turn))]
         extra = flow.on_leave(turn)
         turn.end_flow("left")
-        left = Reply(text=turn.t("left_flow", flow=flow.flow_label or flow.name), options=self.menu(turn.locale, turn.person))
+        left = Reply(text=turn.t("left_flow", flow=flow.flow_label or flow.name), options=self.menu(turn))
         return [*extra, left] if extra else [left]
 
-    @staticmethod
-    def menu(locale: str, person: Person | None = None) -> list[Option]:
-        return main_menu(locale, person)
+    def menu(self, turn: Turn) -> list[Option]:
+        return main_menu(self.services, turn.locale, turn.person)
 
     # ---------------------------------------------------------------- storage
     def _load_party(self, session: Session, message: InboundMessage) -> tuple[Person, Conversation]:
@@ -294,10 +390,8 @@ class Engine:
         return [Reply.model_validate(m.payload["reply"]) for m in stored if "reply" in (m.payload or {})]
 
     @staticmethod
-    def _store_replies(
-        session: Session, conversation: Conversation, inbound_id: int, replies: list[Reply], handler: str
-    ) -> None:
-        for reply in replies:
+    def _store_replies(session: Session, conversation: Conversation, inbound_id: int, replies: Tagged) -> None:
+        for reply, handler in replies:
             session.add(
                 Message(
                     conversation_id=conversation.id,
@@ -320,4 +414,6 @@ def _inbound_payload(message: InboundMessage) -> dict[str, object]:
         payload["location"] = message.location.model_dump()
     if message.attachments:
         payload["attachments"] = [a.model_dump() for a in message.attachments]
+    if message.client:
+        payload["client"] = dict(message.client)
     return payload

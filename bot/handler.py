@@ -1,16 +1,18 @@
-"""What a capability looks like to the engine, and how it registers itself.
+"""What a capability's chat side looks like to the engine.
 
-A handler module in `handlers/` defines a `Handler` subclass and decorates it
-with `@register`; importing the `handlers` package imports every module in
-it, so adding a capability never touches the engine. The engine asks, in
-order: does a handler claim this as an explicit command or button value; else
-is the conversation in a handler's flow; else the question handlers answer.
+A capability's `chat.py` defines a `Handler` subclass; its `Capability`
+declaration (`bot/capability.py`) hands an instance to the engine through the
+ordered list in `handlers/capabilities.py`. After its middleware the engine
+asks, in order: does a handler claim this as a button or an explicit command;
+else is the conversation in a handler's flow (which gets everything else,
+everyday words included); else the question handlers answer (and the flow
+asks its question again).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import select
@@ -36,7 +38,6 @@ class Turn:
     text: str  # normalized
     services: Services
     locale: str = "ja"
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def t(self, key: str, **values: object) -> str:
         return t(key, self.locale, **values)
@@ -122,9 +123,6 @@ class Handler:
         """The user left the flow (「やめる」): save what must survive a later resume; say how to resume."""
         return []
 
-    def check(self, services: Services) -> None:
-        """Startup check of the handler's configuration (a broken form must stop startup, not a chat)."""
-
     def answer(self, turn: Turn) -> list[Reply] | None:
         """As a question handler: answer free text, or None to let the next one try."""
         return None
@@ -134,28 +132,11 @@ class Handler:
         return []
 
 
-_registry: dict[str, Handler] = {}
-
-
-def register(cls: type[Handler]) -> type[Handler]:
-    """Class decorator: make a handler known to the engine."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a name")
-    _registry[cls.name] = cls()
-    return cls
-
-
-def registered() -> dict[str, Handler]:
-    """All handlers, after importing the `handlers` package (which imports every module in it)."""
-    import handlers  # noqa: F401  (import side effect: registration)
-
-    return dict(_registry)
-
-
-
-def main_menu(locale: str, person: Person | None = None) -> list[Option]:
-    """The main menu: the buttons every registered capability contributes (for this person, if known)."""
+def main_menu(services: Services, locale: str, person: Person | None = None) -> list[Option]:
+    """The main menu: the buttons every installed capability contributes (for this person, if known)."""
     options: list[Option] = []
-    for handler in registered().values():
-        options.extend(handler.menu_options(locale, person))
+    for capability in services.capabilities:
+        handler = capability.handler
+        if handler is not None and (person is None or handler.allowed(person)):
+            options.extend(handler.menu_options(locale, person))
     return options

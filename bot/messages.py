@@ -43,6 +43,11 @@ class InboundMessage(BaseModel):
         default_factory=dict,
         description="Where the platform wants the answer (LINE reply token, Slack channel and thread, Telegram chat).",
     )
+    client: dict[str, str] = Field(
+        default_factory=dict,
+        description="Web chat only: the client's address and browser ({ip, user_agent}), for abuse limits and "
+                    "the evidence kept with a visit confirmation.",
+    )
 
     @field_validator("timestamp")
     @classmethod
@@ -63,19 +68,12 @@ class Link(BaseModel):
     url: str
 
 
-class FileRef(BaseModel):
-    name: str
-    path: str
-    media_type: str = "application/octet-stream"
-
-
 class Reply(BaseModel):
     """One message the bot sends back."""
 
     text: str
     options: list[Option] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
-    files: list[FileRef] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict, description="Not shown: citations, confidence.")
     free_input: bool = Field(
         default=False,

@@ -1,4 +1,4 @@
-"""The long-lived objects one process shares: settings, database, knowledge base.
+"""The long-lived objects one process shares: settings, database, knowledge base, the capabilities.
 
 Built once per process (`Services.create`) and handed to the engine and the
 web app, so the embedding model and indexes are loaded once, not per message.
@@ -7,15 +7,18 @@ web app, so the embedding model and indexes are loaded once, not per message.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.settings import Settings, get_settings
 from bot.storage.db import Database
 
 if TYPE_CHECKING:
-    from handlers.hearing.schema import FormCatalog
+    from bot.capability import Capability
     from knowledge.service import KnowledgeBase
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,14 +26,15 @@ class Services:
     settings: Settings
     db: Database
     _knowledge: KnowledgeBase | None = field(default=None, repr=False)
-    _forms: FormCatalog | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _capabilities: tuple[Capability, ...] | None = field(default=None, repr=False)
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, migrate: bool = True) -> Services:
         settings = settings or get_settings()
         settings.ensure_dirs()
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, threads=settings.http_threads)
         if migrate:
             db.migrate()
         return cls(settings=settings, db=db)
@@ -47,13 +51,33 @@ class Services:
         return self._knowledge
 
     @property
-    def forms(self) -> FormCatalog:
-        """Every questionnaire definition (bundled plus MADOGUCHI_FORMS_DIRS), validated on first use."""
-        if self._forms is None:
-            from handlers.hearing.schema import load_catalog
+    def capabilities(self) -> tuple[Capability, ...]:
+        """The installed capabilities, in order (`Settings.capabilities` names the list)."""
+        if self._capabilities is None:
+            from bot.capability import load_capabilities
 
-            self._forms = load_catalog(self.settings.forms_dirs)
-        return self._forms
+            with self._lock:
+                if self._capabilities is None:
+                    self._capabilities = load_capabilities(self.settings.capabilities)
+        return self._capabilities
+
+    def install(self, capability: Capability) -> None:
+        """Add a capability after the configured ones (tests, or a deployment's own extension)."""
+        self._capabilities = (*self.capabilities, capability)
+
+    def shared(self, key: str, build: Callable[[], T]) -> T:
+        """A capability's process-wide object (a parsed form catalog ...), built once on first use."""
+        if key not in self._shared:
+            with self._lock:
+                if key not in self._shared:
+                    self._shared[key] = build()
+        return self._shared[key]  # type: ignore[no-any-return]
+
+    def check(self) -> None:
+        """Every capability's startup check (raises `ConfigurationError`): a broken form stops startup."""
+        for capability in self.capabilities:
+            if capability.check is not None:
+                capability.check(self)
 
     def knowledge_changed(self) -> None:
         """Tell an already-open knowledge base to reload its snapshot (after an ingest)."""
@@ -62,3 +86,17 @@ class Services:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def open_services(settings: Settings | None = None) -> Services:
+    """Services for a command-line process: logging configured, schema migrated, capabilities checked.
+
+    Raises `bot.capability.ConfigurationError` when a capability's configuration is broken.
+    """
+    from bot.logging_setup import configure_logging
+
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.resolved_log_dir)
+    services = Services.create(settings)
+    services.check()
+    return services

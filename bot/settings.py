@@ -8,7 +8,9 @@ through `CHROMA_URL`) without code changes.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -80,9 +82,19 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
 
-    # The secretariat people can call (shown when a user asks for a person)
-    secretariat_contact: str = Field(default="事務局 お問い合わせ窓口（電話番号は事業のご案内をご覧ください）")
-    secretariat_hours: str = Field(default="平日 10:00〜17:00（土日祝日・年末年始を除く）")
+    # The secretariat people can call (offered with a ticket, only while the phone line is open)
+    secretariat_contact: str = Field(
+        default="", description="Who to call and the number, e.g. 「事務局 03-1234-5678」; empty = no phone offered.")
+    secretariat_hours: str = Field(default="平日 10:00〜17:00、土日祝日・年末年始を除く",
+                                   description="The call-center hours as users read them (no brackets: they are "
+                                               "shown inside brackets).")
+
+    # Conversations
+    capabilities: str = Field(
+        default="handlers.capabilities:CAPABILITIES",
+        description="module:ATTRIBUTE of the ordered capability list the engine, CLI and web app install.")
+    flow_timeout_minutes: int = Field(
+        default=120, ge=1, description="A flow (hearing sheet, check-out ...) left alone this long expires politely.")
 
     # Web / API
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MADOGUCHI_HOST", "host"))
@@ -99,6 +111,18 @@ class Settings(BaseSettings):
     staff_api_token: SecretStr | None = Field(
         default=None, description="Bearer token for the staff API (bootstrap; tokens in DB come later)."
     )
+
+    # Security: sessions and attempt limits (see the README's Operations section)
+    login_failures_per_user: int = Field(default=5, description="Console login tries per user name per 15 minutes.")
+    login_failures_per_ip: int = Field(default=20, description="Console login tries per client address per 15 minutes.")
+    link_code_failures_per_ip: int = Field(default=10, description="Wrong link codes per client address per hour.")
+    link_code_failures_global: int = Field(default=100, description="Wrong link codes from anyone per hour.")
+    staff_session_idle_minutes: int = Field(default=30, description="A console session ends after this much idling.")
+    staff_session_max_hours: int = Field(default=8, description="A console session ends this long after login.")
+    web_session_days: int = Field(default=30, description="How long the web chat's session cookie lasts.")
+    unanswered_grace_seconds: int = Field(
+        default=30, description="On start, messages stored this long ago without a reply get an apology.")
+    http_threads: int = Field(default=32, ge=4, description="Threads serving requests; the DB pool is sized to match.")
 
     # Channels: each is live when its credentials are set.
     slack_bot_token: SecretStr | None = None
@@ -136,7 +160,10 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
     def ensure_dirs(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data dir exists and only its owner may enter it (0700): it holds the database, the index,
+        logs and backups."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
 
     def masked(self) -> dict[str, Any]:
         """Effective settings for display, secrets and URL passwords masked."""
@@ -156,17 +183,27 @@ class Settings(BaseSettings):
         return out
 
 
-def mask_url_password(url: str) -> str:
-    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`."""
-    from sqlalchemy.engine import make_url
+_SECRET_QUERY_KEY = re.compile(r"pass|token|secret|key|auth|sig|cred", re.IGNORECASE)
 
+
+def mask_url_password(url: str) -> str:
+    """Secrets in a URL masked: the password (`postgresql://u:***@h/db`) and query values whose name says
+    secret (`?password=***`, `?token=***`, `?api_key=***`, `?sslpassword=***`)."""
     try:
-        parsed = make_url(url)
-    except Exception:  # not a database URL (e.g. http://...): leave unchanged
+        parts = urlsplit(url)
+    except ValueError:
         return url
-    if parsed.password:
-        return parsed.render_as_string(hide_password=True)
-    return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user, colon, _password = credentials.partition(":")
+        netloc = f"{user}:***@{host}" if colon else netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{quote(k, safe='')}={'***' if _SECRET_QUERY_KEY.search(k) else quote(v, safe='')}"
+                         for k, v in pairs)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @lru_cache(maxsize=1)

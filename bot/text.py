@@ -48,3 +48,8 @@ def has_meaningful_text(text: str) -> bool:
         if category[0] in ("L", "N"):
             return True
     return False
+
+
+def too_long(text: str | None, limit: int) -> bool:
+    """The one message-length rule (engine and web API): more than `limit` characters as sent."""
+    return text is not None and len(text) > limit

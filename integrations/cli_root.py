@@ -1,7 +1,8 @@
 """The `madoguchi` command: terminal chat, server, configuration, audit and database.
 
 Capability-specific commands (knowledge, hearing, visits ...) live beside
-their capability and are attached here as typer sub-apps.
+their capability, which declares them (`Capability.cli`); they are attached
+here in the order of `handlers/capabilities.py`.
 """
 
 from __future__ import annotations
@@ -35,20 +36,9 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.logging_setup import configure_logging
-    from bot.services import Services
+    from bot.commands import services_for_command
 
-    from handlers.hearing.schema import FormDefinitionError
-
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.resolved_log_dir)
-    services = Services.create(settings)
-    try:
-        services.forms  # noqa: B018  (validate form definitions at startup, not mid-chat)
-    except FormDefinitionError as error:
-        console.print(f"[red]フォーム定義の誤り[/]: {error}", highlight=False)
-        raise typer.Exit(2) from None
-    return services
+    return services_for_command()
 
 
 @config_app.command("show")
@@ -75,7 +65,7 @@ def db_upgrade() -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit chain; exit 1 and name the first broken event if it was tampered with."""
+    """Check the audit chain; exit 1 and name every broken event if it was tampered with."""
     from bot.storage.audit import verify_chain
 
     services = _services()
@@ -84,8 +74,9 @@ def audit_verify() -> None:
     if report.ok:
         console.print(f"[green]OK[/]: {report.checked} events, chain intact")
         return
-    console.print(f"[red]BROKEN[/] at event id {report.first_broken_id}: {report.reason} "
-                  f"({report.checked} events verified before it)")
+    console.print(f"[red]BROKEN[/]: {len(report.broken)} of {report.checked} events do not hold")
+    for event_id, reason in report.broken:
+        console.print(f"  event id {event_id}: {reason}")
     raise typer.Exit(1)
 
 
@@ -316,30 +307,24 @@ def serve(
 
     console.print("live channels: " + ", ".join(live_channels(settings)))
     services.close()
+    from bot.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.resolved_log_dir)
+    # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
+    # configures them again when it builds the app).
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower())
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None)
 
 
 def _attach_capability_commands() -> None:
-    from handlers.hearing.cli import hearing_app
-    from handlers.accounts.cli import companies_app, people_app
-    from handlers.visits.cli import visits_app
-    from handlers.escalation.cli import api_tokens_app, staff_app, tickets_app
+    """Every installed capability's command groups, in the capability list's order, then the channels'."""
+    from handlers.capabilities import CAPABILITIES
     from integrations.channels.cli import channels_app
 
-    app.add_typer(hearing_app, name="hearing")
-    app.add_typer(people_app, name="people")
-    app.add_typer(companies_app, name="companies")
-    app.add_typer(visits_app, name="visits")
+    for capability in CAPABILITIES:
+        for name, group in (capability.cli() if capability.cli else {}).items():
+            app.add_typer(group, name=name)
     app.add_typer(channels_app, name="channels")
-    app.add_typer(staff_app, name="staff")
-    app.add_typer(tickets_app, name="tickets")
-    app.add_typer(api_tokens_app, name="tokens")
-    try:
-        from knowledge.cli import knowledge_app
-    except ImportError:
-        return
-    app.add_typer(knowledge_app, name="knowledge")
 
 
 _attach_capability_commands()

@@ -35,16 +35,26 @@ REASON_JA = {"asked_human": "担当者を希望", "not_confident": "自動回答
              "rule": "ルール確認"}
 
 
+def slack_escape(text: str) -> str:
+    """User text as Slack shows it literally: `<!channel>`, `<https://…|label>` and `&` lose their meaning
+    (Slack's own escaping of &, < and >)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: Every post: no link previews (a user's link must not unfold into a page in the staff channel).
+NO_UNFURL = {"unfurl_links": False, "unfurl_media": False}
+
+
 def ticket_blocks(ticket: Ticket) -> list[dict[str, Any]]:
     """The ticket as staff see it in Slack."""
     who = ticket.assignee.display_name if ticket.assignee else "未割り当て"
     header = (f"*{tickets.number(ticket.id)}*　{STATUS_JA.get(ticket.status, ticket.status)}　担当：{who}\n"
               f"理由：{REASON_JA.get(ticket.reason, ticket.reason)}　チャネル：{ticket.channel}　役割：{ticket.role}")
-    lines = [f"{'👤' if m['from'] == 'user' else '🤖'} {m['text']}"[:300] for m in ticket.transcript[-6:]]
-    sources = [f"・{s.get('label') or s.get('title', '')}" for s in ticket.sources[:3]]
+    lines = [f"{'👤' if m['from'] == 'user' else '🤖'} {slack_escape(str(m['text'])[:300])}" for m in ticket.transcript[-6:]]
+    sources = [f"・{slack_escape(s.get('label') or s.get('title', ''))}" for s in ticket.sources[:3]]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": header}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*質問*\n{ticket.question[:1500] or '（未入力）'}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*質問*\n{slack_escape(ticket.question[:1500]) or '（未入力）'}"}},
     ]
     if lines:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(lines)[:2900]}]})
@@ -96,26 +106,27 @@ class StaffChannelNotifier:
         ticket_id = (notification.data or {}).get("ticket_id")
         ticket = session.get(Ticket, ticket_id) if ticket_id else None
         if ticket is None:
-            self.client.chat_postMessage(channel=self.channel, text=f"{notification.title}\n{notification.body}"[:3000])
+            self.client.chat_postMessage(channel=self.channel, **NO_UNFURL,
+                                         text=slack_escape(f"{notification.title}\n{notification.body}"[:3000]))
             return True
         if notification.kind == "ticket.created" or ticket.slack_ts is None:
             if notification.kind != "ticket.created":
                 return False
-            response = self.client.chat_postMessage(channel=self.channel, text=notification.title,
-                                                    blocks=ticket_blocks(ticket))
+            response = self.client.chat_postMessage(channel=self.channel, text=slack_escape(notification.title),
+                                                    blocks=ticket_blocks(ticket), **NO_UNFURL)
             ticket.slack_ts = response["ts"]
             return True
         if notification.kind == "ticket.overdue":  # re-post so it is seen, and link the thread
             self.client.chat_postMessage(channel=self.channel, thread_ts=ticket.slack_ts, reply_broadcast=True,
-                                         text=notification.title)
+                                         text=slack_escape(notification.title), **NO_UNFURL)
             return True
         text = notification.body or notification.title
         prefix = {"ticket.user_message": "👤 ", "ticket.resolved": "✅ ", "ticket.closed": "🚫 "}.get(notification.kind, "")
-        self.client.chat_postMessage(channel=self.channel, thread_ts=ticket.slack_ts,
-                                     text=prefix + (text if notification.kind == "ticket.user_message"
-                                                    else notification.title))
+        self.client.chat_postMessage(channel=self.channel, thread_ts=ticket.slack_ts, **NO_UNFURL,
+                                     text=prefix + slack_escape(text if notification.kind == "ticket.user_message"
+                                                                else notification.title))
         if notification.kind in ("ticket.resolved", "ticket.closed"):
-            self.client.chat_update(channel=self.channel, ts=ticket.slack_ts, text=notification.title,
+            self.client.chat_update(channel=self.channel, ts=ticket.slack_ts, text=slack_escape(notification.title),
                                     blocks=ticket_blocks(ticket))
         return True
 

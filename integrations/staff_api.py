@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from handlers.hearing import reference_number
 from handlers.hearing.export import response_document, select_responses
+from handlers.hearing.schema import catalog
 from bot.jst import to_jst
 from bot.services import Services
 from bot.storage import audit
@@ -107,7 +108,7 @@ def get_hearing(request: Request, actor: HearingReader, response_id: int) -> Hea
                                              "message_en": "No such response."})
         audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
                      data={"actor": actor})
-        return HearingDetail.model_validate(response_document(services.forms, response))
+        return HearingDetail.model_validate(response_document(catalog(services), response))
 
 
 

@@ -4,35 +4,34 @@ Server-rendered with Jinja2 (no front-end build). Login checks an argon2
 hash; the session is a signed cookie (HttpOnly, SameSite=Strict, Secure
 unless `STAFF_COOKIE_SECURE=false` for local HTTP); every form carries a
 per-session CSRF token. Without a session every page redirects to the login
-and every POST changes nothing. Five failed logins for a user name within
-15 minutes lock further attempts for that name for the rest of the window.
+and every POST changes nothing. The cookie names a server-side session (`bot.security.staff_sessions`)
+that logout, a password change, disabling and idling end. Login tries are counted per normalized user
+name and per client address before the password is checked (`bot.security.login_guard`).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.middleware.sessions import SessionMiddleware
 
 from handlers.escalation import staff as staff_accounts
 from bot import jst
 from handlers.escalation import tickets
+from bot.security import login_guard, staff_sessions
 from bot.services import Services
-from bot.storage.models import AuditEvent, FaqCandidate, utcnow
+from bot.storage.models import FaqCandidate
 from handlers.escalation.models import StaffAccount, Ticket
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8
-LOGIN_FAILURES_ALLOWED = 5
-LOGIN_WINDOW = timedelta(minutes=15)
 FILTERS = {"open": "未対応", "mine": "自分の担当", "overdue": "期限超過", "active": "対応中すべて", "all": "すべて"}
 
 
@@ -57,6 +56,9 @@ def install(api: FastAPI, services: Services) -> None:
                        max_age=SESSION_HOURS * 3600, same_site="strict",
                        https_only=services.settings.staff_cookie_secure)
     api.include_router(router)
+    from integrations import staff_inbox
+
+    staff_inbox.install(api)
 
     @api.exception_handler(LoginRequired)
     async def to_login(_request: Request, _exc: LoginRequired) -> Response:
@@ -87,10 +89,10 @@ def check_csrf(request: Request, token: str) -> None:
 
 
 def current_staff(request: Request, session: Any) -> StaffAccount:
-    staff_id = request.session.get("staff_id")
+    staff_id = staff_sessions.resolve(session, request.session.get("sid"), _services(request).settings)
     account = session.get(StaffAccount, staff_id) if staff_id else None
     if account is None or not account.active:
-        request.session.pop("staff_id", None)
+        request.session.pop("sid", None)
         raise LoginRequired
     return account  # type: ignore[no-any-return]
 
@@ -124,24 +126,26 @@ def login_page(request: Request) -> HTMLResponse:
 def login(request: Request, username: str = Form(""), password: str = Form(""), csrf: str = Form("")) -> Response:
     check_csrf(request, csrf)
     services = _services(request)
+    client_ip = request.client.host if request.client else "unknown"
+    if not login_guard.admit(services, username, client_ip):  # counted before the password is checked
+        return render(request, "staff/login.html", status=429,
+                      error="ログインの失敗が続いたため、しばらくログインできません。15分ほどおいてお試しください。")
     with services.db.session() as session:
-        recent_failures = session.execute(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "staff.login_failed", AuditEvent.created_at >= utcnow() - LOGIN_WINDOW,
-            AuditEvent.data["username"].as_string() == username[:80])).scalar_one()
-        if recent_failures >= LOGIN_FAILURES_ALLOWED:
-            return render(request, "staff/login.html", status=429,
-                          error="ログインの失敗が続いたため、しばらくログインできません。15分ほどおいてお試しください。")
         account = staff_accounts.authenticate(session, username, password)
         if account is None:
             return render(request, "staff/login.html", status=401, error="ユーザー名またはパスワードが違います。")
-        request.session.clear()  # a fresh session (and CSRF token) at login: no fixation
-        request.session["staff_id"] = account.id
+        token = staff_sessions.start(session, account.id)
+    login_guard.succeeded(services, username, client_ip)
+    request.session.clear()  # a fresh session (and CSRF token) at login: no fixation
+    request.session["sid"] = token
     return RedirectResponse("/staff", status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form("")) -> Response:
     check_csrf(request, csrf)
+    with _services(request).db.session() as session:
+        staff_sessions.end(session, request.session.get("sid"))
     request.session.clear()
     return RedirectResponse("/staff/login", status_code=303)
 
@@ -149,32 +153,30 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 # ------------------------------------------------------------------ queue
 @router.get("")
 def queue(request: Request, filter: str = "active") -> HTMLResponse:  # noqa: A002
+    from integrations import staff_inbox
+
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        query = select(Ticket).order_by(Ticket.id.desc()).limit(200)
-        if filter == "open":
-            query = query.where(Ticket.status == "open")
-        elif filter == "mine":
-            query = query.where(Ticket.assignee_id == me.id, Ticket.status.in_(tickets.OPEN_STATUSES))
-        elif filter == "overdue":
-            query = query.where(Ticket.overdue.is_(True), Ticket.status == "open")
-        elif filter != "all":
-            filter = "active"  # noqa: A001
-            query = query.where(Ticket.status.in_(tickets.OPEN_STATUSES))
-        rows = list(session.execute(query).scalars())
-        return render(request, "staff/queue.html", me=me, tickets=rows, filter=filter, filters=FILTERS)
+        return render(request, "staff/inbox.html", me=me, q=staff_inbox.queue_context(session, me, filter),
+                      ticket=None)
 
 
 @router.get("/tickets/{ticket_id}")
-def ticket_page(request: Request, ticket_id: int) -> HTMLResponse:
+def ticket_page(request: Request, ticket_id: int, filter: str = "active") -> HTMLResponse:  # noqa: A002
+    from integrations import staff_inbox
+
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             return render(request, "staff/message.html", status=404, me=me, message="そのお問い合わせはありません。")
-        return render(request, "staff/ticket.html", me=me, ticket=ticket, messages=list(ticket.messages))
+        return render(request, "staff/inbox.html", me=me, q=staff_inbox.queue_context(session, me, filter),
+                      ticket=ticket, messages=list(ticket.messages),
+                      transcript=staff_inbox.clean_transcript(ticket.transcript or []),
+                      ctx=staff_inbox.context_of(session, ticket),
+                      saved=staff_inbox.saved_replies(services))
 
 
 def _act(request: Request, ticket_id: int, csrf: str, action: Any, done: str) -> Response:
@@ -214,14 +216,39 @@ def reply(request: Request, ticket_id: int, text: str = Form(""), csrf: str = Fo
 
 @router.post("/tickets/{ticket_id}/resolve")
 def resolve(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
-    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.resolve(s, t, actor=me.username),
-                "解決にしました。利用者に満足度アンケートを送りました。")
+    response = _act(request, ticket_id, csrf, lambda s, t, me: tickets.resolve(s, t, actor=me.username),
+                    "解決にしました。利用者に満足度アンケートを送りました。")
+    return _to_next(request, ticket_id, response)
 
 
 @router.post("/tickets/{ticket_id}/close")
-def close(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
-    return _act(request, ticket_id, csrf, lambda s, t, me: tickets.close(s, t, actor=me.username),
-                "回答なしで終了しました。")
+def close(request: Request, ticket_id: int, csrf: str = Form(""), confirm: str = Form("")) -> Response:
+    if confirm != "yes":  # closing without an answer is confirmed explicitly (the user gets nothing)
+        check_csrf(request, csrf)
+        with _services(request).db.session() as session:
+            current_staff(request, session)
+        return back_to(ticket_id, "回答なしで終了するには、確認の欄にチェックを入れてください。", request)
+    response = _act(request, ticket_id, csrf, lambda s, t, me: tickets.close(s, t, actor=me.username),
+                    "回答なしで終了しました。")
+    return _to_next(request, ticket_id, response)
+
+
+def _to_next(request: Request, ticket_id: int, response: Response) -> Response:
+    """After a ticket is done, go on to the next one waiting (or the queue when none is)."""
+    from integrations import staff_inbox
+
+    flash = str(request.session.get("flash") or "")
+    if "既に終了" in flash or "できませんでした" in flash:
+        return response
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        following = staff_inbox.next_ticket(session, me, ticket_id)
+    if following is None:
+        request.session["flash"] = flash + " 対応待ちのお問い合わせはありません。"
+        return RedirectResponse("/staff", status_code=303)
+    request.session["flash"] = flash + f" 次のお問い合わせ（{tickets.number(following)}）です。"
+    return RedirectResponse(f"/staff/tickets/{following}", status_code=303)
 
 
 @router.post("/tickets/{ticket_id}/faq")
@@ -233,11 +260,12 @@ def faq_candidate(request: Request, ticket_id: int, csrf: str = Form("")) -> Res
 # -------------------------------------------------------------- dashboard
 @router.get("/dashboard")
 def dashboard(request: Request) -> HTMLResponse:
+    from integrations import staff_inbox
+
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        figures = tickets.dashboard(session)
-        return render(request, "staff/dashboard.html", me=me, d=figures)
+        return render(request, "staff/dashboard.html", me=me, **staff_inbox.dashboard_context(session))
 
 
 # -------------------------------------------------------------------- FAQ
@@ -262,6 +290,10 @@ def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = F
         reviewer = me.username
     try:
         if decision == "publish":
+            with services.db.session() as session:
+                stored = session.get(FaqCandidate, candidate_id)
+                if stored is not None and not (answer.strip() or stored.answer.strip()):
+                    raise ValueError("回答を入力してから公開してください。")
             faq_review.publish(services, candidate_id, reviewer, question=question or None, answer=answer or None)
             request.session["flash"] = "公開しました。次の利用者から自動で回答されます。"
         elif decision == "reject":

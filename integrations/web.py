@@ -16,19 +16,24 @@ from pathlib import Path
 from typing import Annotated
 
 import structlog
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.exc import OperationalError as SQLAlchemyDatabaseError
 
 from bot.engine import Engine
+from bot.i18n import t
 from bot.messages import InboundMessage, Location, Reply
 from bot.services import Services
 from bot.settings import get_settings
+from integrations import web_chat
+from integrations.http_guards import MAX_BODY_BYTES
+from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 4000
 
 log = logging.getLogger(__name__)
@@ -47,14 +52,22 @@ class ChatRequest(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"user_id": "u-123", "text": "専門家派遣は年に何回まで使えますか？"}]},
     )
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")] = Field(
-        description="Stable id of the user; the same id continues the same conversation."
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")] | None = Field(
+        default=None,
+        description="Integrations only (needs `Authorization: Bearer` with a token of scope `chat`): the user "
+                    "the message is from; the same id continues the same conversation. The web page sends "
+                    "none: its visitor is the server-issued session cookie.",
     )
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     choice: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="The `value` of an option from an earlier reply."
     )
     location: ChatLocation | None = None
+
+
+class PendingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")]
 
 
 class ChatOption(BaseModel):
@@ -72,6 +85,8 @@ class ChatReply(BaseModel):
     options: list[ChatOption] = Field(default_factory=list)
     links: list[ChatLink] = Field(default_factory=list)
     free_input: bool = Field(default=False, description="A typed answer is expected; digits are not option picks.")
+    citations: list[ChatLink] = Field(default_factory=list, description="Sources of the answer (read-only viewer).")
+    asks_location: bool = Field(default=False, description="The reply waits for the user's location.")
 
 
 class ChatResponse(BaseModel):
@@ -96,7 +111,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     engine = Engine(services)
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        """The outbox delivery worker runs while the server does."""
+        """The outbox delivery worker runs while the server does. Request threads match the DB pool."""
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = services.db.threads
         api.state.delivery.start()
         try:
             yield
@@ -105,6 +123,8 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served below from the app's own copy of Swagger UI, not a CDN
+        redoc_url=None,
         title="madoguchi API",
         version="1.0",
         description="窓口: chat API for Japanese SME-support programs. `POST /api/chat` is the stable contract.",
@@ -116,9 +136,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(413, "too_large", "送信内容が大きすぎます。", "Request body too large.")
         try:
             response = await call_next(request)
         finally:
@@ -141,6 +158,17 @@ def create_app(services: Services | None = None) -> FastAPI:
                         "message_en": "Method not allowed."}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(SQLAlchemyDatabaseError)
+    async def storage_error(_request: Request, exc: SQLAlchemyDatabaseError) -> JSONResponse:
+        """A read-only or full disk, a database gone: the JSON 503 (clients retry later), not a plain 500."""
+        log.error("storage unavailable: %s", type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+        return _error(503, "storage_unavailable", "ただいま保存ができないため、受け付けられません。しばらくしてからお試しください。",
+                      "Storage unavailable; please try again later.")
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", "処理中に問題が発生しました。", "Internal error.")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -158,37 +186,62 @@ def create_app(services: Services | None = None) -> FastAPI:
     @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
               responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
                          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
-    def api_chat(body: ChatRequest) -> ChatResponse | JSONResponse:
-        """Send one message as `user_id` and get the bot's replies."""
+    def api_chat(body: ChatRequest, request: Request, response: Response) -> ChatResponse | JSONResponse:
+        """Send one message (as the session's visitor, or as `user_id` with a `chat` token); get the replies."""
         has_text = bool(body.text and body.text.strip())
         if not has_text and not body.choice and body.location is None:
             return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
                           "Empty message: send text, a choice or a location.")
+        identity = chat_identity(request, services, body.user_id)
+        if isinstance(identity, JSONResponse):
+            return identity
+        assert identity.user_id is not None
+        set_session_cookie(response, identity, services)
+        client = client_of(request)
+        refusal = anonymous_code_refusal(services, identity.user_id, body.text if has_text else None, client["ip"])
+        if refusal is not None:  # a failed guess from nobody we know: answered, and no person is created
+            return ChatResponse(replies=[ChatReply(text=t(f"account_code_{refusal}", services.settings.locale))])
         message = InboundMessage(
+            client=client,
             channel="web",
-            external_user_id=body.user_id,
+            external_user_id=identity.user_id,
             text=body.text if has_text else None,
             choice=body.choice,
             location=Location(lat=body.location.lat, lon=body.location.lon) if body.location else None,
         )
         outcome = engine.process(message)
         if outcome.limited:
-            return _error(429, "rate_limited", outcome.replies[0].text,
-                          "Too many messages; please wait a minute and try again.")
+            limited = _error(429, "rate_limited", outcome.replies[0].text,
+                             "Too many messages; please wait a minute and try again.")
+            set_session_cookie(limited, identity, services)
+            return limited
         return ChatResponse(replies=[_chat_reply(r) for r in outcome.replies])
 
-    @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
-    def api_pending(user_id: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[\w.@:\-]+$")]
-                    ) -> ChatResponse:
-        """Messages waiting for this web user that were not replies (a visit to confirm, a staff answer).
-
-        Each is returned once: it is marked delivered in the same transaction.
-        """
+    def pending_for(user_id: str | None) -> ChatResponse:
         from bot.outbox import take_pending
 
+        if user_id is None:
+            return ChatResponse(replies=[])
         with services.db.session() as session:
             replies = take_pending(session, "web", user_id)
         return ChatResponse(replies=[_chat_reply(r) for r in replies])
+
+    @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
+    def api_pending(request: Request) -> ChatResponse | JSONResponse:
+        """Messages waiting for this visitor (session cookie) that were not replies (a visit to confirm, a
+        staff answer). Each is returned once: it is marked delivered in the same transaction."""
+        identity = chat_identity(request, services, None, create=False)
+        if isinstance(identity, JSONResponse):
+            return identity
+        return pending_for(identity.user_id)
+
+    @app.post("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
+    def api_pending_for_user(body: PendingRequest, request: Request) -> ChatResponse | JSONResponse:
+        """The same for an integration: `user_id` in the body, with a token of scope `chat`."""
+        identity = chat_identity(request, services, body.user_id)
+        if isinstance(identity, JSONResponse):
+            return identity
+        return pending_for(identity.user_id)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -204,7 +257,16 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        """Swagger UI, served from the app's own files (works offline)."""
+        return FileResponse(STATIC_DIR / "docs.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(web_chat.router)
 
     from integrations import staff_console
     from integrations.staff_api import router as staff_router
@@ -215,12 +277,20 @@ def create_app(services: Services | None = None) -> FastAPI:
     from integrations.channels import mount_channels
 
     app.state.delivery = mount_channels(app, services, engine)
+    from integrations.http_guards import GuardMiddleware
+
+    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH
+
+    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,
+                       path_limits={UPLOAD_PATH: UPLOAD_MAX_BYTES + 64 * 1024})  # outermost: before any route reads
     return app
 
 
 def _chat_reply(reply: Reply) -> ChatReply:
     return ChatReply(text=reply.text, options=[ChatOption(**o.model_dump()) for o in reply.options],
-                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input)
+                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input,
+                     citations=[ChatLink(**c) for c in web_chat.citations_of(reply)],
+                     asks_location=web_chat.asks_location(reply))
 
 
 def _index_ready(services: Services) -> bool:

@@ -16,7 +16,7 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from integrations.cli_root import _services as create
+    from bot.commands import services_for_command as create
 
     return create()
 
@@ -119,7 +119,7 @@ def faq_review(
     reviewer: str = typer.Option("cli", help="監査ログに残すレビュー担当者名"),
 ) -> None:
     """Go through pending candidates: publish (optionally edited), reject or skip each."""
-    from handlers.escalation import tickets
+    from bot.references import ticket_number
     from knowledge import faq_review
 
     services = _services()
@@ -128,7 +128,7 @@ def faq_review(
         console.print("レビュー待ちの FAQ 候補はありません。")
         return
     for candidate in candidates:
-        console.rule(f"候補 #{candidate.id}（お問い合わせ {tickets.number(candidate.ticket_id or 0)}）")
+        console.rule(f"候補 #{candidate.id}（お問い合わせ {ticket_number(candidate.ticket_id or 0)}）")
         console.print(f"[bold]Q[/] {candidate.question}\n[bold]A[/] {candidate.answer}", highlight=False)
         action = "p" if publish_all else typer.prompt("公開(p) / 編集して公開(e) / 却下(r) / 保留(s)", default="s")
         if action == "e":

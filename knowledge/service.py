@@ -49,7 +49,8 @@ class KnowledgeBase:
 
     @classmethod
     def open(cls, settings: Settings, db: Database) -> KnowledgeBase:
-        return cls(settings, db, VectorStore(settings))
+        # Its reads never wait for the request pool (a request holding a pooled connection asks questions).
+        return cls(settings, db.unpooled(), VectorStore(settings))
 
     def _current_signature(self) -> tuple[object, ...]:
         with self.db.session() as session:

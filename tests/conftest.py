@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -15,10 +16,15 @@ import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.engine import Engine
 from bot.services import Services
 from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
+from tests.browser_support import browser  # noqa: F401  (one Chromium per test session, for every browser test)
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
+#: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
+CHAT_TOKEN = "test-chat-token-0123456789"
+CHAT_HEADERS = {"Authorization": f"Bearer {CHAT_TOKEN}"}
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -75,6 +81,13 @@ def services(tmp_path: Path, database_url: str | None) -> Iterator[Services]:
 
 
 @pytest.fixture
+def engine(services: Services) -> Engine:
+    """The engine over this test's own services (a test module may override it, e.g. to install a test
+    capability or to use `sample_kb_services`)."""
+    return Engine(services)
+
+
+@pytest.fixture
 def sqlite_services(tmp_path: Path) -> Iterator[Services]:
     svc = Services.create(make_settings(tmp_path))
     yield svc
@@ -82,15 +95,70 @@ def sqlite_services(tmp_path: Path) -> Iterator[Services]:
 
 
 @pytest.fixture(scope="session")
-def sample_kb_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """One data dir with the shipped sample knowledge base ingested (embedding is the slow part)."""
+def sample_kb_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with the shipped sample knowledge base ingested, once per session (embedding is the
+    slow part). Never used directly: each test gets its own copy (`sample_kb_services`)."""
     from knowledge.ingest import ingest_paths
 
-    root = tmp_path_factory.mktemp("samplekb")
-    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None))
+    root = tmp_path_factory.mktemp("samplekb") / "data"
+    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=root, database_url=None))
     ingest_paths(svc, [SAMPLE_KB_DIR])
+    svc.close()
+    return root
+
+
+@pytest.fixture
+def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
+    """Services of this test alone, over a private copy of the sample knowledge base (tickets, published
+    FAQs and settings changed by one test are never seen by another)."""
+    data = tmp_path / "samplekb"
+    shutil.copytree(sample_kb_template, data)
+    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=data, database_url=None))
     yield svc
     svc.close()
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real Chroma server (`chroma run` from the chromadb package) on a free port with its own data dir.
+    Skipped when the `chroma` command is missing, unless MADOGUCHI_REQUIRE_CHROMA is set (CI sets it)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import httpx
+
+    command = Path(sys.executable).with_name("chroma")
+    if not command.exists():
+        found = shutil.which("chroma")
+        if found is None:
+            if os.environ.get("MADOGUCHI_REQUIRE_CHROMA"):
+                pytest.fail("MADOGUCHI_REQUIRE_CHROMA is set but the chroma command is missing")
+            pytest.skip("the chroma command (chromadb package) is not installed")
+        command = Path(found)
+    port = free_port()
+    data = tmp_path / "chroma-server"
+    process = subprocess.Popen([str(command), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("chroma run did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def free_port() -> int:

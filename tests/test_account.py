@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.engine import Engine
@@ -14,7 +15,7 @@ from bot.services import Services
 from bot.storage.models import ChannelIdentity, Conversation, Message
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
-from tests.conftest import LiveServer
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer
 
 
 def send(engine: Engine, user: str, text: str, channel: str = "web") -> list[Reply]:
@@ -29,7 +30,10 @@ def test_linking_keeps_the_conversation_and_hearing_draft(services: Services) ->
         person = add_person(session, "applicant", "窓口 花子")
         code = link_codes.issue(session, "link", hours=1, person_id=person.id)
         person_id = person.id
-    assert "窓口 花子様のアカウントとして連携しました" in send(engine, "anon", code)[0].text
+    asked = send(engine, "anon", code)[0]  # the draft moves to 窓口 花子: the account's owner says yes first
+    assert "窓口 花子様のアカウントに連携します" in asked.text
+    assert "窓口 花子様のアカウントとして連携しました" in engine.handle(InboundMessage(
+        channel="web", external_user_id="anon", choice=asked.options[0].value))[0].text
     assert "窓口 花子様（役割：企業・申請者、連携済み）" in send(engine, "anon", "/whoami")[0].text
     with services.db.session() as session:
         draft = session.execute(select(FormResponse)).scalar_one()
@@ -61,10 +65,12 @@ def test_web_user_picks_up_pending_messages_once(sqlite_services: Services) -> N
         person_id = session.execute(select(ChannelIdentity.person_id).where(
             ChannelIdentity.external_user_id == "web-sme")).scalar_one()
         send_to_person(session, person_id, [Reply(text="本日の訪問を確認してください")])
+    sqlite_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
     with LiveServer(create_app(sqlite_services)) as server:
-        first = httpx.get(f"{server.url}/api/chat/pending", params={"user_id": "web-sme"}).json()
-        again = httpx.get(f"{server.url}/api/chat/pending", params={"user_id": "web-sme"}).json()
-        bad = httpx.get(f"{server.url}/api/chat/pending", params={"user_id": "a b"})
+        pending = f"{server.url}/api/chat/pending"
+        first = httpx.post(pending, json={"user_id": "web-sme"}, headers=CHAT_HEADERS).json()
+        again = httpx.post(pending, json={"user_id": "web-sme"}, headers=CHAT_HEADERS).json()
+        bad = httpx.post(pending, json={"user_id": "a b"}, headers=CHAT_HEADERS)
     assert [r["text"] for r in first["replies"]] == ["本日の訪問を確認してください"]
     assert again["replies"] == []
     assert bad.status_code == 422

@@ -25,7 +25,7 @@ from handlers.visits.rules import rules_for
 from handlers.visits.service import plan_visit
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Cluster:
 
     def chat(self, instance: int, user: str, text: str | None = None, choice: str | None = None) -> list[dict]:
         body = {k: v for k, v in {"user_id": user, "text": text, "choice": choice}.items() if v}
-        response = httpx.post(f"{self.urls[instance]}/api/chat", json=body, timeout=60)
+        response = httpx.post(f"{self.urls[instance]}/api/chat", json=body, timeout=60, headers=CHAT_HEADERS)
         assert response.status_code == 200, response.text
         return response.json()["replies"]
 
@@ -50,7 +50,7 @@ def cluster(pg_database: str, tmp_path: Path) -> Iterator[Cluster]:
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
         services = [Services.create(make_settings(
-            tmp_path / f"worker{i}", pg_database, telegram_bot_token=fp.TELEGRAM_TOKEN,
+            tmp_path / f"worker{i}", pg_database, staff_api_token=CHAT_TOKEN, telegram_bot_token=fp.TELEGRAM_TOKEN,
             telegram_secret_token=fp.TELEGRAM_SECRET, telegram_api_url=f"{fake.url}/telegram/bot"))
             for i in range(2)]
         with LiveServer(create_app(services[0])) as one, LiveServer(create_app(services[1])) as two:

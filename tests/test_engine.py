@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from bot import handler as handler_module
+from bot.capability import Capability
 from bot.engine import Engine
 from bot.handler import Handler, Turn
 from bot.messages import InboundMessage, Reply
@@ -40,9 +40,8 @@ class NameFlow(Handler):
 
 @pytest.fixture
 def engine(services: Services) -> Iterator[Engine]:
-    handler_module._registry["testflow"] = NameFlow()
+    services.install(Capability(name="testflow", handler=NameFlow()))
     yield Engine(services)
-    handler_module._registry.pop("testflow", None)
 
 
 def send(engine: Engine, text: str | None = None, user: str = "u1", **kw: object) -> list[Reply]:
@@ -140,11 +139,8 @@ def test_handler_error_is_answered_politely_and_message_kept(engine: Engine, ser
         def on_command(self, turn: Turn) -> list[Reply]:
             raise RuntimeError("boom")
 
-    handler_module._registry["broken"] = Broken()
-    try:
-        replies = Engine(services).handle(InboundMessage(channel="web", external_user_id="x", text="こわれる"))
-    finally:
-        handler_module._registry.pop("broken")
+    services.install(Capability(name="broken", handler=Broken()))
+    replies = Engine(services).handle(InboundMessage(channel="web", external_user_id="x", text="こわれる"))
     assert "問題が発生しました" in replies[0].text
     with services.db.session() as session:
         texts = list(session.execute(select(Message.text).order_by(Message.id)).scalars())

@@ -15,7 +15,7 @@ from bot.outbox import replies_of
 from bot.services import Services
 from bot.settings import Settings
 from handlers.escalation.staff import create as create_staff
-from bot.storage.models import OutboundMessage, StaffNotification
+from bot.storage.models import ChannelIdentity, OutboundMessage, StaffNotification
 from handlers.escalation.models import Ticket, TicketMessage
 
 JST = timezone(timedelta(hours=9))
@@ -96,19 +96,70 @@ def test_unsure_answer_then_the_offered_button_opens_a_ticket_with_context(engin
     assert ticket_of(sample_kb_services, question).status == "closed"
 
 
-def test_outside_hours_the_user_is_told_when_staff_will_answer(engine: Engine) -> None:
+def test_outside_hours_the_user_is_told_when_staff_will_answer(engine: Engine, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    monkeypatch.setattr(engine.services.settings, "secretariat_contact", "事務局 03-1234-5678")
     send(engine, "esc-2", "専門家派遣は年に何回まで使えますか？", when=jst(2026, 11, 20, 17, 30))
-    replies = send(engine, "esc-2", "👎", when=jst(2026, 11, 20, 17, 31))
+    asked = send(engine, "esc-2", "👎", when=jst(2026, 11, 20, 17, 31))
+    assert "どこが違いましたか" in asked[0].text and asked[0].options[0].value == "contact:skip"
+    replies = send(engine, "esc-2", choice="contact:skip", when=jst(2026, 11, 20, 17, 31))
     assert "ただいま受付時間外です" in replies[0].text and "11月24日（火）10:00以降" in replies[0].text
+    # The phone has the same hours as the staff: a closed line is never suggested.
+    assert "電話" not in replies[0].text and "03-1234-5678" not in replies[0].text
+
+
+def test_inside_hours_the_configured_phone_reads_naturally(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.services.settings, "secretariat_contact", "事務局 03-1234-5678")
+    replies = send(engine, "esc-2b", "担当者と話したい")
+    replies = send(engine, "esc-2b", "申請の締切を延ばせるか相談したい")
+    text = replies[0].text
+    assert "お急ぎの場合は、お電話でもお問い合わせいただけます。事務局 03-1234-5678（平日 10:00〜17:00、土日祝日・年末年始を除く）" in text
+    assert "（（" not in text and "））" not in text and "）（" not in text
+    monkeypatch.setattr(engine.services.settings, "secretariat_contact", "")
+    send(engine, "esc-2c", "担当者と話したい")
+    assert "電話" not in send(engine, "esc-2c", "別の相談です")[0].text  # no number configured: no phone offered
+
+
+def test_a_ticket_after_a_thumbs_up_never_carries_that_answered_question(engine: Engine,
+                                                                         sample_kb_services: Services) -> None:
+    answered = "専門家派遣は年に何回まで使えますか？"
+    replies = send(engine, "esc-up", answered)
+    assert [o.value for o in replies[0].options] == ["feedback:up", "feedback:down"]
+    send(engine, "esc-up", choice="feedback:up")
+    asked = send(engine, "esc-up", "担当者と話したい")
+    assert "担当者にお伝えする内容" in asked[0].text  # asked in one step what it is about
+    send(engine, "esc-up", "交通費の精算方法を知りたい")
+    with sample_kb_services.db.session() as session:
+        person_id = session.execute(select(ChannelIdentity.person_id).where(
+            ChannelIdentity.external_user_id == "esc-up")).scalar_one()
+        mine = session.execute(select(Ticket).where(Ticket.person_id == person_id)).scalars().all()
+        assert [t.question for t in mine if t.question == answered] == []
+        ticket = next(t for t in mine if t.question == "交通費の精算方法を知りたい")
+        assert ticket.reason == "asked_human"
+        staff = create_staff(session, "up-staff", "上田", "correct horse battery up")
+        tickets.staff_reply(session, ticket, staff, "領収書を添えて月末に申請してください。", via="console")
+        candidate = tickets.make_faq_candidate(session, ticket, staff)
+        assert candidate.question == "交通費の精算方法を知りたい"  # paired with its own answer, not the 👍 one
 
 
 def test_thumbs_down_after_an_answer_escalates_as_not_helpful(engine: Engine, sample_kb_services: Services) -> None:
     question = "謝金はいくらですか？"
     replies = send(engine, "esc-3", question)
     assert [o.value for o in replies[0].options] == ["feedback:up", "feedback:down"]
-    send(engine, "esc-3", choice="feedback:down")
+    asked = send(engine, "esc-3", choice="feedback:down")
+    assert "どこが違いましたか" in asked[0].text  # optional: one step, skippable
+    assert ticket_of_or_none(sample_kb_services, question) is None
+    send(engine, "esc-3", "金額ではなく支払い時期を知りたかった")
     ticket = ticket_of(sample_kb_services, question)
     assert ticket.reason == "not_helpful" and ticket.sources  # the sources the bot showed travel with it
+    with sample_kb_services.db.session() as session:
+        texts = session.execute(select(TicketMessage.text).where(TicketMessage.ticket_id == ticket.id)).scalars().all()
+    assert texts == [question, "【回答のどこが違ったか】金額ではなく支払い時期を知りたかった"]
+
+
+def ticket_of_or_none(services: Services, user_question: str) -> Ticket | None:
+    with services.db.session() as session:
+        return session.execute(select(Ticket.id).where(Ticket.question == user_question)).scalar_one_or_none()
 
 
 def test_asking_for_a_person_without_a_question_asks_what_to_pass_on(engine: Engine,

@@ -41,11 +41,6 @@ def stored_response(services: Services) -> FormResponse:
         return session.execute(select(FormResponse).order_by(FormResponse.id.desc())).scalars().first()
 
 
-@pytest.fixture
-def engine(services: Services) -> Engine:
-    return Engine(services)
-
-
 def test_full_interview_with_summary_edit_and_submit(engine: Engine, services: Services) -> None:
     replies = send(engine, "ヒアリング開始")
     assert "全33問" in replies[0].text

@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.services import Services
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
 from tests.hearing_script import answer_for, complete_interview
 
 
@@ -28,10 +29,12 @@ def test_interview_over_http_with_mistakes_back_skip_question_pause_and_resume(
 
     def post(server: LiveServer, text: str | None = None, choice: str | None = None) -> list[dict]:
         body = {"user_id": user, "text": text, "choice": choice}
-        response = httpx.post(f"{server.url}/api/chat", json={k: v for k, v in body.items() if v}, timeout=60)
+        response = httpx.post(f"{server.url}/api/chat", json={k: v for k, v in body.items() if v}, timeout=60,
+                              headers=CHAT_HEADERS)
         assert response.status_code == 200, response.text
         return response.json()["replies"]
 
+    sample_kb_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
     with LiveServer(create_app(sample_kb_services)) as server:
         replies = post(server, choice="hearing:start")
         assert "【1/33】" in replies[-1]["text"] and replies[-1]["free_input"] is True

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from integrations.cli_root import app as cli_app
 from bot.engine import Engine
-from handlers.hearing.schema import DEFINITIONS_DIR
+from handlers.hearing.schema import DEFINITIONS_DIR, catalog
 from bot.messages import InboundMessage
 from bot.services import Services
 from bot.storage.models import utcnow
@@ -78,7 +78,7 @@ def test_xlsx_export_opens_with_openpyxl_and_holds_exactly_the_stored_answers(fi
     with filled.db.session() as session:
         stored = list(session.execute(select(FormResponse).where(FormResponse.status == "submitted")
                                       .order_by(FormResponse.id)).scalars())
-    form = filled.forms.latest("dx-platform")
+    form = catalog(filled).latest("dx-platform")
     assert form is not None
     from handlers.hearing.answers import format_answer
 
@@ -177,8 +177,8 @@ def test_a_new_form_version_never_breaks_old_responses(tmp_path: Path) -> None:
 
     with services.db.session() as session:
         responses = select_responses(session, "dx-platform")
-        header, *_ = export(services.forms, "dx-platform", responses, "csv").decode("utf-8-sig").splitlines()
-        rows = list(csv.DictReader(io.StringIO(export(services.forms, "dx-platform", responses,
+        header, *_ = export(catalog(services), "dx-platform", responses, "csv").decode("utf-8-sig").splitlines()
+        rows = list(csv.DictReader(io.StringIO(export(catalog(services), "dx-platform", responses,
                                                       "csv").decode("utf-8-sig"))))
     assert "従業員数" in header and "その他、留意すべき事項" in header and "ウェブサイト" in header
     assert rows[0]["従業員数"] == "50" and rows[0]["その他、留意すべき事項"] == "特になし"

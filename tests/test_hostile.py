@@ -22,7 +22,7 @@ from bot.storage.models import Message, Person
 from bot.text import has_meaningful_text, normalize
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, make_settings
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -53,7 +53,7 @@ def hostile_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Test
         telegram_bot_token=fp.TELEGRAM_TOKEN, telegram_secret_token=fp.TELEGRAM_SECRET,
         telegram_api_url="http://127.0.0.1:9/bot", slack_bot_token="xoxb-x", slack_signing_secret=fp.SLACK_SECRET,
         slack_api_url="http://127.0.0.1:9/api/", rate_limit_per_user_per_minute=10_000,
-        rate_limit_per_channel_per_second=10_000))
+        rate_limit_per_channel_per_second=10_000, staff_api_token=CHAT_TOKEN))
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         yield client, services
     services.close()
@@ -75,7 +75,8 @@ CHAT_BODIES = st.fixed_dictionaries({}, optional={
 def test_api_chat_never_500_and_stores_only_real_messages(hostile_app: tuple[TestClient, Services],
                                                           body: object) -> None:
     client, services = hostile_app
-    response = client.post("/api/chat", content=json.dumps(body), headers={"content-type": "application/json"})
+    response = client.post("/api/chat", content=json.dumps(body),
+                           headers={"content-type": "application/json", **CHAT_HEADERS})
     assert response.status_code < 500, response.text
     if response.status_code == 200:
         assert response.json()["replies"]

@@ -14,7 +14,7 @@ from bot.services import Services
 from handlers.escalation.models import Ticket, TicketMessage
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
 
 STAFF_CHANNEL = "C0STAFF"
 
@@ -25,10 +25,11 @@ class StaffRig:
 
     def user(self, text: str | None = None, choice: str | None = None) -> list[dict]:
         body = {k: v for k, v in {"user_id": "web-user", "text": text, "choice": choice}.items() if v}
-        return httpx.post(f"{self.url}/api/chat", json=body, timeout=30).json()["replies"]
+        return httpx.post(f"{self.url}/api/chat", json=body, timeout=30, headers=CHAT_HEADERS).json()["replies"]
 
     def pending(self) -> list[dict]:
-        return httpx.get(f"{self.url}/api/chat/pending", params={"user_id": "web-user"}, timeout=30).json()["replies"]
+        return httpx.post(f"{self.url}/api/chat/pending", json={"user_id": "web-user"}, timeout=30,
+                          headers=CHAT_HEADERS).json()["replies"]
 
     def slack_post(self, body: str, form: bool = False) -> httpx.Response:
         kind = "application/x-www-form-urlencoded" if form else "application/json"
@@ -62,7 +63,7 @@ def staff_rig(tmp_path: Path, database_url: str | None) -> Iterator[StaffRig]:
         settings = make_settings(tmp_path, database_url, slack_bot_token="xoxb-test",
                                  slack_signing_secret=fp.SLACK_SECRET, slack_api_url=f"{fake.url}/slack/api/",
                                  slack_staff_channel=STAFF_CHANNEL, business_open="00:00", business_close="23:59",
-                                 business_year_end_closed="12-31..12-31")
+                                 business_year_end_closed="12-31..12-31", staff_api_token=CHAT_TOKEN)
         services = Services.create(settings)
         with LiveServer(create_app(services)) as server:
             yield StaffRig(services, platform, server.url)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,6 @@ from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
 
 PASSWORD = "correct horse battery staple"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def csrf_of(html: str) -> str:
@@ -105,66 +102,5 @@ def test_the_session_cookie_is_secure_by_default(tmp_path: Path) -> None:
     assert "secure" in cookie.lower() and "httponly" in cookie.lower()
     services.close()
 
-
-@pytest.mark.skipif(not CHROMIUM and not os.environ.get("MADOGUCHI_REQUIRE_BROWSER"),
-                    reason="Debian's chromium is not installed (make test / CI install it)")
-def test_the_whole_loop_in_a_real_browser(sample_kb_services: Services) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
-    services = sample_kb_services
-    services.settings.staff_cookie_secure = False
-    with services.db.session() as session:
-        create_staff(session, "browser", "ブラウザ太郎", PASSWORD)
-    question = "説明会の会場に駐車場はありますか？"
-    engine = Engine(services)
-    first = engine.handle(InboundMessage(channel="web", external_user_id="b-user", text=question))
-    assert "確実にお答えできる情報が見つかりませんでした" in first[0].text
-    engine.handle(InboundMessage(channel="web", external_user_id="b-user", choice="contact:human"))
-    with services.db.session() as session:
-        ticket_id = session.execute(select(Ticket.id).where(Ticket.question == question)).scalar_one()
-    answer_text = "説明会の会場には駐車場がありません。公共交通機関をご利用ください。"
-
-    with LiveServer(create_app(services)) as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.goto(f"{server.url}/staff")
-        expect(page).to_have_url(f"{server.url}/staff/login")
-        page.get_by_label("ユーザー名").fill("browser")
-        page.get_by_label("パスワード").fill(PASSWORD)
-        page.get_by_role("button", name="ログイン").click()
-        expect(page.get_by_role("heading", name="お問い合わせキュー")).to_be_visible()
-        page.get_by_role("link", name=f"T-{ticket_id:06d}").click()
-        expect(page.get_by_text(question).first).to_be_visible()
-        page.get_by_role("button", name="担当する").click()
-        expect(page.locator("#assignee")).to_have_text("ブラウザ太郎")
-        page.get_by_label("回答（利用者のチャットに届きます）").fill(answer_text)
-        page.get_by_role("button", name="回答を送る").click()
-        expect(page.get_by_role("status")).to_contain_text("回答を送りました")
-        page.get_by_role("button", name="FAQ候補にする").click()
-        expect(page.get_by_role("status")).to_contain_text("FAQ候補にしました")
-        page.get_by_role("button", name="解決にする").click()
-        expect(page.get_by_role("status")).to_contain_text("満足度アンケート")
-
-        # The user got the answer and the survey on their own channel, and rates the help.
-        pending = httpx.get(f"{server.url}/api/chat/pending", params={"user_id": "b-user"}).json()["replies"]
-        assert answer_text in pending[0]["text"] and "いかがでしたか" in pending[-1]["text"]
-        rate = httpx.post(f"{server.url}/api/chat", json={"user_id": "b-user", "choice": pending[-1]["options"][1]["value"]})
-        assert "ご評価ありがとうございました" in rate.json()["replies"][0]["text"]
-
-        # Staff publish the answer as an FAQ; the next user is answered without a person.
-        page.get_by_role("link", name="FAQ候補").click()
-        page.get_by_role("button", name="公開する").first.click()
-        expect(page.get_by_role("status")).to_contain_text("公開しました")
-        page.get_by_role("link", name="ダッシュボード").click()
-        expect(page.locator("#first")).not_to_have_text("－")
-        page.get_by_role("button", name="ログアウト").click()
-        expect(page).to_have_url(f"{server.url}/staff/login")
-        page.goto(f"{server.url}/staff")
-        expect(page).to_have_url(f"{server.url}/staff/login")
-        browser.close()
-
-    next_user = engine.handle(InboundMessage(channel="web", external_user_id="b-next", text=question))
-    assert "駐車場がありません" in next_user[0].text and "事務局回答FAQ" in next_user[0].text
-    with services.db.session() as session:
-        ticket = session.execute(select(Ticket).where(Ticket.question == question)).scalar_one()
-        assert ticket.status == "resolved" and ticket.satisfaction == 4
+# The whole loop in a real browser (claim, reply, FAQ, resolve, next ticket, dashboard) is in
+# tests/test_staff_inbox_browser.py, with the other browser tests of the console.

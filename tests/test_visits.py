@@ -236,8 +236,8 @@ def test_sme_without_a_linked_account_confirms_with_the_experts_one_time_code(wo
     # The SME opens the link on their phone (the web chat sends the code).
     replies = world.send("web", "sme-phone", code, when=at(11, 50))
     assert "専門家 山田 太郎様の支援を受けましたか" in replies[0].text
-    assert "確認いただきありがとうございました" in world.send(
-        "web", "sme-phone", choice=f"visits:confirm:{visit_id}", when=at(11, 51))[0].text
+    assert "お名前" in world.send("web", "sme-phone", choice=f"visits:confirm:{visit_id}", when=at(11, 51))[0].text
+    assert "確認いただきありがとうございました" in world.send("web", "sme-phone", "鈴木 一郎", when=at(11, 52))[0].text
     visit = world.visit(visit_id)
     assert visit.status == "confirmed" and visit.confirmation_method == "code"
     assert visit.accompanied is True and visit.accompanied_minutes == 60

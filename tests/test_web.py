@@ -6,17 +6,20 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.services import Services
 from bot.storage.models import Message
 from integrations.web import create_app
-from tests.conftest import LiveServer
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer
 
 
 @pytest.fixture
 def live(services: Services) -> Iterator[tuple[httpx.Client, Services]]:
-    with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+    services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, timeout=30,
+                                                                  headers=CHAT_HEADERS) as client:
         yield client, services
 
 

@@ -1,6 +1,7 @@
 """Load test of `/api/chat` on loopback: FAQ questions, hearing answers and check-ins, bounded in time.
 
     python benchmarks/load/loadtest.py [--database-url URL] [--workers 2] [--seconds 30] [--users 40]
+                                      [--corpus ../shared/corpus] [--unique]
 
 Starts `madoguchi serve` in a fresh data dir (SQLite by default, or the
 PostgreSQL URL given), loads the sample knowledge base, registers experts
@@ -9,7 +10,11 @@ users for `--seconds`: each sends its next message as soon as the previous
 reply arrives. Mix: 70% FAQ questions, 20% hearing-sheet answers, 10%
 check-ins (each expert checks in once, later ones are refused politely).
 Reports throughput and p50/p95/p99 per kind, errors, and checks in the
-database that every accepted message was stored exactly once.
+database that every accepted message was stored exactly once. `--corpus` ingests
+that folder instead of the sample knowledge base; `--unique` makes every FAQ
+question a different text (no answer comes from the answer cache). The load
+generator talks to `/api/chat` as an integration would: with a `chat`-scope
+token (the bootstrap `STAFF_API_TOKEN` it sets) and a `user_id` per virtual user.
 """
 
 from __future__ import annotations
@@ -46,11 +51,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def prepare(data_dir: Path, env: dict[str, str], experts: int) -> list[tuple[str, int]]:
-    """Sample KB, experts with a visit today and a link code each. Returns (code, visit id)."""
+TOKEN = "loadtest-chat-token"
+
+
+def prepare(data_dir: Path, env: dict[str, str], experts: int, corpus: str | None) -> list[tuple[str, int]]:
+    """The knowledge base, experts with a visit today and a link code each. Returns (code, visit id)."""
+    source = f"Path({str(Path(corpus).resolve())!r})" if corpus else "SAMPLE_KB_DIR"
     code = f"""
 import sys
 from datetime import date
+from pathlib import Path
 from bot.services import Services
 from bot.settings import Settings, SAMPLE_KB_DIR
 from handlers.accounts import link_codes
@@ -59,7 +69,7 @@ from handlers.visits.rules import rules_for
 from handlers.visits.service import plan_visit
 from knowledge.ingest import ingest_paths
 services = Services.create(Settings())
-ingest_paths(services, [SAMPLE_KB_DIR])
+ingest_paths(services, [{source}])
 with services.db.session() as session:
     for n in range({experts}):
         company = add_company(session, f"株式会社負荷{{n}}")
@@ -73,7 +83,8 @@ with services.db.session() as session:
 
 
 async def virtual_user(client: httpx.AsyncClient, n: int, deadline: float, expert: tuple[str, int] | None,
-                       samples: dict[str, list[float]], errors: list[str], sent: list[str]) -> None:
+                       samples: dict[str, list[float]], errors: list[str], sent: list[str],
+                       unique: bool = False) -> None:
     rng = random.Random(n)
     user = f"load-{n}"
     hearing_step = 0
@@ -97,7 +108,10 @@ async def virtual_user(client: httpx.AsyncClient, n: int, deadline: float, exper
     while time.monotonic() < deadline:
         roll = rng.random()
         if roll < 0.7:
-            await post("faq", {"text": rng.choice(FAQ)})
+            question = rng.choice(FAQ)
+            if unique:  # a different text every time: retrieval and ranking run for each one
+                question = f"{question.rstrip('？?')}（利用者{n}の{len(samples['faq'])}件目の質問）"
+            await post("faq", {"text": question})
         elif roll < 0.9 or expert is None or checked_in:
             await post("hearing", {"text": HEARING[hearing_step % len(HEARING)]})
             hearing_step += 1
@@ -124,16 +138,18 @@ with services.db.session() as session:
 async def run(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="madoguchi-load-"))
     env = os.environ | {"MADOGUCHI_DATA_DIR": str(data_dir), "MADOGUCHI_LOG_LEVEL": "WARNING",
+                        "STAFF_API_TOKEN": TOKEN,
                         "RATE_LIMIT_PER_USER_PER_MINUTE": "100000", "RATE_LIMIT_PER_CHANNEL_PER_SECOND": "100000"}
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
-    experts = prepare(data_dir, env, args.users // 2)
+    experts = prepare(data_dir, env, args.users // 2, args.corpus)
     port = 18000 + random.randint(0, 999)
     server = subprocess.Popen([str(Path(sys.executable).with_name("madoguchi")), "serve", "--port", str(port),
                                "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                     headers={"Authorization": f"Bearer {TOKEN}"},
                                      limits=httpx.Limits(max_connections=args.users)) as client:
             for _ in range(600):
                 try:
@@ -150,7 +166,8 @@ async def run(args: argparse.Namespace) -> None:
             started = time.monotonic()
             deadline = started + args.seconds
             await asyncio.gather(*(virtual_user(client, n, deadline, experts[n] if n < len(experts) else None,
-                                                samples, errors, sent) for n in range(args.users)))
+                                                samples, errors, sent, args.unique)
+                                   for n in range(args.users)))
             elapsed = time.monotonic() - started
     finally:
         server.terminate()
@@ -158,6 +175,8 @@ async def run(args: argparse.Namespace) -> None:
     stored = count_stored(env) - args.workers * 2 * len(FAQ)
     total = sum(len(v) for v in samples.values())
     db = "PostgreSQL" if args.database_url else "SQLite"
+    kb = f"corpus {args.corpus}" if args.corpus else "sample KB"
+    db += f", {kb}, {'unique' if args.unique else 'repeated'} FAQ questions"
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, {date.today()}")
     print(f"{db}, {args.workers} workers, {args.users} users, {elapsed:.0f} s: {total / elapsed:.0f} messages/s, "
           f"errors {len(errors)}, accepted {len(sent)}, stored {stored} "
@@ -180,4 +199,6 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--corpus", help="ingest this folder instead of the sample knowledge base")
+    parser.add_argument("--unique", action="store_true", help="every FAQ question a different text")
     asyncio.run(run(parser.parse_args()))

@@ -3,15 +3,19 @@
 Each `AuditEvent` stores the hash of the previous event and a SHA-256 over its
 own fields plus that previous hash, so editing, deleting or inserting a row in
 the database breaks the chain at that row, and `verify_chain` names it.
-On PostgreSQL an advisory transaction lock serialises appends across workers;
-SQLite serialises writers by itself.
+Appends are serialised on every backend, so two events never point to the same previous hash: on
+PostgreSQL an advisory transaction lock (held to commit) is taken before the chain head is read; on
+SQLite the transaction first takes the database's write lock (a no-op UPDATE: SQLite opens its write
+transaction at the first write statement, waiting for the busy timeout), so the head it then reads
+cannot change before it commits. Reading the head before holding the lock forked the chain under
+ordinary concurrency (20 parallel failed logins).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, text
@@ -51,6 +55,8 @@ def record(
     """Append one event in the caller's transaction (so it commits with the change it records)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK_KEY})
+    else:  # SQLite: hold the write lock before reading the head (a write statement that changes nothing)
+        session.execute(text("UPDATE audit_events SET prev_hash = prev_hash WHERE id = -1"))
     last = session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
     prev_hash = last or GENESIS_HASH
     event = AuditEvent(
@@ -73,21 +79,35 @@ class ChainReport:
     checked: int
     first_broken_id: int | None
     reason: str | None
+    #: Every event whose link or content does not hold, in id order, with the reason.
+    broken: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.first_broken_id is None
 
 
+LINK_BROKEN = "previous-hash link broken (row removed or inserted, or two events appended on one head)"
+CONTENT_BROKEN = "content does not match its hash (row edited)"
+
+
 def verify_chain(session: Session) -> ChainReport:
-    """Walk the chain in id order; report the first event whose link or hash does not hold."""
+    """Walk the chain in id order and report every event whose link or hash does not hold.
+
+    Each link is checked against the stored hash of the row before it, so one edited or removed row is
+    reported once, and a fork or a second tampering further on is reported too."""
     prev_hash = GENESIS_HASH
     checked = 0
+    broken: list[tuple[int, str]] = []
     for event in session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+        reasons = []
         if event.prev_hash != prev_hash:
-            return ChainReport(checked, event.id, "previous-hash link broken (row removed or inserted)")
-        if compute_hash(event, prev_hash) != event.hash:
-            return ChainReport(checked, event.id, "content does not match its hash (row edited)")
+            reasons.append(LINK_BROKEN)
+        if compute_hash(event, event.prev_hash) != event.hash:
+            reasons.append(CONTENT_BROKEN)
+        if reasons:
+            broken.append((event.id, "; ".join(reasons)))
         prev_hash = event.hash
         checked += 1
-    return ChainReport(checked, None, None)
+    first = broken[0] if broken else (None, None)
+    return ChainReport(checked, first[0], first[1], broken)

@@ -7,6 +7,7 @@ always brought up by Alembic (`Database.migrate`), never by `create_all`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -30,21 +32,51 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-class Database:
-    """Owns one SQLAlchemy engine and hands out sessions."""
+def _private_file(path: Path) -> None:
+    """The SQLite file readable by its owner only (0600; SQLite gives its -wal and -shm files the same
+    mode), in a directory only its owner can enter (0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if existing.exists():
+            existing.chmod(0o600)
 
-    def __init__(self, url: str) -> None:
+
+#: Connections besides the request threads': the delivery worker, its tasks, startup and the CLI.
+SPARE_CONNECTIONS = 8
+
+
+class Database:
+    """Owns one SQLAlchemy engine and hands out sessions.
+
+    The pool holds one connection per thread that may use it (`threads`, the server's request threads,
+    plus spares), so a request never waits for a connection; and no code path holds one session while
+    opening another from the same pool (the knowledge base reads through `unpooled()`), so the pool
+    cannot deadlock however many requests arrive (it did at 16 concurrent users with 5 + 10).
+    """
+
+    def __init__(self, url: str, *, threads: int = 40, pooled: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.threads = threads
+        size = threads + SPARE_CONNECTIONS
+        pool_args: dict[str, object] = ({"pool_size": size, "max_overflow": 0, "pool_timeout": 60} if pooled
+                                        else {"poolclass": NullPool})
         if self.is_sqlite:
             db_path = url.split("///", 1)[-1]
             if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, connect_args={"timeout": 10})
+                _private_file(Path(db_path))
+            self.engine: Engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True, **pool_args)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self.engine = create_engine(url, pool_pre_ping=pooled, hide_parameters=True, **pool_args)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def unpooled(self) -> Database:
+        """The same database through connections opened on demand (no pool to wait for): for reads made
+        while a request may already hold a pooled connection (the knowledge base's freshness check)."""
+        return Database(self.url, threads=self.threads, pooled=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -81,9 +113,14 @@ class Database:
         return current == head
 
     def ping(self) -> bool:
+        """The database answers and accepts a write (a read-only or full disk is not ready): one small
+        row of `throttle_counters` is written and committed."""
         try:
-            with self.engine.connect() as connection:
+            with self.engine.begin() as connection:
                 connection.execute(text("SELECT 1"))
+                connection.execute(text("DELETE FROM throttle_counters WHERE key = 'readyz'"))
+                connection.execute(text("INSERT INTO throttle_counters (key, window_start, count) "
+                                        "VALUES ('readyz', CURRENT_TIMESTAMP, 1)"))
             return True
         except Exception:
             return False

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 
-from bot.handler import Handler, Turn, register
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings
-from bot.messages import Reply
+from bot.messages import Option, Reply
 from handlers.accounts import link_codes
-from handlers.accounts.registry import link_identity
+from handlers.accounts.models import LinkCode
+from handlers.accounts.registry import has_own_data, link_identity
 from bot.storage.models import Person
 
 add_strings("ja", {
@@ -27,6 +28,11 @@ add_strings("ja", {
     "account_code_expired": "このコードは有効期限が切れています。事務局に新しいコードの発行をご依頼ください。",
     "account_code_used": "このコードは既に使われています。心当たりがない場合は事務局にご連絡ください。",
     "account_code_too_many_attempts": "コードの入力に続けて失敗したため、しばらく受け付けを停止しています。1時間ほどおいてお試しください。",
+    "account_link_confirm": "このコードで、このチャットを{name}様のアカウントに連携します。これまでのやり取りとヒアリングの回答も"
+                            "{name}様のアカウントに移ります。ご本人でなければ「連携しない」を押してください。",
+    "account_link_yes": "連携して移す", "account_link_no": "連携しない",
+    "account_link_declined": "連携しませんでした。これまでのやり取りはこのチャットに残ります。",
+    "account_link_stale": "連携の確認の期限が切れました。もう一度コードを送ってください。",
     "account_status": "このアカウント：{name}様（役割：{role}、{state}）",
     "account_status_linked": "連携済み",
     "account_status_unlinked": "未連携。事務局から届いた連携コードを送ると連携できます",
@@ -40,6 +46,11 @@ add_strings("en", {
     "account_code_expired": "That code has expired. Please ask the secretariat for a new one.",
     "account_code_used": "That code was already used. Please contact the secretariat if this was not you.",
     "account_code_too_many_attempts": "Too many wrong codes; please try again in about an hour.",
+    "account_link_confirm": "This code links this chat to {name}'s account; your earlier messages and hearing "
+                            "answers move to that account too. If you are not {name}, choose \"Do not link\".",
+    "account_link_yes": "Link and move", "account_link_no": "Do not link",
+    "account_link_declined": "Not linked. Your earlier messages stay with this chat.",
+    "account_link_stale": "The link confirmation expired; please send the code again.",
     "account_status": "This account: {name} (role: {role}, {state})",
     "account_status_linked": "linked",
     "account_status_unlinked": "not linked; send the code from the secretariat to link it",
@@ -48,28 +59,40 @@ add_strings("en", {
 })
 
 _STATUS = re.compile(r"(/whoami|連携状況|アカウント情報|私は誰)")
+#: The link code waiting for the account owner's yes (kept in the conversation, never in a button value).
+PENDING_LINK = "account_pending_link"
+CONFIRM_CHOICE = "account:link:"
 
 
 def role_label(turn: Turn, person: Person) -> str:
     return turn.t(f"role_{person.role}")
 
 
-@register
 class AccountHandler(Handler):
     name = "account"
 
     def claims(self, turn: Turn) -> bool:
+        if (turn.message.choice or "").startswith(CONFIRM_CHOICE):
+            return True
         return bool(turn.text) and (link_codes.code_in_message(turn.text) is not None
                                     or bool(_STATUS.fullmatch(turn.text)))
 
     def on_command(self, turn: Turn) -> list[Reply]:
+        if (turn.message.choice or "").startswith(CONFIRM_CHOICE):
+            return self._confirmed(turn, turn.message.choice == f"{CONFIRM_CHOICE}yes")
         code = link_codes.code_in_message(turn.text)
         if code is None:
             return self._status(turn)
+        client_ip = turn.message.client.get("ip")
+        settings = turn.services.settings
+        if link_codes.over_limits(turn.session, client_ip, settings.link_code_failures_per_ip,
+                                  settings.link_code_failures_global):
+            return [Reply(text=turn.t("account_code_too_many_attempts"))]
         try:
             row = link_codes.find(turn.session, code, turn.person.id)
         except link_codes.CodeError as error:
             if error.reason != "too_many_attempts":
+                link_codes.count_failure(turn.session, client_ip)
                 turn.audit("code.rejected", subject_type="channel_identity", data={"reason": error.reason})
             return [Reply(text=turn.t(f"account_code_{error.reason}"))]
         if row.purpose != "link":
@@ -79,6 +102,31 @@ class AccountHandler(Handler):
         identity = turn.identity()
         if identity.verified and identity.person_id == target.id:
             return [Reply(text=turn.t("account_already_linked", name=target.display_name))]
+        if identity.person_id != target.id and has_own_data(turn.session, identity.person_id):
+            # Moving this person's answers to someone else's account needs their own yes, with the name shown.
+            turn.set_flow_state({**turn.flow_state, PENDING_LINK: row.id})
+            return [Reply(text=turn.t("account_link_confirm", name=target.display_name),
+                          options=[Option(label=turn.t("account_link_yes"), value=f"{CONFIRM_CHOICE}yes"),
+                                   Option(label=turn.t("account_link_no"), value=f"{CONFIRM_CHOICE}no")])]
+        return self._link(turn, row, target)
+
+    def _confirmed(self, turn: Turn, yes: bool) -> list[Reply]:
+        state = turn.flow_state
+        code_id = state.pop(PENDING_LINK, None)
+        turn.set_flow_state(state)
+        if not yes:
+            return [Reply(text=turn.t("account_link_declined"))]
+        row = turn.session.get(LinkCode, code_id, with_for_update=True) if code_id else None
+        if row is None or row.used_at is not None or row.purpose != "link":
+            return [Reply(text=turn.t("account_link_stale"))]
+        target = turn.session.get(Person, row.person_id)
+        assert target is not None
+        if row.expires_at <= link_codes.utcnow():
+            return [Reply(text=turn.t("account_code_expired"))]
+        return self._link(turn, row, target)
+
+    def _link(self, turn: Turn, row: LinkCode, target: Person) -> list[Reply]:
+        identity = turn.identity()
         link_codes.consume(row, target.id)
         link_identity(turn.session, identity, target)
         turn.person = target

@@ -15,7 +15,7 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from integrations.cli_root import _services as create
+    from bot.commands import services_for_command as create
 
     return create()
 

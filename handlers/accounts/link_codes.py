@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.security import throttle
+from bot.storage import audit
 from bot.storage.models import AuditEvent, utcnow
 from handlers.accounts.models import LinkCode
 from bot.text import normalize
@@ -83,10 +85,25 @@ def recent_failures(session: Session, person_id: int) -> int:
         AuditEvent.created_at >= since)).scalar_one()
 
 
-def find(session: Session, code: str, person_id: int) -> LinkCode:
-    """The valid, unused code row (locked), or CodeError. Does not consume it."""
-    if recent_failures(session, person_id) >= MAX_FAILURES_PER_HOUR:
-        raise CodeError("too_many_attempts")
+FAILURE_WINDOW = timedelta(hours=1)
+
+
+def over_limits(session: Session, client_ip: str | None, per_ip: int, overall: int) -> bool:
+    """Wrong codes from this client address, or from anyone, reached their hourly limit (a fresh chat
+    identity per guess does not get fresh tries)."""
+    if client_ip and throttle.count(session, f"code:ip:{client_ip}", FAILURE_WINDOW) >= per_ip:
+        return True
+    return throttle.count(session, "code:global", FAILURE_WINDOW) >= overall
+
+
+def count_failure(session: Session, client_ip: str | None) -> None:
+    if client_ip:
+        throttle.hit(session, f"code:ip:{client_ip}", FAILURE_WINDOW)
+    throttle.hit(session, "code:global", FAILURE_WINDOW)
+
+
+def check(session: Session, code: str) -> LinkCode:
+    """The valid, unused code row (locked), or CodeError (invalid, used, expired)."""
     row = session.execute(
         select(LinkCode).where(LinkCode.code_hash == _hash(code)).with_for_update()
     ).scalar_one_or_none()
@@ -97,6 +114,33 @@ def find(session: Session, code: str, person_id: int) -> LinkCode:
     if row.expires_at <= utcnow():
         raise CodeError("expired")
     return row
+
+
+def find(session: Session, code: str, person_id: int) -> LinkCode:
+    """The valid, unused code row (locked), or CodeError. Does not consume it."""
+    if recent_failures(session, person_id) >= MAX_FAILURES_PER_HOUR:
+        raise CodeError("too_many_attempts")
+    return check(session, code)
+
+
+def refuse_anonymous(session: Session, text: str, known: bool, client_ip: str | None, per_ip: int,
+                     overall: int) -> str | None:
+    """For a chat identity that does not exist yet (`known` False) sending a code: the refusal reason
+    (an i18n key suffix) when the attempt fails, counted against the address and overall, so that a
+    failed guess creates no person; None when the message is not a code or the code is good (the chat
+    handler then redeems it as usual)."""
+    code = code_in_message(text)
+    if code is None or known:
+        return None
+    if over_limits(session, client_ip, per_ip, overall):
+        return "too_many_attempts"
+    try:
+        check(session, code)
+    except CodeError as error:
+        count_failure(session, client_ip)
+        audit.record(session, "code.rejected", subject_type="client", data={"reason": error.reason, "anonymous": True})
+        return error.reason
+    return None
 
 
 def consume(row: LinkCode, person_id: int) -> None:

@@ -117,6 +117,12 @@ def import_people(session: Session, path: Path) -> ImportResult:
     return ImportResult(created, errors)
 
 
+def has_own_data(session: Session, person_id: int) -> bool:
+    """Whether linking this person would move answers of theirs (hearing sheets) to another person."""
+    return session.execute(select(FormResponse.id).where(FormResponse.person_id == person_id).limit(1)).first() \
+        is not None
+
+
 def link_identity(session: Session, identity: ChannelIdentity, target: Person) -> None:
     """Tie a chat account to a registered person, moving the anonymous person's conversation and drafts."""
     previous = identity.person_id
@@ -143,8 +149,3 @@ def link_identity(session: Session, identity: ChannelIdentity, target: Person) -
     session.flush()
     audit.record(session, "account.linked", actor_person_id=target.id, subject_type="channel_identity",
                  subject_id=identity.id, data={"channel": identity.channel, "previous_person_id": previous})
-
-
-def verified_identities(session: Session, person_id: int) -> list[ChannelIdentity]:
-    return list(session.execute(select(ChannelIdentity).where(
-        ChannelIdentity.person_id == person_id, ChannelIdentity.verified.is_(True))).scalars())

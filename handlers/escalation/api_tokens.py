@@ -1,6 +1,7 @@
 """Staff API tokens: random, shown once, stored as SHA-256, limited to scopes, revocable.
 
-Scopes name what a token may read: `hearings:read`, `visits:read`, or `*`.
+Scopes name what a token may do: `hearings:read`, `visits:read`, `chat` (talk on `/api/chat` as any
+`user_id`: integrations and tests), or `*`.
 The bootstrap `STAFF_API_TOKEN` from the settings (for a first deployment,
 before any token is created) counts as `*`.
 """
@@ -18,7 +19,7 @@ from bot.storage import audit
 from bot.storage.models import utcnow
 from handlers.escalation.models import ApiToken
 
-SCOPES = ("hearings:read", "visits:read", "*")
+SCOPES = ("hearings:read", "visits:read", "chat", "*")
 PREFIX = "mdg_"
 
 

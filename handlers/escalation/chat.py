@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
-from bot.handler import Handler, Turn, register
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Option, Reply
 from bot.storage.models import Message, Person, utcnow
@@ -39,7 +39,10 @@ add_strings("ja", {
     "escalation_thanks_rating": "ご評価ありがとうございました。今後の改善に役立てます。",
     "escalation_marked_resolved": "解決のご連絡ありがとうございました。",
     "escalation_not_yours": "この操作はできません。",
-    "escalation_phone": "お急ぎの場合は、お電話でもお問い合わせいただけます：{contact}（{hours}）",
+    "escalation_phone": "お急ぎの場合は、お電話でもお問い合わせいただけます。{contact}（{hours}）",
+    "escalation_what_wrong": "お手数ですが、どこが違いましたか？担当者にそのままお伝えします（任意です。飛ばす場合は「このまま担当者につなぐ」を押してください）。",
+    "escalation_skip_to_human": "このまま担当者につなぐ",
+    "escalation_wrong_note": "【回答のどこが違ったか】{text}",
     "feedback_up": "👍 解決した",
     "feedback_down": "👎 解決しない",
 })
@@ -57,7 +60,10 @@ add_strings("en", {
     "escalation_thanks_rating": "Thank you for your rating.",
     "escalation_marked_resolved": "Thank you for letting us know it is solved.",
     "escalation_not_yours": "You cannot do that.",
-    "escalation_phone": "If it is urgent, you can also call: {contact} ({hours})",
+    "escalation_phone": "If it is urgent, you can also call {contact} ({hours}).",
+    "escalation_what_wrong": "What was wrong with the answer? (optional: press the button to skip)",
+    "escalation_skip_to_human": "Connect me to staff",
+    "escalation_wrong_note": "[What was wrong] {text}",
     "feedback_up": "👍 Solved",
     "feedback_down": "👎 Not solved",
 })
@@ -67,9 +73,9 @@ ASK_WORDS = ("担当者に問い合わせる", "担当者と話したい", "人�
 NOT_HELPFUL_WORDS = ("解決しない", "解決しなかった", "わからない", "役に立たない", "👎")
 HELPFUL_WORDS = ("解決した", "わかった", "ありがとう", "ありがとうございます", "👍")
 RECENT_QUESTION = timedelta(minutes=30)
+SKIP_CHOICE = "contact:skip"
 
 
-@register
 class EscalationHandler(Handler):
     name = "escalation"
     flow_label = "担当者へのお問い合わせ"
@@ -80,9 +86,11 @@ class EscalationHandler(Handler):
         choice = turn.message.choice or ""
         if choice.startswith(("contact:", "feedback:", "ticket:done:", "ticket:rate:", "ticket:cancel:")):
             return True
-        if turn.text in HELPFUL_WORDS:  # only thanks for an answer, not a flow's "ありがとう"
+        if turn.text in HELPFUL_WORDS or turn.text in NOT_HELPFUL_WORDS:
+            # Feedback on an answer, not a command: inside a flow 「わからない」 answers the flow's question
+            # (the hearing sheet's 法人番号 prompt invites it) and 「ありがとう」 is small talk.
             return turn.conversation.active_flow is None
-        return turn.text in ASK_WORDS or turn.text in NOT_HELPFUL_WORDS
+        return turn.text in ASK_WORDS
 
     def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         return [Option(label=t("contact_menu", locale), value="contact:human")]
@@ -94,7 +102,11 @@ class EscalationHandler(Handler):
             return self._ticket_action(turn, choice)
         if choice == "feedback:up" or (not choice and turn.text in HELPFUL_WORDS):
             turn.audit("answer.helpful", subject_type="conversation", subject_id=turn.conversation.id)
+            self._mark_resolved(turn)
             return [Reply(text=turn.t("escalation_thanks_helpful"))]
+        state = turn.flow_state if turn.conversation.active_flow == self.name else {}
+        if choice == SKIP_CHOICE and state.get("step") == "what_wrong":
+            return self._open(turn, state.get("question") or "", state.get("sources") or [], "not_helpful")
         not_helpful = choice == "feedback:down" or (not choice and turn.text in NOT_HELPFUL_WORDS)
         existing = tickets.open_ticket_of(turn.session, turn.person.id)
         if existing is not None:
@@ -105,7 +117,11 @@ class EscalationHandler(Handler):
         if question is None:
             turn.start_flow(self.name, {"step": "describe"})
             return [Reply(text=turn.t("escalation_describe"), free_input=True)]
-        reason = "not_helpful" if not_helpful else ("asked_human" if confident is not False else "not_confident")
+        if not_helpful:  # one optional step: what was wrong, so staff need not guess
+            turn.start_flow(self.name, {"step": "what_wrong", "question": question, "sources": sources})
+            return [Reply(text=turn.t("escalation_what_wrong"), free_input=True,
+                          options=[Option(label=turn.t("escalation_skip_to_human"), value=SKIP_CHOICE)])]
+        reason = "asked_human" if confident is not False else "not_confident"
         return self._open(turn, question, sources, reason)
 
     # ---------------------------------------------------------------- flow
@@ -116,6 +132,12 @@ class EscalationHandler(Handler):
             if not turn.text:
                 return [Reply(text=turn.t("escalation_describe"), free_input=True)]
             return self._open(turn, text, [], "asked_human")
+        if state.get("step") == "what_wrong":
+            if not turn.text:
+                return [Reply(text=turn.t("escalation_what_wrong"), free_input=True,
+                              options=[Option(label=turn.t("escalation_skip_to_human"), value=SKIP_CHOICE)])]
+            return self._open(turn, state.get("question") or "", state.get("sources") or [], "not_helpful",
+                              note=turn.t("escalation_wrong_note", text=text))
         ticket = turn.session.get(Ticket, state.get("ticket_id") or 0)
         if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
             turn.end_flow("finished")
@@ -126,30 +148,44 @@ class EscalationHandler(Handler):
         return [Reply(text=turn.t("escalation_relayed"), options=[self._cancel_option(turn, ticket)])]
 
     # -------------------------------------------------------------- helpers
-    def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str) -> list[Reply]:
+    def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str,
+              note: str | None = None) -> list[Reply]:
         ticket = tickets.create(turn.session, turn.person, conversation_id=turn.conversation.id,
                                 channel=turn.message.channel, reason=reason, question=question, sources=sources)
+        if note:
+            tickets.add_user_message(turn.session, ticket, note, turn.message.channel)
         turn.start_flow(self.name, {"ticket_id": ticket.id})
         settings = turn.services.settings
         calendar = BusinessCalendar.from_settings(settings)
         now = turn.message.timestamp
         if calendar.is_open(now):
             text = turn.t("escalation_open", number=tickets.number(ticket.id))
+            if settings.secretariat_contact.strip():  # the phone has the same hours: offered only while open
+                text += "\n" + turn.t("escalation_phone", contact=settings.secretariat_contact.strip(),
+                                      hours=settings.secretariat_hours)
         else:
             text = turn.t("escalation_closed_hours", number=tickets.number(ticket.id),
                           hours=settings.secretariat_hours,
                           opening=describe_opening(calendar.next_opening(now), turn.locale))
-        text += "\n" + turn.t("escalation_phone", contact=settings.secretariat_contact, hours=settings.secretariat_hours)
         return [Reply(text=text, options=[self._cancel_option(turn, ticket)], meta={"ticket": ticket.id})]
 
-    def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None]:
-        """The user's latest question to the bot (last 30 minutes), the sources shown, and whether the
-        bot was confident."""
-        answer = turn.session.execute(
+    def _latest_answer(self, turn: Turn) -> Message | None:
+        return turn.session.execute(
             select(Message).where(Message.conversation_id == turn.conversation.id, Message.direction == "out",
                                   Message.handler == "question", Message.created_at >= utcnow() - RECENT_QUESTION)
             .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
-        if answer is None or answer.reply_to_id is None:
+
+    def _mark_resolved(self, turn: Turn) -> None:
+        """👍 closes the latest question: no later ticket may carry it as the user's open question."""
+        answer = self._latest_answer(turn)
+        if answer is not None:
+            answer.payload = {**(answer.payload or {}), "resolved": True}
+
+    def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None]:
+        """The user's latest unresolved question to the bot (last 30 minutes), the sources shown, and
+        whether the bot was confident. A question the user marked 👍 is resolved: none then."""
+        answer = self._latest_answer(turn)
+        if answer is None or answer.reply_to_id is None or (answer.payload or {}).get("resolved"):
             return None, [], None
         asked = turn.session.get(Message, answer.reply_to_id)
         meta = ((answer.payload or {}).get("reply") or {}).get("meta") or {}

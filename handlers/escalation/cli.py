@@ -16,7 +16,7 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from integrations.cli_root import _services as create
+    from bot.commands import services_for_command as create
 
     return create()
 
@@ -80,13 +80,11 @@ def passwd(username: str = typer.Argument(...),
 @staff_app.command("disable")
 def disable(username: str = typer.Argument(...)) -> None:
     """Block a staff account from the console (its history stays)."""
-    from bot.storage import audit
+    from handlers.escalation.staff import disable as disable_account
 
     services = _services()
     with services.db.session() as session:
-        account = _account(session, username)
-        account.active = False
-        audit.record(session, "staff.disabled", subject_type="staff", subject_id=account.id)
+        disable_account(session, _account(session, username))
     console.print("無効にしました。")
 
 

@@ -12,6 +12,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.security import staff_sessions
+from bot.security.usernames import normalize_username
 from bot.storage import audit
 from bot.storage.models import utcnow
 from handlers.escalation.models import StaffAccount
@@ -28,7 +30,7 @@ class StaffError(ValueError):
 
 def create(session: Session, username: str, display_name: str, password: str | None, *, role: str = "staff",
            slack_user_id: str | None = None) -> StaffAccount:
-    username = username.strip().lower()
+    username = normalize_username(username)
     if not username or len(username) > 80:
         raise StaffError("ユーザー名が空か長すぎます")
     if role not in ("staff", "admin"):
@@ -50,17 +52,25 @@ def set_password(session: Session, account: StaffAccount, password: str) -> None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください")
     account.password_hash = _hasher.hash(password)
+    staff_sessions.end_all(session, account.id, "password_changed")  # a copied cookie dies with the password
     audit.record(session, "staff.password_changed", subject_type="staff", subject_id=account.id)
+
+
+def disable(session: Session, account: StaffAccount) -> None:
+    """Block the account from the console; its live sessions end now."""
+    account.active = False
+    staff_sessions.end_all(session, account.id, "disabled")
+    audit.record(session, "staff.disabled", subject_type="staff", subject_id=account.id)
 
 
 def authenticate(session: Session, username: str, password: str) -> StaffAccount | None:
     account = session.execute(select(StaffAccount).where(
-        StaffAccount.username == username.strip().lower())).scalar_one_or_none()
+        StaffAccount.username == normalize_username(username))).scalar_one_or_none()
     stored = account.password_hash if account and account.active and account.password_hash else _DUMMY_HASH
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
-        audit.record(session, "staff.login_failed", data={"username": username[:80]})
+        audit.record(session, "staff.login_failed", data={"username": normalize_username(username)[:80]})
         return None
     if account is None or stored is _DUMMY_HASH:
         return None

@@ -13,7 +13,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -24,10 +24,14 @@ from bot.jst import jst_date
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
 from bot.outbox import NoChannel, send_to_person
+from bot.references import ticket_number
 from bot.storage import audit
 from bot.storage.models import FaqCandidate, Message, Person, utcnow
 from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
 from bot.text import normalize
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 add_strings("ja", {
     "ticket_staff_answer": "【担当者からの回答】受付番号 {number}\n{text}",
@@ -54,7 +58,7 @@ class TicketError(ValueError):
 
 
 def number(ticket_id: int) -> str:
-    return f"T-{ticket_id:06d}"
+    return ticket_number(ticket_id)
 
 
 def transcript(session: Session, conversation_id: int, limit: int = TRANSCRIPT_MESSAGES) -> list[dict[str, Any]]:
@@ -256,3 +260,10 @@ def dashboard(session: Session, days: int = 14, now: datetime | None = None) -> 
         open_count=sum(1 for tk in tickets if tk.status in OPEN_STATUSES),
         overdue_count=sum(1 for tk in tickets if tk.overdue and tk.status == "open"),
     )
+
+
+def overdue_check(services: Services) -> int:
+    """The SLA rule as a periodic task: unclaimed tickets past the business-time limit are flagged."""
+    settings = services.settings
+    with services.db.session() as session:
+        return len(flag_overdue(session, BusinessCalendar.from_settings(settings), settings.ticket_claim_sla_minutes))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.handler import Handler, Turn, register
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings
 from bot.messages import Option, Reply
 
@@ -38,7 +38,6 @@ add_strings("en", {
 })
 
 
-@register
 class FaqHandler(Handler):
     name = "faq"
     question_priority = 100

@@ -24,8 +24,8 @@ from sqlalchemy import select
 from handlers.hearing import reference_number
 from handlers.hearing.answers import AnswerError, format_answer, parse_answer, validate_selection
 from handlers.hearing.progress import applicable_questions, effective_answers, missing_required, next_question, position
-from handlers.hearing.schema import Form, Question
-from bot.handler import Handler, Turn, register
+from handlers.hearing.schema import Form, Question, catalog
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
@@ -55,6 +55,7 @@ add_strings("ja", {
     "hearing_restarted": "これまでの回答を破棄して、最初からやり直します。",
     "hearing_example": "（例：{example}）",
     "hearing_current": "現在の回答：{value}",
+    "hearing_recorded": "「{value}」として記録しました。",
     "hearing_optional": "（任意）",
     "hearing_choose_many": "当てはまるものをすべて選び、最後に「選択を確定」を押してください。番号をまとめて送ることもできます（例：1,3）。",
     "hearing_selected": "選択中：{labels}",
@@ -110,6 +111,7 @@ add_strings("en", {
     "hearing_restarted": "Your earlier answers were discarded; starting over.",
     "hearing_example": "(e.g. {example})",
     "hearing_current": "Current answer: {value}",
+    "hearing_recorded": "Recorded as \"{value}\".",
     "hearing_optional": "(optional)",
     "hearing_choose_many": "Select all that apply, then press “Confirm selection”. You can also send numbers (e.g. 1,3).",
     "hearing_selected": "Selected: {labels}",
@@ -157,26 +159,27 @@ add_strings("en", {
 })
 
 
+def check_forms(services: Services) -> None:
+    """Startup check: every form definition parses and the configured hearing form exists."""
+    forms = catalog(services)  # raises FormDefinitionError naming the file and field
+    if forms.latest(services.settings.hearing_form) is None:
+        from handlers.hearing.schema import FormDefinitionError
+
+        raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
+                                  f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
+
+
 def looks_like_question(text: str) -> bool:
     """A message that asks something rather than answers (it goes to the FAQ handler)."""
     return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))
 
 
-@register
 class HearingHandler(Handler):
     name = "hearing"
     flow_label = "ヒアリングシート"
     triggers = ("ヒアリング開始", "ヒアリング", "ヒアリングシート", "ヒアリングを始める", "ヒアリング再開",
                 re.compile(r"/hearing"))
     choice_prefix = "hearing:"
-
-    def check(self, services: Services) -> None:
-        forms = services.forms  # raises FormDefinitionError naming the file and field
-        if forms.latest(services.settings.hearing_form) is None:
-            from handlers.hearing.schema import FormDefinitionError
-
-            raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
-                                      f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
 
     def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         return [Option(label=t("hearing_menu", locale), value="hearing:start")]
@@ -248,7 +251,10 @@ class HearingHandler(Handler):
             if looks_like_question(text):
                 return None
             return self._invalid(turn, response, form, error)
-        return self._accept(turn, response, form, question, value)
+        # Say how a typed answer was read when it was read as something else (「約５０人」 -> 「50人」).
+        shown = format_answer(question, value, turn.locale) if value is not None else ""
+        lead = turn.t("hearing_recorded", value=shown) if shown and shown != text.strip() else None
+        return self._accept(turn, response, form, question, value, lead=lead)
 
     def reprompt(self, turn: Turn) -> list[Reply]:
         response = self._flow_response(turn)
@@ -268,7 +274,7 @@ class HearingHandler(Handler):
 
     # ------------------------------------------------------------ starting
     def _start(self, turn: Turn, restart: bool) -> list[Reply]:
-        form = turn.services.forms.latest(turn.services.settings.hearing_form)
+        form = catalog(turn.services).latest(turn.services.settings.hearing_form)
         if form is None:
             return [Reply(text=turn.t("hearing_no_form"))]
         existing = self._active_response(turn)
@@ -304,7 +310,8 @@ class HearingHandler(Handler):
         return replies + self._ask_current(turn, response, form)
 
     # ------------------------------------------------------------- answers
-    def _accept(self, turn: Turn, response: FormResponse, form: Form, question: Question, value: Any) -> list[Reply]:
+    def _accept(self, turn: Turn, response: FormResponse, form: Form, question: Question, value: Any,
+                lead: str | None = None) -> list[Reply]:
         answers = dict(response.answers)
         answers[question.id] = value
         state = dict(response.state)
@@ -314,14 +321,14 @@ class HearingHandler(Handler):
         state.pop("editing", None)
         response.answers = answers
         response.state = state
-        return self._advance(turn, response, form)
+        return self._advance(turn, response, form, lead)
 
     def _skip(self, turn: Turn, response: FormResponse, form: Form, question: Question) -> list[Reply]:
         if question.required:
             return self._ask_current(turn, response, form, lead=turn.t("hearing_cannot_skip"))
         return self._accept(turn, response, form, question, None)
 
-    def _advance(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+    def _advance(self, turn: Turn, response: FormResponse, form: Form, lead: str | None = None) -> list[Reply]:
         """Move to the next unanswered question, or to the summary when all are answered."""
         upcoming = next_question(form, response.answers)
         state = dict(response.state)
@@ -329,8 +336,11 @@ class HearingHandler(Handler):
         response.state = state
         response.updated_at = utcnow()
         if upcoming is None:
-            return self._show_summary(turn, response, form)
-        return self._ask_current(turn, response, form)
+            summary = self._show_summary(turn, response, form)
+            if lead and summary:
+                summary[0] = summary[0].model_copy(update={"text": f"{lead}\n\n{summary[0].text}"})
+            return summary
+        return self._ask_current(turn, response, form, lead=lead)
 
     def _back(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
         """「戻る」: from an item being corrected back to the summary, else to the previous question."""
@@ -514,7 +524,7 @@ class HearingHandler(Handler):
 
     # -------------------------------------------------------------- lookup
     def _form(self, turn: Turn, response: FormResponse) -> Form:
-        form = turn.services.forms.get(response.form_id, response.form_version)
+        form = catalog(turn.services).get(response.form_id, response.form_version)
         assert form is not None, f"form {response.form_id} disappeared"
         return form
 

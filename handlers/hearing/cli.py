@@ -15,7 +15,7 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from integrations.cli_root import _services as create
+    from bot.commands import services_for_command as create
 
     return create()
 
@@ -40,6 +40,7 @@ def export_command(
 ) -> None:
     """One row per response, one column per question, labels in Japanese."""
     from handlers.hearing.export import default_filename, export, select_responses
+    from handlers.hearing.schema import catalog
 
     if fmt not in ("csv", "xlsx", "json"):
         console.print("[red]--format は csv / xlsx / json のいずれかです[/]")
@@ -47,12 +48,12 @@ def export_command(
     day = _parse_day(since)
     services = _services()
     form_id = form or services.settings.hearing_form
-    if services.forms.latest(form_id) is None:
-        console.print(f"[red]フォーム {form_id} はありません（{', '.join(services.forms.form_ids())}）[/]")
+    if catalog(services).latest(form_id) is None:
+        console.print(f"[red]フォーム {form_id} はありません（{', '.join(catalog(services).form_ids())}）[/]")
         raise typer.Exit(2)
     with services.db.session() as session:
         responses = select_responses(session, form_id, day, None if status == "all" else status)
-        data = export(services.forms, form_id, responses, fmt)
+        data = export(catalog(services), form_id, responses, fmt)
     if out is None and fmt == "xlsx":
         out = default_filename(form_id, fmt, date.today())
     if out is None:

@@ -22,6 +22,7 @@ from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.cells import append_row, neutralize_row
 from handlers.hearing.answers import format_answer
 from handlers.hearing import reference_number
 from handlers.hearing.schema import FormCatalog, Question
@@ -104,7 +105,7 @@ def write_csv(header: list[str], rows: list[list[Any]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows([neutralize_row(["" if v is None else v for v in row]) for row in rows])
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -116,7 +117,7 @@ def write_xlsx(header: list[str], rows: list[list[Any]], title: str) -> bytes:
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append(row)
+        append_row(sheet, row)
     sheet.freeze_panes = "B2"
     for index, label in enumerate(header, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = min(40, max(10, len(label) * 2 + 2))

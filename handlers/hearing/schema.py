@@ -10,10 +10,15 @@ YAML by hand must be told exactly what to fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.capability import ConfigurationError
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
 
@@ -25,7 +30,7 @@ CompanyField = Literal["name", "corporate_number", "address", "industry", "emplo
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
 
 
-class FormDefinitionError(ValueError):
+class FormDefinitionError(ConfigurationError, ValueError):
     """A form file that cannot be used; the message names file, question and field."""
 
 
@@ -241,3 +246,8 @@ def load_catalog(extra_dirs: list[Path] | None = None) -> FormCatalog:
         for path in sorted(directory.glob("*.y*ml")):
             forms.append(load_form(path))
     return FormCatalog(forms)
+
+
+def catalog(services: Services) -> FormCatalog:
+    """Every questionnaire definition (bundled plus MADOGUCHI_FORMS_DIRS), validated once per process."""
+    return services.shared("hearing.forms", lambda: load_catalog(services.settings.forms_dirs))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-from bot.handler import Handler, Turn, main_menu, register
+from bot.handler import Handler, Turn, main_menu
 from bot.messages import Reply
 
 
-@register
 class MenuHandler(Handler):
     """「ヘルプ」, 「メニュー」, /start and /help show what the bot can do."""
 
@@ -20,4 +19,4 @@ class MenuHandler(Handler):
     choice_prefix = "menu:"
 
     def on_command(self, turn: Turn) -> list[Reply]:
-        return [Reply(text=turn.t("welcome"), options=main_menu(turn.locale, turn.person))]
+        return [Reply(text=turn.t("welcome"), options=main_menu(turn.services, turn.locale, turn.person))]

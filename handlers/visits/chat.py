@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from handlers.hearing.answers import NO_WORDS, YES_WORDS
-from bot.handler import Handler, Turn, register
+from bot.handler import Handler, Turn
 from bot.i18n import add_strings, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
@@ -66,6 +66,9 @@ add_strings("ja", {
     "visits_confirm": "確認",
     "visits_dispute": "相違あり",
     "visits_confirmed_thanks": "確認いただきありがとうございました。",
+    "visits_ask_confirmer_name": "確認のため、ご担当者のお名前（フルネーム）を入力してください。",
+    "visits_own_visit": "ご自身の訪問は確認できません。企業のご担当者に確認していただいてください。",
+    "visits_confirmation_flagged_staff": "訪問 #{id} の確認コードによる確認を要確認にしました（{reason}）",
     "visits_confirmed_expert": "{company}様が{day}の訪問を確認しました。謝金：{fee}円",
     "visits_ask_dispute_note": "どの点が異なるか教えてください（例：時間が違う、訪問を受けていない）。",
     "visits_dispute_thanks": "承知しました。事務局から確認のご連絡をいたします。",
@@ -120,6 +123,9 @@ add_strings("en", {
     "visits_confirm": "Confirm",
     "visits_dispute": "Something is wrong",
     "visits_confirmed_thanks": "Thank you for confirming.",
+    "visits_ask_confirmer_name": "To confirm, please type your full name.",
+    "visits_own_visit": "You cannot confirm your own visit; the company's contact must confirm it.",
+    "visits_confirmation_flagged_staff": "Code confirmation of visit #{id} flagged for review ({reason})",
     "visits_confirmed_expert": "{company} confirmed the visit on {day}. Fee: {fee} yen",
     "visits_ask_dispute_note": "What differs (e.g. the time, no visit took place)?",
     "visits_dispute_thanks": "Understood. The secretariat will contact you.",
@@ -153,7 +159,6 @@ def format_minutes(minutes: int, locale: str) -> str:
     return (f"{hours}時間" if hours else "") + (f"{rest}分" if rest or not hours else "")
 
 
-@register
 class VisitsHandler(Handler):
     name = "visits"
     flow_label = "訪問の記録"
@@ -246,7 +251,7 @@ class VisitsHandler(Handler):
     def on_flow_message(self, turn: Turn) -> list[Reply] | None:
         state = turn.flow_state
         step = state.get("step", "")
-        if step in ("code_confirm", "dispute_note"):
+        if step in ("code_confirm", "dispute_note", "code_name"):
             return self._sme_flow(turn, state)
         visit = self._own_visit(turn, int(state.get("visit_id", 0)))
         if visit is None:
@@ -297,6 +302,7 @@ class VisitsHandler(Handler):
             "minutes": ("visits_ask_minutes", []),
             "accompanied": ("visits_ask_accompanied", self._yes_no_options(turn)),
             "dispute_note": ("visits_ask_dispute_note", []),
+            "code_name": ("visits_ask_confirmer_name", []),
         }
         if step not in prompts:
             return []
@@ -393,10 +399,15 @@ class VisitsHandler(Handler):
             reason = "already_confirmed" if visit.status == "confirmed" else "not_checked_out"
             return [Reply(text=turn.t(f"visits_error_{reason}"))]
         method = "code" if via_code else "chat"
+        if turn.person.id == visit.expert_person_id:  # the expert's own identities never confirm
+            return [Reply(text=turn.t("visits_own_visit"))]
         if action == "dispute":
             turn.start_flow(self.name, {"step": "dispute_note", "visit_id": visit.id, "method": method,
                                         "code_id": state.get("code_id")})
             return [Reply(text=turn.t("visits_ask_dispute_note"), free_input=True)]
+        if via_code:  # who confirms with a code is recorded: the name they type, their address and browser
+            turn.start_flow(self.name, {"step": "code_name", "visit_id": visit.id, "code_id": state.get("code_id")})
+            return [Reply(text=turn.t("visits_ask_confirmer_name"), free_input=True)]
         self._consume_code(turn, state)
         service.confirm(turn.session, visit, turn.person.id, method)
         if turn.conversation.active_flow == self.name:
@@ -408,6 +419,8 @@ class VisitsHandler(Handler):
     def _sme_flow(self, turn: Turn, state: dict[str, Any]) -> list[Reply] | None:
         if state.get("step") == "code_confirm":
             return None  # waiting for a button; a typed question goes to the FAQ
+        if state.get("step") == "code_name":
+            return self._confirm_with_name(turn, state)
         visit = service.lock(turn.session, int(state.get("visit_id", 0)))
         if visit is None or not turn.text:
             return [Reply(text=turn.t("visits_ask_dispute_note"), free_input=True)]
@@ -418,6 +431,30 @@ class VisitsHandler(Handler):
                      subject_type="visit", subject_id=visit.id, actor_person_id=turn.person.id)
         self._tell_expert(turn, visit, "visits_dispute_expert")
         return [Reply(text=turn.t("visits_dispute_thanks"))]
+
+    def _confirm_with_name(self, turn: Turn, state: dict[str, Any]) -> list[Reply]:
+        name = turn.text.strip()
+        if not name or len(name) > 100:
+            return [Reply(text=turn.t("visits_ask_confirmer_name"), free_input=True)]
+        visit = service.lock(turn.session, int(state.get("visit_id", 0)))
+        if visit is None or visit.status != "checked_out":
+            turn.end_flow("closed")
+            return [Reply(text=turn.t("visits_error_not_checked_out"))]
+        if turn.person.id == visit.expert_person_id:
+            turn.end_flow("closed")
+            return [Reply(text=turn.t("visits_own_visit"))]
+        evidence = service.record_code_confirmation(turn.session, visit, turn.person.id, name, turn.message.client)
+        self._consume_code(turn, state)
+        service.confirm(turn.session, visit, turn.person.id, "code")
+        turn.end_flow("finished")
+        if evidence.flagged:
+            notify_staff(turn.session, "visit.confirmation_flagged",
+                         turn.t("visits_confirmation_flagged_staff", id=visit.id, reason=evidence.flag_reason),
+                         f"{name} / {evidence.client_ip or '-'} / {evidence.user_agent or '-'}",
+                         subject_type="visit", subject_id=visit.id, actor_person_id=turn.person.id)
+        fee = service.visit_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
+        return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
     def _consume_code(self, turn: Turn, state: dict[str, Any]) -> None:
         code_id = state.get("code_id")
@@ -493,5 +530,7 @@ def confirm_with_code(turn: Turn, row: LinkCode) -> list[Reply]:
     visit = service.lock(turn.session, row.visit_id or 0)
     if visit is None or visit.status != "checked_out":
         return [Reply(text=turn.t("visits_error_not_checked_out"))]
+    if turn.person.id == visit.expert_person_id:  # the expert's own identities never confirm
+        return [Reply(text=turn.t("visits_own_visit"))]
     turn.start_flow(VisitsHandler.name, {"step": "code_confirm", "visit_id": visit.id, "code_id": row.id})
     return [VisitsHandler.confirmation_request(turn, visit, turn.locale)]

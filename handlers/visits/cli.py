@@ -19,7 +19,7 @@ _TIME = re.compile(r"^\d{1,2}:\d{2}$")
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from integrations.cli_root import _services as create
+    from bot.commands import services_for_command as create
 
     return create()
 
@@ -128,24 +128,13 @@ def list_visits(day: str = typer.Option(None, "--date"), status: str = typer.Opt
 @visits_app.command("sweep")
 def sweep(through: str = typer.Option(None, help="この日まで（既定: 昨日）")) -> None:
     """Close past days: visits missing a step need the paper certificate, and each expert is told."""
-    import handlers.visits.chat  # noqa: F401  (registers the message strings)
-    from bot.i18n import t
-    from bot.messages import Reply
-    from bot.outbox import NoChannel, send_to_person
     from bot.jst import JST
-    from handlers.visits.service import sweep as run
+    from handlers.visits.service import sweep_and_notify
 
     services = _services()
     day = _day(through) if through else datetime.now(JST).date() - timedelta(days=1)
     with services.db.session() as session:
-        marked = run(session, day)
-        for visit in marked:
-            text = f"{visit.planned_date:%m/%d} {visit.company.name}: " + t("visits_needs_certificate",
-                                                                              visit.expert.locale or "ja")
-            try:
-                send_to_person(session, visit.expert_person_id, [Reply(text=text)], verified_only=True)
-            except NoChannel:
-                pass
+        marked = sweep_and_notify(session, day)
     console.print(f"{day} までの訪問のうち {len(marked)} 件を「要誓約書」にしました。", highlight=False)
 
 

@@ -56,3 +56,20 @@ class Visit(Base):
 
     expert: Mapped[Person] = relationship(foreign_keys=[expert_person_id])
     company: Mapped[Company] = relationship()
+
+
+class VisitConfirmationEvidence(Base):
+    """Who confirmed a visit with a one-time code: the name they typed, their address and browser, and
+    whether it looks like the expert's own side (an address or browser the expert used recently)."""
+
+    __tablename__ = "visit_confirmation_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer)
+    typed_name: Mapped[str | None] = mapped_column(String(200))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    flagged: Mapped[bool] = mapped_column(default=False)
+    flag_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

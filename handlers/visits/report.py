@@ -21,6 +21,7 @@ from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from bot.cells import append_row, neutralize_row
 from handlers.visits.models import Visit
 from handlers.visits.rules import fiscal_year, fiscal_year_start
 from handlers.visits.service import FLAG_LABELS, visit_fees
@@ -138,7 +139,7 @@ def to_csv(report: MonthlyReport) -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([f"{report.month} 月次報告（{report.fiscal_year}年度累計）"])
     writer.writerow(SUMMARY_HEADER)
-    writer.writerows(summary_rows(report))
+    writer.writerows(neutralize_row(list(row)) for row in summary_rows(report))
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -149,11 +150,11 @@ def to_xlsx(report: MonthlyReport) -> bytes:
     summary.append([f"{report.month} 月次報告（{report.fiscal_year}年度累計）"])
     summary.append(SUMMARY_HEADER)
     for row in summary_rows(report):
-        summary.append(row)
+        append_row(summary, list(row))
     details = workbook.create_sheet("明細")
     details.append(DETAIL_HEADER)
     for row in detail_rows(report):
-        details.append(row)
+        append_row(details, list(row))
     for sheet, header_row in ((summary, 2), (details, 1)):
         for cell in sheet[header_row]:
             cell.font = Font(bold=True)

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.jst import jst_date
 from bot.storage import audit
-from bot.storage.models import ChannelIdentity, Company, Person, Role, utcnow
-from handlers.visits.models import Visit
+from bot.storage.models import ChannelIdentity, Company, Conversation, Message, Person, Role, utcnow
+from handlers.visits.models import Visit, VisitConfirmationEvidence
 from handlers.visits.rules import ProgramRules, distance_m, fees_for_day, fiscal_year, fiscal_year_start, rules_for
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 ACTIVE_STATUSES = ("planned", "checked_in", "checked_out", "confirmed", "disputed")
 FLAG_LABELS = {
@@ -195,6 +199,51 @@ def confirm(session: Session, visit: Visit, person_id: int, method: str) -> None
                  data={"method": method})
 
 
+#: How far back the expert's own web addresses and browsers are compared with a code confirmation.
+EXPERT_CLIENT_LOOKBACK = timedelta(days=30)
+
+
+def expert_clients(session: Session, expert_person_id: int) -> tuple[set[str], set[str]]:
+    """Addresses and browsers the expert's own web chat used recently."""
+    payloads = session.execute(
+        select(Message.payload).join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.person_id == expert_person_id, Message.direction == "in", Message.channel == "web",
+               Message.created_at >= utcnow() - EXPERT_CLIENT_LOOKBACK)
+        .order_by(Message.id.desc()).limit(500)).scalars()
+    ips: set[str] = set()
+    agents: set[str] = set()
+    for payload in payloads:
+        client = (payload or {}).get("client") or {}
+        if client.get("ip"):
+            ips.add(client["ip"])
+        if client.get("user_agent"):
+            agents.add(client["user_agent"])
+    return ips, agents
+
+
+def record_code_confirmation(session: Session, visit: Visit, person_id: int, typed_name: str,
+                             client: dict[str, str]) -> VisitConfirmationEvidence:
+    """Keep who confirmed with a code (typed name, address, browser); flag it when the address or the
+    browser is one the expert used, so the secretariat looks at it."""
+    ips, agents = expert_clients(session, visit.expert_person_id)
+    reasons = []
+    if client.get("ip") and client["ip"] in ips:
+        reasons.append("same network as the expert")
+    if client.get("user_agent") and client["user_agent"] in agents:
+        reasons.append("same browser as the expert")
+    evidence = VisitConfirmationEvidence(visit_id=visit.id, person_id=person_id, typed_name=typed_name[:200],
+                                         client_ip=client.get("ip") or None,
+                                         user_agent=(client.get("user_agent") or "")[:300] or None,
+                                         flagged=bool(reasons), flag_reason="; ".join(reasons) or None)
+    session.add(evidence)
+    if reasons:
+        add_flag(visit, "confirmation_from_expert_side")
+    session.flush()
+    audit.record(session, "visit.confirmation_evidence", actor_person_id=person_id, subject_type="visit",
+                 subject_id=visit.id, data={"flagged": bool(reasons), "reasons": reasons})
+    return evidence
+
+
 def dispute(session: Session, visit: Visit, person_id: int, note: str | None) -> None:
     if visit.status not in ("checked_out", "disputed"):
         raise VisitError("not_checked_out")
@@ -249,3 +298,29 @@ def sweep(session: Session, through: date) -> list[Visit]:
             audit.record(session, "visit.needs_certificate", subject_type="visit", subject_id=visit.id,
                          data={"missing": missing})
     return marked
+
+
+def sweep_and_notify(session: Session, through: date) -> list[Visit]:
+    """`sweep`, then tell each expert whose visit now needs the paper certificate (on a linked channel)."""
+    import handlers.visits.chat  # noqa: F401  (registers the message strings)
+    from bot.i18n import t
+    from bot.messages import Reply
+    from bot.outbox import NoChannel, send_to_person
+
+    marked = sweep(session, through)
+    for visit in marked:
+        text = f"{visit.planned_date:%m/%d} {visit.company.name}: " + t("visits_needs_certificate",
+                                                                          visit.expert.locale or "ja")
+        try:
+            send_to_person(session, visit.expert_person_id, [Reply(text=text)], verified_only=True)
+        except NoChannel:
+            pass
+    return marked
+
+
+def nightly_sweep(services: Services) -> list[Visit]:
+    """The scheduled task: close every day up to yesterday (JST)."""
+    from bot.jst import JST
+
+    with services.db.session() as session:
+        return sweep_and_notify(session, datetime.now(JST).date() - timedelta(days=1))

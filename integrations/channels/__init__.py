@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.settings import Settings
@@ -40,7 +41,7 @@ def build_senders(settings: Settings) -> dict[str, ChannelSender]:
 def mount_channels(api: FastAPI, services: Services, engine: Engine) -> DeliveryWorker:
     """Webhook routes of every configured platform, and the worker that delivers their outbox."""
     from integrations.channels import line, slack, telegram
-    from integrations.channels.delivery import ChannelRuntime
+    from integrations.channels.delivery import ChannelRuntime, Once
 
     settings = services.settings
     senders = build_senders(settings)
@@ -55,31 +56,35 @@ def mount_channels(api: FastAPI, services: Services, engine: Engine) -> Delivery
     if "line" in senders:
         line.mount(api, settings, services, runtime)
     api.state.channel_runtime = runtime
+    worker.tasks.insert(0, Once(startup_recovery(services, runtime)))
     return worker
 
 
+def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
+    """First thing the worker does: process webhook events stored but not processed, then apologise for
+    inbound messages left without a reply (a kill between storing a message and answering it)."""
+    from datetime import timedelta
+
+    from bot.recovery import apologise_for_unanswered
+
+    def run() -> int:
+        done = sum(inbox.replay() for inbox in runtime.inboxes)
+        grace = timedelta(seconds=services.settings.unanswered_grace_seconds)
+        return done + apologise_for_unanswered(services, grace)
+
+    return run
+
+
 def build_worker(services: Services, senders: dict[str, ChannelSender] | None = None) -> DeliveryWorker:
-    """The outbox worker: platform senders, the Slack staff channel, and the overdue check once a minute."""
+    """The outbox worker: platform senders, the Slack staff channel, and the capabilities' periodic tasks."""
     from integrations.channels.delivery import DeliveryWorker, Every
 
     senders = build_senders(services.settings) if senders is None else senders
-    tasks: list[Any] = [Every(60, overdue_check(services))]
+    tasks: list[Any] = [Every(task.every_seconds, partial(task.run, services))
+                        for capability in services.capabilities for task in capability.tasks
+                        if task.every_seconds is not None and task.run is not None]
     if "slack" in senders and services.settings.slack_staff_channel:
         from integrations.slack_staff import StaffChannelNotifier
 
         tasks.append(StaffChannelNotifier(services))
     return DeliveryWorker(services, list(senders.values()), tasks=tasks)
-
-
-def overdue_check(services: Services) -> Any:
-    """The SLA rule as a worker task: unclaimed tickets past the business-time limit are flagged."""
-    from handlers.escalation import tickets
-    from handlers.escalation.business_hours import BusinessCalendar
-
-    def run() -> int:
-        settings = services.settings
-        with services.db.session() as session:
-            return len(tickets.flag_overdue(session, BusinessCalendar.from_settings(settings),
-                                            settings.ticket_claim_sla_minutes))
-
-    return run

@@ -13,7 +13,7 @@ console = Console()
 
 
 def _runtime():  # type: ignore[no-untyped-def]
-    from integrations.cli_root import _services
+    from bot.commands import services_for_command as _services
     from bot.engine import Engine
     from integrations.channels import build_worker
     from integrations.channels.delivery import ChannelRuntime
@@ -27,7 +27,7 @@ def _runtime():  # type: ignore[no-untyped-def]
 @channels_app.command("status")
 def status() -> None:
     """Live channels and the outbox per channel (pending, failing, sent)."""
-    from integrations.cli_root import _services
+    from bot.commands import services_for_command as _services
     from bot.storage.models import OutboundMessage
     from integrations.channels import live_channels
 

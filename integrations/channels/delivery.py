@@ -104,6 +104,7 @@ class ChannelRuntime:
     def __init__(self, engine: Any, worker: DeliveryWorker) -> None:
         self.engine = engine
         self.worker = worker
+        self.inboxes: list[Any] = []  # stored webhook events (integrations.channels.inbox), replayed on start
 
     def receive(self, message: Any) -> Any:
         outcome = self.engine.process(message, outbox=True)
@@ -153,6 +154,20 @@ def deliver_due(services: Services, sender: ChannelSender, limit: int = 50) -> i
                 mark_sent(row)
                 sent += 1
     return sent
+
+
+class Once:
+    """Run `task` the first time the worker loop runs (work left over from before a restart)."""
+
+    def __init__(self, task: Callable[[], int]) -> None:
+        self.task = task
+        self.done = False
+
+    def __call__(self) -> int:
+        if self.done:
+            return 0
+        self.done = True
+        return self.task()
 
 
 class Every:

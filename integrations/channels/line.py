@@ -10,6 +10,7 @@ keep their `webhookEventId`, which the engine de-duplicates.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -31,6 +32,7 @@ from linebot.v3.messaging import (
 )
 from linebot.v3.messaging.exceptions import ApiException
 from linebot.v3.webhooks import (
+    Event,
     FollowEvent,
     LocationMessageContent,
     MessageEvent,
@@ -43,6 +45,7 @@ from bot.outbox import queue, replies_of
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import OutboundMessage
+from integrations.channels.inbox import WebhookInbox, event_key
 from integrations.channels.delivery import (
     ChannelRuntime,
     PermanentSendError,
@@ -182,15 +185,28 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
             if message is not None:
                 runtime.receive(message)
 
+    def process_stored(raw: dict[str, Any]) -> None:
+        try:
+            event = Event.from_dict(raw)
+        except ValueError:
+            return  # an event type the SDK does not know: nothing to answer
+        process([event])
+
+    inbox = WebhookInbox(services, CHANNEL, process_stored)
+    runtime.inboxes.append(inbox)
+
     @api.post("/line/webhook", include_in_schema=False)
     async def line_webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
         body = (await request.body()).decode("utf-8", errors="replace")
         signature = request.headers.get("X-Line-Signature", "")
         try:
-            events = parser.parse(body, signature)
+            parser.parse(body, signature)
+            raw = json.loads(body)["events"]
         except InvalidSignatureError:
             return JSONResponse({"error": "invalid_signature", "message": "署名が正しくありません。"}, status_code=401)
         except Exception:  # signed but not a webhook body we can read
             return JSONResponse({"error": "invalid_body", "message": "内容を読み取れません。"}, status_code=400)
-        background.add_task(process, list(events))
+        # Stored (committed) before LINE gets its 200: LINE never resends an acknowledged event.
+        ids = await inbox.accept([(event_key(e, "webhookEventId"), e) for e in raw if isinstance(e, dict)])
+        background.add_task(inbox.process_ids, ids)
         return JSONResponse({"ok": True})

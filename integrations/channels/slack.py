@@ -163,6 +163,17 @@ def _readable(body: bytes, request: Request) -> bool:
     return isinstance(data, dict) and isinstance(data.get("type"), str)
 
 
+def _signed(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> bool:
+    """Slack's v0 signature over a timestamp of at most five minutes ago; any malformed header is False."""
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        return False
+    try:
+        return verifier.is_valid_request(body, headers)
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def mount(api: FastAPI, settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any] | None = None) -> App:
     bolt = build_app(settings, runtime, staff_hooks)
     handler = SlackRequestHandler(bolt)
@@ -172,8 +183,11 @@ def mount(api: FastAPI, settings: Settings, runtime: ChannelRuntime, staff_hooks
     @api.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request):  # type: ignore[no-untyped-def]
         body = await request.body()
+        # Unsigned, stale or with a malformed timestamp: 401 here, before bolt (which would log the body).
+        if not _signed(verifier, body, dict(request.headers)):
+            return JSONResponse({"error": "invalid_signature", "message": "署名が正しくありません。"}, status_code=401)
         # Signed by Slack but not an event or interaction we can read: 400 here, not an error inside bolt.
-        if verifier.is_valid_request(body, dict(request.headers)) and not _readable(body, request):
+        if not _readable(body, request):
             return JSONResponse({"error": "invalid_body", "message": "内容を読み取れません。"}, status_code=400)
         return await handler.handle(request)
 

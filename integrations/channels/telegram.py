@@ -28,6 +28,7 @@ from bot.outbox import replies_of
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import OutboundMessage
+from integrations.channels.inbox import WebhookInbox, event_key
 from integrations.channels.delivery import (
     ChannelRuntime,
     PermanentSendError,
@@ -175,6 +176,9 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
         if update.callback_query is not None:
             sender.answer_callback(update.callback_query.id)
 
+    inbox = WebhookInbox(services, CHANNEL, process)
+    runtime.inboxes.append(inbox)
+
     @api.post("/telegram/webhook", include_in_schema=False)
     async def telegram_webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
         given = request.headers.get(SECRET_HEADER, "")
@@ -188,7 +192,9 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
         if not isinstance(data, dict) or "update_id" not in data:
             return JSONResponse({"error": "invalid_update", "message": "更新データが正しくありません。"},
                                 status_code=400)
-        background.add_task(process, data)
+        # Stored (committed) before Telegram gets its 200; processed from the store.
+        ids = await inbox.accept([(event_key(data, "update_id"), data)])
+        background.add_task(inbox.process_ids, ids)
         return JSONResponse({"ok": True})
 
 

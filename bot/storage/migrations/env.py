@@ -3,13 +3,13 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from bot.capability import load_capabilities
+from bot.settings import get_settings
 from bot.storage.models import Base
 
-# Every capability keeps its tables beside it; the one migration history sees them all here.
-import handlers.accounts.models  # noqa: E402,F401
-import handlers.escalation.models  # noqa: E402,F401
-import handlers.hearing.models  # noqa: E402,F401
-import handlers.visits.models  # noqa: E402,F401
+# Every capability keeps its tables beside it (handlers/<capability>/models.py); loading the installed
+# capabilities imports them, so the one migration history sees every table in `Base.metadata`.
+load_capabilities(get_settings().capabilities)
 
 config = context.config
 target_metadata = Base.metadata

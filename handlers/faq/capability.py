@@ -1,0 +1,15 @@
+"""FAQ declared once: answers free questions from the knowledge base; `madoguchi knowledge`."""
+
+from typing import Any
+
+from bot.capability import Capability
+from handlers.faq.chat import FaqHandler
+
+
+def _cli() -> dict[str, Any]:
+    from knowledge.cli import knowledge_app
+
+    return {"knowledge": knowledge_app}
+
+
+FAQ = Capability(name="faq", handler=FaqHandler(), cli=_cli)

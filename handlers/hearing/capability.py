@@ -1,0 +1,15 @@
+"""The hearing sheet declared once: chat flow, `madoguchi hearing`, the form check at startup."""
+
+from typing import Any
+
+from bot.capability import Capability
+from handlers.hearing.chat import HearingHandler, check_forms
+
+
+def _cli() -> dict[str, Any]:
+    from handlers.hearing.cli import hearing_app
+
+    return {"hearing": hearing_app}
+
+
+HEARING = Capability(name="hearing", handler=HearingHandler(), cli=_cli, check=check_forms)

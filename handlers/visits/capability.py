@@ -1,0 +1,19 @@
+"""Expert visits declared once: check-in/out flow, `madoguchi visits`, the nightly sweep."""
+
+from typing import Any
+
+from bot.capability import Capability, Task
+from handlers.visits.chat import VisitsHandler
+from handlers.visits.service import nightly_sweep
+
+
+def _cli() -> dict[str, Any]:
+    from handlers.visits.cli import visits_app
+
+    return {"visits": visits_app}
+
+
+VISITS = Capability(
+    name="visits", handler=VisitsHandler(), cli=_cli,
+    tasks=(Task(name="visits sweep", schedule="daily, by cron: madoguchi visits sweep", run=nightly_sweep),),
+)

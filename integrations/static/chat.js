@@ -1,0 +1,246 @@
+// The web chat page. Who the browser is comes from the server's HttpOnly session cookie; nothing
+// identifying is kept here or put in a URL. On load the conversation is restored from the server
+// (in order, the question still waiting shown again); new messages from staff arrive as server-sent
+// events. Only the latest reply's buttons work; one press of Send (or Enter) sends one message.
+"use strict";
+(() => {
+  const log = document.getElementById("log");
+  const input = document.getElementById("t");
+  const form = document.getElementById("f");
+  const sendButton = document.getElementById("send");
+  const locButton = document.getElementById("loc");
+  const typing = document.getElementById("typing");
+  const API = form.dataset.api || "/api/chat";
+  const URL_PATTERN = /(https?:\/\/[^\s<>"「」『』（）()、。]+|\/\?code=[A-Za-z0-9-]+)/g;
+  let sending = false;
+
+  function scrollDown() { log.scrollTop = log.scrollHeight; }
+
+  // Text with its URLs as tappable links (textContent only: nothing the server sends is parsed as HTML).
+  function appendText(parent, text) {
+    let last = 0;
+    for (const match of text.matchAll(URL_PATTERN)) {
+      if (match.index > last) parent.append(text.slice(last, match.index));
+      const a = document.createElement("a");
+      a.href = match[0]; a.textContent = match[0]; a.target = "_blank"; a.rel = "noopener";
+      parent.append(a);
+      last = match.index + match[0].length;
+    }
+    if (last < text.length) parent.append(text.slice(last));
+  }
+
+  function bubble(text, who) {
+    const div = document.createElement("div");
+    div.className = "msg " + who;
+    appendText(div, text);
+    log.append(div);
+    scrollDown();
+    return div;
+  }
+
+  function retireOptions() {
+    for (const box of log.querySelectorAll(".options:not(.stale), .examples:not(.stale)")) {
+      box.classList.add("stale");
+      for (const b of box.querySelectorAll("button")) b.disabled = true;
+    }
+  }
+
+  function showLocation(wanted) { locButton.hidden = !wanted; }
+
+  function optionBox(list, live, className) {
+    const box = document.createElement("div");
+    box.className = className || "options";
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", className === "examples" ? "質問の例" : "選択肢");
+    for (const option of list) {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = option.label;
+      b.addEventListener("click", () => {
+        if (b.disabled) return;
+        if (option.value === undefined) send({text: option.label}, option.label);
+        else send({choice: option.value}, option.label);
+      });
+      box.append(b);
+    }
+    if (!live) { box.classList.add("stale"); for (const b of box.querySelectorAll("button")) b.disabled = true; }
+    log.append(box);
+    return box;
+  }
+
+  function renderBot(reply, live, again) {
+    if (again) {
+      const note = document.createElement("p");
+      note.className = "again-note"; note.textContent = "お答えをお待ちしている質問です：";
+      log.append(note);
+    }
+    const div = bubble(reply.text || "", "bot");
+    if (reply.links && reply.links.length) {
+      const links = document.createElement("div");
+      links.className = "links";
+      for (const link of reply.links) {
+        const a = document.createElement("a");
+        a.href = link.url; a.textContent = link.label; a.target = "_blank"; a.rel = "noopener";
+        links.append(a);
+      }
+      div.append(links);
+    }
+    if (reply.citations && reply.citations.length) {
+      const list = document.createElement("ul");
+      list.className = "cites"; list.setAttribute("aria-label", "出典");
+      for (const cite of reply.citations) {
+        const li = document.createElement("li");
+        const a = document.createElement("a");
+        a.href = cite.url; a.target = "_blank"; a.rel = "noopener";
+        a.textContent = "📄 " + cite.label + "（資料を開く）";
+        li.append(a); list.append(li);
+      }
+      div.append(list);
+    }
+    if (reply.options && reply.options.length) optionBox(reply.options, live);
+    if (live) showLocation(Boolean(reply.asks_location));
+    scrollDown();
+  }
+
+  function show(replies) {
+    if (!replies || !replies.length) return;
+    retireOptions();
+    replies.forEach((reply, i) => renderBot(reply, i === replies.length - 1, false));
+  }
+
+  function notice(text, retry) {
+    const div = document.createElement("div");
+    div.className = "notice"; div.setAttribute("role", "alert");
+    div.append(text);
+    if (retry) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "retry"; b.textContent = "再送信";
+      b.addEventListener("click", () => { div.remove(); retry(); });
+      div.append(b);
+    }
+    log.append(div);
+    scrollDown();
+  }
+
+  function busy(on) {
+    sending = on;
+    sendButton.disabled = on;
+    typing.hidden = !on;
+    if (on) scrollDown();
+  }
+
+  // One message: shown at once, the typing indicator while the server answers. Refused while
+  // another is on its way, so a double Enter or a double tap sends once.
+  async function send(payload, shown, typed) {
+    if (sending) return;
+    busy(true);
+    retireOptions();
+    showLocation(false);
+    if (shown) bubble(shown, "me");
+    const failed = () => {
+      if (typed && !input.value) input.value = typed;
+      notice("送信できませんでした。通信状態をご確認ください。", () => {
+        if (typed && input.value === typed) input.value = "";
+        send(payload, null, typed);
+      });
+    };
+    try {
+      const res = await fetch(API, {method: "POST", credentials: "same-origin",
+                                    headers: {"Content-Type": "application/json"}, body: JSON.stringify(payload)});
+      let data = null;
+      try { data = await res.json(); } catch (e) { data = null; }
+      if (res.ok && data) show(data.replies);
+      else if (res.status >= 500 || !data) failed();
+      else {
+        if (typed && !input.value) input.value = typed;
+        notice(data.message || "送信できませんでした。", res.status === 429 ? () => send(payload, null, typed) : null);
+      }
+    } catch (e) {
+      failed();
+    } finally {
+      busy(false);
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (sending) return;
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    send({text}, text, text);
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  locButton.addEventListener("click", () => {
+    if (!navigator.geolocation) { notice("この端末では位置情報を送信できません。", null); return; }
+    navigator.geolocation.getCurrentPosition(
+      (p) => send({location: {lat: p.coords.latitude, lon: p.coords.longitude}}, "📍 現在地を送信しました"),
+      () => notice("位置情報を取得できませんでした。端末の設定をご確認ください。", null));
+  });
+
+  async function welcome() {
+    const res = await fetch("/api/chat/welcome", {credentials: "same-origin"});
+    const data = await res.json();
+    bubble(data.text, "bot");
+    if (data.examples && data.examples.length) {
+      const title = document.createElement("p");
+      title.className = "examples-title"; title.textContent = "たとえば、こんなご質問にお答えします：";
+      log.append(title);
+      optionBox(data.examples.map((q) => ({label: q})), true, "examples");
+    }
+    if (data.options && data.options.length) optionBox(data.options, true);
+  }
+
+  // A code from a confirmation link (…/?code=ABCD-2345) is shown for the visitor to send, never sent by
+  // itself: a link must never make the browser say anything on its own.
+  function offerCode(raw) {
+    if (!/^[A-Za-z0-9]{4}-?[A-Za-z0-9]{4}$/.test(raw)) return;
+    const code = raw.toUpperCase();
+    retireOptions();
+    bubble("リンクに確認コード " + code + " が含まれています。ご自身が受け取ったコードであれば「送信する」を押してください。" +
+           "心当たりがなければ「送信しない」を押してください。", "bot");
+    const box = optionBox([], true);
+    const yes = document.createElement("button");
+    yes.type = "button"; yes.textContent = "送信する";
+    yes.addEventListener("click", () => send({text: code}, code));
+    const no = document.createElement("button");
+    no.type = "button"; no.textContent = "送信しない";
+    no.addEventListener("click", () => { retireOptions(); bubble("コードは送信しませんでした。", "bot"); });
+    box.append(yes, no);
+  }
+
+  let events = null;
+  function connect() {
+    if (!window.EventSource || events) return;
+    events = new EventSource("/api/chat/events");
+    events.addEventListener("replies", (event) => show(JSON.parse(event.data).replies));
+  }
+
+  async function start() {
+    const params = new URLSearchParams(location.search);
+    const code = params.get("code") || "";
+    if (params.has("code")) history.replaceState(null, "", "/");
+    try {
+      const res = await fetch("/api/chat/history", {credentials: "same-origin"});
+      const data = await res.json();
+      if (data.items && data.items.length) {
+        for (const item of data.items) {
+          if (item.who === "me") bubble(item.text, "me");
+          else renderBot(item, item.live, item.again);
+        }
+      } else {
+        await welcome();
+      }
+    } catch (e) {
+      notice("読み込めませんでした。", () => location.reload());
+    }
+    if (code) offerCode(code);
+    document.body.dataset.ready = "1";
+    connect();
+  }
+  start();
+})();

@@ -1,0 +1,124 @@
+"""The web chat's and the console's pages over real HTTP: no inline code (so the CSP can forbid it), the
+conversation history and live events of the chat, the console's upload limit and the dashboard's rates."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.engine import Engine
+from bot.messages import InboundMessage, Reply
+from bot.outbox import queue
+from bot.services import Services
+from bot.storage.models import ChannelIdentity
+from handlers.escalation.staff import create as create_staff
+from integrations.web import create_app
+from tests.conftest import LiveServer, make_settings
+
+PASSWORD = "correct horse battery staple"
+INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=", re.IGNORECASE)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Services, str]]:
+    services = Services.create(make_settings(tmp_path, staff_cookie_secure=False))
+    with services.db.session() as session:
+        create_staff(session, "pages", "頁太郎", PASSWORD, role="admin")
+    with LiveServer(create_app(services)) as server:
+        yield services, server.url
+    services.close()
+
+
+@contextmanager
+def staff_client(url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        token = csrf(client.get("/staff/login").text)
+        login = client.post("/staff/login", data={"username": "pages", "password": PASSWORD, "csrf": token})
+        assert login.status_code == 303
+        yield client
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+
+
+def test_no_page_has_inline_scripts_or_styles(site: tuple[Services, str]) -> None:
+    services, url = site
+    Engine(services).handle(InboundMessage(channel="web", external_user_id="p-1", text="担当者と話したい"))
+    Engine(services).handle(InboundMessage(channel="web", external_user_id="p-1", text="相談したいことがあります"))
+    pages = {path: httpx.get(f"{url}{path}").text for path in ("/", "/docs", "/staff/login",
+                                                                "/sources/view?source=x&section=y")}
+    with staff_client(url) as client:
+        for path in ("/staff", "/staff/tickets/1", "/staff/dashboard", "/staff/knowledge", "/staff/faq",
+                     "/staff/saved-replies"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            pages[path] = response.text
+    for path, html in pages.items():
+        assert not INLINE.search(html), (path, INLINE.search(html))
+    assert "cdn" not in pages["/docs"].lower() and "/static/vendor/swagger-ui/" in pages["/docs"]
+    assert httpx.get(f"{url}/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+
+
+def test_history_is_in_order_with_labels_and_events_deliver_once(site: tuple[Services, str]) -> None:
+    services, url = site
+    with httpx.Client(base_url=url, timeout=30) as page:
+        first = page.get("/api/chat/history").json()
+        assert first == {"items": [], "flow": None}  # a new visitor: the page shows its first screen
+        welcome = page.get("/api/chat/welcome").json()
+        assert welcome["text"].startswith("こんにちは") and welcome["options"]
+        page.post("/api/chat", json={"choice": "hearing:start"})
+        page.post("/api/chat", json={"text": "株式会社テスト"})
+        items = page.get("/api/chat/history").json()
+        said = [(i["who"], i["text"][:12]) for i in items["items"]]
+        assert said[0][0] == "bot" and said[1] == ("me", "ヒアリングシートに回答す")  # the label, not hearing:start
+        assert said[-2] == ("me", "株式会社テスト") and "法人番号" in items["items"][-1]["text"]
+        assert [i["live"] for i in items["items"]].count(True) == 1 and items["items"][-1]["live"]
+        assert items["flow"] == "hearing"
+
+        with services.db.session() as session:
+            visitor = session.query(ChannelIdentity).filter_by(channel="web").one()
+            queue(session, visitor.person_id, "web", visitor.external_user_id, [Reply(text="担当者からのお知らせ")])
+        with page.stream("GET", "/api/chat/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            data = None
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    data = json.loads(line[6:])
+                    break
+        assert data["replies"][0]["text"] == "担当者からのお知らせ"
+        again = page.get("/api/chat/history").json()["items"]
+        assert again[-1]["text"].startswith("【") and again[-1].get("again")  # the pending question, again
+        assert any(i["text"] == "担当者からのお知らせ" for i in again)
+
+
+def test_only_the_console_upload_may_send_more_than_64_kb(site: tuple[Services, str]) -> None:
+    _, url = site
+    big = b"x" * (200 * 1024)
+    with staff_client(url) as client:
+        token = csrf(client.get("/staff/knowledge").text)
+        response = client.post("/staff/knowledge/upload", data={"csrf": token},
+                               files={"file": ("big.txt", big + "\n。説明".encode(), "text/plain")})
+        assert response.status_code != 413, response.text
+        assert client.post("/staff/saved-replies", data={"csrf": token, "title": "x", "text": "y" * 100_000}
+                           ).status_code == 413
+
+
+def test_the_dashboard_shows_rates_with_their_counts(site: tuple[Services, str]) -> None:
+    services, url = site
+    from bot.settings import SAMPLE_KB_DIR
+    from knowledge.ingest import ingest_paths
+
+    ingest_paths(services, [SAMPLE_KB_DIR])
+    Engine(services).handle(InboundMessage(channel="web", external_user_id="d-1", text="専門家派遣は年に何回まで使えますか？"))
+    with staff_client(url) as client:
+        html = client.get("/staff/dashboard").text
+    assert re.search(r"100%<span class=\"n\">（1問中1問）</span>", html), html
+    assert "件数が少ないため参考値です" in html
+    assert html.count('class="bar"') == 28 and "<svg" in html
