@@ -16,7 +16,7 @@ import numpy as np
 
 from bot.text import normalize
 from knowledge.kinds import KIND_NAMES, asked, fact_strings, facts
-from knowledge.retrieval import Hit, Retrieval, part_of
+from knowledge.retrieval import FAQ_WORDS_WEIGHT, Hit, Retrieval, part_of
 from knowledge.units import Unit, units_of
 
 #: Passages whose units compete for the answer (fusion may rank the passage with the question's rarest
@@ -45,6 +45,12 @@ GATE_FEATURES = (
 #: Features of the curated-FAQ gate: how alike the two questions are (dense), the share of the user's
 #: question the entry's question says, and the share of the entry's question the user's says.
 FAQ_FEATURES = ("faq_dense", "faq_forward", "faq_backward")
+
+#: Ranker-score margins are capped here: beyond it (several standard deviations of the standardized
+#: features' weights) a larger margin says nothing more, and one outlier would dominate the gate's fit.
+MARGIN_CAP = 3.0
+#: A unit longer than this is a run-on list or table dump: it covers words by length alone.
+LONG_UNIT_CHARS = 200
 
 #: Units below the best whose facts are compared with the best's (agreement between passages).
 SUPPORT_DEPTH = 8
@@ -145,8 +151,8 @@ def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None 
                 "is_faq": 1.0 if unit.kind == "faq" else 0.0,
                 "doc_position": positions.get(chunk.id, 0.5),
                 "unit_position": min(unit.position, 10) / 10,
-                "log_len": math.log1p(len(unit.text)) / 6,
-                "long": 1.0 if len(unit.text) > 200 else 0.0,
+                "log_len": math.log1p(len(unit.text)) / 6,  # (scales are irrelevant: features are standardized)
+                "long": 1.0 if len(unit.text) > LONG_UNIT_CHARS else 0.0,
                 "cover": 1.0 if cover else 0.0,
                 "faq_forward": forward, "faq_backward": backward, "faq_dense": faq_dense,
                 "key_word": 0.0,
@@ -200,7 +206,7 @@ def best_faq(ranked: list[Candidate]) -> Candidate | None:
     """The FAQ entry whose question is most like the user's (dense similarity, then words said)."""
     entries = [c for c in ranked if c.unit.kind == "faq"]
     dense, forward = _COLUMN["faq_dense"], _COLUMN["faq_forward"]
-    return max(entries, key=lambda c: c.features[dense] + 0.5 * c.features[forward]) if entries else None
+    return max(entries, key=lambda c: c.features[dense] + FAQ_WORDS_WEIGHT * c.features[forward]) if entries else None
 
 
 def faq_features(candidate: Candidate) -> np.ndarray:
@@ -221,18 +227,18 @@ def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
     rivals = [c.score for c in ranked[1:]
               if (c.facts and best.facts and not (c.facts <= best.facts or best.facts <= c.facts))
               or (not best.facts and c.hit.chunk.id != best.hit.chunk.id)]
-    margin = best.score - (max(rivals) if rivals else best.score - 3.0)
+    margin = best.score - (max(rivals) if rivals else best.score - MARGIN_CAP)
     # Other passages stating the same fact (a guide and its FAQ both say 3回) make the answer likelier.
     others = [c for c in ranked[1:SUPPORT_DEPTH + 1] if c.hit.chunk.id != best.hit.chunk.id]
     support = sum(1 for c in others if best.facts and c.facts & best.facts) / SUPPORT_DEPTH
-    second = next((c.score for c in ranked[1:] if c.unit.text != best.unit.text), best.score - 3.0)
+    second = next((c.score for c in ranked[1:] if c.unit.text != best.unit.text), best.score - MARGIN_CAP)
     distinct: dict[str, float] = {}
     for c in ranked:
         distinct[c.unit.text] = max(distinct.get(c.unit.text, -1e9), c.score)
     prob = 1.0 / sum(math.exp(min(50.0, v - best.score)) for v in distinct.values())
     hits = retrieval.hits
     values = {
-        "top_score": best.score, "margin_other_fact": min(margin, 3.0), "top_prob": prob,
+        "top_score": best.score, "margin_other_fact": min(margin, MARGIN_CAP), "top_prob": prob,
         "cov_unit": f["cov_unit"], "cov_path": f["cov_path"], "cov_heading": f["cov_heading"],
         "key_word": f["key_word"], "kind_match": f["kind_match"], "kind_missing": f["kind_missing"],
         "dense": f["dense"], "max_dense": max((h.dense for h in hits[:5]), default=0.0),
@@ -242,6 +248,6 @@ def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
         "steered": 1.0 if retrieval.steered_source is not None else 0.0,
         "top_bm25": math.log1p(max((h.bm25 for h in hits[:5]), default=0.0)) / 4,
         "sources_top5": len({h.source.id for h in hits[:5]}) / 5,
-        "support": support, "gap_second": min(best.score - second, 3.0),
+        "support": support, "gap_second": min(best.score - second, MARGIN_CAP),
     }
     return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)

@@ -65,6 +65,11 @@ class RetrievalOptions:
 RRF_K = 60
 #: FAQ entries the FAQ retriever adds to the candidates, best question match first.
 FAQ_CANDIDATES = 3
+#: An entry's fused score from its question match: e5 cosines of two Japanese questions on one topic sit
+#: above ~0.75 (unrelated ones below), so the excess over it counts, twice, plus half the words said.
+FAQ_SIMILARITY_FLOOR = 0.75
+FAQ_SIMILARITY_WEIGHT = 2.0
+FAQ_WORDS_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -397,7 +402,8 @@ class HybridIndex:
             backward = (sum(1 for t in faq_tokens if retrieval.covered(t, set(retrieval.idf)) or t in retrieval.idf)
                         / len(faq_tokens)) if faq_tokens else 0.0
             scored[index] = (forward, backward, float(similarity[position]))
-        best = sorted(scored, key=lambda i: scored[i][2] + 0.5 * scored[i][0], reverse=True)[:FAQ_CANDIDATES]
+        best = sorted(scored, key=lambda i: scored[i][2] + FAQ_WORDS_WEIGHT * scored[i][0],
+                      reverse=True)[:FAQ_CANDIDATES]
         return {i: scored[i] for i in best}
 
     def _fuse(self, lexical: tuple[np.ndarray, dict[int, int]], dense: tuple[dict[int, float], dict[int, int]],
@@ -421,12 +427,14 @@ class HybridIndex:
             dense_score = (dense_sim[index] - floor) / span if index in dense_sim else 0.0
             chunk = self.chunks[index]
             if self.options.fusion == "rrf":
-                score = sum(1.0 / (RRF_K + rank[index]) for rank in (bm25_rank, dense_rank) if index in rank) * 30
+                # scaled so its top (rank 0 in both, 2/60) is about the weighted sum's top (1.0)
+                score = sum(1.0 / (RRF_K + rank[index]) for rank in (bm25_rank, dense_rank) if index in rank) * RRF_K / 2
             else:
                 score = LEXICAL_WEIGHT * lexical_score + (1 - LEXICAL_WEIGHT) * dense_score
             if index in faq_ids:  # the FAQ retriever's own score: how alike the two questions are
                 forward, _, similarity = retrieval.faq[chunk.id]
-                score = max(score, 0.5 * forward + max(0.0, similarity - 0.75) * 2)
+                score = max(score, FAQ_WORDS_WEIGHT * forward
+                            + FAQ_SIMILARITY_WEIGHT * max(0.0, similarity - FAQ_SIMILARITY_FLOOR))
             # BM25 lets a common word said many times outweigh the one rare word the question is about
             # (「日当がもらえる条件は？」: 条件 everywhere, 日当 in two passages); idf coverage does not.
             score += COVERAGE_WEIGHT * retrieval.coverage(self._token_sets[index])

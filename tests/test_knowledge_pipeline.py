@@ -264,3 +264,17 @@ def test_ingest_shows_each_sources_edition(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "令和8年度版" in result.output and "2026-06-19" in result.output
     assert "files: 1" in result.output, "the metadata file is no document"
+
+
+def test_the_legacy_converter_points_at_the_shortest_span_on_the_best_matching_line() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "questions" / "legacy_to_bank.py"
+    spec = importlib.util.spec_from_file_location("legacy_to_bank", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert module.shortest_span("謝金は１時間あたり５，２８０円とする。", "5280円") == "５，２８０円"
+    document = "宿泊費は9,800円を上限とする。\n謝金は1時間あたり5,280円、宿泊費は別とする。"
+    assert module.find_span(document, "謝金の時間単価は？", ["5280円"]) == "5,280円"
+    assert module.out_of_scope_kind("令和5年度の締切は？") == "other_edition"
+    assert module.out_of_scope_kind("IT導入補助金の補助率は？") == "adjacent_program"
