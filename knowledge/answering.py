@@ -29,6 +29,9 @@ from knowledge.retrieval import Hit, Retrieval
 EXCERPT_CHARS = 120
 #: Excerpts an unsure reply quotes.
 MAX_EXCERPTS = 2
+#: A second excerpt is quoted only when the ranker rates it within this of the first (ranker units, about
+#: one standard deviation of a feature's weight): a far weaker one is noise, and may be any text at all.
+SECOND_EXCERPT_MARGIN = 1.0
 #: Share of the question's idf mass some unit and its section path must cover for the question to be
 #: "related" to the documents at all: below it, the unsure reply lists no excerpts (they would be noise).
 RELATED_COVERAGE = 0.4
@@ -136,6 +139,8 @@ def excerpts(retrieval: Retrieval, ranked: list[Candidate]) -> list[Excerpt]:
     for candidate in ranked:
         if candidate.hit.chunk.id in seen:
             continue
+        if out and candidate.score < ranked[0].score - SECOND_EXCERPT_MARGIN:
+            break
         seen.add(candidate.hit.chunk.id)
         out.append(Excerpt(_excerpt(candidate.unit.text, anchors), citation_for(candidate.hit).label()))
         if len(out) == MAX_EXCERPTS:

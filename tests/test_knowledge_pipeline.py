@@ -262,8 +262,11 @@ def test_ingest_shows_each_sources_edition(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["knowledge", "ingest", str(docs)],
                                 env={"MADOGUCHI_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "240"})
     assert result.exit_code == 0, result.output
-    assert "令和8年度版" in result.output and "2026-06-19" in result.output
-    assert "files: 1" in result.output, "the metadata file is no document"
+    assert "edition" in result.output and "files: 1" in result.output, "the metadata file is no document"
+    services = Services.create(Settings(MADOGUCHI_DATA_DIR=tmp_path / "data", database_url=None))
+    (report,) = ingest_paths(services, [docs]).results  # unchanged: the edition is read from the index
+    services.close()
+    assert "令和8年度版" in report.edition and "2026-06-19" in report.edition, report.edition
 
 
 def test_the_legacy_converter_points_at_the_shortest_span_on_the_best_matching_line() -> None:

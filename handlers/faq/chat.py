@@ -23,7 +23,7 @@ ASK_HUMAN_VALUE = "contact:human"
 add_strings("ja", {
     "faq_not_sure": "申し訳ありません。このご質問に確実にお答えできる情報が見つかりませんでした。",
     "faq_related": "関係しそうな記載：",
-    "faq_outside": "申し訳ありません。このご質問は、この窓口で扱っている支援事業の資料の範囲外のようです。",
+    "faq_outside": "このご質問は、この窓口で扱っている支援事業の資料の範囲外のようです。",
     "faq_offer_human": "担当者にお問い合わせいただけます。",
     "faq_ask_human": "担当者に問い合わせる",
     "faq_no_index": "現在、回答に使う資料が読み込まれていません。担当者にお問い合わせください。",
@@ -31,7 +31,7 @@ add_strings("ja", {
 add_strings("en", {
     "faq_not_sure": "Sorry, I could not find information that answers this question reliably.",
     "faq_related": "Possibly related passages:",
-    "faq_outside": "Sorry, this question seems to be outside the support programs this window handles.",
+    "faq_outside": "This question seems to be outside the support programs this window handles.",
     "faq_offer_human": "You can ask a staff member.",
     "faq_ask_human": "Ask a staff member",
     "faq_no_index": "No documents are loaded yet. Please ask a staff member.",
@@ -61,7 +61,8 @@ class FaqHandler(Handler):
             return [Reply(text="\n".join([answer.body, turn.t("faq_offer_human")]), options=[human], meta=meta)]
         if answer.kind == "outside" or not answer.excerpts:
             # Nothing related: no list of unrelated documents, only the honest scope and a person.
-            return [Reply(text="\n".join([turn.t("faq_outside"), turn.t("faq_offer_human")]), options=[human],
+            return [Reply(text="\n".join([turn.t("faq_not_sure"), turn.t("faq_outside"), turn.t("faq_offer_human")]),
+                          options=[human],
                           meta=meta)]
         lines = [turn.t("faq_not_sure"), turn.t("faq_related")]
         lines.extend(f"・「{excerpt.text}」（{excerpt.where}）" for excerpt in answer.excerpts)
