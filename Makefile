@@ -6,7 +6,7 @@ VENV   := .venv
 UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 
-.PHONY: chat serve test setup setup-dev ingest eval clean
+.PHONY: chat serve test lint setup setup-dev ingest eval clean
 
 ## make chat: set up, load the sample knowledge base, open the terminal chat (the main job)
 chat: setup
@@ -16,11 +16,19 @@ chat: setup
 serve: setup
 	$(VENV)/bin/madoguchi serve
 
-## make test: set up with dev tools, start a throwaway PostgreSQL and install Chromium when possible, run the suite
-test: setup-dev
+## make lint: ruff, the import contracts (import-linter: core and knowledge never import capabilities or
+## integrations; capabilities never import an integration or each other's chat modules) and mypy
+lint: setup-dev
+	$(VENV)/bin/ruff check bot handlers integrations knowledge tests
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+## make test: lint first, then start a throwaway PostgreSQL and install Chromium when possible, run the suite
+test: setup-dev lint
 	@PG_URL="$${MADOGUCHI_TEST_PG_URL:-$$(scripts/start-test-postgres.sh 2>/dev/null || true)}"; \
 	if [ -z "$$PG_URL" ]; then echo "note: no PostgreSQL server; PostgreSQL tests will be skipped"; fi; \
 	scripts/install-test-browser.sh >/dev/null 2>&1 || echo "note: no Chromium; the browser test will be skipped"; \
+	scripts/install-fonts.sh >/dev/null 2>&1 || echo "note: no Japanese font; the rich-menu image tests will be skipped"; \
 	MADOGUCHI_TEST_PG_URL="$$PG_URL" $(VENV)/bin/python -m pytest -n 2 -q
 
 ## make eval: measure answers on the shared dev set (needs ../shared)

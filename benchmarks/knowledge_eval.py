@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bot.services import Services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.text import compact  # noqa: E402
-from knowledge.answering import edition_reply  # noqa: E402
+from knowledge.learned import edition_reply  # noqa: E402
 from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
 from knowledge.features import (  # noqa: E402
     FAQ_FEATURES, GATE_FEATURES, UNIT_FEATURES, Candidate, best_faq, candidates, faq_features, gate_features)

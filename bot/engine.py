@@ -163,25 +163,25 @@ class Engine:
 
         try:
             with self.services.db.session() as session:
-                conversation = self._lock_conversation(session, conversation_id)
-                person = session.get(Person, conversation.person_id)
-                assert person is not None
-                turn = Turn(session, person, conversation, message, text, self.services, locale)
+                locked = self._lock_conversation(session, conversation_id)
+                owner = session.get(Person, locked.person_id)
+                assert owner is not None
+                turn = Turn(session, owner, locked, message, text, self.services, locale)
                 tagged = self._route(Route(turn, inbound_id))
                 replies = [reply for reply, _ in tagged]
-                self._store_replies(session, conversation, inbound_id, tagged)
+                self._store_replies(session, locked, inbound_id, tagged)
                 if outbox:
-                    self._queue(session, conversation, message, replies)
+                    self._queue(session, locked, message, replies)
                 return Outcome(replies)
         except Exception:
             log.exception("handler failed", extra={"conversation_id": conversation_id})
             replies = [Reply(text=t("internal_error", locale))]
             with self.services.db.session() as session:
-                conversation = session.get(Conversation, conversation_id)
-                assert conversation is not None
-                self._store_replies(session, conversation, inbound_id, [(r, "error") for r in replies])
+                stored = session.get(Conversation, conversation_id)
+                assert stored is not None
+                self._store_replies(session, stored, inbound_id, [(r, "error") for r in replies])
                 if outbox:
-                    self._queue(session, conversation, message, replies)
+                    self._queue(session, stored, message, replies)
             return Outcome(replies)
 
     # ------------------------------------------------------------- middleware
@@ -252,8 +252,9 @@ class Engine:
     @staticmethod
     def _queue(session: Session, conversation: Conversation, message: InboundMessage, replies: list[Reply]) -> None:
         if replies:
-            queue(session, conversation.person_id, message.channel, message.external_user_id, replies,
-                  message.reply_context)
+            # The program goes with the row: its channel's own credentials send it (its LINE account, its bot).
+            context = dict(message.reply_context) | ({"program": message.program} if message.program else {})
+            queue(session, conversation.person_id, message.channel, message.external_user_id, replies, context)
 
     # ---------------------------------------------------------------- routing
     def _flow(self, turn: Turn) -> Handler | None:
@@ -355,15 +356,21 @@ class Engine:
                 audit.record(session, "person.created", actor_person_id=person.id, subject_type="person",
                              subject_id=person.id, data={"channel": message.channel})
         person = identity.person
-        conversation = session.execute(
-            select(Conversation).where(
-                Conversation.person_id == person.id, Conversation.channel == message.channel
-            )
-        ).scalar_one_or_none()
+        # One conversation per entry point: the same LINE user on two programs' accounts, or a web user on
+        # /p/a/ and /p/b/, holds two threads, each knowing its program.
+        program = message.program or ""
+        query = select(Conversation).where(Conversation.person_id == person.id, Conversation.channel == message.channel,
+                                           Conversation.program == program)
+        conversation = session.execute(query).scalar_one_or_none()
         if conversation is None:
-            conversation = Conversation(person_id=person.id, channel=message.channel, flow_state={})
-            session.add(conversation)
-            session.flush()
+            try:
+                with session.begin_nested():
+                    conversation = Conversation(person_id=person.id, channel=message.channel, program=program,
+                                                flow_state={})
+                    session.add(conversation)
+                    session.flush()
+            except IntegrityError:  # opened concurrently by another request: use theirs
+                conversation = session.execute(query).scalar_one()
         return person, conversation
 
     @staticmethod

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.i18n import t
 from bot.messages import InboundMessage, Option, Reply
+from bot.programs import Program, catalog_for
 from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Conversation, Person
 
@@ -63,6 +64,21 @@ class Turn:
         self.conversation.flow_state = {}
         self.audit(f"flow.{outcome}", subject_type="conversation", subject_id=self.conversation.id,
                    data={"flow": flow})
+
+    @property
+    def program_id(self) -> str | None:
+        """The program of the conversation's entry point; None at a general one (`/`, the legacy webhooks)."""
+        return self.conversation.program or None
+
+    @property
+    def program(self) -> Program | None:
+        return catalog_for(self.services).get(self.program_id)
+
+    @property
+    def owner_program(self) -> str:
+        """The program that owns what this turn creates (a ticket, a hearing response): the entry point's,
+        else the default program."""
+        return catalog_for(self.services).owner_id(self.program_id)
 
     @property
     def flow_state(self) -> dict[str, Any]:

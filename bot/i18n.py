@@ -1,7 +1,8 @@
 """User-facing strings by locale (Japanese first, English second).
 
-Strings live in `bot/locales/<locale>.yaml`; handlers may register their own
-strings with `add_strings` so a capability keeps its wording beside its code.
+The core's strings live in `bot/locales/<locale>.yaml`; each capability keeps
+its own in `handlers/<capability>/locales/<locale>.yaml`, beside its code, and
+registers that folder with `add_locale_dir` when its modules are imported.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import yaml
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 DEFAULT_LOCALE = "ja"
 _extra: dict[str, dict[str, str]] = {"ja": {}, "en": {}}
+_locale_dirs: set[Path] = set()
 
 
 @cache
@@ -25,8 +27,17 @@ def _load(locale: str) -> dict[str, str]:
 
 
 def add_strings(locale: str, strings: dict[str, str]) -> None:
-    """Let a handler module contribute its own strings."""
+    """Contribute strings for one locale (tests; capabilities use `add_locale_dir`)."""
     _extra.setdefault(locale, {}).update(strings)
+
+
+def add_locale_dir(directory: Path) -> None:
+    """Load a capability's `<locale>.yaml` files (once per folder)."""
+    if directory in _locale_dirs:
+        return
+    for path in sorted(directory.glob("*.yaml")):
+        add_strings(path.stem, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    _locale_dirs.add(directory)
 
 
 def t(key: str, locale: str = DEFAULT_LOCALE, **values: object) -> str:

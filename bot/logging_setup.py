@@ -121,7 +121,7 @@ def configure_logging(level: str = "INFO", log_dir: Path | None = None, *, force
         for old in _listener.handlers:
             old.close()
         _listener = None
-    shared = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

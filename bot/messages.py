@@ -39,6 +39,8 @@ class InboundMessage(BaseModel):
     platform_message_id: str | None = None
     timestamp: datetime = Field(default_factory=utcnow)
     display_name: str | None = None
+    program: str | None = Field(
+        default=None, description="The program of the entry point (/p/<id>/, its LINE channel ...); None = general.")
     reply_context: dict[str, Any] = Field(
         default_factory=dict,
         description="Where the platform wants the answer (LINE reply token, Slack channel and thread, Telegram chat).",

@@ -33,7 +33,7 @@ def preferred_identity(session: Session, person_id: int, verified_only: bool = F
              .where(ChannelIdentity.person_id == person_id))
     if verified_only:
         query = query.where(ChannelIdentity.verified.is_(True))
-    rows = session.execute(query).all()
+    rows = list(session.execute(query).all())
     if not rows:
         raise NoChannel(person_id)
     rows.sort(key=lambda row: (row[0].verified, row[1] or row[0].created_at), reverse=True)

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     log_dir: Path | None = Field(default=None, description="JSON log files; unset = <data dir>/logs.")
     log_retention_days: int = Field(default=90, ge=31, description="Rotated log files are kept this long (>= 1 month).")
 
+    # Programs (one YAML file each; see bot/programs.py). Unset: one default program from these settings,
+    # or the sample programs when the knowledge is the shipped sample.
+    programs_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("MADOGUCHI_PROGRAMS_DIR", "programs_dir"),
+        description="Folder of program YAML files (several programs in one installation).",
+    )
+
     # Knowledge
     knowledge_paths: list[Path] = Field(
         default_factory=lambda: [SAMPLE_KB_DIR],
@@ -54,6 +61,10 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
     answer_threshold: float = Field(default=0.5, description="Confidence below which the bot abstains.")
+    knowledge_pipeline: Literal["classic", "learned"] = Field(
+        default="classic",
+        description="Which FAQ answerer runs: classic (question types and hand-set weights) or learned "
+                    "(answer units, learned ranker, calibrated gate; docs/BENCHMARKS.md).")
 
     # Backups
     backup_dir: Path | None = Field(default=None, description="Where backups go; unset = <data dir>/backups.")
@@ -137,6 +148,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     telegram_api_url: str = "https://api.telegram.org/bot"
     line_api_url: str = "https://api.line.me"
+    line_data_api_url: str = "https://api-data.line.me"  # rich menu images
 
     @property
     def resolved_database_url(self) -> str:

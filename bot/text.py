@@ -53,3 +53,12 @@ def has_meaningful_text(text: str) -> bool:
 def too_long(text: str | None, limit: int) -> bool:
     """The one message-length rule (engine and web API): more than `limit` characters as sent."""
     return text is not None and len(text) > limit
+
+
+_QUESTION_ENDINGS = re.compile(r"(\?|ですか|ますか|でしょうか|のか|とは|教えてください|知りたい)$")
+_QUESTION_WORDS = re.compile(r"(とは何|どうすれば|どうやって|なぜ|いつまで|どこで|どのように|何回)")
+
+
+def looks_like_question(text: str) -> bool:
+    """A message that asks something rather than answers (inside a flow it goes to the FAQ handler)."""
+    return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))

@@ -220,12 +220,19 @@ def logs_search(
 def chat(
     user: str = typer.Option(None, help="Terminal user id (default: your login name)"),
     no_ingest: bool = typer.Option(False, "--no-ingest", help="Do not load the sample knowledge base"),
+    program_id: str = typer.Option(None, "--program", help="この事業の窓口として話す（既定: 最初に選ぶ）"),
 ) -> None:
     """Talk to madoguchi in the terminal (channel `cli`)."""
     from bot.engine import Engine
-    from bot.messages import InboundMessage, Reply
+    from bot.messages import InboundMessage, Option, Reply
+    from bot.programs import catalog_for
 
     services = _services()
+    catalog = catalog_for(services)
+    if program_id is not None and catalog.get(program_id) is None:
+        console.print(f"[red]事業 {program_id} はありません[/]（あるもの: {', '.join(p.id for p in catalog)}）")
+        raise typer.Exit(2)
+    program: str | None = program_id
     if not no_ingest:
         _ensure_knowledge(services)
     engine = Engine(services)
@@ -257,7 +264,25 @@ def chat(
         if waiting:
             show(waiting)
 
-    show(engine.handle(InboundMessage(channel="cli", external_user_id=user_id, text="メニュー")))
+    pick_prefix = "\x00program:"
+
+    def offer_programs() -> None:
+        """Several programs and none chosen: like the web's general page, offer the choice first (numbered
+        after the menu's buttons); a typed question is still answered, from every program's sources."""
+        nonlocal numbered
+        if program is not None or not catalog.several:
+            return
+        console.print("[bold]どの事業についてのお問い合わせですか？[/]（番号で選ぶか、そのままご質問ください）")
+        picks = [Option(label=p.name, value=pick_prefix + p.id) for p in catalog if "cli" in p.channels]
+        for number, option in enumerate(picks, start=len(pending_options) + 1):
+            console.print(f"  [bold cyan]{number}[/]. {option.label}")
+        pending_options.extend(picks)
+        numbered = True
+
+    if program is not None:
+        console.print(f"【{catalog.programs[program].name}】の窓口です。", highlight=False)
+    show(engine.handle(InboundMessage(channel="cli", external_user_id=user_id, program=program, text="メニュー")))
+    offer_programs()
     while True:
         show_pending()
         try:
@@ -274,7 +299,11 @@ def chat(
             choice = pending_options[int(stripped) - 1].value
         elif not numbered:  # typing a button's label presses it
             choice = next((o.value for o in pending_options if o.label == stripped), None)
-        message = InboundMessage(channel="cli", external_user_id=user_id,
+        if choice and choice.startswith(pick_prefix):
+            program = choice.removeprefix(pick_prefix)
+            console.print(f"【{catalog.programs[program].name}】の窓口です。", highlight=False)
+            choice, line = None, "メニュー"
+        message = InboundMessage(channel="cli", external_user_id=user_id, program=program,
                                  text=None if choice else line, choice=choice)
         show(engine.handle(message))
 
@@ -287,8 +316,10 @@ def _ensure_knowledge(services) -> None:  # type: ignore[no-untyped-def]
     except ImportError:  # knowledge package not installed: the plain fallback answers
         return
     if knowledge_is_empty(services.db):
+        from knowledge.cli import default_targets
+
         with console.status("サンプルの知識ベースを読み込んでいます…"):
-            ingest_paths(services, services.settings.default_knowledge_paths)
+            ingest_paths(services, default_targets(services))
 
 
 @app.command()
@@ -312,15 +343,21 @@ def serve(
     configure_logging(settings.log_level, settings.resolved_log_dir)
     # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
     # configures them again when it builds the app).
+    # timeout_graceful_shutdown: open live-update streams (server-sent events) would otherwise hold a stop.
     uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None)
+                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None,
+                # A worker builds the app (models, index) before it answers the supervisor's health check; on a
+                # busy machine that took longer than uvicorn's 5 s, and workers were killed in a restart loop.
+                timeout_worker_healthcheck=120, timeout_graceful_shutdown=5)
 
 
 def _attach_capability_commands() -> None:
     """Every installed capability's command groups, in the capability list's order, then the channels'."""
     from handlers.capabilities import CAPABILITIES
     from integrations.channels.cli import channels_app
+    from integrations.programs_cli import programs_app
 
+    app.add_typer(programs_app, name="programs")
     for capability in CAPABILITIES:
         for name, group in (capability.cli() if capability.cli else {}).items():
             app.add_typer(group, name=name)

@@ -23,14 +23,15 @@ from sqlalchemy import select
 from handlers.escalation import staff as staff_accounts
 from handlers.escalation import tickets
 from bot.notify import mark_delivered, pending_notifications
+from bot.programs import catalog_for, may_see, staff_programs
 from bot.services import Services
+from bot.storage import audit
 from bot.storage.models import StaffNotification
 from handlers.escalation.models import Ticket
 from integrations.channels.slack import classify, web_client
 
 log = logging.getLogger(__name__)
 
-STATUS_JA = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 REASON_JA = {"asked_human": "担当者を希望", "not_confident": "自動回答で確信なし", "not_helpful": "回答で解決せず",
              "rule": "ルール確認"}
 
@@ -42,13 +43,13 @@ def slack_escape(text: str) -> str:
 
 
 #: Every post: no link previews (a user's link must not unfold into a page in the staff channel).
-NO_UNFURL = {"unfurl_links": False, "unfurl_media": False}
+NO_UNFURL: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
 
 
 def ticket_blocks(ticket: Ticket) -> list[dict[str, Any]]:
     """The ticket as staff see it in Slack."""
     who = ticket.assignee.display_name if ticket.assignee else "未割り当て"
-    header = (f"*{tickets.number(ticket.id)}*　{STATUS_JA.get(ticket.status, ticket.status)}　担当：{who}\n"
+    header = (f"*{tickets.number(ticket.id)}*　{tickets.STATUS_LABELS.get(ticket.status, ticket.status)}　担当：{who}\n"
               f"理由：{REASON_JA.get(ticket.reason, ticket.reason)}　チャネル：{ticket.channel}　役割：{ticket.role}")
     lines = [f"{'👤' if m['from'] == 'user' else '🤖'} {slack_escape(str(m['text'])[:300])}" for m in ticket.transcript[-6:]]
     sources = [f"・{slack_escape(s.get('label') or s.get('title', ''))}" for s in ticket.sources[:3]]
@@ -77,11 +78,18 @@ class StaffChannelNotifier:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.channel = services.settings.slack_staff_channel
+        self.default_channel = services.settings.slack_staff_channel
         self.client: WebClient = web_client(services.settings)
+        self.channel: str | None = self.default_channel
+
+    def channel_for(self, program: str | None) -> str | None:
+        """A program's own staff channel (`slack.staff_channel` in its file), else SLACK_STAFF_CHANNEL."""
+        catalog = catalog_for(self.services)
+        own = catalog.programs[catalog.owner_id(program)].slack.staff_channel
+        return own or self.default_channel
 
     def __call__(self) -> int:
-        if not self.channel:
+        if not staff_channels(self.services):
             return 0
         delivered = 0
         with self.services.db.session() as session:
@@ -105,6 +113,9 @@ class StaffChannelNotifier:
     def _post(self, session: Any, notification: StaffNotification) -> bool:
         ticket_id = (notification.data or {}).get("ticket_id")
         ticket = session.get(Ticket, ticket_id) if ticket_id else None
+        self.channel = self.channel_for(ticket.program if ticket else (notification.data or {}).get("program"))
+        if not self.channel:
+            return False  # no staff channel for this program: the console shows it
         if ticket is None:
             self.client.chat_postMessage(channel=self.channel, **NO_UNFURL,
                                          text=slack_escape(f"{notification.title}\n{notification.body}"[:3000]))
@@ -131,15 +142,36 @@ class StaffChannelNotifier:
         return True
 
 
+def staff_channels(services: Services) -> set[str]:
+    """SLACK_STAFF_CHANNEL and every program's own staff channel."""
+    channels = {p.slack.staff_channel for p in catalog_for(services) if p.slack.staff_channel}
+    return channels | ({services.settings.slack_staff_channel} if services.settings.slack_staff_channel else set())
+
+
 def staff_hooks(services: Services) -> list[Any]:
-    """Listeners for the staff channel, registered before the user listeners of `integrations.channels.slack`."""
-    channel = services.settings.slack_staff_channel
-    if not channel:
+    """Listeners for the staff channels, registered before the user listeners of `integrations.channels.slack`.
+
+    A staff member acts only on tickets of the programs they work for (`staff add --program`, matched by
+    their Slack user id; admins on all): anything else is refused with a note only they see."""
+    channels = staff_channels(services)
+    if not channels:
         return []
+    catalog = catalog_for(services)
+
+    def channel_of(body: dict[str, Any]) -> str:
+        event = body.get("event") or {}
+        return str(event.get("channel") or (body.get("channel") or {}).get("id") or "")
 
     def in_staff_channel(body: dict[str, Any]) -> bool:
-        event = body.get("event") or {}
-        return (event.get("channel") or (body.get("channel") or {}).get("id")) == channel
+        return channel_of(body) in channels
+
+    def allowed(session: Any, account: Any, ticket: Ticket, client: WebClient, channel: str, user: str) -> bool:
+        if may_see(staff_programs(account, catalog), ticket.program, catalog):
+            return True
+        audit.record(session, "ticket.refused", subject_type="ticket", subject_id=ticket.id,
+                     data={"staff": account.username, "via": "slack"})
+        _ephemeral(client, channel, user, "この事業のお問い合わせは担当できません（担当事業が違います）。")
+        return False
 
     def register(app: App) -> None:
         @app.event("message", matchers=[in_staff_channel])
@@ -151,6 +183,9 @@ def staff_hooks(services: Services) -> list[Any]:
                 if ticket is None:
                     return
                 account = staff_accounts.for_slack_user(session, event["user"])
+                channel = channel_of(body)
+                if not allowed(session, account, ticket, client, channel, event["user"]):
+                    return
                 try:
                     tickets.staff_reply(session, ticket, account, event.get("text") or "", via="slack",
                                         platform_id=body.get("event_id"))
@@ -163,6 +198,10 @@ def staff_hooks(services: Services) -> list[Any]:
             user = body["user"]["id"]
             with services.db.session() as session:
                 account = staff_accounts.for_slack_user(session, user, body["user"].get("name"))
+                channel = channel_of(body)
+                target = session.get(Ticket, int(action["value"]))
+                if target is None or not allowed(session, account, target, client, channel, user):
+                    return
                 try:
                     ticket = tickets.claim(session, int(action["value"]), account)
                 except tickets.TicketError as error:
@@ -179,7 +218,8 @@ def staff_hooks(services: Services) -> list[Any]:
             with services.db.session() as session:
                 account = staff_accounts.for_slack_user(session, user, body["user"].get("name"))
                 ticket = session.get(Ticket, int(action["value"]))
-                if ticket is None:
+                channel = channel_of(body)
+                if ticket is None or not allowed(session, account, ticket, client, channel, user):
                     return
                 try:
                     tickets.resolve(session, ticket, actor=account.username)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from handlers.hearing import reference_number
 from handlers.hearing.export import response_document, select_responses
@@ -19,7 +20,8 @@ from bot.jst import to_jst
 from bot.services import Services
 from bot.storage import audit
 from handlers.hearing.models import FormResponse
-from integrations.staff_auth import require_scope
+from bot.programs import catalog_for, may_see, program_in
+from integrations.staff_auth import require_scope, token_programs
 
 router = APIRouter(prefix="/api", tags=["staff"])
 HearingReader = Annotated[str, Depends(require_scope("hearings:read"))]
@@ -88,8 +90,10 @@ def list_hearings(
     """Hearing-sheet responses, newest first (staff only)."""
     services = _services(request)
     form_id = form or services.settings.hearing_form
+    catalog, allowed = catalog_for(services), token_programs(request)
     with services.db.session() as session:
-        responses = select_responses(session, form_id, since, None if status == "all" else status)
+        responses = [r for r in select_responses(session, form_id, since, None if status == "all" else status)
+                     if may_see(allowed, r.program, catalog)]
         responses.reverse()
         audit.record(session, "hearing.listed", subject_type="form", subject_id=form_id,
                      data={"actor": actor, "status": status, "count": len(responses)})
@@ -103,7 +107,7 @@ def get_hearing(request: Request, actor: HearingReader, response_id: int) -> Hea
     services = _services(request)
     with services.db.session() as session:
         response = session.get(FormResponse, response_id)
-        if response is None:
+        if response is None or not may_see(token_programs(request), response.program, catalog_for(services)):
             raise HTTPException(404, detail={"error": "not_found", "message": "その回答はありません。",
                                              "message_en": "No such response."})
         audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
@@ -160,15 +164,15 @@ def list_visits(
     offset: int = Query(default=0, ge=0),
 ) -> VisitList:
     """Visits with times, locations, support time, confirmation, fee and rule flags (staff only)."""
-    from sqlalchemy import select
-
     from handlers.visits.models import Visit
     from handlers.visits.report import month_bounds
-    from handlers.visits.service import visit_fees
+    from handlers.visits.service import fees_with_same_day
 
     services = _services(request)
     with services.db.session() as session:
-        query = select(Visit).order_by(Visit.planned_date, Visit.id)
+        catalog = catalog_for(services)
+        query = select(Visit).where(program_in(Visit.program, token_programs(request), catalog)).order_by(
+            Visit.planned_date, Visit.id)
         if month:
             start, end = month_bounds(month)
             query = query.where(Visit.planned_date >= start, Visit.planned_date < end)
@@ -177,23 +181,44 @@ def list_visits(
             if value is not None:
                 query = query.where(column == value)
         visits = list(session.execute(query).scalars())
-        same_days = list(session.execute(select(Visit).where(
-            Visit.status == "confirmed",
-            Visit.planned_date.in_({v.planned_date for v in visits}),
-            Visit.expert_person_id.in_({v.expert_person_id for v in visits}))).scalars())
-        fees = visit_fees(same_days, services.settings.program_rules_file)
+        fees = fees_with_same_day(session, visits, services.settings.program_rules_file)
         audit.record(session, "visits.listed", data={"actor": actor, "month": month, "count": len(visits)})
-        items = [VisitItem(
+        items = [_visit_item(v, fees) for v in visits[offset: offset + limit]]
+        return VisitList(total=len(visits), items=items)
+
+
+@router.get("/visits/{visit_id}", response_model=VisitItem, responses={404: {"description": "No such visit"}})
+def get_visit(request: Request, actor: VisitReader, visit_id: int) -> VisitItem:
+    """One visit (staff only; a visit of a program the token is not for does not exist to it)."""
+    from handlers.visits.models import Visit
+    from handlers.visits.service import visit_fees
+
+    services = _services(request)
+    with services.db.session() as session:
+        visit = session.get(Visit, visit_id)
+        if visit is None or not may_see(token_programs(request), visit.program, catalog_for(services)):
+            raise HTTPException(404, detail={"error": "not_found", "message": "その訪問記録はありません。",
+                                             "message_en": "No such visit."})
+        same_day = list(session.execute(select(Visit).where(
+            Visit.status == "confirmed", Visit.planned_date == visit.planned_date,
+            Visit.expert_person_id == visit.expert_person_id)).scalars())
+        audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id, data={"actor": actor})
+        return _visit_item(visit, visit_fees(same_day, services.settings.program_rules_file))
+
+
+def _visit_item(v: Any, fees: dict[int, int]) -> VisitItem:
+    return VisitItem(
             id=v.id, planned_date=v.planned_date, planned_start=v.planned_start, planned_end=v.planned_end,
             expert_id=v.expert_person_id, expert_name=v.expert.display_name, company_id=v.company_id,
             company_name=v.company.name, institution=v.institution, status=v.status,
             checkin_at=_iso(v.checkin_at),
-            checkin_location=[v.checkin_lat, v.checkin_lon] if v.checkin_lat is not None else None,
+            checkin_location=[v.checkin_lat, v.checkin_lon]
+            if v.checkin_lat is not None and v.checkin_lon is not None else None,
             checkout_at=_iso(v.checkout_at),
-            checkout_location=[v.checkout_lat, v.checkout_lon] if v.checkout_lat is not None else None,
+            checkout_location=[v.checkout_lat, v.checkout_lon]
+            if v.checkout_lat is not None and v.checkout_lon is not None else None,
             face_to_face_minutes=v.face_to_face_minutes, accompanied=v.accompanied,
             accompanied_minutes=v.accompanied_minutes, not_accompanied_reason=v.not_accompanied_reason,
             confirmed_at=_iso(v.confirmed_at), confirmation_method=v.confirmation_method,
             fee_yen=fees.get(v.id, 0), needs_certificate=v.needs_certificate, flags=list(v.flags or []),
-        ) for v in visits[offset: offset + limit]]
-        return VisitList(total=len(visits), items=items)
+        )

@@ -43,8 +43,19 @@ def require_scope(scope: str) -> Callable[..., str]:
             except api_tokens.OutOfScope:
                 raise StaffAuthError("forbidden", "このトークンでは利用できません。",
                                      f"Token lacks scope {scope}.", status=403) from None
+            if actor is not None:  # which programs' records this token may read (routes filter by it)
+                request.state.token_programs = api_tokens.programs_of(
+                    session, credentials.credentials, bootstrap.get_secret_value() if bootstrap else None)
         if actor is None:
             raise StaffAuthError("unauthorized", "認証に失敗しました。", "Invalid or revoked token.")
         return actor
 
     return dependency
+
+
+def token_programs(request: Request) -> set[str] | None:
+    """The programs the authorized token may read (None = all); call after `require_scope` ran."""
+    from bot.programs import catalog_for
+    from bot.programs import token_programs as resolve
+
+    return resolve(getattr(request.state, "token_programs", None), catalog_for(request.app.state.services))

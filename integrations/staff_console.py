@@ -25,6 +25,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from handlers.escalation import staff as staff_accounts
 from bot import jst
 from handlers.escalation import tickets
+from bot.programs import catalog_for, may_see, program_in, staff_programs
 from bot.security import login_guard, staff_sessions
 from bot.services import Services
 from bot.storage.models import FaqCandidate
@@ -99,11 +100,8 @@ def current_staff(request: Request, session: Any) -> StaffAccount:
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context |= {"csrf": csrf_token(request), "flash": request.session.pop("flash", None), "to_jst": to_jst,
-                "number": tickets.number, "STATUS": STATUS_JA}
+                "number": tickets.number, "STATUS": tickets.STATUS_LABELS}
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
-
-
-STATUS_JA = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 
 
 def to_jst(moment: Any) -> str:
@@ -158,8 +156,14 @@ def queue(request: Request, filter: str = "active") -> HTMLResponse:  # noqa: A0
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        return render(request, "staff/inbox.html", me=me, q=staff_inbox.queue_context(session, me, filter),
-                      ticket=None)
+        return render(request, "staff/inbox.html", me=me,
+                      q=staff_inbox.queue_context(session, me, filter, catalog_for(services)), ticket=None)
+
+
+def _visible(services: Services, me: StaffAccount, record: Any) -> bool:
+    """A record of a program the member does not work for is, to them, a record that does not exist (404)."""
+    catalog = catalog_for(services)
+    return record is not None and may_see(staff_programs(me, catalog), record.program, catalog)
 
 
 @router.get("/tickets/{ticket_id}")
@@ -170,9 +174,11 @@ def ticket_page(request: Request, ticket_id: int, filter: str = "active") -> HTM
     with services.db.session() as session:
         me = current_staff(request, session)
         ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
+        if not _visible(services, me, ticket):
             return render(request, "staff/message.html", status=404, me=me, message="そのお問い合わせはありません。")
-        return render(request, "staff/inbox.html", me=me, q=staff_inbox.queue_context(session, me, filter),
+        assert ticket is not None
+        return render(request, "staff/inbox.html", me=me,
+                      q=staff_inbox.queue_context(session, me, filter, catalog_for(services)),
                       ticket=ticket, messages=list(ticket.messages),
                       transcript=staff_inbox.clean_transcript(ticket.transcript or []),
                       ctx=staff_inbox.context_of(session, ticket),
@@ -185,7 +191,7 @@ def _act(request: Request, ticket_id: int, csrf: str, action: Any, done: str) ->
     with services.db.session() as session:
         me = current_staff(request, session)
         ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
+        if not _visible(services, me, ticket):
             raise HTTPException(404, detail={"error": "not_found", "message": "そのお問い合わせはありません。",
                                              "message_en": "No such ticket."})
         try:
@@ -225,8 +231,12 @@ def resolve(request: Request, ticket_id: int, csrf: str = Form("")) -> Response:
 def close(request: Request, ticket_id: int, csrf: str = Form(""), confirm: str = Form("")) -> Response:
     if confirm != "yes":  # closing without an answer is confirmed explicitly (the user gets nothing)
         check_csrf(request, csrf)
-        with _services(request).db.session() as session:
-            current_staff(request, session)
+        services = _services(request)
+        with services.db.session() as session:
+            me = current_staff(request, session)
+            if not _visible(services, me, session.get(Ticket, ticket_id)):
+                raise HTTPException(404, detail={"error": "not_found", "message": "そのお問い合わせはありません。",
+                                                 "message_en": "No such ticket."})
         return back_to(ticket_id, "回答なしで終了するには、確認の欄にチェックを入れてください。", request)
     response = _act(request, ticket_id, csrf, lambda s, t, me: tickets.close(s, t, actor=me.username),
                     "回答なしで終了しました。")
@@ -243,7 +253,7 @@ def _to_next(request: Request, ticket_id: int, response: Response) -> Response:
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        following = staff_inbox.next_ticket(session, me, ticket_id)
+        following = staff_inbox.next_ticket(session, me, ticket_id, catalog_for(services))
     if following is None:
         request.session["flash"] = flash + " 対応待ちのお問い合わせはありません。"
         return RedirectResponse("/staff", status_code=303)
@@ -265,7 +275,62 @@ def dashboard(request: Request) -> HTMLResponse:
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        return render(request, "staff/dashboard.html", me=me, **staff_inbox.dashboard_context(session))
+        return render(request, "staff/dashboard.html", me=me,
+                      **staff_inbox.dashboard_context(session, me=me, catalog=catalog_for(services)))
+
+
+# ----------------------------------------------------- hearing sheets and visits
+@router.get("/hearings")
+def hearings_page(request: Request) -> HTMLResponse:
+    """Submitted hearing sheets of the member's programs, newest first."""
+    from handlers.hearing.models import FormResponse
+
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        catalog = catalog_for(services)
+        rows = list(session.execute(select(FormResponse).where(
+            FormResponse.status == "submitted", program_in(FormResponse.program, staff_programs(me, catalog), catalog))
+            .order_by(FormResponse.id.desc()).limit(200)).scalars())
+        return render(request, "staff/hearings.html", me=me, responses=rows, catalog=catalog)
+
+
+@router.get("/hearings/{response_id}")
+def hearing_page(request: Request, response_id: int) -> HTMLResponse:
+    from handlers.hearing.export import response_document
+    from handlers.hearing.schema import catalog as forms_catalog
+    from bot.storage import audit
+    from handlers.hearing.models import FormResponse
+
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        response = session.get(FormResponse, response_id)
+        if not _visible(services, me, response):
+            return render(request, "staff/message.html", status=404, me=me, message="その回答はありません。")
+        assert response is not None
+        audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
+                     data={"actor": f"staff:{me.username}", "via": "console"})
+        return render(request, "staff/hearing.html", me=me, doc=response_document(forms_catalog(services), response),
+                      program=catalog_for(services).owner_id(response.program))
+
+
+@router.get("/visits/{visit_id}")
+def visit_page(request: Request, visit_id: int) -> HTMLResponse:
+    from bot.storage import audit
+    from handlers.visits.models import Visit
+
+    services = _services(request)
+    with services.db.session() as session:
+        me = current_staff(request, session)
+        visit = session.get(Visit, visit_id)
+        if not _visible(services, me, visit):
+            return render(request, "staff/message.html", status=404, me=me, message="その訪問記録はありません。")
+        assert visit is not None
+        audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id,
+                     data={"actor": f"staff:{me.username}", "via": "console"})
+        return render(request, "staff/visit.html", me=me, visit=visit,
+                      program=catalog_for(services).owner_id(visit.program))
 
 
 # -------------------------------------------------------------------- FAQ
@@ -274,7 +339,12 @@ def faq_page(request: Request) -> HTMLResponse:
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        rows = list(session.execute(select(FaqCandidate).order_by(FaqCandidate.id.desc()).limit(100)).scalars())
+        catalog = catalog_for(services)
+        # A candidate quotes its ticket: only the member's programs' (one without a ticket: the default's).
+        rows = list(session.execute(
+            select(FaqCandidate).outerjoin(Ticket, Ticket.id == FaqCandidate.ticket_id)
+            .where(program_in(Ticket.program, staff_programs(me, catalog), catalog))
+            .order_by(FaqCandidate.id.desc()).limit(100)).scalars())
         return render(request, "staff/faq.html", me=me, candidates=rows)
 
 
@@ -288,6 +358,12 @@ def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = F
     with services.db.session() as session:
         me = current_staff(request, session)
         reviewer = me.username
+        candidate = session.get(FaqCandidate, candidate_id)
+        ticket = session.get(Ticket, candidate.ticket_id) if candidate and candidate.ticket_id else None
+        if candidate is None or not may_see(staff_programs(me, catalog_for(services)), ticket.program if ticket else None,
+                                            catalog_for(services)):
+            raise HTTPException(404, detail={"error": "not_found", "message": "その FAQ 候補はありません。",
+                                             "message_en": "No such FAQ candidate."})
     try:
         if decision == "publish":
             with services.db.session() as session:

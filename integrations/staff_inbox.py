@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from bot import jst
+from bot.programs import catalog_for
 from bot.services import Services
 from bot.storage.models import (
     AuditEvent,
@@ -79,7 +80,12 @@ def waiting(ticket: Ticket, now: datetime) -> str:
     return f"{minutes // (24 * 60)}日"
 
 
-def filtered(query: Any, name: str, me: StaffAccount) -> Any:
+def filtered(query: Any, name: str, me: StaffAccount, catalog: Any = None) -> Any:
+    """The queue's filter; with the program catalog, only tickets of the member's programs (admins: all)."""
+    if catalog is not None:
+        from bot.programs import program_in, staff_programs
+
+        query = query.where(program_in(Ticket.program, staff_programs(me, catalog), catalog))
     if name == "open":
         return query.where(Ticket.status == "open")
     if name == "mine":
@@ -91,12 +97,12 @@ def filtered(query: Any, name: str, me: StaffAccount) -> Any:
     return query.where(Ticket.status.in_(tickets.OPEN_STATUSES))
 
 
-def queue_context(session: Any, me: StaffAccount, filter_name: str) -> dict[str, Any]:
+def queue_context(session: Any, me: StaffAccount, filter_name: str, catalog: Any = None) -> dict[str, Any]:
     if filter_name not in FILTERS:
         filter_name = "active"
-    counts = {name: session.execute(filtered(select(func.count()).select_from(Ticket), name, me)).scalar_one()
+    counts = {name: session.execute(filtered(select(func.count()).select_from(Ticket), name, me, catalog)).scalar_one()
               for name in FILTERS}
-    rows = list(session.execute(filtered(select(Ticket), filter_name, me)
+    rows = list(session.execute(filtered(select(Ticket), filter_name, me, catalog)
                                 .order_by(Ticket.id.desc()).limit(200)).scalars())
     last = {}
     if rows:
@@ -185,12 +191,19 @@ def jst_text(moment: datetime | None) -> str:
     return local.strftime("%m/%d %H:%M") if local else ""
 
 
-def next_ticket(session: Any, me: StaffAccount, after: int) -> int | None:
-    """After resolving: the next ticket to work on (mine first, then the oldest unclaimed)."""
+def next_ticket(session: Any, me: StaffAccount, after: int, catalog: Any = None) -> int | None:
+    """After resolving: the next ticket to work on (mine first, then the oldest unclaimed of my programs)."""
+    from sqlalchemy import true
+
+    scope = true()
+    if catalog is not None:
+        from bot.programs import program_in, staff_programs
+
+        scope = program_in(Ticket.program, staff_programs(me, catalog), catalog)
     for query in (select(Ticket.id).where(Ticket.assignee_id == me.id, Ticket.status.in_(("open", "claimed")),
-                                          Ticket.id != after).order_by(Ticket.id),
+                                          Ticket.id != after, scope).order_by(Ticket.id),
                   select(Ticket.id).where(Ticket.status == "open", Ticket.assignee_id.is_(None),
-                                          Ticket.id != after).order_by(Ticket.id)):
+                                          Ticket.id != after, scope).order_by(Ticket.id)):
         found = session.execute(query.limit(1)).scalar_one_or_none()
         if found is not None:
             return int(found)
@@ -242,7 +255,7 @@ def bar_chart(series: list[tuple[str, int]], width: int = 640, height: int = 180
     step = width / max(len(series), 1)
     bars = []
     for i, (day, value) in enumerate(series):
-        h = (height - 30) * value / top
+        h = (height - 40) * value / top  # room above the tallest bar for its value
         bars.append(Bar(x=i * step + step * 0.15, y=height - 20 - h, width=step * 0.7, height=h,
                         label=day[5:].replace("-", "/"), value=value, day=day))
     return {"bars": bars, "width": width, "height": height, "top": top, "total": sum(v for _, v in series)}
@@ -258,21 +271,33 @@ def rate(part: int, whole: int) -> dict[str, Any]:
             "rough": 0 < whole < SMALL_SAMPLE}
 
 
-def dashboard_context(session: Any, days: int = 14) -> dict[str, Any]:
+def dashboard_context(session: Any, days: int = 14, *, me: StaffAccount | None = None,
+                      catalog: Any = None) -> dict[str, Any]:
+    """The dashboard's figures; with `me` and the program catalog, only the member's programs (admins: all)."""
+    from sqlalchemy import true
+
+    from bot.programs import conversation_in, program_in, staff_programs
+    from bot.storage.models import Conversation
+
+    programs = staff_programs(me, catalog) if me is not None and catalog is not None else None
+    ticket_scope = program_in(Ticket.program, programs, catalog) if programs is not None else true()
     now = utcnow()
-    figures = tickets.dashboard(session, days=days, now=now)
+    figures = tickets.dashboard(session, days=days, now=now, programs=programs, catalog=catalog)
     keys = days_back(days, now)
     per_day = dict(figures.tickets_per_day)
     since = now - timedelta(days=days)
     questions_by_day: dict[str, int] = {}
-    for created, in session.execute(select(func.min(Message.created_at)).where(
-            Message.handler == "question", Message.created_at >= since).group_by(Message.reply_to_id)):
+    questions = select(func.min(Message.created_at)).where(Message.handler == "question", Message.created_at >= since)
+    if programs is not None:
+        questions = questions.join(Conversation, Conversation.id == Message.conversation_id).where(
+            conversation_in(Conversation.program, programs, catalog))
+    for created, in session.execute(questions.group_by(Message.reply_to_id)):
         key = jst.jst_date(created).isoformat()
         questions_by_day[key] = questions_by_day.get(key, 0) + 1
     escalated = session.execute(select(func.count()).select_from(Ticket).where(
-        Ticket.created_at >= since, Ticket.reason.in_(("not_confident", "not_helpful")))).scalar_one()
+        Ticket.created_at >= since, Ticket.reason.in_(("not_confident", "not_helpful")), ticket_scope)).scalar_one()
     rated = [t for t, in session.execute(select(Ticket.satisfaction).where(
-        Ticket.created_at >= since, Ticket.satisfaction.is_not(None)))]
+        Ticket.created_at >= since, Ticket.satisfaction.is_not(None), ticket_scope))]
     return {
         "d": figures,
         "tickets_chart": bar_chart([(k, per_day.get(k, 0)) for k in keys]),
@@ -299,10 +324,23 @@ def _edition(title: str, version: int) -> str:
     return f"{label}　第{version}版" if label else f"第{version}版"
 
 
-def questions_to_review(session: Any, limit: int = 30) -> list[dict[str, Any]]:
-    """Questions the bot declined (no confident answer) or users marked 👎, newest first, each once."""
+def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | None = None,
+                        catalog: Any = None) -> list[dict[str, Any]]:
+    """Questions the bot declined (no confident answer) or users marked 👎, newest first, each once; with
+    `me` and the program catalog, only those asked in the member's programs (users' words are theirs)."""
+    from sqlalchemy import true
+
+    scope: Any = true()
+    if me is not None and catalog is not None:
+        from bot.programs import conversation_in, staff_programs
+        from bot.storage.models import Conversation
+
+        programs = staff_programs(me, catalog)
+        if programs is not None:
+            scope = Message.conversation_id.in_(select(Conversation.id).where(
+                conversation_in(Conversation.program, programs, catalog)))
     found: dict[str, dict[str, Any]] = {}
-    answers = session.execute(select(Message).where(Message.direction == "out", Message.handler == "question")
+    answers = session.execute(select(Message).where(Message.direction == "out", Message.handler == "question", scope)
                               .order_by(Message.id.desc()).limit(500)).scalars()
     declined = []
     for answer in answers:
@@ -310,7 +348,7 @@ def questions_to_review(session: Any, limit: int = 30) -> list[dict[str, Any]]:
         if meta.get("confident") is False and answer.reply_to_id:
             declined.append((answer.reply_to_id, "回答を控えた", answer.created_at))
     downs = session.execute(select(Message).where(Message.direction == "in", Message.payload["choice"].as_string()
-                                                  == "feedback:down").order_by(Message.id.desc()).limit(200)).scalars()
+                                                  == "feedback:down", scope).order_by(Message.id.desc()).limit(200)).scalars()
     marked = []
     for down in downs:
         answer = session.execute(select(Message).where(
@@ -334,11 +372,11 @@ def try_question(services: Services, question: str) -> dict[str, Any]:
     answer = services.knowledge.ask(question)
     excerpts = []
     with services.db.session() as session:
-        for citation in answer.citations[:3]:
+        for citation in list({c.label(): c for c in answer.citations}.values())[:3]:  # each source section once
             source = session.execute(select(KnowledgeSource).where(KnowledgeSource.name == citation.source)
                                      .limit(1)).scalar_one_or_none()
             chunk = session.execute(select(KnowledgeChunk).where(
-                KnowledgeChunk.source_id == (source.id if source else -1),
+                KnowledgeChunk.source_id == (source.id if source else -1),  # type: ignore[arg-type]
                 KnowledgeChunk.section == citation.section).limit(1)).scalar_one_or_none() if source else None
             excerpts.append({"label": citation.label(), "text": (chunk.text if chunk else "")[:400],
                              "url": web_chat.citations_of({"meta": {"citations": [
@@ -458,7 +496,8 @@ def knowledge_page(request: Request, q: str = "") -> HTMLResponse:
     with services.db.session() as session:
         me = console.current_staff(request, session)
         return console.render(request, "staff/knowledge.html", me=me, sources=knowledge_sources(session),
-                              review=questions_to_review(session), tried=tried, q=q,
+                              review=questions_to_review(session, me=me, catalog=catalog_for(services)),
+                              tried=tried, q=q,
                               admin=me.role == "admin", max_mb=UPLOAD_MAX_BYTES // (1024 * 1024))
 
 

@@ -18,7 +18,7 @@ from typing import Annotated
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -27,14 +27,15 @@ from sqlalchemy.exc import OperationalError as SQLAlchemyDatabaseError
 from bot.engine import Engine
 from bot.i18n import t
 from bot.messages import InboundMessage, Location, Reply
+from bot.programs import catalog_for
 from bot.services import Services
 from bot.settings import get_settings
+from bot.text import too_long
 from integrations import web_chat
 from integrations.http_guards import MAX_BODY_BYTES
 from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_TEXT_CHARS = 4000
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,26 @@ class ChatRequest(BaseModel):
                     "the message is from; the same id continues the same conversation. The web page sends "
                     "none: its visitor is the server-issued session cookie.",
     )
-    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    text: str | None = Field(default=None, description="At most `MAX_MESSAGE_CHARS` characters (422 too_long).")
     choice: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="The `value` of an option from an earlier reply."
     )
     location: ChatLocation | None = None
+    program: Annotated[str, StringConstraints(max_length=40, pattern=r"^[a-z][a-z0-9-]*$")] | None = Field(
+        default=None, description="The program the page is for (`/p/<program>/`); none = the general page.")
+
+
+class ProgramItem(BaseModel):
+    id: str
+    name: str
+    label: str
+    description: str
+    default: bool
+    url: str
+
+
+class ProgramList(BaseModel):
+    programs: list[ProgramItem]
 
 
 class PendingRequest(BaseModel):
@@ -179,8 +195,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         if "extra_forbidden" in kinds:
             return _error(422, "unknown_field", "不明な項目が含まれています。", "Unknown field in request.", detail)
         if "string_too_long" in kinds:
-            return _error(422, "too_long", f"メッセージが長すぎます（{MAX_TEXT_CHARS}文字まで）。",
-                          f"Text too long (max {MAX_TEXT_CHARS} characters).", detail)
+            return _error(422, "too_long", "入力が長すぎます。", "Input too long.", detail)
         return _error(422, "invalid_request", "入力内容を確認してください。", "Invalid request.", detail)
 
     @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
@@ -192,6 +207,15 @@ def create_app(services: Services | None = None) -> FastAPI:
         if not has_text and not body.choice and body.location is None:
             return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
                           "Empty message: send text, a choice or a location.")
+        limit = services.settings.max_message_chars
+        if too_long(body.text, limit):  # the engine's rule and limit, answered as an HTTP error
+            return _error(422, "too_long", f"メッセージが長すぎます（{limit}文字まで）。",
+                          f"Text too long (max {limit} characters).")
+        catalog = catalog_for(services)
+        if body.program is not None and catalog.get(body.program) is None:
+            return _error(404, "unknown_program", "その事業の窓口はありません。", "No such program.")
+        if body.program is not None and "web" not in catalog.programs[body.program].channels:
+            return _error(404, "unknown_program", "その事業の窓口はありません。", "No web chat for this program.")
         identity = chat_identity(request, services, body.user_id)
         if isinstance(identity, JSONResponse):
             return identity
@@ -204,6 +228,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         message = InboundMessage(
             client=client,
             channel="web",
+            program=body.program,
             external_user_id=identity.user_id,
             text=body.text if has_text else None,
             choice=body.choice,
@@ -257,6 +282,7 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
+        """The general page: with several programs it asks which one first (and still answers any question)."""
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-store"})
 
@@ -268,8 +294,30 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_chat.router)
 
+    @app.get("/p/{program_id}", include_in_schema=False)
+    def program_root(program_id: str) -> RedirectResponse:
+        return RedirectResponse(f"/p/{program_id}/", status_code=308)
+
+    @app.get("/p/{program_id}/", include_in_schema=False)
+    def program_page(program_id: str) -> FileResponse:
+        """One program's window: the same page; the conversation knows its program from this path."""
+        program = catalog_for(services).get(program_id)
+        if program is None or "web" not in program.channels:
+            raise StarletteHTTPException(404)
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/api/programs", response_model=ProgramList, tags=["chat"])
+    def api_programs() -> ProgramList:
+        """The programs with a web window, for the general page's choice."""
+        return ProgramList(programs=[
+            ProgramItem(id=p.id, name=p.name, label=p.label, description=p.description.strip(), default=p.default,
+                        url=f"/p/{p.id}/") for p in catalog_for(services) if "web" in p.channels])
+
     from integrations import staff_console
+    from integrations.channels import liff
     from integrations.staff_api import router as staff_router
+
+    liff.install(app)
 
     app.include_router(staff_router)
     staff_console.install(app, services)

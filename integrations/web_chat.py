@@ -105,15 +105,17 @@ def page_reply(reply: Reply | dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ history
-def history(services: Services, user_id: str) -> dict[str, Any]:
-    """The conversation as the page shows it, oldest first."""
+def history(services: Services, user_id: str, program: str | None = None) -> dict[str, Any]:
+    """The conversation as the page shows it, oldest first: the one at this page's entry point (`/p/<program>/`,
+    or the general page)."""
     with services.db.session() as session:
         identity = session.execute(select(ChannelIdentity).where(
             ChannelIdentity.channel == "web", ChannelIdentity.external_user_id == user_id)).scalar_one_or_none()
         if identity is None:
             return {"items": [], "flow": None}
         conversation = session.execute(select(Conversation).where(
-            Conversation.person_id == identity.person_id, Conversation.channel == "web")).scalar_one_or_none()
+            Conversation.person_id == identity.person_id, Conversation.channel == "web",
+            Conversation.program == (program or ""))).scalar_one_or_none()
         events: list[tuple[Any, int, dict[str, Any]]] = []
         if conversation is not None:
             rows = list(session.execute(select(Message).where(Message.conversation_id == conversation.id)
@@ -129,9 +131,9 @@ def history(services: Services, user_id: str) -> dict[str, Any]:
         delivered = session.execute(select(OutboundMessage).where(
             OutboundMessage.channel == "web", OutboundMessage.external_user_id == user_id,
             OutboundMessage.status == "sent").order_by(OutboundMessage.id.desc()).limit(HISTORY_LIMIT)).scalars()
-        for row in delivered:
-            for reply in (row.payload or {}).get("replies", []):
-                events.append((row.sent_at or row.created_at, 0, {"who": "bot", "pushed": True, **page_reply(reply)}))
+        for sent in delivered:
+            for reply in (sent.payload or {}).get("replies", []):
+                events.append((sent.sent_at or sent.created_at, 0, {"who": "bot", "pushed": True, **page_reply(reply)}))
         events.sort(key=lambda e: (e[0], e[1]))
         items = [item for _, _, item in events]
         flow = conversation.active_flow if conversation is not None else None
@@ -178,16 +180,24 @@ def _show_pending_again(items: list[dict[str, Any]], flow: str) -> None:
 _examples_cache: tuple[float, tuple[object, ...], list[str]] | None = None
 
 
-def example_questions(services: Services, limit: int = EXAMPLES) -> list[str]:
-    """A few short questions the knowledge base answers from its FAQ entries, one per source first."""
+def example_questions(services: Services, limit: int = EXAMPLES, program: str | None = None) -> list[str]:
+    """A few short questions the knowledge base answers from its FAQ entries, one per source first (on a
+    program's page, only from the sources that answer there)."""
     global _examples_cache
+    from bot.programs import catalog_for
+
+    sources = catalog_for(services).source_filter(program)
     with services.db.session() as session:
         signature = tuple(session.execute(select(KnowledgeSource.id, KnowledgeSource.content_hash)
-                                          .order_by(KnowledgeSource.id)).all())
+                                          .order_by(KnowledgeSource.id)).all()) + (program,)
         if _examples_cache and _examples_cache[1] == signature and time.monotonic() - _examples_cache[0] < 300:
             return _examples_cache[2]
-        rows = session.execute(select(KnowledgeChunk.source_id, KnowledgeChunk.text).where(
-            KnowledgeChunk.kind == "faq").order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)).all()
+        rows: list[tuple[int, str]] = [(sid, text) for sid, text in session.execute(
+            select(KnowledgeChunk.source_id, KnowledgeChunk.text).where(KnowledgeChunk.kind == "faq")
+            .order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)).all()]
+        paths = dict(session.execute(select(KnowledgeSource.id, KnowledgeSource.path)).all())
+    if sources is not None:
+        rows = [(sid, text) for sid, text in rows if sources.allows(paths.get(sid, ""))]
     by_source: dict[int, list[str]] = {}
     for source_id, text in rows:
         question = text.split("\n", 1)[0].removeprefix("Q:").strip()
@@ -210,20 +220,41 @@ def example_questions(services: Services, limit: int = EXAMPLES) -> list[str]:
 
 
 # ------------------------------------------------------------------ routes
+def _program(services: Services, program: str | None) -> str | None:
+    """The page's program if it is one with a web window; anything else is the general page."""
+    from bot.programs import catalog_for
+
+    found = catalog_for(services).get(program)
+    return found.id if found is not None and "web" in found.channels else None
+
+
+ProgramQuery = Query(default=None, max_length=40, pattern=r"^[a-z][a-z0-9-]*$",
+                     description="The page's program (`/p/<program>/`); none = the general page.")
+
+
 @router.get("/api/chat/history", tags=["chat"])
-def api_history(request: Request, response: Response) -> dict[str, Any]:
-    """This browser's conversation so far (the cookie says whose), oldest first."""
+def api_history(request: Request, response: Response, program: str | None = ProgramQuery) -> dict[str, Any]:
+    """This browser's conversation so far at this page's entry point (the cookie says whose), oldest first."""
     user_id = visitor(request, response, create=True)
-    return history(_services(request), user_id) if user_id else {"items": [], "flow": None}
+    services = _services(request)
+    return history(services, user_id, _program(services, program)) if user_id else {"items": [], "flow": None}
 
 
 @router.get("/api/chat/welcome", tags=["chat"])
-def api_welcome(request: Request) -> dict[str, Any]:
-    """The first screen: greeting, example questions from the knowledge base, and the menu."""
+def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[str, Any]:
+    """The first screen: greeting, example questions from the knowledge base, and the menu. On the general
+    page of an installation with several programs, also the programs to choose from (each its own page)."""
+    from bot.programs import catalog_for
+
     services = _services(request)
     locale = services.settings.locale
-    return {"text": t("welcome", locale), "examples": example_questions(services),
-            "options": [o.model_dump() for o in main_menu(services, locale, None)]}
+    program = _program(services, program)
+    catalog = catalog_for(services)
+    choices = [{"id": p.id, "label": p.label, "url": f"/p/{p.id}/"} for p in catalog if "web" in p.channels]
+    return {"text": t("welcome", locale), "examples": example_questions(services, program=program),
+            "options": [o.model_dump() for o in main_menu(services, locale, None)],
+            "program": ({"id": program, "label": catalog.programs[program].label} if program else None),
+            "programs": choices if program is None and len(choices) > 1 else []}
 
 
 @router.get("/api/chat/events", tags=["chat"], response_class=StreamingResponse)

@@ -21,16 +21,48 @@ def _services():  # type: ignore[no-untyped-def]
     return create()
 
 
+def default_targets(services) -> list[Path]:  # type: ignore[no-untyped-def]
+    """What `ingest` with no paths reads: MADOGUCHI_KNOWLEDGE_PATHS (shared by every program), the published
+    staff FAQ, and every program's own sources (its YAML's knowledge.sources)."""
+    from bot.programs import catalog_for
+
+    targets = [Path(p).resolve() for p in services.settings.default_knowledge_paths]
+    for program in catalog_for(services):
+        targets += [p for p in program.source_paths() if not any(p == t or p.is_relative_to(t) for t in targets)]
+    return targets
+
+
 @knowledge_app.command("ingest")
 def ingest(
-    paths: list[Path] = typer.Argument(None, help="Files or folders (default: MADOGUCHI_KNOWLEDGE_PATHS)"),
+    paths: list[Path] = typer.Argument(None, help="Files or folders (default: MADOGUCHI_KNOWLEDGE_PATHS and every "
+                                                  "program's sources)"),
     reset: bool = typer.Option(False, "--reset", help="Drop the index first and rebuild it"),
+    program_id: str = typer.Option(None, "--program", help="Ingest this program's sources (its YAML's "
+                                                           "knowledge.sources); given paths must lie inside them"),
 ) -> None:
     """Ingest manuals and FAQ tables (incremental by content hash)."""
+    from bot.programs import catalog_for
     from knowledge.ingest import ingest_paths
 
     services = _services()
-    targets = paths or services.settings.default_knowledge_paths
+    targets = paths or default_targets(services)
+    if program_id is not None:
+        program = catalog_for(services).get(program_id)
+        if program is None:
+            console.print(f"[red]事業 {program_id} はありません[/]（madoguchi programs list）", highlight=False)
+            raise typer.Exit(2)
+        own = program.source_paths()
+        if not own:
+            console.print(f"[red]事業 {program_id} の knowledge.sources が空です[/]: {program.path} に資料のパスを書いてください",
+                          highlight=False)
+            raise typer.Exit(2)
+        outside = [p for p in paths or [] if not program.owns(p.resolve())]
+        if outside:
+            # A source belongs to the program whose file lists it: ingesting it "for" another would not scope it.
+            console.print(f"[red]{', '.join(map(str, outside))} は事業 {program_id} の knowledge.sources にありません[/]"
+                          f"（{program.path} に追加してください）", highlight=False)
+            raise typer.Exit(2)
+        targets = paths or own
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("取り込み中", total=None)
@@ -58,10 +90,13 @@ def ingest(
 
 
 @knowledge_app.command("ask")
-def ask(question: str = typer.Argument(..., help="質問文")) -> None:
+def ask(question: str = typer.Argument(..., help="質問文"),
+        program_id: str = typer.Option(None, "--program", help="この事業の窓口として答える（その事業と共有の資料だけ）")) -> None:
     """Ask one question and show the answer with its sources and confidence."""
+    from bot.programs import catalog_for
+
     services = _services()
-    answer = services.knowledge.ask(question)
+    answer = services.knowledge.ask(question, sources=catalog_for(services).source_filter(program_id))
     console.print(answer.text if answer.confident else f"[yellow](not confident)[/] {answer.body}")
     console.print(f"confidence={answer.confidence:.3f} kind={answer.kind} features={answer.features}")
     for citation in answer.citations:

@@ -26,11 +26,11 @@ from bot.storage.models import EmbeddingCache, KnowledgeChunk, KnowledgeSource, 
 from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lines
 from knowledge.embeddings import build_embeddings, embeddings_name
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
+from knowledge.tokenize import tokens
+from knowledge.vectorstore import VectorStore
 
 #: A metadata file beside a document (`<name>.meta.yaml`: program, fiscal year, window) is no document.
 META_SUFFIX = ".meta.yaml"
-from knowledge.tokenize import tokens
-from knowledge.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
 

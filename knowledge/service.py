@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
@@ -20,11 +22,31 @@ from bot.storage.db import Database
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.answering import Answer, answer_from
 from knowledge.embeddings import build_embeddings
-from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, SourceInfo
-from knowledge.vectorstore import VectorStore
+from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
+from knowledge.vectorstore import ScopedStore, VectorStore
 
 STALENESS_CHECK_SECONDS = 1.0
 ANSWER_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """Which sources may answer a question: a name (one per program; the cache key) and a test on a
+    source's path. Built by `bot.programs.ProgramCatalog.source_filter` from the program's YAML, so a
+    conversation at `/p/A/` is answered from A's sources and the shared ones only."""
+
+    name: str
+    allows: Callable[[str], bool] = field(compare=False, hash=False, repr=False)
+
+
+def answer_with(pipeline: str, retrieval: Retrieval, threshold: float) -> Answer:
+    """The answer of the chosen pipeline (settings.knowledge_pipeline): `classic` (knowledge/answering.py)
+    or `learned` (knowledge/learned.py: answer units, learned ranker, calibrated gate)."""
+    if pipeline == "learned":
+        from knowledge.learned import answer_from as learned_answer
+
+        return learned_answer(retrieval, threshold)
+    return answer_from(retrieval, threshold)
 
 
 def knowledge_is_empty(db: Database) -> bool:
@@ -38,14 +60,17 @@ class KnowledgeBase:
         self.db = db
         self.store = store
         self.embeddings = build_embeddings(settings)
+        self.options = RetrievalOptions.for_pipeline(settings.knowledge_pipeline)
         self._index: HybridIndex | None = None
         self._signature: tuple[object, ...] | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
         # The same questions come all day (the call-center's reason to exist): answers are cached per
         # index version, so a repeated question costs a dictionary lookup instead of an embedding.
-        self._answers: OrderedDict[str, Answer] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, str], Answer] = OrderedDict()
         self._answers_lock = threading.Lock()
+        #: one index per program scope, built from the full snapshot on first use and dropped with it
+        self._scoped: dict[str, HybridIndex] = {}
 
     @classmethod
     def open(cls, settings: Settings, db: Database) -> KnowledgeBase:
@@ -70,9 +95,26 @@ class KnowledgeBase:
             if force or self._index is None or signature != self._signature:
                 self._index = self._load()
                 self._signature = signature
+                self._scoped = {}
                 with self._answers_lock:
                     self._answers.clear()
             return self._index
+
+    def scoped(self, sources: SourceFilter | None) -> HybridIndex:
+        """The index of the sources the filter allows (BM25 statistics, document steering and the dense
+        search all see only them); the whole index without a filter."""
+        index = self.refresh()
+        if sources is None:
+            return index
+        with self._lock:
+            scoped = self._scoped.get(sources.name)
+            if scoped is None or self._index is not index:
+                allowed = {sid: info for sid, info in index.sources.items() if sources.allows(info.path)}
+                chunks = [c for c in index.chunks if c.source_id in allowed]
+                scoped = HybridIndex(chunks, allowed, ScopedStore(self.store, list(allowed)),  # type: ignore[arg-type]
+                                     self.embeddings, self.options)
+                self._scoped[sources.name] = scoped
+            return scoped
 
     def _load(self) -> HybridIndex:
         with self.db.session() as session:
@@ -87,22 +129,23 @@ class KnowledgeBase:
                     select(KnowledgeChunk).order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)
                 ).scalars()
             ]
-        return HybridIndex(chunks, sources, self.store, self.embeddings)
+        return HybridIndex(chunks, sources, self.store, self.embeddings, self.options)
 
-    def retrieve(self, question: str, k: int = 12) -> Retrieval:
-        return self.refresh().search(question, k)
+    def retrieve(self, question: str, k: int = 12, sources: SourceFilter | None = None) -> Retrieval:
+        return self.scoped(sources).search(question, k)
 
-    def ask(self, question: str) -> Answer:
-        """The answer to `question`; identical (normalized) questions reuse the answer until the index changes."""
-        index = self.refresh()  # first: a new index empties the cache
-        key = normalize(question)
+    def ask(self, question: str, sources: SourceFilter | None = None) -> Answer:
+        """The answer to `question` from the sources `sources` allows (all without a filter); identical
+        (normalized) questions in the same scope reuse the answer until the index changes."""
+        index = self.scoped(sources)  # first: a new index empties the cache
+        key = (sources.name if sources else "", normalize(question))
         with self._answers_lock:
             cached = self._answers.get(key)
             if cached is not None:
                 self._answers.move_to_end(key)
                 return cached
         retrieval = index.search(question)
-        answer = answer_from(retrieval, self.settings.answer_threshold)
+        answer = answer_with(self.settings.knowledge_pipeline, retrieval, self.settings.answer_threshold)
         if answer.confident and self.settings.llm_provider != "none":
             from knowledge.generation import generate_answer
 

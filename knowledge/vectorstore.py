@@ -68,11 +68,14 @@ class VectorStore:
     def count(self) -> int:
         return int(self.collection.count())
 
-    def query(self, vector: list[float], k: int) -> list[DenseHit]:
+    def query(self, vector: list[float], k: int, source_ids: list[int] | None = None) -> list[DenseHit]:
+        """The `k` nearest chunks, only of `source_ids` when given (a program's own and shared sources)."""
         total = self.count()
-        if total == 0:
+        if total == 0 or source_ids == []:
             return []
-        result = self.collection.query(query_embeddings=[vector], n_results=min(k, total), include=["distances"])
+        where = {"source_id": {"$in": list(source_ids)}} if source_ids is not None else None
+        result = self.collection.query(query_embeddings=[vector], n_results=min(k, total), include=["distances"],
+                                       where=where)
         ids = result["ids"][0]
         distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
         return [DenseHit(chunk_id=i, similarity=1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
@@ -80,3 +83,17 @@ class VectorStore:
     def ping(self) -> bool:
         self.client.heartbeat()
         return True
+
+
+class ScopedStore:
+    """The store as one program sees it: queries return only the vectors of its sources."""
+
+    def __init__(self, store: VectorStore, source_ids: list[int]) -> None:
+        self.store = store
+        self.source_ids = sorted(source_ids)
+
+    def query(self, vector: list[float], k: int) -> list[DenseHit]:
+        return self.store.query(vector, k, self.source_ids)
+
+    def ping(self) -> bool:
+        return self.store.ping()

@@ -25,6 +25,7 @@ SLACK_SECRET = "slack-signing-secret-for-tests"
 LINE_SECRET = "line-channel-secret-for-tests"
 TELEGRAM_TOKEN = "123456:TEST-token"
 TELEGRAM_SECRET = "telegram-webhook-secret"
+TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Call:
     method: str
     body: dict[str, Any]
     at: float
+    authorization: str | None = None  # whose token sent it (LINE: the Authorization header; Telegram: the bot token)
 
 
 @dataclass
@@ -40,6 +42,18 @@ class FakePlatforms:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: rich menus LINE holds: id -> the request that created it
+    rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: LIFF ID tokens LINE's verify endpoint knows: token -> claims (sub, aud, exp ...)
+    id_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def issue_id_token(self, user_id: str, channel_id: str, expires_in: int = 600, name: str = "山田") -> str:
+        """An ID token as LIFF's getIDToken() would give the page (opaque here: only LINE verifies it)."""
+        token = f"eyJ.fake.{len(self.id_tokens)}.{user_id}"
+        now = int(time.time())
+        self.id_tokens[token] = {"iss": "https://access.line.me", "sub": user_id, "aud": channel_id,
+                                 "exp": now + expires_in, "iat": now - 5, "amr": ["linesso"], "name": name}
+        return token
 
     def fail_next(self, platform: str, times: int = 1, retry_after: int = 1) -> None:
         self.failures[platform] = [retry_after] * times
@@ -57,9 +71,9 @@ class FakePlatforms:
             time.sleep(0.05)
         raise AssertionError(f"expected {count} {platform} {method} calls, got {self.of(platform, method)}")
 
-    def _record(self, platform: str, method: str, body: dict[str, Any]) -> int | None:
+    def _record(self, platform: str, method: str, body: dict[str, Any], authorization: str | None = None) -> int | None:
         with self.lock:
-            self.calls.append(Call(platform, method, body, time.monotonic()))
+            self.calls.append(Call(platform, method, body, time.monotonic(), authorization))
             pending = self.failures.get(platform)
             return pending.pop(0) if pending else None
 
@@ -83,7 +97,7 @@ class FakePlatforms:
             if method == "getMe":
                 return JSONResponse({"ok": True, "result": {"id": 999, "is_bot": True, "first_name": "madoguchi",
                                                             "username": "madoguchi_bot"}})
-            retry_after = self._record("telegram", method, body)
+            retry_after = self._record("telegram", method, body, token)  # which bot sent it
             if retry_after is not None:
                 return JSONResponse({"ok": False, "error_code": 429, "description": "Too Many Requests",
                                      "parameters": {"retry_after": retry_after}}, status_code=429)
@@ -93,10 +107,59 @@ class FakePlatforms:
                     "chat": {"id": int(body.get("chat_id", 0)), "type": "private"}}})
             return JSONResponse({"ok": True, "result": True})
 
+        @api.get("/line/v2/bot/richmenu/list")
+        async def line_richmenu_list() -> JSONResponse:
+            self._record("line", "richmenu.list", {})
+            return JSONResponse({"richmenus": [{"richMenuId": key, **value} for key, value in self.rich_menus.items()]})
+
+        @api.post("/line/v2/bot/richmenu")
+        async def line_richmenu_create(request: Request) -> JSONResponse:
+            body = await _body(request)
+            self._record("line", "richmenu.create", body)
+            menu_id = f"richmenu-{len(self.calls):04d}"
+            self.rich_menus[menu_id] = body
+            return JSONResponse({"richMenuId": menu_id})
+
+        @api.post("/line/v2/bot/richmenu/{menu_id}/content")
+        async def line_richmenu_image(menu_id: str, request: Request) -> JSONResponse:
+            raw = await request.body()
+            self._record("line", "richmenu.image", {"menu": menu_id, "content_type": request.headers.get(
+                "content-type"), "bytes": len(raw), "png": raw[:8] == b"\x89PNG\r\n\x1a\n",
+                "authorization": request.headers.get("authorization")})
+            if menu_id not in self.rich_menus:
+                return JSONResponse({"message": "Not found"}, status_code=404)
+            return JSONResponse({})
+
+        @api.post("/line/v2/bot/user/all/richmenu/{menu_id}")
+        async def line_richmenu_default(menu_id: str) -> JSONResponse:
+            self._record("line", "richmenu.default", {"menu": menu_id})
+            return JSONResponse({})
+
+        @api.delete("/line/v2/bot/richmenu/{menu_id}")
+        async def line_richmenu_delete(menu_id: str) -> JSONResponse:
+            self._record("line", "richmenu.delete", {"menu": menu_id})
+            self.rich_menus.pop(menu_id, None)
+            return JSONResponse({})
+
+        @api.post("/line/oauth2/v2.1/verify")
+        async def line_verify_id_token(request: Request) -> JSONResponse:
+            """LINE Login's ID token verification, with its documented error answers."""
+            body = await _body(request)
+            self._record("line", "verify", body)
+            claims = self.id_tokens.get(body.get("id_token", ""))
+            if claims is None:
+                return JSONResponse({"error": "invalid_request", "error_description": "Invalid IdToken."}, 400)
+            if claims["exp"] <= time.time():
+                return JSONResponse({"error": "invalid_request", "error_description": "IdToken expired."}, 400)
+            if body.get("client_id") != claims["aud"]:
+                return JSONResponse({"error": "invalid_request", "error_description": "Invalid IdToken Audience."},
+                                    400)
+            return JSONResponse(claims)
+
         @api.post("/line/v2/bot/message/{kind}")
         async def line(kind: str, request: Request) -> JSONResponse:
             body = await _body(request)
-            retry_after = self._record("line", kind, body)
+            retry_after = self._record("line", kind, body, request.headers.get("authorization"))
             if retry_after is not None:
                 return JSONResponse({"message": "rate limited"}, status_code=429,
                                     headers={"Retry-After": str(retry_after)})

@@ -88,7 +88,7 @@ def test_unsure_answer_then_the_offered_button_opens_a_ticket_with_context(engin
     with sample_kb_services.db.session() as session:
         texts = session.execute(select(TicketMessage.text).where(TicketMessage.ticket_id == ticket.id)).scalars().all()
         kinds = session.execute(select(StaffNotification.kind).where(
-            StaffNotification.subject_id == str(ticket.id))).scalars().all()
+            StaffNotification.subject_type == "ticket", StaffNotification.subject_id == str(ticket.id))).scalars().all()
     assert texts == [question, "急ぎでお願いします"]
     assert kinds == ["ticket.created", "ticket.user_message"]
     # The user can withdraw it.

@@ -7,6 +7,7 @@ replies when the bot is not sure (related excerpts) or nothing is related (outsi
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
@@ -21,7 +22,7 @@ from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
 from knowledge import kinds
-from knowledge.answering import EXCERPT_CHARS, answer_from
+from knowledge.learned import EXCERPT_CHARS, answer_from
 from knowledge.edition import Edition, asks_other_edition, dates_in, passed_dates, read_edition
 from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates
 from knowledge.ingest import ingest_paths
@@ -38,8 +39,19 @@ def calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     docs.mkdir()
     (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
     (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None))
+    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None,
+                                        knowledge_pipeline="learned"))
     ingest_paths(services, [docs])
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
+    """The learned pipeline over a private copy of the sample knowledge base."""
+    data = tmp_path / "samplekb"
+    shutil.copytree(sample_kb_template, data)
+    services = Services.create(Settings(MADOGUCHI_DATA_DIR=data, database_url=None, knowledge_pipeline="learned"))
     yield services
     services.close()
 
@@ -231,9 +243,9 @@ def test_an_unsure_reply_quotes_short_related_excerpts_and_offers_a_person(calls
 
 
 def test_the_chat_reply_when_unsure_shows_the_excerpts(calls: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    import knowledge.answering as answering
+    import knowledge.learned as learned
 
-    monkeypatch.setattr(answering, "load_model", lambda: _never(load_model()))
+    monkeypatch.setattr(learned, "load_model", lambda: _never(load_model()))
     calls.knowledge._answers.clear()
     reply = Engine(calls).handle(InboundMessage(channel="cli", external_user_id="u2",
                                                 text="あおぞら県観光人材育成事業の締切はいつですか"))

@@ -83,6 +83,8 @@ def test_claim_reply_with_ctrl_enter_and_a_saved_reply_resolve_and_land_on_the_n
     question = "説明会の会場に駐車場はありますか？"
     first = ticket_for(services, "b-user", question, unsure_first=True)
     second = ticket_for(services, "b-user2", "申請書の押印は必要ですか")
+    desk.goto(f"{url}/staff/login")
+    assert_accessible(desk, "the login page")
     login(desk, url)
 
     # Saved replies are managed in the console.
@@ -222,6 +224,6 @@ def test_a_manual_uploaded_in_the_console_answers_in_the_chat(browser: Any, desk
         assert len(session.execute(select(FaqCandidate)).scalars().all()) == before + 1
 
     # An admin can delete a source; it no longer answers.
-    desk.get_by_role("button", name="「kanagawa-subsidy-guide.md」を削除").click()
+    desk.locator("#sources").get_by_role("button", name="kanagawa-subsidy-guide.md").click()
     expect(desk.locator(".flash")).to_contain_text("削除しました")
     expect(desk.locator("#sources")).not_to_contain_text("かながわ試作補助金")

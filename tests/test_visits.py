@@ -393,3 +393,81 @@ def test_people_and_visits_cli_register_and_plan(services: Services, monkeypatch
     assert result.exit_code == 0 and "今年度 1 回目" in result.output, result.output
     result = runner.invoke(cli_app, ["visits", "add", "--expert", "1", "--company", "99", "--date", "2026-12-01"])
     assert result.exit_code == 2 and "登録されていません" in result.output
+
+
+QUESTION = "謝金はいくらですか？"
+
+
+def asks_again(replies: list[Reply], key: str, options: set[str] | None = None) -> bool:
+    """The last reply asks the step's own question again (with its buttons, if it has any)."""
+    from bot.i18n import t
+
+    last = replies[-1]
+    return last.text == t(key, "ja") and (options is None or {o.value for o in last.options} == options)
+
+
+def test_every_visits_step_asks_its_question_again_after_a_mid_flow_question(world: World) -> None:
+    """Issue 19: the re-prompt table covered 5 of 10 steps (after a question at code_confirm the buttons
+    never came back); the steps are now one table, and every row re-prompts."""
+    # Only the expert links: the company's contact stays unlinked, so check-out issues a one-time code.
+    assert "山田 太郎様のアカウントとして連携しました" in world.expert(f"/start {world.expert_code.replace('-', '')}")[0].text
+    first, second = world.plan(start="10:00"), world.plan(start="14:00")
+
+    world.expert(choice=f"visits:in:{first}", when=at(10, 0))  # checkin_location
+    assert asks_again(world.expert(QUESTION, when=at(10, 1)), "visits_send_location", {"visits:noloc"})
+    world.expert(choice="visits:noloc", when=at(10, 1))  # checkin_noloc_reason
+    assert asks_again(world.expert(QUESTION, when=at(10, 2)), "visits_ask_no_location_reason")
+    assert "理由を記録しました" in world.expert("電波が届かない", when=at(10, 2))[0].text
+
+    world.expert(choice=f"visits:out:{first}", when=at(12, 10))  # checkout_location
+    assert asks_again(world.expert(QUESTION, when=at(12, 10)), "visits_send_location", {"visits:noloc"})
+    world.expert(choice="visits:noloc", when=at(12, 11))  # checkout_noloc_reason
+    assert asks_again(world.expert(QUESTION, when=at(12, 11)), "visits_ask_no_location_reason")
+    world.expert("屋内で電波がない", when=at(12, 11))  # minutes
+    assert asks_again(world.expert(QUESTION, when=at(12, 12)), "visits_ask_minutes")
+    world.expert("2時間", when=at(12, 12))  # accompanied
+    assert asks_again(world.expert(QUESTION, when=at(12, 12)), "visits_ask_accompanied",
+                      {"visits:acc:yes", "visits:acc:no"})
+    world.expert(choice="visits:acc:yes", when=at(12, 13))  # accompanied_minutes
+    assert asks_again(world.expert(QUESTION, when=at(12, 13)), "visits_ask_accompanied_minutes")
+    replies = world.expert("1時間", when=at(12, 13))
+    code = replies[-1].text.split("：")[1].split("\n")[0]
+
+    world.expert(choice=f"visits:in:{second}", when=at(14, 0))
+    world.expert(location=TOKYO_STATION, when=at(14, 0))
+    world.expert(choice=f"visits:out:{second}", when=at(15, 0))
+    world.expert(location=TOKYO_STATION, when=at(15, 0))
+    world.expert("30分", when=at(15, 1))
+    world.expert(choice="visits:acc:no", when=at(15, 1))  # not_accompanied_reason
+    assert asks_again(world.expert(QUESTION, when=at(15, 1)), "visits_ask_not_accompanied_reason")
+    assert "対面支援 30分" in world.expert("日程が合わなかった", when=at(15, 2))[0].text
+
+    world.send("web", "sme-phone", code, when=at(15, 5))  # code_confirm: the confirm/dispute buttons
+    replies = world.send("web", "sme-phone", QUESTION, when=at(15, 6))
+    assert {o.value for o in replies[-1].options} == {f"visits:confirm:{first}", f"visits:dispute:{first}"}
+    world.send("web", "sme-phone", choice=f"visits:confirm:{first}", when=at(15, 6))  # code_name
+    assert asks_again(world.send("web", "sme-phone", QUESTION, when=at(15, 6)), "visits_ask_confirmer_name")
+    world.send("web", "sme-phone", "中止", when=at(15, 7))
+    world.send("web", "sme-phone", code, when=at(15, 7))
+    world.send("web", "sme-phone", choice=f"visits:dispute:{first}", when=at(15, 7))  # dispute_note
+    assert asks_again(world.send("web", "sme-phone", QUESTION, when=at(15, 8)), "visits_ask_dispute_note")
+
+
+def test_the_check_out_estimate_applies_the_daily_cap_across_the_experts_visits(world: World) -> None:
+    """Issue 19: the estimate in the chat capped each visit alone (two fee rules); it now is the service's
+    rule, so the expert's earlier visit that day uses up the daily cap first."""
+    link_both(world)
+    first, second = world.plan(start="09:00"), world.plan(start="15:00")
+    for visit_id, start, end, minutes in ((first, 9, 14, "5時間"), (second, 15, 17, "2時間")):
+        world.expert(choice=f"visits:in:{visit_id}", when=at(start))
+        world.expert(location=TOKYO_STATION, when=at(start))
+        world.expert(choice=f"visits:out:{visit_id}", when=at(end))
+        world.expert(location=TOKYO_STATION, when=at(end))
+        world.expert(minutes, when=at(end))
+        replies = world.expert(choice="visits:acc:no", when=at(end))
+        replies = world.expert("日程が合わなかった", when=at(end, 1))
+        if visit_id == first:
+            assert "見込み 26,400円" in replies[0].text
+            world.sme(choice=f"visits:confirm:{first}", when=at(end, 5))
+    # 31,680円 a day: 26,400円 went to the first visit, 5,280円 are left for the second (not 10,560円).
+    assert "対面支援 2時間（謝金の対象 2時間、見込み 5,280円）" in replies[0].text

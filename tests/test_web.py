@@ -100,3 +100,15 @@ def test_readyz_reports_database_down(sqlite_services: Services) -> None:
         response = httpx.get(f"{server.url}/readyz", timeout=30)
     assert response.status_code == 503
     assert response.json()["checks"]["database"] is False
+
+
+def test_the_api_and_the_engine_share_one_length_rule(services: Services) -> None:
+    """Issue 19: web.py had its own 4000-character constant beside the engine's `max_message_chars`."""
+    services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    services.settings.max_message_chars = 20
+    with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, timeout=30,
+                                                                  headers=CHAT_HEADERS) as client:
+        refused = client.post("/api/chat", json={"user_id": "web-len", "text": "あ" * 21})
+        assert refused.status_code == 422 and refused.json()["error"] == "too_long"
+        assert "20文字まで" in refused.json()["message"]
+        assert client.post("/api/chat", json={"user_id": "web-len", "text": "あ" * 20}).status_code == 200

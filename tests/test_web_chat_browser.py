@@ -192,6 +192,8 @@ def test_staff_answer_arrives_live_and_a_failed_send_keeps_the_text(phone: Any, 
     services, url = app_server
     open_chat(phone, url)
     phone.get_by_role("button", name="担当者に問い合わせる").click()
+    expect(phone.locator(".msg.bot").last).to_contain_text("担当者にお伝えする内容")
+    expect(phone.locator("#send")).to_be_enabled()
     box = phone.get_by_label("メッセージ")
     box.fill("説明会の会場に駐車場はありますか？")
     box.press("Enter")

@@ -122,3 +122,38 @@ def test_the_dashboard_shows_rates_with_their_counts(site: tuple[Services, str])
     assert re.search(r"100%<span class=\"n\">（1問中1問）</span>", html), html
     assert "件数が少ないため参考値です" in html
     assert html.count('class="bar"') == 28 and "<svg" in html
+
+
+def test_an_open_event_stream_does_not_hold_the_server_stop(tmp_path: Path) -> None:
+    import time
+
+    services = Services.create(make_settings(tmp_path))
+    server = LiveServer(create_app(services))
+    server.__enter__()
+    with httpx.Client(base_url=server.url, timeout=30) as page:
+        page.get("/api/chat/history")  # the visitor's session
+        with page.stream("GET", "/api/chat/events") as stream:
+            assert stream.status_code == 200
+            started = time.monotonic()
+            server.__exit__(None, None, None)
+            stopped = time.monotonic() - started
+    services.close()
+    assert not server.thread.is_alive() and stopped < 8, stopped
+
+
+def test_a_declined_question_becomes_a_candidate_that_needs_an_answer_before_publishing(
+        site: tuple[Services, str]) -> None:
+    from bot.storage.models import FaqCandidate
+
+    services, url = site
+    with staff_client(url) as client:
+        token = csrf(client.get("/staff/knowledge").text)
+        client.post("/staff/knowledge/candidate", data={"csrf": token, "question": "駐車場はありますか"})
+        with services.db.session() as session:
+            candidate = session.query(FaqCandidate).one()
+            assert (candidate.question, candidate.answer, candidate.status) == ("駐車場はありますか", "", "pending")
+        refused = client.post(f"/staff/faq/{candidate.id}/publish",
+                              data={"csrf": token, "question": "駐車場はありますか", "answer": " "})
+        assert "回答を入力してから公開してください" in client.get(refused.headers["location"]).text
+        with services.db.session() as session:
+            assert session.get(FaqCandidate, candidate.id).status == "pending"

@@ -151,12 +151,14 @@ async def run(args: argparse.Namespace) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
                                      headers={"Authorization": f"Bearer {TOKEN}"},
                                      limits=httpx.Limits(max_connections=args.users)) as client:
-            for _ in range(600):
+            for _ in range(1500):  # up to 5 minutes on a busy machine
                 try:
                     if (await client.get("/healthz")).status_code == 200:
                         break
                 except httpx.HTTPError:
                     await asyncio.sleep(0.2)
+            else:
+                raise SystemExit("the server did not start")
             for question in FAQ:  # warm the workers (model load) outside the measurement
                 for _ in range(args.workers * 2):
                     await client.post("/api/chat", json={"user_id": "warmup", "text": question})

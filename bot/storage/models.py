@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from datetime import date as date_type
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -101,11 +99,13 @@ class Conversation(Base):
     """One person's thread on one channel, with the flow they are in (if any)."""
 
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("person_id", "channel", name="uq_conversation_person_channel"),)
+    __table_args__ = (UniqueConstraint("person_id", "channel", "program", name="uq_conversation_person_channel_program"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     channel: Mapped[str] = mapped_column(String(20))
+    #: The program of the entry point ("" = a general one: the user may ask about any program).
+    program: Mapped[str] = mapped_column(String(40), default="", server_default="")
     active_flow: Mapped[str | None] = mapped_column(String(50))
     flow_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

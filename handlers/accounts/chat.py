@@ -11,52 +11,18 @@ capability that registered a redeemer for them.
 
 from __future__ import annotations
 
+from pathlib import Path
 import re
 
 from bot.handler import Handler, Turn
-from bot.i18n import add_strings
+from bot.i18n import add_locale_dir
 from bot.messages import Option, Reply
 from handlers.accounts import link_codes
 from handlers.accounts.models import LinkCode
 from handlers.accounts.registry import has_own_data, link_identity
 from bot.storage.models import Person
 
-add_strings("ja", {
-    "account_linked": "{name}様のアカウントとして連携しました（役割：{role}）。このチャットから手続きができます。",
-    "account_already_linked": "このアカウントは既に{name}様として連携されています。",
-    "account_code_invalid": "コードが正しくありません。事務局から届いたコード（例：ABCD-2345）をご確認ください。",
-    "account_code_expired": "このコードは有効期限が切れています。事務局に新しいコードの発行をご依頼ください。",
-    "account_code_used": "このコードは既に使われています。心当たりがない場合は事務局にご連絡ください。",
-    "account_code_too_many_attempts": "コードの入力に続けて失敗したため、しばらく受け付けを停止しています。1時間ほどおいてお試しください。",
-    "account_link_confirm": "このコードで、このチャットを{name}様のアカウントに連携します。これまでのやり取りとヒアリングの回答も"
-                            "{name}様のアカウントに移ります。ご本人でなければ「連携しない」を押してください。",
-    "account_link_yes": "連携して移す", "account_link_no": "連携しない",
-    "account_link_declined": "連携しませんでした。これまでのやり取りはこのチャットに残ります。",
-    "account_link_stale": "連携の確認の期限が切れました。もう一度コードを送ってください。",
-    "account_status": "このアカウント：{name}様（役割：{role}、{state}）",
-    "account_status_linked": "連携済み",
-    "account_status_unlinked": "未連携。事務局から届いた連携コードを送ると連携できます",
-    "role_applicant": "企業・申請者", "role_expert": "専門家", "role_institution": "支援機関",
-    "role_staff": "事務局", "role_admin": "管理者",
-})
-add_strings("en", {
-    "account_linked": "Linked to {name} (role: {role}). You can now use this chat for your procedures.",
-    "account_already_linked": "This account is already linked to {name}.",
-    "account_code_invalid": "That code is not valid. Please check the code from the secretariat (e.g. ABCD-2345).",
-    "account_code_expired": "That code has expired. Please ask the secretariat for a new one.",
-    "account_code_used": "That code was already used. Please contact the secretariat if this was not you.",
-    "account_code_too_many_attempts": "Too many wrong codes; please try again in about an hour.",
-    "account_link_confirm": "This code links this chat to {name}'s account; your earlier messages and hearing "
-                            "answers move to that account too. If you are not {name}, choose \"Do not link\".",
-    "account_link_yes": "Link and move", "account_link_no": "Do not link",
-    "account_link_declined": "Not linked. Your earlier messages stay with this chat.",
-    "account_link_stale": "The link confirmation expired; please send the code again.",
-    "account_status": "This account: {name} (role: {role}, {state})",
-    "account_status_linked": "linked",
-    "account_status_unlinked": "not linked; send the code from the secretariat to link it",
-    "role_applicant": "company / applicant", "role_expert": "expert", "role_institution": "support institution",
-    "role_staff": "secretariat", "role_admin": "administrator",
-})
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 _STATUS = re.compile(r"(/whoami|連携状況|アカウント情報|私は誰)")
 #: The link code waiting for the account owner's yes (kept in the conversation, never in a button value).

@@ -10,9 +10,10 @@ the erasure itself, without personal data.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from bot.jst import utc_iso
@@ -66,14 +67,17 @@ def forget(session: Session, person_id: int, actor: str) -> dict[str, int]:
         raise LookupError(person_id)
     conversation_ids = list(session.execute(select(Conversation.id).where(
         Conversation.person_id == person_id)).scalars())
+    def changed(statement: Any) -> int:
+        """Rows an UPDATE or DELETE touched."""
+        return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
+
     counts = {
-        "accounts": session.execute(delete(ChannelIdentity).where(ChannelIdentity.person_id == person_id)).rowcount,
-        "messages": session.execute(update(Message).where(Message.conversation_id.in_(conversation_ids))
-                                    .values(text=None, payload={"erased": True})).rowcount if conversation_ids else 0,
-        "hearing_responses": session.execute(update(FormResponse).where(FormResponse.person_id == person_id)
-                                             .values(answers={}, state={}, status="erased")).rowcount,
-        "queued_messages": session.execute(delete(OutboundMessage).where(
-            OutboundMessage.person_id == person_id)).rowcount,
+        "accounts": changed(delete(ChannelIdentity).where(ChannelIdentity.person_id == person_id)),
+        "messages": changed(update(Message).where(Message.conversation_id.in_(conversation_ids))
+                            .values(text=None, payload={"erased": True})) if conversation_ids else 0,
+        "hearing_responses": changed(update(FormResponse).where(FormResponse.person_id == person_id)
+                                     .values(answers={}, state={}, status="erased")),
+        "queued_messages": changed(delete(OutboundMessage).where(OutboundMessage.person_id == person_id)),
     }
     ticket_ids = list(session.execute(select(Ticket.id).where(Ticket.person_id == person_id)).scalars())
     if ticket_ids:

@@ -31,16 +31,18 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, name: str, scopes: list[str]) -> tuple[ApiToken, str]:
+def create(session: Session, name: str, scopes: list[str], programs: list[str] | None = None
+           ) -> tuple[ApiToken, str]:
     unknown = [s for s in scopes if s not in SCOPES]
     if not scopes or unknown:
         raise TokenError(f"スコープは {', '.join(SCOPES)} から選んでください（指定: {', '.join(scopes) or 'なし'}）")
     token = PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name.strip()[:100] or "token", token_hash=_hash(token), scopes=list(scopes))
+    row = ApiToken(name=name.strip()[:100] or "token", token_hash=_hash(token), scopes=list(scopes),
+                   programs=list(programs) if programs else None)
     session.add(row)
     session.flush()
     audit.record(session, "api_token.created", subject_type="api_token", subject_id=row.id,
-                 data={"name": row.name, "scopes": row.scopes})
+                 data={"name": row.name, "scopes": row.scopes, "programs": row.programs})
     return row, token
 
 
@@ -70,3 +72,11 @@ def authorize(session: Session, presented: str, scope: str, bootstrap: str | Non
         raise OutOfScope(scope)
     row.last_used_at = utcnow()
     return f"api-token:{row.id}:{row.name}"
+
+
+def programs_of(session: Session, presented: str, bootstrap: str | None) -> list[str] | None:
+    """The programs listed on an (authorized) token: ["*"] for the bootstrap token, which reads everything."""
+    if bootstrap and hmac.compare_digest(presented.encode(), bootstrap.encode()):
+        return ["*"]
+    row = session.execute(select(ApiToken).where(ApiToken.token_hash == _hash(presented))).scalar_one_or_none()
+    return list(row.programs or []) if row is not None else []

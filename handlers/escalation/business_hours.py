@@ -36,13 +36,19 @@ class BusinessCalendar:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BusinessCalendar:
+        return cls.from_hours(settings.business_open, settings.business_close, settings.business_year_end_closed,
+                              settings.business_extra_closed_days)
+
+    @classmethod
+    def from_hours(cls, opens: str, closes: str, year_end_closed: str, closed_days: list[date]) -> BusinessCalendar:
+        """From the `hours:` of a program file (the same fields as the BUSINESS_* settings)."""
         def parse_md(text: str) -> tuple[int, int]:
             month, day = text.split("-")
             return int(month), int(day)
 
-        start, _, end = settings.business_year_end_closed.partition("..")
-        return cls(time.fromisoformat(settings.business_open), time.fromisoformat(settings.business_close),
-                   (parse_md(start), parse_md(end)), set(settings.business_extra_closed_days))
+        start, _, end = year_end_closed.partition("..")
+        return cls(time.fromisoformat(opens), time.fromisoformat(closes), (parse_md(start), parse_md(end)),
+                   set(closed_days))
 
     def is_business_day(self, day: date) -> bool:
         if day.weekday() >= 5 or jpholiday.is_holiday(day) or day in self.extra_closed:

@@ -12,6 +12,7 @@ one-question satisfaction survey.
 
 from __future__ import annotations
 
+from pathlib import Path
 from datetime import timedelta
 from typing import Any
 
@@ -19,54 +20,13 @@ from sqlalchemy import select
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
 from bot.handler import Handler, Turn
-from bot.i18n import add_strings, t
+from bot.i18n import add_locale_dir, t
 from bot.messages import Option, Reply
 from bot.storage.models import Message, Person, utcnow
 from handlers.escalation.models import Ticket
 from handlers.escalation import tickets
 
-add_strings("ja", {
-    "contact_menu": "担当者に問い合わせる",
-    "escalation_flow": "担当者へのお問い合わせ",
-    "escalation_describe": "担当者にお伝えする内容を入力してください（ご質問やお困りごとをそのままどうぞ）。",
-    "escalation_open": "担当者におつなぎします。受付番号：{number}\n担当者からの回答は、このチャットにお届けします。追加でお伝えしたいことがあれば、続けて入力してください。",
-    "escalation_closed_hours": "ただいま受付時間外です（{hours}）。{opening}以降に担当者から回答します。受付番号：{number}\n追加でお伝えしたいことがあれば、続けて入力してください。",
-    "escalation_already": "お問い合わせ（{number}）は受付済みです。入力された内容は担当者にお伝えします。",
-    "escalation_relayed": "担当者にお伝えしました。",
-    "escalation_cancel": "問い合わせを取り消す",
-    "escalation_cancelled": "お問い合わせ（{number}）を取り消しました。",
-    "escalation_thanks_helpful": "お役に立ててよかったです。ほかにご質問があればどうぞ。",
-    "escalation_thanks_rating": "ご評価ありがとうございました。今後の改善に役立てます。",
-    "escalation_marked_resolved": "解決のご連絡ありがとうございました。",
-    "escalation_not_yours": "この操作はできません。",
-    "escalation_phone": "お急ぎの場合は、お電話でもお問い合わせいただけます。{contact}（{hours}）",
-    "escalation_what_wrong": "お手数ですが、どこが違いましたか？担当者にそのままお伝えします（任意です。飛ばす場合は「このまま担当者につなぐ」を押してください）。",
-    "escalation_skip_to_human": "このまま担当者につなぐ",
-    "escalation_wrong_note": "【回答のどこが違ったか】{text}",
-    "feedback_up": "👍 解決した",
-    "feedback_down": "👎 解決しない",
-})
-add_strings("en", {
-    "contact_menu": "Ask a staff member",
-    "escalation_flow": "inquiry to staff",
-    "escalation_describe": "Please type what you would like to ask the staff.",
-    "escalation_open": "Connecting you to a staff member. Reference: {number}\nThe answer will arrive in this chat. Add anything else you want to tell them.",
-    "escalation_closed_hours": "We are closed now ({hours}). A staff member will answer from {opening}. Reference: {number}",
-    "escalation_already": "Your inquiry ({number}) is already with the staff; what you type is passed on.",
-    "escalation_relayed": "Passed on to the staff.",
-    "escalation_cancel": "Withdraw the inquiry",
-    "escalation_cancelled": "Inquiry {number} withdrawn.",
-    "escalation_thanks_helpful": "Glad it helped. Ask anything else any time.",
-    "escalation_thanks_rating": "Thank you for your rating.",
-    "escalation_marked_resolved": "Thank you for letting us know it is solved.",
-    "escalation_not_yours": "You cannot do that.",
-    "escalation_phone": "If it is urgent, you can also call {contact} ({hours}).",
-    "escalation_what_wrong": "What was wrong with the answer? (optional: press the button to skip)",
-    "escalation_skip_to_human": "Connect me to staff",
-    "escalation_wrong_note": "[What was wrong] {text}",
-    "feedback_up": "👍 Solved",
-    "feedback_down": "👎 Not solved",
-})
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 ASK_WORDS = ("担当者に問い合わせる", "担当者と話したい", "人と話したい", "電話したい", "問い合わせ先", "オペレーター",
              "担当者", "有人対応", "人間と話したい")
@@ -151,21 +111,27 @@ class EscalationHandler(Handler):
     def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str,
               note: str | None = None) -> list[Reply]:
         ticket = tickets.create(turn.session, turn.person, conversation_id=turn.conversation.id,
-                                channel=turn.message.channel, reason=reason, question=question, sources=sources)
+                                channel=turn.message.channel, reason=reason, question=question, sources=sources,
+                                program=turn.owner_program)
         if note:
             tickets.add_user_message(turn.session, ticket, note, turn.message.channel)
         turn.start_flow(self.name, {"ticket_id": ticket.id})
         settings = turn.services.settings
-        calendar = BusinessCalendar.from_settings(settings)
+        program = turn.program  # a program's own window: its hours and its contact
+        if program is not None:
+            hours = program.hours
+            calendar = BusinessCalendar.from_hours(hours.open, hours.close, hours.year_end_closed, hours.closed_days)
+            contact, hours_text = program.contact, hours.text
+        else:
+            calendar = BusinessCalendar.from_settings(settings)
+            contact, hours_text = settings.secretariat_contact, settings.secretariat_hours
         now = turn.message.timestamp
         if calendar.is_open(now):
             text = turn.t("escalation_open", number=tickets.number(ticket.id))
-            if settings.secretariat_contact.strip():  # the phone has the same hours: offered only while open
-                text += "\n" + turn.t("escalation_phone", contact=settings.secretariat_contact.strip(),
-                                      hours=settings.secretariat_hours)
+            if contact.strip():  # the phone has the same hours: offered only while open
+                text += "\n" + turn.t("escalation_phone", contact=contact.strip(), hours=hours_text)
         else:
-            text = turn.t("escalation_closed_hours", number=tickets.number(ticket.id),
-                          hours=settings.secretariat_hours,
+            text = turn.t("escalation_closed_hours", number=tickets.number(ticket.id), hours=hours_text,
                           opening=describe_opening(calendar.next_opening(now), turn.locale))
         return [Reply(text=text, options=[self._cancel_option(turn, ticket)], meta={"ticket": ticket.id})]
 

@@ -44,19 +44,27 @@ def add(
     role: str = typer.Option("staff", help="staff | admin"),
     slack_user: str = typer.Option(None, help="Slack のユーザー ID（U...）"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="パスワードを標準入力から読む"),
+    program: list[str] = typer.Option(None, "--program", help="担当する事業の ID（複数可、既定: 既定の事業。admin は全事業）"),
 ) -> None:
-    """Create a console account (password hashed with argon2)."""
+    """Create a console account (password hashed with argon2) working for one or more programs."""
+    from bot.programs import catalog_for
     from handlers.escalation.staff import StaffError, create
 
     password = _password(password_stdin)
     services = _services()
+    unknown = [p for p in program or [] if catalog_for(services).get(p) is None]
+    if unknown:
+        console.print(f"[red]事業 {', '.join(unknown)} はありません[/]（madoguchi programs list）", highlight=False)
+        raise typer.Exit(2)
     with services.db.session() as session:
         try:
             account = create(session, username, name, password, role=role, slack_user_id=slack_user)
         except StaffError as error:
             console.print(f"[red]{error}[/]", highlight=False)
             raise typer.Exit(2) from None
-        console.print(f"[green]作成しました[/] {account.username}（{account.role}）", highlight=False)
+        account.programs = list(program or []) or None
+        console.print(f"[green]作成しました[/] {account.username}（{account.role}、"
+                      f"{', '.join(program or []) or '既定の事業'}）", highlight=False)
 
 
 @staff_app.command("passwd")
@@ -124,14 +132,21 @@ api_tokens_app = typer.Typer(help="スタッフ API のトークン / staff API 
 
 
 @api_tokens_app.command("create")
-def token_create(name: str = typer.Option(...), scope: list[str] = typer.Option(..., help="hearings:read | visits:read | *")) -> None:
+def token_create(name: str = typer.Option(...), scope: list[str] = typer.Option(..., help="hearings:read | visits:read | *"),
+                 program: list[str] = typer.Option(None, "--program",
+                                                   help="読める事業の ID（複数可、* で全事業、既定: 既定の事業）")) -> None:
     """Create a token; it is shown once and stored only as a hash."""
+    from bot.programs import catalog_for
     from handlers.escalation import api_tokens
 
     services = _services()
+    unknown = [p for p in program or [] if p != "*" and catalog_for(services).get(p) is None]
+    if unknown:
+        console.print(f"[red]事業 {', '.join(unknown)} はありません[/]（madoguchi programs list）", highlight=False)
+        raise typer.Exit(2)
     with services.db.session() as session:
         try:
-            row, token = api_tokens.create(session, name, scope)
+            row, token = api_tokens.create(session, name, scope, programs=list(program or []) or None)
         except api_tokens.TokenError as error:
             console.print(f"[red]{error}[/]", highlight=False)
             raise typer.Exit(2) from None

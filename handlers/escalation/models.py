@@ -24,6 +24,8 @@ class StaffAccount(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     slack_user_id: Mapped[str | None] = mapped_column(String(40), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="staff")  # staff | admin
+    #: Programs this member works for (None or empty: the default program); admins see every program.
+    programs: Mapped[list[Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -41,6 +43,8 @@ class Ticket(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     channel: Mapped[str] = mapped_column(String(20))
+    #: The program of the conversation it came from (None: the default program)
+    program: Mapped[str | None] = mapped_column(String(40), index=True)
     reason: Mapped[str] = mapped_column(String(30))  # asked_human | not_confident | not_helpful | rule
     question: Mapped[str] = mapped_column(Text, default="")
     role: Mapped[str] = mapped_column(String(20))
@@ -90,6 +94,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Programs whose records the token may read (None or empty: the default program; ["*"]: all)
+    programs: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -9,42 +9,36 @@ staff-notification outbox.
 
 from __future__ import annotations
 
+from pathlib import Path
 import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from handlers.escalation.business_hours import BusinessCalendar
-from bot.i18n import add_strings, t
+from bot.i18n import add_locale_dir, t
 from bot.jst import jst_date
 from bot.messages import Option, Reply
 from bot.notify import notify_staff
-from bot.outbox import NoChannel, send_to_person
+from bot.outbox import NoChannel, queue, send_to_person
 from bot.references import ticket_number
 from bot.storage import audit
-from bot.storage.models import FaqCandidate, Message, Person, utcnow
+from bot.storage.models import ChannelIdentity, Conversation, FaqCandidate, Message, Person, utcnow
 from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
 from bot.text import normalize
 
 if TYPE_CHECKING:
     from bot.services import Services
 
-add_strings("ja", {
-    "ticket_staff_answer": "【担当者からの回答】受付番号 {number}\n{text}",
-    "ticket_resolved_button": "解決しました",
-    "ticket_survey": "お問い合わせ（{number}）の対応を終了しました。今回の対応はいかがでしたか？（5：とても満足 〜 1：不満）",
-})
-add_strings("en", {
-    "ticket_staff_answer": "[Answer from staff] Ref. {number}\n{text}",
-    "ticket_resolved_button": "Solved",
-    "ticket_survey": "Your inquiry ({number}) is closed. How satisfied are you with the help (5 = very, 1 = not)?",
-})
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 OPEN_STATUSES = ("open", "claimed", "answered")
+#: The one set of status labels staff see (Slack, the console).
+STATUS_LABELS = {"open": "未対応", "claimed": "対応中", "answered": "回答済み", "resolved": "解決", "closed": "取り下げ"}
 TRANSCRIPT_MESSAGES = 12
 
 
@@ -75,8 +69,9 @@ def open_ticket_of(session: Session, person_id: int) -> Ticket | None:
 
 
 def create(session: Session, person: Person, *, conversation_id: int | None, channel: str, reason: str,
-           question: str, sources: list[dict[str, Any]] | None = None) -> Ticket:
+           question: str, sources: list[dict[str, Any]] | None = None, program: str | None = None) -> Ticket:
     ticket = Ticket(person_id=person.id, conversation_id=conversation_id, channel=channel, reason=reason,
+                    program=program,
                     question=question[:4000], role=person.role, company_id=person.company_id, status="open",
                     transcript=transcript(session, conversation_id) if conversation_id else [],
                     sources=sources or [])
@@ -88,7 +83,7 @@ def create(session: Session, person: Person, *, conversation_id: int | None, cha
                  data={"reason": reason, "channel": channel})
     notify_staff(session, "ticket.created", f"{number(ticket.id)} {question[:60]}", question,
                  subject_type="ticket", subject_id=ticket.id, actor_person_id=person.id,
-                 data={"ticket_id": ticket.id})
+                 data={"ticket_id": ticket.id, "program": program})
     return ticket
 
 
@@ -200,6 +195,16 @@ def make_faq_candidate(session: Session, ticket: Ticket, staff: StaffAccount) ->
 
 
 def _tell_user(session: Session, ticket: Ticket, reply: Reply) -> None:
+    conversation = session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
+    if conversation is not None and conversation.program:
+        # Back through the program's own account (its LINE channel, its bot) the user wrote to.
+        identity = session.execute(select(ChannelIdentity).where(
+            ChannelIdentity.person_id == ticket.person_id,
+            ChannelIdentity.channel == conversation.channel)).scalars().first()
+        if identity is not None:
+            queue(session, ticket.person_id, identity.channel, identity.external_user_id, [reply],
+                  {"program": conversation.program})
+            return
     try:
         send_to_person(session, ticket.person_id, [reply])
     except NoChannel:  # cannot happen for a person who wrote to us, but never lose the answer silently
@@ -236,15 +241,25 @@ class Dashboard:
     overdue_count: int
 
 
-def dashboard(session: Session, days: int = 14, now: datetime | None = None) -> Dashboard:
+def dashboard(session: Session, days: int = 14, now: datetime | None = None, *, programs: Any = None,
+              catalog: Any = None) -> Dashboard:
+    """Figures of the last `days`; with `programs` (a staff member's, see bot.programs.staff_programs) only
+    those programs' tickets and questions count."""
+    from bot.programs import conversation_in, program_in
+
     now = now or utcnow()
     since = now - timedelta(days=days)
-    tickets = list(session.execute(select(Ticket).where(Ticket.created_at >= since)).scalars())
+    ticket_scope = program_in(Ticket.program, programs, catalog) if catalog is not None else true()
+    tickets = list(session.execute(select(Ticket).where(Ticket.created_at >= since, ticket_scope)).scalars())
     per_day = Counter(jst_date(ticket.created_at).isoformat() for ticket in tickets)
     first = [(tk.first_response_at - tk.created_at).total_seconds() / 60 for tk in tickets if tk.first_response_at]
     resolution = [(tk.resolved_at - tk.created_at).total_seconds() / 60 for tk in tickets if tk.resolved_at]
-    questions = session.execute(select(func.count(func.distinct(Message.reply_to_id))).where(
-        Message.handler == "question", Message.created_at >= since)).scalar_one()
+    question_query = select(func.count(func.distinct(Message.reply_to_id))).where(
+        Message.handler == "question", Message.created_at >= since)
+    if catalog is not None and programs is not None:
+        question_query = question_query.join(Conversation, Conversation.id == Message.conversation_id).where(
+            conversation_in(Conversation.program, programs, catalog))
+    questions = session.execute(question_query).scalar_one()
     escalated_questions = sum(1 for tk in tickets if tk.reason in ("not_confident", "not_helpful"))
     deflection = (questions - escalated_questions) / questions if questions else None
     scores = [tk.satisfaction for tk in tickets if tk.satisfaction]

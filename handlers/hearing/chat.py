@@ -15,6 +15,7 @@ question again.
 
 from __future__ import annotations
 
+from pathlib import Path
 import re
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -26,9 +27,11 @@ from handlers.hearing.answers import AnswerError, format_answer, parse_answer, v
 from handlers.hearing.progress import applicable_questions, effective_answers, missing_required, next_question, position
 from handlers.hearing.schema import Form, Question, catalog
 from bot.handler import Handler, Turn
-from bot.i18n import add_strings, t
-from bot.messages import Option, Reply
+from bot.i18n import add_locale_dir, t
+from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
+from bot.programs import catalog_for, program_is
+from bot.text import looks_like_question
 from bot.storage.models import Person, utcnow
 from handlers.hearing.models import FormResponse
 
@@ -42,136 +45,21 @@ SUBMIT_WORDS = frozenset({"送信", "送信する", "送信します", "提出",
 EDIT_WORDS = frozenset({"修正", "修正する", "訂正", "変更", "edit"})
 DONE_WORDS = frozenset({"決定", "確定", "以上", "以上です", "完了", "done"})
 _EDIT_NUMBER = re.compile(r"^(?:修正|訂正|変更)?\s*(\d{1,3})\s*(?:番|番目)?(?:を?(?:修正|訂正|変更)(?:する|します|したい)?)?$")
-_QUESTION_ENDINGS = re.compile(r"(\?|ですか|ますか|でしょうか|のか|とは|教えてください|知りたい)$")
-_QUESTION_WORDS = re.compile(r"(とは何|どうすれば|どうやって|なぜ|いつまで|どこで|どのように|何回)")
 
-add_strings("ja", {
-    "hearing_menu": "ヒアリングシートに回答する",
-    "hearing_label": "ヒアリングシート",
-    "hearing_intro": "「{title}」を始めます。\n{description}\n全{total}問です。前の質問に戻るときは「戻る」、任意の質問は「スキップ」、"
-                     "途中でやめるときは「中断」と送ってください。",
-    "hearing_resumed": "前回の続き（{n}/{total}）から再開します。",
-    "hearing_restart": "最初からやり直す",
-    "hearing_restarted": "これまでの回答を破棄して、最初からやり直します。",
-    "hearing_example": "（例：{example}）",
-    "hearing_current": "現在の回答：{value}",
-    "hearing_recorded": "「{value}」として記録しました。",
-    "hearing_optional": "（任意）",
-    "hearing_choose_many": "当てはまるものをすべて選び、最後に「選択を確定」を押してください。番号をまとめて送ることもできます（例：1,3）。",
-    "hearing_selected": "選択中：{labels}",
-    "hearing_confirm_selection": "選択を確定",
-    "hearing_yes": "はい",
-    "hearing_no": "いいえ",
-    "hearing_skip": "スキップ",
-    "hearing_back": "戻る",
-    "hearing_stop": "中断",
-    "hearing_invalid": "恐れ入りますが、{expected}",
-    "hearing_expect_nonempty": "回答を入力してください。",
-    "hearing_expect_integer": "数字でお答えください（例：50）。",
-    "hearing_expect_single_number": "数字を一つでお答えください（例：50）。おおよその数で構いません。",
-    "hearing_expect_range": "{min}〜{max}{unit}の範囲の数字でお答えください。",
-    "hearing_expect_choice": "選択肢から選ぶか、番号（1〜{count}）でお答えください。",
-    "hearing_expect_choices": "選択肢の番号（1〜{count}）か名前を「、」で区切って送ってください。「{token}」は選択肢にありません。",
-    "hearing_expect_some_selection": "一つ以上選んでから「選択を確定」を押してください。",
-    "hearing_expect_min_selections": "{n}つ以上選んでください。",
-    "hearing_expect_max_selections": "{n}つまで選べます。",
-    "hearing_expect_yes_no": "「はい」か「いいえ」でお答えください。",
-    "hearing_expect_date": "日付でお答えください（例：2027年1月15日、2027/1/15、令和9年1月15日）。",
-    "hearing_expect_real_date": "存在する日付でお答えください（例：2027年1月15日）。",
-    "hearing_expect_postal_code": "郵便番号を7桁でお答えください（例：100-0001）。",
-    "hearing_expect_address": "都道府県から住所をお答えください（例：東京都千代田区千代田1-1）。",
-    "hearing_expect_phone": "電話番号を市外局番からお答えください（例：03-1234-5678、090-1234-5678）。",
-    "hearing_expect_email": "メールアドレスの形式でお答えください（例：tanto@example.co.jp）。",
-    "hearing_expect_corporate_number": "法人番号は13桁の数字です。わからない場合は「スキップ」と送ってください。",
-    "hearing_expect_corporate_number_check": "法人番号の確認用の数字が合いません。番号をもう一度ご確認ください。",
-    "hearing_expect_shorter": "{limit}文字以内でお答えください。",
-    "hearing_cannot_skip": "この質問は必須のため、スキップできません。",
-    "hearing_first_question": "最初の質問です。これより前には戻れません。",
-    "hearing_stale_button": "その質問には回答済みです。現在の質問にお答えください。",
-    "hearing_summary_title": "ご回答内容の確認（{count}項目）",
-    "hearing_summary_help": "修正する場合は項目の番号（例：5）を送ってください。内容がよろしければ「送信する」を押してください。",
-    "hearing_submit": "送信する",
-    "hearing_edit": "修正する",
-    "hearing_ask_edit_number": "修正したい項目の番号を送ってください（1〜{count}）。",
-    "hearing_no_such_item": "{n}番の項目はありません。1〜{count}の番号を送ってください。",
-    "hearing_submitted": "{message}\n受付番号：{number}",
-    "hearing_missing": "必須の質問「{label}」が未回答です。",
-    "hearing_saved": "回答は{n}問目まで保存しました。「ヒアリング開始」と送ると、続きから再開できます。",
-    "hearing_not_active": "このヒアリングは既に送信済みか、終了しています。新しく始めるときは「ヒアリング開始」と送ってください。",
-    "hearing_no_form": "ヒアリングシートが設定されていません。事務局にお問い合わせください。",
-    "hearing_notification_title": "ヒアリングシート受付 {number}（{company}）",
-})
-add_strings("en", {
-    "hearing_menu": "Fill in the hearing sheet",
-    "hearing_label": "hearing sheet",
-    "hearing_intro": "Starting “{title}”.\n{description}\n{total} questions. Send “back” for the previous question, "
-                     "“skip” for optional ones, “stop” to pause.",
-    "hearing_resumed": "Resuming where you left off ({n}/{total}).",
-    "hearing_restart": "Start over",
-    "hearing_restarted": "Your earlier answers were discarded; starting over.",
-    "hearing_example": "(e.g. {example})",
-    "hearing_current": "Current answer: {value}",
-    "hearing_recorded": "Recorded as \"{value}\".",
-    "hearing_optional": "(optional)",
-    "hearing_choose_many": "Select all that apply, then press “Confirm selection”. You can also send numbers (e.g. 1,3).",
-    "hearing_selected": "Selected: {labels}",
-    "hearing_confirm_selection": "Confirm selection",
-    "hearing_yes": "Yes",
-    "hearing_no": "No",
-    "hearing_skip": "Skip",
-    "hearing_back": "Back",
-    "hearing_stop": "Stop",
-    "hearing_invalid": "Sorry: {expected}",
-    "hearing_expect_nonempty": "please type an answer.",
-    "hearing_expect_integer": "please answer with a number (e.g. 50).",
-    "hearing_expect_single_number": "please give one number (e.g. 50); an estimate is fine.",
-    "hearing_expect_range": "please answer with a number from {min} to {max}{unit}.",
-    "hearing_expect_choice": "please pick an option or send its number (1-{count}).",
-    "hearing_expect_choices": "please send option numbers (1-{count}) separated by commas; “{token}” is not an option.",
-    "hearing_expect_some_selection": "please select at least one option, then press “Confirm selection”.",
-    "hearing_expect_min_selections": "please choose at least {n}.",
-    "hearing_expect_max_selections": "you can choose up to {n}.",
-    "hearing_expect_yes_no": "please answer yes or no.",
-    "hearing_expect_date": "please answer with a date (e.g. 2027-01-15).",
-    "hearing_expect_real_date": "that date does not exist; please check it.",
-    "hearing_expect_postal_code": "please give the 7-digit postal code (e.g. 100-0001).",
-    "hearing_expect_address": "please give the address starting with the prefecture.",
-    "hearing_expect_phone": "please give the phone number with the area code (e.g. 03-1234-5678).",
-    "hearing_expect_email": "please give an e-mail address (e.g. tanto@example.co.jp).",
-    "hearing_expect_corporate_number": "the corporate number has 13 digits; send “skip” if you do not know it.",
-    "hearing_expect_corporate_number_check": "the check digit does not match; please check the number.",
-    "hearing_expect_shorter": "please keep it within {limit} characters.",
-    "hearing_cannot_skip": "This question is required and cannot be skipped.",
-    "hearing_first_question": "This is the first question; there is nothing before it.",
-    "hearing_stale_button": "That question is already answered. Please answer the current one.",
-    "hearing_summary_title": "Please review your answers ({count} items)",
-    "hearing_summary_help": "Send an item number (e.g. 5) to change it, or press “Submit”.",
-    "hearing_submit": "Submit",
-    "hearing_edit": "Change an answer",
-    "hearing_ask_edit_number": "Send the number of the item to change (1-{count}).",
-    "hearing_no_such_item": "There is no item {n}. Send a number from 1 to {count}.",
-    "hearing_submitted": "{message}\nReference number: {number}",
-    "hearing_missing": "The required question “{label}” is not answered yet.",
-    "hearing_saved": "Your answers up to question {n} are saved. Send “ヒアリング開始” to resume.",
-    "hearing_not_active": "This hearing sheet was already submitted or closed. Send “ヒアリング開始” to start a new one.",
-    "hearing_no_form": "No hearing sheet is configured. Please contact the secretariat.",
-    "hearing_notification_title": "Hearing sheet received {number} ({company})",
-})
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 
 def check_forms(services: Services) -> None:
-    """Startup check: every form definition parses and the configured hearing form exists."""
+    """Startup check: every form definition parses and each program's hearing form exists (the default
+    program's is HEARING_FORM unless its file names another)."""
+    from handlers.hearing.schema import FormDefinitionError
+
     forms = catalog(services)  # raises FormDefinitionError naming the file and field
-    if forms.latest(services.settings.hearing_form) is None:
-        from handlers.hearing.schema import FormDefinitionError
-
-        raise FormDefinitionError(f"MADOGUCHI hearing_form={services.settings.hearing_form}: "
-                                  f"そのIDのフォームがありません（あるもの：{', '.join(forms.form_ids())}）")
-
-
-def looks_like_question(text: str) -> bool:
-    """A message that asks something rather than answers (it goes to the FAQ handler)."""
-    return bool(_QUESTION_ENDINGS.search(text.rstrip("。 "))) or bool(_QUESTION_WORDS.search(text))
+    for program in catalog_for(services):
+        if program.hearing_form and forms.latest(program.hearing_form) is None:
+            where = program.path or f"MADOGUCHI hearing_form={program.hearing_form}"
+            raise FormDefinitionError(f"{where}: フォーム「{program.hearing_form}」がありません"
+                                      f"（あるもの：{', '.join(forms.form_ids())}）")
 
 
 class HearingHandler(Handler):
@@ -180,6 +68,28 @@ class HearingHandler(Handler):
     triggers = ("ヒアリング開始", "ヒアリング", "ヒアリングシート", "ヒアリングを始める", "ヒアリング再開",
                 re.compile(r"/hearing"))
     choice_prefix = "hearing:"
+
+    @staticmethod
+    def form_id(turn: Turn) -> str | None:
+        """The hearing form of the conversation's program (the default program's at a general entry point)."""
+        program = turn.program or catalog_for(turn.services).default
+        return program.hearing_form
+
+    def _elsewhere(self, turn: Turn, form: Form) -> list[Reply]:
+        """The form may not run on this channel (`channels:` in its YAML): offer the button that opens it where
+        it may. On LINE that is the program's LIFF form, so personal data is typed into our page, never into
+        LINE messages; elsewhere the program's web chat."""
+        program = turn.program or catalog_for(turn.services).default
+        links = []
+        if form.allows("liff") and (url := program.liff_url()) and turn.message.channel == "line":
+            links.append(Link(label=turn.t("hearing_open_form"), url=url))
+        elif form.allows("web") and "web" in program.channels:
+            base = turn.services.settings.public_base_url.rstrip("/")
+            links.append(Link(label=turn.t("hearing_open_form"), url=f"{base}/p/{program.id}/#hearing"))
+        if not links:
+            return [Reply(text=turn.t("hearing_not_here"))]
+        turn.audit("hearing.redirected", data={"form": form.id, "channel": turn.message.channel, "to": links[0].url})
+        return [Reply(text=turn.t("hearing_use_form", title=form.title), links=links)]
 
     def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
         return [Option(label=t("hearing_menu", locale), value="hearing:start")]
@@ -274,9 +184,12 @@ class HearingHandler(Handler):
 
     # ------------------------------------------------------------ starting
     def _start(self, turn: Turn, restart: bool) -> list[Reply]:
-        form = catalog(turn.services).latest(turn.services.settings.hearing_form)
+        form_id = self.form_id(turn)
+        form = catalog(turn.services).latest(form_id) if form_id else None
         if form is None:
             return [Reply(text=turn.t("hearing_no_form"))]
+        if not form.allows(turn.message.channel):
+            return self._elsewhere(turn, form)
         existing = self._active_response(turn)
         replies: list[Reply] = []
         if existing is not None and not restart:
@@ -297,7 +210,8 @@ class HearingHandler(Handler):
         first = next_question(form, {})
         assert first is not None
         response = FormResponse(form_id=form.id, form_version=form.version, person_id=turn.person.id,
-                                channel=turn.message.channel, status="in_progress", answers={}, labels={},
+                                channel=turn.message.channel, program=turn.owner_program, status="in_progress",
+                                answers={}, labels={},
                                 state={"cursor": first.id, "history": []})
         turn.session.add(response)
         turn.session.flush()
@@ -532,7 +446,8 @@ class HearingHandler(Handler):
         """The person's interview in progress, locked: two channels must not answer it at once."""
         query = (select(FormResponse)
                  .where(FormResponse.person_id == turn.person.id, FormResponse.status == "in_progress",
-                        FormResponse.form_id == turn.services.settings.hearing_form)
+                        FormResponse.form_id == self.form_id(turn),
+                        program_is(FormResponse.program, turn.owner_program, catalog_for(turn.services)))
                  .order_by(FormResponse.id.desc()).limit(1).with_for_update())
         return turn.session.execute(query).scalar_one_or_none()
 

@@ -30,6 +30,8 @@ class FormResponse(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     channel: Mapped[str] = mapped_column(String(20))
+    #: The program it was answered for (None: the default program; see bot/programs.py)
+    program: Mapped[str | None] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(20), default="in_progress", index=True)
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -140,7 +140,15 @@ class Form(_Strict):
     title: str = Field(min_length=1)
     description: str = ""
     completion_message: str = "ご回答ありがとうございました。事務局で内容を確認し、ご連絡いたします。"
+    #: Where the form may be filled in: chat channels (web, line, telegram, slack, cli) and `liff`, the web
+    #: form inside LINE. None = every chat channel. On a chat channel not listed, the chat offers the button
+    #: that opens the form where it may run (LINE: the LIFF form), so personal data is never typed into
+    #: a platform's messages.
+    channels: list[Literal["web", "liff", "line", "telegram", "slack", "cli"]] | None = None
     sections: list[Section] = Field(min_length=1)
+
+    def allows(self, channel: str) -> bool:
+        return self.channels is None or channel in self.channels
 
     @model_validator(mode="after")
     def _references(self) -> Form:

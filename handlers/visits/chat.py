@@ -14,14 +14,18 @@ a second check-in of the same visit is refused by the state machine.
 
 from __future__ import annotations
 
+from pathlib import Path
 import re
+from collections.abc import Callable
 from typing import Any
 
 from handlers.hearing.answers import NO_WORDS, YES_WORDS
-from bot.handler import Handler, Turn
-from bot.i18n import add_strings, t
+from bot.flow import Step, StepFlow
+from bot.handler import Turn
+from bot.i18n import add_locale_dir, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
+from bot.text import looks_like_question
 from bot.outbox import NoChannel, send_to_person
 from handlers.accounts import link_codes
 from bot.storage.models import Company, Person, Role
@@ -30,122 +34,9 @@ from handlers.visits.models import Visit
 from handlers.visits import service
 from handlers.visits.durations import parse_duration_minutes
 from bot.jst import jst_date, jst_time
-from handlers.visits.rules import ProgramRules, rules_for
+from handlers.visits.rules import ProgramRules, billable_minutes, rules_for
 
-add_strings("ja", {
-    "visits_menu_checkin": "チェックイン",
-    "visits_menu_checkout": "チェックアウト",
-    "visits_flow": "訪問の記録",
-    "visits_experts_only": "チェックイン・チェックアウトは、専門家として登録され、アカウントを連携した方だけが使えます。事務局から届いた連携コード（例：ABCD-2345）を送ってください。",
-    "visits_none_today": "本日（{day}）チェックインできる訪問予定はありません。",
-    "visits_none_to_checkout": "チェックアウトできる訪問はありません。",
-    "visits_other_days": "前後1週間の予定を表示",
-    "visits_pick_checkin": "チェックインする訪問を選んでください。",
-    "visits_pick_checkout": "チェックアウトする訪問を選んでください。",
-    "visits_checked_in": "{company}様の訪問にチェックインしました（{time}）。",
-    "visits_send_location": "現在地の位置情報を送ってください（LINE：＋ → 位置情報、Telegram：📎 → 位置情報、Webチャット：📍ボタン）。",
-    "visits_no_location": "位置情報を送れない",
-    "visits_ask_no_location_reason": "位置情報を送れない理由を教えてください（例：電波が届かない、端末の設定）。",
-    "visits_location_saved": "位置情報を記録しました。",
-    "visits_location_reason_saved": "理由を記録しました。位置情報なしとして事務局が確認します。",
-    "visits_checked_out": "{company}様の訪問をチェックアウトしました（{time}）。",
-    "visits_ask_minutes": "企業と対面で支援した時間を教えてください（例：2時間、90分、10:00-12:00）。準備や移動の時間は含めません。",
-    "visits_bad_minutes": "時間として読み取れませんでした。「2時間」「90分」「10:00-12:00」のように送ってください。",
-    "visits_minutes_too_long": "チェックインからチェックアウトまで（{elapsed}分）より長い時間になっています。対面で支援した時間をご確認ください。",
-    "visits_ask_accompanied": "申請した支援機関の担当者は同行しましたか？",
-    "visits_yes": "はい",
-    "visits_no": "いいえ",
-    "visits_ask_accompanied_minutes": "支援機関が同行した時間を教えてください（例：2時間、90分）。",
-    "visits_ask_not_accompanied_reason": "同行しなかった理由を教えてください。",
-    "visits_recorded": "記録しました：対面支援 {minutes}（謝金の対象 {billable}、見込み {fee}円）。",
-    "visits_confirmation_sent": "企業のご担当者（{count}名）に、訪問内容の確認をお送りしました。確認が取れたらお知らせします。",
-    "visits_confirmation_code": "企業のご担当者がチャットに未連携のため、確認コードを発行しました：{code}\nご担当者のスマートフォンで下のリンク（Webチャット）を開いてこのコードを送っていただくと、その場で確認できます。有効期限：{hours}時間。",
-    "visits_confirmation_link": "企業の確認用ページを開く",
-    "visits_confirm_request": "{day_label}{span} 専門家 {expert}様の支援を受けましたか？\n（{company}様、支援機関：{institution}）",
-    "visits_today": "本日",
-    "visits_confirm": "確認",
-    "visits_dispute": "相違あり",
-    "visits_confirmed_thanks": "確認いただきありがとうございました。",
-    "visits_ask_confirmer_name": "確認のため、ご担当者のお名前（フルネーム）を入力してください。",
-    "visits_own_visit": "ご自身の訪問は確認できません。企業のご担当者に確認していただいてください。",
-    "visits_confirmation_flagged_staff": "訪問 #{id} の確認コードによる確認を要確認にしました（{reason}）",
-    "visits_confirmed_expert": "{company}様が{day}の訪問を確認しました。謝金：{fee}円",
-    "visits_ask_dispute_note": "どの点が異なるか教えてください（例：時間が違う、訪問を受けていない）。",
-    "visits_dispute_thanks": "承知しました。事務局から確認のご連絡をいたします。",
-    "visits_dispute_expert": "{company}様から{day}の訪問について「相違あり」と回答がありました。事務局が確認します。支援実施証明兼再発防止誓約書の提出が必要です。",
-    "visits_dispute_staff": "訪問 V-{id} に企業から相違ありの回答",
-    "visits_not_yours": "この訪問の確認はできません。企業のご担当者として連携されたアカウント、または確認コードが必要です。",
-    "visits_needs_certificate": "チェックイン・チェックアウト・企業確認のいずれかが欠けているため、この訪問には「支援実施証明兼再発防止誓約書」の提出が必要です。",
-    "visits_warn_over_yearly_limit": "⚠ この企業への派遣は今年度{ordinal}回目です（原則{limit}回まで）。事務局に確認してください。",
-    "visits_warn_checkin_date_differs": "⚠ 予定日（{planned}）と異なる日のチェックインです。",
-    "visits_warn_checkout_date_differs": "⚠ 予定日（{planned}）と異なる日のチェックアウトです。",
-    "visits_warn_checkin_location_far": "⚠ チェックイン場所が企業の登録所在地から{tolerance}m以上離れています。",
-    "visits_warn_checkout_location_far": "⚠ チェックアウト場所が企業の登録所在地から{tolerance}m以上離れています。",
-    "visits_warn_checkin_missing": "⚠ チェックインの記録がありません。",
-    "visits_error_already_checked_in": "この訪問は既にチェックイン済みです。",
-    "visits_error_not_plannable": "この訪問はチェックインできる状態ではありません。",
-    "visits_error_already_checked_out": "この訪問は既にチェックアウト済みです。",
-    "visits_error_already_confirmed": "この訪問は既に確認済みです。",
-    "visits_error_not_checked_out": "この訪問はまだ確認できる状態ではありません（チェックアウト前、または終了済み）。",
-    "visits_error_not_found": "その訪問は見つかりませんでした。",
-})
-add_strings("en", {
-    "visits_menu_checkin": "Check in",
-    "visits_menu_checkout": "Check out",
-    "visits_flow": "visit record",
-    "visits_experts_only": "Check-in and check-out are for registered experts with a linked account. Please send the link code from the secretariat (e.g. ABCD-2345).",
-    "visits_none_today": "No visits to check in to today ({day}).",
-    "visits_none_to_checkout": "No visits to check out of.",
-    "visits_other_days": "Show ±1 week",
-    "visits_pick_checkin": "Which visit are you checking in to?",
-    "visits_pick_checkout": "Which visit are you checking out of?",
-    "visits_checked_in": "Checked in to the visit at {company} ({time}).",
-    "visits_send_location": "Please send your current location.",
-    "visits_no_location": "Cannot send location",
-    "visits_ask_no_location_reason": "Why can you not send your location?",
-    "visits_location_saved": "Location recorded.",
-    "visits_location_reason_saved": "Reason recorded; the secretariat will review the missing location.",
-    "visits_checked_out": "Checked out of the visit at {company} ({time}).",
-    "visits_ask_minutes": "How long did you support the company face to face (e.g. 2h, 90 min, 10:00-12:00)?",
-    "visits_bad_minutes": "I could not read a duration. Send e.g. “2時間”, “90分” or “10:00-12:00”.",
-    "visits_minutes_too_long": "That is longer than the time between check-in and check-out ({elapsed} min). Please check.",
-    "visits_ask_accompanied": "Did the applying institution accompany you?",
-    "visits_yes": "Yes",
-    "visits_no": "No",
-    "visits_ask_accompanied_minutes": "How long did the institution accompany you?",
-    "visits_ask_not_accompanied_reason": "Why did the institution not accompany you?",
-    "visits_recorded": "Recorded: face-to-face {minutes} (billable {billable}, estimated fee {fee} yen).",
-    "visits_confirmation_sent": "A confirmation request went to the company's contacts ({count}). You will be told when they confirm.",
-    "visits_confirmation_code": "The company's contact has no linked chat account, so here is a confirmation code: {code}\nThey can open the link below on their phone and send the code. Valid for {hours} hours.",
-    "visits_confirmation_link": "Open the company's confirmation page",
-    "visits_confirm_request": "{day_label}{span}: did you receive support from expert {expert}?\n({company}, institution: {institution})",
-    "visits_today": "Today ",
-    "visits_confirm": "Confirm",
-    "visits_dispute": "Something is wrong",
-    "visits_confirmed_thanks": "Thank you for confirming.",
-    "visits_ask_confirmer_name": "To confirm, please type your full name.",
-    "visits_own_visit": "You cannot confirm your own visit; the company's contact must confirm it.",
-    "visits_confirmation_flagged_staff": "Code confirmation of visit #{id} flagged for review ({reason})",
-    "visits_confirmed_expert": "{company} confirmed the visit on {day}. Fee: {fee} yen",
-    "visits_ask_dispute_note": "What differs (e.g. the time, no visit took place)?",
-    "visits_dispute_thanks": "Understood. The secretariat will contact you.",
-    "visits_dispute_expert": "{company} reported a discrepancy for the visit on {day}. The secretariat will review it; the paper certificate is required.",
-    "visits_dispute_staff": "Visit V-{id}: the company reported a discrepancy",
-    "visits_not_yours": "You cannot confirm this visit: a linked company account or a confirmation code is needed.",
-    "visits_needs_certificate": "A check-in, check-out or the company's confirmation is missing, so this visit needs the paper certificate (支援実施証明兼再発防止誓約書).",
-    "visits_warn_over_yearly_limit": "⚠ This is dispatch no. {ordinal} to this company this fiscal year (limit {limit}).",
-    "visits_warn_checkin_date_differs": "⚠ Check-in on a different day than planned ({planned}).",
-    "visits_warn_checkout_date_differs": "⚠ Check-out on a different day than planned ({planned}).",
-    "visits_warn_checkin_location_far": "⚠ Check-in location is more than {tolerance} m from the company's address.",
-    "visits_warn_checkout_location_far": "⚠ Check-out location is more than {tolerance} m from the company's address.",
-    "visits_warn_checkin_missing": "⚠ There is no check-in for this visit.",
-    "visits_error_already_checked_in": "This visit is already checked in.",
-    "visits_error_not_plannable": "This visit cannot be checked in to.",
-    "visits_error_already_checked_out": "This visit is already checked out.",
-    "visits_error_already_confirmed": "This visit is already confirmed.",
-    "visits_error_not_checked_out": "This visit cannot be confirmed now.",
-    "visits_error_not_found": "That visit was not found.",
-})
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 CHECKIN_WORDS = ("チェックイン", "ちぇっくいん", "訪問開始", "到着", "checkin", "check in", "check-in")
 CHECKOUT_WORDS = ("チェックアウト", "ちぇっくあうと", "訪問終了", "支援終了", "checkout", "check out", "check-out")
@@ -159,7 +50,7 @@ def format_minutes(minutes: int, locale: str) -> str:
     return (f"{hours}時間" if hours else "") + (f"{rest}分" if rest or not hours else "")
 
 
-class VisitsHandler(Handler):
+class VisitsHandler(StepFlow):
     name = "visits"
     flow_label = "訪問の記録"
     triggers = (*CHECKIN_WORDS, *CHECKOUT_WORDS, re.compile(r"/(checkin|checkout|visits)"), "訪問予定", "今日の訪問")
@@ -248,66 +139,93 @@ class VisitsHandler(Handler):
         return [Reply(text="\n".join(lines), options=self._location_options(turn))]
 
     # ---------------------------------------------------------------- flow
-    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
-        state = turn.flow_state
-        step = state.get("step", "")
-        if step in ("code_confirm", "dispute_note", "code_name"):
-            return self._sme_flow(turn, state)
-        visit = self._own_visit(turn, int(state.get("visit_id", 0)))
-        if visit is None:
-            turn.end_flow("closed")
-            return [Reply(text=turn.t("visits_error_not_found"))]
-        rules = self._rules(turn, visit)
-        text, choice = turn.text, turn.message.choice or ""
-        if step in ("checkin_location", "checkout_location"):
-            which = step.removesuffix("_location")
-            if turn.message.location:
-                return self._location(turn, visit, rules, which)
-            if choice == "visits:noloc" or text in NO_LOCATION_WORDS:
-                turn.set_flow_state(state | {"step": f"{which}_noloc_reason"})
-                return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
-            return None
-        if step in ("checkin_noloc_reason", "checkout_noloc_reason"):
-            if not text:
-                return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
-            which = step.removesuffix("_noloc_reason")
-            service.record_location(turn.session, rules, visit, which, None, None, text)
-            return self._after_location(turn, visit, which, [turn.t("visits_location_reason_saved")])
-        if step == "minutes":
-            return self._minutes(turn, visit, state)
-        if step == "accompanied":
-            answer = self._yes_no(turn)
-            if answer is None:
-                return None if text else self._ask_accompanied(turn)
-            next_step = "accompanied_minutes" if answer else "not_accompanied_reason"
-            turn.set_flow_state(state | {"step": next_step, "accompanied": answer})
-            key = "visits_ask_accompanied_minutes" if answer else "visits_ask_not_accompanied_reason"
-            return [Reply(text=turn.t(key), free_input=True)]
-        if step == "accompanied_minutes":
-            minutes = parse_duration_minutes(text)
-            if minutes is None:
-                return [Reply(text=turn.t("visits_bad_minutes"), free_input=True)]
-            return self._finish_checkout(turn, visit, rules, state, minutes, None)
-        if step == "not_accompanied_reason":
-            if not text:
-                return [Reply(text=turn.t("visits_ask_not_accompanied_reason"), free_input=True)]
-            return self._finish_checkout(turn, visit, rules, state, None, text)
+    def steps(self) -> dict[str, Step]:
+        """The check-in/check-out and confirmation flow, one row per step: every step re-prompts."""
+        def ask(key: str, options: Callable[[Turn], list[Option]] | None = None) -> Callable[[Turn], list[Reply]]:
+            def prompt(turn: Turn) -> list[Reply]:
+                shown = options(turn) if options else []
+                return [Reply(text=turn.t(key), options=shown, free_input=not shown)]
+            return prompt
+
+        return {
+            "checkin_location": Step(ask("visits_send_location", self._location_options),
+                                     self._expert(self._parse_location), next=("checkin_noloc_reason",)),
+            "checkin_noloc_reason": Step(ask("visits_ask_no_location_reason"),
+                                         self._expert(self._parse_noloc_reason), free_text=True),
+            "checkout_location": Step(ask("visits_send_location", self._location_options),
+                                      self._expert(self._parse_location),
+                                      next=("checkout_noloc_reason", "minutes")),
+            "checkout_noloc_reason": Step(ask("visits_ask_no_location_reason"),
+                                          self._expert(self._parse_noloc_reason), next=("minutes",),
+                                          free_text=True),
+            "minutes": Step(ask("visits_ask_minutes"), self._expert(self._parse_minutes), next=("accompanied",)),
+            "accompanied": Step(ask("visits_ask_accompanied", self._yes_no_options),
+                                self._expert(self._parse_accompanied),
+                                next=("accompanied_minutes", "not_accompanied_reason")),
+            "accompanied_minutes": Step(ask("visits_ask_accompanied_minutes"),
+                                        self._expert(self._parse_accompanied_minutes)),
+            "not_accompanied_reason": Step(ask("visits_ask_not_accompanied_reason"),
+                                           self._expert(self._parse_not_accompanied_reason), free_text=True),
+            "code_confirm": Step(self._prompt_code_confirm, lambda turn: None),  # waits for a button
+            "dispute_note": Step(ask("visits_ask_dispute_note"), self._parse_dispute_note, free_text=True),
+            "code_name": Step(ask("visits_ask_confirmer_name"),
+                              lambda turn: self._confirm_with_name(turn, turn.flow_state), free_text=True),
+        }
+
+    def _expert(self, parse: Callable[[Turn, Visit, ProgramRules], list[Reply] | None]
+                ) -> Callable[[Turn], list[Reply] | None]:
+        """An expert's step: their own visit, locked, and its fiscal year's rules."""
+        def run(turn: Turn) -> list[Reply] | None:
+            visit = self._own_visit(turn, int(turn.flow_state.get("visit_id", 0)))
+            if visit is None:
+                turn.end_flow("closed")
+                return [Reply(text=turn.t("visits_error_not_found"))]
+            return parse(turn, visit, self._rules(turn, visit))
+        return run
+
+    def _parse_location(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        which = str(turn.flow_state.get("step", "")).removesuffix("_location")
+        if turn.message.location:
+            return self._location(turn, visit, rules, which)
+        if turn.message.choice == "visits:noloc" or turn.text in NO_LOCATION_WORDS:
+            turn.set_flow_state(turn.flow_state | {"step": f"{which}_noloc_reason"})
+            return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
         return None
 
-    def reprompt(self, turn: Turn) -> list[Reply]:
-        step = turn.flow_state.get("step", "")
-        prompts = {
-            "checkin_location": ("visits_send_location", self._location_options(turn)),
-            "checkout_location": ("visits_send_location", self._location_options(turn)),
-            "minutes": ("visits_ask_minutes", []),
-            "accompanied": ("visits_ask_accompanied", self._yes_no_options(turn)),
-            "dispute_note": ("visits_ask_dispute_note", []),
-            "code_name": ("visits_ask_confirmer_name", []),
-        }
-        if step not in prompts:
-            return []
-        key, options = prompts[step]
-        return [Reply(text=turn.t(key), options=options, free_input=not options)]
+    def _parse_noloc_reason(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        if not turn.text:
+            return [Reply(text=turn.t("visits_ask_no_location_reason"), free_input=True)]
+        which = str(turn.flow_state.get("step", "")).removesuffix("_noloc_reason")
+        service.record_location(turn.session, rules, visit, which, None, None, turn.text)
+        return self._after_location(turn, visit, which, [turn.t("visits_location_reason_saved")])
+
+    def _parse_minutes(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        return self._minutes(turn, visit, turn.flow_state)
+
+    def _parse_accompanied(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        answer = self._yes_no(turn)
+        if answer is None:
+            return None if turn.text else self._ask_accompanied(turn)
+        next_step = "accompanied_minutes" if answer else "not_accompanied_reason"
+        turn.set_flow_state(turn.flow_state | {"step": next_step, "accompanied": answer})
+        key = "visits_ask_accompanied_minutes" if answer else "visits_ask_not_accompanied_reason"
+        return [Reply(text=turn.t(key), free_input=True)]
+
+    def _parse_accompanied_minutes(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        minutes = parse_duration_minutes(turn.text)
+        if minutes is None:
+            return None if looks_like_question(turn.text) else [
+                Reply(text=turn.t("visits_bad_minutes"), free_input=True)]
+        return self._finish_checkout(turn, visit, rules, turn.flow_state, minutes, None)
+
+    def _parse_not_accompanied_reason(self, turn: Turn, visit: Visit, rules: ProgramRules) -> list[Reply] | None:
+        if not turn.text:
+            return [Reply(text=turn.t("visits_ask_not_accompanied_reason"), free_input=True)]
+        return self._finish_checkout(turn, visit, rules, turn.flow_state, None, turn.text)
+
+    def _prompt_code_confirm(self, turn: Turn) -> list[Reply]:
+        visit = service.lock(turn.session, int(turn.flow_state.get("visit_id", 0)))
+        return [self.confirmation_request(turn, visit, turn.locale)] if visit is not None else []
 
     def _location(self, turn: Turn, visit: Visit, rules: ProgramRules, which: str) -> list[Reply]:
         location = turn.message.location
@@ -344,9 +262,7 @@ class VisitsHandler(Handler):
         turn.audit("visit.support_recorded", subject_type="visit", subject_id=visit.id,
                    data={"minutes": minutes, "accompanied": bool(state.get("accompanied"))})
         turn.end_flow("finished")
-        from handlers.visits.rules import billable_minutes, fee_before_cap
-
-        fee = min(fee_before_cap(minutes, rules), rules.daily_fee_cap_yen)
+        fee = service.estimated_fee(turn.session, visit, turn.services.settings.program_rules_file)
         replies = [Reply(text=turn.t("visits_recorded", minutes=format_minutes(minutes, turn.locale),
                                      billable=format_minutes(billable_minutes(minutes, rules), turn.locale),
                                      fee=f"{fee:,}"))]
@@ -416,11 +332,8 @@ class VisitsHandler(Handler):
         self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
         return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
-    def _sme_flow(self, turn: Turn, state: dict[str, Any]) -> list[Reply] | None:
-        if state.get("step") == "code_confirm":
-            return None  # waiting for a button; a typed question goes to the FAQ
-        if state.get("step") == "code_name":
-            return self._confirm_with_name(turn, state)
+    def _parse_dispute_note(self, turn: Turn) -> list[Reply] | None:
+        state = turn.flow_state
         visit = service.lock(turn.session, int(state.get("visit_id", 0)))
         if visit is None or not turn.text:
             return [Reply(text=turn.t("visits_ask_dispute_note"), free_input=True)]

@@ -38,15 +38,22 @@ def _day(value: str) -> date:
 
 
 def _plan(session, services, expert: int, company: int, day: date, start: str | None, end: str | None,  # type: ignore[no-untyped-def]
-          institution: str | None) -> str:
+          institution: str | None, program_id: str | None = None) -> str:
+    from bot.programs import catalog_for
     from handlers.visits.rules import rules_for
     from handlers.visits.service import VisitError, plan_visit
 
     for value in (start, end):
         if value and not _TIME.match(value):
             raise VisitError("bad_time")
-    planned = plan_visit(session, rules_for(day, services.settings.program_rules_file), expert_id=expert,
-                         company_id=company, day=day, start=start, end=end, institution=institution)
+    catalog = catalog_for(services)
+    program = catalog.get(program_id) if program_id else catalog.default
+    if program is None:
+        _fail(f"事業 {program_id} はありません（madoguchi programs list）")
+    assert program is not None
+    rules_file = program.rules_file() or services.settings.program_rules_file
+    planned = plan_visit(session, rules_for(day, rules_file), expert_id=expert, company_id=company, day=day,
+                         start=start, end=end, institution=institution, program=program.id)
     line = f"V-{planned.visit.id}: {day} 専門家 {expert} → 企業 {company}（今年度 {planned.ordinal_in_year} 回目）"
     if planned.over_limit:
         line += " [yellow]⚠ 年度内の派遣回数の上限を超えます[/]"
@@ -65,6 +72,7 @@ def add(
     start: str = typer.Option(None, help="開始予定 HH:MM"),
     end: str = typer.Option(None, help="終了予定 HH:MM"),
     institution: str = typer.Option(None, help="申請した支援機関"),
+    program: str = typer.Option(None, "--program", help="事業の ID（既定: 既定の事業）"),
 ) -> None:
     """Register a planned dispatch; warns when the company would exceed the yearly limit."""
     from handlers.visits.service import VisitError
@@ -72,7 +80,7 @@ def add(
     services = _services()
     with services.db.session() as session:
         try:
-            console.print(_plan(session, services, expert, company, _day(day), start, end, institution),
+            console.print(_plan(session, services, expert, company, _day(day), start, end, institution, program),
                           highlight=False)
         except VisitError as error:
             _fail(ERRORS.get(error.reason, error.reason))

@@ -29,6 +29,8 @@ class Visit(Base):
     expert_person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
     institution: Mapped[str | None] = mapped_column(String(200))
+    #: The program the dispatch belongs to (None: the default program)
+    program: Mapped[str | None] = mapped_column(String(40), index=True)
     planned_date: Mapped[date_type] = mapped_column(Date, index=True)
     planned_start: Mapped[str | None] = mapped_column(String(5))
     planned_end: Mapped[str | None] = mapped_column(String(5))

@@ -75,7 +75,7 @@ def dispatch_ordinal(session: Session, company_id: int, day: date, visit_id: int
 
 def plan_visit(session: Session, rules: ProgramRules, *, expert_id: int, company_id: int, day: date,
                start: str | None = None, end: str | None = None, institution: str | None = None,
-               actor_person_id: int | None = None) -> Planned:
+               actor_person_id: int | None = None, program: str | None = None) -> Planned:
     expert = session.get(Person, expert_id)
     if expert is None or expert.role != Role.EXPERT.value:
         raise VisitError("not_an_expert")
@@ -83,14 +83,14 @@ def plan_visit(session: Session, rules: ProgramRules, *, expert_id: int, company
         raise VisitError("no_such_company")
     ordinal = dispatch_ordinal(session, company_id, day)
     visit = Visit(expert_person_id=expert_id, company_id=company_id, planned_date=day, planned_start=start,
-                  planned_end=end, institution=institution, status="planned", flags=[])
+                  planned_end=end, institution=institution, status="planned", flags=[], program=program)
     over = ordinal > rules.max_dispatches_per_fiscal_year
     if over:
         add_flag(visit, "over_yearly_limit")
     session.add(visit)
     session.flush()
     audit.record(session, "visit.planned", actor_person_id=actor_person_id, subject_type="visit",
-                 subject_id=visit.id, data={"ordinal_in_year": ordinal, "over_limit": over})
+                 subject_id=visit.id, data={"ordinal_in_year": ordinal, "over_limit": over, "program": program})
     return Planned(visit, ordinal, over)
 
 
@@ -254,12 +254,18 @@ def dispute(session: Session, visit: Visit, person_id: int, note: str | None) ->
     audit.record(session, "visit.disputed", actor_person_id=person_id, subject_type="visit", subject_id=visit.id)
 
 
-def visit_fees(visits: list[Visit], rules_file: Path | None = None) -> dict[int, int]:
-    """Fee per confirmed visit, each expert's daily cap applied across that day's confirmed visits
-    (earlier visits use it first), with the rules of that day's fiscal year."""
+#: Visits whose fee counts: confirmed ones (a fee is paid only after the SME confirmed).
+PAID = ("confirmed",)
+#: At check-out, before the SME confirms: the visits of the day expected to be paid.
+EXPECTED = ("checked_out", "confirmed")
+
+
+def visit_fees(visits: list[Visit], rules_file: Path | None = None, counted: tuple[str, ...] = PAID) -> dict[int, int]:
+    """The one fee rule: fee per counted visit, each expert's daily cap applied across that day's counted
+    visits (earlier visits use it first), with the rules of that day's fiscal year."""
     by_day: dict[tuple[int, date], list[Visit]] = defaultdict(list)
     for visit in visits:
-        if visit.status == "confirmed" and visit.face_to_face_minutes is not None:
+        if visit.status in counted and visit.face_to_face_minutes is not None:
             by_day[(visit.expert_person_id, visit.planned_date)].append(visit)
     fees: dict[int, int] = {}
     for (_, day), day_visits in by_day.items():
@@ -267,12 +273,27 @@ def visit_fees(visits: list[Visit], rules_file: Path | None = None) -> dict[int,
     return fees
 
 
+def fees_with_same_day(session: Session, visits: list[Visit], rules_file: Path | None = None,
+                       counted: tuple[str, ...] = PAID) -> dict[int, int]:
+    """Fees of `visits`, each sharing its expert's daily cap with all their counted visits that day."""
+    if not visits:
+        return {}
+    same_days = list(session.execute(select(Visit).where(
+        Visit.status.in_(counted), Visit.planned_date.in_({v.planned_date for v in visits}),
+        Visit.expert_person_id.in_({v.expert_person_id for v in visits})).order_by(Visit.id)).scalars())
+    return visit_fees(same_days, rules_file, counted)
+
+
 def visit_fee(session: Session, visit: Visit, rules_file: Path | None = None) -> int:
     """The fee of one confirmed visit, after the daily cap shared with the expert's other visits that day."""
-    same_day = list(session.execute(select(Visit).where(
-        Visit.expert_person_id == visit.expert_person_id, Visit.planned_date == visit.planned_date,
-        Visit.status == "confirmed")).scalars())
-    return visit_fees(same_day, rules_file).get(visit.id, 0)
+    return fees_with_same_day(session, [visit], rules_file).get(visit.id, 0)
+
+
+def estimated_fee(session: Session, visit: Visit, rules_file: Path | None = None) -> int:
+    """The fee a checked-out visit is expected to earn once confirmed: the same rule, counting the
+    expert's checked-out and confirmed visits of that day against the daily cap."""
+    session.flush()
+    return fees_with_same_day(session, [visit], rules_file, EXPECTED).get(visit.id, 0)
 
 
 def sweep(session: Session, through: date) -> list[Visit]:
@@ -302,11 +323,11 @@ def sweep(session: Session, through: date) -> list[Visit]:
 
 def sweep_and_notify(session: Session, through: date) -> list[Visit]:
     """`sweep`, then tell each expert whose visit now needs the paper certificate (on a linked channel)."""
-    import handlers.visits.chat  # noqa: F401  (registers the message strings)
-    from bot.i18n import t
+    from bot.i18n import add_locale_dir, t
     from bot.messages import Reply
     from bot.outbox import NoChannel, send_to_person
 
+    add_locale_dir(Path(__file__).resolve().parent / "locales")
     marked = sweep(session, through)
     for visit in marked:
         text = f"{visit.planned_date:%m/%d} {visit.company.name}: " + t("visits_needs_certificate",

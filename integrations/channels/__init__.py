@@ -1,10 +1,13 @@
-"""Which platform channels are live (each is enabled by its credentials) and wiring them into the app."""
+"""The channels behind one interface: a registry of `Channel` (name, configured from settings, sender,
+web routes, whether the platform has buttons), which platforms are live, and wiring them into the app."""
 
 from __future__ import annotations
 
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
+from bot.messages import Reply
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -12,52 +15,100 @@ if TYPE_CHECKING:
 
     from bot.engine import Engine
     from bot.services import Services
-    from integrations.channels.delivery import ChannelSender, DeliveryWorker
+    from bot.storage.models import OutboundMessage
+    from integrations.channels.delivery import ChannelRuntime, ChannelSender, DeliveryWorker
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One platform behind the one interface the app knows."""
+
+    name: str
+    #: Live when this says so (its credentials are set); the terminal and the web chat always are.
+    is_configured: Callable[[Settings], bool]
+    #: The outbox sender (None: the user's client fetches its replies, as the terminal and the web chat do).
+    sender: Callable[[Settings], ChannelSender] | None = None
+    #: Its webhook routes on the app (None: nothing to mount).
+    mount: Callable[[FastAPI, Services, ChannelRuntime, ChannelSender | None], None] | None = None
+    #: The platform shows buttons; if not, options become numbered lines in the text (a typed number picks).
+    buttons: bool = True
+
+
+def _always(settings: Settings) -> bool:
+    return True
+
+
+def registry() -> tuple[Channel, ...]:
+    """Every channel, in the order they are listed and mounted: adding one is one line here."""
+    from integrations.channels import line, slack, telegram
+
+    def mount_slack(api: FastAPI, services: Services, runtime: ChannelRuntime, sender: ChannelSender | None) -> None:
+        from integrations.slack_staff import staff_hooks
+
+        api.state.slack_app = slack.mount(api, services.settings, runtime, staff_hooks(services))
+
+    def mount_telegram(api: FastAPI, services: Services, runtime: ChannelRuntime,
+                       sender: ChannelSender | None) -> None:
+        telegram.mount(api, services.settings, services, runtime, cast("telegram.TelegramSender", sender))
+
+    def mount_line(api: FastAPI, services: Services, runtime: ChannelRuntime, sender: ChannelSender | None) -> None:
+        line.mount(api, services.settings, services, runtime)
+
+    return (
+        Channel("cli", _always),
+        Channel("web", _always),
+        Channel("slack", slack.is_configured, slack.SlackSender, mount_slack),
+        Channel("telegram", telegram.is_configured, telegram.TelegramSender, mount_telegram),
+        Channel("line", line.is_configured, line.LineSender, mount_line),
+    )
 
 
 def live_channels(settings: Settings) -> list[str]:
-    from integrations.channels import line, slack, telegram
-
-    channels = ["cli", "web"]
-    for name, module in (("slack", slack), ("telegram", telegram), ("line", line)):
-        if module.is_configured(settings):
-            channels.append(name)
-    return channels
+    return [channel.name for channel in registry() if channel.is_configured(settings)]
 
 
 def build_senders(settings: Settings) -> dict[str, ChannelSender]:
-    from integrations.channels import line, slack, telegram
-
-    senders: dict[str, Any] = {}
-    if slack.is_configured(settings):
-        senders["slack"] = slack.SlackSender(settings)
-    if telegram.is_configured(settings):
-        senders["telegram"] = telegram.TelegramSender(settings)
-    if line.is_configured(settings):
-        senders["line"] = line.LineSender(settings)
+    senders: dict[str, ChannelSender] = {}
+    for channel in registry():
+        if channel.sender is not None and channel.is_configured(settings):
+            sender = channel.sender(settings)
+            senders[channel.name] = sender if channel.buttons else NumberedOptions(sender)
     return senders
 
 
 def mount_channels(api: FastAPI, services: Services, engine: Engine) -> DeliveryWorker:
     """Webhook routes of every configured platform, and the worker that delivers their outbox."""
-    from integrations.channels import line, slack, telegram
     from integrations.channels.delivery import ChannelRuntime, Once
 
-    settings = services.settings
-    senders = build_senders(settings)
+    senders = build_senders(services.settings)
     worker = build_worker(services, senders)
     runtime = ChannelRuntime(engine, worker)
-    if "slack" in senders:
-        from integrations.slack_staff import staff_hooks
-
-        api.state.slack_app = slack.mount(api, settings, runtime, staff_hooks(services))
-    if "telegram" in senders:
-        telegram.mount(api, settings, services, runtime, senders["telegram"])
-    if "line" in senders:
-        line.mount(api, settings, services, runtime)
+    for channel in registry():
+        if channel.mount is not None and channel.is_configured(services.settings):
+            sender = senders.get(channel.name)
+            channel.mount(api, services, runtime, sender.inner if isinstance(sender, NumberedOptions) else sender)
     api.state.channel_runtime = runtime
     worker.tasks.insert(0, Once(startup_recovery(services, runtime)))
     return worker
+
+
+def numbered(reply: Reply) -> Reply:
+    """A reply for a platform without buttons: the options become numbered lines under the text."""
+    if not reply.options:
+        return reply
+    lines = [f"{number}. {option.label}" for number, option in enumerate(reply.options, start=1)]
+    return reply.model_copy(update={"text": "\n".join([reply.text, "", *lines]), "options": []})
+
+
+class NumberedOptions:
+    """Wraps the sender of a platform without buttons: every reply's options go out as numbered text."""
+
+    def __init__(self, inner: ChannelSender) -> None:
+        self.inner = inner
+        self.channel = inner.channel
+
+    def send(self, row: OutboundMessage, replies: list[Reply]) -> None:
+        self.inner.send(row, [numbered(reply) for reply in replies])
 
 
 def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
@@ -80,11 +131,21 @@ def build_worker(services: Services, senders: dict[str, ChannelSender] | None = 
     from integrations.channels.delivery import DeliveryWorker, Every
 
     senders = build_senders(services.settings) if senders is None else senders
-    tasks: list[Any] = [Every(task.every_seconds, partial(task.run, services))
+    tasks: list[Any] = [Every(task.every_seconds, _counted(task.run, services))
                         for capability in services.capabilities for task in capability.tasks
                         if task.every_seconds is not None and task.run is not None]
-    if "slack" in senders and services.settings.slack_staff_channel:
+    from integrations.slack_staff import staff_channels
+
+    if "slack" in senders and staff_channels(services):
         from integrations.slack_staff import StaffChannelNotifier
 
         tasks.append(StaffChannelNotifier(services))
     return DeliveryWorker(services, list(senders.values()), tasks=tasks)
+
+
+def _counted(run: Callable[[Services], object], services: Services) -> Callable[[], int]:
+    """A capability's periodic task as the worker wants it: called with no arguments, returning how much it did."""
+    def call() -> int:
+        done = run(services)
+        return len(done) if isinstance(done, list | tuple) else int(done) if isinstance(done, int) else 0
+    return call

@@ -75,3 +75,30 @@ def telegram_polling() -> None:
         raise typer.Exit(2)
     console.print("Telegram をポーリングで受信します（Ctrl-C で終了）")
     telegram.run_polling(services, runtime)
+
+
+@channels_app.command("line-richmenu")
+def line_richmenu(program_id: str = typer.Option(..., "--program", help="プログラム ID（madoguchi programs list）")) -> None:
+    """Create or update the program's LINE rich menu (image drawn from the labels with a Japanese font)."""
+    from bot.programs import ProgramError, load_programs
+    from integrations.channels.line_richmenu import RichMenuError, publish
+
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    try:
+        catalog = load_programs(settings)
+    except ProgramError as error:
+        console.print(f"[red]プログラム定義の誤り[/]: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    program = catalog.get(program_id)
+    if program is None:
+        console.print(f"[red]プログラム {program_id} はありません[/]（あるもの: {', '.join(p.id for p in catalog)}）")
+        raise typer.Exit(2)
+    try:
+        result = publish(catalog, program, api_url=settings.line_api_url, data_api_url=settings.line_data_api_url)
+    except RichMenuError as error:
+        console.print(f"[red]リッチメニューを作成できません[/]: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"[green]リッチメニューを設定しました[/]: {result.rich_menu_id}（画像 {result.image_bytes:,} バイト、"
+                  f"置き換えたメニュー {len(result.replaced)} 件）")

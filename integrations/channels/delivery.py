@@ -11,6 +11,7 @@ the error, so a message is never dropped silently. Adapters only implement
 
 from __future__ import annotations
 
+from functools import partial
 import logging
 import re
 import threading
@@ -140,7 +141,7 @@ def deliver_due(services: Services, sender: ChannelSender, limit: int = 50) -> i
             row = session.get(OutboundMessage, row_id)
             assert row is not None
             try:
-                send_with_retries(lambda row=row, replies=replies: sender.send(row, replies))
+                send_with_retries(partial(sender.send, row, replies))
             except TransientSendError as error:
                 log.warning("delivery postponed", extra={"channel": sender.channel, "row": row_id})
                 mark_failed_attempt(row, str(error), error.retry_after)

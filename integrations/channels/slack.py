@@ -113,11 +113,20 @@ def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any
               signing_secret=settings.slack_signing_secret.get_secret_value(),
               client=web_client(settings), token_verification_enabled=False, process_before_response=False)
 
+    from bot.programs import ProgramError, load_programs
+
+    try:
+        catalog = load_programs(settings)
+    except ProgramError:
+        catalog = None
+
     def receive(user: str, body: dict[str, Any], *, text: str | None = None, choice: str | None = None,
                 message_id: str, ts: str | None, context: dict[str, Any]) -> None:
+        # Slack by channel mapping: a mention in a channel a program lists belongs to that program.
+        program = catalog.program_of_slack_channel(context.get("channel")) if catalog else None
         runtime.receive(InboundMessage(channel=CHANNEL, external_user_id=user, text=text, choice=choice,
                                        platform_message_id=message_id, timestamp=_timestamp(ts),
-                                       reply_context=context))
+                                       program=program.id if program else None, reply_context=context))
 
     for hook in staff_hooks or []:
         hook(app)

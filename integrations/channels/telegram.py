@@ -46,13 +46,26 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def is_configured(settings: Settings) -> bool:
-    return settings.telegram_bot_token is not None
+    """The general bot (TELEGRAM_BOT_TOKEN) or any program's own bot has credentials."""
+    return settings.telegram_bot_token is not None or bool(program_bots(settings))
 
 
-def make_bot(settings: Settings) -> Bot:
-    assert settings.telegram_bot_token is not None
-    return Bot(settings.telegram_bot_token.get_secret_value(), base_url=settings.telegram_api_url,
-               request=HTTPXRequest(connection_pool_size=4))
+def program_bots(settings: Settings) -> dict[str, tuple[str, str]]:
+    """program id -> (bot token, webhook secret token) of each program with its own bot."""
+    from bot.programs import ProgramError, load_programs
+
+    try:
+        catalog = load_programs(settings)
+    except ProgramError:
+        return {}
+    return {p.id: creds for p in catalog if "telegram" in p.channels and (creds := catalog.telegram_credentials(p))}
+
+
+def make_bot(settings: Settings, token: str | None = None) -> Bot:
+    if token is None:
+        assert settings.telegram_bot_token is not None
+        token = settings.telegram_bot_token.get_secret_value()
+    return Bot(token, base_url=settings.telegram_api_url, request=HTTPXRequest(connection_pool_size=4))
 
 
 def keyboard(row_id: int, reply: Reply | None) -> InlineKeyboardMarkup | None:
@@ -72,28 +85,33 @@ class TelegramSender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._loop = asyncio.new_event_loop()
-        self._bot: Bot | None = None
+        self._bots: dict[str, Bot] = {}  # "" = the general bot, else a program's own
+        self._tokens = {pid: token for pid, (token, _) in program_bots(settings).items()}
         self._lock = threading.Lock()
 
     def _run(self, coroutine: Any) -> Any:
         with self._lock:
             return self._loop.run_until_complete(coroutine)
 
-    async def _bot_ready(self) -> Bot:
-        if self._bot is None:
-            bot = make_bot(self.settings)
+    async def _bot_ready(self, program: str = "") -> Bot:
+        key = program if program in self._tokens else ""
+        if key == "" and self.settings.telegram_bot_token is None and self._tokens:
+            key = next(iter(self._tokens))  # no general bot: the (first) program bot there is
+        if key not in self._bots:
+            bot = make_bot(self.settings, self._tokens.get(key))
             await bot.initialize()
-            self._bot = bot
-        return self._bot
+            self._bots[key] = bot
+        return self._bots[key]
 
     def send(self, row: OutboundMessage, replies: list[Reply]) -> None:
         context = (row.payload or {}).get("context") or {}
         chat_id = context.get("chat_id") or row.external_user_id
+        program = str(context.get("program") or "")
         messages = platform_messages(replies, TEXT_LIMIT)
         for index in range(already_sent(row), len(messages)):
             text, reply = messages[index]
             try:
-                self._run(self._send(chat_id, text, keyboard(row.id, reply)))
+                self._run(self._send(chat_id, text, keyboard(row.id, reply), program))
             except RetryAfter as error:
                 retry_after = error.retry_after
                 seconds = retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
@@ -104,19 +122,19 @@ class TelegramSender:
                 raise TransientSendError(f"telegram: {error.message}") from error
             mark_progress(row, index + 1)
 
-    async def _send(self, chat_id: str, text: str, markup: InlineKeyboardMarkup | None) -> None:
-        bot = await self._bot_ready()
+    async def _send(self, chat_id: str, text: str, markup: InlineKeyboardMarkup | None, program: str = "") -> None:
+        bot = await self._bot_ready(program)
         await bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
 
-    def answer_callback(self, callback_id: str) -> None:
+    def answer_callback(self, callback_id: str, program: str = "") -> None:
         """Stop the button's spinner; cosmetic, so failures are only logged."""
         try:
-            self._run(self._answer(callback_id))
+            self._run(self._answer(callback_id, program))
         except TelegramError:
             log.warning("answerCallbackQuery failed")
 
-    async def _answer(self, callback_id: str) -> None:
-        bot = await self._bot_ready()
+    async def _answer(self, callback_id: str, program: str = "") -> None:
+        bot = await self._bot_ready(program)
         await bot.answer_callback_query(callback_id)
 
 
@@ -133,8 +151,17 @@ def resolve_button(session: Session, data: str) -> str | None:
     return options[index].value if index < len(options) else None
 
 
-def to_inbound(services: Services, update: Update) -> InboundMessage | None:
+def to_inbound(services: Services, update: Update, program: str | None = None) -> InboundMessage | None:
     """Our message for a Telegram update, or None for updates we do not handle (edits, joins ...)."""
+    message = _to_inbound(services, update)
+    if message is not None and program:
+        # update ids count per bot: two programs' bots must not de-duplicate each other's updates
+        message = message.model_copy(update={"program": program,
+                                             "platform_message_id": f"{program}:{message.platform_message_id}"})
+    return message
+
+
+def _to_inbound(services: Services, update: Update) -> InboundMessage | None:
     if update.callback_query is not None:
         query = update.callback_query
         with services.db.session() as session:
@@ -161,25 +188,44 @@ def to_inbound(services: Services, update: Update) -> InboundMessage | None:
                           reply_context={"chat_id": str(message.chat.id)})
 
 
+#: Set on a stored update that came in on a program's own webhook (one inbox holds every bot's updates).
+PROGRAM_KEY = "_madoguchi_program"
+
+
 def mount(api: FastAPI, settings: Settings, services: Services, runtime: ChannelRuntime,
           sender: TelegramSender) -> None:
-    bot = make_bot(settings)
-    secret = settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token else ""
+    """`/telegram/webhook` for the general bot, `/telegram/<program>/webhook` for each program's own bot,
+    each checked against its own secret token; every bot's updates are stored before the 200 in one inbox,
+    with the program they came in for."""
+    bots: dict[str, Bot] = {}
+    if settings.telegram_bot_token is not None:
+        bots[""] = make_bot(settings)
+    for program_id, (token, _) in program_bots(settings).items():
+        bots[program_id] = make_bot(settings, token)
 
     def process(data: dict[str, Any]) -> None:
+        data = dict(data)
+        program = data.pop(PROGRAM_KEY, None)
+        bot = bots.get(program or "") or next(iter(bots.values()))
         update = Update.de_json(data, bot)
         if update is None:
             return
-        message = to_inbound(services, update)
+        message = to_inbound(services, update, program)
         if message is not None:
             runtime.receive(message)
         if update.callback_query is not None:
-            sender.answer_callback(update.callback_query.id)
+            sender.answer_callback(update.callback_query.id, program or "")
 
     inbox = WebhookInbox(services, CHANNEL, process)
     runtime.inboxes.append(inbox)
+    if settings.telegram_bot_token is not None:
+        secret = settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token else ""
+        _mount_one(api, "/telegram/webhook", secret, None, inbox)
+    for program_id, (_, secret) in program_bots(settings).items():
+        _mount_one(api, f"/telegram/{program_id}/webhook", secret, program_id, inbox)
 
-    @api.post("/telegram/webhook", include_in_schema=False)
+
+def _mount_one(api: FastAPI, path: str, secret: str, program: str | None, inbox: WebhookInbox) -> None:
     async def telegram_webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
         given = request.headers.get(SECRET_HEADER, "")
         if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
@@ -192,10 +238,15 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
         if not isinstance(data, dict) or "update_id" not in data:
             return JSONResponse({"error": "invalid_update", "message": "更新データが正しくありません。"},
                                 status_code=400)
-        # Stored (committed) before Telegram gets its 200; processed from the store.
-        ids = await inbox.accept([(event_key(data, "update_id"), data)])
+        # Stored (committed) before Telegram gets its 200; processed from the store. Update ids count per
+        # bot, so a program's are kept apart from the general bot's.
+        key = event_key(data, "update_id")
+        stored = (f"{program}:{key}", {**data, PROGRAM_KEY: program}) if program else (key, data)
+        ids = await inbox.accept([stored])
         background.add_task(inbox.process_ids, ids)
         return JSONResponse({"ok": True})
+
+    api.add_api_route(path, telegram_webhook, methods=["POST"], include_in_schema=False)
 
 
 def run_polling(services: Services, runtime: ChannelRuntime) -> None:

@@ -11,6 +11,9 @@
   const locButton = document.getElementById("loc");
   const typing = document.getElementById("typing");
   const API = form.dataset.api || "/api/chat";
+  // /p/<program>/ is one program's window: the conversation (and its answers) belong to that program.
+  const PROGRAM = (location.pathname.match(/^\/p\/([a-z][a-z0-9-]*)\/?$/) || [])[1] || null;
+  const QUERY = PROGRAM ? "?program=" + encodeURIComponent(PROGRAM) : "";
   const URL_PATTERN = /(https?:\/\/[^\s<>"「」『』（）()、。]+|\/\?code=[A-Za-z0-9-]+)/g;
   let sending = false;
 
@@ -145,7 +148,8 @@
     };
     try {
       const res = await fetch(API, {method: "POST", credentials: "same-origin",
-                                    headers: {"Content-Type": "application/json"}, body: JSON.stringify(payload)});
+                                    headers: {"Content-Type": "application/json"},
+                                    body: JSON.stringify(PROGRAM ? {...payload, program: PROGRAM} : payload)});
       let data = null;
       try { data = await res.json(); } catch (e) { data = null; }
       if (res.ok && data) show(data.replies);
@@ -182,10 +186,27 @@
       () => notice("位置情報を取得できませんでした。端末の設定をご確認ください。", null));
   });
 
+  // The general page of several programs: which one? Each has its own page (its own answers and staff).
+  function programChoice(programs) {
+    const title = document.createElement("p");
+    title.className = "examples-title"; title.textContent = "どの事業についてのお問い合わせですか？";
+    log.append(title);
+    const box = document.createElement("div");
+    box.className = "options programs"; box.setAttribute("role", "group"); box.setAttribute("aria-label", "事業");
+    for (const p of programs) {
+      const a = document.createElement("a");
+      a.href = p.url; a.textContent = p.label; a.className = "program";
+      box.append(a);
+    }
+    log.append(box);
+  }
+
   async function welcome() {
-    const res = await fetch("/api/chat/welcome", {credentials: "same-origin"});
+    const res = await fetch("/api/chat/welcome" + QUERY, {credentials: "same-origin"});
     const data = await res.json();
+    if (data.program) document.querySelector("header h1").firstChild.textContent = data.program.label + " 窓口チャット ";
     bubble(data.text, "bot");
+    if (data.programs && data.programs.length) programChoice(data.programs);
     if (data.examples && data.examples.length) {
       const title = document.createElement("p");
       title.className = "examples-title"; title.textContent = "たとえば、こんなご質問にお答えします：";
@@ -223,9 +244,10 @@
   async function start() {
     const params = new URLSearchParams(location.search);
     const code = params.get("code") || "";
-    if (params.has("code")) history.replaceState(null, "", "/");
+    const wantsHearing = PROGRAM && location.hash === "#hearing";  // the button a chat offers for a form
+    if (params.has("code") || wantsHearing) history.replaceState(null, "", location.pathname);
     try {
-      const res = await fetch("/api/chat/history", {credentials: "same-origin"});
+      const res = await fetch("/api/chat/history" + QUERY, {credentials: "same-origin"});
       const data = await res.json();
       if (data.items && data.items.length) {
         for (const item of data.items) {
@@ -239,6 +261,7 @@
       notice("読み込めませんでした。", () => location.reload());
     }
     if (code) offerCode(code);
+    if (wantsHearing) send({text: "ヒアリング開始"}, "ヒアリング開始");
     document.body.dataset.ready = "1";
     connect();
   }

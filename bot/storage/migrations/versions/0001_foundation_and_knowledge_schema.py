@@ -1,7 +1,7 @@
 """foundation and knowledge schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 19:51:17.460087
 """
 from alembic import op

@@ -5,7 +5,6 @@ Revises: 0005
 Create Date: 2026-11-22 21:40:06.056534
 """
 from alembic import op
-import sqlalchemy as sa
 
 
 revision = '0006'

@@ -1,0 +1,248 @@
+"""Several programs in one installation: configuration, entry points, knowledge scoped to the program."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.programs import ProgramError, check_programs, load_programs
+from bot.services import Services
+from bot.storage.models import Conversation
+from integrations.web import create_app
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
+
+A, B = "expert-dispatch", "regional-dx"  # the two sample programs (sample_programs/)
+
+
+# ------------------------------------------------------------- configuration
+def test_a_single_program_installation_needs_nothing_new(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, knowledge_paths=[tmp_path / "docs"], hearing_form="dx-platform",
+                             secretariat_contact="事務局 03-0000-0000")
+    catalog = load_programs(settings)
+    assert [p.id for p in catalog] == ["default"] and catalog.default.contact == "事務局 03-0000-0000"
+    assert catalog.source_filter("default") is None  # one program: every source answers
+
+
+def test_the_shipped_sample_has_two_programs_and_they_check(tmp_path: Path) -> None:
+    catalog = load_programs(make_settings(tmp_path))
+    assert [p.id for p in catalog] == [A, B] and catalog.default.id == A
+    errors, _ = check_programs(catalog, ["dx-platform"])
+    assert errors == []
+    assert catalog.named_in("地域DXの応募はいつまで？").id == B
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("id: Bad_Id\nname: x\n", "id"),
+    ("id: ok\nname: x\nhours: {open: '25:00'}\n", "hours.open"),
+    ("id: ok\nname: x\nunknown_key: 1\n", "unknown_key"),
+    ("id: ok\nname: x\nrich_menu: [{label: a, text: b, liff: true}]\n", "rich_menu"),
+])
+def test_a_broken_program_file_names_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ProgramError, match=message) as error:
+        load_programs(make_settings(tmp_path, programs_dir=folder))
+    assert "broken.yaml" in str(error.value)
+
+
+def test_exactly_one_default_program(tmp_path: Path) -> None:
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    for pid in ("one", "two"):
+        (folder / f"{pid}.yaml").write_text(f"id: {pid}\nname: {pid}\n", encoding="utf-8")
+    with pytest.raises(ProgramError, match="default"):
+        load_programs(make_settings(tmp_path, programs_dir=folder))
+
+
+def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from integrations.cli_root import app
+
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    (folder / "x.yaml").write_text("id: xx\nname: X\nhearing_form: no-such-form\n", encoding="utf-8")
+    monkeypatch.setenv("MADOGUCHI_PROGRAMS_DIR", str(folder))
+    result = CliRunner().invoke(app, ["programs", "check"])
+    assert result.exit_code == 1 and "no-such-form" in result.output
+    listed = CliRunner().invoke(app, ["programs", "list", "--json"])
+    assert listed.exit_code == 0 and '"xx"' in listed.output
+
+
+# ------------------------------------------------ knowledge scoped to the program
+@pytest.fixture
+def web(sample_kb_services: Services) -> Iterator[httpx.Client]:
+    """The chat API as an integration uses it (a body user_id with a `chat` token), so one test can be several users."""
+    from pydantic import SecretStr
+
+    sample_kb_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    with LiveServer(create_app(sample_kb_services)) as server, httpx.Client(base_url=server.url, timeout=60,
+                                                                            headers=CHAT_HEADERS) as client:
+        yield client
+
+
+def test_the_page_sends_its_program_from_a_session_cookie(web: httpx.Client) -> None:
+    """The browser's way: no user id anywhere, the program from /p/<id>/, the visitor from the session cookie."""
+    with httpx.Client(base_url=str(web.base_url), timeout=60) as browser:
+        at_b = browser.post("/api/chat", json={"text": ONLY_B, "program": B})
+        assert at_b.status_code == 200 and "4月28日" in at_b.json()["replies"][0]["text"]
+        at_a = browser.post("/api/chat", json={"text": ONLY_B, "program": A})
+        assert "4月28日" not in at_a.json()["replies"][0]["text"]
+
+
+def ask(client: httpx.Client, text: str, program: str | None, user: str) -> dict:  # type: ignore[type-arg]
+    body = {"user_id": user, "text": text} | ({"program": program} if program else {})
+    answer = client.post("/api/chat", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["replies"][0]
+
+
+ONLY_B = "応募の受付期間はいつまでですか"  # only the regional-dx call states it (4月28日)
+ONLY_A = "専門家の謝金は1時間いくらですか"  # only the expert-dispatch sample states it (5,280円)
+
+
+def test_a_question_at_p_a_is_answered_from_a_sources_only(web: httpx.Client) -> None:
+    at_a = ask(web, ONLY_B, A, "scope-1")
+    assert "4月28日" not in at_a["text"]
+    assert "見つかりませんでした" in at_a["text"]  # the not-sure reply, with the offer of a person
+    at_b = ask(web, ONLY_B, B, "scope-1")
+    assert "4月28日" in at_b["text"], at_b["text"]
+    assert ask(web, ONLY_A, A, "scope-1")["text"].count("5,280") >= 1
+    assert "5,280" not in ask(web, ONLY_A, B, "scope-1")["text"]
+
+
+def test_citations_at_a_program_page_name_only_its_sources(sample_kb_services: Services) -> None:
+    from bot.programs import catalog_for
+
+    catalog = catalog_for(sample_kb_services)
+    for program, own in ((A, "expert-dispatch"), (B, "regional-dx")):
+        retrieval = sample_kb_services.knowledge.retrieve("申請の締切と費用", sources=catalog.source_filter(program))
+        assert retrieval.hits and all(hit.source.name.startswith(own) for hit in retrieval.hits)
+
+
+def test_each_entry_point_keeps_its_own_conversation(web: httpx.Client, sample_kb_services: Services) -> None:
+    for program in (A, B, None):
+        ask(web, "メニュー", program, "scope-2")
+    with sample_kb_services.db.session() as session:
+        programs = sorted(c.program for c in session.execute(select(Conversation)).scalars()
+                          if c.person.identities[0].external_user_id == "scope-2")
+    assert programs == ["", A, B]
+
+
+def test_program_pages_and_the_choice_on_the_general_page(web: httpx.Client) -> None:
+    assert web.get(f"/p/{B}/").status_code == 200
+    assert web.get("/p/no-such-program/").status_code == 404
+    listed = web.get("/api/programs").json()["programs"]
+    assert [p["id"] for p in listed] == [A, B] and listed[1]["url"] == f"/p/{B}/"
+    general = web.get("/api/chat/welcome").json()
+    assert [p["url"] for p in general["programs"]] == [f"/p/{A}/", f"/p/{B}/"] and general["program"] is None
+    at_a = web.get("/api/chat/welcome", params={"program": A}).json()
+    assert at_a["programs"] == [] and at_a["program"]["id"] == A
+    assert at_a["examples"]  # from the expert-dispatch FAQ
+    assert web.get("/api/chat/welcome", params={"program": B}).json()["examples"] == []  # B has no FAQ entries
+    assert "どの事業についてのお問い合わせですか" in web.get("/static/chat.js").text
+    unknown = web.post("/api/chat", json={"user_id": "u", "text": "こんにちは", "program": "nope"})
+    assert unknown.status_code == 404
+
+
+# ------------------------------------------------------------------ migration
+def test_the_programs_migration_upgrades_existing_data(database_url: str | None, tmp_path: Path) -> None:
+    """From the schema before programs (0007) with a conversation and a ticket in it: the conversation becomes a
+    general one ('' = no program), the ticket belongs to the default program (NULL), and the new unique key
+    lets the same person hold one conversation per entry point."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from bot.storage.db import Database
+
+    db = Database(database_url or f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    cfg = db.alembic_config()
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0007")
+        connection.execute(text("INSERT INTO people (id, role, locale, created_at) VALUES (1, 'applicant', 'ja', "
+                                "CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO conversations (id, person_id, channel, flow_state, created_at, updated_at)"
+                                " VALUES (1, 1, 'web', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO tickets (id, person_id, conversation_id, channel, reason, question, role,"
+                                " status, transcript, sources, overdue, created_at) VALUES (1, 1, 1, 'web', "
+                                "'asked_human', 'q', 'applicant', 'open', '[]', '[]', false, CURRENT_TIMESTAMP)"))
+    db.migrate()
+    with db.engine.begin() as connection:
+        assert connection.execute(text("SELECT program FROM conversations")).scalar_one() == ""
+        assert connection.execute(text("SELECT program FROM tickets")).scalar_one() is None
+        connection.execute(text("INSERT INTO conversations (id, person_id, channel, program, flow_state, created_at, "
+                                "updated_at) VALUES (2, 1, 'web', 'regional-dx', '{}', CURRENT_TIMESTAMP, "
+                                "CURRENT_TIMESTAMP)"))
+    with pytest.raises(Exception, match="(?i)unique"), db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO conversations (id, person_id, channel, program, flow_state, created_at, "
+                                "updated_at) VALUES (3, 1, 'web', '', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    db.dispose()
+
+
+def test_terminal_chat_offers_the_program_choice_and_answers_in_the_chosen_program(
+        sample_kb_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from integrations.cli_root import app
+
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(sample_kb_services.settings.data_dir))
+    first = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-1"], input="/quit\n")
+    assert first.exit_code == 0, first.output
+    assert "どの事業についてのお問い合わせですか" in first.output
+    number = next(line.split(".")[0].strip() for line in first.output.splitlines() if "地域DX伴走支援事業" in line)
+    chosen = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-2"],
+                                input=f"{number}\n{ONLY_B}\n/quit\n")
+    assert chosen.exit_code == 0, chosen.output
+    assert "【地域DX伴走支援事業】の窓口です" in chosen.output and "4月28日" in chosen.output
+    direct = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-3", "--program", A],
+                                input=f"{ONLY_B}\n/quit\n")
+    assert "どの事業について" not in direct.output and "4月28日" not in direct.output
+
+
+def test_ingest_for_one_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.settings import SAMPLE_KB_DIR
+    from integrations.cli_root import app
+
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(app, ["knowledge", "ingest", "--program", B])
+    assert result.exit_code == 0, result.output
+    assert "regional-dx-call.md" in result.output and "expert-dispatch" not in result.output
+    outside = CliRunner().invoke(app, ["knowledge", "ingest", "--program", B,
+                                       str(SAMPLE_KB_DIR / "expert-dispatch-guide.md")])
+    assert outside.exit_code == 2 and "knowledge.sources" in outside.output
+    assert CliRunner().invoke(app, ["knowledge", "ingest", "--program", "nope"]).exit_code == 2
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser"))
+                    and not os.environ.get("MADOGUCHI_REQUIRE_BROWSER"),
+                    reason="Debian's chromium is not installed (make test / CI install it)")
+def test_in_a_browser_the_general_page_offers_the_programs_and_a_program_page_answers_from_its_sources(
+        web: httpx.Client) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_context().new_page()
+        page.goto(str(web.base_url))
+        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+        expect(page.get_by_text("どの事業についてのお問い合わせですか")).to_be_visible()
+        page.get_by_role("link", name="地域DX伴走支援").click()
+        page.wait_for_url(f"**/p/{B}/")
+        expect(page.locator("header")).to_contain_text("地域DX伴走支援")
+        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+        assert page.get_by_text("どの事業についてのお問い合わせですか").count() == 0
+        page.fill("#t", ONLY_B)
+        page.keyboard.press("Enter")
+        expect(page.locator(".msg.bot").last).to_contain_text("4月28日", timeout=60000)
+        browser.close()
