@@ -62,7 +62,7 @@ def answers_for(questions: list[dict], ranked: list[list[int]], docs: list[tuple
 
 def main(corpus: str, question_files: list[str]) -> None:
     docs = passages(Path(corpus))
-    settings = Settings(MADOGUCHI_DATA_DIR=Path(tempfile.mkdtemp()))
+    settings = Settings(data_dir=Path(tempfile.mkdtemp()))
     embeddings = build_embeddings(settings)
     started = time.perf_counter()
     client = chromadb.EphemeralClient()

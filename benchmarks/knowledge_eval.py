@@ -83,7 +83,7 @@ def read_bank(bank: Path) -> list[dict]:
 
 
 def open_index(data: Path) -> Services:
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=data))
+    services = Services.create(Settings(data_dir=data))
     from knowledge.service import knowledge_is_empty
 
     if knowledge_is_empty(services.db):
@@ -423,7 +423,7 @@ def run_lodo(args: argparse.Namespace) -> None:
 
 def legacy(corpus: str, question_files: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        services = Services.create(Settings(MADOGUCHI_DATA_DIR=Path(tmp) / "data"))
+        services = Services.create(Settings(data_dir=Path(tmp) / "data"))
         started = time.perf_counter()
         report = ingest_paths(services, [Path(corpus)])
         ingest_seconds = time.perf_counter() - started

@@ -40,7 +40,7 @@ class BackupInfo:
 
 
 def backups_dir(services: Services) -> Path:
-    return services.settings.backup_dir or services.settings.data_dir / "backups"
+    return services.settings.backup.dir or services.settings.data_dir / "backups"
 
 
 def _pg_tool(name: str) -> str:
@@ -77,7 +77,7 @@ def create(services: Services, dest: Path | None = None) -> BackupInfo:
                         _libpq_url(services.db.url)], check=True, capture_output=True)
         manifest["database"] = "postgresql"
     chroma = services.settings.chroma_dir
-    if services.settings.chroma_url is None and chroma.exists():
+    if services.settings.knowledge.chroma_url is None and chroma.exists():
         shutil.copytree(chroma, target / "chroma")
         manifest["index"] = "embedded-copy"
     else:
@@ -107,7 +107,7 @@ def list_backups(services: Services) -> list[BackupInfo]:
 
 
 def prune(services: Services) -> list[Path]:
-    keep = services.settings.backup_generations
+    keep = services.settings.backup.generations
     removed = []
     for info in list_backups(services)[:-keep] if keep > 0 else []:
         shutil.rmtree(info.path)
@@ -139,7 +139,7 @@ def restore(services: Services, source: Path, *, rebuild_index: bool = False) ->
     if (source / "faq").exists():
         shutil.rmtree(faq, ignore_errors=True)
         shutil.copytree(source / "faq", faq)
-    if (source / "chroma").exists() and not rebuild_index and services.settings.chroma_url is None:
+    if (source / "chroma").exists() and not rebuild_index and services.settings.knowledge.chroma_url is None:
         shutil.rmtree(services.settings.chroma_dir, ignore_errors=True)
         shutil.copytree(source / "chroma", services.settings.chroma_dir)
         index = "copied"

@@ -162,17 +162,9 @@ class Engine:
             conversation_id = conversation.id
 
         try:
-            with self.services.db.session() as session:
-                locked = self._lock_conversation(session, conversation_id)
-                owner = session.get(Person, locked.person_id)
-                assert owner is not None
-                turn = Turn(session, owner, locked, message, text, self.services, locale)
-                tagged = self._route(Route(turn, inbound_id))
-                replies = [reply for reply, _ in tagged]
-                self._store_replies(session, locked, inbound_id, tagged)
-                if outbox:
-                    self._queue(session, locked, message, replies)
-                return Outcome(replies)
+            answered = self._answer(conversation_id, inbound_id, message, locale, outbox=outbox)
+            assert answered is not None
+            return answered
         except Exception:
             log.exception("handler failed", extra={"conversation_id": conversation_id})
             replies = [Reply(text=t("internal_error", locale))]
@@ -184,6 +176,63 @@ class Engine:
                     self._queue(session, stored, message, replies)
             return Outcome(replies)
 
+    def _answer(self, conversation_id: int, inbound_id: int, message: InboundMessage, locale: str, *,
+                outbox: bool, only_if_unanswered: bool = False) -> Outcome | None:
+        """The turn: one transaction holding the conversation's row lock, whose state changes and replies are
+        committed together (so a kill before its commit leaves nothing of it)."""
+        with self.services.db.session() as session:
+            locked = self._lock_conversation(session, conversation_id)
+            if only_if_unanswered and not self._unanswered_and_last(session, locked, inbound_id):
+                return None
+            owner = session.get(Person, locked.person_id)
+            assert owner is not None
+            turn = Turn(session, owner, locked, message, normalize(message.text), self.services, locale)
+            tagged = self._route(Route(turn, inbound_id))
+            replies = [reply for reply, _ in tagged]
+            self._store_replies(session, locked, inbound_id, tagged)
+            if outbox:
+                self._queue(session, locked, message, replies)
+            return Outcome(replies)
+
+    def reanswer(self, inbound_id: int) -> Outcome | None:
+        """Answer a stored inbound message that was left without a reply (a kill between storing it and
+        committing its turn: nothing of the turn was kept, so answering it now is answering it once).
+
+        Only when it is still unanswered and still its conversation's last inbound message, both checked under
+        the conversation's lock (a later message was answered on a newer state: answering this one now would be
+        out of order): else None. The replies go to the outbox, to where the platform wanted them
+        (the stored reply context). Errors propagate: the caller apologises instead."""
+        with self.services.db.session() as session:
+            inbound = session.get(Message, inbound_id)
+            if inbound is None or inbound.direction != "in":
+                return None
+            conversation = session.get(Conversation, inbound.conversation_id)
+            assert conversation is not None
+            person = session.get(Person, conversation.person_id)
+            identity = session.execute(select(ChannelIdentity).where(
+                ChannelIdentity.person_id == conversation.person_id, ChannelIdentity.channel == inbound.channel)
+                .order_by(ChannelIdentity.id.desc()).limit(1)).scalar_one_or_none()
+            if person is None or identity is None:
+                return None
+            payload = dict(inbound.payload or {})
+            message = InboundMessage(
+                channel=inbound.channel, external_user_id=identity.external_user_id, text=inbound.text,
+                choice=payload.get("choice"), location=payload.get("location"),
+                attachments=payload.get("attachments") or [], platform_message_id=inbound.platform_message_id,
+                timestamp=inbound.created_at, program=conversation.program or None,
+                reply_context=payload.get("context") or {}, client=payload.get("client") or {})
+            locale = person.locale or self.services.settings.locale
+            conversation_id = conversation.id
+        return self._answer(conversation_id, inbound_id, message, locale, outbox=True, only_if_unanswered=True)
+
+    @staticmethod
+    def _unanswered_and_last(session: Session, conversation: Conversation, inbound_id: int) -> bool:
+        replied = session.execute(select(Message.id).where(Message.reply_to_id == inbound_id).limit(1)).first()
+        later = session.execute(select(Message.id).where(
+            Message.conversation_id == conversation.id, Message.direction == "in", Message.id > inbound_id)
+            .limit(1)).first()
+        return replied is None and later is None
+
     # ------------------------------------------------------------- middleware
     def deduplicate(self, intake: Intake) -> Outcome | None:
         """A platform message id seen before gets the replies stored for it, and is not handled again."""
@@ -194,7 +243,7 @@ class Engine:
 
     def refuse_bad_input(self, intake: Intake) -> Outcome | None:
         """Empty or over-long input is refused politely (the one length rule: `bot.text.too_long`)."""
-        message, limit = intake.message, self.services.settings.max_message_chars
+        message, limit = intake.message, self.services.settings.chat.max_message_chars
         if too_long(message.text, limit):
             return Outcome([Reply(text=t("too_long", intake.locale, limit=limit))])
         if not intake.text and not message.choice and not message.location and not message.attachments:
@@ -205,12 +254,12 @@ class Engine:
         """Per-user rate counted in the database (every worker agrees; one index range scan), and the
         per-channel rate in this process (a flood protection, it need not be exact across workers)."""
         settings = self.services.settings
-        limited = not self._channel_window.allow(intake.message.channel, settings.rate_limit_per_channel_per_second)
+        limited = not self._channel_window.allow(intake.message.channel, settings.limits.messages_per_channel_per_second)
         if not limited:
             per_user = intake.session.execute(select(func.count()).select_from(Message).where(
                 Message.conversation_id == intake.conversation.id, Message.direction == "in",
                 Message.created_at >= utcnow() - timedelta(seconds=60))).scalar_one()
-            limited = per_user >= settings.rate_limit_per_user_per_minute
+            limited = per_user >= settings.limits.messages_per_user_per_minute
         return Outcome([Reply(text=t("rate_limited", intake.locale))], limited=True) if limited else None
 
     def leave_words(self, route: Route) -> Tagged | None:
@@ -221,7 +270,7 @@ class Engine:
         return None
 
     def expire_stale_flow(self, route: Route) -> Tagged | None:
-        """A flow left alone longer than `flow_timeout_minutes` ends (saving what it keeps), and says so;
+        """A flow left alone longer than `chat.flow_timeout_minutes` ends (saving what it keeps), and says so;
         the message itself is then handled as if no flow were active."""
         turn = route.turn
         flow = self._flow(turn)
@@ -231,7 +280,7 @@ class Engine:
             select(Message.created_at).where(Message.conversation_id == turn.conversation.id,
                                              Message.direction == "in", Message.id < route.inbound_id)
             .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
-        limit = timedelta(minutes=self.services.settings.flow_timeout_minutes)
+        limit = timedelta(minutes=self.services.settings.chat.flow_timeout_minutes)
         if previous is None or utcnow() - previous <= limit:
             return None
         saved = flow.on_leave(turn)
@@ -321,7 +370,7 @@ class Engine:
         return [*extra, left] if extra else [left]
 
     def menu(self, turn: Turn) -> list[Option]:
-        return main_menu(self.services, turn.locale, turn.person)
+        return main_menu(self.services, turn.locale, turn.person, turn.program_id)
 
     # ---------------------------------------------------------------- storage
     def _load_party(self, session: Session, message: InboundMessage) -> tuple[Person, Conversation]:
@@ -423,4 +472,6 @@ def _inbound_payload(message: InboundMessage) -> dict[str, object]:
         payload["attachments"] = [a.model_dump() for a in message.attachments]
     if message.client:
         payload["client"] = dict(message.client)
+    if message.reply_context:  # where the answer goes, kept so a message left unanswered by a crash is answered there
+        payload["context"] = dict(message.reply_context)
     return payload

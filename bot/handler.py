@@ -111,7 +111,10 @@ class Handler:
         choice = turn.message.choice
         if choice and self.choice_prefix and choice.startswith(self.choice_prefix):
             return True
-        text = turn.text
+        return self.triggered_by(turn.text)
+
+    def triggered_by(self, text: str) -> bool:
+        """True when a (normalized) typed text is one of this handler's commands."""
         for trigger in self.triggers:
             if isinstance(trigger, re.Pattern):
                 if trigger.fullmatch(text):
@@ -143,16 +146,21 @@ class Handler:
         """As a question handler: answer free text, or None to let the next one try."""
         return None
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
-        """Buttons this capability adds to the main menu (`person` known: only what they may use)."""
+    def menu_options(self, locale: str, person: Person | None = None, program: Program | None = None) -> list[Option]:
+        """Buttons this capability adds to the main menu (`person` known: only what they may use; `program`:
+        the program whose menu it is, the entry point's or the default one)."""
         return []
 
 
-def main_menu(services: Services, locale: str, person: Person | None = None) -> list[Option]:
-    """The main menu: the buttons every installed capability contributes (for this person, if known)."""
+def main_menu(services: Services, locale: str, person: Person | None = None,
+              program_id: str | None = None) -> list[Option]:
+    """The main menu: the buttons every installed capability contributes (for this person, if known), in the
+    program of the entry point (`program_id`; the default program's at a general one)."""
+    catalog = catalog_for(services)
+    program = catalog.get(program_id) or catalog.default
     options: list[Option] = []
     for capability in services.capabilities:
         handler = capability.handler
         if handler is not None and (person is None or handler.allowed(person)):
-            options.extend(handler.menu_options(locale, person))
+            options.extend(handler.menu_options(locale, person, program))
     return options

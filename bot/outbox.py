@@ -40,11 +40,27 @@ def preferred_identity(session: Session, person_id: int, verified_only: bool = F
     return rows[0][0]
 
 
+def program_on(session: Session, person_id: int, channel: str, program: str | None = None) -> str | None:
+    """The program whose account carries a message to the person on `channel` (its LINE account, its bot):
+    `program` (a visit's) when they have a conversation in it there, else the program of their latest
+    conversation there; None when that is a general entry point (the general account)."""
+    programs = list(session.execute(
+        select(Conversation.program).where(Conversation.person_id == person_id, Conversation.channel == channel)
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())).scalars())
+    if program and program in programs:
+        return program
+    return (programs[0] or None) if programs else None
+
+
 def send_to_person(session: Session, person_id: int, replies: list[Reply], *,
-                   verified_only: bool = False) -> OutboundMessage:
-    """Queue `replies` (delivered together, in order) on the person's preferred account."""
+                   verified_only: bool = False, program: str | None = None) -> OutboundMessage:
+    """Queue `replies` (delivered together, in order) on the person's preferred account, through the account
+    of their program there (`program_on`): a message tied to no conversation still comes from the account
+    the person knows, not the default program's."""
     identity = preferred_identity(session, person_id, verified_only)
-    return queue(session, person_id, identity.channel, identity.external_user_id, replies)
+    through = program_on(session, person_id, identity.channel, program)
+    return queue(session, person_id, identity.channel, identity.external_user_id, replies,
+                 {"program": through} if through else None)
 
 
 def queue(session: Session, person_id: int, channel: str, external_user_id: str, replies: list[Reply],

@@ -2,14 +2,14 @@
 
 A secretariat contractor runs several programs at once, each with its own
 manuals, hearing sheet, hours, contact, staff and platform accounts. Each
-program is one file in the programs folder (`MADOGUCHI_PROGRAMS_DIR`),
+program is one file in the programs folder (`MADOGUCHI_PROGRAMS__DIR`),
 validated when it is loaded like the forms are: a broken file stops startup
 with a message naming the file and the field.
 
 With no programs folder configured there is exactly one program, `default`,
-built from the settings (`SECRETARIAT_*`, `BUSINESS_*`, `HEARING_FORM`, the
-`LINE_*`/`TELEGRAM_*` credentials): a single-program installation needs
-nothing new. The shipped sample (the default `MADOGUCHI_KNOWLEDGE_PATHS`) comes
+built from the settings (`MADOGUCHI_HOURS__*`, `MADOGUCHI_ESCALATION__CONTACT`, `MADOGUCHI_HEARING__FORM`, the
+`MADOGUCHI_LINE__*`/`MADOGUCHI_TELEGRAM__*` credentials): a single-program installation needs
+nothing new. The shipped sample (the default `MADOGUCHI_KNOWLEDGE__PATHS`) comes
 with two programs in `sample_programs/`, so `make chat` shows the choice.
 
 Secrets never sit in the YAML: a program names the environment variables that
@@ -18,7 +18,7 @@ hold its LINE and Telegram credentials (`channel_secret_env: LINE_DX_SECRET`).
 Knowledge: a program's `knowledge.sources` are files or folders (relative to
 the YAML file). An ingested source belongs to the program whose sources hold
 its path; a source no program lists is shared by every program (the general
-manuals of `MADOGUCHI_KNOWLEDGE_PATHS`, the staff-answer FAQ). `shared: true`
+manuals of `MADOGUCHI_KNOWLEDGE__PATHS`, the staff-answer FAQ). `shared: true`
 on a program's sources makes them visible to every program as well.
 """
 
@@ -126,7 +126,7 @@ class Program(_Strict):
     default: bool = False
     fiscal_year: int | None = Field(default=None, ge=2000, le=2100)
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
-    hearing_form: str | None = Field(default=None, description="Form id (MADOGUCHI_FORMS_DIRS) or none.")
+    hearing_form: str | None = Field(default=None, description="Form id (MADOGUCHI_HEARING__FORMS_DIRS) or none.")
     visit_rules: Path | None = Field(default=None, description="Program rules YAML for visits, or none.")
     hours: BusinessHours = Field(default_factory=BusinessHours)
     contact: str = "事務局 お問い合わせ窓口（電話番号は事業のご案内をご覧ください）"
@@ -246,8 +246,8 @@ class ProgramCatalog:
         secret, token = program.secret(line.channel_secret_env), program.secret(line.access_token_env)
         if program.id == self.default.id and self.settings is not None and not (secret or token):
             s = self.settings
-            secret = s.line_channel_secret.get_secret_value() if s.line_channel_secret else None
-            token = s.line_channel_access_token.get_secret_value() if s.line_channel_access_token else None
+            secret = s.line.channel_secret.get_secret_value() if s.line.channel_secret else None
+            token = s.line.channel_access_token.get_secret_value() if s.line.channel_access_token else None
         return (secret, token) if secret and token else None
 
     def telegram_credentials(self, program: Program) -> tuple[str, str] | None:
@@ -255,8 +255,8 @@ class ProgramCatalog:
         token, secret = program.secret(telegram.bot_token_env), program.secret(telegram.secret_token_env)
         if program.id == self.default.id and self.settings is not None and not (token or secret):
             s = self.settings
-            token = s.telegram_bot_token.get_secret_value() if s.telegram_bot_token else None
-            secret = s.telegram_secret_token.get_secret_value() if s.telegram_secret_token else None
+            token = s.telegram.bot_token.get_secret_value() if s.telegram.bot_token else None
+            secret = s.telegram.secret_token.get_secret_value() if s.telegram.secret_token else None
         return (token, secret) if token and secret else None
 
     def program_of_slack_channel(self, channel_id: str | None) -> Program | None:
@@ -269,21 +269,21 @@ class ProgramCatalog:
 def builtin_default(settings: Settings) -> Program:
     """The one program of an installation without program files, from the settings it always had."""
     return Program(
-        id=DEFAULT_ID, name="既定の事業", default=True, hearing_form=settings.hearing_form,
-        visit_rules=settings.program_rules_file, contact=settings.secretariat_contact,
-        hours=BusinessHours(open=settings.business_open, close=settings.business_close,
-                            year_end_closed=settings.business_year_end_closed,
-                            closed_days=list(settings.business_extra_closed_days), text=settings.secretariat_hours),
-        slack=SlackConfig(staff_channel=settings.slack_staff_channel),
+        id=DEFAULT_ID, name="既定の事業", default=True, hearing_form=settings.hearing.form,
+        visit_rules=settings.visits.rules_file, contact=settings.escalation.contact,
+        hours=BusinessHours(open=settings.hours.open, close=settings.hours.close,
+                            year_end_closed=settings.hours.year_end_closed,
+                            closed_days=list(settings.hours.extra_closed_days), text=settings.hours.text),
+        slack=SlackConfig(staff_channel=settings.slack.staff_channel),
     )
 
 
 def programs_dir(settings: Settings) -> Path | None:
     """The configured folder; else the sample programs when the knowledge is the shipped sample."""
-    configured = getattr(settings, "programs_dir", None)
+    configured = settings.programs.dir
     if configured is not None:
         return Path(configured)
-    if [Path(p).resolve() for p in settings.knowledge_paths] == [SAMPLE_KB_DIR.resolve()]:
+    if [Path(p).resolve() for p in settings.knowledge.paths] == [SAMPLE_KB_DIR.resolve()]:
         return SAMPLE_PROGRAMS_DIR if SAMPLE_PROGRAMS_DIR.exists() else None
     return None
 
@@ -308,7 +308,7 @@ def load_programs(settings: Settings) -> ProgramCatalog:
     if folder is None:
         return ProgramCatalog([builtin_default(settings)], settings)
     if not folder.is_dir():
-        raise ProgramError(f"{folder}: プログラム定義のフォルダが見つかりません（MADOGUCHI_PROGRAMS_DIR）")
+        raise ProgramError(f"{folder}: プログラム定義のフォルダが見つかりません（MADOGUCHI_PROGRAMS__DIR）")
     files = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("."))
     if not files:
         raise ProgramError(f"{folder}: プログラム定義（*.yaml）がありません")

@@ -34,7 +34,7 @@ class Services:
     def create(cls, settings: Settings | None = None, *, migrate: bool = True) -> Services:
         settings = settings or get_settings()
         settings.ensure_dirs()
-        db = Database(settings.resolved_database_url, threads=settings.http_threads)
+        db = Database(settings.resolved_database_url, threads=settings.web.http_threads)
         if migrate:
             db.migrate()
         return cls(settings=settings, db=db)
@@ -96,7 +96,7 @@ def open_services(settings: Settings | None = None) -> Services:
     from bot.logging_setup import configure_logging
 
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.resolved_log_dir)
+    configure_logging(settings.log.level, settings.resolved_log_dir)
     services = Services.create(settings)
     services.check()
     return services

@@ -44,15 +44,15 @@ def _services():  # type: ignore[no-untyped-def]
 @config_app.command("show")
 def config_show(as_json: bool = typer.Option(False, "--json", help="JSON で出力")) -> None:
     """Print the effective settings, secrets masked."""
-    values = get_settings().masked()
+    settings = get_settings()
     if as_json:
-        console.print_json(json.dumps(values, ensure_ascii=False, default=str))
+        console.print_json(json.dumps(settings.masked(), ensure_ascii=False, default=str))
         return
-    table = Table(title="madoguchi settings")
-    table.add_column("setting")
-    table.add_column("value")
-    for key, value in values.items():
-        table.add_row(key, "" if value is None else str(value))
+    table = Table(title="madoguchi settings (MADOGUCHI_<GROUP>__<FIELD>; --json for the groups)")
+    table.add_column("environment variable", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for variable, value in settings.masked_rows():
+        table.add_row(variable, "" if value is None else str(value))
     console.print(table)
 
 
@@ -130,7 +130,7 @@ def audit_search(
 
 
 @backup_app.command("create")
-def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（既定: BACKUP_DIR）")) -> None:
+def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（既定: MADOGUCHI_BACKUP__DIR）")) -> None:
     """Back up the database, index and published FAQs while the service keeps running."""
     from bot.backup import BackupError, create
 
@@ -175,12 +175,12 @@ def backup_restore(
 
 
 @logs_app.command("purge")
-def logs_purge(days: int = typer.Option(None, help="保持日数（既定: LOG_RETENTION_DAYS、最低31日）")) -> None:
+def logs_purge(days: int = typer.Option(None, help="保持日数（既定: MADOGUCHI_LOG__RETENTION_DAYS、最低31日）")) -> None:
     """Delete rotated log files older than the retention. Database records are never touched."""
     from bot.logging_setup import purge_logs
 
     settings = get_settings()
-    keep = max(31, days or settings.log_retention_days)
+    keep = max(31, days or settings.log.retention_days)
     removed = purge_logs(settings.resolved_log_dir, keep)
     console.print(f"{len(removed)} 個のログファイルを削除しました（{keep}日より前）。", highlight=False)
 
@@ -340,12 +340,12 @@ def serve(
     services.close()
     from bot.logging_setup import configure_logging
 
-    configure_logging(settings.log_level, settings.resolved_log_dir)
+    configure_logging(settings.log.level, settings.resolved_log_dir)
     # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
     # configures them again when it builds the app).
     # timeout_graceful_shutdown: open live-update streams (server-sent events) would otherwise hold a stop.
-    uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower(), log_config=None,
+    uvicorn.run("integrations.web:create_app", factory=True, host=host or settings.web.host,
+                port=port or settings.web.port, workers=workers, log_level=settings.log.level.lower(), log_config=None,
                 # A worker builds the app (models, index) before it answers the supervisor's health check; on a
                 # busy machine that took longer than uvicorn's 5 s, and workers were killed in a restart loop.
                 timeout_worker_healthcheck=120, timeout_graceful_shutdown=5)

@@ -4,17 +4,29 @@ and the browser security headers.
 The limit is enforced on the bytes actually received, not on `Content-Length` alone: a chunked body
 (no length) is cut off at the first byte over the limit with 413, so no route, signature check or
 logger ever holds more than `MAX_BODY_BYTES` of a request.
+
+A path may have a larger limit (the console's upload) that only an admission check grants, run on the
+request's headers before any byte of the body is read (the upload: a live admin session, within its
+byte budget): anyone else has the 64 KB limit there too, or 429 when over the budget.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
 TOO_LARGE = {"error": "too_large", "message": "送信内容が大きすぎます。", "message_en": "Request body too large."}
+OVER_BUDGET = {"error": "rate_limited", "message": "短時間に送信できる量を超えました。しばらくしてからお試しください。",
+               "message_en": "Upload budget exceeded; try again later."}
+
+#: Whether a path's larger limit applies, decided from the headers alone (`Content-Length` or None):
+#: "allow" (the larger limit), "default" (the app's limit) or "over_budget" (429 at once).
+Verdict = Literal["allow", "default", "over_budget"]
+Admit = Callable[[Scope, int | None], Awaitable[Verdict]]
 
 #: Sent with every response. The pages load scripts and styles only from this origin (inline ones are ours).
 SECURITY_HEADERS = {
@@ -31,10 +43,10 @@ class GuardMiddleware:
     """Pure ASGI middleware (it sees the body as it arrives, which BaseHTTPMiddleware does not)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES,
-                 path_limits: dict[str, int] | None = None) -> None:
+                 path_limits: dict[str, tuple[int, Admit]] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.path_limits = dict(path_limits or {})  # a larger limit for a named path (the console's upload)
+        self.path_limits = dict(path_limits or {})  # a larger limit for a named path, if admitted (the upload)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,10 +65,18 @@ class GuardMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        limit = self.path_limits.get(scope.get("path", ""), self.max_body_bytes)
         length = _content_length(scope)
+        limit = self.max_body_bytes
+        larger = self.path_limits.get(scope.get("path", ""))
+        if larger is not None and scope.get("method") == "POST":
+            verdict = await larger[1](scope, length)
+            if verdict == "over_budget":
+                await _refuse(send_with_headers, 429, OVER_BUDGET)
+                return
+            if verdict == "allow":
+                limit = larger[0]
         if length is not None and length > limit:
-            await _too_large(send_with_headers)
+            await _refuse(send_with_headers, 413, TOO_LARGE)
             return
         received = 0
 
@@ -70,7 +90,7 @@ class GuardMiddleware:
                 if received > limit:
                     # Answer now and tell the app the client is gone: nothing reads further bytes.
                     if not started:
-                        await _too_large(send_with_headers)
+                        await _refuse(send_with_headers, 413, TOO_LARGE)
                     refused = True
                     return {"type": "http.disconnect"}
             return message
@@ -92,9 +112,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _too_large(send: Any) -> None:
-    body = json.dumps(TOO_LARGE, ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": 413,
+async def _refuse(send: Any, status: int, error: dict[str, str]) -> None:
+    body = json.dumps(error, ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

@@ -52,7 +52,7 @@ def check() -> None:
 
     catalog = _catalog()
     try:
-        forms = load_catalog(get_settings().forms_dirs).form_ids()
+        forms = load_catalog(get_settings().hearing.forms_dirs).form_ids()
     except FormDefinitionError as error:
         console.print(f"[red]フォーム定義の誤り[/]: {error}", highlight=False)
         raise typer.Exit(1) from None

@@ -78,12 +78,12 @@ class StaffChannelNotifier:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.default_channel = services.settings.slack_staff_channel
+        self.default_channel = services.settings.slack.staff_channel
         self.client: WebClient = web_client(services.settings)
         self.channel: str | None = self.default_channel
 
     def channel_for(self, program: str | None) -> str | None:
-        """A program's own staff channel (`slack.staff_channel` in its file), else SLACK_STAFF_CHANNEL."""
+        """A program's own staff channel (`slack.staff_channel` in its file), else MADOGUCHI_SLACK__STAFF_CHANNEL."""
         catalog = catalog_for(self.services)
         own = catalog.programs[catalog.owner_id(program)].slack.staff_channel
         return own or self.default_channel
@@ -143,9 +143,9 @@ class StaffChannelNotifier:
 
 
 def staff_channels(services: Services) -> set[str]:
-    """SLACK_STAFF_CHANNEL and every program's own staff channel."""
+    """MADOGUCHI_SLACK__STAFF_CHANNEL and every program's own staff channel."""
     channels = {p.slack.staff_channel for p in catalog_for(services) if p.slack.staff_channel}
-    return channels | ({services.settings.slack_staff_channel} if services.settings.slack_staff_channel else set())
+    return channels | ({services.settings.slack.staff_channel} if services.settings.slack.staff_channel else set())
 
 
 def staff_hooks(services: Services) -> list[Any]:

@@ -81,21 +81,21 @@ def _summary(response: FormResponse) -> HearingSummary:
 def list_hearings(
     request: Request,
     actor: HearingReader,
-    form: str | None = Query(default=None, description="フォームID（既定: 設定 hearing_form）"),
+    form: str | None = Query(default=None, description="フォームID（既定: 各事業のヒアリングシート）"),
     status: Literal["submitted", "in_progress", "abandoned", "all"] = "submitted",
     since: date | None = Query(default=None, description="この日（日本時間）以降"),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
 ) -> HearingList:
-    """Hearing-sheet responses, newest first (staff only)."""
+    """Hearing-sheet responses, newest first (staff only): of `form`, or by default each of the token's
+    programs' responses to that program's own hearing form."""
     services = _services(request)
-    form_id = form or services.settings.hearing_form
     catalog, allowed = catalog_for(services), token_programs(request)
     with services.db.session() as session:
-        responses = [r for r in select_responses(session, form_id, since, None if status == "all" else status)
-                     if may_see(allowed, r.program, catalog)]
+        responses = select_responses(session, form, since, None if status == "all" else status,
+                                     catalog=catalog, programs=allowed)
         responses.reverse()
-        audit.record(session, "hearing.listed", subject_type="form", subject_id=form_id,
+        audit.record(session, "hearing.listed", subject_type="form", subject_id=form or "(each program's form)",
                      data={"actor": actor, "status": status, "count": len(responses)})
         return HearingList(total=len(responses), items=[_summary(r) for r in responses[offset: offset + limit]])
 
@@ -181,7 +181,7 @@ def list_visits(
             if value is not None:
                 query = query.where(column == value)
         visits = list(session.execute(query).scalars())
-        fees = fees_with_same_day(session, visits, services.settings.program_rules_file)
+        fees = fees_with_same_day(session, visits, services.settings.visits.rules_file)
         audit.record(session, "visits.listed", data={"actor": actor, "month": month, "count": len(visits)})
         items = [_visit_item(v, fees) for v in visits[offset: offset + limit]]
         return VisitList(total=len(visits), items=items)
@@ -203,7 +203,7 @@ def get_visit(request: Request, actor: VisitReader, visit_id: int) -> VisitItem:
             Visit.status == "confirmed", Visit.planned_date == visit.planned_date,
             Visit.expert_person_id == visit.expert_person_id)).scalars())
         audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id, data={"actor": actor})
-        return _visit_item(visit, visit_fees(same_day, services.settings.program_rules_file))
+        return _visit_item(visit, visit_fees(same_day, services.settings.visits.rules_file))
 
 
 def _visit_item(v: Any, fees: dict[int, int]) -> VisitItem:

@@ -1,7 +1,7 @@
 """Who may call the staff API: a bearer token with the route's scope.
 
 Tokens are created with `madoguchi tokens create --scope ...` (stored hashed,
-revocable); the settings' `STAFF_API_TOKEN` is a bootstrap token with every
+revocable); the settings' `MADOGUCHI_STAFF__API_TOKEN` is a bootstrap token with every
 scope. No token or an unknown/revoked one is 401, a token without the scope
 403, each with a Japanese and an English message. With no token configured
 at all the staff API is closed rather than open.
@@ -35,7 +35,7 @@ def require_scope(scope: str) -> Callable[..., str]:
         services: Services = request.app.state.services
         if credentials is None:
             raise StaffAuthError("unauthorized", "認証が必要です。", "Authentication required.")
-        bootstrap = services.settings.staff_api_token
+        bootstrap = services.settings.staff.api_token
         with services.db.session() as session:
             try:
                 actor = api_tokens.authorize(session, credentials.credentials, scope,

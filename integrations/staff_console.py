@@ -2,7 +2,7 @@
 
 Server-rendered with Jinja2 (no front-end build). Login checks an argon2
 hash; the session is a signed cookie (HttpOnly, SameSite=Strict, Secure
-unless `STAFF_COOKIE_SECURE=false` for local HTTP); every form carries a
+unless `MADOGUCHI_STAFF__COOKIE_SECURE=false` for local HTTP); every form carries a
 per-session CSRF token. Without a session every page redirects to the login
 and every POST changes nothing. The cookie names a server-side session (`bot.security.staff_sessions`)
 that logout, a password change, disabling and idling end. Login tries are counted per normalized user
@@ -11,7 +11,9 @@ name and per client address before the password is checked (`bot.security.login_
 
 from __future__ import annotations
 
+import base64
 import hmac
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from handlers.escalation.models import StaffAccount, Ticket
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8
+SESSION_COOKIE = "madoguchi_staff"
 FILTERS = {"open": "未対応", "mine": "自分の担当", "overdue": "期限超過", "active": "対応中すべて", "all": "すべて"}
 
 
@@ -42,7 +45,7 @@ class LoginRequired(Exception):
 
 def session_secret(services: Services) -> str:
     """The configured secret, else one generated once and kept (0600) in the data dir."""
-    configured = services.settings.staff_session_secret
+    configured = services.settings.staff.session_secret
     if configured is not None and configured.get_secret_value():
         return configured.get_secret_value()
     path = services.settings.data_dir / "staff_session_secret"
@@ -53,9 +56,9 @@ def session_secret(services: Services) -> str:
 
 
 def install(api: FastAPI, services: Services) -> None:
-    api.add_middleware(SessionMiddleware, secret_key=session_secret(services), session_cookie="madoguchi_staff",
+    api.add_middleware(SessionMiddleware, secret_key=session_secret(services), session_cookie=SESSION_COOKIE,
                        max_age=SESSION_HOURS * 3600, same_site="strict",
-                       https_only=services.settings.staff_cookie_secure)
+                       https_only=services.settings.staff.cookie_secure)
     api.include_router(router)
     from integrations import staff_inbox
 
@@ -87,6 +90,35 @@ def check_csrf(request: Request, token: str) -> None:
     if not expected or not hmac.compare_digest(str(expected), token or ""):
         raise HTTPException(403, detail={"error": "csrf", "message": "フォームの有効期限が切れました。画面を開き直してください。",
                                          "message_en": "Invalid form token."})
+
+
+def staff_of_headers(services: Services, headers: list[tuple[bytes, bytes]], session: Any) -> StaffAccount | None:
+    """The live, active account of the console cookie in raw request headers (read as `SessionMiddleware` reads
+    it: signed, at most `SESSION_HOURS` old), for a decision taken before the request reaches the app; None
+    without one. Touches the session as a page view does."""
+    from http.cookies import SimpleCookie
+
+    import itsdangerous
+
+    cookie: SimpleCookie = SimpleCookie()
+    for name, value in headers:
+        if name == b"cookie":
+            try:
+                cookie.load(value.decode("latin-1"))
+            except Exception:  # a malformed Cookie header: no session
+                return None
+    morsel = cookie.get(SESSION_COOKIE)
+    if morsel is None:
+        return None
+    try:
+        data = itsdangerous.TimestampSigner(session_secret(services)).unsign(morsel.value.encode(),
+                                                                            max_age=SESSION_HOURS * 3600)
+        sid = json.loads(base64.b64decode(data)).get("sid")
+    except (itsdangerous.BadSignature, ValueError, AttributeError):
+        return None
+    staff_id = staff_sessions.resolve(session, sid if isinstance(sid, str) else None, services.settings)
+    account = session.get(StaffAccount, staff_id) if staff_id else None
+    return account if account is not None and account.active else None
 
 
 def current_staff(request: Request, session: Any) -> StaffAccount:

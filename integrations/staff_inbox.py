@@ -390,6 +390,32 @@ UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 UPLOAD_PATH = "/staff/knowledge/upload"  # the one route whose body may exceed the app's 64 KB limit
 
 
+def upload_admission(services: Services) -> Any:
+    """The upload's larger body limit, decided from the headers before any byte of the body is read: only for a
+    live admin session and a declared `Content-Length` (a chunked upload keeps the 64 KB limit), charged to the
+    client address's and the account's hourly budget (`upload_mb_per_hour`; over it: 429). Anyone else keeps
+    the 64 KB limit there (the route then answers the login redirect or 403 for a small body)."""
+    from bot.security import throttle
+    from integrations.http_guards import Verdict
+    from integrations.staff_console import staff_of_headers
+
+    def decide(headers: list[tuple[bytes, bytes]], client: str, length: int | None) -> Verdict:
+        with services.db.session() as session:
+            account = staff_of_headers(services, headers, session)
+            if account is None or account.role != "admin" or length is None:
+                return "default"
+            budget = services.settings.limits.upload_mb_per_hour * 1024 * 1024
+            spent = max(throttle.hit(session, f"upload-bytes:ip:{client}", timedelta(hours=1), length),
+                        throttle.hit(session, f"upload-bytes:staff:{account.id}", timedelta(hours=1), length))
+            return "over_budget" if spent > budget else "allow"
+
+    async def admit(scope: Any, length: int | None) -> Verdict:
+        client = (scope.get("client") or ("unknown", 0))[0]
+        return await run_in_threadpool(decide, list(scope.get("headers") or []), str(client), length)
+
+    return admit
+
+
 def upload_dir(services: Services) -> Path:
     return services.settings.data_dir / "uploads"
 

@@ -59,7 +59,7 @@ class ChatRequest(BaseModel):
                     "the message is from; the same id continues the same conversation. The web page sends "
                     "none: its visitor is the server-issued session cookie.",
     )
-    text: str | None = Field(default=None, description="At most `MAX_MESSAGE_CHARS` characters (422 too_long).")
+    text: str | None = Field(default=None, description="At most `MADOGUCHI_CHAT__MAX_MESSAGE_CHARS` characters (422 too_long).")
     choice: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="The `value` of an option from an earlier reply."
     )
@@ -122,7 +122,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         from bot.logging_setup import configure_logging
 
         settings = get_settings()
-        configure_logging(settings.log_level, settings.resolved_log_dir)
+        configure_logging(settings.log.level, settings.resolved_log_dir)
         services = Services.create()
     engine = Engine(services)
     @asynccontextmanager
@@ -207,7 +207,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         if not has_text and not body.choice and body.location is None:
             return _error(422, "empty_message", "メッセージが空です。ご質問を入力してください。",
                           "Empty message: send text, a choice or a location.")
-        limit = services.settings.max_message_chars
+        limit = services.settings.chat.max_message_chars
         if too_long(body.text, limit):  # the engine's rule and limit, answered as an HTTP error
             return _error(422, "too_long", f"メッセージが長すぎます（{limit}文字まで）。",
                           f"Text too long (max {limit} characters).")
@@ -327,10 +327,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.delivery = mount_channels(app, services, engine)
     from integrations.http_guards import GuardMiddleware
 
-    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH
+    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH, upload_admission
 
-    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,
-                       path_limits={UPLOAD_PATH: UPLOAD_MAX_BYTES + 64 * 1024})  # outermost: before any route reads
+    app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,  # outermost: before any route reads
+                       path_limits={UPLOAD_PATH: (UPLOAD_MAX_BYTES + 64 * 1024, upload_admission(services))})
     return app
 
 

@@ -139,7 +139,7 @@ def history(services: Services, user_id: str, program: str | None = None) -> dic
         flow = conversation.active_flow if conversation is not None else None
         # The first screen the user saw (greeting and menu, shown by the page, never sent) comes first.
         locale = services.settings.locale
-        first_screen = Reply(text=t("welcome", locale), options=main_menu(services, locale, None))
+        first_screen = Reply(text=t("welcome", locale), options=main_menu(services, locale, None, program))
         items.insert(0, {"who": "bot", **page_reply(first_screen)})
         _label_choices(items)
         if flow:
@@ -252,7 +252,7 @@ def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[st
     catalog = catalog_for(services)
     choices = [{"id": p.id, "label": p.label, "url": f"/p/{p.id}/"} for p in catalog if "web" in p.channels]
     return {"text": t("welcome", locale), "examples": example_questions(services, program=program),
-            "options": [o.model_dump() for o in main_menu(services, locale, None)],
+            "options": [o.model_dump() for o in main_menu(services, locale, None, program)],
             "program": ({"id": program, "label": catalog.programs[program].label} if program else None),
             "programs": choices if program is None and len(choices) > 1 else []}
 

@@ -38,7 +38,7 @@ def chat_identity(request: Request, services: Services, body_user_id: str | None
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return _refusal(401, "unauthorized", "認証に失敗しました。", "Invalid authorization header.")
-        bootstrap = services.settings.staff_api_token
+        bootstrap = services.settings.staff.api_token
         with services.db.session() as session:
             try:
                 actor = api_tokens.authorize(session, presented.strip(), "chat",
@@ -54,7 +54,7 @@ def chat_identity(request: Request, services: Services, body_user_id: str | None
     if body_user_id is not None:
         return _refusal(401, "user_id_needs_token", "user_id の指定には chat 権限のトークンが必要です。",
                         "A user_id in the body needs an API token of scope chat.")
-    max_age = timedelta(days=services.settings.web_session_days)
+    max_age = timedelta(days=services.settings.web.session_days)
     with services.db.session() as session:
         user_id = web_sessions.resolve(session, request.cookies.get(web_sessions.COOKIE), max_age)
         if user_id is not None or not create:
@@ -78,12 +78,12 @@ def anonymous_code_refusal(services: Services, user_id: str, text: str | None, c
     with services.db.session() as session:
         known = session.execute(select(ChannelIdentity.id).where(
             ChannelIdentity.channel == "web", ChannelIdentity.external_user_id == user_id)).first() is not None
-        return link_codes.refuse_anonymous(session, text, known, client_ip, settings.link_code_failures_per_ip,
-                                           settings.link_code_failures_global)
+        return link_codes.refuse_anonymous(session, text, known, client_ip, settings.limits.link_code_failures_per_ip,
+                                           settings.limits.link_code_failures_global)
 
 
 def set_session_cookie(response: Response, identity: ChatIdentity, services: Services) -> None:
     if identity.new_token:
         response.set_cookie(web_sessions.COOKIE, identity.new_token, httponly=True, samesite="strict",
-                            secure=services.settings.public_base_url.startswith("https://"), path="/",
-                            max_age=services.settings.web_session_days * 86400)
+                            secure=services.settings.web.public_base_url.startswith("https://"), path="/",
+                            max_age=services.settings.web.session_days * 86400)

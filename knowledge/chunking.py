@@ -179,14 +179,22 @@ _GENERIC_TITLE = re.compile(r"^(仕様書案?|公募要領|募集要領|件名|�
 
 
 def guess_title(lines: list[_Line], fallback: str) -> str:
-    """The document's name as people cite it: the first specific line, cut after 「…募集要領」 etc."""
+    """The document's name as people cite it: the first specific line, cut after 「…募集要領」 etc. A Markdown
+    heading is a whole title; a title never runs into the body text after it."""
     head = lines[:15]
     for index, line in enumerate(head):
         text = line.text.strip()
         if len(text) < 6 or _GENERIC_TITLE.match(text):
             continue
-        # A title set on several short lines: read on until 「…要領」 etc. closes it.
-        joined = "".join(x.text.strip() for x in head[index:index + 4])
+        # A title set on several short lines: read on until 「…要領」 etc. closes it, but not into a sentence
+        # (「この案内は、…公募要領の本文に従ってください。」 is the body, even when it says 公募要領).
+        parts = [text]
+        if not (line.heading and line.heading[0].startswith("md")):
+            for following in head[index + 1:index + 4]:
+                if _SENTENCE_END.search(following.text):
+                    break
+                parts.append(following.text.strip())
+        joined = "".join(parts)
         match = _TITLE_END.search(joined)
         if match and match.end() <= 140:
             return joined[: match.end()]

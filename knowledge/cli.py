@@ -22,7 +22,7 @@ def _services():  # type: ignore[no-untyped-def]
 
 
 def default_targets(services) -> list[Path]:  # type: ignore[no-untyped-def]
-    """What `ingest` with no paths reads: MADOGUCHI_KNOWLEDGE_PATHS (shared by every program), the published
+    """What `ingest` with no paths reads: MADOGUCHI_KNOWLEDGE__PATHS (shared by every program), the published
     staff FAQ, and every program's own sources (its YAML's knowledge.sources)."""
     from bot.programs import catalog_for
 
@@ -34,7 +34,7 @@ def default_targets(services) -> list[Path]:  # type: ignore[no-untyped-def]
 
 @knowledge_app.command("ingest")
 def ingest(
-    paths: list[Path] = typer.Argument(None, help="Files or folders (default: MADOGUCHI_KNOWLEDGE_PATHS and every "
+    paths: list[Path] = typer.Argument(None, help="Files or folders (default: MADOGUCHI_KNOWLEDGE__PATHS and every "
                                                   "program's sources)"),
     reset: bool = typer.Option(False, "--reset", help="Drop the index first and rebuild it"),
     program_id: str = typer.Option(None, "--program", help="Ingest this program's sources (its YAML's "

@@ -103,19 +103,19 @@ class MaskingEmbeddings(Embeddings):
 
 
 def build_embeddings(settings: Settings) -> Embeddings:
-    """The configured embedder (see `EMBEDDING_PROVIDER`)."""
-    if settings.embedding_provider == "sentence-transformers":
-        if not settings.embedding_model:
-            raise ValueError("EMBEDDING_MODEL must name a local model directory")
-        return SentenceTransformerEmbeddings(settings.embedding_model)
-    if settings.embedding_provider == "openai":
+    """The configured embedder (see `MADOGUCHI_KNOWLEDGE__EMBEDDING_PROVIDER`)."""
+    if settings.knowledge.embedding_provider == "sentence-transformers":
+        if not settings.knowledge.embedding_model:
+            raise ValueError("MADOGUCHI_KNOWLEDGE__EMBEDDING_MODEL must name a local model directory")
+        return SentenceTransformerEmbeddings(settings.knowledge.embedding_model)
+    if settings.knowledge.embedding_provider == "openai":
         from langchain_openai import OpenAIEmbeddings  # optional extra "llm"
 
-        model = settings.embedding_model or "text-embedding-3-small"
+        model = settings.knowledge.embedding_model or "text-embedding-3-small"
         inner = OpenAIEmbeddings(
             model=model,
-            base_url=settings.embedding_base_url,
-            api_key=settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else "none",
+            base_url=settings.knowledge.embedding_base_url,
+            api_key=settings.knowledge.embedding_api_key.get_secret_value() if settings.knowledge.embedding_api_key else "none",
             check_embedding_ctx_length=False,
         )
         return MaskingEmbeddings(inner, f"openai:{model}")

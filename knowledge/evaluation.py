@@ -37,7 +37,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def answer_one(kb: KnowledgeBase, question_id: str, question: str) -> dict[str, Any]:
     started = time.perf_counter()
     retrieval = kb.retrieve(question)
-    answer = answer_with(kb.settings.knowledge_pipeline, retrieval, kb.settings.answer_threshold)
+    answer = answer_with(kb.settings.knowledge.pipeline, retrieval, kb.settings.knowledge.answer_threshold)
     latency = (time.perf_counter() - started) * 1000
     return {
         "id": question_id,

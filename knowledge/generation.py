@@ -1,4 +1,4 @@
-"""Optional answer generation through a LangChain chat model (`LLM_PROVIDER=openai|ollama`).
+"""Optional answer generation through a LangChain chat model (`MADOGUCHI_LLM__PROVIDER=openai|ollama`).
 
 The model sees only the question and the retrieved passages, numbered, and
 must answer from them and cite them as [1], [2]. Personal data is masked in
@@ -35,22 +35,22 @@ NO_ANSWER = "資料に記載がありません"
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
-    if settings.llm_provider == "openai":
+    if settings.llm.provider == "openai":
         from langchain_openai import ChatOpenAI
 
         return ChatOpenAI(
-            model=settings.llm_model or "gpt-4o-mini",
-            base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "none",
+            model=settings.llm.model or "gpt-4o-mini",
+            base_url=settings.llm.base_url,
+            api_key=settings.llm.api_key.get_secret_value() if settings.llm.api_key else "none",
             temperature=0,
             timeout=20,
             max_retries=1,
         )
-    if settings.llm_provider == "ollama":
+    if settings.llm.provider == "ollama":
         from langchain_ollama import ChatOllama
 
-        return ChatOllama(model=settings.llm_model or "qwen2.5:7b", base_url=settings.llm_base_url, temperature=0)
-    raise ValueError(f"unknown LLM_PROVIDER {settings.llm_provider!r}")
+        return ChatOllama(model=settings.llm.model or "qwen2.5:7b", base_url=settings.llm.base_url, temperature=0)
+    raise ValueError(f"unknown MADOGUCHI_LLM__PROVIDER {settings.llm.provider!r}")
 
 
 def quoted(text: str) -> str:

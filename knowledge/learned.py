@@ -119,7 +119,7 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
     probability = float(model.gate.probability(gate_x)[0])
     features = dict(zip(model.gate.names, (round(float(v), 4) for v in gate_x), strict=True))
     best = ranked[0]
-    # An operator's threshold (settings.answer_threshold) can only make the calibrated gate stricter.
+    # An operator's threshold (settings.knowledge.answer_threshold) can only make the calibrated gate stricter.
     confident = bool(model.gate.confident(gate_x)[0]) and probability >= (threshold or 0.0)
     entry = best_faq(ranked)
     if not confident and entry is not None and model.faq_gate is not None:

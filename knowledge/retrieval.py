@@ -61,7 +61,7 @@ class RetrievalOptions:
     faq: bool = True
     fusion: str = "weighted"  # weighted | rrf
     #: the classic answerer's retrieval (knowledge/answer_types.py's question types frame and widen the
-    #: search, no FAQ retriever): what `KNOWLEDGE_PIPELINE=classic` answers from
+    #: search, no FAQ retriever): what `MADOGUCHI_KNOWLEDGE__PIPELINE=classic` answers from
     classic: bool = False
 
     @classmethod

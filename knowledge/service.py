@@ -40,7 +40,7 @@ class SourceFilter:
 
 
 def answer_with(pipeline: str, retrieval: Retrieval, threshold: float) -> Answer:
-    """The answer of the chosen pipeline (settings.knowledge_pipeline): `classic` (knowledge/answering.py)
+    """The answer of the chosen pipeline (settings.knowledge.pipeline): `classic` (knowledge/answering.py)
     or `learned` (knowledge/learned.py: answer units, learned ranker, calibrated gate)."""
     if pipeline == "learned":
         from knowledge.learned import answer_from as learned_answer
@@ -60,7 +60,7 @@ class KnowledgeBase:
         self.db = db
         self.store = store
         self.embeddings = build_embeddings(settings)
-        self.options = RetrievalOptions.for_pipeline(settings.knowledge_pipeline)
+        self.options = RetrievalOptions.for_pipeline(settings.knowledge.pipeline)
         self._index: HybridIndex | None = None
         self._signature: tuple[object, ...] | None = None
         self._checked_at = 0.0
@@ -145,8 +145,8 @@ class KnowledgeBase:
                 self._answers.move_to_end(key)
                 return cached
         retrieval = index.search(question)
-        answer = answer_with(self.settings.knowledge_pipeline, retrieval, self.settings.answer_threshold)
-        if answer.confident and self.settings.llm_provider != "none":
+        answer = answer_with(self.settings.knowledge.pipeline, retrieval, self.settings.knowledge.answer_threshold)
+        if answer.confident and self.settings.llm.provider != "none":
             from knowledge.generation import generate_answer
 
             answer = generate_answer(self.settings, retrieval, answer)

@@ -1,7 +1,7 @@
 """The dense side of the index: chunk vectors in Chroma.
 
 Embedded (`PersistentClient` in the data dir) by default; a Chroma server
-(`HttpClient`) when `CHROMA_URL` is set, so several app workers share one
+(`HttpClient`) when `MADOGUCHI_KNOWLEDGE__CHROMA_URL` is set, so several app workers share one
 index. We always pass our own vectors, so Chroma never loads (or downloads)
 an embedding model of its own. Ids are the chunk ids of the database.
 """
@@ -28,8 +28,8 @@ class DenseHit:
 class VectorStore:
     def __init__(self, settings: Settings) -> None:
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
-        if settings.chroma_url:
-            url = urlparse(settings.chroma_url)
+        if settings.knowledge.chroma_url:
+            url = urlparse(settings.knowledge.chroma_url)
             self.client = chromadb.HttpClient(
                 host=url.hostname or "localhost", port=url.port or (443 if url.scheme == "https" else 8000),
                 ssl=url.scheme == "https", settings=chroma_settings,

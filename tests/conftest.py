@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -18,10 +19,12 @@ from sqlalchemy.engine import make_url
 
 from bot.engine import Engine
 from bot.services import Services
-from bot.settings import SAMPLE_KB_DIR, Settings, get_settings
+from bot.settings import ENV_PREFIX, LEGACY_ENV, SAMPLE_KB_DIR, Settings, get_settings
 from tests.browser_support import browser  # noqa: F401  (one Chromium per test session, for every browser test)
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
+#: Variables that steer the test run itself (not settings): kept when a test's environment is cleaned.
+TEST_CONTROL_ENV = ("MADOGUCHI_TEST_", "MADOGUCHI_REQUIRE_", "MADOGUCHI_FONT", "MADOGUCHI_SCREENSHOTS")
 #: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
 CHAT_TOKEN = "test-chat-token-0123456789"
 CHAT_HEADERS = {"Authorization": f"Bearer {CHAT_TOKEN}"}
@@ -32,8 +35,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test reads the developer's .env or data dir."""
     monkeypatch.chdir(tmp_path)
-    for key in ("DATABASE_URL", "CHROMA_URL", "MADOGUCHI_DATA_DIR", "LLM_PROVIDER"):
-        monkeypatch.delenv(key, raising=False)
+    for key in list(os.environ):
+        if key in LEGACY_ENV or (key.startswith(ENV_PREFIX) and not key.startswith(TEST_CONTROL_ENV)):
+            monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     yield
@@ -41,7 +45,16 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: object) -> Settings:
-    return Settings(MADOGUCHI_DATA_DIR=tmp_path / "data", database_url=database_url, **overrides)
+    """Settings on `tmp_path/data`; overrides are named like the environment variables without the prefix:
+    `staff__api_token=...` is `MADOGUCHI_STAFF__API_TOKEN`."""
+    values: dict[str, Any] = {"data_dir": tmp_path / "data", "database": {"url": database_url}}
+    for key, value in overrides.items():
+        group, _, field = key.partition("__")
+        if field:
+            values.setdefault(group, {})[field] = value
+        else:
+            values[group] = value
+    return Settings(**values)
 
 
 @pytest.fixture
@@ -101,7 +114,7 @@ def sample_kb_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from knowledge.ingest import ingest_paths
 
     root = tmp_path_factory.mktemp("samplekb") / "data"
-    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=root, database_url=None))
+    svc = Services.create(Settings(data_dir=root))
     ingest_paths(svc, [SAMPLE_KB_DIR])
     svc.close()
     return root
@@ -113,7 +126,7 @@ def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Ser
     FAQs and settings changed by one test are never seen by another)."""
     data = tmp_path / "samplekb"
     shutil.copytree(sample_kb_template, data)
-    svc = Services.create(Settings(MADOGUCHI_DATA_DIR=data, database_url=None))
+    svc = Services.create(Settings(data_dir=data))
     yield svc
     svc.close()
 

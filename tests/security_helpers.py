@@ -10,12 +10,13 @@ from pathlib import Path
 
 
 def chunked_post(url: str, path: str, total_bytes: int, chunk: int = 64 * 1024, timeout: float = 20,
-                 headers: dict[str, str] | None = None) -> tuple[int | None, float]:
+                 headers: dict[str, str] | None = None,
+                 content_type: str = "application/json") -> tuple[int | None, float]:
     """POST `total_bytes` with Transfer-Encoding: chunked (no Content-Length), reading the answer while
     sending. Returns (status or None, seconds until the status line arrived)."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=timeout)
-    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nContent-Type: {content_type}\r\n"
     for name, value in (headers or {}).items():
         head += f"{name}: {value}\r\n"
     sock.sendall((head + "\r\n").encode())
@@ -34,6 +35,15 @@ def chunked_post(url: str, path: str, total_bytes: int, chunk: int = 64 * 1024, 
 
     sender = threading.Thread(target=pump, daemon=True)
     sender.start()
+    status = _status(sock)
+    elapsed = time.monotonic() - started
+    sock.close()
+    sender.join(timeout=5)
+    return status, elapsed
+
+
+def _status(sock: socket.socket) -> int | None:
+    """The status of the response's first line; None if none came before the socket's timeout."""
     data = b""
     try:
         while b"\r\n" not in data:
@@ -43,11 +53,24 @@ def chunked_post(url: str, path: str, total_bytes: int, chunk: int = 64 * 1024, 
             data += piece
     except OSError:
         pass
-    elapsed = time.monotonic() - started
-    sock.close()
-    sender.join(timeout=5)
     line = data.split(b"\r\n", 1)[0].split()
-    return (int(line[1]) if len(line) > 1 else None), elapsed
+    return int(line[1]) if len(line) > 1 else None
+
+
+def declared_post(url: str, path: str, length: int, headers: dict[str, str] | None = None,
+                  wait: float = 5) -> int | None:
+    """Send only the head of a POST declaring a `length`-byte body, and no body: the status the server answers
+    within `wait` seconds without reading it (None when it waits for the body, as it does for an admitted one)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=wait)
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+            "Content-Type: multipart/form-data; boundary=xyz\r\n")
+    for name, value in (headers or {}).items():
+        head += f"{name}: {value}\r\n"
+    sock.sendall((head + "\r\n").encode())
+    status = _status(sock)  # None: timed out, the server is waiting for the body
+    sock.close()
+    return status
 
 
 def log_events(log_file: Path) -> list[dict]:  # type: ignore[type-arg]

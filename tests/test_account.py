@@ -65,7 +65,7 @@ def test_web_user_picks_up_pending_messages_once(sqlite_services: Services) -> N
         person_id = session.execute(select(ChannelIdentity.person_id).where(
             ChannelIdentity.external_user_id == "web-sme")).scalar_one()
         send_to_person(session, person_id, [Reply(text="本日の訪問を確認してください")])
-    sqlite_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    sqlite_services.settings.staff.api_token = SecretStr(CHAT_TOKEN)
     with LiveServer(create_app(sqlite_services)) as server:
         pending = f"{server.url}/api/chat/pending"
         first = httpx.post(pending, json={"user_id": "web-sme"}, headers=CHAT_HEADERS).json()

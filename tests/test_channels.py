@@ -77,10 +77,10 @@ def rig(tmp_path: Path, database_url: str | None) -> Iterator[Rig]:
     with LiveServer(platform.app()) as fake:
         settings = make_settings(
             tmp_path, database_url,
-            slack_bot_token="xoxb-test", slack_signing_secret=fp.SLACK_SECRET, slack_api_url=f"{fake.url}/slack/api/",
-            telegram_bot_token=fp.TELEGRAM_TOKEN, telegram_secret_token=fp.TELEGRAM_SECRET,
-            telegram_api_url=f"{fake.url}/telegram/bot",
-            line_channel_secret=fp.LINE_SECRET, line_channel_access_token="line-token", line_api_url=f"{fake.url}/line",
+            slack__bot_token="xoxb-test", slack__signing_secret=fp.SLACK_SECRET, slack__api_url=f"{fake.url}/slack/api/",
+            telegram__bot_token=fp.TELEGRAM_TOKEN, telegram__secret_token=fp.TELEGRAM_SECRET,
+            telegram__api_url=f"{fake.url}/telegram/bot",
+            line__channel_secret=fp.LINE_SECRET, line__channel_access_token="line-token", line__api_url=f"{fake.url}/line",
         )
         services = Services.create(settings)
         with LiveServer(create_app(services)) as server:
@@ -280,5 +280,5 @@ def test_serve_reports_live_channels(tmp_path: Path) -> None:
     from integrations.channels import live_channels
 
     assert live_channels(make_settings(tmp_path)) == ["cli", "web"]
-    assert live_channels(make_settings(tmp_path, telegram_bot_token="1:x", line_channel_secret="s",
-                                       line_channel_access_token="t")) == ["cli", "web", "telegram", "line"]
+    assert live_channels(make_settings(tmp_path, telegram__bot_token="1:x", line__channel_secret="s",
+                                       line__channel_access_token="t")) == ["cli", "web", "telegram", "line"]

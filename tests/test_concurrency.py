@@ -50,8 +50,8 @@ def cluster(pg_database: str, tmp_path: Path) -> Iterator[Cluster]:
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
         services = [Services.create(make_settings(
-            tmp_path / f"worker{i}", pg_database, staff_api_token=CHAT_TOKEN, telegram_bot_token=fp.TELEGRAM_TOKEN,
-            telegram_secret_token=fp.TELEGRAM_SECRET, telegram_api_url=f"{fake.url}/telegram/bot"))
+            tmp_path / f"worker{i}", pg_database, staff__api_token=CHAT_TOKEN, telegram__bot_token=fp.TELEGRAM_TOKEN,
+            telegram__secret_token=fp.TELEGRAM_SECRET, telegram__api_url=f"{fake.url}/telegram/bot"))
             for i in range(2)]
         with LiveServer(create_app(services[0])) as one, LiveServer(create_app(services[1])) as two:
             yield Cluster(services, [one.url, two.url], platform)

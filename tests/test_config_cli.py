@@ -14,22 +14,22 @@ from bot.storage.db import Database
 
 
 def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://bot:hunter2@db.example/madoguchi")
+    monkeypatch.setenv("MADOGUCHI_SLACK__BOT_TOKEN", "xoxb-very-secret")
+    monkeypatch.setenv("MADOGUCHI_DATABASE__URL", "postgresql+psycopg://bot:hunter2@db.example/madoguchi")
     get_settings.cache_clear()
     result = CliRunner().invoke(app, ["config", "show", "--json"])
     assert result.exit_code == 0, result.output
     values = json.loads(result.output)
-    assert values["slack_bot_token"] == "********"
+    assert values["slack"]["bot_token"] == "********"
     assert "hunter2" not in result.output and "xoxb-very-secret" not in result.output
-    assert values["database_url"].startswith("postgresql+psycopg://bot:***@")
+    assert values["database"]["url"].startswith("postgresql+psycopg://bot:***@")
 
 
 def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / ".env").write_text("MADOGUCHI_LOCALE=en\nANSWER_THRESHOLD=0.7\n", encoding="utf-8")
+    (tmp_path / ".env").write_text("MADOGUCHI_LOCALE=en\nMADOGUCHI_KNOWLEDGE__ANSWER_THRESHOLD=0.7\n", encoding="utf-8")
     get_settings.cache_clear()
     settings = get_settings()
-    assert settings.locale == "en" and settings.answer_threshold == 0.7
+    assert settings.locale == "en" and settings.knowledge.answer_threshold == 0.7
 
 
 def test_schema_comes_from_migrations(database_url: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +56,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-d
 def test_terminal_chat_ends_on_the_usual_quit_words(word: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """A terminal user types /quit as in other chat tools; it ends the chat instead of being an unknown command."""
     monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("MADOGUCHI_DATABASE__URL", raising=False)
     get_settings.cache_clear()
     result = CliRunner().invoke(app, ["chat"], input=f"{word}\n")
     assert result.exit_code == 0, result.output

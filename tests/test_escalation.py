@@ -45,7 +45,7 @@ def test_business_minutes_skip_nights_weekends_and_extra_closed_days() -> None:
     friday_evening = jst(2026, 11, 27, 16, 50)
     monday_morning = jst(2026, 11, 30, 10, 20)
     assert CALENDAR.business_minutes_between(friday_evening, monday_morning) == pytest.approx(30)
-    closed = BusinessCalendar.from_settings(Settings(business_extra_closed_days=[date(2026, 11, 30)]))
+    closed = BusinessCalendar.from_settings(Settings(hours={"extra_closed_days": [date(2026, 11, 30)]}))
     assert closed.business_minutes_between(friday_evening, monday_morning) == pytest.approx(10)
     assert closed.next_opening(jst(2026, 11, 27, 17)) == jst(2026, 12, 1, 10)
 
@@ -98,7 +98,7 @@ def test_unsure_answer_then_the_offered_button_opens_a_ticket_with_context(engin
 
 def test_outside_hours_the_user_is_told_when_staff_will_answer(engine: Engine, monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
-    monkeypatch.setattr(engine.services.settings, "secretariat_contact", "事務局 03-1234-5678")
+    monkeypatch.setattr(engine.services.settings.escalation, "contact", "事務局 03-1234-5678")
     send(engine, "esc-2", "専門家派遣は年に何回まで使えますか？", when=jst(2026, 11, 20, 17, 30))
     asked = send(engine, "esc-2", "👎", when=jst(2026, 11, 20, 17, 31))
     assert "どこが違いましたか" in asked[0].text and asked[0].options[0].value == "contact:skip"
@@ -109,13 +109,13 @@ def test_outside_hours_the_user_is_told_when_staff_will_answer(engine: Engine, m
 
 
 def test_inside_hours_the_configured_phone_reads_naturally(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine.services.settings, "secretariat_contact", "事務局 03-1234-5678")
+    monkeypatch.setattr(engine.services.settings.escalation, "contact", "事務局 03-1234-5678")
     replies = send(engine, "esc-2b", "担当者と話したい")
     replies = send(engine, "esc-2b", "申請の締切を延ばせるか相談したい")
     text = replies[0].text
     assert "お急ぎの場合は、お電話でもお問い合わせいただけます。事務局 03-1234-5678（平日 10:00〜17:00、土日祝日・年末年始を除く）" in text
     assert "（（" not in text and "））" not in text and "）（" not in text
-    monkeypatch.setattr(engine.services.settings, "secretariat_contact", "")
+    monkeypatch.setattr(engine.services.settings.escalation, "contact", "")
     send(engine, "esc-2c", "担当者と話したい")
     assert "電話" not in send(engine, "esc-2c", "別の相談です")[0].text  # no number configured: no phone offered
 

@@ -43,8 +43,8 @@ class FakeLLM:
 def llm() -> Iterator[tuple[FakeLLM, Settings]]:
     fake = FakeLLM()
     with LiveServer(fake.app) as server:
-        yield fake, Settings(llm_provider="openai", llm_base_url=f"{server.url}/v1", llm_model="m",
-                             llm_api_key="k")
+        yield fake, Settings(llm={"provider": "openai", "base_url": f"{server.url}/v1", "model": "m",
+                                  "api_key": "k"})
 
 
 def _completion(text: str) -> dict[str, Any]:

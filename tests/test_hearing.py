@@ -291,7 +291,7 @@ def test_broken_form_is_a_clear_startup_error(tmp_path: Path) -> None:
         "id: broken\nversion: 1\ntitle: 壊れた様式\nsections:\n  - id: s\n    title: 節\n    questions:\n"
         "      - {id: name, prompt: 名前, type: text}\n"
         "      - {id: employees, prompt: 社員数, type: number}\n", encoding="utf-8")
-    services = Services.create(make_settings(tmp_path, forms_dirs=[forms]))
+    services = Services.create(make_settings(tmp_path, hearing__forms_dirs=[forms]))
     with pytest.raises(FormDefinitionError) as error:
         Engine(services)
     message = str(error.value)

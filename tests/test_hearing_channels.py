@@ -34,7 +34,7 @@ def test_interview_over_http_with_mistakes_back_skip_question_pause_and_resume(
         assert response.status_code == 200, response.text
         return response.json()["replies"]
 
-    sample_kb_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    sample_kb_services.settings.staff.api_token = SecretStr(CHAT_TOKEN)
     with LiveServer(create_app(sample_kb_services)) as server:
         replies = post(server, choice="hearing:start")
         assert "【1/33】" in replies[-1]["text"] and replies[-1]["free_input"] is True

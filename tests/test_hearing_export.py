@@ -39,7 +39,7 @@ def interview(engine: Engine, user: str, **instead: str) -> None:
 
 @pytest.fixture
 def filled(tmp_path: Path) -> Services:
-    services = Services.create(make_settings(tmp_path, staff_api_token=TOKEN))
+    services = Services.create(make_settings(tmp_path, staff__api_token=TOKEN))
     engine = Engine(services)
     interview(engine, "a")
     interview(engine, "b", **{"株式会社窓口製作所": "有限会社二番"})
@@ -153,7 +153,7 @@ def test_a_new_form_version_never_breaks_old_responses(tmp_path: Path) -> None:
     forms = tmp_path / "forms"
     forms.mkdir()
     v1 = (DEFINITIONS_DIR / "dx_platform_hearing.v1.yaml").read_text(encoding="utf-8")
-    services = Services.create(make_settings(tmp_path, staff_api_token=TOKEN, forms_dirs=[forms]))
+    services = Services.create(make_settings(tmp_path, staff__api_token=TOKEN, hearing__forms_dirs=[forms]))
     engine = Engine(services)
     interview(engine, "old")
     # The secretariat ships version 2: 「社員数」 renamed, 「留意事項」 removed, a web-site question added.
@@ -167,7 +167,7 @@ def test_a_new_form_version_never_breaks_old_responses(tmp_path: Path) -> None:
     (forms / "dx_platform_hearing.v2.yaml").write_text(v2, encoding="utf-8")
     services.close()
 
-    services = Services.create(make_settings(tmp_path, staff_api_token=TOKEN, forms_dirs=[forms]))
+    services = Services.create(make_settings(tmp_path, staff__api_token=TOKEN, hearing__forms_dirs=[forms]))
     engine = Engine(services)
     interview(engine, "new")
     with services.db.session() as session:

@@ -1,4 +1,4 @@
-"""The learned pipeline (KNOWLEDGE_PIPELINE=learned) end to end on the two calls of
+"""The learned pipeline (MADOGUCHI_KNOWLEDGE__PIPELINE=learned) end to end on the two calls of
 tests/test_knowledge_retrieval.py: the answer units its ranker puts first and the answers it gives come
 from the shipped model (knowledge/models/); the stages alone are tested in tests/test_knowledge_pipeline.py.
 """
@@ -35,7 +35,7 @@ def two_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     docs.mkdir()
     (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
     (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None, knowledge_pipeline="learned"))
+    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "learned"}))
     ingest_paths(services, [docs])
     yield services
     services.close()
@@ -75,7 +75,7 @@ def test_the_kind_of_fact_asked_for_picks_the_sentence(two_calls: Services) -> N
 
 def test_a_compound_said_in_other_words_is_answered_from_the_word_it_stands_for(two_calls: Services) -> None:
     """「ホテル代」 is 「宿泊費」 (tests/test_knowledge_retrieval.py checks the retrieval side)."""
-    answer = answer_from(two_calls.knowledge.retrieve("ホテル代の上限はいくらですか"), two_calls.settings.answer_threshold)
+    answer = answer_from(two_calls.knowledge.retrieve("ホテル代の上限はいくらですか"), two_calls.settings.knowledge.answer_threshold)
     assert "9,800円" in answer.body, "the answer, or the first excerpt of an unsure reply"
 
 

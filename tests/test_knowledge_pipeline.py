@@ -39,8 +39,7 @@ def calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     docs.mkdir()
     (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
     (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None,
-                                        knowledge_pipeline="learned"))
+    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "learned"}))
     ingest_paths(services, [docs])
     yield services
     services.close()
@@ -51,7 +50,7 @@ def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Ser
     """The learned pipeline over a private copy of the sample knowledge base."""
     data = tmp_path / "samplekb"
     shutil.copytree(sample_kb_template, data)
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=data, database_url=None, knowledge_pipeline="learned"))
+    services = Services.create(Settings(data_dir=data, knowledge={"pipeline": "learned"}))
     yield services
     services.close()
 
@@ -275,7 +274,7 @@ def test_ingest_shows_each_sources_edition(tmp_path: Path) -> None:
                                 env={"MADOGUCHI_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "240"})
     assert result.exit_code == 0, result.output
     assert "edition" in result.output and "files: 1" in result.output, "the metadata file is no document"
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=tmp_path / "data", database_url=None))
+    services = Services.create(Settings(data_dir=tmp_path / "data"))
     (report,) = ingest_paths(services, [docs]).results  # unchanged: the edition is read from the index
     services.close()
     assert "令和8年度版" in report.edition and "2026-06-19" in report.edition, report.edition

@@ -98,7 +98,7 @@ def two_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     docs.mkdir()
     (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
     (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None))
+    services = Services.create(Settings(data_dir=root / "data"))
     ingest_paths(services, [docs])
     yield services
     services.close()
@@ -323,7 +323,7 @@ def test_a_compound_said_in_other_words_stands_for_its_parts(two_calls: Services
     # as telling as the word it stands for, not as rare as a word never seen
     assert retrieval.idf["ホテル代"] == pytest.approx(two_calls.knowledge.refresh().idf("宿泊費"))
     assert retrieval.idf["ホテル代"] < two_calls.knowledge.refresh().idf("ホテル代")
-    answer = answer_from(retrieval, two_calls.settings.answer_threshold)
+    answer = answer_from(retrieval, two_calls.settings.knowledge.answer_threshold)
     assert answer.confident and "9,800円" in answer.body
 
 

@@ -74,8 +74,8 @@ class Liff:
 def liff_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liff]:
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
-        settings = make_settings(tmp_path, programs_dir=write_programs(tmp_path / "programs", monkeypatch),
-                                 line_api_url=f"{fake.url}/line", line_data_api_url=f"{fake.url}/line")
+        settings = make_settings(tmp_path, programs__dir=write_programs(tmp_path / "programs", monkeypatch),
+                                 line__api_url=f"{fake.url}/line", line__data_api_url=f"{fake.url}/line")
         services = Services.create(settings)
         with LiveServer(create_app(services)) as server:
             yield Liff(services, platform, server.url)
@@ -193,7 +193,7 @@ def test_the_rich_menu_command_sends_the_expected_requests(tmp_path: Path, monke
 
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
-        settings = make_settings(tmp_path, programs_dir=write_programs(tmp_path / "programs", monkeypatch))
+        settings = make_settings(tmp_path, programs__dir=write_programs(tmp_path / "programs", monkeypatch))
         catalog = load_programs(settings)
         first = publish(catalog, catalog.get("beta"), api_url=f"{fake.url}/line", data_api_url=f"{fake.url}/line")
         methods = [c.method for c in platform.of("line")]
@@ -230,9 +230,9 @@ def test_the_rich_menu_command_fails_politely_without_a_japanese_font(tmp_path: 
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
         write_programs(tmp_path / "programs", monkeypatch)
-        monkeypatch.setenv("MADOGUCHI_PROGRAMS_DIR", str(tmp_path / "programs"))
-        monkeypatch.setenv("LINE_API_URL", f"{fake.url}/line")
-        monkeypatch.setenv("LINE_DATA_API_URL", f"{fake.url}/line")
+        monkeypatch.setenv("MADOGUCHI_PROGRAMS__DIR", str(tmp_path / "programs"))
+        monkeypatch.setenv("MADOGUCHI_LINE__API_URL", f"{fake.url}/line")
+        monkeypatch.setenv("MADOGUCHI_LINE__DATA_API_URL", f"{fake.url}/line")
         monkeypatch.setenv("MADOGUCHI_FONT", str(tmp_path / "no-such-font.ttf"))
         result = CliRunner().invoke(app, ["channels", "line-richmenu", "--program", "alpha"])
         assert result.exit_code == 2
@@ -241,7 +241,7 @@ def test_the_rich_menu_command_fails_politely_without_a_japanese_font(tmp_path: 
         with pytest.raises(RichMenuError, match="fonts-ipafont-gothic"):
             monkeypatch.delenv("MADOGUCHI_FONT")
             monkeypatch.setattr("integrations.channels.line_richmenu.FONT_CANDIDATES", ())
-            render_image(load_programs(make_settings(tmp_path, programs_dir=tmp_path / "programs")).get("alpha").rich_menu)
+            render_image(load_programs(make_settings(tmp_path, programs__dir=tmp_path / "programs")).get("alpha").rich_menu)
 
 
 # --------------------------------------------------------- per-program LINE accounts
@@ -277,8 +277,8 @@ def test_a_form_that_may_not_run_in_line_chat_offers_the_liff_button(tmp_path: P
     text = text.replace("version: 1", "version: 2\nchannels: [web, liff]", 1)
     assert "channels: [web, liff]" in text
     (forms / "dx_platform_hearing.v2.yaml").write_text(text, encoding="utf-8")
-    settings = make_settings(tmp_path, programs_dir=write_programs(tmp_path / "programs", monkeypatch),
-                             forms_dirs=[forms])
+    settings = make_settings(tmp_path, programs__dir=write_programs(tmp_path / "programs", monkeypatch),
+                             hearing__forms_dirs=[forms])
     services = Services.create(settings)
     engine = Engine(services)
     replies = engine.handle(InboundMessage(channel="line", program="alpha", external_user_id="U-line-9",

@@ -141,7 +141,7 @@ def test_people_export_and_forget_keep_the_audit_chain_valid(services: Services)
 
 
 def test_sqlite_backup_while_writing_and_restore_end_to_end(tmp_path: Path) -> None:
-    services = Services.create(make_settings(tmp_path, backup_generations=3))
+    services = Services.create(make_settings(tmp_path, backup__generations=3))
     engine = Engine(services)
     chat(engine, "keep-me", "ヒアリング開始")
     chat(engine, "keep-me", "株式会社バックアップ")
@@ -182,7 +182,7 @@ def test_sqlite_backup_while_writing_and_restore_end_to_end(tmp_path: Path) -> N
 def test_backup_and_restore_through_the_cli_with_index_rebuild(tmp_path: Path) -> None:
     from bot.settings import SAMPLE_KB_DIR
 
-    services = Services.create(make_settings(tmp_path, knowledge_paths=[SAMPLE_KB_DIR]))
+    services = Services.create(make_settings(tmp_path, knowledge__paths=[SAMPLE_KB_DIR]))
     from knowledge.ingest import ingest_paths
 
     ingest_paths(services, [SAMPLE_KB_DIR])
@@ -194,7 +194,7 @@ def test_backup_and_restore_through_the_cli_with_index_rebuild(tmp_path: Path) -
     restored = runner.invoke(cli_app, ["backup", "restore", name, "--rebuild-index", "--yes"])
     assert restored.exit_code == 0, restored.output
     assert "rebuilt" in restored.output
-    services = Services.create(make_settings(tmp_path, knowledge_paths=[SAMPLE_KB_DIR]))
+    services = Services.create(make_settings(tmp_path, knowledge__paths=[SAMPLE_KB_DIR]))
     answer = services.knowledge.ask("専門家派遣は年に何回まで使えますか？")
     assert answer.confident and "3回" in answer.text
     services.close()

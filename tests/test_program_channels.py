@@ -45,7 +45,7 @@ def programs(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_sources_answer_in_their_program_plus_unclaimed_and_shared(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     folder = programs(tmp_path / "programs", monkeypatch)
-    catalog = load_programs(make_settings(tmp_path, programs_dir=folder))
+    catalog = load_programs(make_settings(tmp_path, programs__dir=folder))
     docs = folder / "docs"
     alpha, beta = catalog.source_filter("alpha"), catalog.source_filter("beta")
     unclaimed = str(tmp_path / "general-manual.pdf")
@@ -60,9 +60,9 @@ def test_sources_answer_in_their_program_plus_unclaimed_and_shared(tmp_path: Pat
 def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Services, fp.FakePlatforms, str]]:
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
-        settings = make_settings(tmp_path, programs_dir=programs(tmp_path / "programs", monkeypatch),
-                                 telegram_api_url=f"{fake.url}/telegram/bot", slack_bot_token="xoxb-test",
-                                 slack_signing_secret=fp.SLACK_SECRET, slack_api_url=f"{fake.url}/slack/api/")
+        settings = make_settings(tmp_path, programs__dir=programs(tmp_path / "programs", monkeypatch),
+                                 telegram__api_url=f"{fake.url}/telegram/bot", slack__bot_token="xoxb-test",
+                                 slack__signing_secret=fp.SLACK_SECRET, slack__api_url=f"{fake.url}/slack/api/")
         services = Services.create(settings)
         with LiveServer(create_app(services)) as server:
             yield services, platform, server.url

@@ -22,8 +22,8 @@ A, B = "expert-dispatch", "regional-dx"  # the two sample programs (sample_progr
 
 # ------------------------------------------------------------- configuration
 def test_a_single_program_installation_needs_nothing_new(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, knowledge_paths=[tmp_path / "docs"], hearing_form="dx-platform",
-                             secretariat_contact="事務局 03-0000-0000")
+    settings = make_settings(tmp_path, knowledge__paths=[tmp_path / "docs"], hearing__form="dx-platform",
+                             escalation__contact="事務局 03-0000-0000")
     catalog = load_programs(settings)
     assert [p.id for p in catalog] == ["default"] and catalog.default.contact == "事務局 03-0000-0000"
     assert catalog.source_filter("default") is None  # one program: every source answers
@@ -48,7 +48,7 @@ def test_a_broken_program_file_names_the_file_and_field(tmp_path: Path, text: st
     folder.mkdir()
     (folder / "broken.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(ProgramError, match=message) as error:
-        load_programs(make_settings(tmp_path, programs_dir=folder))
+        load_programs(make_settings(tmp_path, programs__dir=folder))
     assert "broken.yaml" in str(error.value)
 
 
@@ -58,7 +58,7 @@ def test_exactly_one_default_program(tmp_path: Path) -> None:
     for pid in ("one", "two"):
         (folder / f"{pid}.yaml").write_text(f"id: {pid}\nname: {pid}\n", encoding="utf-8")
     with pytest.raises(ProgramError, match="default"):
-        load_programs(make_settings(tmp_path, programs_dir=folder))
+        load_programs(make_settings(tmp_path, programs__dir=folder))
 
 
 def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,7 +69,7 @@ def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypat
     folder = tmp_path / "programs"
     folder.mkdir()
     (folder / "x.yaml").write_text("id: xx\nname: X\nhearing_form: no-such-form\n", encoding="utf-8")
-    monkeypatch.setenv("MADOGUCHI_PROGRAMS_DIR", str(folder))
+    monkeypatch.setenv("MADOGUCHI_PROGRAMS__DIR", str(folder))
     result = CliRunner().invoke(app, ["programs", "check"])
     assert result.exit_code == 1 and "no-such-form" in result.output
     listed = CliRunner().invoke(app, ["programs", "list", "--json"])
@@ -82,7 +82,7 @@ def web(sample_kb_services: Services) -> Iterator[httpx.Client]:
     """The chat API as an integration uses it (a body user_id with a `chat` token), so one test can be several users."""
     from pydantic import SecretStr
 
-    sample_kb_services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    sample_kb_services.settings.staff.api_token = SecretStr(CHAT_TOKEN)
     with LiveServer(create_app(sample_kb_services)) as server, httpx.Client(base_url=server.url, timeout=60,
                                                                             headers=CHAT_HEADERS) as client:
         yield client

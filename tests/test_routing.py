@@ -77,7 +77,7 @@ class ExpertsOnly(Handler):
     def answer(self, turn: Turn) -> list[Reply] | None:
         return [Reply(text="専門家向けの回答です")]
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: object = None) -> list[Option]:
         return [Option(label="専門家向け", value="experts_only:menu")]
 
 
@@ -106,7 +106,7 @@ def test_a_stale_flow_expires_politely_and_the_message_is_handled_afresh(service
     send(engine, "株式会社放置", user="stale")
     conversation = conversation_of(services, "stale")
     assert conversation.active_flow == "hearing"
-    stale = utcnow() - timedelta(minutes=services.settings.flow_timeout_minutes + 1)
+    stale = utcnow() - timedelta(minutes=services.settings.chat.flow_timeout_minutes + 1)
     with services.db.session() as session:
         session.execute(update(Message).where(Message.conversation_id == conversation.id).values(created_at=stale))
     replies = send(engine, "メニュー", user="stale")

@@ -25,8 +25,8 @@ CHAT_TOKEN = "chat-token-for-audit-tests"
 
 
 def test_parallel_logins_and_chats_never_fork_the_chain(tmp_path: Path, database_url: str | None) -> None:
-    services = Services.create(make_settings(tmp_path, database_url, staff_cookie_secure=False,
-                                             staff_api_token=CHAT_TOKEN, login_failures_per_ip=1000))
+    services = Services.create(make_settings(tmp_path, database_url, staff__cookie_secure=False,
+                                             staff__api_token=CHAT_TOKEN, limits__login_failures_per_ip=1000))
     with services.db.session() as session:
         create_staff(session, "yamada", "山田", "correct horse battery staple")
     with LiveServer(create_app(services)) as server:

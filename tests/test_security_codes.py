@@ -22,8 +22,8 @@ from tests.conftest import LiveServer, make_settings
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Services, str]]:
-    services = Services.create(make_settings(tmp_path, database_url, link_code_failures_per_ip=10,
-                                             link_code_failures_global=25))
+    services = Services.create(make_settings(tmp_path, database_url, limits__link_code_failures_per_ip=10,
+                                             limits__link_code_failures_global=25))
     with LiveServer(create_app(services)) as live:
         yield services, live.url
     services.close()

@@ -43,7 +43,7 @@ def test_a_store_that_refuses_writes_gives_json_503_and_readyz_not_ready(tmp_pat
     from integrations.web import create_app
     from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer
 
-    services = Services.create(make_settings(tmp_path, staff_api_token=CHAT_TOKEN))
+    services = Services.create(make_settings(tmp_path, staff__api_token=CHAT_TOKEN))
     with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, headers=CHAT_HEADERS,
                                                                   timeout=30) as client:
         assert client.get("/readyz").status_code == 200
@@ -74,10 +74,10 @@ def test_config_show_masks_secrets_in_url_query_strings(tmp_path: Path, monkeypa
     from bot.settings import get_settings
     from integrations.cli_root import app
 
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:dbpass1@db.internal/madoguchi?sslpassword=certpass2&sslmode=require")
-    monkeypatch.setenv("CHROMA_URL", "http://chroma.internal:8000/?token=chromatoken3")
-    monkeypatch.setenv("LLM_BASE_URL", "https://llm.example/v1?api_key=llmkey4&model=x")
-    monkeypatch.setenv("EMBEDDING_BASE_URL", "https://user:embedpass5@embed.example/?access_token=tok6")
+    monkeypatch.setenv("MADOGUCHI_DATABASE__URL", "postgresql+psycopg://app:dbpass1@db.internal/madoguchi?sslpassword=certpass2&sslmode=require")
+    monkeypatch.setenv("MADOGUCHI_KNOWLEDGE__CHROMA_URL", "http://chroma.internal:8000/?token=chromatoken3")
+    monkeypatch.setenv("MADOGUCHI_LLM__BASE_URL", "https://llm.example/v1?api_key=llmkey4&model=x")
+    monkeypatch.setenv("MADOGUCHI_KNOWLEDGE__EMBEDDING_BASE_URL", "https://user:embedpass5@embed.example/?access_token=tok6")
     get_settings.cache_clear()
     for args in (["config", "show"], ["config", "show", "--json"]):
         output = CliRunner().invoke(app, args, catch_exceptions=False).output

@@ -38,8 +38,8 @@ def _flush() -> None:
 
 @pytest.fixture
 def slack_server(tmp_path: Path) -> Iterator[LiveServer]:
-    services = Services.create(make_settings(tmp_path, slack_bot_token="xoxb-x", slack_signing_secret=fp.SLACK_SECRET,
-                                             slack_api_url="http://127.0.0.1:9/api/"))
+    services = Services.create(make_settings(tmp_path, slack__bot_token="xoxb-x", slack__signing_secret=fp.SLACK_SECRET,
+                                             slack__api_url="http://127.0.0.1:9/api/"))
     with LiveServer(create_app(services)) as server:
         yield server
     services.close()
@@ -47,18 +47,18 @@ def slack_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 def test_masking_is_linear_on_long_words() -> None:
     """Finding 1: the masking was quadratic on a long word (the e-mail pattern retried at every position)."""
-    def best_of_3(text: str) -> float:
+    def best_of_5(text: str) -> float:  # the fastest of five: other work on a shared machine only adds time
         times = []
-        for _ in range(3):
+        for _ in range(5):
             started = time.perf_counter()
             mask_personal_data(text)
             times.append(time.perf_counter() - started)
         return min(times)
 
     for alphabet in ("a", "1", "山", "a.", "x-"):
-        small_s, large_s = best_of_3(alphabet * 20_000), best_of_3(alphabet * 60_000)
-        assert large_s < 1.0, (alphabet, large_s)  # the quadratic pattern took ~13 s here
-        assert large_s < max(small_s, 1e-3) * 6, (alphabet, small_s, large_s)  # 3x the text: ~3x, not ~9x
+        small_s, large_s = best_of_5(alphabet * 10_000), best_of_5(alphabet * 80_000)
+        assert large_s < 1.5, (alphabet, large_s)  # the quadratic pattern took ~13 s on 60,000 characters
+        assert large_s < max(small_s, 1e-3) * 24, (alphabet, small_s, large_s)  # 8x the text: ~8x, not ~64x
 
 
 def test_unsigned_60kb_slack_request_does_not_stall_the_server(slack_server: LiveServer, logged: Path) -> None:

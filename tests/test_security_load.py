@@ -22,9 +22,9 @@ TOPICS = ["専門家派遣の回数", "謝金の単価", "申し込みの方法"
 
 
 def test_64_concurrent_users_with_unique_questions(tmp_path: Path, database_url: str | None) -> None:
-    services = Services.create(make_settings(tmp_path, database_url, staff_api_token=TOKEN,
-                                             rate_limit_per_user_per_minute=10_000,
-                                             rate_limit_per_channel_per_second=10_000))
+    services = Services.create(make_settings(tmp_path, database_url, staff__api_token=TOKEN,
+                                             limits__messages_per_user_per_minute=10_000,
+                                             limits__messages_per_channel_per_second=10_000))
     ingest_paths(services, [SAMPLE_KB_DIR])
     with LiveServer(create_app(services)) as server:
 

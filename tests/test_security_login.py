@@ -29,7 +29,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def console(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Services, str]]:
-    services = Services.create(make_settings(tmp_path, database_url, staff_cookie_secure=False))
+    services = Services.create(make_settings(tmp_path, database_url, staff__cookie_secure=False))
     with services.db.session() as session:
         create_staff(session, "Bob", "ボブ", PASSWORD)
     with LiveServer(create_app(services)) as server:
@@ -77,7 +77,7 @@ def test_parallel_wrong_logins_are_all_counted(console: tuple[Services, str]) ->
 
 def test_per_address_limit_across_user_names(tmp_path: Path) -> None:
     """Finding 3: one address trying many user names is stopped too."""
-    services = Services.create(make_settings(tmp_path, staff_cookie_secure=False, login_failures_per_ip=8))
+    services = Services.create(make_settings(tmp_path, staff__cookie_secure=False, limits__login_failures_per_ip=8))
     with services.db.session() as session:
         create_staff(session, "alice", "アリス", PASSWORD)
     with LiveServer(create_app(services)) as server, httpx.Client() as client:

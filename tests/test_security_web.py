@@ -29,7 +29,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[tuple[Services, str]]:
-    services = Services.create(make_settings(tmp_path, staff_api_token=CHAT_TOKEN))
+    services = Services.create(make_settings(tmp_path, staff__api_token=CHAT_TOKEN))
     with LiveServer(create_app(services)) as server:
         yield services, server.url
     services.close()

@@ -60,10 +60,10 @@ class StaffRig:
 def staff_rig(tmp_path: Path, database_url: str | None) -> Iterator[StaffRig]:
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
-        settings = make_settings(tmp_path, database_url, slack_bot_token="xoxb-test",
-                                 slack_signing_secret=fp.SLACK_SECRET, slack_api_url=f"{fake.url}/slack/api/",
-                                 slack_staff_channel=STAFF_CHANNEL, business_open="00:00", business_close="23:59",
-                                 business_year_end_closed="12-31..12-31", staff_api_token=CHAT_TOKEN)
+        settings = make_settings(tmp_path, database_url, slack__bot_token="xoxb-test",
+                                 slack__signing_secret=fp.SLACK_SECRET, slack__api_url=f"{fake.url}/slack/api/",
+                                 slack__staff_channel=STAFF_CHANNEL, hours__open="00:00", hours__close="23:59",
+                                 hours__year_end_closed="12-31..12-31", staff__api_token=CHAT_TOKEN)
         services = Services.create(settings)
         with LiveServer(create_app(services)) as server:
             yield StaffRig(services, platform, server.url)

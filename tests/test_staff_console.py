@@ -38,7 +38,7 @@ def open_ticket(services: Services, user: str, question: str) -> int:
 
 @pytest.fixture
 def console(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Services, str]]:
-    services = Services.create(make_settings(tmp_path, database_url, staff_cookie_secure=False))
+    services = Services.create(make_settings(tmp_path, database_url, staff__cookie_secure=False))
     with services.db.session() as session:
         create_staff(session, "yamada", "山田", PASSWORD)
     with LiveServer(create_app(services)) as server:
@@ -96,7 +96,7 @@ def test_login_csrf_and_lockout(console: tuple[Services, str]) -> None:
 
 
 def test_the_session_cookie_is_secure_by_default(tmp_path: Path) -> None:
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=tmp_path / "secure"))
+    services = Services.create(Settings(data_dir=tmp_path / "secure"))
     with LiveServer(create_app(services)) as server, httpx.Client() as client:
         cookie = client.get(f"{server.url}/staff/login").headers["set-cookie"]
     assert "secure" in cookie.lower() and "httponly" in cookie.lower()

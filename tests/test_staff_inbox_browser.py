@@ -33,8 +33,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services
     from knowledge.ingest import ingest_paths
 
     root = tmp_path_factory.mktemp("inbox")
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None,
-                                        staff_cookie_secure=False))
+    services = Services.create(Settings(data_dir=root / "data", staff={"cookie_secure": False}))
     ingest_paths(services, [SAMPLE_KB_DIR])
     with services.db.session() as session:
         create_staff(session, "browser", "ブラウザ太郎", PASSWORD)

@@ -304,8 +304,8 @@ def use_same_database(services: Services, monkeypatch: pytest.MonkeyPatch) -> No
     """The CLI reads settings from the environment: point it at the test's database."""
     from bot.settings import get_settings
 
-    if services.settings.database_url:
-        monkeypatch.setenv("DATABASE_URL", services.settings.database_url)
+    if services.settings.database.url:
+        monkeypatch.setenv("MADOGUCHI_DATABASE__URL", services.settings.database.url)
     get_settings.cache_clear()
 
 
@@ -366,7 +366,7 @@ def test_staff_api_lists_visits_with_fees(world: World) -> None:
 
     link_both(world)
     visit_id = world.plan()
-    world.services.settings.staff_api_token = SecretStr("tok-visits-0123456789")
+    world.services.settings.staff.api_token = SecretStr("tok-visits-0123456789")
     with LiveServer(create_app(world.services)) as server:
         assert httpx.get(f"{server.url}/api/visits").status_code == 401
         body = httpx.get(f"{server.url}/api/visits", params={"month": "2026-11"},

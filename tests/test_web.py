@@ -17,7 +17,7 @@ from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer
 
 @pytest.fixture
 def live(services: Services) -> Iterator[tuple[httpx.Client, Services]]:
-    services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
+    services.settings.staff.api_token = SecretStr(CHAT_TOKEN)
     with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, timeout=30,
                                                                   headers=CHAT_HEADERS) as client:
         yield client, services
@@ -104,8 +104,8 @@ def test_readyz_reports_database_down(sqlite_services: Services) -> None:
 
 def test_the_api_and_the_engine_share_one_length_rule(services: Services) -> None:
     """Issue 19: web.py had its own 4000-character constant beside the engine's `max_message_chars`."""
-    services.settings.staff_api_token = SecretStr(CHAT_TOKEN)
-    services.settings.max_message_chars = 20
+    services.settings.staff.api_token = SecretStr(CHAT_TOKEN)
+    services.settings.chat.max_message_chars = 20
     with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, timeout=30,
                                                                   headers=CHAT_HEADERS) as client:
         refused = client.post("/api/chat", json={"user_id": "web-len", "text": "あ" * 21})

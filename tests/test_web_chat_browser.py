@@ -31,8 +31,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Servi
     from knowledge.ingest import ingest_paths
 
     root = tmp_path_factory.mktemp("webchat")
-    services = Services.create(Settings(MADOGUCHI_DATA_DIR=root / "data", database_url=None,
-                                        staff_cookie_secure=False))
+    services = Services.create(Settings(data_dir=root / "data", staff={"cookie_secure": False}))
     ingest_paths(services, [SAMPLE_KB_DIR])
     with LiveServer(create_app(services)) as server:
         yield services, server.url

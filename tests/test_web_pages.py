@@ -20,6 +20,7 @@ from bot.storage.models import ChannelIdentity
 from handlers.escalation.staff import create as create_staff
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
+from tests.security_helpers import chunked_post, declared_post
 
 PASSWORD = "correct horse battery staple"
 INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=", re.IGNORECASE)
@@ -27,7 +28,7 @@ INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=",
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Services, str]]:
-    services = Services.create(make_settings(tmp_path, staff_cookie_secure=False))
+    services = Services.create(make_settings(tmp_path, staff__cookie_secure=False))
     with services.db.session() as session:
         create_staff(session, "pages", "頁太郎", PASSWORD, role="admin")
     with LiveServer(create_app(services)) as server:
@@ -108,6 +109,52 @@ def test_only_the_console_upload_may_send_more_than_64_kb(site: tuple[Services, 
         assert response.status_code != 413, response.text
         assert client.post("/staff/saved-replies", data={"csrf": token, "title": "x", "text": "y" * 100_000}
                            ).status_code == 413
+
+
+def _cookie(client: httpx.Client) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in client.cookies.items())}
+
+
+def test_the_upload_limit_is_only_for_an_admin_session_within_its_budget(tmp_path: Path) -> None:
+    """#21's console upload had its 20 MB limit before the login check: anyone could make the server read
+    20 MB there. Now only a live admin session gets it, decided before any byte of the body is read, within a
+    per-address and per-account hourly budget; everyone else has the 64 KB limit there too."""
+    services = Services.create(make_settings(tmp_path, staff__cookie_secure=False, limits__upload_mb_per_hour=1))
+    with services.db.session() as session:
+        create_staff(session, "pages", "頁太郎", PASSWORD, role="admin")
+        create_staff(session, "clerk", "係員", PASSWORD, role="staff")
+    twenty_mb = 20 * 1024 * 1024
+    with LiveServer(create_app(services)) as server:
+        url = server.url
+        # No session: 413 at once on the declared length, and a chunked body is cut at 64 KB.
+        assert declared_post(url, "/staff/knowledge/upload", twenty_mb) == 413
+        status, seconds = chunked_post(url, "/staff/knowledge/upload", 4 * 1024 * 1024,
+                                       content_type="multipart/form-data; boundary=xyz")
+        assert status == 413 and seconds < 10
+        # A forged or stale cookie is no session.
+        assert declared_post(url, "/staff/knowledge/upload", twenty_mb,
+                             {"Cookie": "madoguchi_staff=eyJzaWQiOiAieCJ9.forged.sig"}) == 413
+        # A staff session that is not an admin: the 64 KB limit, and the route's 403 for a small body.
+        with httpx.Client(base_url=url, timeout=30) as clerk:
+            token = csrf(clerk.get("/staff/login").text)
+            assert clerk.post("/staff/login", data={"username": "clerk", "password": PASSWORD,
+                                                    "csrf": token}).status_code == 303
+            assert declared_post(url, "/staff/knowledge/upload", twenty_mb, _cookie(clerk)) == 413
+            token = csrf(clerk.get("/staff/knowledge").text)
+            assert clerk.post("/staff/knowledge/upload", data={"csrf": token},
+                              files={"file": ("a.txt", "。説明".encode(), "text/plain")}).status_code == 403
+        with staff_client(url) as admin:
+            # The admin's declared 20 MB is admitted: the server waits for the body instead of answering.
+            assert declared_post(url, "/staff/knowledge/upload", 600 * 1024, _cookie(admin), wait=2) is None
+            token = csrf(admin.get("/staff/knowledge").text)
+            assert admin.post("/staff/knowledge/upload", data={"csrf": token}, files={
+                "file": ("big.txt", b"x" * (300 * 1024) + "\n。説明".encode(), "text/plain")}).status_code == 200
+            # 600 + 300 KB spent of the 1 MB an hour: the next 200 KB is refused before its body is read.
+            assert declared_post(url, "/staff/knowledge/upload", 200 * 1024, _cookie(admin)) == 429
+            # The address's budget is spent too: logging out does not give the server's memory back to anyone.
+            admin.cookies.clear()
+            assert declared_post(url, "/staff/knowledge/upload", 200 * 1024) == 413
+    services.close()
 
 
 def test_the_dashboard_shows_rates_with_their_counts(site: tuple[Services, str]) -> None:

@@ -14,7 +14,7 @@ database that every accepted message was stored exactly once. `--corpus` ingests
 that folder instead of the sample knowledge base; `--unique` makes every FAQ
 question a different text (no answer comes from the answer cache). The load
 generator talks to `/api/chat` as an integration would: with a `chat`-scope
-token (the bootstrap `STAFF_API_TOKEN` it sets) and a `user_id` per virtual user.
+token (the bootstrap `MADOGUCHI_STAFF__API_TOKEN` it sets) and a `user_id` per virtual user.
 """
 
 from __future__ import annotations
@@ -137,11 +137,11 @@ with services.db.session() as session:
 
 async def run(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="madoguchi-load-"))
-    env = os.environ | {"MADOGUCHI_DATA_DIR": str(data_dir), "MADOGUCHI_LOG_LEVEL": "WARNING",
-                        "STAFF_API_TOKEN": TOKEN,
-                        "RATE_LIMIT_PER_USER_PER_MINUTE": "100000", "RATE_LIMIT_PER_CHANNEL_PER_SECOND": "100000"}
+    env = os.environ | {"MADOGUCHI_DATA_DIR": str(data_dir), "MADOGUCHI_LOG__LEVEL": "WARNING",
+                        "MADOGUCHI_STAFF__API_TOKEN": TOKEN,
+                        "MADOGUCHI_LIMITS__MESSAGES_PER_USER_PER_MINUTE": "100000", "MADOGUCHI_LIMITS__MESSAGES_PER_CHANNEL_PER_SECOND": "100000"}
     if args.database_url:
-        env["DATABASE_URL"] = args.database_url
+        env["MADOGUCHI_DATABASE__URL"] = args.database_url
     experts = prepare(data_dir, env, args.users // 2, args.corpus)
     port = 18000 + random.randint(0, 999)
     server = subprocess.Popen([str(Path(sys.executable).with_name("madoguchi")), "serve", "--port", str(port),

@@ -30,7 +30,7 @@ def admit(services: Services, username: str, client_ip: str) -> bool:
     with services.db.session() as session:
         by_user = throttle.hit(session, user_key, WINDOW)
         by_ip = throttle.hit(session, ip_key, WINDOW)
-    return by_user <= settings.login_failures_per_user and by_ip <= settings.login_failures_per_ip
+    return by_user <= settings.limits.login_failures_per_user and by_ip <= settings.limits.login_failures_per_ip
 
 
 def succeeded(services: Services, username: str, client_ip: str) -> None:

@@ -42,9 +42,9 @@ def resolve(session: Session, token: str | None, settings: Settings) -> int | No
     if row is None or row.ended_at is not None:
         return None
     now = utcnow()
-    if now - row.last_seen_at > timedelta(minutes=settings.staff_session_idle_minutes):
+    if now - row.last_seen_at > timedelta(minutes=settings.staff.session_idle_minutes):
         return None  # idle too long: refused from now on (last_seen_at is never moved forward again)
-    if now - row.created_at > timedelta(hours=settings.staff_session_max_hours):
+    if now - row.created_at > timedelta(hours=settings.staff.session_max_hours):
         return None
     if now - row.last_seen_at > TOUCH_EVERY:
         row.last_seen_at = now

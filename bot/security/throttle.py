@@ -1,5 +1,5 @@
 """Atomic attempt counters in the database, shared by every worker: login tries per user name and per
-client address, link-code guesses per address and overall.
+client address, link-code guesses per address and overall, bytes uploaded to the console per address and account.
 
 `hit` counts one attempt and returns the count in the current window in one statement
 (INSERT ... ON CONFLICT DO UPDATE ... RETURNING, on PostgreSQL and SQLite alike), so twenty parallel
@@ -18,19 +18,21 @@ from bot.security.models import ThrottleCounter
 from bot.storage.models import utcnow
 
 _HIT = text("""
-INSERT INTO throttle_counters (key, window_start, count) VALUES (:key, :now, 1)
+INSERT INTO throttle_counters (key, window_start, count) VALUES (:key, :now, :amount)
 ON CONFLICT (key) DO UPDATE SET
-  count = CASE WHEN throttle_counters.window_start < :cutoff THEN 1 ELSE throttle_counters.count + 1 END,
+  count = CASE WHEN throttle_counters.window_start < :cutoff THEN :amount ELSE throttle_counters.count + :amount END,
   window_start = CASE WHEN throttle_counters.window_start < :cutoff THEN :now
                       ELSE throttle_counters.window_start END
 RETURNING count
 """).bindparams(bindparam("now", type_=DateTime), bindparam("cutoff", type_=DateTime))
 
 
-def hit(session: Session, key: str, window: timedelta) -> int:
-    """Count one attempt under `key`; returns the attempts in the current window, this one included."""
+def hit(session: Session, key: str, window: timedelta, amount: int = 1) -> int:
+    """Count one attempt (or `amount`, bytes of an upload) under `key`; returns the total in the current window,
+    this one included."""
     now = utcnow()
-    return int(session.execute(_HIT, {"key": key[:200], "now": now, "cutoff": now - window}).scalar_one())
+    return int(session.execute(_HIT, {"key": key[:200], "now": now, "cutoff": now - window,
+                                      "amount": amount}).scalar_one())
 
 
 def count(session: Session, key: str, window: timedelta) -> int:

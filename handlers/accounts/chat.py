@@ -51,8 +51,8 @@ class AccountHandler(Handler):
             return self._status(turn)
         client_ip = turn.message.client.get("ip")
         settings = turn.services.settings
-        if link_codes.over_limits(turn.session, client_ip, settings.link_code_failures_per_ip,
-                                  settings.link_code_failures_global):
+        if link_codes.over_limits(turn.session, client_ip, settings.limits.link_code_failures_per_ip,
+                                  settings.limits.link_code_failures_global):
             return [Reply(text=turn.t("account_code_too_many_attempts"))]
         try:
             row = link_codes.find(turn.session, code, turn.person.id)

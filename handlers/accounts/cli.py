@@ -25,7 +25,7 @@ def _link_code_hours(services) -> int:  # type: ignore[no-untyped-def]
 
     from handlers.visits.rules import rules_for
 
-    return rules_for(date.today(), services.settings.program_rules_file).link_code_hours
+    return rules_for(date.today(), services.settings.visits.rules_file).link_code_hours
 
 
 def _fail(message: str) -> None:

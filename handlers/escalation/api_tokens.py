@@ -2,7 +2,7 @@
 
 Scopes name what a token may do: `hearings:read`, `visits:read`, `chat` (talk on `/api/chat` as any
 `user_id`: integrations and tests), or `*`.
-The bootstrap `STAFF_API_TOKEN` from the settings (for a first deployment,
+The bootstrap `MADOGUCHI_STAFF__API_TOKEN` from the settings (for a first deployment,
 before any token is created) counts as `*`.
 """
 

@@ -36,8 +36,8 @@ class BusinessCalendar:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BusinessCalendar:
-        return cls.from_hours(settings.business_open, settings.business_close, settings.business_year_end_closed,
-                              settings.business_extra_closed_days)
+        return cls.from_hours(settings.hours.open, settings.hours.close, settings.hours.year_end_closed,
+                              settings.hours.extra_closed_days)
 
     @classmethod
     def from_hours(cls, opens: str, closes: str, year_end_closed: str, closed_days: list[date]) -> BusinessCalendar:

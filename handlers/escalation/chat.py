@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
 from bot.handler import Handler, Turn
+from bot.programs import Program
 from bot.i18n import add_locale_dir, t
 from bot.messages import Option, Reply
 from bot.storage.models import Message, Person, utcnow
@@ -52,7 +53,7 @@ class EscalationHandler(Handler):
             return turn.conversation.active_flow is None
         return turn.text in ASK_WORDS
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: Program | None = None) -> list[Option]:
         return [Option(label=t("contact_menu", locale), value="contact:human")]
 
     # ------------------------------------------------------------ commands
@@ -124,7 +125,7 @@ class EscalationHandler(Handler):
             contact, hours_text = program.contact, hours.text
         else:
             calendar = BusinessCalendar.from_settings(settings)
-            contact, hours_text = settings.secretariat_contact, settings.secretariat_hours
+            contact, hours_text = settings.escalation.contact, settings.hours.text
         now = turn.message.timestamp
         if calendar.is_open(now):
             text = turn.t("escalation_open", number=tickets.number(ticket.id))

@@ -7,6 +7,8 @@ for them (it cannot log into the web console until an admin sets one).
 
 from __future__ import annotations
 
+from typing import Any
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -91,3 +93,17 @@ def for_slack_user(session: Session, slack_user_id: str, display_name: str | Non
         session.flush()
         audit.record(session, "staff.created", subject_type="staff", subject_id=account.id, data={"via": "slack"})
     return account
+
+
+def command_scope(session: Session, username: str | None, catalog: Any) -> set[str] | None:
+    """The programs a command run `--staff USERNAME` may read or change (None = every program: an admin, or
+    the operator at the shell when no account is named). An unknown or disabled account is refused."""
+    from bot.programs import staff_programs
+
+    if username is None:
+        return None
+    account = session.execute(select(StaffAccount).where(
+        StaffAccount.username == normalize_username(username))).scalar_one_or_none()
+    if account is None or not account.active:
+        raise StaffError(f"スタッフ {username} はいません（または無効です）")
+    return staff_programs(account, catalog)

@@ -281,4 +281,4 @@ def overdue_check(services: Services) -> int:
     """The SLA rule as a periodic task: unclaimed tickets past the business-time limit are flagged."""
     settings = services.settings
     with services.db.session() as session:
-        return len(flag_overdue(session, BusinessCalendar.from_settings(settings), settings.ticket_claim_sla_minutes))
+        return len(flag_overdue(session, BusinessCalendar.from_settings(settings), settings.escalation.claim_sla_minutes))

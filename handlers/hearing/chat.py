@@ -30,7 +30,7 @@ from bot.handler import Handler, Turn
 from bot.i18n import add_locale_dir, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
-from bot.programs import catalog_for, program_is
+from bot.programs import Program, catalog_for, program_is
 from bot.text import looks_like_question
 from bot.storage.models import Person, utcnow
 from handlers.hearing.models import FormResponse
@@ -51,7 +51,7 @@ add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 def check_forms(services: Services) -> None:
     """Startup check: every form definition parses and each program's hearing form exists (the default
-    program's is HEARING_FORM unless its file names another)."""
+    program's is MADOGUCHI_HEARING__FORM unless its file names another)."""
     from handlers.hearing.schema import FormDefinitionError
 
     forms = catalog(services)  # raises FormDefinitionError naming the file and field
@@ -84,14 +84,16 @@ class HearingHandler(Handler):
         if form.allows("liff") and (url := program.liff_url()) and turn.message.channel == "line":
             links.append(Link(label=turn.t("hearing_open_form"), url=url))
         elif form.allows("web") and "web" in program.channels:
-            base = turn.services.settings.public_base_url.rstrip("/")
+            base = turn.services.settings.web.public_base_url.rstrip("/")
             links.append(Link(label=turn.t("hearing_open_form"), url=f"{base}/p/{program.id}/#hearing"))
         if not links:
             return [Reply(text=turn.t("hearing_not_here"))]
         turn.audit("hearing.redirected", data={"form": form.id, "channel": turn.message.channel, "to": links[0].url})
         return [Reply(text=turn.t("hearing_use_form", title=form.title), links=links)]
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: Program | None = None) -> list[Option]:
+        if program is not None and not program.hearing_form:  # a program without a hearing sheet offers none
+            return []
         return [Option(label=t("hearing_menu", locale), value="hearing:start")]
 
     # ------------------------------------------------------------ commands
@@ -103,7 +105,7 @@ class HearingHandler(Handler):
             return self._start(turn, restart=True)
         response = self._active_response(turn)
         if response is None:
-            return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale))]
+            return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale, program=turn.program))]
         if turn.conversation.active_flow != self.name or turn.flow_state.get("response_id") != response.id:
             turn.start_flow(self.name, {"response_id": response.id})
         form = self._form(turn, response)
@@ -135,7 +137,7 @@ class HearingHandler(Handler):
         response = self._flow_response(turn)
         if response is None:
             turn.end_flow("closed")
-            return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale))]
+            return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale, program=turn.program))]
         form = self._form(turn, response)
         text = turn.text
         if not text:

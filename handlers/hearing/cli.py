@@ -30,15 +30,46 @@ def _parse_day(value: str | None) -> date | None:
         raise typer.Exit(2) from None
 
 
+def _scope(services, session, program_id: str | None, staff: str | None, form: str | None):  # type: ignore[no-untyped-def]
+    """(form id, programs) of an export or list: `--program` narrows to one program and its form, `--staff`
+    to the programs of that account (admins: all); a program the account does not work for is refused."""
+    from bot.programs import catalog_for
+    from handlers.escalation.staff import StaffError, command_scope
+
+    programs = catalog_for(services)
+    try:
+        allowed = command_scope(session, staff, programs)
+    except StaffError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    if program_id is None:
+        return form or programs.default.hearing_form or services.settings.hearing.form, allowed
+    program = programs.get(program_id)
+    if program is None:
+        console.print(f"[red]事業 {program_id} はありません（{', '.join(p.id for p in programs)}）[/]")
+        raise typer.Exit(2)
+    if allowed is not None and program.id not in allowed:
+        console.print(f"[red]{staff} は事業 {program.id} の担当ではありません（担当: {', '.join(sorted(allowed))}）[/]",
+                      highlight=False)
+        raise typer.Exit(2)
+    if not (form or program.hearing_form):
+        console.print(f"[red]事業 {program.id} にはヒアリングシートがありません[/]")
+        raise typer.Exit(2)
+    return form or program.hearing_form, {program.id}
+
+
 @hearing_app.command("export")
 def export_command(
-    form: str = typer.Option(None, "--form", help="フォームID（既定: 設定 hearing_form）"),
+    form: str = typer.Option(None, "--form", help="フォームID（既定: 事業のヒアリングシート）"),
     fmt: str = typer.Option("csv", "--format", help="csv | xlsx | json"),
     since: str = typer.Option(None, "--since", help="この日（日本時間）以降に送信された回答 YYYY-MM-DD"),
     status: str = typer.Option("submitted", "--status", help="submitted | in_progress | abandoned | all"),
     out: Path = typer.Option(None, "--out", help="出力ファイル（csv/json は省略時 標準出力）"),
+    program: str = typer.Option(None, "--program", help="この事業の回答だけ（既定: すべての事業）"),
+    staff: str = typer.Option(None, "--staff", help="このスタッフの担当事業の回答だけ（admin はすべて）"),
 ) -> None:
     """One row per response, one column per question, labels in Japanese."""
+    from bot.programs import catalog_for
     from handlers.hearing.export import default_filename, export, select_responses
     from handlers.hearing.schema import catalog
 
@@ -47,12 +78,13 @@ def export_command(
         raise typer.Exit(2)
     day = _parse_day(since)
     services = _services()
-    form_id = form or services.settings.hearing_form
-    if catalog(services).latest(form_id) is None:
-        console.print(f"[red]フォーム {form_id} はありません（{', '.join(catalog(services).form_ids())}）[/]")
-        raise typer.Exit(2)
     with services.db.session() as session:
-        responses = select_responses(session, form_id, day, None if status == "all" else status)
+        form_id, programs = _scope(services, session, program, staff, form)
+        if catalog(services).latest(form_id) is None:
+            console.print(f"[red]フォーム {form_id} はありません（{', '.join(catalog(services).form_ids())}）[/]")
+            raise typer.Exit(2)
+        responses = select_responses(session, form_id, day, None if status == "all" else status,
+                                     catalog=catalog_for(services), programs=programs)
         data = export(catalog(services), form_id, responses, fmt)
     if out is None and fmt == "xlsx":
         out = default_filename(form_id, fmt, date.today())
@@ -68,19 +100,23 @@ def export_command(
 def list_command(
     form: str = typer.Option(None, "--form"),
     status: str = typer.Option("all", "--status", help="submitted | in_progress | abandoned | all"),
+    program: str = typer.Option(None, "--program", help="この事業の回答だけ"),
+    staff: str = typer.Option(None, "--staff", help="このスタッフの担当事業の回答だけ"),
 ) -> None:
     """Responses with their number, status and progress."""
     from handlers.hearing import reference_number
     from handlers.hearing.export import STATUS_LABELS, select_responses
     from bot.jst import to_jst
+    from bot.programs import catalog_for
 
     services = _services()
-    form_id = form or services.settings.hearing_form
-    table = Table(title=f"ヒアリングシート {form_id}")
-    for column in ("受付番号", "状態", "企業名", "回答数", "開始", "送信"):
-        table.add_column(column)
     with services.db.session() as session:
-        for response in select_responses(session, form_id, None, None if status == "all" else status):
+        form_id, programs = _scope(services, session, program, staff, form)
+        table = Table(title=f"ヒアリングシート {form_id}")
+        for column in ("受付番号", "状態", "企業名", "回答数", "開始", "送信"):
+            table.add_column(column)
+        for response in select_responses(session, form_id, None, None if status == "all" else status,
+                                         catalog=catalog_for(services), programs=programs):
             started, submitted = to_jst(response.started_at), to_jst(response.submitted_at)
             table.add_row(reference_number(response.id), STATUS_LABELS.get(response.status, response.status),
                           str(response.answers.get("company_name") or ""), str(len(response.answers)),

@@ -19,10 +19,11 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.cells import append_row, neutralize_row
+from bot.programs import ProgramCatalog, program_in, program_is
 from handlers.hearing.answers import format_answer
 from handlers.hearing import reference_number
 from handlers.hearing.schema import FormCatalog, Question
@@ -39,10 +40,26 @@ class Column:
     label: str
 
 
-def select_responses(session: Session, form_id: str, since: date | None = None,
-                     status: str | None = "submitted") -> list[FormResponse]:
-    """Responses of one form; `since` compares the submission (or start, for drafts) in Japan time."""
-    query = select(FormResponse).where(FormResponse.form_id == form_id)
+def select_responses(session: Session, form_id: str | None, since: date | None = None,
+                     status: str | None = "submitted", *, catalog: ProgramCatalog | None = None,
+                     programs: set[str] | None = None) -> list[FormResponse]:
+    """Responses of one form; `since` compares the submission (or start, for drafts) in Japan time.
+
+    With a `catalog`, only responses of `programs` (None = every program) are read, and with no `form_id`
+    each program's responses of its own hearing form (a program without a form has none)."""
+    query = select(FormResponse)
+    if catalog is not None:
+        query = query.where(program_in(FormResponse.program, programs, catalog))
+    if form_id is not None:
+        query = query.where(FormResponse.form_id == form_id)
+    else:
+        if catalog is None:
+            raise ValueError("a form id, or the programs catalog to take each program's form from")
+        own = [program_is(FormResponse.program, p.id, catalog) & (FormResponse.form_id == p.hearing_form)
+               for p in catalog if p.hearing_form and (programs is None or p.id in programs)]
+        if not own:
+            return []
+        query = query.where(or_(*own))
     if status:
         query = query.where(FormResponse.status == status)
     if since is not None:

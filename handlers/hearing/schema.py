@@ -257,5 +257,5 @@ def load_catalog(extra_dirs: list[Path] | None = None) -> FormCatalog:
 
 
 def catalog(services: Services) -> FormCatalog:
-    """Every questionnaire definition (bundled plus MADOGUCHI_FORMS_DIRS), validated once per process."""
-    return services.shared("hearing.forms", lambda: load_catalog(services.settings.forms_dirs))
+    """Every questionnaire definition (bundled plus MADOGUCHI_HEARING__FORMS_DIRS), validated once per process."""
+    return services.shared("hearing.forms", lambda: load_catalog(services.settings.hearing.forms_dirs))

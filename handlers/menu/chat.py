@@ -19,4 +19,5 @@ class MenuHandler(Handler):
     choice_prefix = "menu:"
 
     def on_command(self, turn: Turn) -> list[Reply]:
-        return [Reply(text=turn.t("welcome"), options=main_menu(turn.services, turn.locale, turn.person))]
+        return [Reply(text=turn.t("welcome"), options=main_menu(turn.services, turn.locale, turn.person,
+                                                                       turn.program_id))]

@@ -22,6 +22,7 @@ from typing import Any
 from handlers.hearing.answers import NO_WORDS, YES_WORDS
 from bot.flow import Step, StepFlow
 from bot.handler import Turn
+from bot.programs import Program
 from bot.i18n import add_locale_dir, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
@@ -56,7 +57,7 @@ class VisitsHandler(StepFlow):
     triggers = (*CHECKIN_WORDS, *CHECKOUT_WORDS, re.compile(r"/(checkin|checkout|visits)"), "訪問予定", "今日の訪問")
     choice_prefix = "visits:"
 
-    def menu_options(self, locale: str, person: Person | None = None) -> list[Option]:
+    def menu_options(self, locale: str, person: Person | None = None, program: Program | None = None) -> list[Option]:
         if person is None or person.role != Role.EXPERT.value:
             return []
         return [Option(label=t("visits_menu_checkin", locale), value="visits:checkin"),
@@ -262,7 +263,7 @@ class VisitsHandler(StepFlow):
         turn.audit("visit.support_recorded", subject_type="visit", subject_id=visit.id,
                    data={"minutes": minutes, "accompanied": bool(state.get("accompanied"))})
         turn.end_flow("finished")
-        fee = service.estimated_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        fee = service.estimated_fee(turn.session, visit, turn.services.settings.visits.rules_file)
         replies = [Reply(text=turn.t("visits_recorded", minutes=format_minutes(minutes, turn.locale),
                                      billable=format_minutes(billable_minutes(minutes, rules), turn.locale),
                                      fee=f"{fee:,}"))]
@@ -275,7 +276,7 @@ class VisitsHandler(StepFlow):
         for contact in contacts:
             request = self.confirmation_request(turn, visit, contact.locale or turn.locale)
             try:
-                send_to_person(turn.session, contact.id, [request], verified_only=True)
+                send_to_person(turn.session, contact.id, [request], verified_only=True, program=visit.program)
                 sent += 1
             except NoChannel:
                 continue
@@ -286,7 +287,7 @@ class VisitsHandler(StepFlow):
         code = link_codes.issue(turn.session, "visit_confirm", hours=rules.confirmation_code_hours,
                                 visit_id=visit.id)
         turn.audit("visit.confirmation_code_issued", subject_type="visit", subject_id=visit.id)
-        url = f"{turn.services.settings.public_base_url.rstrip('/')}/?code={code}"
+        url = f"{turn.services.settings.web.public_base_url.rstrip('/')}/?code={code}"
         return [Reply(text=turn.t("visits_confirmation_code", code=code, hours=rules.confirmation_code_hours),
                       links=[Link(label=turn.t("visits_confirmation_link"), url=url)])]
 
@@ -328,7 +329,7 @@ class VisitsHandler(StepFlow):
         service.confirm(turn.session, visit, turn.person.id, method)
         if turn.conversation.active_flow == self.name:
             turn.end_flow("finished")
-        fee = service.visit_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        fee = service.visit_fee(turn.session, visit, turn.services.settings.visits.rules_file)
         self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
         return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
@@ -365,7 +366,7 @@ class VisitsHandler(StepFlow):
                          turn.t("visits_confirmation_flagged_staff", id=visit.id, reason=evidence.flag_reason),
                          f"{name} / {evidence.client_ip or '-'} / {evidence.user_agent or '-'}",
                          subject_type="visit", subject_id=visit.id, actor_person_id=turn.person.id)
-        fee = service.visit_fee(turn.session, visit, turn.services.settings.program_rules_file)
+        fee = service.visit_fee(turn.session, visit, turn.services.settings.visits.rules_file)
         self._tell_expert(turn, visit, "visits_confirmed_expert", fee=f"{fee:,}")
         return [Reply(text=turn.t("visits_confirmed_thanks"))]
 
@@ -382,7 +383,7 @@ class VisitsHandler(StepFlow):
         text = t(key, expert.locale or turn.locale, company=visit.company.name,
                  day=f"{visit.planned_date:%m/%d}", **values)
         try:
-            send_to_person(turn.session, expert.id, [Reply(text=text)], verified_only=True)
+            send_to_person(turn.session, expert.id, [Reply(text=text)], verified_only=True, program=visit.program)
         except NoChannel:  # the expert has no linked account any more: staff see it in the report
             pass
 
@@ -397,7 +398,7 @@ class VisitsHandler(StepFlow):
         return visit
 
     def _rules(self, turn: Turn, visit: Visit) -> ProgramRules:
-        return rules_for(visit.planned_date, turn.services.settings.program_rules_file)
+        return rules_for(visit.planned_date, turn.services.settings.visits.rules_file)
 
     def _warnings(self, turn: Turn, visit: Visit, rules: ProgramRules, flags: list[str]) -> list[str]:
         lines = []

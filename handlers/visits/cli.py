@@ -51,7 +51,7 @@ def _plan(session, services, expert: int, company: int, day: date, start: str | 
     if program is None:
         _fail(f"事業 {program_id} はありません（madoguchi programs list）")
     assert program is not None
-    rules_file = program.rules_file() or services.settings.program_rules_file
+    rules_file = program.rules_file() or services.settings.visits.rules_file
     planned = plan_visit(session, rules_for(day, rules_file), expert_id=expert, company_id=company, day=day,
                          start=start, end=end, institution=institution, program=program.id)
     line = f"V-{planned.visit.id}: {day} 専門家 {expert} → 企業 {company}（今年度 {planned.ordinal_in_year} 回目）"
@@ -86,22 +86,48 @@ def add(
             _fail(ERRORS.get(error.reason, error.reason))
 
 
+def _staff_scope(services, session, staff: str | None) -> set[str] | None:  # type: ignore[no-untyped-def]
+    from bot.programs import catalog_for
+    from handlers.escalation.staff import StaffError, command_scope
+
+    try:
+        return command_scope(session, staff, catalog_for(services))
+    except StaffError as error:
+        _fail(str(error))
+        raise
+
+
 @visits_app.command("import")
-def import_visits(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """CSV: expert_id,company_id,date,start,end,institution. Bad rows are reported and skipped."""
+def import_visits(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False),
+    program: str = typer.Option(None, "--program", help="program 列のない行の事業（既定: 既定の事業）"),
+    staff: str = typer.Option(None, "--staff", help="取り込むスタッフ（担当外の事業の行は取り込まない）"),
+) -> None:
+    """CSV: expert_id,company_id,date,start,end,institution[,program]. Bad rows, and rows of a program the
+    importing staff member (`--staff`) does not work for, are reported and skipped."""
+    from bot.programs import catalog_for
     from handlers.visits.service import VisitError
 
     services = _services()
+    catalog = catalog_for(services)
     errors = 0
     with services.db.session() as session, path.open(encoding="utf-8-sig", newline="") as handle:
+        allowed = _staff_scope(services, session, staff)
         for line, row in enumerate(csv.DictReader(handle), start=2):
+            program_id = (row.get("program") or "").strip() or program or catalog.default.id
             try:
+                if catalog.get(program_id) is None:
+                    raise ValueError(f"事業 {program_id} はありません（{', '.join(p.id for p in catalog)}）")
+                if allowed is not None and program_id not in allowed:
+                    raise ValueError(f"事業 {program_id} の訪問は {staff} の担当外のため取り込みません"
+                                     f"（担当: {', '.join(sorted(allowed))}）")
                 with session.begin_nested():
                     day = datetime.strptime(row["date"].strip().replace("/", "-"), "%Y-%m-%d").date()
                     console.print(_plan(session, services, int(row["expert_id"]), int(row["company_id"]), day,
                                         (row.get("start") or "").strip() or None,
                                         (row.get("end") or "").strip() or None,
-                                        (row.get("institution") or "").strip() or None), highlight=False)
+                                        (row.get("institution") or "").strip() or None, program_id),
+                                  highlight=False)
             except (VisitError, ValueError, KeyError) as error:
                 errors += 1
                 reason = ERRORS.get(getattr(error, "reason", ""), str(error))
@@ -151,8 +177,11 @@ def report(
     month: str = typer.Option(..., help="YYYY-MM"),
     fmt: str = typer.Option("xlsx", "--format", help="csv | xlsx"),
     out: Path = typer.Option(None, "--out", help="出力ファイル（csv は省略時 標準出力）"),
+    program: str = typer.Option(None, "--program", help="この事業の訪問だけ（既定: すべての事業）"),
+    staff: str = typer.Option(None, "--staff", help="このスタッフの担当事業の訪問だけ（admin はすべて）"),
 ) -> None:
     """Monthly report: this month and fiscal-year cumulative, per expert, institution and company."""
+    from bot.programs import catalog_for
     from handlers.visits.report import build, to_csv, to_xlsx
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
@@ -160,8 +189,19 @@ def report(
     if fmt not in ("csv", "xlsx"):
         _fail("--format は csv / xlsx のいずれかです")
     services = _services()
+    catalog = catalog_for(services)
     with services.db.session() as session:
-        built = build(session, month, services.settings.program_rules_file)
+        programs = _staff_scope(services, session, staff)
+        rules_file = services.settings.visits.rules_file
+        if program is not None:
+            chosen = catalog.get(program)
+            if chosen is None:
+                _fail(f"事業 {program} はありません（{', '.join(p.id for p in catalog)}）")
+            assert chosen is not None
+            if programs is not None and chosen.id not in programs:
+                _fail(f"{staff} は事業 {chosen.id} の担当ではありません（担当: {', '.join(sorted(programs))}）")
+            programs, rules_file = {chosen.id}, chosen.rules_file() or rules_file
+        built = build(session, month, rules_file, catalog=catalog, programs=programs)
         data = to_csv(built) if fmt == "csv" else to_xlsx(built)
     if out is None and fmt == "xlsx":
         out = Path(f"visits-report-{month}.xlsx")

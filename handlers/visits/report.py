@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.cells import append_row, neutralize_row
+from bot.programs import ProgramCatalog, program_in
 from handlers.visits.models import Visit
 from handlers.visits.rules import fiscal_year, fiscal_year_start
 from handlers.visits.service import FLAG_LABELS, visit_fees
@@ -74,14 +75,17 @@ def month_bounds(month: str) -> tuple[date, date]:
     return start, end
 
 
-def build(session: Session, month: str, rules_file: Path | None = None) -> MonthlyReport:
+def build(session: Session, month: str, rules_file: Path | None = None, *, catalog: ProgramCatalog | None = None,
+          programs: set[str] | None = None) -> MonthlyReport:
+    """The report of `month`; with a `catalog`, of the visits of `programs` only (None = every program)."""
     start, end = month_bounds(month)
     year = fiscal_year(start)
-    visits = list(session.execute(
-        select(Visit).options(selectinload(Visit.expert), selectinload(Visit.company))
-        .where(Visit.planned_date >= fiscal_year_start(year), Visit.planned_date < end,
-               Visit.status != "cancelled")
-        .order_by(Visit.planned_date, Visit.id)).scalars())
+    query = (select(Visit).options(selectinload(Visit.expert), selectinload(Visit.company))
+             .where(Visit.planned_date >= fiscal_year_start(year), Visit.planned_date < end,
+                    Visit.status != "cancelled"))
+    if catalog is not None:
+        query = query.where(program_in(Visit.program, programs, catalog))
+    visits = list(session.execute(query.order_by(Visit.planned_date, Visit.id)).scalars())
     fees = visit_fees(visits, rules_file)
     groups: list[tuple[str, Callable[[Visit], tuple[str, str]]]] = [
         ("専門家", lambda v: (f"P{v.expert_person_id}", v.expert.display_name or f"#{v.expert_person_id}")),

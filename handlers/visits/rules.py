@@ -1,7 +1,7 @@
 """The program's rules for visits, in one place, per fiscal year (April to March).
 
 Numbers come from `program_rules.yaml` (or the file named by the setting
-`program_rules_file`) keyed by fiscal year, so a new program year with a new
+`visits.rules_file`) keyed by fiscal year, so a new program year with a new
 fee is a data change, not a code change. Everything here is a pure function:
 the chat, the CLI and the monthly report must agree to the yen.
 """

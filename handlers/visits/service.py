@@ -333,7 +333,8 @@ def sweep_and_notify(session: Session, through: date) -> list[Visit]:
         text = f"{visit.planned_date:%m/%d} {visit.company.name}: " + t("visits_needs_certificate",
                                                                           visit.expert.locale or "ja")
         try:
-            send_to_person(session, visit.expert_person_id, [Reply(text=text)], verified_only=True)
+            send_to_person(session, visit.expert_person_id, [Reply(text=text)], verified_only=True,
+                           program=visit.program)
         except NoChannel:
             pass
     return marked

@@ -45,7 +45,7 @@ def registry() -> tuple[Channel, ...]:
     def mount_slack(api: FastAPI, services: Services, runtime: ChannelRuntime, sender: ChannelSender | None) -> None:
         from integrations.slack_staff import staff_hooks
 
-        api.state.slack_app = slack.mount(api, services.settings, runtime, staff_hooks(services))
+        api.state.slack_app = slack.mount(api, services.settings, services, runtime, staff_hooks(services))
 
     def mount_telegram(api: FastAPI, services: Services, runtime: ChannelRuntime,
                        sender: ChannelSender | None) -> None:
@@ -112,16 +112,16 @@ class NumberedOptions:
 
 
 def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
-    """First thing the worker does: process webhook events stored but not processed, then apologise for
-    inbound messages left without a reply (a kill between storing a message and answering it)."""
+    """First thing the worker does: process webhook events stored but not processed, then answer inbound
+    messages left without a reply (a kill between storing a message and answering it), or apologise for them."""
     from datetime import timedelta
 
-    from bot.recovery import apologise_for_unanswered
+    from bot.recovery import recover_unanswered
 
     def run() -> int:
         done = sum(inbox.replay() for inbox in runtime.inboxes)
-        grace = timedelta(seconds=services.settings.unanswered_grace_seconds)
-        return done + apologise_for_unanswered(services, grace)
+        grace = timedelta(seconds=services.settings.chat.unanswered_grace_seconds)
+        return done + recover_unanswered(services, runtime.engine, grace)
 
     return run
 

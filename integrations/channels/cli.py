@@ -47,21 +47,21 @@ def status() -> None:
 
 @channels_app.command("slack-socket")
 def slack_socket() -> None:
-    """Slack over Socket Mode (needs SLACK_APP_TOKEN, xapp-...): no public URL required."""
+    """Slack over Socket Mode (needs MADOGUCHI_SLACK__APP_TOKEN, xapp-...): no public URL required."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from integrations.channels import slack
 
     services, runtime = _runtime()
     settings = services.settings
-    if not slack.is_configured(settings) or settings.slack_app_token is None:
-        console.print("[red]SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN を設定してください[/]")
+    if not slack.is_configured(settings) or settings.slack.app_token is None:
+        console.print("[red]MADOGUCHI_SLACK__BOT_TOKEN, MADOGUCHI_SLACK__SIGNING_SECRET, MADOGUCHI_SLACK__APP_TOKEN を設定してください[/]")
         raise typer.Exit(2)
     from integrations.slack_staff import staff_hooks
 
     app = slack.build_app(settings, runtime, staff_hooks(services))
     console.print("Slack Socket Mode で接続します（Ctrl-C で終了）")
-    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    SocketModeHandler(app, settings.slack.app_token.get_secret_value()).start()
 
 
 @channels_app.command("telegram-polling")
@@ -71,7 +71,7 @@ def telegram_polling() -> None:
 
     services, runtime = _runtime()
     if not telegram.is_configured(services.settings):
-        console.print("[red]TELEGRAM_BOT_TOKEN を設定してください[/]")
+        console.print("[red]MADOGUCHI_TELEGRAM__BOT_TOKEN を設定してください[/]")
         raise typer.Exit(2)
     console.print("Telegram をポーリングで受信します（Ctrl-C で終了）")
     telegram.run_polling(services, runtime)
@@ -96,7 +96,7 @@ def line_richmenu(program_id: str = typer.Option(..., "--program", help="プロ�
         console.print(f"[red]プログラム {program_id} はありません[/]（あるもの: {', '.join(p.id for p in catalog)}）")
         raise typer.Exit(2)
     try:
-        result = publish(catalog, program, api_url=settings.line_api_url, data_api_url=settings.line_data_api_url)
+        result = publish(catalog, program, api_url=settings.line.api_url, data_api_url=settings.line.data_api_url)
     except RichMenuError as error:
         console.print(f"[red]リッチメニューを作成できません[/]: {error}", highlight=False)
         raise typer.Exit(2) from None

@@ -264,7 +264,7 @@ async def submit(request: Request, program_id: str) -> JSONResponse:
         return _error(422, "invalid_request", "入力内容を確認してください。", "Send id_token and answers.")
     assert program.line is not None and program.line.login_channel_id is not None
     try:  # before anything is read or stored: who is this, according to LINE?
-        claims = verify_id_token(services.settings.line_api_url, body["id_token"], program.line.login_channel_id)
+        claims = verify_id_token(services.settings.line.api_url, body["id_token"], program.line.login_channel_id)
     except InvalidIdToken as error:
         log.info("liff id token rejected", extra={"program": program.id, "reason": str(error)})
         return _error(401, "invalid_id_token", "LINE の認証を確認できませんでした。LINE アプリから開き直してください。",

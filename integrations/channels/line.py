@@ -69,7 +69,7 @@ PAGE_PREFIX = "line:page:"
 
 def is_configured(settings: Settings) -> bool:
     """The general LINE account (LINE_CHANNEL_*) or any program's own account has credentials."""
-    return bool(settings.line_channel_secret and settings.line_channel_access_token) or bool(program_accounts(settings))
+    return bool(settings.line.channel_secret and settings.line.channel_access_token) or bool(program_accounts(settings))
 
 
 def program_accounts(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -112,11 +112,11 @@ class LineSender:
     channel = CHANNEL
 
     def __init__(self, settings: Settings) -> None:
-        token = settings.line_channel_access_token
+        token = settings.line.channel_access_token
         #: the general account's configuration, and each program's (a row says which program it is for)
-        self.configuration = (Configuration(host=settings.line_api_url, access_token=token.get_secret_value())
+        self.configuration = (Configuration(host=settings.line.api_url, access_token=token.get_secret_value())
                               if token else None)
-        self.programs = {pid: Configuration(host=settings.line_api_url, access_token=access)
+        self.programs = {pid: Configuration(host=settings.line.api_url, access_token=access)
                          for pid, (_, access) in program_accounts(settings).items()}
         # Messages that come from no conversation (a visit to confirm) and carry no program: the general
         # account, else the default program's, else the only one there is.
@@ -238,8 +238,8 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
 
     inbox = WebhookInbox(services, CHANNEL, process_stored)
     runtime.inboxes.append(inbox)
-    if settings.line_channel_secret is not None and settings.line_channel_access_token is not None:
-        _mount_one(api, "/line/webhook", settings.line_channel_secret.get_secret_value(), None, inbox)
+    if settings.line.channel_secret is not None and settings.line.channel_access_token is not None:
+        _mount_one(api, "/line/webhook", settings.line.channel_secret.get_secret_value(), None, inbox)
     for program_id, (secret, _) in program_accounts(settings).items():
         _mount_one(api, f"/line/{program_id}/webhook", secret, program_id, inbox)
 

@@ -97,7 +97,16 @@ def layout_for(count: int) -> Layout:
 
 
 def menu_items(program: Program) -> list[RichMenuItem]:
-    return list(program.rich_menu) or list(DEFAULT_ITEMS)
+    """The program's items; in a program without a hearing form, none that opens or starts the hearing sheet."""
+    from bot.text import normalize
+    from handlers.hearing.chat import HearingHandler
+
+    items = list(program.rich_menu) or list(DEFAULT_ITEMS)
+    if program.hearing_form:
+        return items
+    hearing = HearingHandler()
+    kept = [item for item in items if not (item.liff or (item.text and hearing.triggered_by(normalize(item.text))))]
+    return kept or list(DEFAULT_ITEMS)
 
 
 def render_image(items: list[RichMenuItem], font_path: Path | None = None) -> bytes:

@@ -1,17 +1,23 @@
 """Slack: direct messages and mentions via slack-bolt, buttons as Block Kit, replies through the outbox.
 
 HTTP mode is mounted on the FastAPI app at `/slack/events` (events and
-interactivity share the URL); bolt verifies the signature and the timestamp
-(older than five minutes is refused) and acknowledges at once, and the
-listener runs after the acknowledgement, so Slack's 3-second limit holds
-whatever the answer costs. Retries (`X-Slack-Retry-Num`) carry the same
-`event_id`, which the engine stores as the platform message id: a retry
-returns the stored replies and queues nothing. Socket Mode
-(`madoguchi channels slack-socket`) runs the same app for local use.
+interactivity share the URL). The route checks the signature and the timestamp
+(older than five minutes is refused) itself, then commits the event to the
+webhook inbox (`integrations.channels.inbox`) before Slack gets its 200, and
+bolt processes it from the store after the response: bolt's own HTTP handler
+acknowledges first and runs the listener afterwards (slack-bolt's default,
+`process_before_response=False`), so an event acknowledged just before a kill
+was lost and Slack does not resend an acknowledged event. Slack's 3-second limit
+holds whatever the answer costs. Retries (`X-Slack-Retry-Num`) carry the same
+`event_id`: the inbox stores it once, and the engine keeps it as the platform
+message id too. After a restart, stored events not processed are processed.
+Socket Mode (`madoguchi channels slack-socket`) runs the same listeners for local use,
+acknowledged by bolt (no inbox).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -19,15 +25,16 @@ from urllib.parse import parse_qs
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import JSONResponse
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.starlette.handler import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from bot.messages import InboundMessage, Reply
+from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import OutboundMessage
 from integrations.channels.delivery import (
@@ -38,6 +45,7 @@ from integrations.channels.delivery import (
     mark_progress,
     platform_messages,
 )
+from integrations.channels.inbox import WebhookInbox, event_key
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +57,12 @@ ACTION_ID = re.compile(r"^opt_\d+$")
 
 
 def is_configured(settings: Settings) -> bool:
-    return bool(settings.slack_bot_token and settings.slack_signing_secret)
+    return bool(settings.slack.bot_token and settings.slack.signing_secret)
 
 
 def web_client(settings: Settings) -> WebClient:
-    assert settings.slack_bot_token is not None
-    return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    assert settings.slack.bot_token is not None
+    return WebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_url)
 
 
 def blocks_for(text: str, reply: Reply | None) -> list[dict[str, Any]]:
@@ -106,12 +114,18 @@ def _timestamp(ts: str | None) -> datetime:
     return datetime.fromtimestamp(float(ts), UTC)
 
 
-def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any] | None = None) -> App:
-    """The bolt app; `staff_hooks` (the escalation capability) may register staff-channel listeners."""
-    assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
-    app = App(token=settings.slack_bot_token.get_secret_value(),
-              signing_secret=settings.slack_signing_secret.get_secret_value(),
-              client=web_client(settings), token_verification_enabled=False, process_before_response=False)
+def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any] | None = None, *,
+              from_inbox: bool = False) -> App:
+    """The bolt app; `staff_hooks` (the escalation capability) may register staff-channel listeners.
+
+    `from_inbox`: the app dispatches events the `/slack/events` route has verified and stored, so it runs each
+    listener to its end inside `dispatch` (`process_before_response`: the row is marked processed only after)
+    and does not check a signature again (a replay after a restart is older than bolt's five minutes)."""
+    assert settings.slack.bot_token is not None and settings.slack.signing_secret is not None
+    app = App(token=settings.slack.bot_token.get_secret_value(),
+              signing_secret=settings.slack.signing_secret.get_secret_value(),
+              client=web_client(settings), token_verification_enabled=False, process_before_response=from_inbox,
+              request_verification_enabled=not from_inbox)
 
     from bot.programs import ProgramError, load_programs
 
@@ -161,15 +175,17 @@ def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any
     return app
 
 
-def _readable(body: bytes, request: Request) -> bool:
+def _readable(body: bytes, request: Request) -> dict[str, Any] | None:
+    """The event envelope or the interaction payload, if the body is one we can read."""
     try:
         if "application/x-www-form-urlencoded" in request.headers.get("content-type", ""):
             payload = parse_qs(body.decode())
-            return "payload" in payload and isinstance(json.loads(payload["payload"][0]), dict)
-        data = json.loads(body)
+            data = json.loads(payload["payload"][0]) if "payload" in payload else None
+        else:
+            data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("type"), str)
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("type"), str) else None
 
 
 def _signed(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> bool:
@@ -183,21 +199,51 @@ def _signed(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -
         return False
 
 
-def mount(api: FastAPI, settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any] | None = None) -> App:
-    bolt = build_app(settings, runtime, staff_hooks)
+#: Envelope types stored before the 200 (anything else, url_verification, is answered by bolt at once).
+STORED_TYPES = {"event_callback", "block_actions", "view_submission", "view_closed", "shortcut", "message_action",
+                "block_suggestion"}
+
+
+def stored_key(data: dict[str, Any], body: bytes) -> str:
+    """One inbox row per Slack event: a retry carries the same `event_id`. Interactions are not retried by
+    Slack: one row per distinct payload (the same body twice is one press)."""
+    if data.get("type") == "event_callback":
+        return event_key(data, "event_id")
+    return f"{data['type']}:{hashlib.sha256(body).hexdigest()}"
+
+
+def mount(api: FastAPI, settings: Settings, services: Services, runtime: ChannelRuntime,
+          staff_hooks: list[Any] | None = None) -> App:
+    bolt = build_app(settings, runtime, staff_hooks, from_inbox=True)
     handler = SlackRequestHandler(bolt)
-    assert settings.slack_signing_secret is not None
-    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
+    assert settings.slack.signing_secret is not None
+    verifier = SignatureVerifier(settings.slack.signing_secret.get_secret_value())
+
+    def process_stored(stored: dict[str, Any]) -> None:
+        response = bolt.dispatch(BoltRequest(body=str(stored.get("raw") or ""), mode="http",
+                                             headers={"content-type": str(stored.get("content_type") or "")}))
+        if response.status >= 500:
+            log.warning("slack event failed in its listener", extra={"status": response.status})
+
+    inbox = WebhookInbox(services, CHANNEL, process_stored)
+    runtime.inboxes.append(inbox)
 
     @api.post("/slack/events", include_in_schema=False)
-    async def slack_events(request: Request):  # type: ignore[no-untyped-def]
+    async def slack_events(request: Request, background: BackgroundTasks):  # type: ignore[no-untyped-def]
         body = await request.body()
         # Unsigned, stale or with a malformed timestamp: 401 here, before bolt (which would log the body).
         if not _signed(verifier, body, dict(request.headers)):
             return JSONResponse({"error": "invalid_signature", "message": "署名が正しくありません。"}, status_code=401)
         # Signed by Slack but not an event or interaction we can read: 400 here, not an error inside bolt.
-        if not _readable(body, request):
+        data = _readable(body, request)
+        if data is None:
             return JSONResponse({"error": "invalid_body", "message": "内容を読み取れません。"}, status_code=400)
-        return await handler.handle(request)
+        if data["type"] not in STORED_TYPES:
+            return await handler.handle(request)  # url_verification's challenge: nothing to store
+        # Committed before Slack gets its 200: Slack never resends an acknowledged event.
+        ids = await inbox.accept([(stored_key(data, body), {"raw": body.decode(),
+                                                      "content_type": request.headers.get("content-type", "")})])
+        background.add_task(inbox.process_ids, ids)
+        return JSONResponse({"ok": True})
 
     return bolt

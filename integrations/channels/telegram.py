@@ -46,8 +46,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def is_configured(settings: Settings) -> bool:
-    """The general bot (TELEGRAM_BOT_TOKEN) or any program's own bot has credentials."""
-    return settings.telegram_bot_token is not None or bool(program_bots(settings))
+    """The general bot (MADOGUCHI_TELEGRAM__BOT_TOKEN) or any program's own bot has credentials."""
+    return settings.telegram.bot_token is not None or bool(program_bots(settings))
 
 
 def program_bots(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -63,9 +63,9 @@ def program_bots(settings: Settings) -> dict[str, tuple[str, str]]:
 
 def make_bot(settings: Settings, token: str | None = None) -> Bot:
     if token is None:
-        assert settings.telegram_bot_token is not None
-        token = settings.telegram_bot_token.get_secret_value()
-    return Bot(token, base_url=settings.telegram_api_url, request=HTTPXRequest(connection_pool_size=4))
+        assert settings.telegram.bot_token is not None
+        token = settings.telegram.bot_token.get_secret_value()
+    return Bot(token, base_url=settings.telegram.api_url, request=HTTPXRequest(connection_pool_size=4))
 
 
 def keyboard(row_id: int, reply: Reply | None) -> InlineKeyboardMarkup | None:
@@ -95,7 +95,7 @@ class TelegramSender:
 
     async def _bot_ready(self, program: str = "") -> Bot:
         key = program if program in self._tokens else ""
-        if key == "" and self.settings.telegram_bot_token is None and self._tokens:
+        if key == "" and self.settings.telegram.bot_token is None and self._tokens:
             key = next(iter(self._tokens))  # no general bot: the (first) program bot there is
         if key not in self._bots:
             bot = make_bot(self.settings, self._tokens.get(key))
@@ -198,7 +198,7 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
     each checked against its own secret token; every bot's updates are stored before the 200 in one inbox,
     with the program they came in for."""
     bots: dict[str, Bot] = {}
-    if settings.telegram_bot_token is not None:
+    if settings.telegram.bot_token is not None:
         bots[""] = make_bot(settings)
     for program_id, (token, _) in program_bots(settings).items():
         bots[program_id] = make_bot(settings, token)
@@ -218,8 +218,8 @@ def mount(api: FastAPI, settings: Settings, services: Services, runtime: Channel
 
     inbox = WebhookInbox(services, CHANNEL, process)
     runtime.inboxes.append(inbox)
-    if settings.telegram_bot_token is not None:
-        secret = settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token else ""
+    if settings.telegram.bot_token is not None:
+        secret = settings.telegram.secret_token.get_secret_value() if settings.telegram.secret_token else ""
         _mount_one(api, "/telegram/webhook", secret, None, inbox)
     for program_id, (_, secret) in program_bots(settings).items():
         _mount_one(api, f"/telegram/{program_id}/webhook", secret, program_id, inbox)

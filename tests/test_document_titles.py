@@ -1,0 +1,51 @@
+"""A document's title is its meta title or first heading, never run into the body text after it (issue 22: the
+regional-dx sample's title ran into its first paragraph in the chat's list of related sources)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.engine import Engine
+from bot.messages import InboundMessage
+from bot.services import Services
+from bot.storage.models import KnowledgeSource
+from knowledge.chunking import guess_title, logical_lines
+from knowledge.loaders import load
+
+BODY = "この案内は、公募の要点を短くまとめたものです。正式な条件は公募要領の本文に従ってください。"
+
+
+def title_of(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    document = load(path)
+    return document.title or guess_title(logical_lines(document.pages), path.stem)
+
+
+def test_a_title_never_runs_into_the_body(tmp_path: Path) -> None:
+    # a Markdown heading is the whole title, even when the first paragraph says 公募要領
+    assert title_of(tmp_path, "a.md", f"# 地域DX伴走支援事業 公募のご案内\n\n{BODY}\n\n## 1. 趣旨\n") == \
+        "地域DX伴走支援事業 公募のご案内"
+    # a plain first line: the same
+    assert title_of(tmp_path, "b.txt", f"伴走支援事業 公募のご案内\n{BODY}\n") == "伴走支援事業 公募のご案内"
+    # a title set on several short cover lines is still read on until 「…募集要領」 closes it
+    assert title_of(tmp_path, "c.txt", "令和6年度「後継者支援ネットワーク事業」に係る\n企画競争募集要領\n\n"
+                                       "令和6年5月29日\n" + BODY + "\n") == "令和6年度「後継者支援ネットワーク事業」に係る企画競争募集要領"
+    # the meta title of an HTML page wins
+    assert title_of(tmp_path, "d.html", f"<html><head><title>説明会のご案内</title></head><body><p>{BODY}</p></body>"
+                                        "</html>") == "説明会のご案内"
+
+
+def test_the_regional_dx_sample_is_listed_by_its_title_alone(sample_kb_services: Services) -> None:
+    with sample_kb_services.db.session() as session:
+        title = session.execute(select(KnowledgeSource.title).where(
+            KnowledgeSource.name == "regional-dx-call.md")).scalar_one()
+    assert title == "地域DX伴走支援事業 公募のご案内(サンプル)"
+    replies = Engine(sample_kb_services).handle(InboundMessage(channel="cli", program="regional-dx",
+                                                               external_user_id="titles", text="審査員は誰ですか"))
+    related = replies[0].text.split("関連しそうな資料：")[1].split("\n")
+    listed = [line for line in related if line.startswith("・")]
+    assert listed and all(line.startswith(f"・{title} ／ ") for line in listed), listed
+    assert "この案内は" not in replies[0].text
