@@ -6,7 +6,7 @@ VENV   := .venv
 UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 
-.PHONY: chat serve test lint setup setup-dev ingest eval clean
+.PHONY: chat serve test lint screenshots setup setup-dev ingest eval clean
 
 ## make chat: set up, load the sample knowledge base, open the terminal chat (the main job)
 chat: setup
@@ -30,6 +30,12 @@ test: setup-dev lint
 	scripts/install-test-browser.sh >/dev/null 2>&1 || echo "note: no Chromium; the browser test will be skipped"; \
 	scripts/install-fonts.sh >/dev/null 2>&1 || echo "note: no Japanese font; the rich-menu image tests will be skipped"; \
 	MADOGUCHI_TEST_PG_URL="$$PG_URL" $(VENV)/bin/python -m pytest -n 2 -q
+
+## make screenshots: refresh docs/screenshots/*.png from the browser tests (make test keeps them in its tmp dirs)
+screenshots: setup-dev
+	scripts/install-test-browser.sh >/dev/null 2>&1 || true
+	MADOGUCHI_SCREENSHOTS=docs MADOGUCHI_REQUIRE_BROWSER=1 $(VENV)/bin/python -m pytest -q \
+		tests/test_web_chat_browser.py tests/test_staff_inbox_browser.py
 
 ## make eval: measure answers on the shared dev set (needs ../shared)
 eval: setup

@@ -38,7 +38,8 @@ class Capability:
     handler: Handler | None = None
     #: `madoguchi <name> ...` command groups: {group name: typer app}, loaded lazily by the CLI root.
     cli: Callable[[], dict[str, Any]] | None = None
-    #: HTTP routes of the capability (a FastAPI router), mounted by the web app.
+    #: HTTP routes of the capability: given the services, a FastAPI `APIRouter` (in `handlers/<name>/routes.py`);
+    #: the web app includes them in the order of the capability list.
     routes: Callable[[Services], Any] | None = None
     tasks: tuple[Task, ...] = field(default=())
     #: Startup check of the capability's configuration: raise `ConfigurationError` to stop startup.

@@ -4,12 +4,15 @@ For each `InboundMessage` it loads or creates the person and conversation,
 then runs an explicit, ordered list of middleware: at intake (before the
 message is stored) de-duplication of a redelivered platform message, refusal
 of empty or over-long input, the rate limit; inside the turn (one transaction
-holding the conversation's row lock) leave words, expiry of a stale flow, the
-role check. Then it routes: a button or an explicit command goes to the handler
-that claims it; else the active flow gets the message (so an everyday word
-like 「わからない」 is an answer inside a form, and claimed only outside one);
-else the question handlers answer (and the flow asks its question again). Every
-reply is stored, tagged with the handler that wrote it, in the same
+holding the conversation's row lock) expiry of a stale flow. Then it routes, in
+the order of `Engine.routing`: the active flow gets the message first (so a
+button-like or command-like word its current step expects, a numbered choice,
+an everyday word like 「わからない」, is an answer inside a form); a flow
+declines (`NOT_MINE`) what it does not own, a link code, a menu or leave word,
+another capability's button, and then: leave words, the role check, the
+handler that claims the button or explicit command, else the question handlers
+(inside a flow, a question is answered and the flow asks its question again).
+Every reply is stored, tagged with the handler that wrote it, in the same
 transaction, and only then returned.
 """
 
@@ -28,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.handler import Handler, Turn, main_menu
+from bot.handler import LEAVE, NOT_MINE, Handler, Turn, main_menu
 from bot.i18n import t
 from bot.messages import InboundMessage, Option, Reply
 from bot.services import Services
@@ -114,9 +117,12 @@ class Engine:
             (h for h in self.handlers.values() if h.question_priority is not None),
             key=lambda h: h.question_priority or 0,
         )
-        # The middleware, in the order it runs. A step returns a result to stop there, None to go on.
+        # The middleware and the routing, in the order they run. A step returns a result to stop there, None to
+        # go on.
         self.intake: tuple[IntakeStep, ...] = (self.deduplicate, self.refuse_bad_input, self.rate_limit)
-        self.middleware: tuple[RouteStep, ...] = (self.leave_words, self.expire_stale_flow, self.role_check)
+        self.middleware: tuple[RouteStep, ...] = (self.expire_stale_flow,)
+        self.routing: tuple[RouteStep, ...] = (self.active_flow, self.leave_words, self.role_check, self.commands,
+                                               self.free_text)
 
     # ------------------------------------------------------------------ entry
     def handle(self, message: InboundMessage) -> list[Reply]:
@@ -262,12 +268,9 @@ class Engine:
             limited = per_user >= settings.limits.messages_per_user_per_minute
         return Outcome([Reply(text=t("rate_limited", intake.locale))], limited=True) if limited else None
 
-    def leave_words(self, route: Route) -> Tagged | None:
-        """「やめる」「中断」 (or the leave button) leave the active flow, whatever the flow would make of them."""
-        turn = route.turn
-        if turn.message.choice == LEAVE_CHOICE or turn.text.lower() in LEAVE_WORDS:
-            return [(reply, "engine") for reply in self._leave_flow(turn, self._flow(turn))]
-        return None
+    @staticmethod
+    def is_leave_word(turn: Turn) -> bool:
+        return turn.message.choice == LEAVE_CHOICE or turn.text.lower() in LEAVE_WORDS
 
     def expire_stale_flow(self, route: Route) -> Tagged | None:
         """A flow left alone longer than `chat.flow_timeout_minutes` ends (saving what it keeps), and says so;
@@ -289,14 +292,6 @@ class Engine:
         route.lead.extend((reply, flow.name) for reply in [*saved, notice])
         return None
 
-    def role_check(self, route: Route) -> Tagged | None:
-        """A button or command of a handler the person's role may not use is refused. (Flows and question
-        handlers of such a handler are skipped by routing, and its menu buttons are not shown.)"""
-        turn = route.turn
-        for handler in self.handlers.values():
-            if handler.claims(turn) and not handler.allowed(turn.person):
-                return [(Reply(text=turn.t("not_allowed")), handler.name)]
-        return None
 
     @staticmethod
     def _queue(session: Session, conversation: Conversation, message: InboundMessage, replies: list[Reply]) -> None:
@@ -311,46 +306,75 @@ class Engine:
         return flow if flow is not None and flow.allowed(turn.person) else None
 
     def _route(self, route: Route) -> Tagged:
-        for step in self.middleware:
+        for step in (*self.middleware, *self.routing):
             stopped = step(route)
             if stopped is not None:
                 return route.lead + stopped
-        return route.lead + self._dispatch(route.turn)
+        raise AssertionError("the last routing step answers every message")
 
-    def _dispatch(self, turn: Turn) -> Tagged:
-        text, choice = turn.text, turn.message.choice
-        reachable = [h for h in self.handlers.values() if h.allowed(turn.person)]
+    @staticmethod
+    def _by(name: str, replies: list[Reply]) -> Tagged:
+        return [(reply, name) for reply in replies]
+
+    def active_flow(self, route: Route) -> Tagged | None:
+        """The active flow gets the message first. It answers it; or says it is a question (None): the question
+        handlers answer, then the flow asks its question again; or declines it (NOT_MINE): routing goes on as if
+        no flow were active. To decide, it sees who else would take the message (`Turn.claimed_by`)."""
+        turn = route.turn
         flow = self._flow(turn)
+        if flow is None:
+            return None
+        turn.claimed_by = (*(h.name for h in self.handlers.values() if h.claims(turn)),
+                           *((LEAVE,) if self.is_leave_word(turn) else ()))
+        replies = flow.offer(turn)
+        if replies is NOT_MINE or (replies is None and turn.claimed_by):
+            return None
+        if replies is not None:
+            return self._by(flow.name, replies)
+        if self._flow(turn) is None:  # the flow ended itself (its ticket was closed): a new message for the bot
+            return None
+        answer = self._by("question", self._answer_question(turn)) if turn.text else []
+        return answer + self._by(flow.name, flow.reprompt(turn))
 
-        def by(name: str, replies: list[Reply]) -> Tagged:
-            return [(reply, name) for reply in replies]
+    def leave_words(self, route: Route) -> Tagged | None:
+        """「やめる」「中断」 (or the leave button) leave the active flow, unless its step took them as its answer."""
+        turn = route.turn
+        if self.is_leave_word(turn):
+            return self._by("engine", self._leave_flow(turn, self._flow(turn)))
+        return None
 
-        for handler in reachable:  # a button, or a typed command (a word that is only ever a command)
-            if handler.claims(turn):
-                return by(handler.name, handler.on_command(turn))
+    def role_check(self, route: Route) -> Tagged | None:
+        """A button or command of a handler the person's role may not use is refused. (Flows and question
+        handlers of such a handler are skipped by routing, and its menu buttons are not shown.)"""
+        turn = route.turn
+        for handler in self.handlers.values():
+            if handler.claims(turn) and not handler.allowed(turn.person):
+                return [(Reply(text=turn.t("not_allowed")), handler.name)]
+        return None
 
-        if flow is not None:  # everything else goes to the active flow first
-            replies = flow.on_flow_message(turn)
-            if replies is not None:
-                return by(flow.name, replies)
-            flow = self._flow(turn)  # the flow may have ended itself
+    def commands(self, route: Route) -> Tagged | None:
+        """A button, or a typed command (a word that is only ever a command): the first handler that claims it."""
+        turn = route.turn
+        for handler in self.handlers.values():
+            if handler.allowed(turn.person) and handler.claims(turn):
+                return self._by(handler.name, handler.on_command(turn))
+        return None
 
-        if choice and not text and not turn.message.location and flow is None:
-            return by("engine", [Reply(text=turn.t("unknown_choice"), options=self.menu(turn))])
-
-        if flow is not None:
-            # Not an answer to the flow's question: answer it, then return to the flow.
-            answer = by("question", self._answer_question(turn)) if text else []
-            return answer + by(flow.name, flow.reprompt(turn))
-
+    def free_text(self, route: Route) -> Tagged:
+        """Everything else: a question for the question handlers (or a polite word on what was not understood)."""
+        turn = route.turn
+        text, message = turn.text, turn.message
+        if message.choice and not text and not message.location:
+            return self._by("engine", [Reply(text=turn.t("unknown_choice"), options=self.menu(turn))])
         if COMMAND_PATTERN.match(text):
             command = text.split()[0]
-            return by("engine", [Reply(text=turn.t("unknown_command", command=command), options=self.menu(turn))])
+            return self._by("engine", [Reply(text=turn.t("unknown_command", command=command),
+                                             options=self.menu(turn))])
         if not has_meaningful_text(text):
-            if turn.message.location or turn.message.attachments:
-                return by("engine", [Reply(text=turn.t("menu_prompt"), options=self.menu(turn))])
-            return by("engine", [Reply(text=turn.t("emoji_only"), options=self.menu(turn))])
-        return by("question", self._answer_question(turn))
+            if message.location or message.attachments:
+                return self._by("engine", [Reply(text=turn.t("menu_prompt"), options=self.menu(turn))])
+            return self._by("engine", [Reply(text=turn.t("emoji_only"), options=self.menu(turn))])
+        return self._by("question", self._answer_question(turn))
 
     def _answer_question(self, turn: Turn) -> list[Reply]:
         for handler in self.question_handlers:

@@ -3,17 +3,19 @@
 A capability's `chat.py` defines a `Handler` subclass; its `Capability`
 declaration (`bot/capability.py`) hands an instance to the engine through the
 ordered list in `handlers/capabilities.py`. After its middleware the engine
-asks, in order: does a handler claim this as a button or an explicit command;
-else is the conversation in a handler's flow (which gets everything else,
-everyday words included); else the question handlers answer (and the flow
-asks its question again).
+offers the message to the conversation's active flow first; the flow answers
+it, says it is a question (None: the question handlers answer and the flow asks
+its question again), or declines it (`NOT_MINE`: a link code, a menu or leave
+word, another capability's button), and then the normal routing applies: a
+leave word, a handler's button or explicit command, else the question handlers.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +30,18 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 
+class _NotMine(Enum):
+    NOT_MINE = "not mine"
+
+
+#: What a flow returns for a message it does not own: the engine then routes it as if no flow were active.
+NOT_MINE: Literal[_NotMine.NOT_MINE] = _NotMine.NOT_MINE
+#: A flow's reading of a message: its replies; None = a question (answered, then the flow asks again); NOT_MINE.
+FlowResult: TypeAlias = list[Reply] | None | Literal[_NotMine.NOT_MINE]
+#: In `Turn.claimed_by`: the message is a leave word (「やめる」「中断」 or the leave button).
+LEAVE = "leave"
+
+
 @dataclass
 class Turn:
     """Everything a handler needs for one inbound message, inside one DB transaction."""
@@ -39,6 +53,9 @@ class Turn:
     text: str  # normalized
     services: Services
     locale: str = "ja"
+    #: Who takes this message if the active flow declines it: the names of the handlers that claim it as a
+    #: button or command, and `LEAVE` for a leave word. Set by the engine before it offers the message to the flow.
+    claimed_by: tuple[str, ...] = ()
 
     def t(self, key: str, **values: object) -> str:
         return t(key, self.locale, **values)
@@ -130,8 +147,15 @@ class Handler:
         """Handle an explicit command or button value."""
         raise NotImplementedError
 
+    def offer(self, turn: Turn) -> FlowResult:
+        """The engine offers every message to the active flow first. The replies; None = not an answer but a
+        question (answered, then `reprompt`); NOT_MINE = route it as if no flow were active. By default a flow
+        declines what a handler claims as a button or command, or a leave word (`turn.claimed_by`), and reads
+        everything else with `on_flow_message`; a `StepFlow` lets its current step take what it expects."""
+        return NOT_MINE if turn.claimed_by else self.on_flow_message(turn)
+
     def on_flow_message(self, turn: Turn) -> list[Reply] | None:
-        """Handle a message while this handler's flow is active; None = not an answer (a question)."""
+        """Read a message of this handler's flow that no one else claims; None = not an answer (a question)."""
         return None
 
     def reprompt(self, turn: Turn) -> list[Reply]:

@@ -315,11 +315,12 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     from integrations import staff_console
     from integrations.channels import liff
-    from integrations.staff_api import router as staff_router
 
     liff.install(app)
 
-    app.include_router(staff_router)
+    for capability in services.capabilities:  # each capability's own routes, in the list's order
+        if capability.routes is not None:
+            app.include_router(capability.routes(services))
     staff_console.install(app, services)
 
     from integrations.channels import mount_channels

@@ -13,7 +13,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from handlers.escalation import api_tokens
+from bot.security import api_tokens
 from bot.security import web_sessions
 from bot.services import Services
 from bot.storage.models import ChannelIdentity

@@ -1,5 +1,7 @@
 """What the browser tests share: one Chromium per test session (Debian's, driven by Playwright), axe-core
-(vendored from the npm registry in tests/vendor/axe-core), and a helper to write screenshots into docs/.
+(vendored from the npm registry in tests/vendor/axe-core), and a helper to save screenshots: into the test's
+tmp dir, or into docs/screenshots/ when asked (`make screenshots`, which sets MADOGUCHI_SCREENSHOTS=docs), so
+`make test` leaves the git tree clean.
 
 Import the fixtures into a test module (`from tests.browser_support import browser  # noqa: F401`).
 """
@@ -56,9 +58,16 @@ def assert_accessible(page: Any, what: str) -> None:
         f"{v['id']} ({v['impact']}): {v['help']}\n    " + "\n    ".join(v["nodes"][:5]) for v in violations)
 
 
-def screenshot(page: Any, name: str) -> Path:
-    """Save what the user sees into docs/screenshots/ (committed, so a reader sees it too)."""
-    DOCS.mkdir(parents=True, exist_ok=True)
-    path = DOCS / name
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """Where a screenshot goes: the test's tmp dir, or docs/screenshots/ (committed, so a reader sees the
+    pages) only when `MADOGUCHI_SCREENSHOTS=docs` (`make screenshots`)."""
+    folder = DOCS if os.environ.get("MADOGUCHI_SCREENSHOTS") == "docs" else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+    """Save what the user sees (see `screenshot_path`)."""
+    path = screenshot_path(name, tmp_path)
     page.screenshot(path=str(path))
     return path

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.engine import Engine
+from bot.messages import InboundMessage, Reply
 from bot.services import Services
 from bot.settings import ENV_PREFIX, LEGACY_ENV, SAMPLE_KB_DIR, Settings, get_settings
 from tests.browser_support import browser  # noqa: F401  (one Chromium per test session, for every browser test)
@@ -91,6 +92,14 @@ def services(tmp_path: Path, database_url: str | None) -> Iterator[Services]:
     svc = Services.create(make_settings(tmp_path, database_url))
     yield svc
     svc.close()
+
+
+def send(engine: Engine, text: str | None = None, *, user: str = "u1", channel: str = "web",
+         choice: str | None = None, **fields: Any) -> list[Reply]:
+    """One message through the engine as a channel adapter delivers it (`fields`: location, timestamp,
+    platform_message_id, program ... of `InboundMessage`). A module with another default user or time binds it
+    once: `send = functools.partial(conftest.send, user="sme-1")`."""
+    return engine.handle(InboundMessage(channel=channel, external_user_id=user, text=text, choice=choice, **fields))
 
 
 @pytest.fixture

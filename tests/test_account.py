@@ -16,39 +16,36 @@ from bot.storage.models import ChannelIdentity, Conversation, Message
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer
-
-
-def send(engine: Engine, user: str, text: str, channel: str = "web") -> list[Reply]:
-    return engine.handle(InboundMessage(channel=channel, external_user_id=user, text=text))
+from tests.conftest import send
 
 
 def test_linking_keeps_the_conversation_and_hearing_draft(services: Services) -> None:
     engine = Engine(services)
-    send(engine, "anon", "ヒアリング開始")
-    send(engine, "anon", "株式会社連携前")
+    send(engine, "ヒアリング開始", user="anon")
+    send(engine, "株式会社連携前", user="anon")
     with services.db.session() as session:
         person = add_person(session, "applicant", "窓口 花子")
         code = link_codes.issue(session, "link", hours=1, person_id=person.id)
         person_id = person.id
-    asked = send(engine, "anon", code)[0]  # the draft moves to 窓口 花子: the account's owner says yes first
+    asked = send(engine, code, user="anon")[0]  # the draft moves to 窓口 花子: the account's owner says yes first
     assert "窓口 花子様のアカウントに連携します" in asked.text
     assert "窓口 花子様のアカウントとして連携しました" in engine.handle(InboundMessage(
         channel="web", external_user_id="anon", choice=asked.options[0].value))[0].text
-    assert "窓口 花子様（役割：企業・申請者、連携済み）" in send(engine, "anon", "/whoami")[0].text
+    assert "窓口 花子様（役割：企業・申請者、連携済み）" in send(engine, "/whoami", user="anon")[0].text
     with services.db.session() as session:
         draft = session.execute(select(FormResponse)).scalar_one()
         assert draft.person_id == person_id and draft.answers == {"company_name": "株式会社連携前"}
         conversation = session.execute(select(Conversation).where(Conversation.channel == "web")).scalar_one()
         assert conversation.person_id == person_id
-    replies = send(engine, "anon", "ヒアリング開始")
+    replies = send(engine, "ヒアリング開始", user="anon")
     assert "前回の続き（2/33）" in replies[0].text
 
     # A second web account of the same person: one thread, the earlier messages moved into it.
     with services.db.session() as session:
         second_code = link_codes.issue(session, "link", hours=1, person_id=person_id)
         earlier = session.execute(select(Message.id)).scalars().all()
-    send(engine, "new-phone", "こんにちは")
-    assert "連携しました" in send(engine, "new-phone", second_code)[0].text
+    send(engine, "こんにちは", user="new-phone")
+    assert "連携しました" in send(engine, second_code, user="new-phone")[0].text
     with services.db.session() as session:
         conversations = session.execute(select(Conversation).where(Conversation.person_id == person_id)).scalars().all()
         assert len(conversations) == 1
@@ -60,7 +57,7 @@ def test_linking_keeps_the_conversation_and_hearing_draft(services: Services) ->
 
 def test_web_user_picks_up_pending_messages_once(sqlite_services: Services) -> None:
     engine = Engine(sqlite_services)
-    send(engine, "web-sme", "メニュー")
+    send(engine, "メニュー", user="web-sme")
     with sqlite_services.db.session() as session:
         person_id = session.execute(select(ChannelIdentity.person_id).where(
             ChannelIdentity.external_user_id == "web-sme")).scalar_one()

@@ -14,6 +14,7 @@ from bot.messages import InboundMessage, Reply
 from bot.services import Services
 from bot.storage.audit import verify_chain
 from bot.storage.models import AuditEvent, ChannelIdentity, Conversation, Message, Person
+from tests.conftest import send
 
 
 class NameFlow(Handler):
@@ -42,10 +43,6 @@ class NameFlow(Handler):
 def engine(services: Services) -> Iterator[Engine]:
     services.install(Capability(name="testflow", handler=NameFlow()))
     yield Engine(services)
-
-
-def send(engine: Engine, text: str | None = None, user: str = "u1", **kw: object) -> list[Reply]:
-    return engine.handle(InboundMessage(channel="web", external_user_id=user, text=text, **kw))
 
 
 def count(services: Services, model: type) -> int:

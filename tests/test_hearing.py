@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,14 @@ from bot.messages import InboundMessage, Reply
 from bot.services import Services
 from bot.storage.audit import verify_chain
 from bot.storage.models import AuditEvent, ChannelIdentity, Person, StaffNotification
+from handlers.hearing.chat import SUMMARY, HearingHandler
 from handlers.hearing.models import FormResponse
+from handlers.hearing.schema import catalog
 from tests.conftest import make_settings
 from tests.hearing_script import EXPECTED, TOTAL_QUESTIONS, answer_for, progress
+from tests.conftest import send as shared_send
 
-
-def send(engine: Engine, text: str | None = None, *, user: str = "sme-1", channel: str = "web",
-         choice: str | None = None) -> list[Reply]:
-    return engine.handle(InboundMessage(channel=channel, external_user_id=user, text=text, choice=choice))
+send = partial(shared_send, user="sme-1")
 
 
 def question_reply(replies: list[Reply]) -> Reply:
@@ -312,3 +313,39 @@ def test_conditions_must_reference_earlier_questions_and_real_options(tmp_path: 
     path.write_text(path.read_text(encoding="utf-8").replace("question: kind", "question: later"), encoding="utf-8")
     with pytest.raises(FormDefinitionError, match="前にない質問"):
         load_form(path)
+
+
+def test_every_hearing_step_asks_its_question_again_after_a_mid_flow_question(tmp_path: Path,
+                                                                              database_url: str | None) -> None:
+    """The hearing sheet is a step table generated from its form: every question (the conditional ones too) and the
+    summary ask themselves again, buttons included, after a question asked in the middle of the form."""
+    services = Services.create(make_settings(tmp_path, database_url, limits__messages_per_user_per_minute=1000))
+    engine = Engine(services)
+    handler = engine.handlers["hearing"]
+    assert isinstance(handler, HearingHandler)
+    form = catalog(services).latest("dx-platform")
+    assert form is not None
+    table = handler.form_steps(form)
+    assert list(table) == [q.id for q in form.questions] + [SUMMARY]
+    overrides = {"業種を選んでください": "その他", "具体的な業種": "水産加工業"}  # the 業種（その他） step as well
+
+    def asked(replies: list[Reply]) -> tuple[str, list[str]]:
+        last = replies[-1]
+        return last.text[last.text.find("【"):], [o.value for o in last.options]
+
+    seen = []
+    replies = send(engine, "ヒアリング開始")
+    while True:
+        step = str(stored_response(services).state["cursor"])
+        seen.append(step)
+        before = asked(replies)
+        again = send(engine, "謝金はいくらですか？")
+        assert len(again) >= 2 and asked(again) == before, step  # an answer first, then the same question
+        if step == SUMMARY:
+            assert "ご回答内容の確認" in again[-2].text
+            break
+        text = question_reply(replies).text
+        typed = next((v for k, v in overrides.items() if k in text), None) or answer_for(text)
+        replies = send(engine, typed)
+    assert seen == list(table)
+    services.close()

@@ -34,3 +34,17 @@ def test_ruff_is_clean() -> None:
 def test_mypy_is_clean() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_screenshots_go_to_the_tmp_dir_unless_docs_are_asked_for(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test` rewrote docs/screenshots/*.png on every run, leaving the tree dirty; only `make screenshots`
+    (MADOGUCHI_SCREENSHOTS=docs) writes there now."""
+    from tests.browser_support import DOCS, screenshot_path
+
+    monkeypatch.delenv("MADOGUCHI_SCREENSHOTS", raising=False)
+    assert screenshot_path("x.png", tmp_path) == tmp_path / "screenshots" / "x.png"
+    monkeypatch.setenv("MADOGUCHI_SCREENSHOTS", "docs")
+    assert screenshot_path("x.png", tmp_path) == DOCS / "x.png" == ROOT / "docs" / "screenshots" / "x.png"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "MADOGUCHI_SCREENSHOTS=docs" in makefile.split("\nscreenshots:")[1].split("\n\n")[0]

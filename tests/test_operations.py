@@ -15,25 +15,21 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from handlers.escalation import api_tokens
+from bot.security import api_tokens
 from bot.backup import create as create_backup
 from bot.backup import list_backups, restore
 from integrations.cli_root import app as cli_app
 from bot.engine import Engine
 from bot.logging_setup import LOG_FILE, configure_logging, purge_logs
-from bot.messages import InboundMessage
 from handlers.accounts.data_requests import ERASED, export, forget
 from bot.services import Services
 from bot.storage.audit import verify_chain
 from bot.storage.models import AuditEvent, ChannelIdentity, Message, Person
-from handlers.escalation.models import ApiToken
+from bot.security.models import ApiToken
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
-
-
-def chat(engine: Engine, user: str, text: str) -> None:
-    engine.handle(InboundMessage(channel="web", external_user_id=user, text=text))
+from tests.conftest import send
 
 
 def test_api_tokens_are_hashed_scoped_and_revocable(services: Services) -> None:
@@ -62,7 +58,7 @@ def test_api_tokens_are_hashed_scoped_and_revocable(services: Services) -> None:
 
 def test_audit_search_lists_who_did_what(sqlite_services: Services) -> None:
     engine = Engine(sqlite_services)
-    chat(engine, "auditee", "ヒアリング開始")
+    send(engine, "ヒアリング開始", user="auditee")
     with sqlite_services.db.session() as session:
         person_id = session.execute(select(ChannelIdentity.person_id).where(
             ChannelIdentity.external_user_id == "auditee")).scalar_one()
@@ -90,7 +86,7 @@ def test_logs_are_json_masked_and_purged_without_touching_records(sqlite_service
     finally:
         configure_logging("INFO", None, force=True)
     engine = Engine(sqlite_services)
-    chat(engine, "log-user", "メニュー")
+    send(engine, "メニュー", user="log-user")
     old_day = (datetime.now(UTC) - timedelta(days=120)).strftime("%Y-%m-%d")
     recent_day = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y-%m-%d")
     (log_dir / f"{LOG_FILE}.{old_day}").write_text("{}\n")
@@ -107,10 +103,10 @@ def test_logs_are_json_masked_and_purged_without_touching_records(sqlite_service
 
 def test_people_export_and_forget_keep_the_audit_chain_valid(services: Services) -> None:
     engine = Engine(services)
-    chat(engine, "subject", "ヒアリング開始")
-    chat(engine, "subject", "株式会社個人情報")
-    chat(engine, "subject", "担当者と話したい")
-    chat(engine, "subject", "電話番号は090-1111-2222です")
+    send(engine, "ヒアリング開始", user="subject")
+    send(engine, "株式会社個人情報", user="subject")
+    send(engine, "担当者と話したい", user="subject")
+    send(engine, "電話番号は090-1111-2222です", user="subject")
     with services.db.session() as session:
         person_id = session.execute(select(ChannelIdentity.person_id).where(
             ChannelIdentity.external_user_id == "subject")).scalar_one()
@@ -134,7 +130,7 @@ def test_people_export_and_forget_keep_the_audit_chain_valid(services: Services)
     text = json.dumps(again, ensure_ascii=False, default=str)
     assert "090-1111-2222" not in text and "株式会社個人情報" not in text and "subject" not in text
     # The same chat account writing again is a new, anonymous person.
-    chat(engine, "subject", "メニュー")
+    send(engine, "メニュー", user="subject")
     with services.db.session() as session:
         assert session.execute(select(ChannelIdentity.person_id).where(
             ChannelIdentity.external_user_id == "subject")).scalar_one() != person_id
@@ -143,15 +139,15 @@ def test_people_export_and_forget_keep_the_audit_chain_valid(services: Services)
 def test_sqlite_backup_while_writing_and_restore_end_to_end(tmp_path: Path) -> None:
     services = Services.create(make_settings(tmp_path, backup__generations=3))
     engine = Engine(services)
-    chat(engine, "keep-me", "ヒアリング開始")
-    chat(engine, "keep-me", "株式会社バックアップ")
+    send(engine, "ヒアリング開始", user="keep-me")
+    send(engine, "株式会社バックアップ", user="keep-me")
     stop = threading.Event()
     written: list[int] = []
 
     def writer() -> None:  # the service keeps taking messages during the backup
         n = 0
         while not stop.is_set():
-            chat(engine, f"busy-{n}", "メニュー")
+            send(engine, "メニュー", user=f"busy-{n}")
             written.append(n)
             n += 1
 
@@ -172,7 +168,7 @@ def test_sqlite_backup_while_writing_and_restore_end_to_end(tmp_path: Path) -> N
         response = session.execute(select(FormResponse)).scalar_one()
         assert response.answers == {"company_name": "株式会社バックアップ"}
         assert verify_chain(session).ok
-    chat(engine, "keep-me", "ヒアリング開始")  # the service works on the restored data
+    send(engine, "ヒアリング開始", user="keep-me")  # the service works on the restored data
     for _ in range(3):
         create_backup(services)
     assert len(list_backups(services)) == 3  # generations
@@ -209,11 +205,11 @@ def test_postgresql_backup_and_restore(pg_database: str, tmp_path: Path) -> None
         pytest.skip("pg_dump not installed")
     services = Services.create(make_settings(tmp_path, pg_database))
     engine = Engine(services)
-    chat(engine, "pg-keep", "ヒアリング開始")
-    chat(engine, "pg-keep", "株式会社ピージー")
+    send(engine, "ヒアリング開始", user="pg-keep")
+    send(engine, "株式会社ピージー", user="pg-keep")
     info = create_backup(services)
     assert info.manifest["database"] == "postgresql" and (info.path / "db.dump").exists()
-    chat(engine, "pg-keep", "スキップ")
+    send(engine, "スキップ", user="pg-keep")
     with services.db.session() as session:
         session.query(FormResponse).delete()
     restore(services, info.path)

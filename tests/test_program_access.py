@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from handlers.escalation import api_tokens
+from bot.security import api_tokens
 from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.services import Services

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.engine import Engine
-from bot.messages import InboundMessage, Reply
+from bot.messages import Reply
 from bot.outbox import program_on, send_to_person
 from bot.services import Services
 from bot.storage.models import ChannelIdentity, Company, Person
@@ -29,6 +29,7 @@ from tests import fake_platforms as fp
 from tests.conftest import LiveServer, make_settings
 from tests.test_line_liff_richmenu import write_programs
 from tests.test_staff_console import PASSWORD, csrf_of
+from tests.conftest import send
 
 STAFF_CHANNEL = "C0STAFF"
 
@@ -40,8 +41,7 @@ class Rig:
     url: str
 
     def say(self, user: str, program: str | None, text: str) -> list[Reply]:
-        return Engine(self.services).handle(InboundMessage(channel="line", program=program, external_user_id=user,
-                                                           text=text))
+        return send(Engine(self.services), text, user=user, channel="line", program=program)
 
     def pushes_to(self, user: str, count: int = 1) -> list[fp.Call]:
         deadline = time.monotonic() + 20

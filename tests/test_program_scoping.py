@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from bot.services import Services
 from bot.settings import get_settings
 from bot.storage.models import Company, Person, utcnow
-from handlers.escalation import api_tokens
+from bot.security import api_tokens
 from handlers.escalation.staff import create as create_staff
 from handlers.hearing.models import FormResponse
 from handlers.hearing.schema import DEFINITIONS_DIR

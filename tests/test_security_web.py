@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from handlers.escalation.api_tokens import create as create_token
+from bot.security.api_tokens import create as create_token
 from bot.messages import Reply
 from bot.outbox import queue
 from bot.security.models import WebSession

@@ -75,7 +75,7 @@ def ticket_for(services: Services, user: str, question: str, *, unsure_first: bo
 
 
 def test_claim_reply_with_ctrl_enter_and_a_saved_reply_resolve_and_land_on_the_next_ticket(
-        desk: Any, console: tuple[Services, str]) -> None:
+        desk: Any, console: tuple[Services, str], tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     services, url = console
@@ -121,7 +121,7 @@ def test_claim_reply_with_ctrl_enter_and_a_saved_reply_resolve_and_land_on_the_n
     reply.press("Control+Enter")
     expect(desk.get_by_role("status")).to_contain_text("回答を送りました")
     expect(desk.locator("#thread")).to_contain_text("会場には駐車場がありません")
-    screenshot(desk, "staff-inbox.png")
+    screenshot(desk, "staff-inbox.png", tmp_path)
     desk.get_by_role("button", name="FAQ候補にする").click()
     expect(desk.get_by_role("status")).to_contain_text("FAQ候補にしました")
     desk.get_by_role("button", name="解決にする").click()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from bot.engine import Engine
-from bot.messages import InboundMessage, Location, Reply
+from bot.messages import Location, Reply
 from bot.outbox import replies_of
 from handlers.accounts import link_codes
 from handlers.accounts.registry import add_company, add_person
@@ -24,6 +24,7 @@ from handlers.visits.models import Visit
 from handlers.visits.report import build, to_xlsx
 from handlers.visits.rules import rules_for
 from handlers.visits.service import plan_visit
+from tests.conftest import send
 
 JST = timezone(timedelta(hours=9))
 DAY = date(2026, 11, 20)
@@ -50,9 +51,8 @@ class World:
     def send(self, channel: str, user: str, text: str | None = None, *, choice: str | None = None,
              location: Location | None = None, when: datetime | None = None,
              message_id: str | None = None) -> list[Reply]:
-        return self.engine.handle(InboundMessage(
-            channel=channel, external_user_id=user, text=text, choice=choice, location=location,
-            timestamp=when or at(9), platform_message_id=message_id))
+        return send(self.engine, text, user=user, channel=channel, choice=choice, location=location,
+                    timestamp=when or at(9), platform_message_id=message_id)
 
     def expert(self, text: str | None = None, **kw: object) -> list[Reply]:
         return self.send("telegram", "tg-expert", text, **kw)  # type: ignore[arg-type]

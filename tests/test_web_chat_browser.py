@@ -7,6 +7,7 @@ a fresh browser context (so a fresh chat session cookie) per test.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,8 +80,8 @@ def live_buttons(page: Any) -> list[str]:
     return page.locator("#log .options button:enabled, #log .examples button:enabled").all_inner_texts()
 
 
-def test_first_screen_offers_examples_and_the_menu_and_is_accessible(phone: Any, app_server: tuple[Services, str]
-                                                                     ) -> None:
+def test_first_screen_offers_examples_and_the_menu_and_is_accessible(phone: Any, app_server: tuple[Services, str],
+                                                                     tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     services, url = app_server
@@ -94,7 +95,7 @@ def test_first_screen_offers_examples_and_the_menu_and_is_accessible(phone: Any,
     for button in phone.locator("button:visible").all():
         assert button.bounding_box()["height"] >= 44, button.inner_text()
     assert_accessible(phone, "the chat's first screen")
-    screenshot(phone, "chat-phone-first-screen.png")
+    screenshot(phone, "chat-phone-first-screen.png", tmp_path)
 
     # An example question is one tap away and gets an answer with a source that opens in the viewer.
     question = examples.first.inner_text()
@@ -111,7 +112,7 @@ def test_first_screen_offers_examples_and_the_menu_and_is_accessible(phone: Any,
     assert "出典の資料" in viewer.content()
     assert_accessible(viewer, "the source viewer")
     assert_accessible(phone, "the chat with an answer")
-    screenshot(phone, "chat-phone-answer.png")
+    screenshot(phone, "chat-phone-answer.png", tmp_path)
 
 
 def test_a_double_enter_sends_once_with_a_typing_indicator(phone: Any, app_server: tuple[Services, str]) -> None:
@@ -184,8 +185,8 @@ def test_reload_restores_the_conversation_and_the_pending_question_and_old_butto
         assert response.answers.get("employees") in (50, {"value": 50}) or "50" in str(response.answers)
 
 
-def test_staff_answer_arrives_live_and_a_failed_send_keeps_the_text(phone: Any, app_server: tuple[Services, str]
-                                                                   ) -> None:
+def test_staff_answer_arrives_live_and_a_failed_send_keeps_the_text(phone: Any, app_server: tuple[Services, str],
+                                                                   tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     services, url = app_server
@@ -217,7 +218,7 @@ def test_staff_answer_arrives_live_and_a_failed_send_keeps_the_text(phone: Any, 
     phone.get_by_role("button", name="再送信").click()
     expect(phone.locator(".msg.bot").last).to_contain_text("担当者にお伝えしました")
     expect(box).to_have_value("")
-    screenshot(phone, "chat-phone-staff-answer.png")
+    screenshot(phone, "chat-phone-staff-answer.png", tmp_path)
 
 
 def test_confirmation_code_link_is_shown_not_sent(phone: Any, app_server: tuple[Services, str]) -> None:

@@ -1,4 +1,4 @@
-"""Tables of the security primitives (migration 0007)."""
+"""Tables of the security primitives (migration 0007) and the staff API tokens (migration 0005)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,19 @@ class WebhookEvent(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+
+
+class ApiToken(Base):
+    """A staff API token: only its SHA-256 is stored; scoped ("hearings:read" ...) and revocable."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Programs whose records the token may read (None or empty: the default program; ["*"]: all)
+    programs: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -8,10 +8,17 @@ outside them the start of the next business day (holidays and the year-end
 break included). While the ticket is open, the user's messages go to the
 staff thread; staff answers come back on the user's own channel, then a
 one-question satisfaction survey.
+
+The flow is a step table (`bot/flow.py`): `describe` (what to tell staff, when
+there is no recent question), `what_wrong` (after 👎: what was wrong, or the
+button that skips it) and `relay` (the ticket is open: every message goes to
+staff). A question is the answer at every step, so none of them is free text
+for the FAQ; a message that is not an answer (a sticker) re-asks the step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from datetime import timedelta
 from typing import Any
@@ -19,7 +26,8 @@ from typing import Any
 from sqlalchemy import select
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
-from bot.handler import Handler, Turn
+from bot.flow import Step, StepFlow
+from bot.handler import Turn
 from bot.programs import Program
 from bot.i18n import add_locale_dir, t
 from bot.messages import Option, Reply
@@ -37,7 +45,7 @@ RECENT_QUESTION = timedelta(minutes=30)
 SKIP_CHOICE = "contact:skip"
 
 
-class EscalationHandler(Handler):
+class EscalationHandler(StepFlow):
     name = "escalation"
     flow_label = "担当者へのお問い合わせ"
     triggers = (*ASK_WORDS, *NOT_HELPFUL_WORDS, *HELPFUL_WORDS)
@@ -65,47 +73,76 @@ class EscalationHandler(Handler):
             turn.audit("answer.helpful", subject_type="conversation", subject_id=turn.conversation.id)
             self._mark_resolved(turn)
             return [Reply(text=turn.t("escalation_thanks_helpful"))]
-        state = turn.flow_state if turn.conversation.active_flow == self.name else {}
-        if choice == SKIP_CHOICE and state.get("step") == "what_wrong":
-            return self._open(turn, state.get("question") or "", state.get("sources") or [], "not_helpful")
         not_helpful = choice == "feedback:down" or (not choice and turn.text in NOT_HELPFUL_WORDS)
         existing = tickets.open_ticket_of(turn.session, turn.person.id)
         if existing is not None:
-            turn.start_flow(self.name, {"ticket_id": existing.id})
-            return [Reply(text=turn.t("escalation_already", number=tickets.number(existing.id)),
-                          options=[self._cancel_option(turn, existing)])]
+            turn.start_flow(self.name, {"step": "relay", "ticket_id": existing.id})
+            return self._prompt_relay(turn)
         question, sources, confident = self._last_question(turn)
         if question is None:
             turn.start_flow(self.name, {"step": "describe"})
-            return [Reply(text=turn.t("escalation_describe"), free_input=True)]
+            return self._prompt_describe(turn)
         if not_helpful:  # one optional step: what was wrong, so staff need not guess
             turn.start_flow(self.name, {"step": "what_wrong", "question": question, "sources": sources})
-            return [Reply(text=turn.t("escalation_what_wrong"), free_input=True,
-                          options=[Option(label=turn.t("escalation_skip_to_human"), value=SKIP_CHOICE)])]
+            return self._prompt_what_wrong(turn)
         reason = "asked_human" if confident is not False else "not_confident"
         return self._open(turn, question, sources, reason)
 
     # ---------------------------------------------------------------- flow
-    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
+    def steps(self) -> Mapping[str, Step]:
+        """Asking for a person, one row per step: every step re-prompts."""
+        return {
+            "describe": Step(self._prompt_describe, self._parse_describe, next=("relay",)),
+            "what_wrong": Step(self._prompt_what_wrong, self._parse_what_wrong, next=("relay",),
+                               expects=lambda turn: turn.message.choice == SKIP_CHOICE),
+            "relay": Step(self._prompt_relay, self._parse_relay),
+        }
+
+    def step_name(self, turn: Turn) -> str | None:
         state = turn.flow_state
-        text = turn.message.text or ""
-        if state.get("step") == "describe":
-            if not turn.text:
-                return [Reply(text=turn.t("escalation_describe"), free_input=True)]
-            return self._open(turn, text, [], "asked_human")
-        if state.get("step") == "what_wrong":
-            if not turn.text:
-                return [Reply(text=turn.t("escalation_what_wrong"), free_input=True,
-                              options=[Option(label=turn.t("escalation_skip_to_human"), value=SKIP_CHOICE)])]
-            return self._open(turn, state.get("question") or "", state.get("sources") or [], "not_helpful",
-                              note=turn.t("escalation_wrong_note", text=text))
-        ticket = turn.session.get(Ticket, state.get("ticket_id") or 0)
-        if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
+        return state.get("step") or ("relay" if state.get("ticket_id") else None)  # older rows: only ticket_id
+
+    def _prompt_describe(self, turn: Turn) -> list[Reply]:
+        return [Reply(text=turn.t("escalation_describe"), free_input=True)]
+
+    def _parse_describe(self, turn: Turn) -> list[Reply] | None:
+        if not turn.text:
+            return None
+        return self._open(turn, turn.message.text or "", [], "asked_human")
+
+    def _prompt_what_wrong(self, turn: Turn) -> list[Reply]:
+        return [Reply(text=turn.t("escalation_what_wrong"), free_input=True,
+                      options=[Option(label=turn.t("escalation_skip_to_human"), value=SKIP_CHOICE)])]
+
+    def _parse_what_wrong(self, turn: Turn) -> list[Reply] | None:
+        state = turn.flow_state
+        question, sources = state.get("question") or "", state.get("sources") or []
+        if turn.message.choice == SKIP_CHOICE:
+            return self._open(turn, question, sources, "not_helpful")
+        if not turn.text:
+            return None
+        return self._open(turn, question, sources, "not_helpful",
+                          note=turn.t("escalation_wrong_note", text=turn.message.text or ""))
+
+    def _open_ticket(self, turn: Turn) -> Ticket | None:
+        ticket = turn.session.get(Ticket, turn.flow_state.get("ticket_id") or 0)
+        return ticket if ticket is not None and ticket.status in tickets.OPEN_STATUSES else None
+
+    def _prompt_relay(self, turn: Turn) -> list[Reply]:
+        ticket = self._open_ticket(turn)
+        if ticket is None:
+            return []
+        return [Reply(text=turn.t("escalation_already", number=tickets.number(ticket.id)),
+                      options=[self._cancel_option(turn, ticket)])]
+
+    def _parse_relay(self, turn: Turn) -> list[Reply] | None:
+        ticket = self._open_ticket(turn)
+        if ticket is None:
             turn.end_flow("finished")
             return None  # the ticket is over: this is a new question for the bot
         if not turn.text and not turn.message.location:
-            return []
-        tickets.add_user_message(turn.session, ticket, text or "（位置情報）", turn.message.channel)
+            return None
+        tickets.add_user_message(turn.session, ticket, turn.message.text or "（位置情報）", turn.message.channel)
         return [Reply(text=turn.t("escalation_relayed"), options=[self._cancel_option(turn, ticket)])]
 
     # -------------------------------------------------------------- helpers
@@ -116,7 +153,7 @@ class EscalationHandler(Handler):
                                 program=turn.owner_program)
         if note:
             tickets.add_user_message(turn.session, ticket, note, turn.message.channel)
-        turn.start_flow(self.name, {"ticket_id": ticket.id})
+        turn.start_flow(self.name, {"step": "relay", "ticket_id": ticket.id})
         settings = turn.services.settings
         program = turn.program  # a program's own window: its hours and its contact
         if program is not None:

@@ -137,7 +137,7 @@ def token_create(name: str = typer.Option(...), scope: list[str] = typer.Option(
                                                    help="読める事業の ID（複数可、* で全事業、既定: 既定の事業）")) -> None:
     """Create a token; it is shown once and stored only as a hash."""
     from bot.programs import catalog_for
-    from handlers.escalation import api_tokens
+    from bot.security import api_tokens
 
     services = _services()
     unknown = [p for p in program or [] if p != "*" and catalog_for(services).get(p) is None]
@@ -156,7 +156,7 @@ def token_create(name: str = typer.Option(...), scope: list[str] = typer.Option(
 
 @api_tokens_app.command("list")
 def token_list() -> None:
-    from handlers.escalation.models import ApiToken
+    from bot.security.models import ApiToken
 
     services = _services()
     table = Table(title="API トークン")
@@ -172,7 +172,7 @@ def token_list() -> None:
 
 @api_tokens_app.command("revoke")
 def token_revoke(token_id: int = typer.Argument(...)) -> None:
-    from handlers.escalation import api_tokens
+    from bot.security import api_tokens
 
     services = _services()
     with services.db.session() as session:

@@ -1,4 +1,4 @@
-"""Tables of escalation: staff accounts, tickets and their messages, staff API tokens.
+"""Tables of escalation: staff accounts, tickets and their messages.
 
 The schema is created by the one Alembic history in `bot/storage/migrations`."""
 
@@ -83,19 +83,3 @@ class TicketMessage(Base):
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     staff: Mapped[StaffAccount | None] = relationship()
-
-
-class ApiToken(Base):
-    """A staff API token: only its SHA-256 is stored; scoped ("hearings:read" ...) and revocable."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    #: Programs whose records the token may read (None or empty: the default program; ["*"]: all)
-    programs: Mapped[list[Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)

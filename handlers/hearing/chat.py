@@ -6,19 +6,24 @@ only remembers which response it is walking through. Every answer is written
 in the same transaction as the reply that asks the next question, so an
 answer the user saw acknowledged is never lost.
 
-Typed words understood inside the flow: 「戻る」 (previous question),
-「スキップ」 (optional questions), 「中断」 (handled by the engine), and at the
-summary an item number to fix it or 「送信」. Anything that reads like a
-question instead of an answer goes to the FAQ handler and the flow asks its
-question again.
+The flow is a step table (`bot/flow.py`) generated from the form's YAML: one
+step per question (its prompt, its parser by question type, the later questions
+and the summary as where it leads) and the summary. Typed words understood
+inside the flow: 「戻る」 (previous question), 「スキップ」 (optional questions),
+「中断」 (declined: the engine leaves the flow), and at the summary an item
+number to fix it or 「送信」. Anything that reads like a question instead of an
+answer goes to the FAQ handler and the flow asks its question again; a link
+code, 「メニュー」 or another capability's button is declined unless the
+question reads it as its answer (an option of that name).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 import re
+from collections.abc import Callable, Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
@@ -26,7 +31,8 @@ from handlers.hearing import reference_number
 from handlers.hearing.answers import AnswerError, format_answer, parse_answer, validate_selection
 from handlers.hearing.progress import applicable_questions, effective_answers, missing_required, next_question, position
 from handlers.hearing.schema import Form, Question, catalog
-from bot.handler import Handler, Turn
+from bot.flow import Step, StepFlow
+from bot.handler import Turn
 from bot.i18n import add_locale_dir, t
 from bot.messages import Link, Option, Reply
 from bot.notify import notify_staff
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 SUMMARY = "__summary__"
+PREFIX = "hearing:"
 BACK_WORDS = frozenset({"戻る", "もどる", "戻って", "前へ", "前に戻る", "back"})
 SKIP_WORDS = frozenset({"スキップ", "すきっぷ", "skip", "飛ばす", "とばす", "パス", "pass"})
 SUBMIT_WORDS = frozenset({"送信", "送信する", "送信します", "提出", "提出する", "はい", "ok", "submit", "確定"})
@@ -47,6 +54,8 @@ DONE_WORDS = frozenset({"決定", "確定", "以上", "以上です", "完了", 
 _EDIT_NUMBER = re.compile(r"^(?:修正|訂正|変更)?\s*(\d{1,3})\s*(?:番|番目)?(?:を?(?:修正|訂正|変更)(?:する|します|したい)?)?$")
 
 add_locale_dir(Path(__file__).resolve().parent / "locales")
+
+_T = TypeVar("_T")
 
 
 def check_forms(services: Services) -> None:
@@ -62,12 +71,12 @@ def check_forms(services: Services) -> None:
                                       f"（あるもの：{', '.join(forms.form_ids())}）")
 
 
-class HearingHandler(Handler):
+class HearingHandler(StepFlow):
     name = "hearing"
     flow_label = "ヒアリングシート"
     triggers = ("ヒアリング開始", "ヒアリング", "ヒアリングシート", "ヒアリングを始める", "ヒアリング再開",
                 re.compile(r"/hearing"))
-    choice_prefix = "hearing:"
+    choice_prefix = PREFIX
 
     @staticmethod
     def form_id(turn: Turn) -> str | None:
@@ -108,8 +117,11 @@ class HearingHandler(Handler):
             return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale, program=turn.program))]
         if turn.conversation.active_flow != self.name or turn.flow_state.get("response_id") != response.id:
             turn.start_flow(self.name, {"response_id": response.id})
-        form = self._form(turn, response)
-        action, _, rest = choice.removeprefix(self.choice_prefix).partition(":")
+        return self._press(turn, response, self._form(turn, response), choice)
+
+    def _press(self, turn: Turn, response: FormResponse, form: Form, choice: str) -> list[Reply]:
+        """One of the form's buttons (the current step's, or one of an earlier question: said so, re-asked)."""
+        action, _, rest = choice.removeprefix(PREFIX).partition(":")
         qid, _, arg = rest.partition(":")
         if action == "back":
             return self._back(turn, response, form)
@@ -133,30 +145,108 @@ class HearingHandler(Handler):
         return self._ask_current(turn, response, form, lead=turn.t("unknown_choice"))
 
     # ---------------------------------------------------------------- flow
-    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
+    def step_name(self, turn: Turn) -> str | None:
+        response = self._flow_response(turn)
+        return str(response.state.get("cursor")) if response is not None else None
+
+    def table(self, turn: Turn) -> Mapping[str, Step]:
         response = self._flow_response(turn)
         if response is None:
+            return {}
+        form = self._form(turn, response)  # the services' parsed form: its table lives as long as it does
+        return turn.services.shared(f"hearing.steps:{form.id}:{form.version}",
+                                    lambda: self.checked(self.form_steps(form)))
+
+    def form_steps(self, form: Form) -> dict[str, Step]:
+        """The form's step table: one step per question, in form order, then the summary. An answer leads to a
+        later question (the first that applies and is unanswered) or to the summary; the summary to any question
+        (an item fixed by its number, a required one missing at 「送信」)."""
+        ids = [q.id for q in form.questions]
+        steps = {q.id: self._question_step(q, (*ids[i + 1:], SUMMARY)) for i, q in enumerate(form.questions)}
+        steps[SUMMARY] = Step(prompt=self._in_context(self._show_summary), parse=self._in_context(self._parse_summary),
+                              next=tuple(ids), expects=self._summary_expects)
+        return steps
+
+    def _question_step(self, question: Question, leads_to: tuple[str, ...]) -> Step:
+        def prompt(turn: Turn, response: FormResponse, form: Form) -> list[Reply]:
+            return self._ask_question(turn, response, form, question)
+
+        def parse(turn: Turn, response: FormResponse, form: Form) -> list[Reply] | None:
+            return self._parse_answer(turn, response, form, question)
+
+        return Step(prompt=self._in_context(prompt), parse=self._in_context(parse), next=leads_to,
+                    free_text=question.type == "text", expects=lambda turn: self._expects(turn, question))
+
+    def _in_context(self, step: Callable[[Turn, FormResponse, Form], _T]) -> Callable[[Turn], _T]:
+        """A step function of (turn, response, form), called with the turn: the response is this flow's, locked."""
+        def run(turn: Turn) -> _T:
+            response = self._flow_response(turn)
+            assert response is not None, "a hearing step runs only with its response in progress"
+            return step(turn, response, self._form(turn, response))
+        return run
+
+    def on_flow_message(self, turn: Turn) -> list[Reply] | None:
+        response = self._flow_response(turn)
+        if response is None:  # submitted or abandoned elsewhere (another linked channel)
             turn.end_flow("closed")
             return [Reply(text=turn.t("hearing_not_active"), options=self.menu_options(turn.locale, program=turn.program))]
         form = self._form(turn, response)
+        if self.current_step(turn) is None:  # the form changed under a response in progress: find the next question
+            return self._advance(turn, response, form)
+        return super().on_flow_message(turn)
+
+    def _expects(self, turn: Turn, question: Question) -> bool:
+        """A button of this question (or 「戻る」), or a typed answer the question reads (an option named like a
+        command: 「担当者と話したい」 as a choice), even though another handler would take it."""
+        if turn.message.choice:
+            action, qid = self._button(turn)
+            return action == "back" or (action in ("pick", "toggle", "done", "skip") and qid == question.id)
+        if question.type == "text" or not turn.text:
+            return False
+        try:
+            parse_answer(question, turn.text, today=date.today())
+        except AnswerError:
+            return False
+        return True
+
+    def _button(self, turn: Turn) -> tuple[str | None, str]:
+        """(action, question id) of one of the form's buttons; (None, "") for anything else."""
+        choice = turn.message.choice or ""
+        if not choice.startswith(PREFIX):
+            return None, ""
+        action, _, rest = choice.removeprefix(PREFIX).partition(":")
+        return action, rest.partition(":")[0]
+
+    def _summary_expects(self, turn: Turn) -> bool:
+        """The summary's buttons, and the words it reads (「送信」, 「修正」, an item number, 「戻る」)."""
+        if turn.message.choice:
+            return self._button(turn)[0] in ("back", "submit", "edit")
+        word = turn.text.lower().rstrip("。.!！")
+        return word in SUBMIT_WORDS or word in EDIT_WORDS or word in BACK_WORDS or bool(_EDIT_NUMBER.fullmatch(word))
+
+    def _parse_summary(self, turn: Turn, response: FormResponse, form: Form) -> list[Reply] | None:
+        if self._button(turn)[0] is not None:
+            return self._press(turn, response, form, turn.message.choice or "")
+        if not turn.text:
+            return self._ask_current(turn, response, form)
+        word = turn.text.lower().rstrip("。.!！")
+        if word in BACK_WORDS:
+            return self._back(turn, response, form)
+        return self._summary_message(turn, response, form, word)
+
+    def _parse_answer(self, turn: Turn, response: FormResponse, form: Form, question: Question) -> list[Reply] | None:
+        if self._button(turn)[0] is not None:
+            return self._press(turn, response, form, turn.message.choice or "")
         text = turn.text
         if not text:
             return self._ask_current(turn, response, form)
         word = text.lower().rstrip("。.!！")
         if word in BACK_WORDS:
             return self._back(turn, response, form)
-        cursor = response.state.get("cursor")
-        if cursor == SUMMARY:
-            return self._summary_message(turn, response, form, word)
-        question = form.question(cursor or "")
-        if question is None:  # the form changed under a response in progress: find the next question
-            return self._advance(turn, response, form)
         if word in SKIP_WORDS:
             return self._skip(turn, response, form, question)
         if question.type == "multi_choice" and word in DONE_WORDS and response.state.get("selection"):
             return self._confirm_selection(turn, response, form, question)
-        if question.type == "text" and looks_like_question(text):
-            return None
         try:
             value = parse_answer(question, text, today=date.today())
         except AnswerError as error:
@@ -167,12 +257,6 @@ class HearingHandler(Handler):
         shown = format_answer(question, value, turn.locale) if value is not None else ""
         lead = turn.t("hearing_recorded", value=shown) if shown and shown != text.strip() else None
         return self._accept(turn, response, form, question, value, lead=lead)
-
-    def reprompt(self, turn: Turn) -> list[Reply]:
-        response = self._flow_response(turn)
-        if response is None:
-            return []
-        return self._ask_current(turn, response, self._form(turn, response))
 
     def on_leave(self, turn: Turn) -> list[Reply]:
         response = self._flow_response(turn)
@@ -316,6 +400,11 @@ class HearingHandler(Handler):
         question = form.question(cursor or "")
         if question is None:
             return self._advance(turn, response, form)
+        return self._ask_question(turn, response, form, question, lead)
+
+    def _ask_question(self, turn: Turn, response: FormResponse, form: Form, question: Question,
+                      lead: str | None = None) -> list[Reply]:
+        """A question of the form (its step's prompt), with its position, help, options and current answer."""
         n, total = position(form, response.answers, question.id)
         section = form.section_of(question.id)
         lines = [lead + "\n"] if lead else []

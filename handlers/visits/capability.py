@@ -1,9 +1,10 @@
-"""Expert visits declared once: check-in/out flow, `madoguchi visits`, the nightly sweep."""
+"""Expert visits declared once: check-in/out flow, `madoguchi visits`, its staff API routes, the nightly sweep."""
 
 from typing import Any
 
 from bot.capability import Capability, Task
 from handlers.visits.chat import VisitsHandler
+from handlers.visits.routes import router
 from handlers.visits.service import nightly_sweep
 
 
@@ -14,6 +15,6 @@ def _cli() -> dict[str, Any]:
 
 
 VISITS = Capability(
-    name="visits", handler=VisitsHandler(), cli=_cli,
+    name="visits", handler=VisitsHandler(), cli=_cli, routes=lambda services: router,
     tasks=(Task(name="visits sweep", schedule="daily, by cron: madoguchi visits sweep", run=nightly_sweep),),
 )

@@ -82,7 +82,7 @@ class VisitsHandler(StepFlow):
         if action in ("in", "out") and arg.isdigit():
             return (self._check_in if action == "in" else self._check_out)(turn, int(arg))
         if action in ("noloc", "acc") and turn.conversation.active_flow == self.name:
-            return self.on_flow_message(turn) or []
+            return self.reprompt(turn)  # a button of an earlier step (the current step takes its own)
         return [Reply(text=turn.t("unknown_choice"))]
 
     # ------------------------------------------------------------ check-in
@@ -148,21 +148,26 @@ class VisitsHandler(StepFlow):
                 return [Reply(text=turn.t(key), options=shown, free_input=not shown)]
             return prompt
 
+        def buttons(prefix: str) -> Callable[[Turn], bool]:
+            return lambda turn: (turn.message.choice or "").startswith(prefix)
+
         return {
             "checkin_location": Step(ask("visits_send_location", self._location_options),
-                                     self._expert(self._parse_location), next=("checkin_noloc_reason",)),
+                                     self._expert(self._parse_location), next=("checkin_noloc_reason",),
+                                     expects=buttons("visits:noloc")),
             "checkin_noloc_reason": Step(ask("visits_ask_no_location_reason"),
                                          self._expert(self._parse_noloc_reason), free_text=True),
             "checkout_location": Step(ask("visits_send_location", self._location_options),
                                       self._expert(self._parse_location),
-                                      next=("checkout_noloc_reason", "minutes")),
+                                      next=("checkout_noloc_reason", "minutes"), expects=buttons("visits:noloc")),
             "checkout_noloc_reason": Step(ask("visits_ask_no_location_reason"),
                                           self._expert(self._parse_noloc_reason), next=("minutes",),
                                           free_text=True),
             "minutes": Step(ask("visits_ask_minutes"), self._expert(self._parse_minutes), next=("accompanied",)),
             "accompanied": Step(ask("visits_ask_accompanied", self._yes_no_options),
                                 self._expert(self._parse_accompanied),
-                                next=("accompanied_minutes", "not_accompanied_reason")),
+                                next=("accompanied_minutes", "not_accompanied_reason"),
+                                expects=buttons("visits:acc:")),
             "accompanied_minutes": Step(ask("visits_ask_accompanied_minutes"),
                                         self._expert(self._parse_accompanied_minutes)),
             "not_accompanied_reason": Step(ask("visits_ask_not_accompanied_reason"),

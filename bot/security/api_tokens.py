@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.storage import audit
 from bot.storage.models import utcnow
-from handlers.escalation.models import ApiToken
+from bot.security.models import ApiToken
 
 SCOPES = ("hearings:read", "visits:read", "chat", "*")
 PREFIX = "mdg_"
