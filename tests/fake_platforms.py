@@ -8,8 +8,8 @@ next calls answer 429 with Retry-After, like a rate-limited platform.
 
 from __future__ import annotations
 
-import base64
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -49,6 +49,8 @@ class FakePlatforms:
     id_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: seconds LINE's verify endpoint takes to answer (a slow day at LINE)
     verify_delay: float = 0.0
+    #: Telegram updates waiting for a bot's getUpdates (long polling): bot token -> updates
+    telegram_updates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def issue_id_token(self, user_id: str, channel_id: str, expires_in: int = 600, name: str = "山田") -> str:
         """An ID token as LIFF's getIDToken() would give the page (opaque here: only LINE verifies it)."""
@@ -100,6 +102,12 @@ class FakePlatforms:
             if method == "getMe":
                 return JSONResponse({"ok": True, "result": {"id": 999, "is_bot": True, "first_name": "madoguchi",
                                                             "username": "madoguchi_bot"}})
+            if method == "getUpdates":  # long polling: what is queued for this bot, else a short wait
+                with self.lock:
+                    waiting = self.telegram_updates.pop(token, [])
+                if not waiting:
+                    await asyncio.sleep(0.2)
+                return JSONResponse({"ok": True, "result": waiting})
             retry_after = self._record("telegram", method, body, token)  # which bot sent it
             if retry_after is not None:
                 return JSONResponse({"ok": False, "error_code": 429, "description": "Too Many Requests",

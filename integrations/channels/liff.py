@@ -20,12 +20,16 @@ chat's button):
   for the person whose LINE account the token names: the same person as in
   the LINE chat when the LIFF app and the Messaging API channel share a
   provider, as LINE requires for the same user id.
+- `POST /liff/{program}/hearing/draft` (ID token verified the same way): a
+  hearing the person began in the LINE chat is taken over: the page opens
+  with the answers given so far, and the submission completes that same
+  response and ends the chat's flow (one response, not two).
 
-Each submission asks LINE to verify a token, so submissions are counted per
+Each of these requests asks LINE to verify a token, so they are counted per
 client address and overall before LINE is asked (`limits.liff_attempts_per_ip`
 and `limits.liff_attempts_global` per 10 minutes; over them: 429, LINE is not
-called), and the verification and the storing run off the event loop (a slow
-LINE endpoint held every other request of the server).
+called), and the verification and the database work run off the event loop (a
+slow LINE endpoint held every other request of the server).
 """
 
 from __future__ import annotations
@@ -186,16 +190,69 @@ def person_for_line_user(session: Any, user_id: str, display_name: str | None) -
     return person
 
 
-def store_submission(session: Any, form: Form, person: Person, answers: dict[str, Any], program_id: str | None
-                     ) -> FormResponse:
-    """The submitted response, exactly as the chat flow stores one at 「送信する」."""
-    response = FormResponse(form_id=form.id, form_version=form.version, person_id=person.id, channel=CHANNEL,
-                            status="submitted", answers=answers, labels={q.id: q.short_label for q in form.questions},
-                            state={"cursor": "__summary__", "history": [q.id for q in applicable_questions(form, answers)]},
-                            submitted_at=utcnow())
-    if hasattr(FormResponse, "program"):
-        response.program = program_id  # type: ignore[attr-defined]
-    session.add(response)
+def draft_of(session: Any, services: Services, form: Form, user_id: str, program_id: str) -> FormResponse | None:
+    """The LINE user's hearing of this form and program in progress in the chat (locked), if any."""
+    from bot.programs import program_is
+
+    identity = session.execute(select(ChannelIdentity).where(
+        ChannelIdentity.channel == IDENTITY_CHANNEL, ChannelIdentity.external_user_id == user_id)).scalar_one_or_none()
+    if identity is None:
+        return None
+    return session.execute(  # type: ignore[no-any-return]
+        select(FormResponse).where(FormResponse.person_id == identity.person_id, FormResponse.status == "in_progress",
+                                   FormResponse.form_id == form.id,
+                                   program_is(FormResponse.program, program_id, catalog_for(services)))
+        .order_by(FormResponse.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
+
+
+def page_values(form: Form, answers: dict[str, Any]) -> dict[str, Any]:
+    """Stored answers as the page's fields hold them (option values, yes/no, text), to prefill the form."""
+    values: dict[str, Any] = {}
+    for question in form.questions:
+        value = answers.get(question.id)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            values[question.id] = "yes" if value else "no"
+        elif isinstance(value, list):
+            values[question.id] = [str(v) for v in value]
+        else:
+            values[question.id] = str(value)
+    return values
+
+
+def _end_chat_flows(session: Any, response: FormResponse) -> None:
+    """The chat interview this response was: its flow ends (the LIFF form submitted it), so the chat neither
+    asks its next question nor keeps a second copy."""
+    from bot.storage.models import Conversation
+
+    for conversation in session.execute(select(Conversation).where(
+            Conversation.person_id == response.person_id, Conversation.active_flow == "hearing")).scalars():
+        if (conversation.flow_state or {}).get("response_id") == response.id:
+            conversation.active_flow, conversation.flow_state = None, {}
+            audit.record(session, "flow.finished", actor_person_id=response.person_id, subject_type="conversation",
+                         subject_id=conversation.id, data={"flow": "hearing", "by": CHANNEL})
+
+
+def store_submission(session: Any, form: Form, person: Person, answers: dict[str, Any], program_id: str | None,
+                     draft: FormResponse | None = None) -> FormResponse:
+    """The submitted response, exactly as the chat flow stores one at 「送信する」. With a `draft` (the same
+    hearing begun in the chat) that response is completed and its chat flow ends: one response, not two."""
+    labels = {q.id: q.short_label for q in form.questions}
+    state = {"cursor": "__summary__", "history": [q.id for q in applicable_questions(form, answers)]}
+    if draft is not None:
+        started_on = draft.channel
+        draft.form_version, draft.channel, draft.status = form.version, CHANNEL, "submitted"
+        draft.answers, draft.labels, draft.state, draft.submitted_at = answers, labels, state, utcnow()
+        response = draft
+        _end_chat_flows(session, response)
+        audit.record(session, "hearing.taken_over", actor_person_id=person.id, subject_type="form_response",
+                     subject_id=response.id, data={"from": started_on, "to": CHANNEL})
+    else:
+        response = FormResponse(form_id=form.id, form_version=form.version, person_id=person.id, channel=CHANNEL,
+                                status="submitted", answers=answers, labels=labels, state=state, submitted_at=utcnow())
+        response.program = program_id
+        session.add(response)
     session.flush()
     number = reference_number(response.id)
     company = str(answers.get("company_name") or "-")
@@ -261,7 +318,7 @@ ATTEMPT_WINDOW = timedelta(minutes=10)
 
 
 def _admitted(services: Services, client_ip: str) -> bool:
-    """Count this submission against the address and overall; False when either is over its limit."""
+    """Count this request against the address and overall; False when either is over its limit."""
     limits = services.settings.limits
     with services.db.session() as session:
         per_ip = throttle.hit(session, f"liff:ip:{client_ip}", ATTEMPT_WINDOW)
@@ -269,8 +326,10 @@ def _admitted(services: Services, client_ip: str) -> bool:
     return per_ip <= limits.liff_attempts_per_ip and overall <= limits.liff_attempts_global
 
 
-@router.post("/{program_id}/hearing")
-async def submit(request: Request, program_id: str) -> JSONResponse:
+async def _verified(request: Request, program_id: str, answers: bool
+                    ) -> tuple[Program, Form, dict[str, Any], dict[str, Any]] | JSONResponse:
+    """(program, form, body, the ID token's claims), or the error answer: LINE vouches for the ID token before
+    anything is read or stored. The limits and LINE's answer are waited for off the event loop."""
     services = _services(request)
     program = catalog_for(services).get(program_id)
     form = _form_for(services, program)
@@ -280,22 +339,22 @@ async def submit(request: Request, program_id: str) -> JSONResponse:
         body = await request.json()
     except ValueError:
         return _error(400, "malformed_json", "JSON の形式が正しくありません。", "Malformed JSON body.")
-    if not isinstance(body, dict) or not isinstance(body.get("id_token"), str) \
-            or not isinstance(body.get("answers"), dict) or len(body["answers"]) > MAX_ANSWERS:
+    if not isinstance(body, dict) or not isinstance(body.get("id_token"), str) or (answers and (
+            not isinstance(body.get("answers"), dict) or len(body["answers"]) > MAX_ANSWERS)):
         return _error(422, "invalid_request", "入力内容を確認してください。", "Send id_token and answers.")
     client_ip = request.client.host if request.client else "unknown"
-    # Off the event loop: the token check waits for LINE (up to its timeout), the store for the database.
-    return await run_in_threadpool(_submit, services, program, form, body, client_ip)
+    claims = await run_in_threadpool(_claims, services, program, body["id_token"], client_ip)
+    return claims if isinstance(claims, JSONResponse) else (program, form, body, claims)
 
 
-def _submit(services: Services, program: Program, form: Form, body: dict[str, Any], client_ip: str) -> JSONResponse:
+def _claims(services: Services, program: Program, id_token: str, client_ip: str) -> dict[str, Any] | JSONResponse:
     if not _admitted(services, client_ip):
-        log.warning("liff submissions over the limit", extra={"program": program.id})
+        log.warning("liff requests over the limit", extra={"program": program.id})
         return _error(429, "rate_limited", "送信が多すぎます。しばらくしてからお試しください。",
                       "Too many submissions; please try again later.")
     assert program.line is not None and program.line.login_channel_id is not None
     try:  # before anything is read or stored: who is this, according to LINE?
-        claims = verify_id_token(services.settings.line.api_url, body["id_token"], program.line.login_channel_id)
+        return verify_id_token(services.settings.line.api_url, id_token, program.line.login_channel_id)
     except InvalidIdToken as error:
         log.info("liff id token rejected", extra={"program": program.id, "reason": str(error)})
         return _error(401, "invalid_id_token", "LINE の認証を確認できませんでした。LINE アプリから開き直してください。",
@@ -304,14 +363,48 @@ def _submit(services: Services, program: Program, form: Form, body: dict[str, An
         log.warning("liff verify endpoint unavailable", extra={"program": program.id})
         return _error(503, "verify_unavailable", "LINE の認証を確認できませんでした。しばらくしてからお試しください。",
                       "LINE's verify endpoint is unavailable; nothing was stored.")
+
+
+@router.post("/{program_id}/hearing/draft")
+async def draft(request: Request, program_id: str) -> JSONResponse:
+    """The answers given so far in a hearing begun in the LINE chat, so the form opens where the chat left off."""
+    checked = await _verified(request, program_id, answers=False)
+    if isinstance(checked, JSONResponse):
+        return checked
+    program, form, _, claims = checked
+    services = _services(request)
+
+    def read() -> JSONResponse:
+        with services.db.session() as session:
+            response = draft_of(session, services, form, str(claims["sub"]), program.id)
+            if response is None:
+                return JSONResponse({"answers": {}, "number": None})
+            return JSONResponse({"answers": page_values(form, response.answers or {}),
+                                 "number": reference_number(response.id)})
+
+    return await run_in_threadpool(read)
+
+
+@router.post("/{program_id}/hearing")
+async def submit(request: Request, program_id: str) -> JSONResponse:
+    checked = await _verified(request, program_id, answers=True)
+    if isinstance(checked, JSONResponse):
+        return checked
+    program, form, body, claims = checked
+    services = _services(request)
     answers, errors = parse_submission(form, body["answers"])
     if errors:
         return _error(422, "invalid_answers", "入力内容を確認してください。", "Some answers need fixing.",
                       errors=errors)
-    with services.db.session() as session:
-        person = person_for_line_user(session, str(claims["sub"]), claims.get("name"))
-        response = store_submission(session, form, person, answers, program.id)
-        number = reference_number(response.id)
+
+    def store() -> str:
+        with services.db.session() as session:
+            person = person_for_line_user(session, str(claims["sub"]), claims.get("name"))
+            in_chat = draft_of(session, services, form, str(claims["sub"]), program.id)
+            response = store_submission(session, form, person, answers, program.id, in_chat)
+            return reference_number(response.id)
+
+    number = await run_in_threadpool(store)
     return JSONResponse({"number": number, "message": form.completion_message.strip()})
 
 
