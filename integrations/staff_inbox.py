@@ -330,10 +330,11 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
     `me` and the program catalog, only those asked in the member's programs (users' words are theirs)."""
     from sqlalchemy import true
 
+    from bot.storage.models import Conversation
+
     scope: Any = true()
     if me is not None and catalog is not None:
         from bot.programs import conversation_in, staff_programs
-        from bot.storage.models import Conversation
 
         programs = staff_programs(me, catalog)
         if programs is not None:
@@ -361,7 +362,9 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
         text = (question.text or "").strip() if question else ""
         if not text or text in found:
             continue
-        found[text] = {"question": text, "why": why, "at": jst_text(at)}
+        conversation = session.get(Conversation, question.conversation_id) if question else None
+        found[text] = {"question": text, "why": why, "at": jst_text(at),
+                       "program": (conversation.program if conversation else "") or ""}
         if len(found) >= limit:
             break
     already = set(session.execute(select(FaqCandidate.question)).scalars())
@@ -605,15 +608,22 @@ def knowledge_delete(request: Request, source_id: int, csrf: str = Form("")) -> 
 
 
 @router.post("/knowledge/candidate")
-def knowledge_candidate(request: Request, question: str = Form(""), csrf: str = Form("")) -> Response:
-    """A declined or 👎 question becomes a FAQ candidate in one step (its answer is written on the FAQ page)."""
+def knowledge_candidate(request: Request, question: str = Form(""), csrf: str = Form(""),
+                        program: str = Form("")) -> Response:
+    """A declined or 👎 question becomes a FAQ candidate in one step (its answer is written on the FAQ page), in
+    the program it was asked in when the member works for it (the program can be changed on the FAQ page)."""
+    from bot.programs import catalog_for, may_see, staff_programs
+
     console = _console()
     console.check_csrf(request, csrf)
     services = _services(request)
+    catalog = catalog_for(services)
     with services.db.session() as session:
         me = console.current_staff(request, session)
+        owner = program if catalog.get(program) and may_see(staff_programs(me, catalog), program, catalog) else None
         if question.strip():
-            candidate = FaqCandidate(question=question.strip()[:4000], answer="", created_by=me.id, status="pending")
+            candidate = FaqCandidate(question=question.strip()[:4000], answer="", created_by=me.id, status="pending",
+                                     program=owner)
             session.add(candidate)
             session.flush()
             from bot.storage import audit

@@ -237,9 +237,11 @@ def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Cand
             return intro + "".join(f"\n・{_unbulleted(sentences[i])}" for i in shown)
     own = {c.sentence_no: c.score for c in candidates if c.hit_no == best.hit_no}
     # A following 「なお、…」「また、…」 turns to another point; it does not complete the answer
-    # (a 「ただし、…」 does: it limits what was just said).
+    # (a 「ただし、…」 does: it limits what was just said). A heading line is no sentence to run into the answer
+    # (「2. 応募の受付応募の受付期間は…」).
     neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(sentences)
-                  and not (i > index and _ASIDE.match(_unbulleted(sentences[i])))]
+                  and not (i > index and _ASIDE.match(_unbulleted(sentences[i])))
+                  and not is_heading_line(sentences[i])]
     if not neighbours:
         return text_of_best
     other = max(neighbours, key=lambda i: own.get(i, float("-inf")))
