@@ -16,6 +16,7 @@ import hmac
 import json
 import secrets
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
@@ -31,7 +32,12 @@ from bot.programs import catalog_for, may_see, program_in, staff_programs
 from bot.security import login_guard, staff_sessions
 from bot.services import Services
 from bot.storage.models import FaqCandidate
+from bot.storage import audit
 from handlers.escalation.models import StaffAccount, Ticket
+from handlers.hearing.export import response_document
+from handlers.hearing.models import FormResponse
+from handlers.hearing.schema import catalog as forms_catalog
+from handlers.visits.models import Visit
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8
@@ -329,40 +335,31 @@ def hearings_page(request: Request) -> HTMLResponse:
 
 @router.get("/hearings/{response_id}")
 def hearing_page(request: Request, response_id: int) -> HTMLResponse:
-    from handlers.hearing.export import response_document
-    from handlers.hearing.schema import catalog as forms_catalog
-    from bot.storage import audit
-    from handlers.hearing.models import FormResponse
-
-    services = _services(request)
-    with services.db.session() as session:
-        me = current_staff(request, session)
-        response = session.get(FormResponse, response_id)
-        if not _visible(services, me, response):
-            return render(request, "staff/message.html", status=404, me=me, message="その回答はありません。")
-        assert response is not None
-        audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
-                     data={"actor": f"staff:{me.username}", "via": "console"})
-        return render(request, "staff/hearing.html", me=me, doc=response_document(forms_catalog(services), response),
-                      program=catalog_for(services).owner_id(response.program))
+    return _record_page(request, FormResponse, response_id, "その回答はありません。", "hearing.viewed", "form_response",
+                        "staff/hearing.html",
+                        lambda services, response: {"doc": response_document(forms_catalog(services), response)})
 
 
 @router.get("/visits/{visit_id}")
 def visit_page(request: Request, visit_id: int) -> HTMLResponse:
-    from bot.storage import audit
-    from handlers.visits.models import Visit
+    return _record_page(request, Visit, visit_id, "その訪問記録はありません。", "visit.viewed", "visit",
+                        "staff/visit.html", lambda services, visit: {"visit": visit})
 
+
+def _record_page(request: Request, model: type[Any], row_id: int, missing: str, action: str, subject_type: str,
+                 template: str, context: Callable[[Services, Any], dict[str, Any]]) -> HTMLResponse:
+    """A record's page: 404 unless the member works for its program, the viewing in the audit trail, then
+    the template with `context(services, row)`."""
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        visit = session.get(Visit, visit_id)
-        if not _visible(services, me, visit):
-            return render(request, "staff/message.html", status=404, me=me, message="その訪問記録はありません。")
-        assert visit is not None
-        audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id,
+        row = session.get(model, row_id)
+        if row is None or not _visible(services, me, row):
+            return render(request, "staff/message.html", status=404, me=me, message=missing)
+        audit.record(session, action, subject_type=subject_type, subject_id=row.id,
                      data={"actor": f"staff:{me.username}", "via": "console"})
-        return render(request, "staff/visit.html", me=me, visit=visit,
-                      program=catalog_for(services).owner_id(visit.program))
+        return render(request, template, me=me, program=catalog_for(services).owner_id(row.program),
+                      **context(services, row))
 
 
 # -------------------------------------------------------------------- FAQ

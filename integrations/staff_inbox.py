@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from bot import jst
 from bot.programs import catalog_for
 from bot.services import Services
+from bot.storage import audit
 from bot.storage.models import (
     AuditEvent,
     Company,
@@ -432,9 +433,25 @@ def install(api: Any) -> None:
 
 
 def _console() -> Any:
-    from integrations import staff_console
+    from integrations import staff_console  # a real cycle: staff_console's pages use this module's contexts
 
     return staff_console
+
+
+def _member(request: Request, csrf: str) -> StaffAccount:
+    """The logged-in member behind a console form POST, after its CSRF token is checked."""
+    console = _console()
+    console.check_csrf(request, csrf)
+    with _services(request).db.session() as session:
+        me: StaffAccount = console.current_staff(request, session)
+        session.expunge(me)
+        return me
+
+
+def _back(request: Request, to: str, flash: str) -> RedirectResponse:
+    """After a form POST: a message for the next page, and a 303 back to it."""
+    request.session["flash"] = flash
+    return RedirectResponse(to, status_code=303)
 
 
 @router.get("/events")
@@ -485,33 +502,24 @@ def saved_replies_page(request: Request) -> HTMLResponse:
 
 @router.post("/saved-replies")
 def saved_replies_add(request: Request, title: str = Form(""), text: str = Form(""), csrf: str = Form("")) -> Response:
-    console = _console()
-    console.check_csrf(request, csrf)
+    _member(request, csrf)
     services = _services(request)
-    with services.db.session() as session:
-        console.current_staff(request, session)
     if not title.strip() or not text.strip():
-        request.session["flash"] = "題名と本文を入力してください。"
-    else:
-        with _saved_lock:
-            rows = [r for r in saved_replies(services) if r["title"] != title.strip()]
-            rows.append({"title": title.strip()[:80], "text": text.strip()[:4000]})
-            _write_saved(services, rows)
-        request.session["flash"] = f"定型文「{title.strip()[:80]}」を保存しました。"
-    return RedirectResponse("/staff/saved-replies", status_code=303)
+        return _back(request, "/staff/saved-replies", "題名と本文を入力してください。")
+    with _saved_lock:
+        rows = [r for r in saved_replies(services) if r["title"] != title.strip()]
+        rows.append({"title": title.strip()[:80], "text": text.strip()[:4000]})
+        _write_saved(services, rows)
+    return _back(request, "/staff/saved-replies", f"定型文「{title.strip()[:80]}」を保存しました。")
 
 
 @router.post("/saved-replies/delete")
 def saved_replies_delete(request: Request, title: str = Form(""), csrf: str = Form("")) -> Response:
-    console = _console()
-    console.check_csrf(request, csrf)
+    _member(request, csrf)
     services = _services(request)
-    with services.db.session() as session:
-        console.current_staff(request, session)
     with _saved_lock:
         _write_saved(services, [r for r in saved_replies(services) if r["title"] != title])
-    request.session["flash"] = f"定型文「{title}」を削除しました。"
-    return RedirectResponse("/staff/saved-replies", status_code=303)
+    return _back(request, "/staff/saved-replies", f"定型文「{title}」を削除しました。")
 
 
 @router.get("/knowledge")
@@ -528,16 +536,11 @@ def knowledge_page(request: Request, q: str = "") -> HTMLResponse:
 
 
 def _admin(request: Request, csrf: str) -> StaffAccount | Response:
-    console = _console()
-    console.check_csrf(request, csrf)
-    services = _services(request)
-    with services.db.session() as session:
-        me = console.current_staff(request, session)
-        if me.role != "admin":
-            return JSONResponse({"error": "forbidden", "message": "資料の変更は管理者だけができます。",
-                                 "message_en": "Admins only."}, status_code=403)
-        session.expunge(me)
-        return me
+    me = _member(request, csrf)
+    if me.role != "admin":
+        return JSONResponse({"error": "forbidden", "message": "資料の変更は管理者だけができます。",
+                             "message_en": "Admins only."}, status_code=403)
+    return me
 
 
 @router.post(UPLOAD_PATH.removeprefix("/staff"))
@@ -566,8 +569,6 @@ def knowledge_upload(request: Request, file: Annotated[UploadFile, File()], csrf
     report = ingest_paths(services, [path])
     result = report.results[0] if report.results else None
     with services.db.session() as session:
-        from bot.storage import audit
-
         audit.record(session, "knowledge.uploaded", subject_type="knowledge_source", subject_id=name,
                      data={"by": me.username, "status": result.status if result else "none"})
     if result is None or result.status == "error":
@@ -589,36 +590,26 @@ def knowledge_delete(request: Request, source_id: int, csrf: str = Form("")) -> 
     with services.db.session() as session:
         source = session.get(KnowledgeSource, source_id)
         if source is None:
-            request.session["flash"] = "その資料はありません。"
-            return RedirectResponse("/staff/knowledge", status_code=303)
+            return _back(request, "/staff/knowledge", "その資料はありません。")
         name, path = source.name, Path(source.path)
         _remove_source(session, VectorStore(services.settings), source_id)
-        from bot.storage import audit
-
         audit.record(session, "knowledge.deleted", subject_type="knowledge_source", subject_id=name,
                      data={"by": me.username})
     if path.is_relative_to(upload_dir(services)) and path.exists():
         path.unlink()
     services.knowledge_changed()
-    request.session["flash"] = f"{name} を削除しました。"
-    return RedirectResponse("/staff/knowledge", status_code=303)
+    return _back(request, "/staff/knowledge", f"{name} を削除しました。")
 
 
 @router.post("/knowledge/candidate")
 def knowledge_candidate(request: Request, question: str = Form(""), csrf: str = Form("")) -> Response:
     """A declined or 👎 question becomes a FAQ candidate in one step (its answer is written on the FAQ page)."""
-    console = _console()
-    console.check_csrf(request, csrf)
-    services = _services(request)
-    with services.db.session() as session:
-        me = console.current_staff(request, session)
-        if question.strip():
+    me = _member(request, csrf)
+    if question.strip():
+        with _services(request).db.session() as session:
             candidate = FaqCandidate(question=question.strip()[:4000], answer="", created_by=me.id, status="pending")
             session.add(candidate)
             session.flush()
-            from bot.storage import audit
-
             audit.record(session, "faq.candidate_created", subject_type="faq_candidate", subject_id=candidate.id,
                          data={"from": "knowledge_review", "staff": me.username})
-    request.session["flash"] = "FAQ候補にしました。「FAQ候補」で回答を書いて公開できます。"
-    return RedirectResponse("/staff/knowledge", status_code=303)
+    return _back(request, "/staff/knowledge", "FAQ候補にしました。「FAQ候補」で回答を書いて公開できます。")
