@@ -38,6 +38,10 @@ from handlers.hearing.export import response_document
 from handlers.hearing.models import FormResponse
 from handlers.hearing.schema import catalog as forms_catalog
 from handlers.visits.models import Visit
+from integrations import staff_inbox
+from http.cookies import SimpleCookie
+import itsdangerous
+from knowledge import faq_review
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8
@@ -66,7 +70,6 @@ def install(api: FastAPI, services: Services) -> None:
                        max_age=SESSION_HOURS * 3600, same_site="strict",
                        https_only=services.settings.staff.cookie_secure)
     api.include_router(router)
-    from integrations import staff_inbox
 
     staff_inbox.install(api)
 
@@ -102,9 +105,7 @@ def staff_of_headers(services: Services, headers: list[tuple[bytes, bytes]], ses
     """The live, active account of the console cookie in raw request headers (read as `SessionMiddleware` reads
     it: signed, at most `SESSION_HOURS` old), for a decision taken before the request reaches the app; None
     without one. Touches the session as a page view does."""
-    from http.cookies import SimpleCookie
 
-    import itsdangerous
 
     cookie: SimpleCookie = SimpleCookie()
     for name, value in headers:
@@ -189,7 +190,6 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 # ------------------------------------------------------------------ queue
 @router.get("")
 def queue(request: Request, filter: str = "active") -> HTMLResponse:  # noqa: A002
-    from integrations import staff_inbox
 
     services = _services(request)
     with services.db.session() as session:
@@ -206,7 +206,6 @@ def _visible(services: Services, me: StaffAccount, record: Any) -> bool:
 
 @router.get("/tickets/{ticket_id}")
 def ticket_page(request: Request, ticket_id: int, filter: str = "active") -> HTMLResponse:  # noqa: A002
-    from integrations import staff_inbox
 
     services = _services(request)
     with services.db.session() as session:
@@ -283,8 +282,6 @@ def close(request: Request, ticket_id: int, csrf: str = Form(""), confirm: str =
 
 def _to_next(request: Request, ticket_id: int, response: Response) -> Response:
     """After a ticket is done, go on to the next one waiting (or the queue when none is)."""
-    from integrations import staff_inbox
-
     flash = str(request.session.get("flash") or "")
     if "既に終了" in flash or "できませんでした" in flash:
         return response
@@ -308,8 +305,6 @@ def faq_candidate(request: Request, ticket_id: int, csrf: str = Form("")) -> Res
 # -------------------------------------------------------------- dashboard
 @router.get("/dashboard")
 def dashboard(request: Request) -> HTMLResponse:
-    from integrations import staff_inbox
-
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
@@ -321,8 +316,6 @@ def dashboard(request: Request) -> HTMLResponse:
 @router.get("/hearings")
 def hearings_page(request: Request) -> HTMLResponse:
     """Submitted hearing sheets of the member's programs, newest first."""
-    from handlers.hearing.models import FormResponse
-
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
@@ -380,7 +373,6 @@ def faq_page(request: Request) -> HTMLResponse:
 @router.post("/faq/{candidate_id}/{decision}")
 def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = Form(""),
                question: str = Form(""), answer: str = Form("")) -> Response:
-    from knowledge import faq_review
 
     check_csrf(request, csrf)
     services = _services(request)

@@ -43,6 +43,14 @@ from bot.storage.models import (
 from handlers.escalation import tickets
 from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
 from integrations import web_chat
+from handlers.hearing.models import FormResponse
+from handlers.visits.models import Visit
+from sqlalchemy import true
+from bot.programs import conversation_in, program_in, staff_programs
+from bot.storage.models import Conversation
+from bot.security import throttle
+from integrations.http_guards import Verdict
+from knowledge.loaders import SUPPORTED_SUFFIXES
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -84,7 +92,6 @@ def waiting(ticket: Ticket, now: datetime) -> str:
 def filtered(query: Any, name: str, me: StaffAccount, catalog: Any = None) -> Any:
     """The queue's filter; with the program catalog, only tickets of the member's programs (admins: all)."""
     if catalog is not None:
-        from bot.programs import program_in, staff_programs
 
         query = query.where(program_in(Ticket.program, staff_programs(me, catalog), catalog))
     if name == "open":
@@ -159,9 +166,6 @@ def unique_sources(sources: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def context_of(session: Any, ticket: Ticket) -> dict[str, Any]:
     """The right-hand column: who asked, their company, hearing sheets and visits, the sources shown."""
-    from handlers.hearing.models import FormResponse
-    from handlers.visits.models import Visit
-
     person = session.get(Person, ticket.person_id)
     company = session.get(Company, ticket.company_id) if ticket.company_id else None
     hearings = list(session.execute(select(FormResponse).where(FormResponse.person_id == ticket.person_id)
@@ -194,11 +198,8 @@ def jst_text(moment: datetime | None) -> str:
 
 def next_ticket(session: Any, me: StaffAccount, after: int, catalog: Any = None) -> int | None:
     """After resolving: the next ticket to work on (mine first, then the oldest unclaimed of my programs)."""
-    from sqlalchemy import true
-
     scope = true()
     if catalog is not None:
-        from bot.programs import program_in, staff_programs
 
         scope = program_in(Ticket.program, staff_programs(me, catalog), catalog)
     for query in (select(Ticket.id).where(Ticket.assignee_id == me.id, Ticket.status.in_(("open", "claimed")),
@@ -275,10 +276,7 @@ def rate(part: int, whole: int) -> dict[str, Any]:
 def dashboard_context(session: Any, days: int = 14, *, me: StaffAccount | None = None,
                       catalog: Any = None) -> dict[str, Any]:
     """The dashboard's figures; with `me` and the program catalog, only the member's programs (admins: all)."""
-    from sqlalchemy import true
 
-    from bot.programs import conversation_in, program_in, staff_programs
-    from bot.storage.models import Conversation
 
     programs = staff_programs(me, catalog) if me is not None and catalog is not None else None
     ticket_scope = program_in(Ticket.program, programs, catalog) if programs is not None else true()
@@ -311,7 +309,7 @@ def dashboard_context(session: Any, days: int = 14, *, me: StaffAccount | None =
 
 # ------------------------------------------------------------------ knowledge page
 def knowledge_sources(session: Any) -> list[dict[str, Any]]:
-    from knowledge.answering import Citation
+    from knowledge.answering import Citation  # heavy: loads chromadb (through retrieval)
 
     rows = session.execute(select(KnowledgeSource).order_by(KnowledgeSource.title)).scalars()
     return [{"id": s.id, "title": s.title, "name": s.name, "kind": s.kind, "chunks": s.chunk_count,
@@ -329,12 +327,9 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
                         catalog: Any = None) -> list[dict[str, Any]]:
     """Questions the bot declined (no confident answer) or users marked 👎, newest first, each once; with
     `me` and the program catalog, only those asked in the member's programs (users' words are theirs)."""
-    from sqlalchemy import true
 
     scope: Any = true()
     if me is not None and catalog is not None:
-        from bot.programs import conversation_in, staff_programs
-        from bot.storage.models import Conversation
 
         programs = staff_programs(me, catalog)
         if programs is not None:
@@ -396,9 +391,7 @@ def upload_admission(services: Services) -> Any:
     live admin session and a declared `Content-Length` (a chunked upload keeps the 64 KB limit), charged to the
     client address's and the account's hourly budget (`upload_mb_per_hour`; over it: 429). Anyone else keeps
     the 64 KB limit there (the route then answers the login redirect or 403 for a small body)."""
-    from bot.security import throttle
-    from integrations.http_guards import Verdict
-    from integrations.staff_console import staff_of_headers
+    from integrations.staff_console import staff_of_headers  # cycle: staff_console imports this module
 
     def decide(headers: list[tuple[bytes, bytes]], client: str, length: int | None) -> Verdict:
         with services.db.session() as session:
@@ -546,8 +539,7 @@ def _admin(request: Request, csrf: str) -> StaffAccount | Response:
 @router.post(UPLOAD_PATH.removeprefix("/staff"))
 def knowledge_upload(request: Request, file: Annotated[UploadFile, File()], csrf: str = Form("")) -> Response:
     """Add or replace a manual / FAQ file (same formats as `knowledge ingest`); replies JSON for the page."""
-    from knowledge.ingest import ingest_paths
-    from knowledge.loaders import SUPPORTED_SUFFIXES
+    from knowledge.ingest import ingest_paths  # heavy: loads chromadb and the embedder
 
     me = _admin(request, csrf)
     if isinstance(me, Response):
@@ -580,8 +572,8 @@ def knowledge_upload(request: Request, file: Annotated[UploadFile, File()], csrf
 
 @router.post("/knowledge/{source_id}/delete")
 def knowledge_delete(request: Request, source_id: int, csrf: str = Form("")) -> Response:
-    from knowledge.ingest import _remove_source
-    from knowledge.vectorstore import VectorStore
+    from knowledge.ingest import _remove_source  # heavy: loads chromadb and the embedder
+    from knowledge.vectorstore import VectorStore  # heavy: loads chromadb
 
     me = _admin(request, csrf)
     if isinstance(me, Response):
