@@ -1,28 +1,427 @@
-"""Measure madoguchi's retriever on a corpus: cold ingest time, then the eval metrics per question file.
+"""Measure madoguchi's answers: leave-one-document-out over the labeled bank, ablations, retraining.
 
-    python benchmarks/knowledge_eval.py CORPUS_DIR QUESTIONS.jsonl [QUESTIONS.jsonl ...]
+    python benchmarks/knowledge_eval.py lodo [--data DIR] [--ablation] [--train] [--bank DIR]
+    python benchmarks/knowledge_eval.py CORPUS_DIR QUESTIONS.jsonl [QUESTIONS.jsonl ...]   (older sets)
 
-Ingests into a fresh temporary data dir (no embedding cache), so the ingest
-time is the cold figure, then prints one Markdown row per question file for
-docs/BENCHMARKS.md.
+`lodo` ingests ../shared/corpus and sample_kb into DIR (default var/bench; reused when already there),
+computes each bank question's answering features once (retrieval, answer units, unit features; cached
+in DIR/features-*.pkl), then for each document trains the ranker and the gate on the other documents'
+questions and tests on that document's. It prints per fold and the mean: accuracy, precision of
+confident answers, out-of-scope declined, and recall of the gold span in the top-3 units.
+The two sample_kb documents (a guide and its FAQ, one program) are one fold.
+`--ablation` adds the table of stages removed or swapped; `--train` retrains the shipped model
+(knowledge/models/answer_model.json) on the whole bank.
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the machine is shared: one core for the fits is plenty
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import hashlib
+import json
+import pickle
 import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from bot.services import Services
-from bot.settings import Settings
-from knowledge.evaluation import answer_file, read_jsonl, score
-from knowledge.ingest import ingest_paths
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.services import Services  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.text import compact  # noqa: E402
+from knowledge.learned import edition_reply  # noqa: E402
+from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
+from knowledge.features import (  # noqa: E402
+    FAQ_FEATURES, GATE_FEATURES, UNIT_FEATURES, Candidate, best_faq, candidates, faq_features, gate_features)
+from knowledge.ingest import ingest_paths  # noqa: E402
+from knowledge.model import TARGET_PRECISION, AnswerModel, Gate, Ranker  # noqa: E402
+from knowledge.retrieval import RetrievalOptions  # noqa: E402
+
+BANK = ROOT / "benchmarks" / "questions" / "bank"
+CORPUS = ROOT.parent / "shared" / "corpus"
+SAMPLE_DOCUMENTS = {"expert-dispatch-faq.yaml", "expert-dispatch-guide.md"}
+#: Units whose span recall is measured: the units shown (one answer, or up to two excerpts) and one more.
+SPAN_TOP = 3
 
 
-def main(corpus: str, question_files: list[str]) -> None:
+@dataclass
+class Record:
+    id: str
+    question: str
+    document: str
+    fold: str
+    in_scope: bool
+    style: str
+    declined: bool  # by the edition check, before any model
+    retrieval: object
+    candidates: list[Candidate]
+    x: np.ndarray
+    correct: np.ndarray
+    span: np.ndarray
+
+
+def fold_of(document: str) -> str:
+    return "sample_kb" if document in SAMPLE_DOCUMENTS else document
+
+
+def read_bank(bank: Path) -> list[dict]:
+    rows = []
+    for path in sorted(bank.glob("*.jsonl")):
+        rows += read_jsonl(path)
+    return rows
+
+
+def open_index(data: Path) -> Services:
+    services = Services.create(Settings(data_dir=data))
+    from knowledge.service import knowledge_is_empty
+
+    if knowledge_is_empty(services.db):
+        started = time.perf_counter()
+        report = ingest_paths(services, [CORPUS, ROOT / "sample_kb"])
+        print(f"ingest: {len(report.results)} files, {report.chunks} chunks, {time.perf_counter() - started:.1f} s")
+    return services
+
+
+class CachedQueries:
+    """The embedder's query vectors, kept on disk: every ablation asks the same questions again."""
+
+    def __init__(self, inner, path: Path) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.path = inner, path
+        self.vectors: dict[str, list[float]] = pickle.loads(path.read_bytes()) if path.is_file() else {}
+
+    def embed_query(self, text: str) -> list[float]:
+        if text not in self.vectors:
+            self.vectors[text] = self.inner.embed_query(text)
+        return self.vectors[text]
+
+    def save(self) -> None:
+        self.path.write_bytes(pickle.dumps(self.vectors))
+
+
+def label_units(found: list[Candidate], row: dict) -> tuple[np.ndarray, np.ndarray]:
+    expect = [compact(e) for e in row.get("expect_any") or []]
+    span = compact(row.get("answer_span") or "")
+    correct = np.array([any(e and e in compact(c.unit.text)[:300] for e in expect) for c in found], dtype=float)
+    spans = np.array([bool(span) and c.hit.source.name == row["document"] and span in compact(c.unit.text)
+                      for c in found], dtype=float)
+    return correct, spans
+
+
+def extract(services: Services, rows: list[dict], options: RetrievalOptions, data: Path, name: str,
+            plain_units: bool = False) -> list[Record]:
+    key = hashlib.sha256(json.dumps([rows, repr(options), plain_units, UNIT_FEATURES], ensure_ascii=False,
+                                    default=str).encode()).hexdigest()[:12]
+    cache = data / f"features-{name}-{key}.pkl"
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    kb = services.knowledge
+    index = kb.refresh(force=True)
+    index.options = options
+    queries = CachedQueries(index.embeddings, data / "query-vectors.pkl")
+    index.embeddings = queries
+    records = []
+    started = time.perf_counter()
+    for number, row in enumerate(rows):
+        retrieval = index.search(str(row["question"]))
+        declined = edition_reply(retrieval) is not None
+        found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys,
+                           index.title_tokens)
+        if plain_units:  # ablation: bare sentences, no list lead-in, no whole lists, no header on rows
+            found = [replace(c, unit=replace(c.unit, text=c.unit.core)) for c in found if c.unit.kind != "list"]
+        correct, span = label_units(found, row)
+        retrieval.index = None  # not pickled: the records keep what the models need
+        x = np.vstack([c.features for c in found]) if found else np.zeros((0, len(UNIT_FEATURES)))
+        records.append(Record(str(row["id"]), str(row["question"]), row["document"], fold_of(row["document"]),
+                              bool(row.get("in_scope", True)), row.get("style", ""), declined, retrieval,
+                              found, x, correct, span))
+        if number % 100 == 99:
+            print(f"  {name}: {number + 1}/{len(rows)} questions, {time.perf_counter() - started:.0f} s", flush=True)
+    index.embeddings = queries.inner
+    index.options = RetrievalOptions()
+    queries.save()
+    cache.write_bytes(pickle.dumps(records))
+    return records
+
+
+# --------------------------------------------------------------------------------------------- training
+def _ranked(record: Record, ranker: Ranker | None) -> list[int]:
+    if not len(record.x):
+        return []
+    scores = ranker.score(record.x) if ranker is not None else fixed_scores(record.x)
+    for candidate, value in zip(record.candidates, scores, strict=True):
+        candidate.score = float(value)
+    return list(np.argsort(-scores, kind="stable"))
+
+
+def fixed_scores(x: np.ndarray) -> np.ndarray:
+    """The ranker swapped for a fixed sum (ablation): coverage with the path, kind match, retrieval prior."""
+    column = {n: i for i, n in enumerate(UNIT_FEATURES)}
+    return x[:, column["cov_path"]] + x[:, column["kind_match"]] + x[:, column["prior"]]
+
+
+def _gate_row(record: Record, ranker: Ranker | None) -> tuple[np.ndarray, float]:
+    order = _ranked(record, ranker)
+    ranked = [record.candidates[i] for i in order]
+    x = gate_features(record.retrieval, ranked)  # type: ignore[arg-type]
+    y = float(record.in_scope and bool(order) and record.correct[order[0]] > 0)
+    return x, y
+
+
+def _groups(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(r.x, r.correct) for r in records if r.in_scope and len(r.x) and not r.declined]
+
+
+def train(records: list[Record], learned_ranker: bool = True, calibrate: bool = True,
+          mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None,
+          target: float = TARGET_PRECISION) -> AnswerModel:
+    """The ranker on every question; the gate on the questions' out-of-fold best units, its calibration and
+    threshold on out-of-fold gate scores (folds: the training questions' documents)."""
+    records = [r for r in records if not r.declined]
+    records = [_masked(r, mask) for r in records] if mask is not None else records
+    folds = sorted({r.fold for r in records})
+    gx, gy, gf = [], [], []
+    for fold in folds:
+        inner = Ranker.fit(_groups([r for r in records if r.fold != fold]), UNIT_FEATURES) if learned_ranker else None
+        for record in (r for r in records if r.fold == fold):
+            x, y = _gate_row(record, inner)
+            gx.append(x if gate_mask is None else x * gate_mask)
+            gy.append(y)
+            gf.append(fold)
+    gx_arr, gy_arr, gf_arr = np.array(gx), np.array(gy), np.array(gf)
+    gate = Gate.fit(gx_arr, gy_arr, GATE_FEATURES)
+    raw = np.zeros(len(gy_arr))
+    for fold in folds:
+        held = gf_arr == fold
+        raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
+    if calibrate:
+        gate.calibrate(raw, gy_arr, target)
+    else:
+        gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
+        gate.threshold = 0.5
+    ranker = Ranker.fit(_groups(records), UNIT_FEATURES) if learned_ranker else Ranker(
+        np.zeros(len(UNIT_FEATURES)), np.zeros(len(UNIT_FEATURES)), np.ones(len(UNIT_FEATURES)), UNIT_FEATURES)
+    model = AnswerModel(ranker, gate, trained_on=f"{len(records)} bank questions, {date.today()}",
+                        faq_gate=train_faq_gate(records, target))
+    model.learned_ranker = learned_ranker  # type: ignore[attr-defined]
+    return model
+
+
+#: Folds of the curated-FAQ gate's own cross-validation (its questions are few: one FAQ document).
+FAQ_FOLDS = 5
+
+
+def faq_rows(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """For every question with a FAQ entry among its candidates: the best-matching entry's features and
+    whether it answers the question (out-of-scope questions: never). Questions about other documents
+    teach the gate when an entry that looks alike is not the answer."""
+    x, y = [], []
+    for record in records:
+        entry = best_faq(record.candidates)
+        if record.declined or entry is None:
+            continue
+        x.append(faq_features(entry))
+        index = record.candidates.index(entry)
+        y.append(float(record.in_scope and record.correct[index] > 0))
+    return np.array(x), np.array(y)
+
+
+def train_faq_gate(records: list[Record], target: float = TARGET_PRECISION) -> Gate | None:
+    x, y = faq_rows(records)
+    if len(y) < 2 * FAQ_FOLDS or y.sum() == 0 or y.sum() == len(y):
+        return None
+    gate = Gate.fit(x, y, FAQ_FEATURES)
+    raw = np.zeros(len(y))
+    for k in range(FAQ_FOLDS):
+        held = np.arange(len(y)) % FAQ_FOLDS == k
+        raw[held] = Gate.fit(x[~held], y[~held]).raw(x[held])
+    gate.calibrate(raw, y, target)
+    return gate
+
+
+def _masked(record: Record, mask: np.ndarray) -> Record:
+    return replace(record, x=record.x * mask if len(record.x) else record.x)
+
+
+@dataclass
+class FoldResult:
+    fold: str
+    answerable: int
+    out_of_scope: int
+    right: int
+    confident: int
+    confident_right: int
+    declined_out: int
+    span_found: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.answerable if self.answerable else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self.confident_right / self.confident if self.confident else 1.0
+
+    @property
+    def declined(self) -> float:
+        return self.declined_out / self.out_of_scope if self.out_of_scope else 1.0
+
+    @property
+    def span_recall(self) -> float:
+        return self.span_found / self.answerable if self.answerable else 0.0
+
+
+def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray | None = None,
+         gate_mask: np.ndarray | None = None) -> FoldResult:
+    learned = getattr(model, "learned_ranker", True)
+    result = FoldResult(fold, 0, 0, 0, 0, 0, 0, 0)
+    for record in records:
+        if mask is not None:
+            record = _masked(record, mask)
+        confident, right, span = False, False, False
+        if not record.declined and len(record.x):
+            x, y = _gate_row(record, model.ranker if learned else None)
+            if gate_mask is not None:
+                x = x * gate_mask
+            confident = bool(model.gate.confident(x)[0])
+            right = bool(y)
+            entry = best_faq(record.candidates)
+            if not confident and entry is not None and model.faq_gate is not None:
+                if bool(model.faq_gate.confident(faq_features(entry))[0]):
+                    confident = True
+                    right = bool(record.in_scope and record.correct[record.candidates.index(entry)] > 0)
+            order = _ranked(record, model.ranker if learned else None)
+            shown: list[int] = []
+            for i in order:  # distinct units, as shown
+                if all(record.candidates[i].unit.text != record.candidates[j].unit.text for j in shown):
+                    shown.append(i)
+                if len(shown) == SPAN_TOP:
+                    break
+            span = any(record.span[i] > 0 for i in shown)
+        if record.in_scope:
+            result.answerable += 1
+            result.right += confident and right
+            result.span_found += span
+        else:
+            result.out_of_scope += 1
+            result.declined_out += not confident
+        result.confident += confident
+        result.confident_right += confident and right and record.in_scope
+    return result
+
+
+def lodo(records: list[Record], **options) -> list[FoldResult]:  # type: ignore[no-untyped-def]
+    results = []
+    test_options = {k: v for k, v in options.items() if k in ("mask", "gate_mask")}
+    for fold in sorted({r.fold for r in records}):
+        model = train([r for r in records if r.fold != fold], **options)
+        results.append(test(model, [r for r in records if r.fold == fold], fold, **test_options))
+    return results
+
+
+def mean(results: list[FoldResult]) -> FoldResult:
+    total = FoldResult("all (pooled)", *(sum(getattr(r, f) for r in results) for f in
+                                        ("answerable", "out_of_scope", "right", "confident", "confident_right",
+                                         "declined_out", "span_found")))
+    return total
+
+
+def print_table(results: list[FoldResult]) -> None:
+    print("| fold (test document) | questions (in + out) | accuracy | precision | out of scope declined | span in top 3 |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r.fold} | {r.answerable} + {r.out_of_scope} | {r.accuracy:.1%} | {r.precision:.1%} "
+              f"| {r.declined:.1%} | {r.span_recall:.1%} |")
+    acc = np.mean([r.accuracy for r in results])
+    prec = np.mean([r.precision for r in results])
+    dec = np.mean([r.declined for r in results])
+    span = np.mean([r.span_recall for r in results])
+    print(f"| **mean of folds** | | **{acc:.1%}** | **{prec:.1%}** | **{dec:.1%}** | **{span:.1%}** |")
+    pooled = mean(results)
+    print(f"| all questions pooled | {pooled.answerable} + {pooled.out_of_scope} | {pooled.accuracy:.1%} "
+          f"| {pooled.precision:.1%} | {pooled.declined:.1%} | {pooled.span_recall:.1%} |")
+
+
+def summary(results: list[FoldResult]) -> str:
+    return (f"{np.mean([r.accuracy for r in results]):.1%} | {np.mean([r.precision for r in results]):.1%} "
+            f"(min {min(r.precision for r in results):.1%}) | {np.mean([r.declined for r in results]):.1%} "
+            f"| {np.mean([r.span_recall for r in results]):.1%}")
+
+
+def feature_mask(drop_prefixes: tuple[str, ...], names: tuple[str, ...]) -> np.ndarray:
+    return np.array([0.0 if n.startswith(drop_prefixes) else 1.0 for n in names])
+
+
+def run_lodo(args: argparse.Namespace) -> None:
+    data = Path(args.data)
+    services = open_index(data)
+    rows = read_bank(Path(args.bank))
+    if args.only_legacy:
+        rows = [r for r in rows if str(r["id"]).startswith("legacy-")]
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, "
+          f"date {date.today()}; bank: {len(rows)} questions")
+    started = time.perf_counter()
+    records = extract(services, rows, RetrievalOptions(), data, "full")
+    print(f"features: {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    results = [] if args.no_lodo else lodo(records)
+    if results:
+        print(f"leave-one-document-out ({time.perf_counter() - started:.1f} s to train and test every fold):")
+        print_table(results)
+    if not args.no_sweep:
+        print("\n| precision the gate is set for (out of fold) | accuracy | precision (min fold) "
+              "| out of scope declined | span in top 3 |")
+        print("|---|---|---|---|---|")
+    for target in () if args.no_sweep else (0.95, 0.9, 0.85, 0.8, 0.7):
+        print(f"| {target:.0%} | {summary(lodo(records, target=target))} |", flush=True)
+    if args.ablation:
+        print("\n| variant | accuracy | precision (min fold) | out of scope declined | span in top 3 |")
+        print("|---|---|---|---|---|")
+        print(f"| full pipeline | {summary(results or lodo(records))} |", flush=True)
+        for label, options in (("no BM25 retriever", RetrievalOptions(bm25=False)),
+                               ("no e5 dense retriever", RetrievalOptions(dense=False)),
+                               ("no FAQ question retriever", RetrievalOptions(faq=False)),
+                               ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf"))):
+            variant = extract(services, rows, options, data, label.split()[1] + "-" + options.fusion)
+            print(f"| {label} | {summary(lodo(variant))} |", flush=True)
+        plain = extract(services, rows, RetrievalOptions(), data, "plain", plain_units=True)
+        print(f"| bare sentences as units (no list lead-in, no whole lists) | {summary(lodo(plain))} |")
+        print(f"| ranker swapped for a fixed sum (coverage + kind + prior) | "
+              f"{summary(lodo(records, learned_ranker=False))} |")
+        print(f"| no answer-kind features | {summary(lodo(records, mask=feature_mask(('kind_', 'match_'), UNIT_FEATURES), gate_mask=feature_mask(('kind_', 'asks_kind'), GATE_FEATURES)))} |")
+        print(f"| no FAQ match features | {summary(lodo(records, mask=feature_mask(('faq_',), UNIT_FEATURES), gate_mask=feature_mask(('faq_',), GATE_FEATURES)))} |")
+        print(f"| gate not calibrated (logistic, threshold 0.5) | {summary(lodo(records, calibrate=False))} |")
+    x, y = faq_rows(records)
+    if len(y):
+        raw = np.zeros(len(y))
+        for k in range(FAQ_FOLDS):
+            held = np.arange(len(y)) % FAQ_FOLDS == k
+            gate = Gate.fit(x[~held], y[~held])
+            gate.calibrate(gate.raw(x[~held]), y[~held], args.target)
+            raw[held] = gate.confident(x[held])
+        given = raw > 0
+        print(f"\ncurated-FAQ gate, {FAQ_FOLDS}-fold over the {len(y)} questions with a FAQ entry among "
+              f"their candidates ({int(y.sum())} answered by their best-matching entry): answers {given.sum()}, "
+              f"right {int(y[given].sum())} ({y[given].mean() if given.any() else 0:.1%} precision), "
+              f"{y[given].sum() / max(1, y.sum()):.1%} of the answerable ones")
+    if args.train:
+        model = train(records, target=args.target)
+        model.save()
+        print(f"trained on {len(records)} questions: threshold {model.gate.threshold:.3f} -> knowledge/models/answer_model.json")
+    services.close()
+
+
+def legacy(corpus: str, question_files: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         services = Services.create(Settings(data_dir=Path(tmp) / "data"))
         started = time.perf_counter()
@@ -42,5 +441,22 @@ def main(corpus: str, question_files: list[str]) -> None:
         services.close()
 
 
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "lodo":
+        parser = argparse.ArgumentParser(prog="knowledge_eval.py lodo")
+        parser.add_argument("--data", default=str(ROOT / "var" / "bench"))
+        parser.add_argument("--bank", default=str(BANK))
+        parser.add_argument("--ablation", action="store_true")
+        parser.add_argument("--train", action="store_true")
+        parser.add_argument("--only-legacy", action="store_true")
+        parser.add_argument("--target", type=float, default=TARGET_PRECISION,
+                            help="precision the shipped gate is set for (out of fold), with --train")
+        parser.add_argument("--no-sweep", action="store_true", help="skip the table of gate precision targets")
+        parser.add_argument("--no-lodo", action="store_true", help="skip the per-fold table (with --train)")
+        run_lodo(parser.parse_args(argv[1:]))
+    else:
+        legacy(argv[0], argv[1:])
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    main(sys.argv[1:])

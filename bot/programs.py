@@ -17,9 +17,11 @@ hold its LINE and Telegram credentials (`channel_secret_env: LINE_DX_SECRET`).
 
 Knowledge: a program's `knowledge.sources` are files or folders (relative to
 the YAML file). An ingested source belongs to the program whose sources hold
-its path; a source no program lists is shared by every program (the general
-manuals of `MADOGUCHI_KNOWLEDGE__PATHS`, the staff-answer FAQ). `shared: true`
-on a program's sources makes them visible to every program as well.
+its path, and a staff-answer FAQ file to the program it was published for
+(`<data dir>/faq/<program>/published.yaml`); a source no program lists is
+shared by every program (the general manuals of `MADOGUCHI_KNOWLEDGE__PATHS`,
+the FAQ entries an admin marked shared). `shared: true` on a program's sources
+makes them visible to every program as well.
 """
 
 from __future__ import annotations
@@ -186,6 +188,8 @@ class ProgramCatalog:
         self.programs: dict[str, Program] = {p.id: p for p in programs}
         self.default: Program = defaults[0]
         self.settings = settings
+        #: where staff-answer FAQ files are published (`knowledge.faq_review`), one folder per program
+        self._faq_dir = (settings.data_dir / "faq").resolve() if settings is not None else None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.programs.values())
@@ -201,12 +205,22 @@ class ProgramCatalog:
         point) belong to the default program."""
         return program_id if program_id in self.programs else self.default.id
 
+    def _published_by(self, source_path: str) -> str | None:
+        folder = Path(source_path).parent
+        if self._faq_dir is not None and folder.name in self.programs and folder.parent.resolve() == self._faq_dir:
+            return folder.name
+        return None
+
     @property
     def several(self) -> bool:
         return len(self.programs) > 1
 
     def program_of_source(self, source_path: str) -> str | None:
-        """The program whose knowledge sources hold this file; None = shared by all."""
+        """The program whose knowledge sources hold this file, or whose staff published it as FAQ
+        (`<data dir>/faq/<program>/`); None = shared by all."""
+        published = self._published_by(source_path)
+        if published is not None:
+            return published
         for program in self:
             if program.owns(source_path):
                 return program.id

@@ -61,6 +61,10 @@ class KnowledgeSettings(_Group):
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
     answer_threshold: float = Field(default=0.5, description="Confidence below which the bot abstains.")
+    pipeline: Literal["classic", "learned"] = Field(
+        default="classic",
+        description="Which FAQ answerer runs: classic (question types and hand-set weights) or learned "
+                    "(answer units, learned ranker, calibrated gate; docs/BENCHMARKS.md).")
 
 
 class LlmSettings(_Group):

@@ -362,36 +362,54 @@ def faq_page(request: Request) -> HTMLResponse:
     with services.db.session() as session:
         me = current_staff(request, session)
         catalog = catalog_for(services)
-        # A candidate quotes its ticket: only the member's programs' (one without a ticket: the default's).
+        # A candidate belongs to a program (its ticket's, or chosen here) and quotes that program's users: only
+        # the member's programs' (one without a program: the default's); shared entries everyone may read.
+        mine = staff_programs(me, catalog)
         rows = list(session.execute(
-            select(FaqCandidate).outerjoin(Ticket, Ticket.id == FaqCandidate.ticket_id)
-            .where(program_in(Ticket.program, staff_programs(me, catalog), catalog))
+            select(FaqCandidate).where(program_in(FaqCandidate.program, mine, catalog) | FaqCandidate.shared)
             .order_by(FaqCandidate.id.desc()).limit(100)).scalars())
-        return render(request, "staff/faq.html", me=me, candidates=rows)
+        choices = [(p.id, p.label) for p in catalog if mine is None or p.id in mine]
+        if me.role == "admin":
+            choices.append((SHARED, "全事業共通"))
+        return render(request, "staff/faq.html", me=me, candidates=rows, choices=choices,
+                      owner=lambda c: SHARED if c.shared else catalog.owner_id(c.program),
+                      label=dict(choices) | {p.id: p.label for p in catalog} | {SHARED: "全事業共通"})
+
+
+#: The program choice of an FAQ entry that answers in every program (admins only).
+SHARED = "*"
 
 
 @router.post("/faq/{candidate_id}/{decision}")
 def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = Form(""),
-               question: str = Form(""), answer: str = Form("")) -> Response:
+               question: str = Form(""), answer: str = Form(""), program: str = Form("")) -> Response:
 
     check_csrf(request, csrf)
     services = _services(request)
+    catalog = catalog_for(services)
     with services.db.session() as session:
         me = current_staff(request, session)
-        reviewer = me.username
+        reviewer, mine = me.username, staff_programs(me, catalog)
         candidate = session.get(FaqCandidate, candidate_id)
-        ticket = session.get(Ticket, candidate.ticket_id) if candidate and candidate.ticket_id else None
-        if candidate is None or not may_see(staff_programs(me, catalog_for(services)), ticket.program if ticket else None,
-                                            catalog_for(services)):
+        if candidate is None or not may_see(mine, candidate.program, catalog):
             raise HTTPException(404, detail={"error": "not_found", "message": "その FAQ 候補はありません。",
                                              "message_en": "No such FAQ candidate."})
+        # The program it will answer in: the member's own programs only; every program (shared) admins only.
+        if program == SHARED and me.role != "admin":
+            raise HTTPException(403, detail={"error": "forbidden", "message": "全事業共通にできるのは管理者だけです。",
+                                             "message_en": "Only admins may share an entry with every program."})
+        if program not in ("", SHARED) and (catalog.get(program) is None or not may_see(mine, program, catalog)):
+            raise HTTPException(403, detail={"error": "forbidden", "message": "その事業の FAQ は公開できません。",
+                                             "message_en": "Not a program of yours."})
+    chosen, shared = (None, True) if program == SHARED else ((program, False) if program else (None, None))
     try:
         if decision == "publish":
             with services.db.session() as session:
                 stored = session.get(FaqCandidate, candidate_id)
                 if stored is not None and not (answer.strip() or stored.answer.strip()):
                     raise ValueError("回答を入力してから公開してください。")
-            faq_review.publish(services, candidate_id, reviewer, question=question or None, answer=answer or None)
+            faq_review.publish(services, candidate_id, reviewer, question=question or None, answer=answer or None,
+                               program=chosen, shared=shared)
             request.session["flash"] = "公開しました。次の利用者から自動で回答されます。"
         elif decision == "reject":
             faq_review.reject(services, candidate_id, reviewer)

@@ -46,7 +46,7 @@ from integrations import web_chat
 from handlers.hearing.models import FormResponse
 from handlers.visits.models import Visit
 from sqlalchemy import true
-from bot.programs import conversation_in, program_in, staff_programs
+from bot.programs import conversation_in, may_see, program_in, staff_programs
 from bot.storage.models import Conversation
 from bot.security import throttle
 from integrations.http_guards import Verdict
@@ -327,10 +327,8 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
                         catalog: Any = None) -> list[dict[str, Any]]:
     """Questions the bot declined (no confident answer) or users marked 👎, newest first, each once; with
     `me` and the program catalog, only those asked in the member's programs (users' words are theirs)."""
-
     scope: Any = true()
     if me is not None and catalog is not None:
-
         programs = staff_programs(me, catalog)
         if programs is not None:
             scope = Message.conversation_id.in_(select(Conversation.id).where(
@@ -357,7 +355,9 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
         text = (question.text or "").strip() if question else ""
         if not text or text in found:
             continue
-        found[text] = {"question": text, "why": why, "at": jst_text(at)}
+        conversation = session.get(Conversation, question.conversation_id) if question else None
+        found[text] = {"question": text, "why": why, "at": jst_text(at),
+                       "program": (conversation.program if conversation else "") or ""}
         if len(found) >= limit:
             break
     already = set(session.execute(select(FaqCandidate.question)).scalars())
@@ -594,12 +594,17 @@ def knowledge_delete(request: Request, source_id: int, csrf: str = Form("")) -> 
 
 
 @router.post("/knowledge/candidate")
-def knowledge_candidate(request: Request, question: str = Form(""), csrf: str = Form("")) -> Response:
-    """A declined or 👎 question becomes a FAQ candidate in one step (its answer is written on the FAQ page)."""
+def knowledge_candidate(request: Request, question: str = Form(""), csrf: str = Form(""),
+                        program: str = Form("")) -> Response:
+    """A declined or 👎 question becomes a FAQ candidate in one step (its answer is written on the FAQ page), in
+    the program it was asked in when the member works for it (the program can be changed on the FAQ page)."""
     me = _member(request, csrf)
+    catalog = catalog_for(_services(request))
+    owner = program if catalog.get(program) and may_see(staff_programs(me, catalog), program, catalog) else None
     if question.strip():
         with _services(request).db.session() as session:
-            candidate = FaqCandidate(question=question.strip()[:4000], answer="", created_by=me.id, status="pending")
+            candidate = FaqCandidate(question=question.strip()[:4000], answer="", created_by=me.id, status="pending",
+                                     program=owner)
             session.add(candidate)
             session.flush()
             audit.record(session, "faq.candidate_created", subject_type="faq_candidate", subject_id=candidate.id,

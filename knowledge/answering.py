@@ -86,13 +86,7 @@ class Citation:
 
     @property
     def program(self) -> str:
-        """The program's name as people say it: the title without the year, the quotes and 「…に係る
-        企画競争募集要領」 (「後継者支援ネットワーク事業」, 「…総合支援事業(専門家派遣)」)."""
-        name = re.sub(r"^(?:令和|平成)\s*\d+\s*年度\s*(?:[(（][^)）]*[)）])?\s*", "", self.title)
-        name = re.sub(r"\s*(?:に係る)?\s*(?:企画競争)?(?:募集要領|公募要領|仕様書案?)$", "", name)
-        name = name.replace("「", "").replace("」", "")
-        name = re.sub(r"[(（](?:[^)）]{%d,}|[^)）]*、[^)）]*)[)）]$" % (PROGRAM_ASIDE_CHARS + 1), "", name)
-        return name.strip() or self.title
+        return program_name(self.title)
 
     def label(self) -> str:
         parts = [self.title]
@@ -103,6 +97,24 @@ class Citation:
         return " ／ ".join(parts)
 
 
+def program_name(title: str) -> str:
+    """The program's name as people say it: the title without the year, the quotes and 「…に係る
+    企画競争募集要領」 (「後継者支援ネットワーク事業」, 「…総合支援事業(専門家派遣)」)."""
+    name = re.sub(r"^(?:令和|平成)\s*\d+\s*年度\s*(?:[(（][^)）]*[)）])?\s*", "", title)
+    name = re.sub(r"\s*(?:に係る)?\s*(?:企画競争)?(?:募集要領|公募要領|仕様書案?)$", "", name)
+    name = name.replace("「", "").replace("」", "")
+    name = re.sub(r"[(（](?:[^)）]{%d,}|[^)）]*、[^)）]*)[)）]$" % (PROGRAM_ASIDE_CHARS + 1), "", name)
+    return name.strip() or title
+
+
+@dataclass
+class Excerpt:
+    """A short quoted passage of an unsure reply (the learned pipeline), with where it stands."""
+
+    text: str
+    where: str  # title ／ section
+
+
 @dataclass
 class Answer:
     question: str
@@ -111,14 +123,21 @@ class Answer:
     confidence: float
     citations: list[Citation] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
-    kind: str = "extractive"  # extractive | faq | generated | ambiguous (which program?) | none
+    #: extractive | faq | generated | ambiguous (which program?) | none (empty index); the learned pipeline
+    #: also: unsure (related excerpts) | outside (nothing related) | other_edition (another fiscal year)
+    kind: str = "extractive"
+    #: the related excerpts an unsure reply quotes (learned pipeline)
+    excerpts: list[Excerpt] = field(default_factory=list)
+    #: a note after the answer (a deadline that has passed)
+    note: str = ""
 
     @property
     def text(self) -> str:
-        """What the user sees: the answer, then where it comes from."""
+        """What the user sees: the answer, a note on it, then where it comes from."""
         if not self.confident or not self.citations:
             return self.body
-        return f"{self.body}\n\n出典：{self.citations[0].label()}"
+        note = f"\n\n{self.note}" if self.note else ""
+        return f"{self.body}{note}\n\n出典：{self.citations[0].label()}"
 
 
 def citation_for(hit: Hit) -> Citation:
@@ -218,9 +237,11 @@ def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Cand
             return intro + "".join(f"\n・{_unbulleted(sentences[i])}" for i in shown)
     own = {c.sentence_no: c.score for c in candidates if c.hit_no == best.hit_no}
     # A following 「なお、…」「また、…」 turns to another point; it does not complete the answer
-    # (a 「ただし、…」 does: it limits what was just said).
+    # (a 「ただし、…」 does: it limits what was just said). A heading line is no sentence to run into the answer
+    # (「2. 応募の受付応募の受付期間は…」).
     neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(sentences)
-                  and not (i > index and _ASIDE.match(_unbulleted(sentences[i])))]
+                  and not (i > index and _ASIDE.match(_unbulleted(sentences[i])))
+                  and not is_heading_line(sentences[i])]
     if not neighbours:
         return text_of_best
     other = max(neighbours, key=lambda i: own.get(i, float("-inf")))

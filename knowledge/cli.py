@@ -77,12 +77,12 @@ def ingest(
             console.print(f"[red]見つかりません / not found:[/] {exc}")
             raise typer.Exit(2) from exc
     table = Table(title=f"ingest: {report.seconds:.1f}s, {report.embedded} passages embedded")
-    for column in ("file", "status", "chunks", "message"):
+    for column in ("file", "status", "chunks", "edition", "message"):
         table.add_column(column)
     for result in report.results:
         style = {"error": "red", "new": "green", "updated": "yellow"}.get(result.status, "")
         table.add_row(Path(result.path).name, f"[{style}]{result.status}[/]" if style else result.status,
-                      str(result.chunks) if result.chunks else "", result.message)
+                      str(result.chunks) if result.chunks else "", result.edition, result.message)
     console.print(table)
     console.print(f"files: {len(report.results)}  chunks: {report.chunks}  "
                   f"skipped: {report.count('unchanged')}  errors: {report.count('error')}  "

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from bot.text import compact
-from knowledge.answering import answer_from
-from knowledge.service import KnowledgeBase
+from knowledge.service import KnowledgeBase, answer_with
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -38,7 +37,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def answer_one(kb: KnowledgeBase, question_id: str, question: str) -> dict[str, Any]:
     started = time.perf_counter()
     retrieval = kb.retrieve(question)
-    answer = answer_from(retrieval, kb.settings.knowledge.answer_threshold)
+    answer = answer_with(kb.settings.knowledge.pipeline, retrieval, kb.settings.knowledge.answer_threshold)
     latency = (time.perf_counter() - started) * 1000
     return {
         "id": question_id,

@@ -29,6 +29,9 @@ from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, l
 from knowledge.tokenize import tokens
 from knowledge.vectorstore import VectorStore
 
+#: A metadata file beside a document (`<name>.meta.yaml`: program, fiscal year, window) is no document.
+META_SUFFIX = ".meta.yaml"
+
 log = logging.getLogger(__name__)
 
 #: Characters of a chunk the dense vector is computed from (its nearest heading first). The embedder's
@@ -42,6 +45,8 @@ class FileResult:
     status: str  # new | updated | unchanged | removed | error
     chunks: int = 0
     message: str = ""
+    #: the edition the source is (program, fiscal year, application window), as `knowledge ingest` shows it
+    edition: str = ""
 
 
 @dataclass
@@ -67,7 +72,7 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
         if path.is_dir():
             roots.append(path)
             files.extend(p for p in sorted(path.rglob("*"))
-                         if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                         if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.endswith(META_SUFFIX)
                          and not any(part.startswith(".") for part in p.relative_to(path).parts))
         elif path.is_file():
             files.append(path)
@@ -113,6 +118,8 @@ def ingest_paths(
 
     for path in files:
         result = _ingest_one(services, store, embeddings, model, path, known.get(str(path)), report)
+        if result.status in ("new", "updated", "unchanged"):
+            result.edition = _edition(services, str(path))
         report.results.append(result)
         if on_file:
             on_file(result)
@@ -209,6 +216,21 @@ def _vectors(services: Services, embeddings, model: str, texts: list[str], repor
                 session.merge(EmbeddingCache(model=model, text_hash=text_hash,
                                              vector=np.asarray(vector, dtype=np.float32).tobytes()))
     return [cached[h] for h in hashes]
+
+
+def _edition(services: Services, path: str) -> str:
+    """The source's edition read from its stored passages (its cover and summary) and any metadata file."""
+    from knowledge.answering import program_name
+    from knowledge.edition import read_edition
+
+    with services.db.session() as session:
+        source = session.execute(select(KnowledgeSource).where(KnowledgeSource.path == path)).scalar_one_or_none()
+        if source is None:
+            return ""
+        texts = session.execute(select(KnowledgeChunk.text).where(KnowledgeChunk.source_id == source.id)
+                                .order_by(KnowledgeChunk.ordinal).limit(60)).scalars().all()
+        title = source.title
+    return read_edition(title, program_name(title), "\n".join(texts).split("\n"), path).describe()
 
 
 def _remove_source(session: Session, store: VectorStore, source_id: int) -> None:

@@ -25,7 +25,9 @@ from langchain_core.embeddings import Embeddings
 
 from bot.text import normalize
 from knowledge.aliases import Definition, definitions_in
+from knowledge import kinds
 from knowledge.answer_types import AnswerType, answer_type, cue_words, words_to_search
+from knowledge.kinds import Kind
 from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import colloquial_topic, content_morphemes, surface_split, tokens
@@ -47,6 +49,35 @@ TITLE_PHRASE_CHARS = 5
 HEADING_PHRASE_CHARS = 7
 #: Share of its idf a word counts for when it only names the document the question is about.
 NAME_WORD_WEIGHT = 0.25
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """Which retrievers run and how they are fused: each stage can be removed or swapped to measure it
+    (benchmarks/knowledge_eval.py --ablation)."""
+
+    bm25: bool = True
+    dense: bool = True
+    faq: bool = True
+    fusion: str = "weighted"  # weighted | rrf
+    #: the classic answerer's retrieval (knowledge/answer_types.py's question types frame and widen the
+    #: search, no FAQ retriever): what `MADOGUCHI_KNOWLEDGE__PIPELINE=classic` answers from
+    classic: bool = False
+
+    @classmethod
+    def for_pipeline(cls, pipeline: str) -> RetrievalOptions:
+        return cls(faq=False, classic=True) if pipeline == "classic" else cls()
+
+
+#: Reciprocal rank fusion's damping constant (the usual 60).
+RRF_K = 60
+#: FAQ entries the FAQ retriever adds to the candidates, best question match first.
+FAQ_CANDIDATES = 3
+#: An entry's fused score from its question match: e5 cosines of two Japanese questions on one topic sit
+#: above ~0.75 (unrelated ones below), so the excess over it counts, twice, plus half the words said.
+FAQ_SIMILARITY_FLOOR = 0.75
+FAQ_SIMILARITY_WEIGHT = 2.0
+FAQ_WORDS_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -100,12 +131,18 @@ class Retrieval:
     synonyms: dict[str, set[str]] = field(default_factory=dict)
     #: query token -> the corpus's other form of the same word (申し込む -> {申し込み}): it is that word.
     variants: dict[str, set[str]] = field(default_factory=dict)
-    #: query words that only say what kind of answer is wanted (方法, 条件): see answer_types.cue_words.
+    #: query words that only say what kind of answer is wanted (方法, 条件): see kinds.cue_words.
     framing: set[str] = field(default_factory=set)
     #: query words that are nouns: what the question is about (its verbs say what is done with it)
     nouns: set[str] = field(default_factory=set)
-    #: the kind of fact the question asks for (knowledge/answer_types.py), used by retrieval and answering.
+    #: the kind of fact the question asks for (knowledge/answer_types.py), used by the classic answerer.
     answer_type: AnswerType | None = None
+    #: the kind of fact asked for in the learned pipeline's general table (knowledge/kinds.py)
+    kind: Kind | None = None
+    #: curated FAQ entries the FAQ retriever scored: chunk id -> (forward, backward, question similarity)
+    faq: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: the index snapshot searched (its passages' layout and the sources' editions)
+    index: HybridIndex | None = field(default=None, repr=False, compare=False)
 
     def said(self, token: str, present: Set[str]) -> bool:
         """The query word itself, in any form (申し込む / 申し込み), is among `present`."""
@@ -167,7 +204,8 @@ class HybridIndex:
     """An immutable snapshot of the corpus for searching; rebuilt after ingest."""
 
     def __init__(self, chunks: list[IndexedChunk], sources: dict[int, SourceInfo],
-                 store: VectorStore, embeddings: Embeddings) -> None:
+                 store: VectorStore, embeddings: Embeddings, options: RetrievalOptions | None = None) -> None:
+        self.options = options or RetrievalOptions()
         self.chunks = chunks
         self.sources = sources
         self.store = store
@@ -189,6 +227,42 @@ class HybridIndex:
         self.definitions: dict[int, list[Definition]] = {sid: [] for sid in sources}
         for chunk in chunks:
             self.definitions[chunk.source_id].extend(definitions_in(chunk.text.replace("\n", "")))
+        self._layout()
+        self._faq_indices = [i for i, c in enumerate(chunks) if c.kind == "faq"]
+        self._faq_vectors: np.ndarray | None = None
+        self._faq_tokens = [frozenset(tokens(chunks[i].text.split("\nA: ", 1)[0].removeprefix("Q: ")))
+                            for i in self._faq_indices]
+
+    def _layout(self) -> None:
+        """Per passage: where it stands in its document (0 = start) and the table header in force at its
+        start; per document, the start of its title (to recognise the cover line)."""
+        from knowledge.units import header_before
+
+        self.positions: dict[str, float] = {}
+        self.headers: dict[str, tuple[str, ...]] = {}
+        by_source: dict[int, list[IndexedChunk]] = {}
+        for chunk in self.chunks:
+            by_source.setdefault(chunk.source_id, []).append(chunk)
+        for own in by_source.values():
+            for number, (chunk, header) in enumerate(zip(own, header_before([c.text for c in own]), strict=True)):
+                self.positions[chunk.id] = number / max(1, len(own) - 1)
+                if header:
+                    self.headers[chunk.id] = tuple(header)
+        from knowledge.answering import program_name
+        from knowledge.edition import read_edition
+
+        self.editions = {sid: read_edition(source.title, program_name(source.title),
+                                           "\n".join(c.text for c in by_source.get(sid, [])[:60]).split("\n"),
+                                           source.path)
+                         for sid, source in self.sources.items()}
+        self.title_tokens = {sid: frozenset(tokens(s.title)) for sid, s in self.sources.items()}
+        self.title_keys = {sid: normalize(s.title).replace(" ", "")[:12] if len(s.title) >= 12 else ""
+                           for sid, s in self.sources.items()}
+
+    @property
+    def corpus_text(self) -> str:
+        """All passages' text, normalized, lowercased, without spaces (to look a phrase up)."""
+        return self._corpus_text
 
     # ---------------------------------------------------------------- helpers
     def idf(self, token: str) -> float:
@@ -294,7 +368,7 @@ class HybridIndex:
         """BM25 scores of every chunk and the ranks of the candidates (more of them from the named document)."""
         scores = np.zeros(len(self.chunks))
         ranks: dict[int, int] = {}
-        if not query_tokens or self.bm25 is None:
+        if not query_tokens or self.bm25 is None or not self.options.bm25:
             return scores, ranks
         scores = self.bm25.get_scores(query_tokens)
         ranks = {index: rank for rank, index in enumerate(_best_positive(scores, CANDIDATES))}
@@ -304,10 +378,11 @@ class HybridIndex:
                 ranks.setdefault(index, CANDIDATES + rank)
         return scores, ranks
 
-    def _dense(self, question: str) -> tuple[dict[int, float], dict[int, int]]:
+    def _dense(self, vector: list[float]) -> tuple[dict[int, float], dict[int, int]]:
         similarity: dict[int, float] = {}
         ranks: dict[int, int] = {}
-        vector = self.embeddings.embed_query(question)
+        if not self.options.dense:
+            return similarity, ranks
         for rank, hit in enumerate(self.store.query(vector, CANDIDATES)):
             index = self.by_id.get(hit.chunk_id)
             if index is None:  # vector of a chunk removed since this snapshot
@@ -315,6 +390,31 @@ class HybridIndex:
             similarity[index] = hit.similarity
             ranks[index] = rank
         return similarity, ranks
+
+    def _faq(self, vector: list[float], retrieval: Retrieval) -> dict[int, tuple[float, float, float]]:
+        """The FAQ retriever: every curated FAQ entry's question against the user's, by dense similarity of
+        the two questions (an entry's stored vector is its question's) and by the share of each question's
+        words the other says. The best FAQ_CANDIDATES join the candidates."""
+        if not self.options.faq or not self._faq_indices:
+            return {}
+        if self._faq_vectors is None:
+            got = self.store.collection.get(ids=[self.chunks[i].id for i in self._faq_indices],
+                                            include=["embeddings"])
+            by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+            dim = len(vector)
+            self._faq_vectors = np.array([by_id.get(self.chunks[i].id, np.zeros(dim)) for i in self._faq_indices],
+                                         dtype=np.float32)
+        similarity = self._faq_vectors @ np.asarray(vector, dtype=np.float32)
+        scored: dict[int, tuple[float, float, float]] = {}
+        for position, index in enumerate(self._faq_indices):
+            faq_tokens = self._faq_tokens[position]
+            forward = retrieval.coverage(faq_tokens, literal=False)
+            backward = (sum(1 for t in faq_tokens if retrieval.covered(t, set(retrieval.idf)) or t in retrieval.idf)
+                        / len(faq_tokens)) if faq_tokens else 0.0
+            scored[index] = (forward, backward, float(similarity[position]))
+        best = sorted(scored, key=lambda i: scored[i][2] + FAQ_WORDS_WEIGHT * scored[i][0],
+                      reverse=True)[:FAQ_CANDIDATES]
+        return {i: scored[i] for i in best}
 
     def _fuse(self, lexical: tuple[np.ndarray, dict[int, int]], dense: tuple[dict[int, float], dict[int, int]],
               retrieval: Retrieval, k: int) -> list[Hit]:
@@ -328,13 +428,24 @@ class HybridIndex:
         bm25_max = max((bm25_scores[i] for i in candidates), default=0.0) or 1.0
         floor = min(dense_sim.values(), default=0.0)
         span = (max(dense_sim.values(), default=0.0) - floor) or 1.0
-        steered, kind = retrieval.steered_source, retrieval.answer_type
+        steered = retrieval.steered_source
+        kind = retrieval.answer_type if self.options.classic else retrieval.kind
+        faq_ids = {self.by_id[c] for c in retrieval.faq if c in self.by_id}
+        candidates |= faq_ids
         hits = []
         for index in candidates:
             lexical_score = float(bm25_scores[index]) / bm25_max
             dense_score = (dense_sim[index] - floor) / span if index in dense_sim else 0.0
             chunk = self.chunks[index]
-            score = LEXICAL_WEIGHT * lexical_score + (1 - LEXICAL_WEIGHT) * dense_score
+            if self.options.fusion == "rrf":
+                # scaled so its top (rank 0 in both, 2/60) is about the weighted sum's top (1.0)
+                score = sum(1.0 / (RRF_K + rank[index]) for rank in (bm25_rank, dense_rank) if index in rank) * RRF_K / 2
+            else:
+                score = LEXICAL_WEIGHT * lexical_score + (1 - LEXICAL_WEIGHT) * dense_score
+            if index in faq_ids:  # the FAQ retriever's own score: how alike the two questions are
+                forward, _, similarity = retrieval.faq[chunk.id]
+                score = max(score, FAQ_WORDS_WEIGHT * forward
+                            + FAQ_SIMILARITY_WEIGHT * max(0.0, similarity - FAQ_SIMILARITY_FLOOR))
             # BM25 lets a common word said many times outweigh the one rare word the question is about
             # (「日当がもらえる条件は？」: 条件 everywhere, 日当 in two passages); idf coverage does not.
             score += COVERAGE_WEIGHT * retrieval.coverage(self._token_sets[index])
@@ -345,7 +456,8 @@ class HybridIndex:
                             bm25_rank=bm25_rank.get(index), dense_rank=dense_rank.get(index)))
         # The document the question names comes first; other documents only fill the remaining places.
         hits.sort(key=lambda h: (steered is not None and h.source.id == steered, h.score), reverse=True)
-        return hits[:k]
+        # The FAQ entries the FAQ retriever found stay, after the k best passages.
+        return hits[:k] + ([h for h in hits[k:] if h.chunk.kind == "faq"] if self.options.faq else [])
 
     def search(self, question: str, k: int = 12) -> Retrieval:
         question = colloquial_topic(question)
@@ -381,8 +493,9 @@ class HybridIndex:
         # A word the corpus never uses but has a synonym of is half unknown, like a compound. A word that
         # only says what kind of answer is wanted (方法 in 「申込方法は？」) is no sign of a topic the
         # manuals lack, though a small FAQ may never write it.
-        kind = answer_type(question)
-        framing = set(tokens(cue_words(kind, question)))
+        classic_type = answer_type(question)
+        kind = kinds.primary(question)
+        framing = set(tokens(cue_words(classic_type, question) if self.options.classic else kinds.cue_words(question)))
         # A run of nouns the manuals never write together (「IT導入補助金」) names something they may not
         # cover, though each word is theirs: half unknown, like an unseen compound. The words that only
         # frame the question (申込「方法」, 時間「単価」) do not make a phrase of their own.
@@ -401,14 +514,17 @@ class HybridIndex:
         idf = {t: all_idf[t] * (NAME_WORD_WEIGHT if t in name_tokens else 1.0) for t in query_tokens}
         retrieval = Retrieval(question, query_tokens, [], idf, min(1.0, unknown / total) if query_tokens else 1.0,
                               steered, name_tokens, synonyms=synonyms, variants=variants,
-                              answer_type=kind, framing=framing,
-                              nouns={form for form, pos in morphemes if pos == "名詞"})
+                              answer_type=classic_type, kind=kind, framing=framing,
+                              nouns={form for form, pos in morphemes if pos == "名詞"}, index=self)
         if not self.chunks:
             return retrieval
-        dense = self._dense(question)
+        vector = self.embeddings.embed_query(question) if (self.options.dense or self.options.faq) else []
+        dense = self._dense(vector)
+        retrieval.faq = {self.chunks[i].id: v for i, v in self._faq(vector, retrieval).items()}
         # A word the manuals never use is searched by its synonyms they do use; any word by its other form.
         searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, set()) | variants.get(t, set())))
-        searched = _with_new(searched, words_to_search(kind, question))
+        if self.options.classic:
+            searched = _with_new(searched, words_to_search(classic_type, question))
         hits = self._fuse(self._lexical(searched, steered), dense, retrieval, k)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.

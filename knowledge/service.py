@@ -22,7 +22,7 @@ from bot.storage.db import Database
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.answering import Answer, answer_from
 from knowledge.embeddings import build_embeddings
-from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, SourceInfo
+from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.vectorstore import ScopedStore, VectorStore
 
 STALENESS_CHECK_SECONDS = 1.0
@@ -39,6 +39,16 @@ class SourceFilter:
     allows: Callable[[str], bool] = field(compare=False, hash=False, repr=False)
 
 
+def answer_with(pipeline: str, retrieval: Retrieval, threshold: float) -> Answer:
+    """The answer of the chosen pipeline (settings.knowledge.pipeline): `classic` (knowledge/answering.py)
+    or `learned` (knowledge/learned.py: answer units, learned ranker, calibrated gate)."""
+    if pipeline == "learned":
+        from knowledge.learned import answer_from as learned_answer
+
+        return learned_answer(retrieval, threshold)
+    return answer_from(retrieval, threshold)
+
+
 def knowledge_is_empty(db: Database) -> bool:
     with db.session() as session:
         return session.execute(select(func.count(KnowledgeSource.id))).scalar_one() == 0
@@ -50,6 +60,7 @@ class KnowledgeBase:
         self.db = db
         self.store = store
         self.embeddings = build_embeddings(settings)
+        self.options = RetrievalOptions.for_pipeline(settings.knowledge.pipeline)
         self._index: HybridIndex | None = None
         self._signature: tuple[object, ...] | None = None
         self._checked_at = 0.0
@@ -101,7 +112,7 @@ class KnowledgeBase:
                 allowed = {sid: info for sid, info in index.sources.items() if sources.allows(info.path)}
                 chunks = [c for c in index.chunks if c.source_id in allowed]
                 scoped = HybridIndex(chunks, allowed, ScopedStore(self.store, list(allowed)),  # type: ignore[arg-type]
-                                     self.embeddings)
+                                     self.embeddings, self.options)
                 self._scoped[sources.name] = scoped
             return scoped
 
@@ -118,7 +129,7 @@ class KnowledgeBase:
                     select(KnowledgeChunk).order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)
                 ).scalars()
             ]
-        return HybridIndex(chunks, sources, self.store, self.embeddings)
+        return HybridIndex(chunks, sources, self.store, self.embeddings, self.options)
 
     def retrieve(self, question: str, k: int = 12, sources: SourceFilter | None = None) -> Retrieval:
         return self.scoped(sources).search(question, k)
@@ -134,7 +145,7 @@ class KnowledgeBase:
                 self._answers.move_to_end(key)
                 return cached
         retrieval = index.search(question)
-        answer = answer_from(retrieval, self.settings.knowledge.answer_threshold)
+        answer = answer_with(self.settings.knowledge.pipeline, retrieval, self.settings.knowledge.answer_threshold)
         if answer.confident and self.settings.llm.provider != "none":
             from knowledge.generation import generate_answer
 

@@ -8,6 +8,7 @@ next calls answer 429 with Retry-After, like a rate-limited platform.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -46,6 +47,8 @@ class FakePlatforms:
     rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: LIFF ID tokens LINE's verify endpoint knows: token -> claims (sub, aud, exp ...)
     id_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Telegram updates waiting for a bot's getUpdates (long polling): bot token -> updates
+    telegram_updates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def issue_id_token(self, user_id: str, channel_id: str, expires_in: int = 600, name: str = "山田") -> str:
         """An ID token as LIFF's getIDToken() would give the page (opaque here: only LINE verifies it)."""
@@ -97,6 +100,12 @@ class FakePlatforms:
             if method == "getMe":
                 return JSONResponse({"ok": True, "result": {"id": 999, "is_bot": True, "first_name": "madoguchi",
                                                             "username": "madoguchi_bot"}})
+            if method == "getUpdates":  # long polling: what is queued for this bot, else a short wait
+                with self.lock:
+                    waiting = self.telegram_updates.pop(token, [])
+                if not waiting:
+                    await asyncio.sleep(0.2)
+                return JSONResponse({"ok": True, "result": waiting})
             retry_after = self._record("telegram", method, body, token)  # which bot sent it
             if retry_after is not None:
                 return JSONResponse({"ok": False, "error_code": 429, "description": "Too Many Requests",

@@ -49,3 +49,12 @@ def test_the_regional_dx_sample_is_listed_by_its_title_alone(sample_kb_services:
     listed = [line for line in related if line.startswith("・")]
     assert listed and all(line.startswith(f"・{title} ／ ") for line in listed), listed
     assert "この案内は" not in replies[0].text
+
+
+def test_an_answer_never_runs_a_heading_into_its_sentence(sample_kb_services: Services) -> None:
+    """The heading line above the answer was taken as its short neighbour: 「2. 応募の受付応募の受付期間は…」."""
+    replies = Engine(sample_kb_services).handle(InboundMessage(channel="cli", program="regional-dx",
+                                                               external_user_id="heading",
+                                                               text="応募の受付期間はいつまでですか"))
+    answer = replies[0].text.split("\n")[0]
+    assert "4月28日" in answer and not answer.startswith("2. 応募の受付"), answer

@@ -80,7 +80,7 @@ def world(tmp_path: Path, database_url: str | None) -> Iterator[World]:
                 session.add_all([response, visit])
                 session.flush()
                 hearings[program], visits[program] = response.id, visit.id
-            session.add(FaqCandidate(ticket_id=tickets[B], question="Bの候補質問", answer="Bの候補回答"))
+            session.add(FaqCandidate(ticket_id=tickets[B], question="Bの候補質問", answer="Bの候補回答", program=B))
             for name, programs in (("a", [A]), ("all", ["*"])):
                 tokens[name] = api_tokens.create(session, f"token-{name}", ["*"], programs=programs)[1]
         with LiveServer(create_app(services)) as server:

@@ -116,3 +116,44 @@ def test_slack_messages_in_a_program_channel_belong_to_that_program(
     httpx.post(f"{url}/slack/events", content=dm.encode(),
                headers=fp.slack_headers(dm) | {"Content-Type": "application/json"}, timeout=30)
     wait_for(lambda: ("slack", "") in conversations(services))  # a DM is a general entry point
+
+
+def test_telegram_polling_serves_every_programs_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`channels telegram-polling` polls the general bot and each program's own bot (one poller per token); an
+    update keeps the program of the bot it came to, and the answer goes out from that bot."""
+    import threading
+
+    from bot.engine import Engine
+    from integrations.channels import build_worker
+    from integrations.channels.delivery import ChannelRuntime
+    from integrations.channels.telegram import polling_bots, run_polling
+
+    general = "900:GENERAL-token"
+    platform = fp.FakePlatforms()
+    with LiveServer(platform.app()) as fake:
+        settings = make_settings(tmp_path, programs__dir=programs(tmp_path / "programs", monkeypatch),
+                                 telegram__api_url=f"{fake.url}/telegram/bot", telegram__bot_token=general)
+        services = Services.create(settings)
+        bots = polling_bots(settings)
+        assert bots == {"": general, "alpha": "500:ALPHA-token", "beta": "400:BETA-token",
+                        "common": "600:COMMON-token"}
+        for user, token in enumerate(bots.values(), start=1):
+            platform.telegram_updates[token] = [fp.telegram_text("ヘルプ", update_id=7, user=user)]
+        worker = build_worker(services)
+        worker.start()
+        stop = threading.Event()
+        poller = threading.Thread(target=run_polling, args=(services, ChannelRuntime(Engine(services), worker)),
+                                  kwargs={"stop": stop, "timeout": 1}, daemon=True)
+        poller.start()
+        try:
+            sent = platform.wait_for("telegram", 4, "sendMessage")
+        finally:
+            stop.set()
+            poller.join(timeout=10)
+            worker.stop()
+        assert {(call.authorization, str(call.body["chat_id"])) for call in sent} == {
+            (token, str(user)) for user, token in enumerate(bots.values(), start=1)}
+        with services.db.session() as session:
+            programs_seen = {c.program for c in session.execute(select(Conversation)).scalars()}
+        assert programs_seen == {"", "alpha", "beta", "common"}
+        services.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -254,3 +256,7 @@ class FaqCandidate(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: The program whose users it answers (its ticket's, or chosen in the console; None: the default program's)
+    program: Mapped[str | None] = mapped_column(String(40), index=True)
+    #: Marked by an admin to answer in every program
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -186,7 +186,7 @@ def make_faq_candidate(session: Session, ticket: Ticket, staff: StaffAccount) ->
     if not answers:
         raise TicketError("no_answer")
     candidate = FaqCandidate(ticket_id=ticket.id, question=ticket.question, answer=answers[-1].text,
-                             created_by=staff.id, status="pending")
+                             created_by=staff.id, status="pending", program=ticket.program)
     session.add(candidate)
     session.flush()
     audit.record(session, "faq.candidate_created", subject_type="faq_candidate", subject_id=candidate.id,

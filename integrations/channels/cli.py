@@ -67,14 +67,17 @@ def slack_socket() -> None:
 
 @channels_app.command("telegram-polling")
 def telegram_polling() -> None:
-    """Telegram by long polling (removes a registered webhook): for local use."""
+    """Telegram by long polling (removes a registered webhook) of the general bot and every program's own bot:
+    for local use."""
     from integrations.channels import telegram  # per command: `madoguchi --help` loads no platform SDK
 
     services, runtime = _runtime()
-    if not telegram.is_configured(services.settings):
-        console.print("[red]MADOGUCHI_TELEGRAM__BOT_TOKEN を設定してください[/]")
+    bots = telegram.polling_bots(services.settings)
+    if not bots:
+        console.print("[red]MADOGUCHI_TELEGRAM__BOT_TOKEN（または事業の telegram.bot_token_env）を設定してください[/]")
         raise typer.Exit(2)
-    console.print("Telegram をポーリングで受信します（Ctrl-C で終了）")
+    names = ", ".join(program or "全般" for program in bots)
+    console.print(f"Telegram をポーリングで受信します（{names}。Ctrl-C で終了）", highlight=False)
     telegram.run_polling(services, runtime)
 
 

@@ -20,6 +20,10 @@ chat's button):
   for the person whose LINE account the token names: the same person as in
   the LINE chat when the LIFF app and the Messaging API channel share a
   provider, as LINE requires for the same user id.
+- `POST /liff/{program}/hearing/draft` (ID token verified the same way): a
+  hearing the person began in the LINE chat is taken over: the page opens
+  with the answers given so far, and the submission completes that same
+  response and ends the chat's flow (one response, not two).
 """
 
 from __future__ import annotations
@@ -178,16 +182,69 @@ def person_for_line_user(session: Any, user_id: str, display_name: str | None) -
     return person
 
 
-def store_submission(session: Any, form: Form, person: Person, answers: dict[str, Any], program_id: str | None
-                     ) -> FormResponse:
-    """The submitted response, exactly as the chat flow stores one at 「送信する」."""
-    response = FormResponse(form_id=form.id, form_version=form.version, person_id=person.id, channel=CHANNEL,
-                            status="submitted", answers=answers, labels={q.id: q.short_label for q in form.questions},
-                            state={"cursor": "__summary__", "history": [q.id for q in applicable_questions(form, answers)]},
-                            submitted_at=utcnow())
-    if hasattr(FormResponse, "program"):
-        response.program = program_id  # type: ignore[attr-defined]
-    session.add(response)
+def draft_of(session: Any, services: Services, form: Form, user_id: str, program_id: str) -> FormResponse | None:
+    """The LINE user's hearing of this form and program in progress in the chat (locked), if any."""
+    from bot.programs import program_is
+
+    identity = session.execute(select(ChannelIdentity).where(
+        ChannelIdentity.channel == IDENTITY_CHANNEL, ChannelIdentity.external_user_id == user_id)).scalar_one_or_none()
+    if identity is None:
+        return None
+    return session.execute(  # type: ignore[no-any-return]
+        select(FormResponse).where(FormResponse.person_id == identity.person_id, FormResponse.status == "in_progress",
+                                   FormResponse.form_id == form.id,
+                                   program_is(FormResponse.program, program_id, catalog_for(services)))
+        .order_by(FormResponse.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
+
+
+def page_values(form: Form, answers: dict[str, Any]) -> dict[str, Any]:
+    """Stored answers as the page's fields hold them (option values, yes/no, text), to prefill the form."""
+    values: dict[str, Any] = {}
+    for question in form.questions:
+        value = answers.get(question.id)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            values[question.id] = "yes" if value else "no"
+        elif isinstance(value, list):
+            values[question.id] = [str(v) for v in value]
+        else:
+            values[question.id] = str(value)
+    return values
+
+
+def _end_chat_flows(session: Any, response: FormResponse) -> None:
+    """The chat interview this response was: its flow ends (the LIFF form submitted it), so the chat neither
+    asks its next question nor keeps a second copy."""
+    from bot.storage.models import Conversation
+
+    for conversation in session.execute(select(Conversation).where(
+            Conversation.person_id == response.person_id, Conversation.active_flow == "hearing")).scalars():
+        if (conversation.flow_state or {}).get("response_id") == response.id:
+            conversation.active_flow, conversation.flow_state = None, {}
+            audit.record(session, "flow.finished", actor_person_id=response.person_id, subject_type="conversation",
+                         subject_id=conversation.id, data={"flow": "hearing", "by": CHANNEL})
+
+
+def store_submission(session: Any, form: Form, person: Person, answers: dict[str, Any], program_id: str | None,
+                     draft: FormResponse | None = None) -> FormResponse:
+    """The submitted response, exactly as the chat flow stores one at 「送信する」. With a `draft` (the same
+    hearing begun in the chat) that response is completed and its chat flow ends: one response, not two."""
+    labels = {q.id: q.short_label for q in form.questions}
+    state = {"cursor": "__summary__", "history": [q.id for q in applicable_questions(form, answers)]}
+    if draft is not None:
+        started_on = draft.channel
+        draft.form_version, draft.channel, draft.status = form.version, CHANNEL, "submitted"
+        draft.answers, draft.labels, draft.state, draft.submitted_at = answers, labels, state, utcnow()
+        response = draft
+        _end_chat_flows(session, response)
+        audit.record(session, "hearing.taken_over", actor_person_id=person.id, subject_type="form_response",
+                     subject_id=response.id, data={"from": started_on, "to": CHANNEL})
+    else:
+        response = FormResponse(form_id=form.id, form_version=form.version, person_id=person.id, channel=CHANNEL,
+                                status="submitted", answers=answers, labels=labels, state=state, submitted_at=utcnow())
+        response.program = program_id
+        session.add(response)
     session.flush()
     number = reference_number(response.id)
     company = str(answers.get("company_name") or "-")
@@ -248,8 +305,10 @@ def form_json(request: Request, program_id: str) -> JSONResponse:
     return JSONResponse(form_document(form))
 
 
-@router.post("/{program_id}/hearing")
-async def submit(request: Request, program_id: str) -> JSONResponse:
+async def _verified(request: Request, program_id: str, answers: bool
+                    ) -> tuple[Program, Form, dict[str, Any], dict[str, Any]] | JSONResponse:
+    """(program, form, body, the ID token's claims), or the error answer: LINE vouches for the ID token before
+    anything is read or stored."""
     services = _services(request)
     program = catalog_for(services).get(program_id)
     form = _form_for(services, program)
@@ -259,8 +318,8 @@ async def submit(request: Request, program_id: str) -> JSONResponse:
         body = await request.json()
     except ValueError:
         return _error(400, "malformed_json", "JSON の形式が正しくありません。", "Malformed JSON body.")
-    if not isinstance(body, dict) or not isinstance(body.get("id_token"), str) \
-            or not isinstance(body.get("answers"), dict) or len(body["answers"]) > MAX_ANSWERS:
+    if not isinstance(body, dict) or not isinstance(body.get("id_token"), str) or (answers and (
+            not isinstance(body.get("answers"), dict) or len(body["answers"]) > MAX_ANSWERS)):
         return _error(422, "invalid_request", "入力内容を確認してください。", "Send id_token and answers.")
     assert program.line is not None and program.line.login_channel_id is not None
     try:  # before anything is read or stored: who is this, according to LINE?
@@ -273,13 +332,40 @@ async def submit(request: Request, program_id: str) -> JSONResponse:
         log.warning("liff verify endpoint unavailable", extra={"program": program.id})
         return _error(503, "verify_unavailable", "LINE の認証を確認できませんでした。しばらくしてからお試しください。",
                       "LINE's verify endpoint is unavailable; nothing was stored.")
+    return program, form, body, claims
+
+
+@router.post("/{program_id}/hearing/draft")
+async def draft(request: Request, program_id: str) -> JSONResponse:
+    """The answers given so far in a hearing begun in the LINE chat, so the form opens where the chat left off."""
+    checked = await _verified(request, program_id, answers=False)
+    if isinstance(checked, JSONResponse):
+        return checked
+    program, form, _, claims = checked
+    services = _services(request)
+    with services.db.session() as session:
+        response = draft_of(session, services, form, str(claims["sub"]), program.id)
+        if response is None:
+            return JSONResponse({"answers": {}, "number": None})
+        return JSONResponse({"answers": page_values(form, response.answers or {}),
+                             "number": reference_number(response.id)})
+
+
+@router.post("/{program_id}/hearing")
+async def submit(request: Request, program_id: str) -> JSONResponse:
+    checked = await _verified(request, program_id, answers=True)
+    if isinstance(checked, JSONResponse):
+        return checked
+    program, form, body, claims = checked
+    services = _services(request)
     answers, errors = parse_submission(form, body["answers"])
     if errors:
         return _error(422, "invalid_answers", "入力内容を確認してください。", "Some answers need fixing.",
                       errors=errors)
     with services.db.session() as session:
         person = person_for_line_user(session, str(claims["sub"]), claims.get("name"))
-        response = store_submission(session, form, person, answers, program.id)
+        in_chat = draft_of(session, services, form, str(claims["sub"]), program.id)
+        response = store_submission(session, form, person, answers, program.id, in_chat)
         number = reference_number(response.id)
     return JSONResponse({"number": number, "message": form.completion_message.strip()})
 

@@ -247,21 +247,39 @@ def _mount_one(api: FastAPI, path: str, secret: str, program: str | None, inbox:
     api.add_api_route(path, telegram_webhook, methods=["POST"], include_in_schema=False)
 
 
-def run_polling(services: Services, runtime: ChannelRuntime) -> None:
-    """Local use without a public URL: long-poll getUpdates and feed the same pipeline."""
+def polling_bots(settings: Settings) -> dict[str, str]:
+    """Whom `channels telegram-polling` polls: "" -> the general bot's token, program id -> each program's own
+    bot's (a program whose bot is the general one is served by the general poller: one poller per token)."""
+    bots: dict[str, str] = {}
+    if settings.telegram.bot_token is not None:
+        bots[""] = settings.telegram.bot_token.get_secret_value()
+    for program_id, (token, _) in program_bots(settings).items():
+        if token not in bots.values():
+            bots[program_id] = token
+    return bots
+
+
+def run_polling(services: Services, runtime: ChannelRuntime, stop: threading.Event | None = None,
+                timeout: int = 30) -> None:
+    """Local use without a public URL: long-poll getUpdates of every configured bot (the general one and each
+    program's own, one poller per bot token) and feed the same pipeline, each update with its bot's program.
+    Runs until `stop` is set (never, from the command: Ctrl-C ends it)."""
     settings = services.settings
 
-    async def loop() -> None:
-        async with make_bot(settings) as bot:
+    async def poll(program: str, token: str) -> None:
+        async with make_bot(settings, token) as bot:
             await bot.delete_webhook()
             offset = 0
-            while True:
-                for update in await bot.get_updates(offset=offset, timeout=30):
+            while stop is None or not stop.is_set():
+                for update in await bot.get_updates(offset=offset, timeout=timeout):
                     offset = update.update_id + 1
-                    message = to_inbound(services, update)
+                    message = to_inbound(services, update, program or None)
                     if message is not None:
                         await asyncio.to_thread(runtime.receive, message)
                     if update.callback_query is not None:
                         await bot.answer_callback_query(update.callback_query.id)
+
+    async def loop() -> None:
+        await asyncio.gather(*(poll(program, token) for program, token in polling_bots(settings).items()))
 
     asyncio.run(loop())

@@ -39,6 +39,14 @@ function valueOf(box) {
   if (multi.length) return Array.from(multi).filter(c => c.checked).map(c => c.value);
   const input = box.querySelector("[name]"); return input ? input.value : "";
 }
+function fill(answers) {  // a hearing begun in the chat: its answers so far
+  Object.entries(answers || {}).forEach(([id, v]) => {
+    const box = formEl.querySelector(`[data-q="${id}"]`); if (!box) return;
+    const multi = box.querySelectorAll("input[type=checkbox]");
+    if (multi.length) { multi.forEach(c => { c.checked = Array.isArray(v) && v.includes(c.value); }); return; }
+    const input = box.querySelector("[name]"); if (input) input.value = v;
+  });
+}
 function collect() {
   const answers = {};
   formEl.querySelectorAll("[data-q]").forEach(box => { if (!box.hidden) answers[box.dataset.q] = valueOf(box); });
@@ -70,6 +78,11 @@ async function start() {
     s.questions.forEach(q => fs.appendChild(field(q))); formEl.appendChild(fs); });
   const submit = document.createElement("button"); submit.type = "submit"; submit.textContent = "送信する";
   formEl.appendChild(submit); formEl.hidden = false; formEl.addEventListener("change", applyConditions);
+  try {
+    const draft = await (await fetch(base + "/draft", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ id_token: liff.getIDToken() }) })).json();
+    if (draft.number) { fill(draft.answers); statusLine.textContent = "チャットでお答えいただいた内容を入れてあります（受付番号：" + draft.number + "）。"; }
+  } catch (e) { /* no draft: an empty form */ }
   applyConditions();
 }
 formEl.addEventListener("submit", async (event) => {

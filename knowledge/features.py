@@ -1,0 +1,253 @@
+"""Features of answer units (for the ranker) and of a question's best unit (for the gate).
+
+Every feature is generic: it says how well a unit covers the question's words (with the synonyms and
+other forms retrieval found), how well its section's heading path does, whether it states the kind of
+fact asked for (knowledge/kinds.py), where it stands, how long it is, how the retrievers scored its
+passage and whether both found it. Their weights are learned from the labeled bank
+(knowledge/model.py); nothing here names a topic or a question.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.text import normalize
+from knowledge.kinds import KIND_NAMES, asked, fact_strings, facts
+from knowledge.retrieval import FAQ_WORDS_WEIGHT, Hit, Retrieval, part_of
+from knowledge.units import Unit, units_of
+
+#: Passages whose units compete for the answer (fusion may rank the passage with the question's rarest
+#: word 11th; 12 measured best for the earlier sentence picker, docs/BENCHMARKS.md).
+UNIT_POOL = 12
+
+UNIT_FEATURES = (
+    "cov_unit", "cov_unit_literal", "cov_path", "cov_heading", "kanji", "key_word",
+    "prior", "hit_rank", "bm25", "dense", "dense_gap", "both_retrievers", "steered_doc",
+    "kind_match", "kind_missing", *(f"match_{name}" for name in KIND_NAMES),
+    "is_item", "is_list", "is_row", "is_heading", "is_faq",
+    "doc_position", "unit_position", "log_len", "long", "cover",
+    "faq_forward", "faq_backward", "faq_dense", "title_share",
+    # relative to the question's best candidate: a linear ranker cannot compare units otherwise
+    "rel_cov_path", "rel_cov_unit", "rel_kanji", "rel_prior",
+    # interactions a linear ranker cannot form itself
+    "kind_x_cov", "kind_x_key",
+)
+
+GATE_FEATURES = (
+    "top_score", "margin_other_fact", "top_prob", "cov_unit", "cov_path", "cov_heading", "key_word",
+    "kind_match", "kind_missing", "dense", "max_dense", "both_retrievers", "is_faq", "faq_forward",
+    "faq_backward", "faq_dense", "unknown", "asks_kind", "steered", "top_bm25", "sources_top5",
+    "support", "gap_second",
+)
+#: Features of the curated-FAQ gate: how alike the two questions are (dense), the share of the user's
+#: question the entry's question says, and the share of the entry's question the user's says.
+FAQ_FEATURES = ("faq_dense", "faq_forward", "faq_backward")
+
+#: Ranker-score margins are capped here: beyond it (several standard deviations of the standardized
+#: features' weights) a larger margin says nothing more, and one outlier would dominate the gate's fit.
+MARGIN_CAP = 3.0
+#: A unit longer than this is a run-on list or table dump: it covers words by length alone.
+LONG_UNIT_CHARS = 200
+
+#: Units below the best whose facts are compared with the best's (agreement between passages).
+SUPPORT_DEPTH = 8
+
+
+@dataclass
+class Candidate:
+    """One answer unit of a retrieved passage."""
+
+    hit: Hit
+    hit_no: int
+    unit: Unit
+    features: np.ndarray
+    facts: frozenset[str]  # the facts of the asked-for kinds it states (to compare two units)
+    score: float = 0.0
+
+
+def question_words(retrieval: Retrieval) -> list[str]:
+    """The question's own words and their synonyms: they are no fact the question asks for."""
+    words = {w for w in retrieval.idf if len(w) >= 2}
+    words |= {s for w in retrieval.idf for s in retrieval.synonyms.get(w, ())}
+    return sorted(words)
+
+
+def _says(retrieval: Retrieval, word: str, present: frozenset[str]) -> bool:
+    return retrieval.covered(word, present) or any(part_of(word, t) for t in present)
+
+
+def pool(retrieval: Retrieval) -> list[Hit]:
+    hits = retrieval.hits[:UNIT_POOL]
+    if retrieval.steered_source is not None:
+        # The question names a document: answer from it, not from a similar passage of another call.
+        hits = [h for h in hits if h.source.id == retrieval.steered_source] or hits
+    # FAQ entries the FAQ retriever found stay candidates even below the pool's cut.
+    hits += [h for h in retrieval.hits[UNIT_POOL:] if h.chunk.kind == "faq"][:3]
+    return hits
+
+
+def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None = None,
+               positions: dict[str, float] | None = None, faq: dict[str, tuple[float, float, float]] | None = None,
+               title_keys: dict[int, str] | None = None,
+               title_tokens: dict[int, frozenset[str]] | None = None) -> list[Candidate]:
+    """Every unit of the pooled passages with its feature vector (order of UNIT_FEATURES)."""
+    hits = pool(retrieval)
+    if not hits:
+        return []
+    headers = headers or {}
+    positions = positions or {}
+    faq = faq or {}
+    title_keys = title_keys or {}
+    title_tokens = title_tokens or {}
+    wanted = asked(retrieval.question)
+    wanted_names = [k for k, v in wanted.items() if v]
+    words = question_words(retrieval)
+    name_only = set("".join(retrieval.name_tokens)) - set("".join(t for t in retrieval.idf
+                                                                   if t not in retrieval.name_tokens))
+    question_kanji = {c for c in retrieval.question if "\u4e00" <= c <= "\u9fff" and c not in name_only}
+    top = max(h.score for h in hits) or 1.0
+    bm25_max = max((h.bm25 for h in hits), default=0.0) or 1.0
+    dense_max = max((h.dense for h in hits), default=0.0)
+    out: list[Candidate] = []
+    for hit_no, hit in enumerate(hits):
+        chunk = hit.chunk
+        header = headers.get(chunk.id)
+        units = units_of(chunk.kind, chunk.section, chunk.text, chunk.answer, header)
+        section_tokens = units[0].heading_tokens if chunk.kind == "faq" else _section_tokens(chunk.section)
+        title = title_keys.get(hit.source.id, "")
+        forward, backward, faq_dense = faq.get(chunk.id, (0.0, 0.0, 0.0))
+        for unit in units:
+            present = unit.tokens | section_tokens
+            unit_facts = facts(unit.text, words)
+            matched = [name for name in wanted_names if unit_facts[name]]
+            cover = bool(title) and normalize(unit.core).replace(" ", "").lstrip("・-●○■◆ ").startswith(title)
+            if cover and hit.chunk.kind != "faq":
+                # The cover line (title, issuer, date of issue) names the document; its date is when the call
+                # was published, the answer to none of the questions people ask.
+                continue
+            values = {
+                "cov_unit": retrieval.coverage(unit.tokens),
+                "cov_unit_literal": retrieval.coverage(unit.tokens, literal=True),
+                "cov_path": retrieval.coverage(present),
+                "cov_heading": retrieval.coverage(unit.heading_tokens | section_tokens),
+                "kanji": len(question_kanji & set(unit.text)) / len(question_kanji) if question_kanji else 0.0,
+                "prior": max(0.0, hit.score / top),
+                "hit_rank": 1.0 / (1 + hit_no),
+                "bm25": hit.bm25 / bm25_max,
+                "dense": hit.dense,
+                "dense_gap": hit.dense - dense_max if hit.dense else -1.0,
+                "both_retrievers": 1.0 if hit.bm25_rank is not None and hit.dense_rank is not None else 0.0,
+                "steered_doc": 1.0 if retrieval.steered_source == hit.source.id else 0.0,
+                "kind_match": 1.0 if matched else 0.0,
+                "kind_missing": 1.0 if wanted_names and not matched else 0.0,
+                **{f"match_{name}": 1.0 if name in matched else 0.0 for name in KIND_NAMES},
+                "is_item": 1.0 if unit.kind == "item" else 0.0,
+                "is_list": 1.0 if unit.kind == "list" else 0.0,
+                "is_row": 1.0 if unit.kind == "row" else 0.0,
+                "is_heading": 1.0 if unit.kind == "heading" else 0.0,
+                "is_faq": 1.0 if unit.kind == "faq" else 0.0,
+                "doc_position": positions.get(chunk.id, 0.5),
+                "unit_position": min(unit.position, 10) / 10,
+                "log_len": math.log1p(len(unit.text)) / 6,  # (scales are irrelevant: features are standardized)
+                "long": 1.0 if len(unit.text) > LONG_UNIT_CHARS else 0.0,
+                "cover": 1.0 if cover else 0.0,
+                "faq_forward": forward, "faq_backward": backward, "faq_dense": faq_dense,
+                "key_word": 0.0,
+                # a unit that restates the document's title (its cover, a subject line) names the document
+                "title_share": (len(unit.tokens & title_tokens.get(hit.source.id, frozenset())) / len(unit.tokens)
+                                if unit.tokens else 0.0),
+                "rel_cov_path": 0.0, "rel_cov_unit": 0.0, "rel_kanji": 0.0, "rel_prior": 0.0,
+                "kind_x_cov": 0.0, "kind_x_key": 0.0,
+            }
+            vector = np.array([values[name] for name in UNIT_FEATURES], dtype=np.float32)
+            out.append(Candidate(hit, hit_no, unit, vector,
+                                 frozenset(fact_strings(unit.text, wanted_names or list(KIND_NAMES)))))
+    # The question's rarest word the units say is what it is about (日当 in 「日当がもらえる条件」).
+    said = [t for t in retrieval.idf if t not in retrieval.name_tokens and t not in retrieval.framing
+            and any(_says(retrieval, t, c.unit.tokens) for c in out)]
+    said = [t for t in said if t in retrieval.nouns] or said
+    key = max(said, key=lambda t: retrieval.idf[t]) if said else None
+    if key is not None:
+        column = UNIT_FEATURES.index("key_word")
+        for candidate in out:
+            if _says(retrieval, key, candidate.unit.tokens | _section_tokens(candidate.hit.chunk.section)):
+                candidate.features[column] = 1.0
+    if out:
+        matrix = np.vstack([c.features for c in out])
+        for name in ("cov_path", "cov_unit", "kanji", "prior"):
+            column = _COLUMN[name]
+            matrix[:, _COLUMN[f"rel_{name}"]] = matrix[:, column] - matrix[:, column].max()
+        matrix[:, _COLUMN["kind_x_cov"]] = matrix[:, _COLUMN["kind_match"]] * matrix[:, _COLUMN["cov_path"]]
+        matrix[:, _COLUMN["kind_x_key"]] = matrix[:, _COLUMN["kind_match"]] * matrix[:, _COLUMN["key_word"]]
+        for candidate, row in zip(out, matrix, strict=True):
+            candidate.features = row
+    return out
+
+
+_COLUMN = {name: i for i, name in enumerate(UNIT_FEATURES)}
+
+
+_section_cache: dict[str, frozenset[str]] = {}
+
+
+def _section_tokens(section: str) -> frozenset[str]:
+    cached = _section_cache.get(section)
+    if cached is None:
+        from knowledge.units import _tokens
+
+        cached = _section_cache[section] = _tokens(section)
+    return cached
+
+
+def best_faq(ranked: list[Candidate]) -> Candidate | None:
+    """The FAQ entry whose question is most like the user's (dense similarity, then words said)."""
+    entries = [c for c in ranked if c.unit.kind == "faq"]
+    dense, forward = _COLUMN["faq_dense"], _COLUMN["faq_forward"]
+    return max(entries, key=lambda c: c.features[dense] + FAQ_WORDS_WEIGHT * c.features[forward]) if entries else None
+
+
+def faq_features(candidate: Candidate) -> np.ndarray:
+    return np.array([candidate.features[_COLUMN[n]] for n in FAQ_FEATURES], dtype=np.float32)
+
+
+def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
+    """Features of the question and of its best unit (`ranked` best first), in GATE_FEATURES order."""
+    if not ranked:
+        values = dict.fromkeys(GATE_FEATURES, 0.0)
+        values["unknown"] = retrieval.unknown_share
+        values["margin_other_fact"] = 0.0
+        return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)
+    best = ranked[0]
+    f = dict(zip(UNIT_FEATURES, best.features.tolist(), strict=True))
+    # The margin over the best unit that states another fact (「6月19日」 against 「3月18日」), or, when the
+    # best states none of the asked-for kinds, over the best unit elsewhere (another passage).
+    rivals = [c.score for c in ranked[1:]
+              if (c.facts and best.facts and not (c.facts <= best.facts or best.facts <= c.facts))
+              or (not best.facts and c.hit.chunk.id != best.hit.chunk.id)]
+    margin = best.score - (max(rivals) if rivals else best.score - MARGIN_CAP)
+    # Other passages stating the same fact (a guide and its FAQ both say 3回) make the answer likelier.
+    others = [c for c in ranked[1:SUPPORT_DEPTH + 1] if c.hit.chunk.id != best.hit.chunk.id]
+    support = sum(1 for c in others if best.facts and c.facts & best.facts) / SUPPORT_DEPTH
+    second = next((c.score for c in ranked[1:] if c.unit.text != best.unit.text), best.score - MARGIN_CAP)
+    distinct: dict[str, float] = {}
+    for c in ranked:
+        distinct[c.unit.text] = max(distinct.get(c.unit.text, -1e9), c.score)
+    prob = 1.0 / sum(math.exp(min(50.0, v - best.score)) for v in distinct.values())
+    hits = retrieval.hits
+    values = {
+        "top_score": best.score, "margin_other_fact": min(margin, MARGIN_CAP), "top_prob": prob,
+        "cov_unit": f["cov_unit"], "cov_path": f["cov_path"], "cov_heading": f["cov_heading"],
+        "key_word": f["key_word"], "kind_match": f["kind_match"], "kind_missing": f["kind_missing"],
+        "dense": f["dense"], "max_dense": max((h.dense for h in hits[:5]), default=0.0),
+        "both_retrievers": f["both_retrievers"], "is_faq": f["is_faq"], "faq_forward": f["faq_forward"],
+        "faq_backward": f["faq_backward"], "faq_dense": f["faq_dense"], "unknown": retrieval.unknown_share,
+        "asks_kind": 1.0 if any(asked(retrieval.question).values()) else 0.0,
+        "steered": 1.0 if retrieval.steered_source is not None else 0.0,
+        "top_bm25": math.log1p(max((h.bm25 for h in hits[:5]), default=0.0)) / 4,
+        "sources_top5": len({h.source.id for h in hits[:5]}) / 5,
+        "support": support, "gap_second": min(best.score - second, MARGIN_CAP),
+    }
+    return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)

@@ -1,0 +1,126 @@
+"""FAQ entries staff publish belong to a program (issue 22): the ticket's, or one chosen in the console from the
+member's own programs; only an admin may share one with every program. An entry published in A never answers
+at /p/B/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.engine import Engine
+from bot.messages import InboundMessage
+from bot.services import Services
+from bot.storage.models import FaqCandidate
+from handlers.escalation import tickets
+from handlers.escalation.models import StaffAccount, Ticket
+from handlers.escalation.staff import create as create_staff
+from integrations.web import create_app
+from tests.conftest import LiveServer
+from tests.test_staff_console import PASSWORD, csrf_of
+
+A, B = "expert-dispatch", "regional-dx"  # the sample programs; A is the default
+QUESTION = "事務所に駐車場はありますか"
+ANSWER = "事務所の駐車場は2台分あり、予約なしで使えます。"
+OTHER = "説明会の録画は見られますか"
+OTHER_ANSWER = "説明会の録画は事業のホームページで公開しています。"
+
+
+def ask(services: Services, program: str, text: str, user: str) -> str:
+    replies = Engine(services).handle(InboundMessage(channel="web", program=program, external_user_id=user, text=text))
+    return replies[0].text
+
+
+def candidate_from_ticket(services: Services, program: str, question: str, answer: str, staff: str) -> int:
+    engine = Engine(services)
+    for text in ("担当者と話したい", question):
+        engine.handle(InboundMessage(channel="web", program=program, external_user_id=f"asker-{program}", text=text))
+    with services.db.session() as session:
+        ticket = session.execute(select(Ticket).where(Ticket.question == question)).scalar_one()
+        member = session.execute(select(StaffAccount).where(StaffAccount.username == staff)).scalar_one()
+        tickets.staff_reply(session, ticket, member, answer, via="console")
+        candidate = tickets.make_faq_candidate(session, ticket, member)
+        assert candidate.program == program  # the ticket's program
+        return candidate.id
+
+
+@pytest.fixture
+def console(sample_kb_services: Services) -> Iterator[tuple[Services, str]]:
+    sample_kb_services.settings.staff.cookie_secure = False
+    with sample_kb_services.db.session() as session:
+        create_staff(session, "a-staff", "A担当", PASSWORD).programs = [A]
+        create_staff(session, "boss", "管理者", PASSWORD, role="admin")
+    with LiveServer(create_app(sample_kb_services)) as server:
+        yield sample_kb_services, server.url
+
+
+def publish(url: str, username: str, candidate: int, program: str) -> httpx.Response:
+    with httpx.Client(base_url=url, timeout=120) as client:
+        login = client.post("/staff/login", data={"username": username, "password": PASSWORD,
+                                                  "csrf": csrf_of(client.get("/staff/login").text)})
+        assert login.status_code == 303
+        page = client.get("/staff/faq").text
+        return client.post(f"/staff/faq/{candidate}/publish", data={"csrf": csrf_of(page), "program": program})
+
+
+def test_an_faq_published_in_a_does_not_answer_at_p_b(console: tuple[Services, str]) -> None:
+    services, url = console
+    assert ANSWER not in ask(services, A, QUESTION, "before")  # no source says it yet
+    candidate = candidate_from_ticket(services, A, QUESTION, ANSWER, "a-staff")
+    # a member of A cannot move it to B, nor share it with every program
+    assert publish(url, "a-staff", candidate, B).status_code == 403
+    assert publish(url, "a-staff", candidate, "*").status_code == 403
+    assert publish(url, "a-staff", candidate, A).status_code in (200, 303)
+    with services.db.session() as session:
+        stored = session.get(FaqCandidate, candidate)
+        assert (stored.status, stored.program, stored.shared) == ("published", A, False)
+    assert (services.settings.data_dir / "faq" / A / "published.yaml").exists()
+    assert ANSWER in ask(services, A, QUESTION, "at-a")
+    assert ANSWER not in ask(services, B, QUESTION, "at-b")
+
+
+def test_an_admin_may_share_an_faq_with_every_program(console: tuple[Services, str]) -> None:
+    services, url = console
+    candidate = candidate_from_ticket(services, B, OTHER, OTHER_ANSWER, "boss")
+    assert publish(url, "boss", candidate, "*").status_code in (200, 303)
+    with services.db.session() as session:
+        assert session.get(FaqCandidate, candidate).shared is True
+    for program in (A, B):
+        assert OTHER_ANSWER in ask(services, program, OTHER, f"shared-{program}")
+    with httpx.Client(base_url=url, timeout=60) as client:  # the console shows where it answers
+        client.post("/staff/login", data={"username": "boss", "password": PASSWORD,
+                                          "csrf": csrf_of(client.get("/staff/login").text)})
+        assert "回答する事業：全事業共通" in client.get("/staff/faq").text
+
+
+def test_the_faq_program_migration_gives_candidates_their_tickets_program(database_url: str | None,
+                                                                        tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from bot.storage.db import Database
+
+    db = Database(database_url or f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    cfg = db.alembic_config()
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0008")
+        connection.execute(text("INSERT INTO people (id, role, locale, created_at) VALUES (1, 'applicant', 'ja', "
+                                "CURRENT_TIMESTAMP)"))
+        for ticket, program in ((1, "'regional-dx'"), (2, "NULL")):
+            connection.execute(text(
+                "INSERT INTO tickets (id, person_id, channel, reason, question, role, status, transcript, sources, "
+                f"overdue, created_at, program) VALUES ({ticket}, 1, 'web', 'asked_human', 'q', 'applicant', 'open', "
+                f"'[]', '[]', false, CURRENT_TIMESTAMP, {program})"))
+        for candidate, ticket in ((1, "1"), (2, "2"), (3, "NULL")):
+            connection.execute(text(
+                "INSERT INTO faq_candidates (id, ticket_id, question, answer, status, created_at) VALUES "
+                f"({candidate}, {ticket}, 'q', 'a', 'pending', CURRENT_TIMESTAMP)"))
+    db.migrate()
+    with db.engine.begin() as connection:
+        rows = connection.execute(text("SELECT id, program, shared FROM faq_candidates ORDER BY id")).all()
+    assert [(r[0], r[1], bool(r[2])) for r in rows] == [(1, "regional-dx", False), (2, None, False), (3, None, False)]
+    db.dispose()

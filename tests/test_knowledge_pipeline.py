@@ -1,0 +1,294 @@
+"""Each stage of the answer pipeline on small fixtures, and the replies it leads to.
+
+Stages: the general kind table, answer units, retrievers and fusion (with their ablation switches),
+the learned ranker and calibrated gate, the edition check and the passed-deadline note, and the
+replies when the bot is not sure (related excerpts) or nothing is related (outside this window).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bot.engine import Engine
+from bot.messages import InboundMessage
+from bot.services import Services
+from bot.settings import Settings
+from knowledge import kinds
+from knowledge.learned import EXCERPT_CHARS, answer_from
+from knowledge.edition import Edition, asks_other_edition, dates_in, passed_dates, read_edition
+from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates
+from knowledge.ingest import ingest_paths
+from knowledge.model import AnswerModel, Gate, Ranker, isotonic, load_model, precision_threshold
+from knowledge.retrieval import RetrievalOptions
+from knowledge.units import header_before, table_row_text, units_of
+from tests.test_knowledge_retrieval import CALL_A, CALL_B
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    root = tmp_path_factory.mktemp("pipeline")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
+    (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
+    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "learned"}))
+    ingest_paths(services, [docs])
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
+    """The learned pipeline over a private copy of the sample knowledge base."""
+    data = tmp_path / "samplekb"
+    shutil.copytree(sample_kb_template, data)
+    services = Services.create(Settings(data_dir=data, knowledge={"pipeline": "learned"}))
+    yield services
+    services.close()
+
+
+def _always(model: AnswerModel) -> AnswerModel:
+    """The shipped model with a gate that answers everything (to test what a confident answer says)."""
+    return replace(model, gate=replace(model.gate, threshold=-1.0))
+
+
+def _never(model: AnswerModel) -> AnswerModel:
+    return replace(model, gate=replace(model.gate, threshold=2.0))
+
+
+# ------------------------------------------------------------------------------------------ kind table
+def test_the_kind_table_reads_several_kinds_and_yes_no_only_without_a_question_word() -> None:
+    wanted = {k for k, v in kinds.asked("いつまでにいくら払えばいいですか").items() if v}
+    assert {"date", "amount"} <= wanted
+    assert kinds.asked("電話で問い合わせできますか")["yes_no"]
+    assert not kinds.asked("どこで問い合わせできますか")["yes_no"]
+    assert not any(kinds.asked("こんにちは").values())
+
+
+def test_a_fact_is_looked_for_beyond_the_questions_own_words() -> None:
+    assert kinds.facts("締切日：令和8年6月19日（金）15時必着")["date"]
+    assert not kinds.facts("事務局は支援状況を把握します。", ["事務局"])["where"]
+    assert not kinds.facts("平成11年5月14日法律第42号に基づく")["date"], "a law's number is no date"
+    assert kinds.fact_strings("1泊9,800円を上限", ["amount"]) == {"9800円"}
+
+
+# ------------------------------------------------------------------------------------------------ units
+def test_a_list_item_unit_carries_the_sentence_that_introduces_its_list() -> None:
+    text = "以下の場合には応募は無効となります。\n・提案書に虚偽が認められた場合\n・締切に遅れて提出された場合"
+    units = units_of("text", "4. 注意事項", text, None)
+    item = next(u for u in units if u.core.startswith("・提案書"))
+    assert item.kind == "item" and item.text == "以下の場合には応募は無効となります。\n・提案書に虚偽が認められた場合"
+    whole = next(u for u in units if u.kind == "list")
+    assert whole.text.count("\n・") == 2, "the sentence opening a list is also a unit with its items"
+
+
+def test_a_table_row_is_read_with_its_column_headers_even_from_an_earlier_passage() -> None:
+    assert table_row_text(["区分", "単価"], "| 謝金 | 5,280円 |") == "区分: 謝金 / 単価: 5,280円"
+    first, second = "| 区分 | 単価 |\n| 謝金 | 5,280円 |", "| 日当 | 1,100円 |\n本文です。"
+    headers = header_before([first, second])
+    assert headers == [None, ["区分", "単価"]]
+    row = units_of("text", "", second, None, tuple(headers[1]))[0]
+    assert row.kind == "row" and row.text == "区分: 日当 / 単価: 1,100円"
+
+
+def test_a_faq_entry_is_one_unit_its_answer() -> None:
+    (unit,) = units_of("faq", "謝金", "Q: 謝金はいくら？\nA: 1時間5,280円です。", "1時間5,280円です。")
+    assert unit.kind == "faq" and unit.text == "1時間5,280円です。" and unit.question == "謝金はいくら？"
+
+
+# --------------------------------------------------------------------------------- retrievers, fusion
+def test_each_retriever_can_be_switched_off_and_fusion_swapped(calls: Services) -> None:
+    index = calls.knowledge.refresh(force=True)
+    question = "みどり市の事業の締切はいつですか"
+    try:
+        index.options = RetrievalOptions(bm25=False)
+        assert all(h.bm25_rank is None for h in index.search(question).hits)
+        index.options = RetrievalOptions(dense=False)
+        assert all(h.dense_rank is None for h in index.search(question).hits)
+        index.options = RetrievalOptions()
+        weighted = {h.chunk.id: h.score for h in index.search(question).hits}
+        index.options = RetrievalOptions(fusion="rrf")
+        rrf = {h.chunk.id: h.score for h in index.search(question).hits}
+        assert rrf and any(abs(rrf[c] - weighted[c]) > 1e-6 for c in rrf if c in weighted)
+    finally:
+        index.options = RetrievalOptions()
+
+
+def test_the_faq_retriever_finds_an_entry_asked_in_other_words(sample_kb_services: Services) -> None:
+    retrieval = sample_kb_services.knowledge.retrieve("専門家って1年で何回まで来てもらえるの？")
+    assert retrieval.faq, "every FAQ entry is scored against the question"
+    best = max(retrieval.faq, key=lambda chunk_id: retrieval.faq[chunk_id][2])
+    faq_hits = [h for h in retrieval.hits if h.chunk.id == best]
+    assert faq_hits and "何回まで" in faq_hits[0].chunk.text
+
+
+# ------------------------------------------------------------------------------------ features, model
+def test_unit_features_have_one_value_per_name_and_mark_the_kind_asked_for(calls: Services) -> None:
+    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+    index = retrieval.index
+    found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys, index.title_tokens)
+    assert found and all(len(c.features) == len(UNIT_FEATURES) for c in found)
+    row = next(c for c in found if "7月31日" in c.unit.text)
+    assert row.features[UNIT_FEATURES.index("match_date")] == 1.0
+    assert not any(c.unit.core.startswith("令和8年度 あおぞら県") for c in found), "the cover line is no answer"
+
+
+def test_the_pairwise_ranker_learns_which_unit_answers() -> None:
+    rng = np.random.default_rng(1)
+    groups = []
+    for _ in range(40):
+        x = rng.normal(size=(6, 3))
+        y = np.zeros(6)
+        y[np.argmax(x[:, 0] - x[:, 1])] = 1  # the answer: high first feature, low second
+        groups.append((x, y))
+    ranker = Ranker.fit(groups, ("a", "b", "c"))
+    assert ranker.weights[0] > 0 > ranker.weights[1]
+    right = sum(y[np.argmax(ranker.score(x))] for x, y in groups)
+    assert right >= 36
+
+
+def test_isotonic_calibration_is_monotone_and_the_threshold_reaches_the_precision() -> None:
+    raw = np.linspace(0, 1, 200)
+    y = (raw > 0.6).astype(float)
+    y[[130, 150]] = 0  # two wrong answers among the likely ones
+    knots_x, knots_y = isotonic(raw, y)
+    assert np.all(np.diff(knots_y) >= 0)
+    threshold = precision_threshold(raw, y, 0.95)
+    given = raw >= threshold
+    assert y[given].mean() >= 0.95 and given.sum() > 50
+    assert precision_threshold(raw, np.zeros(200), 0.95) > 1.0, "no threshold reaches it: answer nothing"
+
+
+def test_the_gate_round_trips_through_json_and_the_shipped_model_matches_the_features(tmp_path: Path) -> None:
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.9, 0.1], [0.1, 0.8]])
+    gate = Gate.fit(x, np.array([0.0, 1.0, 1.0, 0.0]), ("p", "q"))
+    gate.calibrate(gate.raw(x), np.array([0.0, 1.0, 1.0, 0.0]))
+    model = AnswerModel(Ranker(np.ones(2), np.zeros(2), np.ones(2), ("p", "q")), gate)
+    path = tmp_path / "model.json"
+    model.save(path)
+    again = AnswerModel.from_json(__import__("json").loads(path.read_text(encoding="utf-8")))
+    assert np.allclose(again.gate.raw(x), gate.raw(x), atol=1e-5) and again.gate.threshold == gate.threshold
+    shipped = load_model()
+    assert shipped.ranker.names == UNIT_FEATURES and shipped.gate.names == GATE_FEATURES
+
+
+# ------------------------------------------------------------------------------------- edition, time
+def test_the_edition_is_read_from_the_cover_or_a_metadata_file(tmp_path: Path) -> None:
+    lines = ["令和8年度 みどり市地域デジタル推進事業 公募要領", "募集期間：令和8年5月1日(金)～令和8年6月19日(金)"]
+    edition = read_edition("令和8年度 みどり市地域デジタル推進事業 公募要領", "みどり市地域デジタル推進事業", lines)
+    assert edition.fiscal_year == 2026
+    assert (edition.window_start, edition.window_end) == (date(2026, 5, 1), date(2026, 6, 19))
+    assert "令和8年度版" in edition.describe()
+    document = tmp_path / "call.md"
+    Path(f"{document}.meta.yaml").write_text("program: みどり事業\nfiscal_year: 令和9年度\nwindow_end: 2027-06-30\n",
+                                              encoding="utf-8")
+    meta = read_edition("公募要領", "x", [], str(document))
+    assert (meta.program, meta.fiscal_year, meta.window_end) == ("みどり事業", 2027, date(2027, 6, 30))
+
+
+def test_a_month_and_day_fall_in_the_editions_fiscal_year() -> None:
+    assert dates_in("締切は3月18日、説明会は4月14日", 2025) == [date(2026, 3, 18), date(2025, 4, 14)]
+
+
+def test_another_fiscal_year_or_round_is_another_edition() -> None:
+    held = [Edition("みどり", 2026)]
+    assert asks_other_edition("令和7年度の締切はいつでしたか", held) == "year"
+    assert asks_other_edition("令和8年度の締切はいつですか", held) is None
+    assert asks_other_edition("2次公募はありますか", held, corpus_text="1次締切") == "round"
+    assert asks_other_edition("去年の締切はいつ？", held) == "relative"
+    assert asks_other_edition("締切はいつですか", held) is None
+
+
+def test_a_question_about_another_fiscal_year_is_declined_naming_the_edition_held(calls: Services) -> None:
+    answer = calls.knowledge.ask("みどり市地域デジタル推進事業の令和7年度の締切はいつでしたか")
+    assert answer.kind == "other_edition" and not answer.confident
+    assert "令和8年度版" in answer.body and "みどり市地域デジタル推進事業" in answer.body
+    reply = Engine(calls).handle(InboundMessage(channel="cli", external_user_id="u",
+                                                text="令和7年度のあおぞら県観光人材育成事業の締切は？"))
+    assert "令和8年度版" in reply[0].text and "担当者" in reply[0].text
+
+
+def test_a_deadline_that_has_passed_says_so(calls: Services) -> None:
+    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+    model = _always(load_model())
+    after = answer_from(retrieval, model=model, today=date(2026, 8, 1))
+    assert after.confident and "7月31日" in after.body
+    assert "すでに過ぎています" in after.note and "令和8年7月31日" in after.note
+    assert after.note in after.text and after.text.index(after.body) < after.text.index(after.note)
+    before = answer_from(retrieval, model=model, today=date(2026, 7, 1))
+    assert before.note == ""
+    assert passed_dates("締切日：7月31日必着", Edition("x", 2026), date(2026, 8, 1)) == [date(2026, 7, 31)]
+    assert passed_dates("研修は7月31日に行います", Edition("x", None), date(2026, 8, 1)) == []
+
+
+# --------------------------------------------------------------------------------------------- replies
+def test_an_unsure_reply_quotes_short_related_excerpts_and_offers_a_person(calls: Services) -> None:
+    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+    answer = answer_from(retrieval, model=_never(load_model()))
+    assert answer.kind == "unsure" and not answer.confident
+    assert 1 <= len(answer.excerpts) <= 2
+    assert all(len(e.text) <= EXCERPT_CHARS for e in answer.excerpts)
+    assert any("7月31日" in e.text for e in answer.excerpts)
+    assert all("／" in e.where for e in answer.excerpts), "each excerpt says where it stands"
+    assert answer.body.startswith("関係しそうな記載")
+
+
+def test_the_chat_reply_when_unsure_shows_the_excerpts(calls: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    import knowledge.learned as learned
+
+    monkeypatch.setattr(learned, "load_model", lambda: _never(load_model()))
+    calls.knowledge._answers.clear()
+    reply = Engine(calls).handle(InboundMessage(channel="cli", external_user_id="u2",
+                                                text="あおぞら県観光人材育成事業の締切はいつですか"))
+    text = reply[0].text
+    assert "関係しそうな記載" in text and "7月31日" in text and "担当者" in text
+    assert reply[0].options and reply[0].options[0].value == "contact:human"
+    calls.knowledge._answers.clear()
+
+
+def test_a_question_nothing_relates_to_is_outside_this_window_without_documents(calls: Services) -> None:
+    answer = calls.knowledge.ask("肉じゃがのおいしい作り方を教えて")
+    assert answer.kind == "outside" and not answer.confident and not answer.excerpts
+    reply = Engine(calls).handle(InboundMessage(channel="cli", external_user_id="u3", text="肉じゃがのおいしい作り方を教えて"))
+    text = reply[0].text
+    assert "範囲外" in text and "担当者" in text
+    assert "公募要領" not in text and "みどり市" not in text and "あおぞら県" not in text
+
+
+def test_ingest_shows_each_sources_edition(tmp_path: Path) -> None:
+    from integrations.cli_root import app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
+    (docs / "midori-dx-call.md.meta.yaml").write_text("window_end: 2026-06-19\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["knowledge", "ingest", str(docs)],
+                                env={"MADOGUCHI_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    assert "edition" in result.output and "files: 1" in result.output, "the metadata file is no document"
+    services = Services.create(Settings(data_dir=tmp_path / "data"))
+    (report,) = ingest_paths(services, [docs]).results  # unchanged: the edition is read from the index
+    services.close()
+    assert "令和8年度版" in report.edition and "2026-06-19" in report.edition, report.edition
+
+
+def test_the_legacy_converter_points_at_the_shortest_span_on_the_best_matching_line() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "questions" / "legacy_to_bank.py"
+    spec = importlib.util.spec_from_file_location("legacy_to_bank", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert module.shortest_span("謝金は１時間あたり５，２８０円とする。", "5280円") == "５，２８０円"
+    document = "宿泊費は9,800円を上限とする。\n謝金は1時間あたり5,280円、宿泊費は別とする。"
+    assert module.find_span(document, "謝金の時間単価は？", ["5280円"]) == "5,280円"
+    assert module.out_of_scope_kind("令和5年度の締切は？") == "other_edition"
+    assert module.out_of_scope_kind("IT導入補助金の補助率は？") == "adjacent_program"
