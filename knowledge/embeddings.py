@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from langchain_core.embeddings import Embeddings
+from pydantic import SecretStr
 
 from bot.privacy import mask_personal_data
 from bot.settings import Settings
@@ -115,7 +116,7 @@ def build_embeddings(settings: Settings) -> Embeddings:
         inner = OpenAIEmbeddings(
             model=model,
             base_url=settings.knowledge.embedding_base_url,
-            api_key=settings.knowledge.embedding_api_key.get_secret_value() if settings.knowledge.embedding_api_key else "none",
+            api_key=settings.knowledge.embedding_api_key or SecretStr("none"),
             check_embedding_ctx_length=False,
         )
         return MaskingEmbeddings(inner, f"openai:{model}")

@@ -15,6 +15,7 @@ import re
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import SecretStr
 
 from bot.privacy import mask_personal_data
 from bot.settings import Settings
@@ -41,7 +42,7 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         return ChatOpenAI(
             model=settings.llm.model or "gpt-4o-mini",
             base_url=settings.llm.base_url,
-            api_key=settings.llm.api_key.get_secret_value() if settings.llm.api_key else "none",
+            api_key=settings.llm.api_key or SecretStr("none"),
             temperature=0,
             timeout=20,
             max_retries=1,
