@@ -33,7 +33,7 @@ from bot.settings import get_settings
 from bot.text import too_long
 from integrations import web_chat
 from integrations.http_guards import MAX_BODY_BYTES
-from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
+from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of
 from integrations import staff_console
 from integrations.channels import liff
 from integrations.channels import mount_channels
@@ -203,7 +203,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         return _error(422, "invalid_request", "入力内容を確認してください。", "Invalid request.", detail)
 
     @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
-              responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+              responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
                          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
     def api_chat(body: ChatRequest, request: Request, response: Response) -> ChatResponse | JSONResponse:
         """Send one message (as the session's visitor, or as `user_id` with a `chat` token); get the replies."""
@@ -220,11 +220,10 @@ def create_app(services: Services | None = None) -> FastAPI:
             return _error(404, "unknown_program", "その事業の窓口はありません。", "No such program.")
         if body.program is not None and "web" not in catalog.programs[body.program].channels:
             return _error(404, "unknown_program", "その事業の窓口はありません。", "No web chat for this program.")
-        identity = chat_identity(request, services, body.user_id)
+        identity = chat_identity(request, services, body.user_id, changes=True)
         if isinstance(identity, JSONResponse):
             return identity
         assert identity.user_id is not None
-        set_session_cookie(response, identity, services)
         client = client_of(request)
         refusal = anonymous_code_refusal(services, identity.user_id, body.text if has_text else None, client["ip"])
         if refusal is not None:  # a failed guess from nobody we know: answered, and no person is created
@@ -242,7 +241,6 @@ def create_app(services: Services | None = None) -> FastAPI:
         if outcome.limited:
             limited = _error(429, "rate_limited", outcome.replies[0].text,
                              "Too many messages; please wait a minute and try again.")
-            set_session_cookie(limited, identity, services)
             return limited
         return ChatResponse(replies=[_chat_reply(r) for r in outcome.replies])
 
@@ -255,9 +253,9 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
     def api_pending(request: Request) -> ChatResponse | JSONResponse:
-        """Messages waiting for this visitor (session cookie) that were not replies (a visit to confirm, a
-        staff answer). Each is returned once: it is marked delivered in the same transaction."""
-        identity = chat_identity(request, services, None, create=False)
+        """Messages waiting for this visitor (session cookie and its CSRF token) that were not replies (a visit
+        to confirm, a staff answer). Each is returned once: it is marked delivered in the same transaction."""
+        identity = chat_identity(request, services, None, create=False, changes=True)
         if isinstance(identity, JSONResponse):
             return identity
         return pending_for(identity.user_id)

@@ -56,17 +56,18 @@ router = APIRouter()
 
 
 # ------------------------------------------------------------------ identity
-def visitor(request: Request, response: Response | None, create: bool) -> str | None:
-    """The page's visitor from the server-issued session cookie (see `integrations.web_identity`); with
-    `create`, a first visit gets its session (and cookie) here, so live updates work before it types."""
+def visitor(request: Request, response: Response | None, create: bool) -> tuple[str | None, str | None]:
+    """The page's visitor from the server-issued session cookie (see `integrations.web_identity`) and the
+    session's CSRF token; with `create`, a first visit gets its session (and cookie) here, so live updates
+    and sending work before it types."""
 
     services = _services(request)
     identity = chat_identity(request, services, None, create=create)
     if isinstance(identity, Response):
-        return None
+        return None, None
     if response is not None:
         set_session_cookie(response, identity, services)
-    return identity.user_id
+    return identity.user_id, identity.csrf
 
 
 def _services(request: Request) -> Services:
@@ -233,10 +234,13 @@ ProgramQuery = Query(default=None, max_length=40, pattern=r"^[a-z][a-z0-9-]*$",
 
 @router.get("/api/chat/history", tags=["chat"])
 def api_history(request: Request, response: Response, program: str | None = ProgramQuery) -> dict[str, Any]:
-    """This browser's conversation so far at this page's entry point (the cookie says whose), oldest first."""
-    user_id = visitor(request, response, create=True)
+    """This browser's conversation so far at this page's entry point (the cookie says whose), oldest first,
+    and the session's CSRF token, which the page sends back in `X-CSRF-Token` with every message."""
+    user_id, csrf = visitor(request, response, create=True)
     services = _services(request)
-    return history(services, user_id, _program(services, program)) if user_id else {"items": [], "flow": None}
+    past = history(services, user_id, _program(services, program)) if user_id else {"items": [], "flow": None}
+    response.headers["Cache-Control"] = "no-store"
+    return past | {"csrf": csrf}
 
 
 @router.get("/api/chat/welcome", tags=["chat"])
@@ -259,7 +263,7 @@ def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[st
 async def api_events(request: Request) -> Response:
     """Server-sent events: `replies` events with messages for this browser that answer nothing it sent
     (a staff answer, a visit to confirm). Each message is delivered once."""
-    user_id = visitor(request, None, create=False)
+    user_id, _ = visitor(request, None, create=False)
     services = _services(request)
     if user_id is None:  # no session yet: an empty stream; the browser reconnects after `retry`
         return StreamingResponse(iter(["retry: 3000\n\n"]), media_type="text/event-stream",
