@@ -37,7 +37,7 @@ NO_ANSWER = "資料に記載がありません"
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
     if settings.llm.provider == "openai":
-        from langchain_openai import ChatOpenAI
+        from langchain_openai import ChatOpenAI  # optional dependency (extra llm)
 
         return ChatOpenAI(
             model=settings.llm.model or "gpt-4o-mini",
@@ -48,7 +48,7 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
             max_retries=1,
         )
     if settings.llm.provider == "ollama":
-        from langchain_ollama import ChatOllama
+        from langchain_ollama import ChatOllama  # optional dependency (extra llm)
 
         return ChatOllama(model=settings.llm.model or "qwen2.5:7b", base_url=settings.llm.base_url, temperature=0)
     raise ValueError(f"unknown MADOGUCHI_LLM__PROVIDER {settings.llm.provider!r}")
