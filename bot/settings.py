@@ -161,6 +161,9 @@ class LimitsSettings(_Group):
     messages_per_channel_per_second: int = Field(default=300, ge=1, description="Messages per channel per second.")
     upload_mb_per_hour: int = Field(default=200, ge=1, description="Console uploads: megabytes per client address "
                                                                     "and per account per hour.")
+    liff_attempts_per_ip: int = Field(default=20, ge=1, description="LIFF form submissions per address per 10 min "
+                                                                    "(each one asks LINE to verify a token).")
+    liff_attempts_global: int = Field(default=600, ge=1, description="LIFF form submissions from anyone per 10 min.")
 
 
 class SlackSettings(_Group):

@@ -33,7 +33,15 @@ from bot.settings import get_settings
 from bot.text import too_long
 from integrations import web_chat
 from integrations.http_guards import MAX_BODY_BYTES
-from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of, set_session_cookie
+from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of
+from integrations import staff_console
+from integrations.channels import liff
+from integrations.channels import mount_channels
+from integrations.http_guards import GuardMiddleware
+from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH, upload_admission
+from bot.logging_setup import configure_logging
+import anyio.to_thread
+from bot.outbox import take_pending
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -48,7 +56,6 @@ class ChatLocation(BaseModel):
 
 class ChatRequest(BaseModel):
     """One user message. Send `text` (free text), `choice` (an option value) or `location`."""
-
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"user_id": "u-123", "text": "専門家派遣は年に何回まで使えますか？"}]},
@@ -119,7 +126,6 @@ class ErrorResponse(BaseModel):
 def create_app(services: Services | None = None) -> FastAPI:
     """Build the app; `madoguchi serve` calls this as a uvicorn factory."""
     if services is None:
-        from bot.logging_setup import configure_logging
 
         settings = get_settings()
         configure_logging(settings.log.level, settings.resolved_log_dir)
@@ -128,8 +134,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         """The outbox delivery worker runs while the server does. Request threads match the DB pool."""
-        import anyio.to_thread
-
         anyio.to_thread.current_default_thread_limiter().total_tokens = services.db.threads
         api.state.delivery.start()
         try:
@@ -199,7 +203,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         return _error(422, "invalid_request", "入力内容を確認してください。", "Invalid request.", detail)
 
     @app.post("/api/chat", response_model=ChatResponse, tags=["chat"],
-              responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+              responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
                          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
     def api_chat(body: ChatRequest, request: Request, response: Response) -> ChatResponse | JSONResponse:
         """Send one message (as the session's visitor, or as `user_id` with a `chat` token); get the replies."""
@@ -216,11 +220,10 @@ def create_app(services: Services | None = None) -> FastAPI:
             return _error(404, "unknown_program", "その事業の窓口はありません。", "No such program.")
         if body.program is not None and "web" not in catalog.programs[body.program].channels:
             return _error(404, "unknown_program", "その事業の窓口はありません。", "No web chat for this program.")
-        identity = chat_identity(request, services, body.user_id)
+        identity = chat_identity(request, services, body.user_id, changes=True)
         if isinstance(identity, JSONResponse):
             return identity
         assert identity.user_id is not None
-        set_session_cookie(response, identity, services)
         client = client_of(request)
         refusal = anonymous_code_refusal(services, identity.user_id, body.text if has_text else None, client["ip"])
         if refusal is not None:  # a failed guess from nobody we know: answered, and no person is created
@@ -238,13 +241,10 @@ def create_app(services: Services | None = None) -> FastAPI:
         if outcome.limited:
             limited = _error(429, "rate_limited", outcome.replies[0].text,
                              "Too many messages; please wait a minute and try again.")
-            set_session_cookie(limited, identity, services)
             return limited
         return ChatResponse(replies=[_chat_reply(r) for r in outcome.replies])
 
     def pending_for(user_id: str | None) -> ChatResponse:
-        from bot.outbox import take_pending
-
         if user_id is None:
             return ChatResponse(replies=[])
         with services.db.session() as session:
@@ -253,9 +253,9 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/api/chat/pending", response_model=ChatResponse, tags=["chat"])
     def api_pending(request: Request) -> ChatResponse | JSONResponse:
-        """Messages waiting for this visitor (session cookie) that were not replies (a visit to confirm, a
-        staff answer). Each is returned once: it is marked delivered in the same transaction."""
-        identity = chat_identity(request, services, None, create=False)
+        """Messages waiting for this visitor (session cookie and its CSRF token) that were not replies (a visit
+        to confirm, a staff answer). Each is returned once: it is marked delivered in the same transaction."""
+        identity = chat_identity(request, services, None, create=False, changes=True)
         if isinstance(identity, JSONResponse):
             return identity
         return pending_for(identity.user_id)
@@ -313,8 +313,6 @@ def create_app(services: Services | None = None) -> FastAPI:
             ProgramItem(id=p.id, name=p.name, label=p.label, description=p.description.strip(), default=p.default,
                         url=f"/p/{p.id}/") for p in catalog_for(services) if "web" in p.channels])
 
-    from integrations import staff_console
-    from integrations.channels import liff
 
     liff.install(app)
 
@@ -323,12 +321,9 @@ def create_app(services: Services | None = None) -> FastAPI:
             app.include_router(capability.routes(services))
     staff_console.install(app, services)
 
-    from integrations.channels import mount_channels
 
     app.state.delivery = mount_channels(app, services, engine)
-    from integrations.http_guards import GuardMiddleware
 
-    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH, upload_admission
 
     app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,  # outermost: before any route reads
                        path_limits={UPLOAD_PATH: (UPLOAD_MAX_BYTES + 64 * 1024, upload_admission(services))})

@@ -40,6 +40,10 @@ from bot.storage.models import (
     Message,
     OutboundMessage,
 )
+from integrations.web_identity import chat_identity, set_session_cookie
+from bot.programs import catalog_for
+from urllib.parse import urlencode
+from bot.outbox import take_pending
 
 EVENTS_POLL_S = 0.5
 EVENTS_MAX_S = 300  # a stream ends after this; the browser's EventSource reconnects by itself
@@ -52,18 +56,18 @@ router = APIRouter()
 
 
 # ------------------------------------------------------------------ identity
-def visitor(request: Request, response: Response | None, create: bool) -> str | None:
-    """The page's visitor from the server-issued session cookie (see `integrations.web_identity`); with
-    `create`, a first visit gets its session (and cookie) here, so live updates work before it types."""
-    from integrations.web_identity import chat_identity, set_session_cookie
+def visitor(request: Request, response: Response | None, create: bool) -> tuple[str | None, str | None]:
+    """The page's visitor from the server-issued session cookie (see `integrations.web_identity`) and the
+    session's CSRF token; with `create`, a first visit gets its session (and cookie) here, so live updates
+    and sending work before it types."""
 
     services = _services(request)
     identity = chat_identity(request, services, None, create=create)
     if isinstance(identity, Response):
-        return None
+        return None, None
     if response is not None:
         set_session_cookie(response, identity, services)
-    return identity.user_id
+    return identity.user_id, identity.csrf
 
 
 def _services(request: Request) -> Services:
@@ -82,7 +86,6 @@ def citations_of(reply: Reply | dict[str, Any]) -> list[dict[str, str]]:
         source = str(citation.get("source") or "")
         if not label or not source or label in seen:
             continue
-        from urllib.parse import urlencode
 
         query = {"source": source, "section": str(citation.get("section") or "")}
         seen[label] = {"label": label, "url": "/sources/view?" + urlencode(query)}
@@ -184,7 +187,6 @@ def example_questions(services: Services, limit: int = EXAMPLES, program: str | 
     """A few short questions the knowledge base answers from its FAQ entries, one per source first (on a
     program's page, only from the sources that answer there)."""
     global _examples_cache
-    from bot.programs import catalog_for
 
     sources = catalog_for(services).source_filter(program)
     with services.db.session() as session:
@@ -222,8 +224,6 @@ def example_questions(services: Services, limit: int = EXAMPLES, program: str | 
 # ------------------------------------------------------------------ routes
 def _program(services: Services, program: str | None) -> str | None:
     """The page's program if it is one with a web window; anything else is the general page."""
-    from bot.programs import catalog_for
-
     found = catalog_for(services).get(program)
     return found.id if found is not None and "web" in found.channels else None
 
@@ -234,17 +234,19 @@ ProgramQuery = Query(default=None, max_length=40, pattern=r"^[a-z][a-z0-9-]*$",
 
 @router.get("/api/chat/history", tags=["chat"])
 def api_history(request: Request, response: Response, program: str | None = ProgramQuery) -> dict[str, Any]:
-    """This browser's conversation so far at this page's entry point (the cookie says whose), oldest first."""
-    user_id = visitor(request, response, create=True)
+    """This browser's conversation so far at this page's entry point (the cookie says whose), oldest first,
+    and the session's CSRF token, which the page sends back in `X-CSRF-Token` with every message."""
+    user_id, csrf = visitor(request, response, create=True)
     services = _services(request)
-    return history(services, user_id, _program(services, program)) if user_id else {"items": [], "flow": None}
+    past = history(services, user_id, _program(services, program)) if user_id else {"items": [], "flow": None}
+    response.headers["Cache-Control"] = "no-store"
+    return past | {"csrf": csrf}
 
 
 @router.get("/api/chat/welcome", tags=["chat"])
 def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[str, Any]:
     """The first screen: greeting, example questions from the knowledge base, and the menu. On the general
     page of an installation with several programs, also the programs to choose from (each its own page)."""
-    from bot.programs import catalog_for
 
     services = _services(request)
     locale = services.settings.locale
@@ -261,15 +263,13 @@ def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[st
 async def api_events(request: Request) -> Response:
     """Server-sent events: `replies` events with messages for this browser that answer nothing it sent
     (a staff answer, a visit to confirm). Each message is delivered once."""
-    user_id = visitor(request, None, create=False)
+    user_id, _ = visitor(request, None, create=False)
     services = _services(request)
     if user_id is None:  # no session yet: an empty stream; the browser reconnects after `retry`
         return StreamingResponse(iter(["retry: 3000\n\n"]), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
     def take() -> list[dict[str, Any]]:
-        from bot.outbox import take_pending
-
         with services.db.session() as session:
             return [page_reply(r) for r in take_pending(session, "web", user_id)]
 

@@ -2,6 +2,9 @@
 integration holding an API token of scope `chat` (which names the `user_id` in the body).
 
 A body `user_id` without such a token is refused: a client never chooses whose conversation it is.
+A request of the page that changes something (a message, taking the pending ones) also carries the
+session's CSRF token in `X-CSRF-Token` (the page gets it with its history): without it, 403. (The cookie
+is SameSite=Strict too; the token does not depend on the browser honouring that.)
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from handlers.accounts import link_codes
 class ChatIdentity:
     user_id: str | None  # None: a visitor without a session yet (and none was asked for)
     new_token: str | None = None  # set the cookie with this on the response
+    csrf: str | None = None  # the session's CSRF token, for the page
+
+
+CSRF_REFUSAL = {"error": "csrf", "message": "画面の有効期限が切れました。ページを開き直してください。",
+                "message_en": "Missing or invalid CSRF token: reload the page."}
 
 
 def _refusal(status: int, code: str, message: str, message_en: str) -> JSONResponse:
@@ -32,7 +40,9 @@ def _refusal(status: int, code: str, message: str, message_en: str) -> JSONRespo
 
 
 def chat_identity(request: Request, services: Services, body_user_id: str | None,
-                  create: bool = True) -> ChatIdentity | JSONResponse:
+                  create: bool = True, changes: bool = False) -> ChatIdentity | JSONResponse:
+    """`changes`: the request changes something: a page's request needs its session and its CSRF token
+    (an integration's bearer token is never sent by a browser on its own, so it needs none)."""
     authorization = request.headers.get("authorization", "")
     if authorization:
         scheme, _, presented = authorization.partition(" ")
@@ -55,12 +65,16 @@ def chat_identity(request: Request, services: Services, body_user_id: str | None
         return _refusal(401, "user_id_needs_token", "user_id の指定には chat 権限のトークンが必要です。",
                         "A user_id in the body needs an API token of scope chat.")
     max_age = timedelta(days=services.settings.web.session_days)
+    cookie = request.cookies.get(web_sessions.COOKIE)
     with services.db.session() as session:
-        user_id = web_sessions.resolve(session, request.cookies.get(web_sessions.COOKIE), max_age)
+        user_id = web_sessions.resolve(session, cookie, max_age)
+        if changes and (user_id is None
+                        or not web_sessions.csrf_matches(cookie, request.headers.get(web_sessions.CSRF_HEADER))):
+            return JSONResponse(CSRF_REFUSAL, status_code=403)
         if user_id is not None or not create:
-            return ChatIdentity(user_id)
+            return ChatIdentity(user_id, csrf=web_sessions.csrf_of(cookie) if user_id and cookie else None)
         token, user_id = web_sessions.start(session)
-    return ChatIdentity(user_id, token)
+    return ChatIdentity(user_id, token, csrf=web_sessions.csrf_of(token))
 
 
 def client_of(request: Request) -> dict[str, str]:

@@ -47,6 +47,8 @@ class FakePlatforms:
     rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: LIFF ID tokens LINE's verify endpoint knows: token -> claims (sub, aud, exp ...)
     id_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: seconds LINE's verify endpoint takes to answer (a slow day at LINE)
+    verify_delay: float = 0.0
     #: Telegram updates waiting for a bot's getUpdates (long polling): bot token -> updates
     telegram_updates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -155,6 +157,7 @@ class FakePlatforms:
             """LINE Login's ID token verification, with its documented error answers."""
             body = await _body(request)
             self._record("line", "verify", body)
+            await asyncio.sleep(self.verify_delay)
             claims = self.id_tokens.get(body.get("id_token", ""))
             if claims is None:
                 return JSONResponse({"error": "invalid_request", "error_description": "Invalid IdToken."}, 400)

@@ -6,7 +6,11 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 
 def chunked_post(url: str, path: str, total_bytes: int, chunk: int = 64 * 1024, timeout: float = 20,
@@ -77,3 +81,12 @@ def log_events(log_file: Path) -> list[dict]:  # type: ignore[type-arg]
     if not log_file.exists():
         return []
     return [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@contextmanager
+def web_visitor(url: str, timeout: float = 30, headers: dict[str, str] | None = None) -> Iterator[httpx.Client]:
+    """A client as the web page is one: it opens its session (the cookie) with the history and sends the
+    session's CSRF token with every request, as chat.js does."""
+    with httpx.Client(base_url=url, timeout=timeout, headers=headers) as client:
+        client.headers["X-CSRF-Token"] = client.get("/api/chat/history").json()["csrf"]
+        yield client

@@ -4,7 +4,10 @@ before anything is stored) and a rich menu per program, against a fake LINE API 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +73,22 @@ class Liff:
             return session.execute(select(func.count()).select_from(FormResponse)).scalar_one()
 
 
-@pytest.fixture
-def liff_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liff]:
+@contextmanager
+def _liff_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: object) -> Iterator[Liff]:
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
         settings = make_settings(tmp_path, programs__dir=write_programs(tmp_path / "programs", monkeypatch),
-                                 line__api_url=f"{fake.url}/line", line__data_api_url=f"{fake.url}/line")
+                                 line__api_url=f"{fake.url}/line", line__data_api_url=f"{fake.url}/line", **overrides)
         services = Services.create(settings)
         with LiveServer(create_app(services)) as server:
             yield Liff(services, platform, server.url)
         services.close()
+
+
+@pytest.fixture
+def liff_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liff]:
+    with _liff_rig(tmp_path, monkeypatch) as rig:
+        yield rig
 
 
 def typed_answers() -> dict[str, object]:
@@ -151,6 +160,38 @@ def test_the_token_is_verified_before_answers_are_read(liff_rig: Liff) -> None:
     """A forged token with broken answers is 401, not a 422 listing what is wrong with the answers."""
     answer = liff_rig.submit("eyJ.forged", {"employees": "たくさん"})
     assert answer.status_code == 401
+
+
+def test_a_slow_line_verify_endpoint_does_not_stall_the_server(liff_rig: Liff) -> None:
+    """Re-audit of the LIFF form (issue 20): the token check called LINE synchronously inside the async route,
+    so while LINE took its time every other request of the server waited (like finding 1's stall)."""
+    liff_rig.platform.verify_delay = 3.0
+    token = liff_rig.platform.issue_id_token("U-slow", LOGIN_CHANNEL)
+    with ThreadPoolExecutor(1) as pool:
+        submitted = pool.submit(liff_rig.submit, token, typed_answers())
+        time.sleep(0.5)  # the submission is waiting for LINE now
+        started = time.monotonic()
+        assert httpx.get(f"{liff_rig.url}/healthz", timeout=30).status_code == 200
+        waited = time.monotonic() - started
+        assert submitted.result().status_code == 200
+    assert waited < 1.0, waited  # it was ~2.5 s: the rest of LINE's 3 s
+
+
+def test_liff_submissions_are_limited_per_address_and_overall(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-audit of the LIFF form: nothing limited its submissions, and each one makes the server ask LINE to
+    verify a token. Now they are counted per client address and overall before LINE is asked: over a limit,
+    429 and no call to LINE."""
+    with _liff_rig(tmp_path, monkeypatch, limits__liff_attempts_per_ip=3, limits__liff_attempts_global=6) as rig:
+        def attempt(address: str) -> int:
+            return httpx.post(f"{rig.url}/liff/alpha/hearing", json={"id_token": "forged", "answers": {}},
+                              headers={"X-Forwarded-For": address}, timeout=30).status_code
+
+        assert [attempt("198.51.100.1") for _ in range(4)] == [401, 401, 401, 429]
+        assert len(rig.platform.of("line", "verify")) == 3  # the fourth never reached LINE
+        assert [attempt("198.51.100.2") for _ in range(2)] == [401, 401]
+        assert attempt("198.51.100.3") == 429  # the seventh from anyone in ten minutes: over the overall six
+        assert len(rig.platform.of("line", "verify")) == 5 and rig.stored() == 0
 
 
 def test_invalid_answers_are_named_and_nothing_is_stored(liff_rig: Liff) -> None:

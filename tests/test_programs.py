@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +14,9 @@ from bot.programs import ProgramError, check_programs, load_programs
 from bot.services import Services
 from bot.storage.models import Conversation
 from integrations.web import create_app
+from tests.browser_support import needs_browser
 from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
+from tests.security_helpers import web_visitor
 
 A, B = "expert-dispatch", "regional-dx"  # the two sample programs (sample_programs/)
 
@@ -90,7 +91,7 @@ def web(sample_kb_services: Services) -> Iterator[httpx.Client]:
 
 def test_the_page_sends_its_program_from_a_session_cookie(web: httpx.Client) -> None:
     """The browser's way: no user id anywhere, the program from /p/<id>/, the visitor from the session cookie."""
-    with httpx.Client(base_url=str(web.base_url), timeout=60) as browser:
+    with web_visitor(str(web.base_url), timeout=60) as browser:
         at_b = browser.post("/api/chat", json={"text": ONLY_B, "program": B})
         assert at_b.status_code == 200 and "4月28日" in at_b.json()["replies"][0]["text"]
         at_a = browser.post("/api/chat", json={"text": ONLY_B, "program": A})
@@ -223,26 +224,24 @@ def test_ingest_for_one_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert CliRunner().invoke(app, ["knowledge", "ingest", "--program", "nope"]).exit_code == 2
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser"))
-                    and not os.environ.get("MADOGUCHI_REQUIRE_BROWSER"),
-                    reason="Debian's chromium is not installed (make test / CI install it)")
+@needs_browser
 def test_in_a_browser_the_general_page_offers_the_programs_and_a_program_page_answers_from_its_sources(
-        web: httpx.Client) -> None:
-    from playwright.sync_api import expect, sync_playwright
+        web: httpx.Client, browser: Any) -> None:
+    from playwright.sync_api import expect
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_context().new_page()
-        page.goto(str(web.base_url))
-        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
-        expect(page.get_by_text("どの事業についてのお問い合わせですか")).to_be_visible()
-        page.get_by_role("link", name="地域DX伴走支援").click()
-        page.wait_for_url(f"**/p/{B}/")
-        expect(page.locator("header")).to_contain_text("地域DX伴走支援")
-        expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
-        assert page.get_by_text("どの事業についてのお問い合わせですか").count() == 0
-        page.fill("#t", ONLY_B)
-        page.keyboard.press("Enter")
-        expect(page.locator(".msg.bot").last).to_contain_text("4月28日", timeout=60000)
-        browser.close()
+    # The session's one Chromium (tests/browser_support.py): a second sync Playwright in the same process
+    # fails when another browser test ran first in it.
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(str(web.base_url))
+    expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+    expect(page.get_by_text("どの事業についてのお問い合わせですか")).to_be_visible()
+    page.get_by_role("link", name="地域DX伴走支援").click()
+    page.wait_for_url(f"**/p/{B}/")
+    expect(page.locator("header")).to_contain_text("地域DX伴走支援")
+    expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
+    assert page.get_by_text("どの事業についてのお問い合わせですか").count() == 0
+    page.fill("#t", ONLY_B)
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg.bot").last).to_contain_text("4月28日", timeout=60000)
+    context.close()

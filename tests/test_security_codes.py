@@ -18,6 +18,7 @@ from handlers.accounts.registry import add_person
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
+from tests.security_helpers import web_visitor
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def server(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Services,
 
 
 def _guess(url: str, code: str, ip: str) -> str:
-    with httpx.Client(base_url=url, headers={"X-Forwarded-For": ip}) as fresh:  # a new cookie: a new identity
+    with web_visitor(url, headers={"X-Forwarded-For": ip}) as fresh:  # a new cookie: a new identity
         response = fresh.post("/api/chat", json={"text": code})
         assert response.status_code == 200, response.text
         return str(response.json()["replies"][0]["text"])
@@ -77,7 +78,7 @@ def test_linking_never_moves_hearing_answers_without_their_owner_saying_yes(serv
     with services.db.session() as session:
         other = add_person(session, "applicant", "他人 次郎")
         attacker_code = link_codes.issue(session, "link", hours=1, person_id=other.id)
-    with httpx.Client(base_url=url) as victim:
+    with web_visitor(url) as victim:
         victim.post("/api/chat", json={"text": "ヒアリング開始"})
         victim.post("/api/chat", json={"text": "株式会社被害者"})
         asked = victim.post("/api/chat", json={"text": attacker_code}).json()["replies"][0]
@@ -125,15 +126,15 @@ def test_an_expert_cannot_confirm_their_own_visit_and_code_confirmations_keep_ev
         client.post("/api/chat", json={"choice": f"visits:confirm:{visit_id}"})
         return str(client.post("/api/chat", json={"text": name}).json()["replies"][0]["text"])
 
-    with httpx.Client(base_url=url, headers=expert_side) as own:
+    with web_visitor(url, headers=expert_side) as own:
         assert "連携しました" in own.post("/api/chat", json={"text": link}).json()["replies"][0]["text"]
         assert "ご自身の訪問は確認できません" in own.post("/api/chat", json={"text": codes[0]}).json()["replies"][0]["text"]
     with services.db.session() as session:
         assert session.get(Visit, visit_ids[0]).status == "checked_out"
 
-    with httpx.Client(base_url=url, headers=expert_side) as fresh:  # a fresh session on the expert's phone
+    with web_visitor(url, headers=expert_side) as fresh:  # a fresh session on the expert's phone
         assert "ありがとうございました" in confirm(fresh, codes[0], visit_ids[0], "鈴木 一郎")
-    with httpx.Client(base_url=url, headers={"X-Forwarded-For": "203.0.113.50", "User-Agent": "SMEPhone/2.0"}) as sme:
+    with web_visitor(url, headers={"X-Forwarded-For": "203.0.113.50", "User-Agent": "SMEPhone/2.0"}) as sme:
         assert "ありがとうございました" in confirm(sme, codes[1], visit_ids[1], "佐藤 花子")
 
     with services.db.session() as session:

@@ -152,10 +152,14 @@ def test_security_headers_on_pages(tmp_path: Path) -> None:
     """Finding 17: no CSP, X-Frame-Options, X-Content-Type-Options, Referrer-Policy on / and /staff."""
     services = Services.create(make_settings(tmp_path))
     with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        for path in ("/", "/staff/login", "/staff", "/api/chat/pending"):
+        for path in ("/", "/docs", "/staff/login", "/staff", "/api/chat/pending", "/static/chat.js"):
             response = client.get(path, follow_redirects=False)
             headers = response.headers
-            assert "frame-ancestors 'none'" in headers.get("content-security-policy", ""), path
+            policy = headers.get("content-security-policy", "")
+            assert "frame-ancestors 'none'" in policy, path
+            # No inline script or style may run (tests/test_csp_browser.py: every page works so, in Chromium).
+            assert "unsafe-inline" not in policy and "unsafe-eval" not in policy, (path, policy)
+            assert "script-src 'self';" in policy and "style-src 'self';" in policy, (path, policy)
             assert headers.get("x-frame-options") == "DENY", path
             assert headers.get("x-content-type-options") == "nosniff", path
             assert headers.get("referrer-policy") == "no-referrer", path

@@ -41,6 +41,20 @@ def _inbound(services: Services) -> list[str]:
                     .scalars())
 
 
+def _visitors(services: Services) -> list[str]:
+    with services.db.session() as session:
+        return list(session.execute(select(WebSession.external_user_id)).scalars())
+
+
+def _eventually(probe: Any, timeout: float = 15) -> Any:
+    """The first truthy value of `probe()` within `timeout` seconds (what the server stores after it answers)."""
+    deadline = time.monotonic() + timeout
+    while (value := probe()) is None or value is False:
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return value
+
+
 def _queue_for(services: Services, external_user_id: str, text: str) -> None:
     with services.db.session() as session:
         identity = session.execute(select(ChannelIdentity).where(
@@ -51,11 +65,13 @@ def _queue_for(services: Services, external_user_id: str, text: str) -> None:
 def test_the_page_session_is_a_server_issued_httponly_cookie(web: tuple[Services, str]) -> None:
     services, url = web
     with httpx.Client(base_url=url) as alice:
+        opened = alice.get("/api/chat/history")  # the page's first request opens its session
+        cookie = opened.headers["set-cookie"].lower()
+        assert cookie.startswith("madoguchi_chat=") and "httponly" in cookie and "samesite=strict" in cookie
+        alice.headers["X-CSRF-Token"] = opened.json()["csrf"]
         first = alice.post("/api/chat", json={"text": "メニュー"})
         assert first.status_code == 200
-        cookie = first.headers["set-cookie"].lower()
-        assert cookie.startswith("madoguchi_chat=") and "httponly" in cookie and "samesite=strict" in cookie
-        assert "web-" not in first.text  # the identity is never shown to the page
+        assert "web-" not in first.text + opened.text  # the identity is never shown to the page
         assert alice.post("/api/chat", json={"text": "ヘルプ"}).status_code == 200
         assert "set-cookie" not in alice.post("/api/chat", json={"text": "ヘルプ"}).headers
         with services.db.session() as session:
@@ -65,12 +81,39 @@ def test_the_page_session_is_a_server_issued_httponly_cookie(web: tuple[Services
 
         _queue_for(services, alice_id, "担当者からの回答です")
         with httpx.Client(base_url=url) as mallory:  # knows alice's id, has no cookie of hers
-            assert mallory.get("/api/chat/pending", params={"user_id": alice_id}).json()["replies"] == []
+            assert mallory.get("/api/chat/pending", params={"user_id": alice_id}).status_code == 403  # no session
             stolen = mallory.post("/api/chat", json={"user_id": alice_id, "text": "戻る"})
             assert stolen.status_code == 401 and stolen.json()["error"] == "user_id_needs_token"
             assert mallory.post("/api/chat/pending", json={"user_id": alice_id}).status_code == 401
         assert [r["text"] for r in alice.get("/api/chat/pending").json()["replies"]] == ["担当者からの回答です"]
     assert _inbound(services) == ["メニュー", "ヘルプ", "ヘルプ"]
+
+
+def test_a_page_request_that_changes_something_needs_the_sessions_csrf_token(web: tuple[Services, str]) -> None:
+    """The web chat's cookie session relied on SameSite=Strict and a JSON body alone. Now the page gets a
+    per-session token from the server (with its history) and sends it in X-CSRF-Token; a message or taking
+    the pending ones without it, or with another session's, is 403 and changes nothing."""
+    services, url = web
+    with httpx.Client(base_url=url) as alice, httpx.Client(base_url=url) as mallory:
+        alice_token = alice.get("/api/chat/history").json()["csrf"]
+        mallory_token = mallory.get("/api/chat/history").json()["csrf"]
+        assert alice_token and mallory_token and alice_token != mallory_token
+        for headers in ({}, {"X-CSRF-Token": ""}, {"X-CSRF-Token": mallory_token}, {"X-CSRF-Token": "x" * 64}):
+            refused = alice.post("/api/chat", json={"text": "メニュー"}, headers=headers)
+            assert refused.status_code == 403 and refused.json()["error"] == "csrf", headers
+            assert alice.get("/api/chat/pending", headers=headers).status_code == 403, headers
+        # JSON sent as a form would send it (text/plain, the one a cross-site form can make): refused too
+        forged = alice.post("/api/chat", content='{"text": "メニュー"}', headers={"Content-Type": "text/plain"})
+        assert forged.status_code in (403, 422)
+        assert _inbound(services) == []
+        assert alice.get("/api/chat/history").json()["csrf"] == alice_token  # one token per session
+        assert alice.post("/api/chat", json={"text": "メニュー"}, headers={"X-CSRF-Token": alice_token}).status_code == 200
+        assert alice.get("/api/chat/pending", headers={"X-CSRF-Token": alice_token}).status_code == 200
+    with httpx.Client(base_url=url) as nobody:  # no session at all: there is nothing to send as
+        assert nobody.post("/api/chat", json={"text": "メニュー"}, headers={"X-CSRF-Token": alice_token}).status_code == 403
+    with services.db.session() as session:  # the stored hash does not give the token away
+        assert alice_token not in set(session.execute(select(WebSession.token_hash)).scalars())
+    assert _inbound(services) == ["メニュー"]
 
 
 def test_a_body_user_id_needs_a_token_of_scope_chat(web: tuple[Services, str]) -> None:
@@ -104,8 +147,7 @@ def test_the_page_in_a_real_browser_uses_its_cookie_and_never_sends_a_linked_cod
     assert "madoguchi_chat" not in page.evaluate("document.cookie")  # HttpOnly: no script sees it
     assert any(c["name"] == "madoguchi_chat" and c["httpOnly"] and c["sameSite"] == "Strict"
            for c in context.cookies())
-    with services.db.session() as session:
-        visitor = session.execute(select(WebSession.external_user_id)).scalar_one()
+    visitor = _eventually(lambda: _visitors(services)[0] if _visitors(services) else None)
     page.get_by_label("メッセージ").fill("ヘルプ")  # the page sends nothing by itself: the visitor writes first
     page.get_by_label("メッセージ").press("Enter")
     expect(page.locator(".msg.me")).to_have_text("ヘルプ")
@@ -123,8 +165,8 @@ def test_the_page_in_a_real_browser_uses_its_cookie_and_never_sends_a_linked_cod
     assert "ABCD-2345" not in _inbound(services) and "ABCD2345" not in "".join(_inbound(services))
     page.goto(f"{url}/?code=ABCD-2345")
     page.get_by_role("button", name="送信する").click()
-    expect(page.locator(".msg.bot").last).to_contain_text("コード")
-    assert _inbound(services)[-1] == "ABCD-2345"
+    expect(page.locator(".msg.me").last).to_have_text("ABCD-2345")
+    assert _eventually(lambda: _inbound(services)[-1] == "ABCD-2345" or None)
     page.goto(f"{url}/?code=%3Cimg%20src%3Dx%3E")  # not a code: nothing shown, nothing sent
     expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
     assert page.get_by_role("button", name="送信する").count() == 0
@@ -132,3 +174,40 @@ def test_the_page_in_a_real_browser_uses_its_cookie_and_never_sends_a_linked_cod
     assert not [u for u in urls if "user_id" in u or visitor in u], urls
     with services.db.session() as session:
         assert session.execute(select(func.count()).select_from(ChannelIdentity)).scalar_one() == 1
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("MADOGUCHI_REQUIRE_BROWSER"),
+                    reason="Debian's chromium is not installed (make test / CI install it)")
+def test_the_page_sends_its_csrf_token_and_a_request_without_it_is_refused_in_a_browser(
+        web: tuple[Services, str], browser: Any) -> None:
+    """In Chromium: the page's messages carry the session's token (as a header, never in a URL); the same
+    request from the same browser and cookie without it is 403; a session that ended is renewed by the page."""
+    from playwright.sync_api import expect
+
+    services, url = web
+    context = browser.new_context()
+    page = context.new_page()
+    sent: list[dict[str, str]] = []
+    page.on("request", lambda r: sent.append(r.headers) if r.url.endswith("/api/chat") and r.method == "POST" else None)
+    page.goto(url)
+    page.get_by_label("メッセージ").fill("ヘルプ")
+    page.get_by_label("メッセージ").press("Enter")
+    expect(page.locator(".msg.bot").last).to_contain_text("こんにちは")
+    assert len(sent) == 1 and len(sent[0].get("x-csrf-token", "")) == 64
+    forged = page.evaluate("""async () => {
+        const r = await fetch('/api/chat', {method: 'POST', credentials: 'same-origin',
+                                            headers: {'Content-Type': 'application/json'},
+                                            body: JSON.stringify({text: 'メニュー'})});
+        return [r.status, (await r.json()).error];
+    }""")
+    assert forged == [403, "csrf"]
+    assert _inbound(services) == ["ヘルプ"]
+    with services.db.session() as session:  # the session ends (as an expired one does)
+        session.query(WebSession).delete()
+    page.get_by_label("メッセージ").fill("メニュー")
+    page.get_by_label("メッセージ").press("Enter")
+    expect(page.locator(".msg.me").last).to_have_text("メニュー")
+    expect(page.locator(".msg.bot").last).not_to_contain_text("有効期限")
+    expect(page.locator(".msg.bot")).to_have_count(3)  # welcome, the answer to ヘルプ, the answer to メニュー
+    assert _inbound(services) == ["ヘルプ", "メニュー"] and sent[-1]["x-csrf-token"] != sent[0]["x-csrf-token"]
+    context.close()

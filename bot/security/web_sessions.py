@@ -1,10 +1,15 @@
 """The web chat's visitor sessions: the server picks the chat identity and keeps it behind a random
 token in an HttpOnly, SameSite=Strict cookie, so no identifier is chosen by the browser, shown to
-scripts or put in a URL (a client-chosen `user_id` in the query string was the only credential)."""
+scripts or put in a URL (a client-chosen `user_id` in the query string was the only credential).
+
+Each session has a CSRF token the page gets from the server (`csrf_of` the cookie token: a one-way
+derivation, so it needs no column and no secret, and the stored hash does not give it away) and sends
+back in a header with every request that changes something."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 
@@ -15,6 +20,7 @@ from bot.security.models import WebSession
 from bot.storage.models import utcnow
 
 COOKIE = "madoguchi_chat"
+CSRF_HEADER = "x-csrf-token"
 TOUCH_EVERY = timedelta(hours=1)
 
 
@@ -32,6 +38,15 @@ def resolve(session: Session, token: str | None, max_age: timedelta) -> str | No
     if utcnow() - row.last_seen_at > TOUCH_EVERY:
         row.last_seen_at = utcnow()
     return row.external_user_id
+
+
+def csrf_of(token: str) -> str:
+    """The session's CSRF token (given to the page, which cannot read the HttpOnly cookie)."""
+    return hashlib.sha256(b"madoguchi-chat-csrf:" + token.encode()).hexdigest()
+
+
+def csrf_matches(token: str | None, presented: str | None) -> bool:
+    return bool(token and presented) and hmac.compare_digest(csrf_of(str(token)), str(presented))
 
 
 def start(session: Session) -> tuple[str, str]:

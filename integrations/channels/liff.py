@@ -24,6 +24,12 @@ chat's button):
   hearing the person began in the LINE chat is taken over: the page opens
   with the answers given so far, and the submission completes that same
   response and ends the chat's flow (one response, not two).
+
+Each of these requests asks LINE to verify a token, so they are counted per
+client address and overall before LINE is asked (`limits.liff_attempts_per_ip`
+and `limits.liff_attempts_global` per 10 minutes; over them: 429, LINE is not
+called), and the verification and the database work run off the event loop (a
+slow LINE endpoint held every other request of the server).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import html
 import json
 import logging
 import time
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -40,6 +46,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from handlers.hearing import reference_number
 from handlers.hearing.answers import AnswerError, parse_answer, validate_selection
@@ -49,10 +56,13 @@ from handlers.hearing.schema import catalog as forms_catalog
 from bot.i18n import add_strings, t
 from bot.notify import notify_staff
 from bot.programs import Program, catalog_for
+from bot.security import throttle
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Person, utcnow
 from handlers.hearing.models import FormResponse
+from bot.programs import program_is
+from bot.storage.models import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +194,6 @@ def person_for_line_user(session: Any, user_id: str, display_name: str | None) -
 
 def draft_of(session: Any, services: Services, form: Form, user_id: str, program_id: str) -> FormResponse | None:
     """The LINE user's hearing of this form and program in progress in the chat (locked), if any."""
-    from bot.programs import program_is
-
     identity = session.execute(select(ChannelIdentity).where(
         ChannelIdentity.channel == IDENTITY_CHANNEL, ChannelIdentity.external_user_id == user_id)).scalar_one_or_none()
     if identity is None:
@@ -216,7 +224,6 @@ def page_values(form: Form, answers: dict[str, Any]) -> dict[str, Any]:
 def _end_chat_flows(session: Any, response: FormResponse) -> None:
     """The chat interview this response was: its flow ends (the LIFF form submitted it), so the chat neither
     asks its next question nor keeps a second copy."""
-    from bot.storage.models import Conversation
 
     for conversation in session.execute(select(Conversation).where(
             Conversation.person_id == response.person_id, Conversation.active_flow == "hearing")).scalars():
@@ -305,10 +312,23 @@ def form_json(request: Request, program_id: str) -> JSONResponse:
     return JSONResponse(form_document(form))
 
 
+#: The window of the submission limits.
+ATTEMPT_WINDOW = timedelta(minutes=10)
+
+
+def _admitted(services: Services, client_ip: str) -> bool:
+    """Count this request against the address and overall; False when either is over its limit."""
+    limits = services.settings.limits
+    with services.db.session() as session:
+        per_ip = throttle.hit(session, f"liff:ip:{client_ip}", ATTEMPT_WINDOW)
+        overall = throttle.hit(session, "liff:all", ATTEMPT_WINDOW)
+    return per_ip <= limits.liff_attempts_per_ip and overall <= limits.liff_attempts_global
+
+
 async def _verified(request: Request, program_id: str, answers: bool
                     ) -> tuple[Program, Form, dict[str, Any], dict[str, Any]] | JSONResponse:
     """(program, form, body, the ID token's claims), or the error answer: LINE vouches for the ID token before
-    anything is read or stored."""
+    anything is read or stored. The limits and LINE's answer are waited for off the event loop."""
     services = _services(request)
     program = catalog_for(services).get(program_id)
     form = _form_for(services, program)
@@ -321,9 +341,19 @@ async def _verified(request: Request, program_id: str, answers: bool
     if not isinstance(body, dict) or not isinstance(body.get("id_token"), str) or (answers and (
             not isinstance(body.get("answers"), dict) or len(body["answers"]) > MAX_ANSWERS)):
         return _error(422, "invalid_request", "入力内容を確認してください。", "Send id_token and answers.")
+    client_ip = request.client.host if request.client else "unknown"
+    claims = await run_in_threadpool(_claims, services, program, body["id_token"], client_ip)
+    return claims if isinstance(claims, JSONResponse) else (program, form, body, claims)
+
+
+def _claims(services: Services, program: Program, id_token: str, client_ip: str) -> dict[str, Any] | JSONResponse:
+    if not _admitted(services, client_ip):
+        log.warning("liff requests over the limit", extra={"program": program.id})
+        return _error(429, "rate_limited", "送信が多すぎます。しばらくしてからお試しください。",
+                      "Too many submissions; please try again later.")
     assert program.line is not None and program.line.login_channel_id is not None
     try:  # before anything is read or stored: who is this, according to LINE?
-        claims = verify_id_token(services.settings.line.api_url, body["id_token"], program.line.login_channel_id)
+        return verify_id_token(services.settings.line.api_url, id_token, program.line.login_channel_id)
     except InvalidIdToken as error:
         log.info("liff id token rejected", extra={"program": program.id, "reason": str(error)})
         return _error(401, "invalid_id_token", "LINE の認証を確認できませんでした。LINE アプリから開き直してください。",
@@ -332,7 +362,6 @@ async def _verified(request: Request, program_id: str, answers: bool
         log.warning("liff verify endpoint unavailable", extra={"program": program.id})
         return _error(503, "verify_unavailable", "LINE の認証を確認できませんでした。しばらくしてからお試しください。",
                       "LINE's verify endpoint is unavailable; nothing was stored.")
-    return program, form, body, claims
 
 
 @router.post("/{program_id}/hearing/draft")
@@ -343,12 +372,16 @@ async def draft(request: Request, program_id: str) -> JSONResponse:
         return checked
     program, form, _, claims = checked
     services = _services(request)
-    with services.db.session() as session:
-        response = draft_of(session, services, form, str(claims["sub"]), program.id)
-        if response is None:
-            return JSONResponse({"answers": {}, "number": None})
-        return JSONResponse({"answers": page_values(form, response.answers or {}),
-                             "number": reference_number(response.id)})
+
+    def read() -> JSONResponse:
+        with services.db.session() as session:
+            response = draft_of(session, services, form, str(claims["sub"]), program.id)
+            if response is None:
+                return JSONResponse({"answers": {}, "number": None})
+            return JSONResponse({"answers": page_values(form, response.answers or {}),
+                                 "number": reference_number(response.id)})
+
+    return await run_in_threadpool(read)
 
 
 @router.post("/{program_id}/hearing")
@@ -362,11 +395,15 @@ async def submit(request: Request, program_id: str) -> JSONResponse:
     if errors:
         return _error(422, "invalid_answers", "入力内容を確認してください。", "Some answers need fixing.",
                       errors=errors)
-    with services.db.session() as session:
-        person = person_for_line_user(session, str(claims["sub"]), claims.get("name"))
-        in_chat = draft_of(session, services, form, str(claims["sub"]), program.id)
-        response = store_submission(session, form, person, answers, program.id, in_chat)
-        number = reference_number(response.id)
+
+    def store() -> str:
+        with services.db.session() as session:
+            person = person_for_line_user(session, str(claims["sub"]), claims.get("name"))
+            in_chat = draft_of(session, services, form, str(claims["sub"]), program.id)
+            response = store_submission(session, form, person, answers, program.id, in_chat)
+            return reference_number(response.id)
+
+    number = await run_in_threadpool(store)
     return JSONResponse({"number": number, "message": form.completion_message.strip()})
 
 

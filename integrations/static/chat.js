@@ -147,11 +147,17 @@
       });
     };
     try {
-      const res = await fetch(API, {method: "POST", credentials: "same-origin",
-                                    headers: {"Content-Type": "application/json"},
-                                    body: JSON.stringify(PROGRAM ? {...payload, program: PROGRAM} : payload)});
+      if (!csrf && opened) await opened.catch(() => null);
+      const post = () => fetch(API, {method: "POST", credentials: "same-origin",
+                                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+                                     body: JSON.stringify(PROGRAM ? {...payload, program: PROGRAM} : payload)});
+      let res = await post();
       let data = null;
       try { data = await res.json(); } catch (e) { data = null; }
+      if (res.status === 403 && data && data.error === "csrf" && await renewSession()) {
+        res = await post();  // the session ended (it was idle too long): once more with the new one
+        try { data = await res.json(); } catch (e) { data = null; }
+      }
       if (res.ok && data) show(data.replies);
       else if (res.status >= 500 || !data) failed();
       else {
@@ -234,6 +240,19 @@
     box.append(yes, no);
   }
 
+  // The session's CSRF token: the server gives it with the history; every message sends it back.
+  let csrf = "";
+  let opened = null;  // the history request that opens the session (a message typed before it ends waits)
+  async function renewSession() {
+    try {
+      const res = await fetch("/api/chat/history" + QUERY, {credentials: "same-origin"});
+      csrf = (await res.json()).csrf || "";
+    } catch (e) {
+      return false;
+    }
+    return Boolean(csrf);
+  }
+
   let events = null;
   function connect() {
     if (!window.EventSource || events) return;
@@ -247,8 +266,9 @@
     const wantsHearing = PROGRAM && location.hash === "#hearing";  // the button a chat offers for a form
     if (params.has("code") || wantsHearing) history.replaceState(null, "", location.pathname);
     try {
-      const res = await fetch("/api/chat/history" + QUERY, {credentials: "same-origin"});
-      const data = await res.json();
+      opened = fetch("/api/chat/history" + QUERY, {credentials: "same-origin"}).then((res) => res.json())
+        .then((data) => { csrf = data.csrf || ""; return data; });
+      const data = await opened;
       if (data.items && data.items.length) {
         for (const item of data.items) {
           if (item.who === "me") bubble(item.text, "me");
