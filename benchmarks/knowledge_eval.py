@@ -1,6 +1,8 @@
 """Measure madoguchi's answers: leave-one-document-out over the labeled bank, ablations, retraining.
 
     python benchmarks/knowledge_eval.py lodo [--data DIR] [--ablation] [--train] [--bank DIR]
+                                             [--ranker lambdarank|linear|fixed] [--pipeline classic]
+    python benchmarks/knowledge_eval.py heldout [--data DIR]     (once, with the final pipeline)
     python benchmarks/knowledge_eval.py CORPUS_DIR QUESTIONS.jsonl [QUESTIONS.jsonl ...]   (older sets)
 
 `lodo` ingests ../shared/corpus and sample_kb into DIR (default var/bench; reused when already there),
@@ -9,8 +11,11 @@ in DIR/features-*.pkl), then for each document trains the ranker and the gate on
 questions and tests on that document's. It prints per fold and the mean: accuracy, precision of
 confident answers, out-of-scope declined, and recall of the gold span in the top-3 units.
 The two sample_kb documents (a guide and its FAQ, one program) are one fold.
-`--ablation` adds the table of stages removed or swapped; `--train` retrains the shipped model
-(knowledge/models/answer_model.json) on the whole bank.
+The classic answerer's answer to every question is computed too (it is a feature of the learned
+pipeline): `--pipeline classic` prints its figures per document, and for the 860 new and the 275 legacy
+questions apart (the baseline). `--ablation` adds the table of stages removed or swapped; `--train`
+retrains the shipped model (knowledge/models/answer_model.json and ranker.lgb.txt) on the whole bank.
+`heldout` answers benchmarks/questions/heldout/ with the shipped model and the classic answerer.
 """
 
 from __future__ import annotations
@@ -40,12 +45,13 @@ sys.path.insert(0, str(ROOT))
 from bot.services import Services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.text import compact  # noqa: E402
-from knowledge.learned import edition_reply  # noqa: E402
+from knowledge.learned import CLASSIC_THRESHOLD, edition_reply  # noqa: E402
+from knowledge.answering import answer_from as classic_answer_from  # noqa: E402
 from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
 from knowledge.features import (  # noqa: E402
     FAQ_FEATURES, GATE_FEATURES, UNIT_FEATURES, Candidate, best_faq, candidates, faq_features, gate_features)
 from knowledge.ingest import ingest_paths  # noqa: E402
-from knowledge.model import TARGET_PRECISION, AnswerModel, Gate, Ranker  # noqa: E402
+from knowledge.model import TARGET_PRECISION, AnswerModel, Gate, LambdaRanker, Ranker  # noqa: E402
 from knowledge.retrieval import RetrievalOptions  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
@@ -69,6 +75,22 @@ class Record:
     x: np.ndarray
     correct: np.ndarray
     span: np.ndarray
+    #: the classic answerer (KNOWLEDGE_PIPELINE=classic) on the same question: confident, and right
+    classic_confident: bool = False
+    classic_right: bool = False
+    classic_confidence: float = 0.0
+
+    @property
+    def classic(self):  # type: ignore[no-untyped-def]
+        """What the gate features take of the classic answer: whether it was confident, and how much."""
+        from knowledge.answering import Answer
+
+        return Answer(self.question, "", self.classic_confident, self.classic_confidence)
+
+    @property
+    def legacy(self) -> bool:
+        """One of the 275 older questions the classic answerer was tuned on (converted into the bank)."""
+        return self.id.startswith("legacy-")
 
 
 def fold_of(document: str) -> str:
@@ -130,13 +152,18 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     index.options = options
     queries = CachedQueries(index.embeddings, data / "query-vectors.pkl")
     index.embeddings = queries
+    index._with = {}
     records = []
     started = time.perf_counter()
+    classic_index = index.with_options(RetrievalOptions.for_pipeline("classic"))
     for number, row in enumerate(rows):
         retrieval = index.search(str(row["question"]))
         declined = edition_reply(retrieval) is not None
+        classic = classic_answer_from(classic_index.search(str(row["question"])), CLASSIC_THRESHOLD)
+        expect = [compact(e) for e in row.get("expect_any") or []]
+        classic_right = bool(row.get("in_scope", True)) and any(e and e in compact(classic.body)[:300] for e in expect)
         found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys,
-                           index.title_tokens)
+                           index.title_tokens, kb.unit_vectors, classic)
         if plain_units:  # ablation: bare sentences, no list lead-in, no whole lists, no header on rows
             found = [replace(c, unit=replace(c.unit, text=c.unit.core)) for c in found if c.unit.kind != "list"]
         correct, span = label_units(found, row)
@@ -144,9 +171,11 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
         x = np.vstack([c.features for c in found]) if found else np.zeros((0, len(UNIT_FEATURES)))
         records.append(Record(str(row["id"]), str(row["question"]), row["document"], fold_of(row["document"]),
                               bool(row.get("in_scope", True)), row.get("style", ""), declined, retrieval,
-                              found, x, correct, span))
+                              found, x, correct, span, classic.confident, classic_right,
+                              classic.confidence))
         if number % 100 == 99:
-            print(f"  {name}: {number + 1}/{len(rows)} questions, {time.perf_counter() - started:.0f} s", flush=True)
+            print(f"  {name}: {number + 1}/{len(rows)} questions, {time.perf_counter() - started:.0f} s "
+                  f"({kb.unit_vectors.embedded} units embedded)", flush=True)
     index.embeddings = queries.inner
     index.options = RetrievalOptions()
     queries.save()
@@ -155,7 +184,26 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
 
 
 # --------------------------------------------------------------------------------------------- training
-def _ranked(record: Record, ranker: Ranker | None) -> list[int]:
+#: The rankers compared: LightGBM lambdarank (shipped), the linear pairwise one it replaced, and a fixed sum.
+RANKERS = ("lambdarank", "linear", "fixed")
+#: Rankers fitted so far, by (features, training documents, ranker, feature mask): the leave-one-document-out
+#: folds and their inner folds fit the same document sets again and again.
+_FITTED: dict[tuple, object] = {}
+
+
+def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+    if kind == "fixed":
+        return None
+    key = (tag, frozenset(r.fold for r in records), kind, None if mask is None else mask.tobytes())
+    if tag and key in _FITTED:
+        return _FITTED[key]
+    ranker = (LambdaRanker if kind == "lambdarank" else Ranker).fit(_groups(records), UNIT_FEATURES)
+    if tag:
+        _FITTED[key] = ranker
+    return ranker
+
+
+def _ranked(record: Record, ranker) -> list[int]:  # type: ignore[no-untyped-def]
     if not len(record.x):
         return []
     scores = ranker.score(record.x) if ranker is not None else fixed_scores(record.x)
@@ -170,10 +218,10 @@ def fixed_scores(x: np.ndarray) -> np.ndarray:
     return x[:, column["cov_path"]] + x[:, column["kind_match"]] + x[:, column["prior"]]
 
 
-def _gate_row(record: Record, ranker: Ranker | None) -> tuple[np.ndarray, float]:
+def _gate_row(record: Record, ranker) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
     order = _ranked(record, ranker)
     ranked = [record.candidates[i] for i in order]
-    x = gate_features(record.retrieval, ranked)  # type: ignore[arg-type]
+    x = gate_features(record.retrieval, ranked, record.classic)  # type: ignore[arg-type]
     y = float(record.in_scope and bool(order) and record.correct[order[0]] > 0)
     return x, y
 
@@ -182,9 +230,9 @@ def _groups(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(r.x, r.correct) for r in records if r.in_scope and len(r.x) and not r.declined]
 
 
-def train(records: list[Record], learned_ranker: bool = True, calibrate: bool = True,
+def train(records: list[Record], ranker: str = "lambdarank", calibrate: bool = True,
           mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None,
-          target: float = TARGET_PRECISION) -> AnswerModel:
+          target: float = TARGET_PRECISION, tag: str = "") -> AnswerModel:
     """The ranker on every question; the gate on the questions' out-of-fold best units, its calibration and
     threshold on out-of-fold gate scores (folds: the training questions' documents)."""
     records = [r for r in records if not r.declined]
@@ -192,7 +240,7 @@ def train(records: list[Record], learned_ranker: bool = True, calibrate: bool = 
     folds = sorted({r.fold for r in records})
     gx, gy, gf = [], [], []
     for fold in folds:
-        inner = Ranker.fit(_groups([r for r in records if r.fold != fold]), UNIT_FEATURES) if learned_ranker else None
+        inner = fit_ranker([r for r in records if r.fold != fold], ranker, tag, mask)
         for record in (r for r in records if r.fold == fold):
             x, y = _gate_row(record, inner)
             gx.append(x if gate_mask is None else x * gate_mask)
@@ -209,11 +257,11 @@ def train(records: list[Record], learned_ranker: bool = True, calibrate: bool = 
     else:
         gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
         gate.threshold = 0.5
-    ranker = Ranker.fit(_groups(records), UNIT_FEATURES) if learned_ranker else Ranker(
-        np.zeros(len(UNIT_FEATURES)), np.zeros(len(UNIT_FEATURES)), np.ones(len(UNIT_FEATURES)), UNIT_FEATURES)
-    model = AnswerModel(ranker, gate, trained_on=f"{len(records)} bank questions, {date.today()}",
-                        faq_gate=train_faq_gate(records, target))
-    model.learned_ranker = learned_ranker  # type: ignore[attr-defined]
+    fitted = fit_ranker(records, ranker, tag, mask)
+    model = AnswerModel(fitted if fitted is not None else Ranker(
+        np.zeros(len(UNIT_FEATURES)), np.zeros(len(UNIT_FEATURES)), np.ones(len(UNIT_FEATURES)), UNIT_FEATURES),
+        gate, trained_on=f"{len(records)} bank questions, {date.today()}", faq_gate=train_faq_gate(records, target))
+    model.ranker_kind = ranker  # type: ignore[attr-defined]
     return model
 
 
@@ -283,14 +331,14 @@ class FoldResult:
 
 def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray | None = None,
          gate_mask: np.ndarray | None = None) -> FoldResult:
-    learned = getattr(model, "learned_ranker", True)
+    fixed = getattr(model, "ranker_kind", "") == "fixed"
     result = FoldResult(fold, 0, 0, 0, 0, 0, 0, 0)
     for record in records:
         if mask is not None:
             record = _masked(record, mask)
         confident, right, span = False, False, False
         if not record.declined and len(record.x):
-            x, y = _gate_row(record, model.ranker if learned else None)
+            x, y = _gate_row(record, None if fixed else model.ranker)
             if gate_mask is not None:
                 x = x * gate_mask
             confident = bool(model.gate.confident(x)[0])
@@ -300,7 +348,7 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
                 if bool(model.faq_gate.confident(faq_features(entry))[0]):
                     confident = True
                     right = bool(record.in_scope and record.correct[record.candidates.index(entry)] > 0)
-            order = _ranked(record, model.ranker if learned else None)
+            order = _ranked(record, None if fixed else model.ranker)
             shown: list[int] = []
             for i in order:  # distinct units, as shown
                 if all(record.candidates[i].unit.text != record.candidates[j].unit.text for j in shown):
@@ -320,13 +368,36 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
     return result
 
 
-def lodo(records: list[Record], **options) -> list[FoldResult]:  # type: ignore[no-untyped-def]
+def lodo(records: list[Record], only=None, **options) -> list[FoldResult]:  # type: ignore[no-untyped-def]
+    """Train on the other documents' questions, test on each document's (those `only` keeps, if given)."""
     results = []
     test_options = {k: v for k, v in options.items() if k in ("mask", "gate_mask")}
     for fold in sorted({r.fold for r in records}):
         model = train([r for r in records if r.fold != fold], **options)
-        results.append(test(model, [r for r in records if r.fold == fold], fold, **test_options))
+        results.append(test(model, [r for r in records if r.fold == fold and (only is None or only(r))], fold,
+                            **test_options))
     return results
+
+
+def classic_results(records: list[Record], only=None) -> list[FoldResult]:  # type: ignore[no-untyped-def]
+    """The classic answerer (no training: its rules and weights are fixed) on each document's questions."""
+    results = []
+    for fold in sorted({r.fold for r in records}):
+        result = FoldResult(fold, 0, 0, 0, 0, 0, 0, 0)
+        for record in (r for r in records if r.fold == fold and (only is None or only(r))):
+            if record.in_scope:
+                result.answerable += 1
+                result.right += record.classic_confident and record.classic_right
+            else:
+                result.out_of_scope += 1
+                result.declined_out += not record.classic_confident
+            result.confident += record.classic_confident
+            result.confident_right += record.classic_confident and record.classic_right
+        results.append(result)
+    return results
+
+
+SUBSETS = (("the 860 new questions", lambda r: not r.legacy), ("the 275 legacy questions", lambda r: r.legacy))
 
 
 def mean(results: list[FoldResult]) -> FoldResult:
@@ -336,20 +407,28 @@ def mean(results: list[FoldResult]) -> FoldResult:
     return total
 
 
-def print_table(results: list[FoldResult]) -> None:
-    print("| fold (test document) | questions (in + out) | accuracy | precision | out of scope declined | span in top 3 |")
-    print("|---|---|---|---|---|---|")
+def print_table(results: list[FoldResult], span: bool = True) -> None:
+    tail = " span in top 3 |" if span else ""
+    print(f"| fold (test document) | questions (in + out) | accuracy | precision | out of scope declined |{tail}")
+    print("|---|---|---|---|---|" + ("---|" if span else ""))
     for r in results:
         print(f"| {r.fold} | {r.answerable} + {r.out_of_scope} | {r.accuracy:.1%} | {r.precision:.1%} "
-              f"| {r.declined:.1%} | {r.span_recall:.1%} |")
+              f"| {r.declined:.1%} |" + (f" {r.span_recall:.1%} |" if span else ""))
     acc = np.mean([r.accuracy for r in results])
     prec = np.mean([r.precision for r in results])
     dec = np.mean([r.declined for r in results])
-    span = np.mean([r.span_recall for r in results])
-    print(f"| **mean of folds** | | **{acc:.1%}** | **{prec:.1%}** | **{dec:.1%}** | **{span:.1%}** |")
+    spans = np.mean([r.span_recall for r in results])
+    print(f"| **mean of folds** | | **{acc:.1%}** | **{prec:.1%}** | **{dec:.1%}** |"
+          + (f" **{spans:.1%}** |" if span else ""))
     pooled = mean(results)
     print(f"| all questions pooled | {pooled.answerable} + {pooled.out_of_scope} | {pooled.accuracy:.1%} "
-          f"| {pooled.precision:.1%} | {pooled.declined:.1%} | {pooled.span_recall:.1%} |")
+          f"| {pooled.precision:.1%} | {pooled.declined:.1%} |" + (f" {pooled.span_recall:.1%} |" if span else ""))
+
+
+def print_pooled(label: str, results: list[FoldResult]) -> None:
+    pooled = mean(results)
+    print(f"| {label} | {pooled.answerable} + {pooled.out_of_scope} | {pooled.accuracy:.1%} | {pooled.precision:.1%} "
+          f"(answers {pooled.confident}) | {pooled.declined:.1%} |")
 
 
 def summary(results: list[FoldResult]) -> str:
@@ -368,56 +447,106 @@ def run_lodo(args: argparse.Namespace) -> None:
     rows = read_bank(Path(args.bank))
     if args.only_legacy:
         rows = [r for r in rows if str(r["id"]).startswith("legacy-")]
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, "
-          f"date {date.today()}; bank: {len(rows)} questions")
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
+          f"python {platform.python_version()}, date {date.today()}; bank: {len(rows)} questions")
     started = time.perf_counter()
     records = extract(services, rows, RetrievalOptions(), data, "full")
     print(f"features: {time.perf_counter() - started:.1f} s")
+    if args.pipeline == "classic":
+        print("\nclassic answerer (KNOWLEDGE_PIPELINE=classic, nothing trained), per document:")
+        print_table(classic_results(records), span=False)
+        print("\n| questions | questions (in + out) | accuracy | precision | out of scope declined |\n|---|---|---|---|---|")
+        for label, only in SUBSETS:
+            print_pooled(label, classic_results(records, only))
+        services.close()
+        return
+    options = {"ranker": args.ranker, "tag": "full", "target": args.target}
     started = time.perf_counter()
-    results = [] if args.no_lodo else lodo(records)
+    results = [] if args.no_lodo else lodo(records, **options)
     if results:
-        print(f"leave-one-document-out ({time.perf_counter() - started:.1f} s to train and test every fold):")
+        print(f"leave-one-document-out, {args.ranker} ranker, gate set for {args.target:.0%} out-of-fold precision "
+              f"({time.perf_counter() - started:.1f} s to train and test every fold):")
         print_table(results)
+        print("\n| questions | questions (in + out) | accuracy | precision | out of scope declined |\n|---|---|---|---|---|")
+        for label, only in SUBSETS:
+            print_pooled(f"learned, {label}", lodo(records, only=only, **options))
+            print_pooled(f"classic, {label}", classic_results(records, only))
     if not args.no_sweep:
         print("\n| precision the gate is set for (out of fold) | accuracy | precision (min fold) "
               "| out of scope declined | span in top 3 |")
         print("|---|---|---|---|---|")
     for target in () if args.no_sweep else (0.95, 0.9, 0.85, 0.8, 0.7):
-        print(f"| {target:.0%} | {summary(lodo(records, target=target))} |", flush=True)
+        print(f"| {target:.0%} | {summary(lodo(records, **{**options, 'target': target}))} |", flush=True)
     if args.ablation:
-        print("\n| variant | accuracy | precision (min fold) | out of scope declined | span in top 3 |")
-        print("|---|---|---|---|---|")
-        print(f"| full pipeline | {summary(results or lodo(records))} |", flush=True)
-        for label, options in (("no BM25 retriever", RetrievalOptions(bm25=False)),
-                               ("no e5 dense retriever", RetrievalOptions(dense=False)),
-                               ("no FAQ question retriever", RetrievalOptions(faq=False)),
-                               ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf"))):
-            variant = extract(services, rows, options, data, label.split()[1] + "-" + options.fusion)
-            print(f"| {label} | {summary(lodo(variant))} |", flush=True)
+        ablation(services, rows, records, data, results, options, args.retrievers)
+    if args.train:
+        model = train(records, ranker=args.ranker, target=args.target, tag="full")
+        model.save()
+        print(f"trained on {len(records)} questions: threshold {model.gate.threshold:.3f} -> knowledge/models/")
+    services.close()
+
+
+def ablation(services: Services, rows: list[dict], records: list[Record], data: Path,  # type: ignore[no-untyped-def]
+             results: list[FoldResult], options: dict, retrievers: bool = False) -> None:
+    print("\n| variant | accuracy | precision (min fold) | out of scope declined | span in top 3 |")
+    print("|---|---|---|---|---|")
+    print(f"| full pipeline | {summary(results or lodo(records, **options))} |", flush=True)
+    print(f"| classic answerer (reference, no training) | {summary(classic_results(records))} |", flush=True)
+    drops = (("no unit e5 similarity features", ("unit_dense", "rel_unit_dense"), ("unit_dense",)),
+             ("no classic-answerer agreement features", ("classic_",), ("classic_",)),
+             ("no answer-kind features", ("kind_", "match_"), ("kind_", "asks_kind")))
+    for label, unit_prefixes, gate_prefixes in drops:
+        masked = lodo(records, mask=feature_mask(unit_prefixes, UNIT_FEATURES),
+                      gate_mask=feature_mask(gate_prefixes, GATE_FEATURES), **options)
+        print(f"| {label} | {summary(masked)} |", flush=True)
+    for kind, label in (("linear", "ranker swapped for the linear pairwise one"),):
+        print(f"| {label} | {summary(lodo(records, **{**options, 'ranker': kind}))} |", flush=True)
+    if not retrievers:
+        print("(retrievers removed or swapped: with --retrievers, each needs its own feature pass)")
+    for label, retrieval in () if not retrievers else (("no BM25 retriever", RetrievalOptions(bm25=False)),
+                             ("no e5 dense retriever", RetrievalOptions(dense=False)),
+                             ("no FAQ question retriever", RetrievalOptions(faq=False)),
+                             ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf"))):
+        name = label.split()[1] + "-" + retrieval.fusion
+        variant = extract(services, rows, retrieval, data, name)
+        print(f"| {label} | {summary(lodo(variant, **{**options, 'tag': name}))} |", flush=True)
+    if retrievers:
         plain = extract(services, rows, RetrievalOptions(), data, "plain", plain_units=True)
-        print(f"| bare sentences as units (no list lead-in, no whole lists) | {summary(lodo(plain))} |")
-        print(f"| ranker swapped for a fixed sum (coverage + kind + prior) | "
-              f"{summary(lodo(records, learned_ranker=False))} |")
-        print(f"| no answer-kind features | {summary(lodo(records, mask=feature_mask(('kind_', 'match_'), UNIT_FEATURES), gate_mask=feature_mask(('kind_', 'asks_kind'), GATE_FEATURES)))} |")
-        print(f"| no FAQ match features | {summary(lodo(records, mask=feature_mask(('faq_',), UNIT_FEATURES), gate_mask=feature_mask(('faq_',), GATE_FEATURES)))} |")
-        print(f"| gate not calibrated (logistic, threshold 0.5) | {summary(lodo(records, calibrate=False))} |")
+        print(f"| bare sentences as units (no list lead-in, no whole lists) | "
+              f"{summary(lodo(plain, **{**options, 'tag': 'plain'}))} |")
     x, y = faq_rows(records)
     if len(y):
         raw = np.zeros(len(y))
         for k in range(FAQ_FOLDS):
             held = np.arange(len(y)) % FAQ_FOLDS == k
             gate = Gate.fit(x[~held], y[~held])
-            gate.calibrate(gate.raw(x[~held]), y[~held], args.target)
+            gate.calibrate(gate.raw(x[~held]), y[~held], TARGET_PRECISION)
             raw[held] = gate.confident(x[held])
         given = raw > 0
         print(f"\ncurated-FAQ gate, {FAQ_FOLDS}-fold over the {len(y)} questions with a FAQ entry among "
               f"their candidates ({int(y.sum())} answered by their best-matching entry): answers {given.sum()}, "
               f"right {int(y[given].sum())} ({y[given].mean() if given.any() else 0:.1%} precision), "
               f"{y[given].sum() / max(1, y.sum()):.1%} of the answerable ones")
-    if args.train:
-        model = train(records, target=args.target)
-        model.save()
-        print(f"trained on {len(records)} questions: threshold {model.gate.threshold:.3f} -> knowledge/models/answer_model.json")
+
+
+def run_heldout(args: argparse.Namespace) -> None:
+    """The held-out set (benchmarks/questions/heldout/), per document, with the shipped learned model and the
+    classic answerer side by side. Measured once, with the final pipeline: never tune on it."""
+    from knowledge.model import load_model
+
+    data = Path(args.data)
+    services = open_index(data)
+    rows = read_bank(Path(args.questions))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"date {date.today()}; held-out: {len(rows)} questions")
+    records = extract(services, rows, RetrievalOptions(), data, "heldout")
+    model = load_model()
+    folds = sorted({r.fold for r in records})
+    learned = [test(model, [r for r in records if r.fold == fold], fold) for fold in folds]
+    print("\nlearned pipeline (the shipped model, trained on the whole bank):")
+    print_table(learned)
+    print("\nclassic answerer:")
+    print_table(classic_results(records), span=False)
     services.close()
 
 
@@ -453,7 +582,17 @@ def main(argv: list[str]) -> None:
                             help="precision the shipped gate is set for (out of fold), with --train")
         parser.add_argument("--no-sweep", action="store_true", help="skip the table of gate precision targets")
         parser.add_argument("--no-lodo", action="store_true", help="skip the per-fold table (with --train)")
+        parser.add_argument("--pipeline", choices=("learned", "classic"), default="learned",
+                            help="classic: the classic answerer's figures on the same questions (the baseline)")
+        parser.add_argument("--ranker", choices=RANKERS, default="lambdarank")
+        parser.add_argument("--retrievers", action="store_true",
+                            help="with --ablation: also remove or swap each retriever (a feature pass each)")
         run_lodo(parser.parse_args(argv[1:]))
+    elif argv and argv[0] == "heldout":
+        parser = argparse.ArgumentParser(prog="knowledge_eval.py heldout")
+        parser.add_argument("--data", default=str(ROOT / "var" / "bench"))
+        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout"))
+        run_heldout(parser.parse_args(argv[1:]))
     else:
         legacy(argv[0], argv[1:])
 

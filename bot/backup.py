@@ -144,7 +144,7 @@ def restore(services: Services, source: Path, *, rebuild_index: bool = False) ->
         shutil.copytree(source / "chroma", services.settings.chroma_dir)
         index = "copied"
     else:
-        from knowledge.ingest import ingest_paths
+        from knowledge.ingest import ingest_paths  # heavy: loads chromadb and the embedder
 
         ingest_paths(services, services.settings.default_knowledge_paths, reset=True)
         index = "rebuilt"

@@ -35,6 +35,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.settings import PROJECT_ROOT, SAMPLE_KB_DIR, Settings
+from sqlalchemy import true
+from bot.text import normalize
 
 #: The sample programs that come with the sample knowledge base.
 SAMPLE_PROGRAMS_DIR = PROJECT_ROOT / "sample_programs"
@@ -86,7 +88,6 @@ class BusinessHours(_Strict):
 
 class LineConfig(_Strict):
     """One LINE Official Account (Messaging API channel) and, for the hearing form, its LIFF app."""
-
     channel_secret_env: str | None = Field(default=None, description="Env var holding the channel secret.")
     access_token_env: str | None = Field(default=None, description="Env var holding the channel access token.")
     login_channel_id: str | None = Field(default=None, description="LINE Login channel id the LIFF app is in "
@@ -101,7 +102,6 @@ class TelegramConfig(_Strict):
 
 class SlackConfig(_Strict):
     """Slack by channel mapping: messages in these channels (and DMs started from them) belong to the program."""
-
     channels: list[str] = Field(default_factory=list, description="Slack channel ids of this program's users.")
     staff_channel: str | None = Field(default=None, description="Where this program's tickets are posted.")
 
@@ -171,7 +171,6 @@ class Program(_Strict):
 
 class ProgramCatalog:
     """Every configured program, in file order; exactly one is the default."""
-
     def __init__(self, programs: list[Program], settings: Settings | None = None) -> None:
         if not programs:
             raise ProgramError("プログラムが一つもありません")
@@ -231,7 +230,7 @@ class ProgramCatalog:
         """The knowledge filter of a conversation of this program (`knowledge.service.SourceFilter`): its
         own sources, sources no program lists, and sources marked shared. None at a general entry point
         (no program, or a single-program installation): every source answers."""
-        from knowledge.service import SourceFilter
+        from knowledge.service import SourceFilter  # heavy: loads chromadb and the embedder
 
         program = self.get(program_id)
         if program is None or not self.several:
@@ -246,8 +245,6 @@ class ProgramCatalog:
 
     def named_in(self, text: str) -> Program | None:
         """The one program a text names by its id, name, short name or an alias."""
-        from bot.text import normalize
-
         said = normalize(text).replace(" ", "").lower()
         found = {p.id for p in self
                  for name in (p.id, p.name, p.short_name or "", *p.aliases)
@@ -388,8 +385,6 @@ def program_is(column: Any, program_id: str, catalog: ProgramCatalog) -> Any:
 
 def program_in(column: Any, program_ids: set[str] | None, catalog: ProgramCatalog) -> Any:
     """SQL test that a record belongs to one of `program_ids` (None = every program: an admin)."""
-    from sqlalchemy import true
-
     if program_ids is None:
         return true()
     test = column.in_(sorted(program_ids))
@@ -415,8 +410,6 @@ def token_programs(programs: list[Any] | None, catalog: ProgramCatalog) -> set[s
 
 def conversation_in(column: Any, program_ids: set[str] | None, catalog: ProgramCatalog) -> Any:
     """Like `program_in` for conversations, whose general entry point ('') belongs to the default program."""
-    from sqlalchemy import true
-
     if program_ids is None:
         return true()
     ids = set(program_ids) | ({""} if catalog.default.id in program_ids else set())

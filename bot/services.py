@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.settings import Settings, get_settings
 from bot.storage.db import Database
+from bot.logging_setup import configure_logging
+from bot.capability import load_capabilities
 
 if TYPE_CHECKING:
     from bot.capability import Capability
@@ -45,7 +47,7 @@ class Services:
         if self._knowledge is None:
             with self._lock:
                 if self._knowledge is None:
-                    from knowledge.service import KnowledgeBase
+                    from knowledge.service import KnowledgeBase  # heavy: loads chromadb and the embedder
 
                     self._knowledge = KnowledgeBase.open(self.settings, self.db)
         return self._knowledge
@@ -54,7 +56,6 @@ class Services:
     def capabilities(self) -> tuple[Capability, ...]:
         """The installed capabilities, in order (`Settings.capabilities` names the list)."""
         if self._capabilities is None:
-            from bot.capability import load_capabilities
 
             with self._lock:
                 if self._capabilities is None:
@@ -93,7 +94,6 @@ def open_services(settings: Settings | None = None) -> Services:
 
     Raises `bot.capability.ConfigurationError` when a capability's configuration is broken.
     """
-    from bot.logging_setup import configure_logging
 
     settings = settings or get_settings()
     configure_logging(settings.log.level, settings.resolved_log_dir)

@@ -19,6 +19,24 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.settings import get_settings
+from bot.commands import services_for_command
+from bot.storage.audit import verify_chain
+from datetime import datetime
+from sqlalchemy import select
+from bot.jst import utc_iso
+from bot.storage.models import AuditEvent
+from bot.backup import BackupError, create
+from bot.backup import list_backups
+from bot.backup import backups_dir, restore
+from bot.logging_setup import purge_logs
+from bot.logging_setup import LOG_FILE, rotated_files
+from bot.engine import Engine
+from bot.messages import InboundMessage, Option, Reply
+from bot.programs import catalog_for
+from bot.logging_setup import configure_logging
+from handlers.capabilities import CAPABILITIES
+from integrations.programs_cli import programs_app
+from bot.outbox import take_pending
 
 app = typer.Typer(help="madoguchi (窓口): 中小企業支援事業のチャット窓口", no_args_is_help=True)
 config_app = typer.Typer(help="設定 / configuration")
@@ -36,7 +54,6 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.commands import services_for_command
 
     return services_for_command()
 
@@ -66,8 +83,6 @@ def db_upgrade() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit chain; exit 1 and name every broken event if it was tampered with."""
-    from bot.storage.audit import verify_chain
-
     services = _services()
     with services.db.session() as session:
         report = verify_chain(session)
@@ -90,12 +105,8 @@ def audit_search(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Who did what: search the tamper-evident audit trail."""
-    from datetime import datetime
 
-    from sqlalchemy import select
 
-    from bot.jst import utc_iso
-    from bot.storage.models import AuditEvent
 
     services = _services()
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
@@ -132,8 +143,6 @@ def audit_search(
 @backup_app.command("create")
 def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（既定: MADOGUCHI_BACKUP__DIR）")) -> None:
     """Back up the database, index and published FAQs while the service keeps running."""
-    from bot.backup import BackupError, create
-
     services = _services()
     try:
         info = create(services, dest)
@@ -146,8 +155,6 @@ def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（�
 
 @backup_app.command("list")
 def backup_list() -> None:
-    from bot.backup import list_backups
-
     for info in list_backups(_services()):
         console.print(f"{info.path.name}  {info.manifest['database']}  {info.manifest['counts']}", highlight=False)
 
@@ -159,8 +166,6 @@ def backup_restore(
     yes: bool = typer.Option(False, "--yes", help="確認なしで実行"),
 ) -> None:
     """Replace the current data with a backup (stop the service first)."""
-    from bot.backup import BackupError, backups_dir, restore
-
     services = _services()
     if not source.exists():
         source = backups_dir(services) / source.name
@@ -177,8 +182,6 @@ def backup_restore(
 @logs_app.command("purge")
 def logs_purge(days: int = typer.Option(None, help="保持日数（既定: MADOGUCHI_LOG__RETENTION_DAYS、最低31日）")) -> None:
     """Delete rotated log files older than the retention. Database records are never touched."""
-    from bot.logging_setup import purge_logs
-
     settings = get_settings()
     keep = max(31, days or settings.log.retention_days)
     removed = purge_logs(settings.resolved_log_dir, keep)
@@ -193,8 +196,6 @@ def logs_search(
     since: str = typer.Option(None, help="この日時以降（ISO 形式、UTC）"),
 ) -> None:
     """Search the JSON log files (current and rotated), oldest first."""
-    from bot.logging_setup import LOG_FILE, rotated_files
-
     log_dir = get_settings().resolved_log_dir
     files = [path for path, _ in rotated_files(log_dir)] + [log_dir / LOG_FILE]
     for path in files:
@@ -223,10 +224,6 @@ def chat(
     program_id: str = typer.Option(None, "--program", help="この事業の窓口として話す（既定: 最初に選ぶ）"),
 ) -> None:
     """Talk to madoguchi in the terminal (channel `cli`)."""
-    from bot.engine import Engine
-    from bot.messages import InboundMessage, Option, Reply
-    from bot.programs import catalog_for
-
     services = _services()
     catalog = catalog_for(services)
     if program_id is not None and catalog.get(program_id) is None:
@@ -257,8 +254,6 @@ def chat(
 
     def show_pending() -> None:
         """Messages for this user that were not replies (a visit to confirm, a staff answer)."""
-        from bot.outbox import take_pending
-
         with services.db.session() as session:
             waiting = take_pending(session, "cli", user_id)
         if waiting:
@@ -311,12 +306,12 @@ def chat(
 def _ensure_knowledge(services) -> None:  # type: ignore[no-untyped-def]
     """On a fresh data dir, ingest the configured sources (the bundled sample KB by default)."""
     try:
-        from knowledge.ingest import ingest_paths
-        from knowledge.service import knowledge_is_empty
+        from knowledge.ingest import ingest_paths  # heavy: loads chromadb and the embedder
+        from knowledge.service import knowledge_is_empty  # heavy: loads chromadb and the embedder
     except ImportError:  # knowledge package not installed: the plain fallback answers
         return
     if knowledge_is_empty(services.db):
-        from knowledge.cli import default_targets
+        from knowledge.cli import default_targets  # heavy: loads chromadb and the embedder
 
         with console.status("サンプルの知識ベースを読み込んでいます…"):
             ingest_paths(services, default_targets(services))
@@ -329,16 +324,15 @@ def serve(
     workers: int = typer.Option(1, help="uvicorn worker processes"),
 ) -> None:
     """Start the web chat, the API and the channel webhooks (uvicorn)."""
-    import uvicorn
+    import uvicorn  # only to serve
 
     settings = get_settings()
     services = _services()
     _ensure_knowledge(services)
-    from integrations.channels import live_channels
+    from integrations.channels import live_channels  # per command: `madoguchi --help` loads no platform SDK
 
     console.print("live channels: " + ", ".join(live_channels(settings)))
     services.close()
-    from bot.logging_setup import configure_logging
 
     configure_logging(settings.log.level, settings.resolved_log_dir)
     # log_config=None: uvicorn's error and access logs go through our masked JSON handlers (each worker
@@ -353,9 +347,7 @@ def serve(
 
 def _attach_capability_commands() -> None:
     """Every installed capability's command groups, in the capability list's order, then the channels'."""
-    from handlers.capabilities import CAPABILITIES
-    from integrations.channels.cli import channels_app
-    from integrations.programs_cli import programs_app
+    from integrations.channels.cli import channels_app  # per command: `madoguchi --help` loads no platform SDK
 
     app.add_typer(programs_app, name="programs")
     for capability in CAPABILITIES:

@@ -7,14 +7,17 @@ import json
 import typer
 from rich.console import Console
 from rich.table import Table
+from bot.programs import ProgramError, load_programs
+from bot.settings import get_settings
+from bot.programs import describe
+from handlers.hearing.schema import FormDefinitionError, load_catalog
+from bot.programs import check_programs
 
 programs_app = typer.Typer(help="事業（プログラム） / programs", no_args_is_help=True)
 console = Console()
 
 
 def _catalog():  # type: ignore[no-untyped-def]
-    from bot.programs import ProgramError, load_programs
-    from bot.settings import get_settings
 
     try:
         return load_programs(get_settings())
@@ -26,8 +29,6 @@ def _catalog():  # type: ignore[no-untyped-def]
 @programs_app.command("list")
 def list_programs(as_json: bool = typer.Option(False, "--json", help="JSON で出力")) -> None:
     """Every program: id, name, default, fiscal year, knowledge sources, hearing form, channels."""
-    from bot.programs import describe
-
     catalog = _catalog()
     rows = [describe(p) for p in catalog]
     if as_json:
@@ -46,10 +47,6 @@ def list_programs(as_json: bool = typer.Option(False, "--json", help="JSON で�
 @programs_app.command("check")
 def check() -> None:
     """Validate every program file and what it refers to (forms, rules, sources, credentials); exit 1 on errors."""
-    from handlers.hearing.schema import FormDefinitionError, load_catalog
-    from bot.programs import check_programs
-    from bot.settings import get_settings
-
     catalog = _catalog()
     try:
         forms = load_catalog(get_settings().hearing.forms_dirs).form_ids()

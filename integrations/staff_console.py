@@ -16,6 +16,7 @@ import hmac
 import json
 import secrets
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
@@ -31,7 +32,16 @@ from bot.programs import catalog_for, may_see, program_in, staff_programs
 from bot.security import login_guard, staff_sessions
 from bot.services import Services
 from bot.storage.models import FaqCandidate
+from bot.storage import audit
 from handlers.escalation.models import StaffAccount, Ticket
+from handlers.hearing.export import response_document
+from handlers.hearing.models import FormResponse
+from handlers.hearing.schema import catalog as forms_catalog
+from handlers.visits.models import Visit
+from integrations import staff_inbox
+from http.cookies import SimpleCookie
+import itsdangerous
+from knowledge import faq_review
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 SESSION_HOURS = 8
@@ -60,7 +70,6 @@ def install(api: FastAPI, services: Services) -> None:
                        max_age=SESSION_HOURS * 3600, same_site="strict",
                        https_only=services.settings.staff.cookie_secure)
     api.include_router(router)
-    from integrations import staff_inbox
 
     staff_inbox.install(api)
 
@@ -96,9 +105,7 @@ def staff_of_headers(services: Services, headers: list[tuple[bytes, bytes]], ses
     """The live, active account of the console cookie in raw request headers (read as `SessionMiddleware` reads
     it: signed, at most `SESSION_HOURS` old), for a decision taken before the request reaches the app; None
     without one. Touches the session as a page view does."""
-    from http.cookies import SimpleCookie
 
-    import itsdangerous
 
     cookie: SimpleCookie = SimpleCookie()
     for name, value in headers:
@@ -183,7 +190,6 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 # ------------------------------------------------------------------ queue
 @router.get("")
 def queue(request: Request, filter: str = "active") -> HTMLResponse:  # noqa: A002
-    from integrations import staff_inbox
 
     services = _services(request)
     with services.db.session() as session:
@@ -200,7 +206,6 @@ def _visible(services: Services, me: StaffAccount, record: Any) -> bool:
 
 @router.get("/tickets/{ticket_id}")
 def ticket_page(request: Request, ticket_id: int, filter: str = "active") -> HTMLResponse:  # noqa: A002
-    from integrations import staff_inbox
 
     services = _services(request)
     with services.db.session() as session:
@@ -277,8 +282,6 @@ def close(request: Request, ticket_id: int, csrf: str = Form(""), confirm: str =
 
 def _to_next(request: Request, ticket_id: int, response: Response) -> Response:
     """After a ticket is done, go on to the next one waiting (or the queue when none is)."""
-    from integrations import staff_inbox
-
     flash = str(request.session.get("flash") or "")
     if "既に終了" in flash or "できませんでした" in flash:
         return response
@@ -302,8 +305,6 @@ def faq_candidate(request: Request, ticket_id: int, csrf: str = Form("")) -> Res
 # -------------------------------------------------------------- dashboard
 @router.get("/dashboard")
 def dashboard(request: Request) -> HTMLResponse:
-    from integrations import staff_inbox
-
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
@@ -315,8 +316,6 @@ def dashboard(request: Request) -> HTMLResponse:
 @router.get("/hearings")
 def hearings_page(request: Request) -> HTMLResponse:
     """Submitted hearing sheets of the member's programs, newest first."""
-    from handlers.hearing.models import FormResponse
-
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
@@ -329,40 +328,31 @@ def hearings_page(request: Request) -> HTMLResponse:
 
 @router.get("/hearings/{response_id}")
 def hearing_page(request: Request, response_id: int) -> HTMLResponse:
-    from handlers.hearing.export import response_document
-    from handlers.hearing.schema import catalog as forms_catalog
-    from bot.storage import audit
-    from handlers.hearing.models import FormResponse
-
-    services = _services(request)
-    with services.db.session() as session:
-        me = current_staff(request, session)
-        response = session.get(FormResponse, response_id)
-        if not _visible(services, me, response):
-            return render(request, "staff/message.html", status=404, me=me, message="その回答はありません。")
-        assert response is not None
-        audit.record(session, "hearing.viewed", subject_type="form_response", subject_id=response.id,
-                     data={"actor": f"staff:{me.username}", "via": "console"})
-        return render(request, "staff/hearing.html", me=me, doc=response_document(forms_catalog(services), response),
-                      program=catalog_for(services).owner_id(response.program))
+    return _record_page(request, FormResponse, response_id, "その回答はありません。", "hearing.viewed", "form_response",
+                        "staff/hearing.html",
+                        lambda services, response: {"doc": response_document(forms_catalog(services), response)})
 
 
 @router.get("/visits/{visit_id}")
 def visit_page(request: Request, visit_id: int) -> HTMLResponse:
-    from bot.storage import audit
-    from handlers.visits.models import Visit
+    return _record_page(request, Visit, visit_id, "その訪問記録はありません。", "visit.viewed", "visit",
+                        "staff/visit.html", lambda services, visit: {"visit": visit})
 
+
+def _record_page(request: Request, model: type[Any], row_id: int, missing: str, action: str, subject_type: str,
+                 template: str, context: Callable[[Services, Any], dict[str, Any]]) -> HTMLResponse:
+    """A record's page: 404 unless the member works for its program, the viewing in the audit trail, then
+    the template with `context(services, row)`."""
     services = _services(request)
     with services.db.session() as session:
         me = current_staff(request, session)
-        visit = session.get(Visit, visit_id)
-        if not _visible(services, me, visit):
-            return render(request, "staff/message.html", status=404, me=me, message="その訪問記録はありません。")
-        assert visit is not None
-        audit.record(session, "visit.viewed", subject_type="visit", subject_id=visit.id,
+        row = session.get(model, row_id)
+        if row is None or not _visible(services, me, row):
+            return render(request, "staff/message.html", status=404, me=me, message=missing)
+        audit.record(session, action, subject_type=subject_type, subject_id=row.id,
                      data={"actor": f"staff:{me.username}", "via": "console"})
-        return render(request, "staff/visit.html", me=me, visit=visit,
-                      program=catalog_for(services).owner_id(visit.program))
+        return render(request, template, me=me, program=catalog_for(services).owner_id(row.program),
+                      **context(services, row))
 
 
 # -------------------------------------------------------------------- FAQ
@@ -393,7 +383,6 @@ SHARED = "*"
 @router.post("/faq/{candidate_id}/{decision}")
 def faq_decide(request: Request, candidate_id: int, decision: str, csrf: str = Form(""),
                question: str = Form(""), answer: str = Form(""), program: str = Form("")) -> Response:
-    from knowledge import faq_review
 
     check_csrf(request, csrf)
     services = _services(request)

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from bot import jst
 from bot.programs import catalog_for
 from bot.services import Services
+from bot.storage import audit
 from bot.storage.models import (
     AuditEvent,
     Company,
@@ -42,6 +43,14 @@ from bot.storage.models import (
 from handlers.escalation import tickets
 from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
 from integrations import web_chat
+from handlers.hearing.models import FormResponse
+from handlers.visits.models import Visit
+from sqlalchemy import true
+from bot.programs import conversation_in, may_see, program_in, staff_programs
+from bot.storage.models import Conversation
+from bot.security import throttle
+from integrations.http_guards import Verdict
+from knowledge.loaders import SUPPORTED_SUFFIXES
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -83,7 +92,6 @@ def waiting(ticket: Ticket, now: datetime) -> str:
 def filtered(query: Any, name: str, me: StaffAccount, catalog: Any = None) -> Any:
     """The queue's filter; with the program catalog, only tickets of the member's programs (admins: all)."""
     if catalog is not None:
-        from bot.programs import program_in, staff_programs
 
         query = query.where(program_in(Ticket.program, staff_programs(me, catalog), catalog))
     if name == "open":
@@ -158,9 +166,6 @@ def unique_sources(sources: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def context_of(session: Any, ticket: Ticket) -> dict[str, Any]:
     """The right-hand column: who asked, their company, hearing sheets and visits, the sources shown."""
-    from handlers.hearing.models import FormResponse
-    from handlers.visits.models import Visit
-
     person = session.get(Person, ticket.person_id)
     company = session.get(Company, ticket.company_id) if ticket.company_id else None
     hearings = list(session.execute(select(FormResponse).where(FormResponse.person_id == ticket.person_id)
@@ -193,11 +198,8 @@ def jst_text(moment: datetime | None) -> str:
 
 def next_ticket(session: Any, me: StaffAccount, after: int, catalog: Any = None) -> int | None:
     """After resolving: the next ticket to work on (mine first, then the oldest unclaimed of my programs)."""
-    from sqlalchemy import true
-
     scope = true()
     if catalog is not None:
-        from bot.programs import program_in, staff_programs
 
         scope = program_in(Ticket.program, staff_programs(me, catalog), catalog)
     for query in (select(Ticket.id).where(Ticket.assignee_id == me.id, Ticket.status.in_(("open", "claimed")),
@@ -274,10 +276,7 @@ def rate(part: int, whole: int) -> dict[str, Any]:
 def dashboard_context(session: Any, days: int = 14, *, me: StaffAccount | None = None,
                       catalog: Any = None) -> dict[str, Any]:
     """The dashboard's figures; with `me` and the program catalog, only the member's programs (admins: all)."""
-    from sqlalchemy import true
 
-    from bot.programs import conversation_in, program_in, staff_programs
-    from bot.storage.models import Conversation
 
     programs = staff_programs(me, catalog) if me is not None and catalog is not None else None
     ticket_scope = program_in(Ticket.program, programs, catalog) if programs is not None else true()
@@ -310,7 +309,7 @@ def dashboard_context(session: Any, days: int = 14, *, me: StaffAccount | None =
 
 # ------------------------------------------------------------------ knowledge page
 def knowledge_sources(session: Any) -> list[dict[str, Any]]:
-    from knowledge.answering import Citation
+    from knowledge.answering import Citation  # heavy: loads chromadb (through retrieval)
 
     rows = session.execute(select(KnowledgeSource).order_by(KnowledgeSource.title)).scalars()
     return [{"id": s.id, "title": s.title, "name": s.name, "kind": s.kind, "chunks": s.chunk_count,
@@ -328,14 +327,8 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
                         catalog: Any = None) -> list[dict[str, Any]]:
     """Questions the bot declined (no confident answer) or users marked 👎, newest first, each once; with
     `me` and the program catalog, only those asked in the member's programs (users' words are theirs)."""
-    from sqlalchemy import true
-
-    from bot.storage.models import Conversation
-
     scope: Any = true()
     if me is not None and catalog is not None:
-        from bot.programs import conversation_in, staff_programs
-
         programs = staff_programs(me, catalog)
         if programs is not None:
             scope = Message.conversation_id.in_(select(Conversation.id).where(
@@ -398,9 +391,7 @@ def upload_admission(services: Services) -> Any:
     live admin session and a declared `Content-Length` (a chunked upload keeps the 64 KB limit), charged to the
     client address's and the account's hourly budget (`upload_mb_per_hour`; over it: 429). Anyone else keeps
     the 64 KB limit there (the route then answers the login redirect or 403 for a small body)."""
-    from bot.security import throttle
-    from integrations.http_guards import Verdict
-    from integrations.staff_console import staff_of_headers
+    from integrations.staff_console import staff_of_headers  # cycle: staff_console imports this module
 
     def decide(headers: list[tuple[bytes, bytes]], client: str, length: int | None) -> Verdict:
         with services.db.session() as session:
@@ -435,9 +426,25 @@ def install(api: Any) -> None:
 
 
 def _console() -> Any:
-    from integrations import staff_console
+    from integrations import staff_console  # a real cycle: staff_console's pages use this module's contexts
 
     return staff_console
+
+
+def _member(request: Request, csrf: str) -> StaffAccount:
+    """The logged-in member behind a console form POST, after its CSRF token is checked."""
+    console = _console()
+    console.check_csrf(request, csrf)
+    with _services(request).db.session() as session:
+        me: StaffAccount = console.current_staff(request, session)
+        session.expunge(me)
+        return me
+
+
+def _back(request: Request, to: str, flash: str) -> RedirectResponse:
+    """After a form POST: a message for the next page, and a 303 back to it."""
+    request.session["flash"] = flash
+    return RedirectResponse(to, status_code=303)
 
 
 @router.get("/events")
@@ -488,33 +495,24 @@ def saved_replies_page(request: Request) -> HTMLResponse:
 
 @router.post("/saved-replies")
 def saved_replies_add(request: Request, title: str = Form(""), text: str = Form(""), csrf: str = Form("")) -> Response:
-    console = _console()
-    console.check_csrf(request, csrf)
+    _member(request, csrf)
     services = _services(request)
-    with services.db.session() as session:
-        console.current_staff(request, session)
     if not title.strip() or not text.strip():
-        request.session["flash"] = "題名と本文を入力してください。"
-    else:
-        with _saved_lock:
-            rows = [r for r in saved_replies(services) if r["title"] != title.strip()]
-            rows.append({"title": title.strip()[:80], "text": text.strip()[:4000]})
-            _write_saved(services, rows)
-        request.session["flash"] = f"定型文「{title.strip()[:80]}」を保存しました。"
-    return RedirectResponse("/staff/saved-replies", status_code=303)
+        return _back(request, "/staff/saved-replies", "題名と本文を入力してください。")
+    with _saved_lock:
+        rows = [r for r in saved_replies(services) if r["title"] != title.strip()]
+        rows.append({"title": title.strip()[:80], "text": text.strip()[:4000]})
+        _write_saved(services, rows)
+    return _back(request, "/staff/saved-replies", f"定型文「{title.strip()[:80]}」を保存しました。")
 
 
 @router.post("/saved-replies/delete")
 def saved_replies_delete(request: Request, title: str = Form(""), csrf: str = Form("")) -> Response:
-    console = _console()
-    console.check_csrf(request, csrf)
+    _member(request, csrf)
     services = _services(request)
-    with services.db.session() as session:
-        console.current_staff(request, session)
     with _saved_lock:
         _write_saved(services, [r for r in saved_replies(services) if r["title"] != title])
-    request.session["flash"] = f"定型文「{title}」を削除しました。"
-    return RedirectResponse("/staff/saved-replies", status_code=303)
+    return _back(request, "/staff/saved-replies", f"定型文「{title}」を削除しました。")
 
 
 @router.get("/knowledge")
@@ -531,23 +529,17 @@ def knowledge_page(request: Request, q: str = "") -> HTMLResponse:
 
 
 def _admin(request: Request, csrf: str) -> StaffAccount | Response:
-    console = _console()
-    console.check_csrf(request, csrf)
-    services = _services(request)
-    with services.db.session() as session:
-        me = console.current_staff(request, session)
-        if me.role != "admin":
-            return JSONResponse({"error": "forbidden", "message": "資料の変更は管理者だけができます。",
-                                 "message_en": "Admins only."}, status_code=403)
-        session.expunge(me)
-        return me
+    me = _member(request, csrf)
+    if me.role != "admin":
+        return JSONResponse({"error": "forbidden", "message": "資料の変更は管理者だけができます。",
+                             "message_en": "Admins only."}, status_code=403)
+    return me
 
 
 @router.post(UPLOAD_PATH.removeprefix("/staff"))
 def knowledge_upload(request: Request, file: Annotated[UploadFile, File()], csrf: str = Form("")) -> Response:
     """Add or replace a manual / FAQ file (same formats as `knowledge ingest`); replies JSON for the page."""
-    from knowledge.ingest import ingest_paths
-    from knowledge.loaders import SUPPORTED_SUFFIXES
+    from knowledge.ingest import ingest_paths  # heavy: loads chromadb and the embedder
 
     me = _admin(request, csrf)
     if isinstance(me, Response):
@@ -569,8 +561,6 @@ def knowledge_upload(request: Request, file: Annotated[UploadFile, File()], csrf
     report = ingest_paths(services, [path])
     result = report.results[0] if report.results else None
     with services.db.session() as session:
-        from bot.storage import audit
-
         audit.record(session, "knowledge.uploaded", subject_type="knowledge_source", subject_id=name,
                      data={"by": me.username, "status": result.status if result else "none"})
     if result is None or result.status == "error":
@@ -582,8 +572,8 @@ def knowledge_upload(request: Request, file: Annotated[UploadFile, File()], csrf
 
 @router.post("/knowledge/{source_id}/delete")
 def knowledge_delete(request: Request, source_id: int, csrf: str = Form("")) -> Response:
-    from knowledge.ingest import _remove_source
-    from knowledge.vectorstore import VectorStore
+    from knowledge.ingest import _remove_source  # heavy: loads chromadb and the embedder
+    from knowledge.vectorstore import VectorStore  # heavy: loads chromadb
 
     me = _admin(request, csrf)
     if isinstance(me, Response):
@@ -592,19 +582,15 @@ def knowledge_delete(request: Request, source_id: int, csrf: str = Form("")) -> 
     with services.db.session() as session:
         source = session.get(KnowledgeSource, source_id)
         if source is None:
-            request.session["flash"] = "その資料はありません。"
-            return RedirectResponse("/staff/knowledge", status_code=303)
+            return _back(request, "/staff/knowledge", "その資料はありません。")
         name, path = source.name, Path(source.path)
         _remove_source(session, VectorStore(services.settings), source_id)
-        from bot.storage import audit
-
         audit.record(session, "knowledge.deleted", subject_type="knowledge_source", subject_id=name,
                      data={"by": me.username})
     if path.is_relative_to(upload_dir(services)) and path.exists():
         path.unlink()
     services.knowledge_changed()
-    request.session["flash"] = f"{name} を削除しました。"
-    return RedirectResponse("/staff/knowledge", status_code=303)
+    return _back(request, "/staff/knowledge", f"{name} を削除しました。")
 
 
 @router.post("/knowledge/candidate")
@@ -612,23 +598,15 @@ def knowledge_candidate(request: Request, question: str = Form(""), csrf: str = 
                         program: str = Form("")) -> Response:
     """A declined or 👎 question becomes a FAQ candidate in one step (its answer is written on the FAQ page), in
     the program it was asked in when the member works for it (the program can be changed on the FAQ page)."""
-    from bot.programs import catalog_for, may_see, staff_programs
-
-    console = _console()
-    console.check_csrf(request, csrf)
-    services = _services(request)
-    catalog = catalog_for(services)
-    with services.db.session() as session:
-        me = console.current_staff(request, session)
-        owner = program if catalog.get(program) and may_see(staff_programs(me, catalog), program, catalog) else None
-        if question.strip():
+    me = _member(request, csrf)
+    catalog = catalog_for(_services(request))
+    owner = program if catalog.get(program) and may_see(staff_programs(me, catalog), program, catalog) else None
+    if question.strip():
+        with _services(request).db.session() as session:
             candidate = FaqCandidate(question=question.strip()[:4000], answer="", created_by=me.id, status="pending",
                                      program=owner)
             session.add(candidate)
             session.flush()
-            from bot.storage import audit
-
             audit.record(session, "faq.candidate_created", subject_type="faq_candidate", subject_id=candidate.id,
                          data={"from": "knowledge_review", "staff": me.username})
-    request.session["flash"] = "FAQ候補にしました。「FAQ候補」で回答を書いて公開できます。"
-    return RedirectResponse("/staff/knowledge", status_code=303)
+    return _back(request, "/staff/knowledge", "FAQ候補にしました。「FAQ候補」で回答を書いて公開できます。")

@@ -34,6 +34,14 @@ from bot.text import too_long
 from integrations import web_chat
 from integrations.http_guards import MAX_BODY_BYTES
 from integrations.web_identity import anonymous_code_refusal, chat_identity, client_of
+from integrations import staff_console
+from integrations.channels import liff
+from integrations.channels import mount_channels
+from integrations.http_guards import GuardMiddleware
+from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH, upload_admission
+from bot.logging_setup import configure_logging
+import anyio.to_thread
+from bot.outbox import take_pending
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -48,7 +56,6 @@ class ChatLocation(BaseModel):
 
 class ChatRequest(BaseModel):
     """One user message. Send `text` (free text), `choice` (an option value) or `location`."""
-
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"user_id": "u-123", "text": "専門家派遣は年に何回まで使えますか？"}]},
@@ -119,7 +126,6 @@ class ErrorResponse(BaseModel):
 def create_app(services: Services | None = None) -> FastAPI:
     """Build the app; `madoguchi serve` calls this as a uvicorn factory."""
     if services is None:
-        from bot.logging_setup import configure_logging
 
         settings = get_settings()
         configure_logging(settings.log.level, settings.resolved_log_dir)
@@ -128,8 +134,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         """The outbox delivery worker runs while the server does. Request threads match the DB pool."""
-        import anyio.to_thread
-
         anyio.to_thread.current_default_thread_limiter().total_tokens = services.db.threads
         api.state.delivery.start()
         try:
@@ -241,8 +245,6 @@ def create_app(services: Services | None = None) -> FastAPI:
         return ChatResponse(replies=[_chat_reply(r) for r in outcome.replies])
 
     def pending_for(user_id: str | None) -> ChatResponse:
-        from bot.outbox import take_pending
-
         if user_id is None:
             return ChatResponse(replies=[])
         with services.db.session() as session:
@@ -311,8 +313,6 @@ def create_app(services: Services | None = None) -> FastAPI:
             ProgramItem(id=p.id, name=p.name, label=p.label, description=p.description.strip(), default=p.default,
                         url=f"/p/{p.id}/") for p in catalog_for(services) if "web" in p.channels])
 
-    from integrations import staff_console
-    from integrations.channels import liff
 
     liff.install(app)
 
@@ -321,12 +321,9 @@ def create_app(services: Services | None = None) -> FastAPI:
             app.include_router(capability.routes(services))
     staff_console.install(app, services)
 
-    from integrations.channels import mount_channels
 
     app.state.delivery = mount_channels(app, services, engine)
-    from integrations.http_guards import GuardMiddleware
 
-    from integrations.staff_inbox import UPLOAD_MAX_BYTES, UPLOAD_PATH, upload_admission
 
     app.add_middleware(GuardMiddleware, max_body_bytes=MAX_BODY_BYTES,  # outermost: before any route reads
                        path_limits={UPLOAD_PATH: (UPLOAD_MAX_BYTES + 64 * 1024, upload_admission(services))})

@@ -40,6 +40,10 @@ from bot.storage.models import (
     Message,
     OutboundMessage,
 )
+from integrations.web_identity import chat_identity, set_session_cookie
+from bot.programs import catalog_for
+from urllib.parse import urlencode
+from bot.outbox import take_pending
 
 EVENTS_POLL_S = 0.5
 EVENTS_MAX_S = 300  # a stream ends after this; the browser's EventSource reconnects by itself
@@ -56,7 +60,6 @@ def visitor(request: Request, response: Response | None, create: bool) -> tuple[
     """The page's visitor from the server-issued session cookie (see `integrations.web_identity`) and the
     session's CSRF token; with `create`, a first visit gets its session (and cookie) here, so live updates
     and sending work before it types."""
-    from integrations.web_identity import chat_identity, set_session_cookie
 
     services = _services(request)
     identity = chat_identity(request, services, None, create=create)
@@ -83,7 +86,6 @@ def citations_of(reply: Reply | dict[str, Any]) -> list[dict[str, str]]:
         source = str(citation.get("source") or "")
         if not label or not source or label in seen:
             continue
-        from urllib.parse import urlencode
 
         query = {"source": source, "section": str(citation.get("section") or "")}
         seen[label] = {"label": label, "url": "/sources/view?" + urlencode(query)}
@@ -185,7 +187,6 @@ def example_questions(services: Services, limit: int = EXAMPLES, program: str | 
     """A few short questions the knowledge base answers from its FAQ entries, one per source first (on a
     program's page, only from the sources that answer there)."""
     global _examples_cache
-    from bot.programs import catalog_for
 
     sources = catalog_for(services).source_filter(program)
     with services.db.session() as session:
@@ -223,8 +224,6 @@ def example_questions(services: Services, limit: int = EXAMPLES, program: str | 
 # ------------------------------------------------------------------ routes
 def _program(services: Services, program: str | None) -> str | None:
     """The page's program if it is one with a web window; anything else is the general page."""
-    from bot.programs import catalog_for
-
     found = catalog_for(services).get(program)
     return found.id if found is not None and "web" in found.channels else None
 
@@ -248,7 +247,6 @@ def api_history(request: Request, response: Response, program: str | None = Prog
 def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[str, Any]:
     """The first screen: greeting, example questions from the knowledge base, and the menu. On the general
     page of an installation with several programs, also the programs to choose from (each its own page)."""
-    from bot.programs import catalog_for
 
     services = _services(request)
     locale = services.settings.locale
@@ -272,8 +270,6 @@ async def api_events(request: Request) -> Response:
                                  headers={"Cache-Control": "no-store"})
 
     def take() -> list[dict[str, Any]]:
-        from bot.outbox import take_pending
-
         with services.db.session() as session:
             return [page_reply(r) for r in take_pending(session, "web", user_id)]
 

@@ -128,7 +128,8 @@ ANSWER_TYPES: list[AnswerType] = [
               unless=_rx(r"いつ")),
     # A capitalised word numbered like an item (「Phase01」「Step 2」) is a label, not a product.
     # 「何で構築されていますか」 asks the product a system is built on (Salesforce), as 「どのツール」 does.
-    AnswerType("tool", _rx(r"ツール|アプリ|ソフト|何で(?:構築|開発|作られ|作成され|実装)"), _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}(?![a-z]|\s*\d)"),
+    AnswerType("tool", _rx(r"ツール|アプリ|ソフト|何で(?:構築|開発|作られ|作成され|実装)"),
+               _rx(r"Teams|Zoom|Webex|Google\s*Meet|Skype|[A-Z][a-z]{2,}(?![a-z]|\s*\d)"),
                _rx(r"ツール|会議|用いて|使用"),
                # a medium (「Web 会議」「Web 入力フォーム」「Email」) is no product
                ignore=_rx(r"Web(?!ex)|E-?mail|Mail|Online")),
@@ -152,7 +153,8 @@ ANSWER_TYPES: list[AnswerType] = [
                _rx(r"住所|所在地|提出先|宛先")),
     # 「事務局の会社は？」 asks which company; 「同じ会社が応募できますか」 does not.
     AnswerType("place", _rx(r"どこ|どの(?:都道府県|県|地域|市|エリア)|部署|問い?合わ?せ先|事務局は|担当課|会社(?=は|名)"),
-               _rx(r"(?:" + _PREFECTURES + r")[都道府県]?(?:、|・|及び|および)|株式会社|有限会社|法人|研究所|センター|機構|協会|[^\s、。]{2,}(?:課|室|部|局)(?![長面])|在住|国内|フォーム"),
+               _rx(r"(?:" + _PREFECTURES + r")[都道府県]?(?:、|・|及び|および)|株式会社|有限会社|法人|研究所|センター|機構|協会|"
+                   r"[^\s、。]{2,}(?:課|室|部|局)(?![長面])|在住|国内|フォーム"),
                _rx(r"提出先|問い?合わ?せ先|担当|所在地|宛先|住所|連絡先")),
     # 「修了すると何がもらえますか」: what is given (a certificate, a badge, a payment), which the
     # document writes as issued, granted or paid.

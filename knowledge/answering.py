@@ -103,7 +103,7 @@ def program_name(title: str) -> str:
     name = re.sub(r"^(?:令和|平成)\s*\d+\s*年度\s*(?:[(（][^)）]*[)）])?\s*", "", title)
     name = re.sub(r"\s*(?:に係る)?\s*(?:企画競争)?(?:募集要領|公募要領|仕様書案?)$", "", name)
     name = name.replace("「", "").replace("」", "")
-    name = re.sub(r"[(（](?:[^)）]{%d,}|[^)）]*、[^)）]*)[)）]$" % (PROGRAM_ASIDE_CHARS + 1), "", name)
+    name = re.sub(rf"[(（](?:[^)）]{{{PROGRAM_ASIDE_CHARS + 1},}}|[^)）]*、[^)）]*)[)）]$", "", name)
     return name.strip() or title
 
 
@@ -453,7 +453,7 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     if kind is not None and not can_answer(kind, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
         confidence = min(confidence, threshold * 0.9)
-    anchor = next((t for t in sorted(retrieval.idf, key=retrieval.idf.get, reverse=True) if t in sentence), None)
+    anchor = next((t for t in sorted(retrieval.idf, key=lambda term: retrieval.idf[term], reverse=True) if t in sentence), None)
     citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits if h is not hit][:2]
     return Answer(question, _trim(sentence, anchor), confidence >= threshold,
                   round(confidence, 4), citations, features)

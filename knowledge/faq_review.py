@@ -20,6 +20,7 @@ from sqlalchemy import select
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import FaqCandidate, utcnow
+from bot.programs import catalog_for
 
 TITLE = "事務局回答FAQ"
 
@@ -43,8 +44,7 @@ def publish(services: Services, candidate_id: int, reviewer: str, *, question: s
             answer: str | None = None, program: str | None = None, shared: bool | None = None) -> FaqCandidate:
     """Write the (possibly edited) entry to its program's published FAQ file (or the shared one) and index it.
     `program` and `shared` change what the candidate says (who may choose them is the caller's check)."""
-    from bot.programs import catalog_for
-    from knowledge.ingest import ingest_paths
+    from knowledge.ingest import ingest_paths  # heavy: loads chromadb and the embedder
 
     catalog = catalog_for(services)
     with services.db.session() as session:

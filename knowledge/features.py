@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.text import normalize
+from bot.text import compact, normalize
 from knowledge.kinds import KIND_NAMES, asked, fact_strings, facts
 from knowledge.retrieval import FAQ_WORDS_WEIGHT, Hit, Retrieval, part_of
 from knowledge.units import Unit, units_of
+
+if TYPE_CHECKING:
+    from knowledge.answering import Answer
+    from knowledge.unit_vectors import UnitVectors
 
 #: Passages whose units compete for the answer (fusion may rank the passage with the question's rarest
 #: word 11th; 12 measured best for the earlier sentence picker, docs/BENCHMARKS.md).
@@ -34,6 +39,10 @@ UNIT_FEATURES = (
     "rel_cov_path", "rel_cov_unit", "rel_kanji", "rel_prior",
     # interactions a linear ranker cannot form itself
     "kind_x_cov", "kind_x_key",
+    # the unit's own e5 vector against the question's (knowledge/unit_vectors.py), and against the best one
+    "unit_dense", "rel_unit_dense", "unit_dense_rank",
+    # agreement with the classic answerer (knowledge/answering.py): a second, differently built ranker
+    "classic_agree", "classic_agree_conf",
 )
 
 GATE_FEATURES = (
@@ -41,6 +50,7 @@ GATE_FEATURES = (
     "kind_match", "kind_missing", "dense", "max_dense", "both_retrievers", "is_faq", "faq_forward",
     "faq_backward", "faq_dense", "unknown", "asks_kind", "steered", "top_bm25", "sources_top5",
     "support", "gap_second",
+    "unit_dense", "unit_dense_margin", "classic_conf", "classic_confident", "classic_agree",
 )
 #: Features of the curated-FAQ gate: how alike the two questions are (dense), the share of the user's
 #: question the entry's question says, and the share of the entry's question the user's says.
@@ -89,11 +99,26 @@ def pool(retrieval: Retrieval) -> list[Hit]:
     return hits
 
 
+#: Characters of the classic answer and of a unit compared to say they agree (one stating the other's start).
+AGREE_CHARS = 30
+
+
+def agrees(unit: Unit, classic: Answer | None) -> bool:
+    """The classic answerer's answer states this unit (or the unit states its answer): its start is in the
+    other's text."""
+    if classic is None or not classic.body or classic.kind not in ("extractive", "faq"):
+        return False
+    body, core, text = compact(classic.body), compact(unit.core), compact(unit.text)
+    return bool(core) and (core[:AGREE_CHARS] in body or body[:AGREE_CHARS] in text)
+
+
 def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None = None,
                positions: dict[str, float] | None = None, faq: dict[str, tuple[float, float, float]] | None = None,
                title_keys: dict[int, str] | None = None,
-               title_tokens: dict[int, frozenset[str]] | None = None) -> list[Candidate]:
-    """Every unit of the pooled passages with its feature vector (order of UNIT_FEATURES)."""
+               title_tokens: dict[int, frozenset[str]] | None = None,
+               unit_vectors: UnitVectors | None = None, classic: Answer | None = None) -> list[Candidate]:
+    """Every unit of the pooled passages with its feature vector (order of UNIT_FEATURES). `unit_vectors`
+    gives each unit's own e5 vector; `classic` is the classic answerer's answer to the same question."""
     hits = pool(retrieval)
     if not hits:
         return []
@@ -161,6 +186,9 @@ def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None 
                                 if unit.tokens else 0.0),
                 "rel_cov_path": 0.0, "rel_cov_unit": 0.0, "rel_kanji": 0.0, "rel_prior": 0.0,
                 "kind_x_cov": 0.0, "kind_x_key": 0.0,
+                "unit_dense": 0.0, "rel_unit_dense": 0.0, "unit_dense_rank": 0.0,
+                "classic_agree": 1.0 if agrees(unit, classic) else 0.0,
+                "classic_agree_conf": classic.confidence if classic is not None and agrees(unit, classic) else 0.0,
             }
             vector = np.array([values[name] for name in UNIT_FEATURES], dtype=np.float32)
             out.append(Candidate(hit, hit_no, unit, vector,
@@ -182,6 +210,13 @@ def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None 
             matrix[:, _COLUMN[f"rel_{name}"]] = matrix[:, column] - matrix[:, column].max()
         matrix[:, _COLUMN["kind_x_cov"]] = matrix[:, _COLUMN["kind_match"]] * matrix[:, _COLUMN["cov_path"]]
         matrix[:, _COLUMN["kind_x_key"]] = matrix[:, _COLUMN["kind_match"]] * matrix[:, _COLUMN["key_word"]]
+        if unit_vectors is not None and retrieval.vector:
+            dense = unit_vectors.similarity(retrieval.vector, [c.unit.text for c in out])
+            matrix[:, _COLUMN["unit_dense"]] = dense
+            matrix[:, _COLUMN["rel_unit_dense"]] = dense - dense.max()
+            ranks = np.empty(len(dense))
+            ranks[np.argsort(-dense, kind="stable")] = np.arange(len(dense))
+            matrix[:, _COLUMN["unit_dense_rank"]] = 1.0 / (1.0 + ranks)
         for candidate, row in zip(out, matrix, strict=True):
             candidate.features = row
     return out
@@ -213,12 +248,16 @@ def faq_features(candidate: Candidate) -> np.ndarray:
     return np.array([candidate.features[_COLUMN[n]] for n in FAQ_FEATURES], dtype=np.float32)
 
 
-def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
-    """Features of the question and of its best unit (`ranked` best first), in GATE_FEATURES order."""
+def gate_features(retrieval: Retrieval, ranked: list[Candidate], classic: Answer | None = None) -> np.ndarray:
+    """Features of the question and of its best unit (`ranked` best first), in GATE_FEATURES order, with the
+    classic answerer's confidence in its own answer to the question (`classic`)."""
+    classic_values = {"classic_conf": classic.confidence if classic is not None else 0.0,
+                      "classic_confident": 1.0 if classic is not None and classic.confident else 0.0}
     if not ranked:
         values = dict.fromkeys(GATE_FEATURES, 0.0)
         values["unknown"] = retrieval.unknown_share
         values["margin_other_fact"] = 0.0
+        values.update(classic_values)
         return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)
     best = ranked[0]
     f = dict(zip(UNIT_FEATURES, best.features.tolist(), strict=True))
@@ -249,5 +288,9 @@ def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
         "top_bm25": math.log1p(max((h.bm25 for h in hits[:5]), default=0.0)) / 4,
         "sources_top5": len({h.source.id for h in hits[:5]}) / 5,
         "support": support, "gap_second": min(best.score - second, MARGIN_CAP),
+        "unit_dense": f["unit_dense"],
+        "unit_dense_margin": f["unit_dense"] - max((c.features[_COLUMN["unit_dense"]] for c in ranked[1:]
+                                                    if c.unit.text != best.unit.text), default=0.0),
+        "classic_agree": f["classic_agree"], **classic_values,
     }
     return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)

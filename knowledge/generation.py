@@ -15,6 +15,7 @@ import re
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import SecretStr
 
 from bot.privacy import mask_personal_data
 from bot.settings import Settings
@@ -36,18 +37,18 @@ NO_ANSWER = "資料に記載がありません"
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
     if settings.llm.provider == "openai":
-        from langchain_openai import ChatOpenAI
+        from langchain_openai import ChatOpenAI  # optional dependency (extra llm)
 
         return ChatOpenAI(
             model=settings.llm.model or "gpt-4o-mini",
             base_url=settings.llm.base_url,
-            api_key=settings.llm.api_key.get_secret_value() if settings.llm.api_key else "none",
+            api_key=settings.llm.api_key or SecretStr("none"),
             temperature=0,
             timeout=20,
             max_retries=1,
         )
     if settings.llm.provider == "ollama":
-        from langchain_ollama import ChatOllama
+        from langchain_ollama import ChatOllama  # optional dependency (extra llm)
 
         return ChatOllama(model=settings.llm.model or "qwen2.5:7b", base_url=settings.llm.base_url, temperature=0)
     raise ValueError(f"unknown MADOGUCHI_LLM__PROVIDER {settings.llm.provider!r}")

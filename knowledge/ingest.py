@@ -27,6 +27,7 @@ from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lin
 from knowledge.embeddings import build_embeddings, embeddings_name
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
 from knowledge.tokenize import tokens
+from knowledge.unit_vectors import UnitVectors
 from knowledge.vectorstore import VectorStore
 
 #: A metadata file beside a document (`<name>.meta.yaml`: program, fiscal year, window) is no document.
@@ -54,6 +55,8 @@ class IngestReport:
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
     embedded: int = 0
+    #: answer units whose vectors were computed (learned pipeline; the others came from the cache table)
+    units_embedded: int = 0
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -116,10 +119,17 @@ def ingest_paths(
             if on_file:
                 on_file(result)
 
+    # The learned pipeline compares each answer unit's own vector with the question's: computed here, once
+    # per unit text (unchanged sources find theirs in the cache table).
+    units = UnitVectors(services.db, embeddings) if services.settings.knowledge.pipeline == "learned" else None
     for path in files:
         result = _ingest_one(services, store, embeddings, model, path, known.get(str(path)), report)
         if result.status in ("new", "updated", "unchanged"):
             result.edition = _edition(services, str(path))
+            if units is not None:
+                before = units.embedded
+                units.vectors(_unit_texts(services, str(path)))
+                report.units_embedded += units.embedded - before
         report.results.append(result)
         if on_file:
             on_file(result)
@@ -216,6 +226,23 @@ def _vectors(services: Services, embeddings, model: str, texts: list[str], repor
                 session.merge(EmbeddingCache(model=model, text_hash=text_hash,
                                              vector=np.asarray(vector, dtype=np.float32).tobytes()))
     return [cached[h] for h in hashes]
+
+
+def _unit_texts(services: Services, path: str) -> list[str]:
+    """The answer units of a stored source (knowledge/units.py), as the learned pipeline cuts them."""
+    from knowledge.units import header_before, units_of
+
+    with services.db.session() as session:
+        source = session.execute(select(KnowledgeSource).where(KnowledgeSource.path == path)).scalar_one_or_none()
+        if source is None:
+            return []
+        chunks = session.execute(select(KnowledgeChunk).where(KnowledgeChunk.source_id == source.id)
+                                 .order_by(KnowledgeChunk.ordinal)).scalars().all()
+        rows = [(c.kind, c.section, c.text, c.answer) for c in chunks]
+    texts: list[str] = []
+    for (kind, section, text, answer), header in zip(rows, header_before([r[2] for r in rows]), strict=True):
+        texts.extend(unit.text for unit in units_of(kind, section, text, answer, tuple(header) if header else None))
+    return texts
 
 
 def _edition(services: Services, path: str) -> str:

@@ -83,7 +83,7 @@ def _decode(data: bytes) -> str:
 
 
 def _load_html(path: Path) -> LoadedDocument:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup  # only for that file format
 
     soup = BeautifulSoup(_decode(path.read_bytes()), "html.parser")
     for tag in soup(["script", "style", "nav", "footer", "noscript"]):
@@ -108,7 +108,7 @@ def _load_html(path: Path) -> LoadedDocument:
 
 
 def _load_pdf(path: Path) -> LoadedDocument:
-    from pypdf import PdfReader
+    from pypdf import PdfReader  # only for that file format
 
     reader = PdfReader(str(path))
     pages = [(page.extract_text() or "").splitlines() for page in reader.pages]
@@ -119,7 +119,7 @@ def _load_pdf(path: Path) -> LoadedDocument:
 
 
 def _load_docx(path: Path) -> LoadedDocument:
-    import docx
+    import docx  # only for that file format
 
     document = docx.Document(str(path))
     lines: list[str] = []
@@ -159,7 +159,7 @@ def _rows_from_csv(path: Path) -> list[dict[str, object]]:
 
 
 def _rows_from_xlsx(path: Path) -> list[dict[str, object]]:
-    from openpyxl import load_workbook
+    from openpyxl import load_workbook  # only for that file format
 
     workbook = load_workbook(str(path), read_only=True, data_only=True)
     sheet = workbook.active

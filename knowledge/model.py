@@ -1,14 +1,16 @@
 """The learned stages: a unit ranker and a calibrated answer gate, trained from the labeled bank.
 
-- Ranker: a linear scoring function over the unit features (knowledge/features.py), trained pairwise
-  (RankNet's logistic loss on every right/wrong unit pair of a question, the linear case of
-  learning to rank), so it learns which unit of one question's candidates answers it.
+- Ranker: LightGBM's lambdarank (gradient-boosted trees, grouped by question) over the unit features
+  (knowledge/features.py), so it learns which unit of one question's candidates answers it; its trees are
+  the text file knowledge/models/ranker.lgb.txt. The earlier linear ranker (RankNet's logistic loss on
+  every right/wrong unit pair, the linear case of learning to rank) stays for comparison (`Ranker`).
 - Gate: logistic regression over the features of the question and its best unit, then isotonic
   regression fitted on out-of-fold predictions, so its output is the probability the answer is right;
   the threshold is the lowest one whose out-of-fold precision is at least TARGET_PRECISION.
 
-Both are plain numpy (a few hundred numbers), stored as JSON in knowledge/models/ and loaded at run
-time; `python benchmarks/knowledge_eval.py --train` retrains them from the bank.
+The gate is plain numpy (a few hundred numbers), stored as JSON in knowledge/models/ with the ranker's
+file name, and loaded at run time; `python benchmarks/knowledge_eval.py lodo --train` retrains both from
+the bank.
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from pathlib import Path
 import numpy as np
 
 MODEL_PATH = Path(__file__).with_name("models") / "answer_model.json"
+#: The lambdarank trees, beside the JSON model.
+RANKER_FILE = "ranker.lgb.txt"
+#: LightGBM's lambdarank settings: small trees (15 leaves, 20 units a leaf at least) and a slow rate suit a
+#: bank of about a thousand questions; one thread (the machine is shared) and a fixed seed (reproducible).
+LAMBDARANK_PARAMS = {"objective": "lambdarank", "num_leaves": 15, "min_data_in_leaf": 20, "learning_rate": 0.05,
+                     "feature_fraction": 0.8, "lambdarank_truncation_level": 10, "num_threads": 1, "seed": 0,
+                     "deterministic": True, "verbose": -1}
+#: Boosting rounds of the lambdarank ranker.
+LAMBDARANK_ROUNDS = 200
 #: The precision a confident answer must reach: a wrong deadline stated confidently is worse than a handoff.
 TARGET_PRECISION = 0.95
 #: L2 penalty of both linear models: the bank is a few hundred questions; small weights generalise.
@@ -86,6 +97,44 @@ class Ranker:
             return -(p @ d) / len(d) + L2 * w
 
         return cls(_adam(gradient, np.zeros(d.shape[1])), mean, scale, names)
+
+
+class LambdaRanker:
+    """Gradient-boosted trees trained with lambdarank, grouped by question (LightGBM)."""
+
+    kind = "lambdarank"
+
+    def __init__(self, booster, names: tuple[str, ...] = ()) -> None:  # type: ignore[no-untyped-def]
+        self.booster = booster
+        self.names = names
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0)
+        return np.asarray(self.booster.predict(np.asarray(x, dtype=np.float64), num_threads=1))
+
+    @classmethod
+    def fit(cls, groups: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...] = (),
+            seed: int = 0) -> LambdaRanker:
+        """`groups`: per question, (unit features, 1 for a unit that answers it); questions none or all of
+        whose units answer it teach no order and are left out."""
+        import lightgbm
+
+        kept = [(x, y) for x, y in groups if len(x) and 0 < (y > 0).sum() < len(y)]
+        data = lightgbm.Dataset(np.vstack([x for x, _ in kept]).astype(np.float64),
+                                label=np.concatenate([(y > 0).astype(float) for _, y in kept]),
+                                group=[len(x) for x, _ in kept], free_raw_data=True)
+        booster = lightgbm.train({**LAMBDARANK_PARAMS, "seed": seed}, data, num_boost_round=LAMBDARANK_ROUNDS)
+        return cls(booster, names)
+
+    def to_string(self) -> str:
+        return str(self.booster.model_to_string())
+
+    @classmethod
+    def from_string(cls, text: str, names: tuple[str, ...]) -> LambdaRanker:
+        import lightgbm
+
+        return cls(lightgbm.Booster(model_str=text), names)
 
 
 @dataclass
@@ -170,7 +219,7 @@ def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float) -
 
 @dataclass
 class AnswerModel:
-    ranker: Ranker
+    ranker: Ranker | LambdaRanker
     gate: Gate
     trained_on: str = ""
     #: the curated-FAQ gate: answer with the FAQ entry whose question the user's matches (dense and lexical
@@ -178,23 +227,35 @@ class AnswerModel:
     faq_gate: Gate | None = None
 
     def to_json(self) -> dict:
+        ranker: dict
+        if isinstance(self.ranker, LambdaRanker):
+            ranker = {"kind": "lambdarank", "names": list(self.ranker.names), "file": RANKER_FILE}
+        else:
+            ranker = {"kind": "linear", "names": list(self.ranker.names),
+                      "weights": self.ranker.weights.round(6).tolist(),
+                      "mean": self.ranker.mean.round(6).tolist(), "scale": self.ranker.scale.round(6).tolist()}
         return {
             "trained_on": self.trained_on,
-            "ranker": {"names": list(self.ranker.names), "weights": self.ranker.weights.round(6).tolist(),
-                       "mean": self.ranker.mean.round(6).tolist(), "scale": self.ranker.scale.round(6).tolist()},
+            "ranker": ranker,
             "gate": _gate_json(self.gate),
             "faq_gate": _gate_json(self.faq_gate) if self.faq_gate is not None else None,
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> AnswerModel:
+    def from_json(cls, data: dict, folder: Path = MODEL_PATH.parent) -> AnswerModel:
         r = data["ranker"]
-        ranker = Ranker(np.array(r["weights"]), np.array(r["mean"]), np.array(r["scale"]), tuple(r["names"]))
+        ranker: Ranker | LambdaRanker
+        if r.get("kind") == "lambdarank":
+            ranker = LambdaRanker.from_string((folder / r["file"]).read_text(encoding="utf-8"), tuple(r["names"]))
+        else:
+            ranker = Ranker(np.array(r["weights"]), np.array(r["mean"]), np.array(r["scale"]), tuple(r["names"]))
         faq = data.get("faq_gate")
         return cls(ranker, _gate_from(data["gate"]), data.get("trained_on", ""), _gate_from(faq) if faq else None)
 
     def save(self, path: Path = MODEL_PATH) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.ranker, LambdaRanker):
+            (path.parent / RANKER_FILE).write_text(self.ranker.to_string(), encoding="utf-8")
         path.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
@@ -215,7 +276,7 @@ def load_model(path: Path = MODEL_PATH) -> AnswerModel:
     """The shipped model; its feature names must be the ones knowledge/features.py computes."""
     from knowledge.features import GATE_FEATURES, UNIT_FEATURES
 
-    model = AnswerModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+    model = AnswerModel.from_json(json.loads(path.read_text(encoding="utf-8")), path.parent)
     if model.ranker.names != UNIT_FEATURES or model.gate.names != GATE_FEATURES:
         raise ValueError(f"{path} was trained on other features; retrain it (benchmarks/knowledge_eval.py --train)")
     return model

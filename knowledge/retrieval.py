@@ -13,11 +13,14 @@ A question is also expanded with the names the document defines for itself
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
@@ -32,6 +35,9 @@ from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import colloquial_topic, content_morphemes, surface_split, tokens
 from knowledge.vectorstore import VectorStore
+
+if TYPE_CHECKING:
+    from knowledge.unit_vectors import UnitVectors
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
@@ -69,6 +75,8 @@ class RetrievalOptions:
         return cls(faq=False, classic=True) if pipeline == "classic" else cls()
 
 
+#: Query vectors an index keeps (one embedding serves both searches of a question and its repeats).
+QUERY_VECTORS_KEPT = 256
 #: Reciprocal rank fusion's damping constant (the usual 60).
 RRF_K = 60
 #: FAQ entries the FAQ retriever adds to the candidates, best question match first.
@@ -141,6 +149,9 @@ class Retrieval:
     kind: Kind | None = None
     #: curated FAQ entries the FAQ retriever scored: chunk id -> (forward, backward, question similarity)
     faq: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: the question's e5 query vector (empty when no dense stage ran): the learned ranker compares it with
+    #: each answer unit's own vector
+    vector: list[float] = field(default_factory=list, repr=False, compare=False)
     #: the index snapshot searched (its passages' layout and the sources' editions)
     index: HybridIndex | None = field(default=None, repr=False, compare=False)
 
@@ -210,6 +221,13 @@ class HybridIndex:
         self.sources = sources
         self.store = store
         self.embeddings = embeddings
+        #: query vectors of recent questions: the learned pipeline searches twice (its own and the classic
+        #: answerer's retrieval, one of its features), and a question costs one embedding
+        self._query_vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._vectors_lock = threading.Lock()
+        self._with: dict[RetrievalOptions, HybridIndex] = {}
+        #: the answer units' own e5 vectors (knowledge/unit_vectors.py), set by the knowledge base
+        self.unit_vectors: UnitVectors | None = None
         self.by_id = {c.id: i for i, c in enumerate(chunks)}
         self._source_of = np.array([c.source_id for c in chunks])
         self._token_sets = [frozenset(c.tokens) for c in chunks]
@@ -289,6 +307,30 @@ class HybridIndex:
                 profiles[sid].update(tokens(name))
         self._profile_df = Counter(t for p in profiles.values() for t in p)
         return profiles
+
+    def query_vector(self, question: str) -> list[float]:
+        with self._vectors_lock:
+            vector = self._query_vectors.get(question)
+        if vector is None:
+            vector = self.embeddings.embed_query(question)
+            with self._vectors_lock:
+                self._query_vectors[question] = vector
+                while len(self._query_vectors) > QUERY_VECTORS_KEPT:
+                    self._query_vectors.popitem(last=False)
+        return vector
+
+    def with_options(self, options: RetrievalOptions) -> HybridIndex:
+        """This snapshot searched with other options (the classic answerer's retrieval beside the learned
+        one): a shallow copy sharing the passages, statistics and query vectors."""
+        if options == self.options:
+            return self
+        other = self._with.get(options)
+        if other is None:
+            other = copy.copy(self)
+            other.options = options
+            other._with = {}
+            self._with[options] = other
+        return other
 
     def named_in_text(self, question: str) -> int | None:
         """The one document the question names by a phrase of its title or, if longer, of its headings.
@@ -518,7 +560,8 @@ class HybridIndex:
                               nouns={form for form, pos in morphemes if pos == "名詞"}, index=self)
         if not self.chunks:
             return retrieval
-        vector = self.embeddings.embed_query(question) if (self.options.dense or self.options.faq) else []
+        vector = self.query_vector(question) if (self.options.dense or self.options.faq) else []
+        retrieval.vector = vector
         dense = self._dense(vector)
         retrieval.faq = {self.chunks[i].id: v for i, v in self._faq(vector, retrieval).items()}
         # A word the manuals never use is searched by its synonyms they do use; any word by its other form.

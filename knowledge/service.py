@@ -22,6 +22,7 @@ from bot.storage.db import Database
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.answering import Answer, answer_from
 from knowledge.embeddings import build_embeddings
+from knowledge.unit_vectors import UnitVectors
 from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.vectorstore import ScopedStore, VectorStore
 
@@ -61,6 +62,7 @@ class KnowledgeBase:
         self.store = store
         self.embeddings = build_embeddings(settings)
         self.options = RetrievalOptions.for_pipeline(settings.knowledge.pipeline)
+        self.unit_vectors = UnitVectors(db, self.embeddings)
         self._index: HybridIndex | None = None
         self._signature: tuple[object, ...] | None = None
         self._checked_at = 0.0
@@ -113,6 +115,7 @@ class KnowledgeBase:
                 chunks = [c for c in index.chunks if c.source_id in allowed]
                 scoped = HybridIndex(chunks, allowed, ScopedStore(self.store, list(allowed)),  # type: ignore[arg-type]
                                      self.embeddings, self.options)
+                scoped.unit_vectors = self.unit_vectors
                 self._scoped[sources.name] = scoped
             return scoped
 
@@ -129,7 +132,9 @@ class KnowledgeBase:
                     select(KnowledgeChunk).order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)
                 ).scalars()
             ]
-        return HybridIndex(chunks, sources, self.store, self.embeddings, self.options)
+        index = HybridIndex(chunks, sources, self.store, self.embeddings, self.options)
+        index.unit_vectors = self.unit_vectors
+        return index
 
     def retrieve(self, question: str, k: int = 12, sources: SourceFilter | None = None) -> Retrieval:
         return self.scoped(sources).search(question, k)

@@ -91,6 +91,8 @@ class ScopedStore:
     def __init__(self, store: VectorStore, source_ids: list[int]) -> None:
         self.store = store
         self.source_ids = sorted(source_ids)
+        #: the collection itself, to read stored vectors by id (the FAQ retriever's entry vectors)
+        self.collection = store.collection
 
     def query(self, vector: list[float], k: int) -> list[DenseHit]:
         return self.store.query(vector, k, self.source_ids)

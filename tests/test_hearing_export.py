@@ -158,7 +158,8 @@ def test_a_new_form_version_never_breaks_old_responses(tmp_path: Path) -> None:
     interview(engine, "old")
     # The secretariat ships version 2: 「社員数」 renamed, 「留意事項」 removed, a web-site question added.
     v2 = (v1.replace("version: 1", "version: 2").replace("label: 社員数", "label: 従業員数")
-          .replace("      - id: notes\n        label: その他、留意すべき事項\n        prompt: そのほか、事務局が留意すべき事項があれば教えてください。\n"
+          .replace("      - id: notes\n        label: その他、留意すべき事項\n"
+                   "        prompt: そのほか、事務局が留意すべき事項があれば教えてください。\n"
                    "        type: text\n        required: false\n        max_length: 1000\n", "")
           .replace("      - id: contact_name", "      - id: website\n        label: ウェブサイト\n"
                    "        prompt: ウェブサイトのURLがあれば教えてください。\n        type: text\n        required: false\n"

@@ -59,7 +59,8 @@ def corpus(tmp_path: Path) -> Path:
     document.add_heading("旅費の規程", level=1)
     document.add_paragraph("宿泊費は1泊9,800円を上限とします。")
     document.save(str(root / "travel.docx"))
-    (root / "faq.csv").write_text("question,answer,tags\n申請書の様式はどこにありますか？,様式は事務局のウェブサイトからダウンロードできます。,様式\n",
+    (root / "faq.csv").write_text("question,answer,tags\n"
+                                  "申請書の様式はどこにありますか？,様式は事務局のウェブサイトからダウンロードできます。,様式\n",
                                   encoding="utf-8")
     workbook = Workbook()
     sheet = workbook.active

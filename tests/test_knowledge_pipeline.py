@@ -7,6 +7,7 @@ replies when the bot is not sure (related excerpts) or nothing is related (outsi
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,12 +23,13 @@ from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
 from knowledge import kinds
-from knowledge.learned import EXCERPT_CHARS, answer_from
+from knowledge.learned import EXCERPT_CHARS, answer_from, classic_answer
 from knowledge.edition import Edition, asks_other_edition, dates_in, passed_dates, read_edition
-from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates
+from knowledge.features import GATE_FEATURES, UNIT_FEATURES, agrees, candidates
 from knowledge.ingest import ingest_paths
-from knowledge.model import AnswerModel, Gate, Ranker, isotonic, load_model, precision_threshold
+from knowledge.model import RANKER_FILE, AnswerModel, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold
 from knowledge.retrieval import RetrievalOptions
+from knowledge.unit_vectors import UnitVectors
 from knowledge.units import header_before, table_row_text, units_of
 from tests.test_knowledge_retrieval import CALL_A, CALL_B
 
@@ -155,6 +157,73 @@ def test_the_pairwise_ranker_learns_which_unit_answers() -> None:
     assert right >= 36
 
 
+def test_the_lambdarank_ranker_puts_the_answering_unit_first_and_round_trips(tmp_path: Path) -> None:
+    """LightGBM lambdarank, grouped by question: on a small labeled set whose answer is the unit whose first
+    feature is nearest 0 (a rule no linear weight can say), it ranks the answering unit first on questions
+    it never saw, where the linear pairwise ranker cannot; its trees survive saving."""
+    rng = np.random.default_rng(2)
+
+    def group() -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(size=(8, 3))
+        y = np.zeros(8)
+        y[np.argmin(np.abs(x[:, 0]))] = 1
+        return x, y
+
+    labeled = [group() for _ in range(150)]
+    ranker = LambdaRanker.fit(labeled, ("a", "b", "c"))
+    unseen = [group() for _ in range(40)]
+    assert sum(y[np.argmax(ranker.score(x))] for x, y in unseen) >= 30
+    linear = Ranker.fit(labeled, ("a", "b", "c"))
+    assert sum(y[np.argmax(linear.score(x))] for x, y in unseen) < 15
+    gate = Gate.fit(np.array([[0.0], [1.0]]), np.array([0.0, 1.0]), ("p",))
+    AnswerModel(ranker, gate).save(tmp_path / "model.json")
+    again = AnswerModel.from_json(json.loads((tmp_path / "model.json").read_text(encoding="utf-8")), tmp_path)
+    assert (tmp_path / RANKER_FILE).is_file()
+    assert np.allclose(again.ranker.score(unseen[0][0]), ranker.score(unseen[0][0]))
+
+
+def test_agreement_with_the_classic_answer_is_a_unit_feature(calls: Services) -> None:
+    """The classic answerer's answer to the same question marks the units that state it (two rankers
+    built differently agreeing), with its confidence; the others get nothing."""
+    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+    classic = classic_answer(retrieval)
+    assert classic is not None and classic.body
+    index = retrieval.index
+    found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys, index.title_tokens,
+                       classic=classic)
+    column = UNIT_FEATURES.index("classic_agree")
+    agreeing = [c for c in found if c.features[column] == 1.0]
+    assert agreeing and len(agreeing) < len(found)
+    assert all(agrees(c.unit, classic) for c in agreeing)
+    assert agrees(agreeing[0].unit, replace(classic, kind="none")) is False, "no answer, no agreement"
+
+
+def test_unit_vectors_rank_the_unit_that_means_the_question_and_are_kept_by_hash(calls: Services) -> None:
+    """Each unit's own e5 vector against the question's: the unit about lodging is nearer 「ホテル代」 than
+    one about the deadline. The vectors are kept in the cache table: a new process embeds nothing."""
+    kb = calls.knowledge
+    texts = ["宿泊費は1泊9,800円を上限として支給します。", "応募の締切日は令和8年7月31日（金）17時必着です。"]
+    query = kb.refresh().query_vector("ホテル代って出る？")
+    near = kb.unit_vectors.similarity(query, texts)
+    assert near[0] > near[1]
+    fresh = UnitVectors(calls.db, kb.embeddings)
+    assert np.allclose(fresh.similarity(query, texts), near, atol=1e-5) and fresh.embedded == 0
+
+
+def test_ingest_with_the_learned_pipeline_embeds_each_unit_once(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "call.md").write_text(CALL_B, encoding="utf-8")
+    services = Services.create(Settings(data_dir=tmp_path / "data", knowledge={"pipeline": "learned"}))
+    try:
+        first = ingest_paths(services, [docs])
+        assert first.units_embedded > 0
+        again = ingest_paths(services, [docs], reset=True)
+        assert again.units_embedded == 0, "every unit's vector comes from the cache table"
+    finally:
+        services.close()
+
+
 def test_isotonic_calibration_is_monotone_and_the_threshold_reaches_the_precision() -> None:
     raw = np.linspace(0, 1, 200)
     y = (raw > 0.6).astype(float)
@@ -174,7 +243,7 @@ def test_the_gate_round_trips_through_json_and_the_shipped_model_matches_the_fea
     model = AnswerModel(Ranker(np.ones(2), np.zeros(2), np.ones(2), ("p", "q")), gate)
     path = tmp_path / "model.json"
     model.save(path)
-    again = AnswerModel.from_json(__import__("json").loads(path.read_text(encoding="utf-8")))
+    again = AnswerModel.from_json(json.loads(path.read_text(encoding="utf-8")))
     assert np.allclose(again.gate.raw(x), gate.raw(x), atol=1e-5) and again.gate.threshold == gate.threshold
     shipped = load_model()
     assert shipped.ranker.names == UNIT_FEATURES and shipped.gate.names == GATE_FEATURES

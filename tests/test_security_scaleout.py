@@ -30,8 +30,8 @@ QUESTION = "まどぐち試験補助金の補助上限額はいくらですか�
 
 def test_two_instances_share_one_postgresql_and_one_chroma_server(pg_database: str, chroma_server: str,
                                                                    tmp_path: Path) -> None:
-    base = os.environ | {"MADOGUCHI_DATABASE__URL": pg_database, "MADOGUCHI_KNOWLEDGE__CHROMA_URL": chroma_server, "MADOGUCHI_STAFF__API_TOKEN": CHAT_TOKEN,
-                         "MADOGUCHI_LOG__LEVEL": "WARNING"}
+    base = os.environ | {"MADOGUCHI_DATABASE__URL": pg_database, "MADOGUCHI_KNOWLEDGE__CHROMA_URL": chroma_server,
+                         "MADOGUCHI_STAFF__API_TOKEN": CHAT_TOKEN, "MADOGUCHI_LOG__LEVEL": "WARNING"}
     instances = []
     for name in ("one", "two"):
         env = base | {"MADOGUCHI_DATA_DIR": str(tmp_path / name)}

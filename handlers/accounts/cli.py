@@ -8,6 +8,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from bot.commands import services_for_command as create
+from datetime import date
+from handlers.visits.rules import rules_for
+from handlers.accounts import link_codes
+from handlers.accounts.registry import RegistryError, add_person
+from handlers.accounts.registry import import_people as run
+from bot.storage.models import Person
+from bot.storage.models import ChannelIdentity
+import json
+from handlers.accounts.data_requests import export
+from bot.storage import audit
+from handlers.accounts.data_requests import forget
 
 people_app = typer.Typer(help="登録者（専門家・企業担当者・支援機関）/ people", no_args_is_help=True)
 companies_app = typer.Typer(help="企業 / companies", no_args_is_help=True)
@@ -15,15 +27,12 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.commands import services_for_command as create
 
     return create()
 
 
 def _link_code_hours(services) -> int:  # type: ignore[no-untyped-def]
-    from datetime import date
 
-    from handlers.visits.rules import rules_for
 
     return rules_for(date.today(), services.settings.visits.rules_file).link_code_hours
 
@@ -42,9 +51,6 @@ def add(
     code: bool = typer.Option(True, "--code/--no-code", help="連携コードを発行する"),
 ) -> None:
     """Register a person (and print a one-time link code to hand to them)."""
-    from handlers.accounts import link_codes
-    from handlers.accounts.registry import RegistryError, add_person
-
     services = _services()
     with services.db.session() as session:
         try:
@@ -62,8 +68,6 @@ def add(
 @people_app.command("import")
 def import_people(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """CSV: role,name,organisation,company_corporate_number|company_id. Bad rows are reported and skipped."""
-    from handlers.accounts.registry import import_people as run
-
     services = _services()
     with services.db.session() as session:
         result = run(session, path)
@@ -73,9 +77,6 @@ def import_people(path: Path = typer.Argument(..., exists=True, dir_okay=False))
 @people_app.command("link-code")
 def link_code(person_id: int = typer.Argument(...), hours: int = typer.Option(None, help="有効時間")) -> None:
     """Issue a new one-time link code for a registered person."""
-    from handlers.accounts import link_codes
-    from bot.storage.models import Person
-
     services = _services()
     with services.db.session() as session:
         person = session.get(Person, person_id)
@@ -83,7 +84,6 @@ def link_code(person_id: int = typer.Argument(...), hours: int = typer.Option(No
             _fail(f"ID {person_id} の登録者はいません")
         valid = hours or _link_code_hours(services)
         issued = link_codes.issue(session, "link", hours=valid, person_id=person_id)
-        from bot.storage import audit
 
         audit.record(session, "link_code.issued", subject_type="person", subject_id=person_id)
     console.print(f"{person.display_name} の連携コード: [bold]{issued}[/]（{valid}時間有効、1回限り）", highlight=False)
@@ -92,8 +92,6 @@ def link_code(person_id: int = typer.Argument(...), hours: int = typer.Option(No
 @people_app.command("list")
 def list_people(role: str = typer.Option(None)) -> None:
     """Registered people with their linked channels."""
-    from bot.storage.models import ChannelIdentity, Person
-
     services = _services()
     table = Table(title="登録者")
     for column in ("ID", "役割", "氏名", "所属", "企業ID", "連携済みチャネル"):
@@ -119,8 +117,7 @@ def add_company(
     lon: float = typer.Option(None, help="所在地の経度"),
 ) -> None:
     """Register a company (coordinates let check-ins be compared with its address)."""
-    from handlers.accounts.registry import RegistryError
-    from handlers.accounts.registry import add_company as run
+    from handlers.accounts.registry import add_company as run  # keeps a local name apart from the module's
 
     services = _services()
     with services.db.session() as session:
@@ -135,7 +132,7 @@ def add_company(
 @companies_app.command("import")
 def import_companies(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """CSV: name,corporate_number,address,latitude,longitude,industry."""
-    from handlers.accounts.registry import import_companies as run
+    from handlers.accounts.registry import import_companies as run  # keeps a local name apart from the module's
 
     services = _services()
     with services.db.session() as session:
@@ -154,10 +151,7 @@ def _report_import(result) -> None:  # type: ignore[no-untyped-def]
 @people_app.command("export")
 def export_person(person_id: int = typer.Argument(...), out: Path = typer.Option(None, "--out")) -> None:
     """Everything held about one person, as JSON (a data access request)."""
-    import json
 
-    from handlers.accounts.data_requests import export
-    from bot.storage import audit
 
     services = _services()
     with services.db.session() as session:
@@ -178,8 +172,6 @@ def export_person(person_id: int = typer.Argument(...), out: Path = typer.Option
 def forget_person(person_id: int = typer.Argument(...),
                   yes: bool = typer.Option(False, "--yes", help="確認なしで実行")) -> None:
     """Erase a person's personal data (business records such as visits stay; the audit chain stays valid)."""
-    from handlers.accounts.data_requests import forget
-
     if not yes and not typer.confirm(f"ID {person_id} の個人データを削除します。元に戻せません。よろしいですか？"):
         raise typer.Exit(1)
     services = _services()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Company, Conversation, Message, Person, Role
 from handlers.hearing.models import FormResponse
+from handlers.hearing.answers import corporate_number_is_valid
 
 REGISTRABLE_ROLES = {r.value for r in Role}
 
@@ -36,7 +37,6 @@ class ImportResult:
 def add_company(session: Session, name: str, *, corporate_number: str | None = None, address: str | None = None,
                 latitude: float | None = None, longitude: float | None = None, industry: str | None = None,
                 actor_person_id: int | None = None) -> Company:
-    from handlers.hearing.answers import corporate_number_is_valid
 
     name = (name or "").strip()
     if not name:

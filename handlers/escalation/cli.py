@@ -9,6 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from bot.commands import services_for_command as create
+from handlers.escalation.models import StaffAccount
+from bot.programs import catalog_for
+from handlers.escalation.staff import StaffError, set_password
+from handlers.escalation.staff import disable as disable_account
+from bot.jst import utc_iso
+from handlers.escalation.models import Ticket
+from handlers.escalation.tickets import number
+from bot.security import api_tokens
+from bot.security.models import ApiToken
 
 staff_app = typer.Typer(help="事務局スタッフのアカウント / staff accounts", no_args_is_help=True)
 tickets_app = typer.Typer(help="お問い合わせチケット / tickets", no_args_is_help=True)
@@ -16,13 +26,11 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.commands import services_for_command as create
 
     return create()
 
 
 def _account(session, username: str):  # type: ignore[no-untyped-def]
-    from handlers.escalation.models import StaffAccount
 
     account = session.execute(select(StaffAccount).where(StaffAccount.username == username.lower())).scalar_one_or_none()
     if account is None:
@@ -47,8 +55,7 @@ def add(
     program: list[str] = typer.Option(None, "--program", help="担当する事業の ID（複数可、既定: 既定の事業。admin は全事業）"),
 ) -> None:
     """Create a console account (password hashed with argon2) working for one or more programs."""
-    from bot.programs import catalog_for
-    from handlers.escalation.staff import StaffError, create
+    from handlers.escalation.staff import StaffError, create  # keeps a local name apart from the module's
 
     password = _password(password_stdin)
     services = _services()
@@ -71,8 +78,6 @@ def add(
 def passwd(username: str = typer.Argument(...),
            password_stdin: bool = typer.Option(False, "--password-stdin")) -> None:
     """Set a new password."""
-    from handlers.escalation.staff import StaffError, set_password
-
     password = _password(password_stdin)
     services = _services()
     with services.db.session() as session:
@@ -88,8 +93,6 @@ def passwd(username: str = typer.Argument(...),
 @staff_app.command("disable")
 def disable(username: str = typer.Argument(...)) -> None:
     """Block a staff account from the console (its history stays)."""
-    from handlers.escalation.staff import disable as disable_account
-
     services = _services()
     with services.db.session() as session:
         disable_account(session, _account(session, username))
@@ -102,10 +105,6 @@ def list_tickets(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The queue, newest first."""
-    from bot.jst import utc_iso
-    from handlers.escalation.models import Ticket
-    from handlers.escalation.tickets import number
-
     services = _services()
     with services.db.session() as session:
         query = select(Ticket).order_by(Ticket.id.desc())
@@ -136,9 +135,6 @@ def token_create(name: str = typer.Option(...), scope: list[str] = typer.Option(
                  program: list[str] = typer.Option(None, "--program",
                                                    help="読める事業の ID（複数可、* で全事業、既定: 既定の事業）")) -> None:
     """Create a token; it is shown once and stored only as a hash."""
-    from bot.programs import catalog_for
-    from bot.security import api_tokens
-
     services = _services()
     unknown = [p for p in program or [] if p != "*" and catalog_for(services).get(p) is None]
     if unknown:
@@ -156,8 +152,6 @@ def token_create(name: str = typer.Option(...), scope: list[str] = typer.Option(
 
 @api_tokens_app.command("list")
 def token_list() -> None:
-    from bot.security.models import ApiToken
-
     services = _services()
     table = Table(title="API トークン")
     for column in ("ID", "名前", "スコープ", "作成", "最終利用", "失効"):
@@ -172,8 +166,6 @@ def token_list() -> None:
 
 @api_tokens_app.command("revoke")
 def token_revoke(token_id: int = typer.Argument(...)) -> None:
-    from bot.security import api_tokens
-
     services = _services()
     with services.db.session() as session:
         try:

@@ -19,6 +19,7 @@ from bot.security.usernames import normalize_username
 from bot.storage import audit
 from bot.storage.models import utcnow
 from handlers.escalation.models import StaffAccount
+from bot.programs import staff_programs
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -98,7 +99,6 @@ def for_slack_user(session: Session, slack_user_id: str, display_name: str | Non
 def command_scope(session: Session, username: str | None, catalog: Any) -> set[str] | None:
     """The programs a command run `--staff USERNAME` may read or change (None = every program: an admin, or
     the operator at the shell when no account is named). An unknown or disabled account is refused."""
-    from bot.programs import staff_programs
 
     if username is None:
         return None

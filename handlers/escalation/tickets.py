@@ -30,6 +30,7 @@ from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Conversation, FaqCandidate, Message, Person, utcnow
 from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
 from bot.text import normalize
+from bot.programs import conversation_in, program_in
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -44,7 +45,6 @@ TRANSCRIPT_MESSAGES = 12
 
 class TicketError(ValueError):
     """claimed_by_other | not_open | no_answer (an i18n key suffix)."""
-
     def __init__(self, reason: str, who: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -245,7 +245,6 @@ def dashboard(session: Session, days: int = 14, now: datetime | None = None, *, 
               catalog: Any = None) -> Dashboard:
     """Figures of the last `days`; with `programs` (a staff member's, see bot.programs.staff_programs) only
     those programs' tickets and questions count."""
-    from bot.programs import conversation_in, program_in
 
     now = now or utcnow()
     since = now - timedelta(days=days)

@@ -7,7 +7,7 @@ from handlers.faq.chat import FaqHandler
 
 
 def _cli() -> dict[str, Any]:
-    from knowledge.cli import knowledge_app
+    from knowledge.cli import knowledge_app  # heavy: loads chromadb and the embedder
 
     return {"knowledge": knowledge_app}
 

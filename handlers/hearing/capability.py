@@ -5,11 +5,10 @@ from typing import Any
 from bot.capability import Capability
 from handlers.hearing.chat import HearingHandler, check_forms
 from handlers.hearing.routes import router
+from handlers.hearing.cli import hearing_app
 
 
 def _cli() -> dict[str, Any]:
-    from handlers.hearing.cli import hearing_app
-
     return {"hearing": hearing_app}
 
 

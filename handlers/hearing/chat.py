@@ -40,6 +40,7 @@ from bot.programs import Program, catalog_for, program_is
 from bot.text import looks_like_question
 from bot.storage.models import Person, utcnow
 from handlers.hearing.models import FormResponse
+from handlers.hearing.schema import FormDefinitionError
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -61,7 +62,6 @@ _T = TypeVar("_T")
 def check_forms(services: Services) -> None:
     """Startup check: every form definition parses and each program's hearing form exists (the default
     program's is MADOGUCHI_HEARING__FORM unless its file names another)."""
-    from handlers.hearing.schema import FormDefinitionError
 
     forms = catalog(services)  # raises FormDefinitionError naming the file and field
     for program in catalog_for(services):

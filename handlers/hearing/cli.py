@@ -9,13 +9,21 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from bot.commands import services_for_command as create
+from bot.programs import catalog_for
+from handlers.escalation.staff import StaffError, command_scope
+from handlers.hearing.export import default_filename, export, select_responses
+from handlers.hearing.schema import catalog
+from handlers.hearing import reference_number
+from handlers.hearing.export import STATUS_LABELS
+from bot.jst import to_jst
+from handlers.hearing.schema import FormDefinitionError, load_form
 
 hearing_app = typer.Typer(help="ヒアリングシート / hearing sheet", no_args_is_help=True)
 console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.commands import services_for_command as create
 
     return create()
 
@@ -33,8 +41,6 @@ def _parse_day(value: str | None) -> date | None:
 def _scope(services, session, program_id: str | None, staff: str | None, form: str | None):  # type: ignore[no-untyped-def]
     """(form id, programs) of an export or list: `--program` narrows to one program and its form, `--staff`
     to the programs of that account (admins: all); a program the account does not work for is refused."""
-    from bot.programs import catalog_for
-    from handlers.escalation.staff import StaffError, command_scope
 
     programs = catalog_for(services)
     try:
@@ -69,10 +75,6 @@ def export_command(
     staff: str = typer.Option(None, "--staff", help="このスタッフの担当事業の回答だけ（admin はすべて）"),
 ) -> None:
     """One row per response, one column per question, labels in Japanese."""
-    from bot.programs import catalog_for
-    from handlers.hearing.export import default_filename, export, select_responses
-    from handlers.hearing.schema import catalog
-
     if fmt not in ("csv", "xlsx", "json"):
         console.print("[red]--format は csv / xlsx / json のいずれかです[/]")
         raise typer.Exit(2)
@@ -104,11 +106,6 @@ def list_command(
     staff: str = typer.Option(None, "--staff", help="このスタッフの担当事業の回答だけ"),
 ) -> None:
     """Responses with their number, status and progress."""
-    from handlers.hearing import reference_number
-    from handlers.hearing.export import STATUS_LABELS, select_responses
-    from bot.jst import to_jst
-    from bot.programs import catalog_for
-
     services = _services()
     with services.db.session() as session:
         form_id, programs = _scope(services, session, program, staff, form)
@@ -128,8 +125,6 @@ def list_command(
 @hearing_app.command("check")
 def check_command(paths: list[Path] = typer.Argument(..., help="確認するフォーム定義 YAML")) -> None:
     """Validate form files before deploying them; errors name the question and field."""
-    from handlers.hearing.schema import FormDefinitionError, load_form
-
     failed = False
     for path in paths:
         try:

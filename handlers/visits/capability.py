@@ -6,11 +6,10 @@ from bot.capability import Capability, Task
 from handlers.visits.chat import VisitsHandler
 from handlers.visits.routes import router
 from handlers.visits.service import nightly_sweep
+from handlers.visits.cli import visits_app
 
 
 def _cli() -> dict[str, Any]:
-    from handlers.visits.cli import visits_app
-
     return {"visits": visits_app}
 
 

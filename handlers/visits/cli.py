@@ -12,6 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from bot.commands import services_for_command as create
+from bot.programs import catalog_for
+from handlers.visits.rules import rules_for
+from handlers.visits.service import VisitError, plan_visit
+from handlers.escalation.staff import StaffError, command_scope
+from handlers.visits.models import Visit
+from handlers.visits.service import FLAG_LABELS
+from bot.jst import JST
+from handlers.visits.service import sweep_and_notify
+from handlers.visits.report import build, to_csv, to_xlsx
 
 visits_app = typer.Typer(help="専門家の訪問 / expert visits", no_args_is_help=True)
 console = Console()
@@ -19,7 +29,6 @@ _TIME = re.compile(r"^\d{1,2}:\d{2}$")
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.commands import services_for_command as create
 
     return create()
 
@@ -39,9 +48,6 @@ def _day(value: str) -> date:
 
 def _plan(session, services, expert: int, company: int, day: date, start: str | None, end: str | None,  # type: ignore[no-untyped-def]
           institution: str | None, program_id: str | None = None) -> str:
-    from bot.programs import catalog_for
-    from handlers.visits.rules import rules_for
-    from handlers.visits.service import VisitError, plan_visit
 
     for value in (start, end):
         if value and not _TIME.match(value):
@@ -75,8 +81,6 @@ def add(
     program: str = typer.Option(None, "--program", help="事業の ID（既定: 既定の事業）"),
 ) -> None:
     """Register a planned dispatch; warns when the company would exceed the yearly limit."""
-    from handlers.visits.service import VisitError
-
     services = _services()
     with services.db.session() as session:
         try:
@@ -87,8 +91,6 @@ def add(
 
 
 def _staff_scope(services, session, staff: str | None) -> set[str] | None:  # type: ignore[no-untyped-def]
-    from bot.programs import catalog_for
-    from handlers.escalation.staff import StaffError, command_scope
 
     try:
         return command_scope(session, staff, catalog_for(services))
@@ -105,8 +107,6 @@ def import_visits(
 ) -> None:
     """CSV: expert_id,company_id,date,start,end,institution[,program]. Bad rows, and rows of a program the
     importing staff member (`--staff`) does not work for, are reported and skipped."""
-    from bot.programs import catalog_for
-    from handlers.visits.service import VisitError
 
     services = _services()
     catalog = catalog_for(services)
@@ -139,9 +139,6 @@ def import_visits(
 @visits_app.command("list")
 def list_visits(day: str = typer.Option(None, "--date"), status: str = typer.Option(None)) -> None:
     """Visits with their status and flags."""
-    from handlers.visits.models import Visit
-    from handlers.visits.service import FLAG_LABELS
-
     services = _services()
     table = Table(title="訪問")
     for column in ("ID", "予定日", "専門家", "企業", "状態", "対面(分)", "要誓約書", "確認事項"):
@@ -162,9 +159,6 @@ def list_visits(day: str = typer.Option(None, "--date"), status: str = typer.Opt
 @visits_app.command("sweep")
 def sweep(through: str = typer.Option(None, help="この日まで（既定: 昨日）")) -> None:
     """Close past days: visits missing a step need the paper certificate, and each expert is told."""
-    from bot.jst import JST
-    from handlers.visits.service import sweep_and_notify
-
     services = _services()
     day = _day(through) if through else datetime.now(JST).date() - timedelta(days=1)
     with services.db.session() as session:
@@ -181,9 +175,6 @@ def report(
     staff: str = typer.Option(None, "--staff", help="このスタッフの担当事業の訪問だけ（admin はすべて）"),
 ) -> None:
     """Monthly report: this month and fiscal-year cumulative, per expert, institution and company."""
-    from bot.programs import catalog_for
-    from handlers.visits.report import build, to_csv, to_xlsx
-
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         _fail("--month は YYYY-MM で指定してください")
     if fmt not in ("csv", "xlsx"):

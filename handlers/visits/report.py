@@ -26,6 +26,7 @@ from bot.programs import ProgramCatalog, program_in
 from handlers.visits.models import Visit
 from handlers.visits.rules import fiscal_year, fiscal_year_start
 from handlers.visits.service import FLAG_LABELS, visit_fees
+from bot.jst import jst_date, jst_time
 
 STATUS_LABELS = {"planned": "予定", "checked_in": "チェックイン済", "checked_out": "チェックアウト済",
                  "confirmed": "企業確認済", "disputed": "相違あり", "cancelled": "取消"}
@@ -122,8 +123,6 @@ def summary_rows(report: MonthlyReport) -> list[list[object]]:
 
 
 def detail_rows(report: MonthlyReport) -> list[list[object]]:
-    from bot.jst import jst_date, jst_time
-
     def moment(value):  # type: ignore[no-untyped-def]
         return f"{jst_date(value):%m/%d} {jst_time(value)}" if value else ""
 

@@ -22,6 +22,10 @@ from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Company, Conversation, Message, Person, Role, utcnow
 from handlers.visits.models import Visit, VisitConfirmationEvidence
 from handlers.visits.rules import ProgramRules, distance_m, fees_for_day, fiscal_year, fiscal_year_start, rules_for
+from bot.i18n import add_locale_dir, t
+from bot.messages import Reply
+from bot.outbox import NoChannel, send_to_person
+from bot.jst import JST
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -44,7 +48,6 @@ FLAG_LABELS = {
 
 class VisitError(ValueError):
     """A step that is not allowed now; `reason` is an i18n key suffix."""
-
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -101,8 +104,6 @@ def lock(session: Session, visit_id: int) -> Visit | None:
 def expert_visits(session: Session, expert_id: int, statuses: tuple[str, ...], around: date,
                   days: int = 0) -> list[Visit]:
     """The expert's visits in `statuses` planned within ±`days` of `around`, by date and time."""
-    from datetime import timedelta
-
     query = select(Visit).where(
         Visit.expert_person_id == expert_id, Visit.status.in_(statuses),
         Visit.planned_date >= around - timedelta(days=days), Visit.planned_date <= around + timedelta(days=days))
@@ -323,10 +324,6 @@ def sweep(session: Session, through: date) -> list[Visit]:
 
 def sweep_and_notify(session: Session, through: date) -> list[Visit]:
     """`sweep`, then tell each expert whose visit now needs the paper certificate (on a linked channel)."""
-    from bot.i18n import add_locale_dir, t
-    from bot.messages import Reply
-    from bot.outbox import NoChannel, send_to_person
-
     add_locale_dir(Path(__file__).resolve().parent / "locales")
     marked = sweep(session, through)
     for visit in marked:
@@ -342,7 +339,5 @@ def sweep_and_notify(session: Session, through: date) -> list[Visit]:
 
 def nightly_sweep(services: Services) -> list[Visit]:
     """The scheduled task: close every day up to yesterday (JST)."""
-    from bot.jst import JST
-
     with services.db.session() as session:
         return sweep_and_notify(session, datetime.now(JST).date() - timedelta(days=1))

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bot.messages import Reply
 from bot.settings import Settings
+from datetime import timedelta
+from bot.recovery import recover_unanswered
+from integrations.channels.delivery import ChannelRuntime, DeliveryWorker, Every, Once
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -22,7 +25,6 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Channel:
     """One platform behind the one interface the app knows."""
-
     name: str
     #: Live when this says so (its credentials are set); the terminal and the web chat always are.
     is_configured: Callable[[Settings], bool]
@@ -40,10 +42,10 @@ def _always(settings: Settings) -> bool:
 
 def registry() -> tuple[Channel, ...]:
     """Every channel, in the order they are listed and mounted: adding one is one line here."""
-    from integrations.channels import line, slack, telegram
+    from integrations.channels import line, slack, telegram  # each platform's SDK loads only when the app or a command needs it
 
     def mount_slack(api: FastAPI, services: Services, runtime: ChannelRuntime, sender: ChannelSender | None) -> None:
-        from integrations.slack_staff import staff_hooks
+        from integrations.slack_staff import staff_hooks  # cycle: slack_staff imports the channel registry
 
         api.state.slack_app = slack.mount(api, services.settings, services, runtime, staff_hooks(services))
 
@@ -78,7 +80,6 @@ def build_senders(settings: Settings) -> dict[str, ChannelSender]:
 
 def mount_channels(api: FastAPI, services: Services, engine: Engine) -> DeliveryWorker:
     """Webhook routes of every configured platform, and the worker that delivers their outbox."""
-    from integrations.channels.delivery import ChannelRuntime, Once
 
     senders = build_senders(services.settings)
     worker = build_worker(services, senders)
@@ -102,7 +103,6 @@ def numbered(reply: Reply) -> Reply:
 
 class NumberedOptions:
     """Wraps the sender of a platform without buttons: every reply's options go out as numbered text."""
-
     def __init__(self, inner: ChannelSender) -> None:
         self.inner = inner
         self.channel = inner.channel
@@ -114,9 +114,7 @@ class NumberedOptions:
 def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
     """First thing the worker does: process webhook events stored but not processed, then answer inbound
     messages left without a reply (a kill between storing a message and answering it), or apologise for them."""
-    from datetime import timedelta
 
-    from bot.recovery import recover_unanswered
 
     def run() -> int:
         done = sum(inbox.replay() for inbox in runtime.inboxes)
@@ -128,16 +126,15 @@ def startup_recovery(services: Services, runtime: ChannelRuntime) -> Any:
 
 def build_worker(services: Services, senders: dict[str, ChannelSender] | None = None) -> DeliveryWorker:
     """The outbox worker: platform senders, the Slack staff channel, and the capabilities' periodic tasks."""
-    from integrations.channels.delivery import DeliveryWorker, Every
 
     senders = build_senders(services.settings) if senders is None else senders
     tasks: list[Any] = [Every(task.every_seconds, _counted(task.run, services))
                         for capability in services.capabilities for task in capability.tasks
                         if task.every_seconds is not None and task.run is not None]
-    from integrations.slack_staff import staff_channels
+    from integrations.slack_staff import staff_channels  # cycle: slack_staff imports the channel registry
 
     if "slack" in senders and staff_channels(services):
-        from integrations.slack_staff import StaffChannelNotifier
+        from integrations.slack_staff import StaffChannelNotifier  # cycle: slack_staff imports the channel registry
 
         tasks.append(StaffChannelNotifier(services))
     return DeliveryWorker(services, list(senders.values()), tasks=tasks)

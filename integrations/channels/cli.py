@@ -7,16 +7,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import case, func, select
+from bot.commands import services_for_command as _services
+from bot.engine import Engine
+from bot.storage.models import OutboundMessage
+from bot.programs import ProgramError, load_programs
+from bot.settings import get_settings
+from integrations.channels.delivery import ChannelRuntime
 
 channels_app = typer.Typer(help="チャネル / channels", no_args_is_help=True)
 console = Console()
 
 
 def _runtime():  # type: ignore[no-untyped-def]
-    from bot.commands import services_for_command as _services
-    from bot.engine import Engine
-    from integrations.channels import build_worker
-    from integrations.channels.delivery import ChannelRuntime
+    from integrations.channels import build_worker  # per command: `madoguchi --help` loads no platform SDK
 
     services = _services()
     worker = build_worker(services)
@@ -27,9 +30,7 @@ def _runtime():  # type: ignore[no-untyped-def]
 @channels_app.command("status")
 def status() -> None:
     """Live channels and the outbox per channel (pending, failing, sent)."""
-    from bot.commands import services_for_command as _services
-    from bot.storage.models import OutboundMessage
-    from integrations.channels import live_channels
+    from integrations.channels import live_channels  # per command: `madoguchi --help` loads no platform SDK
 
     services = _services()
     console.print("live channels: " + ", ".join(live_channels(services.settings)))
@@ -48,16 +49,16 @@ def status() -> None:
 @channels_app.command("slack-socket")
 def slack_socket() -> None:
     """Slack over Socket Mode (needs MADOGUCHI_SLACK__APP_TOKEN, xapp-...): no public URL required."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_bolt.adapter.socket_mode import SocketModeHandler  # heavy: only for Socket Mode
 
-    from integrations.channels import slack
+    from integrations.channels import slack  # per command: `madoguchi --help` loads no platform SDK
 
     services, runtime = _runtime()
     settings = services.settings
     if not slack.is_configured(settings) or settings.slack.app_token is None:
         console.print("[red]MADOGUCHI_SLACK__BOT_TOKEN, MADOGUCHI_SLACK__SIGNING_SECRET, MADOGUCHI_SLACK__APP_TOKEN を設定してください[/]")
         raise typer.Exit(2)
-    from integrations.slack_staff import staff_hooks
+    from integrations.slack_staff import staff_hooks  # per command: `madoguchi --help` loads no platform SDK
 
     app = slack.build_app(settings, runtime, staff_hooks(services))
     console.print("Slack Socket Mode で接続します（Ctrl-C で終了）")
@@ -68,7 +69,7 @@ def slack_socket() -> None:
 def telegram_polling() -> None:
     """Telegram by long polling (removes a registered webhook) of the general bot and every program's own bot:
     for local use."""
-    from integrations.channels import telegram
+    from integrations.channels import telegram  # per command: `madoguchi --help` loads no platform SDK
 
     services, runtime = _runtime()
     bots = telegram.polling_bots(services.settings)
@@ -83,10 +84,8 @@ def telegram_polling() -> None:
 @channels_app.command("line-richmenu")
 def line_richmenu(program_id: str = typer.Option(..., "--program", help="プログラム ID（madoguchi programs list）")) -> None:
     """Create or update the program's LINE rich menu (image drawn from the labels with a Japanese font)."""
-    from bot.programs import ProgramError, load_programs
-    from integrations.channels.line_richmenu import RichMenuError, publish
+    from integrations.channels.line_richmenu import RichMenuError, publish  # per command: `madoguchi --help` loads no platform SDK
 
-    from bot.settings import get_settings
 
     settings = get_settings()
     try:

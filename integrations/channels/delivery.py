@@ -24,6 +24,7 @@ from bot.messages import Reply
 from bot.outbox import due, lease, mark_failed_attempt, mark_sent, replies_of
 from bot.services import Services
 from bot.storage.models import OutboundMessage
+import time
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ MAX_WAIT_S = 30.0
 
 class TransientSendError(Exception):
     """The platform said later (429, 5xx, network): retry, after `retry_after` seconds if it said so."""
-
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
@@ -159,7 +159,6 @@ def deliver_due(services: Services, sender: ChannelSender, limit: int = 50) -> i
 
 class Once:
     """Run `task` the first time the worker loop runs (work left over from before a restart)."""
-
     def __init__(self, task: Callable[[], int]) -> None:
         self.task = task
         self.done = False
@@ -173,15 +172,12 @@ class Once:
 
 class Every:
     """Run `task` at most once per `seconds` (the worker loop wakes far more often)."""
-
     def __init__(self, seconds: float, task: Callable[[], int]) -> None:
         self.seconds = seconds
         self.task = task
         self._last = 0.0
 
     def __call__(self) -> int:
-        import time
-
         if time.monotonic() - self._last < self.seconds:
             return 0
         self._last = time.monotonic()

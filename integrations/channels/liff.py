@@ -61,6 +61,8 @@ from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import ChannelIdentity, Person, utcnow
 from handlers.hearing.models import FormResponse
+from bot.programs import program_is
+from bot.storage.models import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +194,6 @@ def person_for_line_user(session: Any, user_id: str, display_name: str | None) -
 
 def draft_of(session: Any, services: Services, form: Form, user_id: str, program_id: str) -> FormResponse | None:
     """The LINE user's hearing of this form and program in progress in the chat (locked), if any."""
-    from bot.programs import program_is
-
     identity = session.execute(select(ChannelIdentity).where(
         ChannelIdentity.channel == IDENTITY_CHANNEL, ChannelIdentity.external_user_id == user_id)).scalar_one_or_none()
     if identity is None:
@@ -224,7 +224,6 @@ def page_values(form: Form, answers: dict[str, Any]) -> dict[str, Any]:
 def _end_chat_flows(session: Any, response: FormResponse) -> None:
     """The chat interview this response was: its flow ends (the LIFF form submitted it), so the chat neither
     asks its next question nor keeps a second copy."""
-    from bot.storage.models import Conversation
 
     for conversation in session.execute(select(Conversation).where(
             Conversation.person_id == response.person_id, Conversation.active_flow == "hearing")).scalars():

@@ -55,6 +55,7 @@ from integrations.channels.delivery import (
     mark_progress,
     platform_messages,
 )
+from bot.programs import ProgramError, load_programs
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def is_configured(settings: Settings) -> bool:
 
 def program_accounts(settings: Settings) -> dict[str, tuple[str, str]]:
     """program id -> (channel secret, access token) of each program with its own LINE account."""
-    from bot.programs import ProgramError, load_programs
-
     try:
         catalog = load_programs(settings)
     except ProgramError:
@@ -121,7 +120,6 @@ class LineSender:
         # Messages that come from no conversation (a visit to confirm) and carry no program: the general
         # account, else the default program's, else the only one there is.
         if self.configuration is None and self.programs:
-            from bot.programs import load_programs
 
             default = load_programs(settings).default.id
             self.configuration = self.programs.get(default) or next(iter(self.programs.values()))

@@ -35,6 +35,8 @@ from linebot.v3.messaging import (
 )
 
 from bot.programs import Program, ProgramCatalog, RichMenuItem
+from bot.text import normalize
+from handlers.hearing.chat import HearingHandler
 
 WIDTH = 2500
 ROW_HEIGHT = 843
@@ -98,9 +100,6 @@ def layout_for(count: int) -> Layout:
 
 def menu_items(program: Program) -> list[RichMenuItem]:
     """The program's items; in a program without a hearing form, none that opens or starts the hearing sheet."""
-    from bot.text import normalize
-    from handlers.hearing.chat import HearingHandler
-
     items = list(program.rich_menu) or list(DEFAULT_ITEMS)
     if program.hearing_form:
         return items
@@ -111,7 +110,7 @@ def menu_items(program: Program) -> list[RichMenuItem]:
 
 def render_image(items: list[RichMenuItem], font_path: Path | None = None) -> bytes:
     """The menu picture as PNG: one tile per item with its label centred, in the program's grid."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw, ImageFont  # only to draw a rich menu image
 
     font_file = font_path or find_font()
     layout = layout_for(len(items))

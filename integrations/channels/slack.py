@@ -46,6 +46,7 @@ from integrations.channels.delivery import (
     platform_messages,
 )
 from integrations.channels.inbox import WebhookInbox, event_key
+from bot.programs import ProgramError, load_programs
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,6 @@ def build_app(settings: Settings, runtime: ChannelRuntime, staff_hooks: list[Any
               client=web_client(settings), token_verification_enabled=False, process_before_response=from_inbox,
               request_verification_enabled=not from_inbox)
 
-    from bot.programs import ProgramError, load_programs
 
     try:
         catalog = load_programs(settings)

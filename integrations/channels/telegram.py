@@ -37,6 +37,8 @@ from integrations.channels.delivery import (
     mark_progress,
     platform_messages,
 )
+from bot.programs import ProgramError, load_programs
+from bot.messages import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,6 @@ def is_configured(settings: Settings) -> bool:
 
 def program_bots(settings: Settings) -> dict[str, tuple[str, str]]:
     """program id -> (bot token, webhook secret token) of each program with its own bot."""
-    from bot.programs import ProgramError, load_programs
-
     try:
         catalog = load_programs(settings)
     except ProgramError:
@@ -79,7 +79,6 @@ def keyboard(row_id: int, reply: Reply | None) -> InlineKeyboardMarkup | None:
 
 class TelegramSender:
     """Sends with one long-lived event loop on the delivery thread (python-telegram-bot is async)."""
-
     channel = CHANNEL
 
     def __init__(self, settings: Settings) -> None:
@@ -175,7 +174,6 @@ def _to_inbound(services: Services, update: Update) -> InboundMessage | None:
         return None
     location = Location(lat=message.location.latitude, lon=message.location.longitude) if message.location else None
     if message.text is None and location is None:
-        from bot.messages import Attachment
 
         kinds = [kind for kind in ("photo", "document", "sticker", "voice", "video") if getattr(message, kind, None)]
         return InboundMessage(channel=CHANNEL, external_user_id=str(message.from_user.id),
