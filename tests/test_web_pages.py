@@ -131,7 +131,7 @@ def test_the_upload_limit_is_only_for_an_admin_session_within_its_budget(tmp_pat
         assert declared_post(url, "/staff/knowledge/upload", twenty_mb) == 413
         status, seconds = chunked_post(url, "/staff/knowledge/upload", 4 * 1024 * 1024,
                                        content_type="multipart/form-data; boundary=xyz")
-        assert status == 413 and seconds < 10
+        assert status in (400, 413) and seconds < 10  # cut at 64 KB, or refused as no form at its first bytes
         # A forged or stale cookie is no session.
         assert declared_post(url, "/staff/knowledge/upload", twenty_mb,
                              {"Cookie": "madoguchi_staff=eyJzaWQiOiAieCJ9.forged.sig"}) == 413
