@@ -23,6 +23,7 @@ from functools import lru_cache
 from bot.text import compact, normalize
 from knowledge.answer_types import AnswerType, answer_type, can_answer, has_fact
 from knowledge.chunking import is_heading_line, split_sentences
+from knowledge.edition import program_name
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of
 from knowledge.tokenize import tokens
 
@@ -37,9 +38,6 @@ SENTENCE_POOL = 12
 AMBIGUITY_MARGIN = 0.8
 #: Programs offered when asking which one is meant.
 MAX_CHOICES = 3
-#: A parenthesis closing a title longer than this (or a clause, with a comma) describes the program; it is
-#: no part of the name people use.
-PROGRAM_ASIDE_CHARS = 20
 LABEL_HEAD_CHARS = 15
 SHORT_SENTENCE_CHARS = 60
 TITLE_KEY_CHARS = 12
@@ -95,16 +93,6 @@ class Citation:
         if self.page:
             parts.append(f"p.{self.page}")
         return " ／ ".join(parts)
-
-
-def program_name(title: str) -> str:
-    """The program's name as people say it: the title without the year, the quotes and 「…に係る
-    企画競争募集要領」 (「後継者支援ネットワーク事業」, 「…総合支援事業(専門家派遣)」)."""
-    name = re.sub(r"^(?:令和|平成)\s*\d+\s*年度\s*(?:[(（][^)）]*[)）])?\s*", "", title)
-    name = re.sub(r"\s*(?:に係る)?\s*(?:企画競争)?(?:募集要領|公募要領|仕様書案?)$", "", name)
-    name = name.replace("「", "").replace("」", "")
-    name = re.sub(rf"[(（](?:[^)）]{{{PROGRAM_ASIDE_CHARS + 1},}}|[^)）]*、[^)）]*)[)）]$", "", name)
-    return name.strip() or title
 
 
 @dataclass

@@ -11,12 +11,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bot.commands import services_for_command as create
+from bot.programs import catalog_for
+from bot.references import ticket_number
+from knowledge import faq_review as review
+from knowledge.evaluation import answer_file, read_jsonl, score
+from knowledge.ingest import ingest_paths
+
 knowledge_app = typer.Typer(help="知識ベース / knowledge base", no_args_is_help=True)
 console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from bot.commands import services_for_command as create
 
     return create()
 
@@ -24,7 +30,6 @@ def _services():  # type: ignore[no-untyped-def]
 def default_targets(services) -> list[Path]:  # type: ignore[no-untyped-def]
     """What `ingest` with no paths reads: MADOGUCHI_KNOWLEDGE__PATHS (shared by every program), the published
     staff FAQ, and every program's own sources (its YAML's knowledge.sources)."""
-    from bot.programs import catalog_for
 
     targets = [Path(p).resolve() for p in services.settings.default_knowledge_paths]
     for program in catalog_for(services):
@@ -41,8 +46,6 @@ def ingest(
                                                            "knowledge.sources); given paths must lie inside them"),
 ) -> None:
     """Ingest manuals and FAQ tables (incremental by content hash)."""
-    from bot.programs import catalog_for
-    from knowledge.ingest import ingest_paths
 
     services = _services()
     targets = paths or default_targets(services)
@@ -94,7 +97,6 @@ def ingest(
 def ask(question: str = typer.Argument(..., help="質問文"),
         program_id: str = typer.Option(None, "--program", help="この事業の窓口として答える（その事業と共有の資料だけ）")) -> None:
     """Ask one question and show the answer with its sources and confidence."""
-    from bot.programs import catalog_for
 
     services = _services()
     answer = services.knowledge.ask(question, sources=catalog_for(services).source_filter(program_id))
@@ -110,7 +112,6 @@ def answer(
     out: Path = typer.Option(..., "--out", help="JSONL answers"),
 ) -> None:
     """Answer every question of a JSONL file with the index in MADOGUCHI_DATA_DIR."""
-    from knowledge.evaluation import answer_file
 
     services = _services()
     results = answer_file(services.knowledge, questions, out)
@@ -123,7 +124,6 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
     """Answer the questions and print accuracy, abstention, precision, recall@5 and latency."""
-    from knowledge.evaluation import answer_file, read_jsonl, score
 
     services = _services()
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,11 +155,9 @@ def faq_review(
     reviewer: str = typer.Option("cli", help="監査ログに残すレビュー担当者名"),
 ) -> None:
     """Go through pending candidates: publish (optionally edited), reject or skip each."""
-    from bot.references import ticket_number
-    from knowledge import faq_review
 
     services = _services()
-    candidates = faq_review.pending(services)
+    candidates = review.pending(services)
     if not candidates:
         console.print("レビュー待ちの FAQ 候補はありません。")
         return
@@ -170,11 +168,11 @@ def faq_review(
         if action == "e":
             question = typer.prompt("質問", default=candidate.question)
             answer_text = typer.prompt("回答", default=candidate.answer)
-            faq_review.publish(services, candidate.id, reviewer, question=question, answer=answer_text)
+            review.publish(services, candidate.id, reviewer, question=question, answer=answer_text)
         elif action == "p":
-            faq_review.publish(services, candidate.id, reviewer)
+            review.publish(services, candidate.id, reviewer)
         elif action == "r":
-            faq_review.reject(services, candidate.id, reviewer)
+            review.reject(services, candidate.id, reviewer)
             console.print("却下しました。")
             continue
         else:

@@ -169,3 +169,18 @@ def passed_dates(answer: str, edition: Edition | None, today: date) -> list[date
 def japanese_date(day: date) -> str:
     era = f"令和{day.year - REIWA_OFFSET}年" if day.year > REIWA_OFFSET else f"{day.year}年"
     return f"{era}{day.month}月{day.day}日"
+
+
+#: A parenthesis closing a title longer than this (or a clause, with a comma) describes the program; it is
+#: no part of the name people use.
+PROGRAM_ASIDE_CHARS = 20
+
+
+def program_name(title: str) -> str:
+    """The program's name as people say it: the title without the year, the quotes and 「…に係る
+    企画競争募集要領」 (「後継者支援ネットワーク事業」, 「…総合支援事業(専門家派遣)」)."""
+    name = re.sub(r"^(?:令和|平成)\s*\d+\s*年度\s*(?:[(（][^)）]*[)）])?\s*", "", title)
+    name = re.sub(r"\s*(?:に係る)?\s*(?:企画競争)?(?:募集要領|公募要領|仕様書案?)$", "", name)
+    name = name.replace("「", "").replace("」", "")
+    name = re.sub(rf"[(（](?:[^)）]{{{PROGRAM_ASIDE_CHARS + 1},}}|[^)）]*、[^)）]*)[)）]$", "", name)
+    return name.strip() or title

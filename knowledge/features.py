@@ -19,6 +19,7 @@ from bot.text import compact, normalize
 from knowledge.kinds import KIND_NAMES, asked, fact_strings, facts
 from knowledge.retrieval import FAQ_WORDS_WEIGHT, Hit, Retrieval, part_of
 from knowledge.units import Unit, units_of
+from knowledge.units import _tokens
 
 if TYPE_CHECKING:
     from knowledge.answering import Answer
@@ -231,7 +232,6 @@ _section_cache: dict[str, frozenset[str]] = {}
 def _section_tokens(section: str) -> frozenset[str]:
     cached = _section_cache.get(section)
     if cached is None:
-        from knowledge.units import _tokens
 
         cached = _section_cache[section] = _tokens(section)
     return cached

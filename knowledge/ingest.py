@@ -29,6 +29,8 @@ from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, l
 from knowledge.tokenize import tokens
 from knowledge.unit_vectors import UnitVectors
 from knowledge.vectorstore import VectorStore
+from knowledge.edition import program_name, read_edition
+from knowledge.units import header_before, units_of
 
 #: A metadata file beside a document (`<name>.meta.yaml`: program, fiscal year, window) is no document.
 META_SUFFIX = ".meta.yaml"
@@ -230,7 +232,6 @@ def _vectors(services: Services, embeddings, model: str, texts: list[str], repor
 
 def _unit_texts(services: Services, path: str) -> list[str]:
     """The answer units of a stored source (knowledge/units.py), as the learned pipeline cuts them."""
-    from knowledge.units import header_before, units_of
 
     with services.db.session() as session:
         source = session.execute(select(KnowledgeSource).where(KnowledgeSource.path == path)).scalar_one_or_none()
@@ -247,8 +248,6 @@ def _unit_texts(services: Services, path: str) -> list[str]:
 
 def _edition(services: Services, path: str) -> str:
     """The source's edition read from its stored passages (its cover and summary) and any metadata file."""
-    from knowledge.answering import program_name
-    from knowledge.edition import read_edition
 
     with services.db.session() as session:
         source = session.execute(select(KnowledgeSource).where(KnowledgeSource.path == path)).scalar_one_or_none()

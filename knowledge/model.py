@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from knowledge.features import GATE_FEATURES, UNIT_FEATURES
 
 MODEL_PATH = Path(__file__).with_name("models") / "answer_model.json"
 #: The lambdarank trees, beside the JSON model.
@@ -118,7 +119,7 @@ class LambdaRanker:
             seed: int = 0) -> LambdaRanker:
         """`groups`: per question, (unit features, 1 for a unit that answers it); questions none or all of
         whose units answer it teach no order and are left out."""
-        import lightgbm
+        import lightgbm  # lazy: LightGBM (and scipy) load only when the learned pipeline runs
 
         kept = [(x, y) for x, y in groups if len(x) and 0 < (y > 0).sum() < len(y)]
         data = lightgbm.Dataset(np.vstack([x for x, _ in kept]).astype(np.float64),
@@ -132,7 +133,7 @@ class LambdaRanker:
 
     @classmethod
     def from_string(cls, text: str, names: tuple[str, ...]) -> LambdaRanker:
-        import lightgbm
+        import lightgbm  # lazy: as in fit, the classic pipeline never pays for it
 
         return cls(lightgbm.Booster(model_str=text), names)
 
@@ -274,7 +275,6 @@ def _gate_from(g: dict) -> Gate:
 @lru_cache(maxsize=4)
 def load_model(path: Path = MODEL_PATH) -> AnswerModel:
     """The shipped model; its feature names must be the ones knowledge/features.py computes."""
-    from knowledge.features import GATE_FEATURES, UNIT_FEATURES
 
     model = AnswerModel.from_json(json.loads(path.read_text(encoding="utf-8")), path.parent)
     if model.ranker.names != UNIT_FEATURES or model.gate.names != GATE_FEATURES:

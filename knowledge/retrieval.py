@@ -35,6 +35,8 @@ from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import colloquial_topic, content_morphemes, surface_split, tokens
 from knowledge.vectorstore import VectorStore
+from knowledge.edition import program_name, read_edition
+from knowledge.units import header_before
 
 if TYPE_CHECKING:
     from knowledge.unit_vectors import UnitVectors
@@ -254,7 +256,6 @@ class HybridIndex:
     def _layout(self) -> None:
         """Per passage: where it stands in its document (0 = start) and the table header in force at its
         start; per document, the start of its title (to recognise the cover line)."""
-        from knowledge.units import header_before
 
         self.positions: dict[str, float] = {}
         self.headers: dict[str, tuple[str, ...]] = {}
@@ -266,8 +267,6 @@ class HybridIndex:
                 self.positions[chunk.id] = number / max(1, len(own) - 1)
                 if header:
                     self.headers[chunk.id] = tuple(header)
-        from knowledge.answering import program_name
-        from knowledge.edition import read_edition
 
         self.editions = {sid: read_edition(source.title, program_name(source.title),
                                            "\n".join(c.text for c in by_source.get(sid, [])[:60]).split("\n"),

@@ -25,6 +25,7 @@ from knowledge.embeddings import build_embeddings
 from knowledge.unit_vectors import UnitVectors
 from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.vectorstore import ScopedStore, VectorStore
+from knowledge.learned import answer_from as learned_answer
 
 STALENESS_CHECK_SECONDS = 1.0
 ANSWER_CACHE_SIZE = 4096
@@ -44,7 +45,6 @@ def answer_with(pipeline: str, retrieval: Retrieval, threshold: float) -> Answer
     """The answer of the chosen pipeline (settings.knowledge.pipeline): `classic` (knowledge/answering.py)
     or `learned` (knowledge/learned.py: answer units, learned ranker, calibrated gate)."""
     if pipeline == "learned":
-        from knowledge.learned import answer_from as learned_answer
 
         return learned_answer(retrieval, threshold)
     return answer_from(retrieval, threshold)
@@ -152,7 +152,7 @@ class KnowledgeBase:
         retrieval = index.search(question)
         answer = answer_with(self.settings.knowledge.pipeline, retrieval, self.settings.knowledge.answer_threshold)
         if answer.confident and self.settings.llm.provider != "none":
-            from knowledge.generation import generate_answer
+            from knowledge.generation import generate_answer  # lazy: LangChain loads only with an LLM set
 
             answer = generate_answer(self.settings, retrieval, answer)
         with self._answers_lock:
