@@ -55,11 +55,18 @@ def _eventually(probe: Any, timeout: float = 15) -> Any:
     return value
 
 
-def _queue_for(services: Services, external_user_id: str, text: str) -> None:
+def _person_of(services: Services, external_user_id: str) -> int | None:
     with services.db.session() as session:
-        identity = session.execute(select(ChannelIdentity).where(
-            ChannelIdentity.external_user_id == external_user_id)).scalar_one()
-        queue(session, identity.person_id, "web", external_user_id, [Reply(text=text)])
+        return session.execute(select(ChannelIdentity.person_id).where(
+            ChannelIdentity.external_user_id == external_user_id)).scalar_one_or_none()
+
+
+def _queue_for(services: Services, external_user_id: str, text: str) -> None:
+    """Queue a reply for the visitor once the server has stored who they are: the page shows the visitor's
+    own message before the server has answered it, so the identity may not exist yet when this is called."""
+    person_id = _eventually(lambda: _person_of(services, external_user_id))
+    with services.db.session() as session:
+        queue(session, person_id, "web", external_user_id, [Reply(text=text)])
 
 
 def test_the_page_session_is_a_server_issued_httponly_cookie(web: tuple[Services, str]) -> None:
