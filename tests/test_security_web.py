@@ -158,6 +158,7 @@ def test_the_page_in_a_real_browser_uses_its_cookie_and_never_sends_a_linked_cod
     page.get_by_label("メッセージ").fill("ヘルプ")  # the page sends nothing by itself: the visitor writes first
     page.get_by_label("メッセージ").press("Enter")
     expect(page.locator(".msg.me")).to_have_text("ヘルプ")
+    expect(page.locator(".msg.bot")).to_have_count(2)  # the welcome, then the server's answer to ヘルプ
     expect(page.locator(".msg.bot").last).to_contain_text("こんにちは")
     _queue_for(services, visitor, "訪問の確認をお願いします")  # a live update for this visitor
     expect(page.get_by_text("訪問の確認をお願いします")).to_be_visible()  # delivered by server-sent events
@@ -199,6 +200,8 @@ def test_the_page_sends_its_csrf_token_and_a_request_without_it_is_refused_in_a_
     page.goto(url)
     page.get_by_label("メッセージ").fill("ヘルプ")
     page.get_by_label("メッセージ").press("Enter")
+    # the welcome already says こんにちは: wait for the second bot bubble, the server's answer to ヘルプ
+    expect(page.locator(".msg.bot")).to_have_count(2)
     expect(page.locator(".msg.bot").last).to_contain_text("こんにちは")
     assert len(sent) == 1 and len(sent[0].get("x-csrf-token", "")) == 64
     forged = page.evaluate("""async () => {
