@@ -215,3 +215,21 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def learned_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """The two sample calls of tests/test_knowledge_retrieval.py, ingested for the learned pipeline (the pipeline's
+    stage tests and its end-to-end tests read the same index)."""
+    from knowledge.ingest import ingest_paths
+    from tests.test_knowledge_retrieval import CALL_A, CALL_B  # a test module's texts: conftest loads first
+
+    root = tmp_path_factory.mktemp("learned-calls")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
+    (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
+    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "learned"}))
+    ingest_paths(services, [docs])
+    yield services
+    services.close()

@@ -34,19 +34,6 @@ from knowledge.units import header_before, table_row_text, units_of
 from tests.test_knowledge_retrieval import CALL_A, CALL_B
 
 
-@pytest.fixture(scope="module")
-def calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    root = tmp_path_factory.mktemp("pipeline")
-    docs = root / "docs"
-    docs.mkdir()
-    (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
-    (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "learned"}))
-    ingest_paths(services, [docs])
-    yield services
-    services.close()
-
-
 @pytest.fixture
 def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
     """The learned pipeline over a private copy of the sample knowledge base."""
@@ -107,8 +94,8 @@ def test_a_faq_entry_is_one_unit_its_answer() -> None:
 
 
 # --------------------------------------------------------------------------------- retrievers, fusion
-def test_each_retriever_can_be_switched_off_and_fusion_swapped(calls: Services) -> None:
-    index = calls.knowledge.refresh(force=True)
+def test_each_retriever_can_be_switched_off_and_fusion_swapped(learned_calls: Services) -> None:
+    index = learned_calls.knowledge.refresh(force=True)
     question = "みどり市の事業の締切はいつですか"
     try:
         index.options = RetrievalOptions(bm25=False)
@@ -133,8 +120,8 @@ def test_the_faq_retriever_finds_an_entry_asked_in_other_words(sample_kb_service
 
 
 # ------------------------------------------------------------------------------------ features, model
-def test_unit_features_have_one_value_per_name_and_mark_the_kind_asked_for(calls: Services) -> None:
-    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+def test_unit_features_have_one_value_per_name_and_mark_the_kind_asked_for(learned_calls: Services) -> None:
+    retrieval = learned_calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
     index = retrieval.index
     found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys, index.title_tokens)
     assert found and all(len(c.features) == len(UNIT_FEATURES) for c in found)
@@ -182,10 +169,10 @@ def test_the_lambdarank_ranker_puts_the_answering_unit_first_and_round_trips(tmp
     assert np.allclose(again.ranker.score(unseen[0][0]), ranker.score(unseen[0][0]))
 
 
-def test_agreement_with_the_classic_answer_is_a_unit_feature(calls: Services) -> None:
+def test_agreement_with_the_classic_answer_is_a_unit_feature(learned_calls: Services) -> None:
     """The classic answerer's answer to the same question marks the units that state it (two rankers
     built differently agreeing), with its confidence; the others get nothing."""
-    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+    retrieval = learned_calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
     classic = classic_answer(retrieval)
     assert classic is not None and classic.body
     index = retrieval.index
@@ -198,15 +185,15 @@ def test_agreement_with_the_classic_answer_is_a_unit_feature(calls: Services) ->
     assert agrees(agreeing[0].unit, replace(classic, kind="none")) is False, "no answer, no agreement"
 
 
-def test_unit_vectors_rank_the_unit_that_means_the_question_and_are_kept_by_hash(calls: Services) -> None:
+def test_unit_vectors_rank_the_unit_that_means_the_question_and_are_kept_by_hash(learned_calls: Services) -> None:
     """Each unit's own e5 vector against the question's: the unit about lodging is nearer 「ホテル代」 than
     one about the deadline. The vectors are kept in the cache table: a new process embeds nothing."""
-    kb = calls.knowledge
+    kb = learned_calls.knowledge
     texts = ["宿泊費は1泊9,800円を上限として支給します。", "応募の締切日は令和8年7月31日（金）17時必着です。"]
     query = kb.refresh().query_vector("ホテル代って出る？")
     near = kb.unit_vectors.similarity(query, texts)
     assert near[0] > near[1]
-    fresh = UnitVectors(calls.db, kb.embeddings)
+    fresh = UnitVectors(learned_calls.db, kb.embeddings)
     assert np.allclose(fresh.similarity(query, texts), near, atol=1e-5) and fresh.embedded == 0
 
 
@@ -276,17 +263,17 @@ def test_another_fiscal_year_or_round_is_another_edition() -> None:
     assert asks_other_edition("締切はいつですか", held) is None
 
 
-def test_a_question_about_another_fiscal_year_is_declined_naming_the_edition_held(calls: Services) -> None:
-    answer = calls.knowledge.ask("みどり市地域デジタル推進事業の令和7年度の締切はいつでしたか")
+def test_a_question_about_another_fiscal_year_is_declined_naming_the_edition_held(learned_calls: Services) -> None:
+    answer = learned_calls.knowledge.ask("みどり市地域デジタル推進事業の令和7年度の締切はいつでしたか")
     assert answer.kind == "other_edition" and not answer.confident
     assert "令和8年度版" in answer.body and "みどり市地域デジタル推進事業" in answer.body
-    reply = Engine(calls).handle(InboundMessage(channel="cli", external_user_id="u",
+    reply = Engine(learned_calls).handle(InboundMessage(channel="cli", external_user_id="u",
                                                 text="令和7年度のあおぞら県観光人材育成事業の締切は？"))
     assert "令和8年度版" in reply[0].text and "担当者" in reply[0].text
 
 
-def test_a_deadline_that_has_passed_says_so(calls: Services) -> None:
-    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+def test_a_deadline_that_has_passed_says_so(learned_calls: Services) -> None:
+    retrieval = learned_calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
     model = _always(load_model())
     after = answer_from(retrieval, model=model, today=date(2026, 8, 1))
     assert after.confident and "7月31日" in after.body
@@ -299,8 +286,8 @@ def test_a_deadline_that_has_passed_says_so(calls: Services) -> None:
 
 
 # --------------------------------------------------------------------------------------------- replies
-def test_an_unsure_reply_quotes_short_related_excerpts_and_offers_a_person(calls: Services) -> None:
-    retrieval = calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
+def test_an_unsure_reply_quotes_short_related_excerpts_and_offers_a_person(learned_calls: Services) -> None:
+    retrieval = learned_calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
     answer = answer_from(retrieval, model=_never(load_model()))
     assert answer.kind == "unsure" and not answer.confident
     assert 1 <= len(answer.excerpts) <= 2
@@ -310,23 +297,23 @@ def test_an_unsure_reply_quotes_short_related_excerpts_and_offers_a_person(calls
     assert answer.body.startswith("関係しそうな記載")
 
 
-def test_the_chat_reply_when_unsure_shows_the_excerpts(calls: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_chat_reply_when_unsure_shows_the_excerpts(learned_calls: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     import knowledge.learned as learned
 
     monkeypatch.setattr(learned, "load_model", lambda: _never(load_model()))
-    calls.knowledge._answers.clear()
-    reply = Engine(calls).handle(InboundMessage(channel="cli", external_user_id="u2",
+    learned_calls.knowledge._answers.clear()
+    reply = Engine(learned_calls).handle(InboundMessage(channel="cli", external_user_id="u2",
                                                 text="あおぞら県観光人材育成事業の締切はいつですか"))
     text = reply[0].text
     assert "関係しそうな記載" in text and "7月31日" in text and "担当者" in text
     assert reply[0].options and reply[0].options[0].value == "contact:human"
-    calls.knowledge._answers.clear()
+    learned_calls.knowledge._answers.clear()
 
 
-def test_a_question_nothing_relates_to_is_outside_this_window_without_documents(calls: Services) -> None:
-    answer = calls.knowledge.ask("肉じゃがのおいしい作り方を教えて")
+def test_a_question_nothing_relates_to_is_outside_this_window_without_documents(learned_calls: Services) -> None:
+    answer = learned_calls.knowledge.ask("肉じゃがのおいしい作り方を教えて")
     assert answer.kind == "outside" and not answer.confident and not answer.excerpts
-    reply = Engine(calls).handle(InboundMessage(channel="cli", external_user_id="u3", text="肉じゃがのおいしい作り方を教えて"))
+    reply = Engine(learned_calls).handle(InboundMessage(channel="cli", external_user_id="u3", text="肉じゃがのおいしい作り方を教えて"))
     text = reply[0].text
     assert "範囲外" in text and "担当者" in text
     assert "公募要領" not in text and "みどり市" not in text and "あおぞら県" not in text
