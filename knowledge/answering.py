@@ -20,10 +20,11 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from bot.text import compact, normalize
-from knowledge.answer_types import AnswerType, answer_type, can_answer, has_fact
+from bot.text import normalize
+from knowledge import kinds
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.edition import program_name
+from knowledge.kinds import Kind
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of
 from knowledge.tokenize import tokens
 
@@ -189,15 +190,32 @@ def _list_around(sentences: list[str], index: int) -> tuple[int, list[int]] | No
     return first - 1, list(range(first, last + 1))
 
 
-def _rule_above(kind: AnswerType, index: int, sentences: list[str], heading: str,
+def _rule_above(wanted: tuple[Kind, ...], index: int, sentences: list[str], heading: str,
                 question_words: list[str]) -> bool:
     """A list item is ruled on by what stands above it: 「・税理士に支払う費用」 under 「次の経費は計上の
     対象外とします。」 or under the heading 「委託経費の対象とならない経費」 answers 「経費にできますか」."""
-    if kind.name != "yes_no" or not sentences[index].startswith(_BULLETS):
+    yes_no = [kind for kind in wanted if kind.name == "yes_no"]
+    if not yes_no or not sentences[index].startswith(_BULLETS):
         return False
     in_list = _list_around(sentences, index)
     above = [heading] + ([sentences[in_list[0]]] if in_list else [])
-    return any(has_fact(kind, text, question_words) for text in above)
+    return any(kinds.states(yes_no[0], text, question_words) for text in above)
+
+
+@lru_cache(maxsize=1024)
+def asked(question: str) -> tuple[Kind, ...]:
+    """The kinds of fact the question asks for (knowledge/kinds.py's general table; several may be)."""
+    return kinds.asked_kinds(question)
+
+
+def states_asked(wanted: tuple[Kind, ...], sentence: str, question_words: list[str]) -> bool:
+    """The sentence states a fact of a kind asked for, beyond the question's own words."""
+    return any(kinds.states(kind, sentence, question_words) for kind in wanted)
+
+
+def can_answer(wanted: tuple[Kind, ...], sentence: str, question_words: list[str]) -> bool:
+    """The sentence holds what any answer must (kinds.must_state): 「いくら」 an amount, 「いつ」 a time."""
+    return not kinds.must_state(wanted) or states_asked(wanted, sentence, question_words)
 
 
 def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Candidate]) -> str:
@@ -312,7 +330,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     the sentence that defines the term asked about.
     """
     question = retrieval.question
-    kind = retrieval.answer_type
+    wanted = asked(question)
     question_words = _question_words(retrieval)
     # Kanji of the words that only name the document (後継者支援ネットワーク事業) say nothing of the topic.
     name_only = set("".join(retrieval.name_tokens)) - set("".join(t for t in retrieval.idf
@@ -338,12 +356,11 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
             # 人材育成における地域ハブ機能実証事業)の受託事業者」) is no cover line: the cover begins with the title.
             cover = bool(title) and sentence.replace(" ", "").lstrip("・-−●○■◆ ").startswith(title)
             is_heading = is_heading or cover
-            type_ok = not cover and kind is not None and (
-                has_fact(kind, sentence, question_words)
-                or _rule_above(kind, sentence_no, sentences_of[-1], heading, question_words))
-            label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
-                                              or kind.labels.search(heading)
-                                              or (kind.marked is not None and kind.marked.search(sentence)))
+            type_ok = not cover and bool(wanted) and (
+                states_asked(wanted, sentence, question_words)
+                or _rule_above(wanted, sentence_no, sentences_of[-1], heading, question_words))
+            label = any(kinds.labelled(kind, sentence[:LABEL_HEAD_CHARS]) or kinds.labelled(kind, heading)
+                        for kind in wanted)
             defines = asks_identity and any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
             term = _TERM_ROW.match(sentence)
             features = {
@@ -416,13 +433,13 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     features = {
         "coverage": retrieval.coverage(chunk_present),
         "sentence": best.features["cov_sentence"],
-        "type_ok": 1.0 if best.features["type_ok"] or retrieval.answer_type is None else 0.0,
+        "type_ok": 1.0 if best.features["type_ok"] or not asked(question) else 0.0,
         "unknown": retrieval.unknown_share,
         "dense": max((h.dense for h in retrieval.hits[:3]), default=0.0),
         "rank_prob": rank_prob,
     }
     confidence = _score(features)
-    kind = retrieval.answer_type
+    wanted = asked(question)
     rivals = _rival_documents(best, able, retrieval, sentences_of)
     if rivals and confidence >= threshold:
         # The question names no program and two programs say the asked-for fact about the same thing
@@ -433,12 +450,12 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
                                           for citation, c in zip(citations, choices, strict=True)),
                       False, round(confidence, 4), citations, features, kind="ambiguous")
     topic_less = retrieval.steered_source is None and all(t in retrieval.framing for t in retrieval.idf)
-    if kind is not None and topic_less and not any(_says(retrieval, t, best.present) for t in retrieval.framing):
+    if wanted and topic_less and not any(_says(retrieval, t, best.present) for t in retrieval.framing):
         # 「締切はいつですか」 names no program and says only what kind of fact it wants: any date would do,
         # unless the sentence or its heading says the word asked (「締切日:6月19日」). 「翌月末までに報告」 is no 締切.
         # (「推進体制構築支援の事務局はどこ」 names its program: 事務局 is then what it asks about.)
         confidence = min(confidence, threshold * 0.9)
-    if kind is not None and not can_answer(kind, sentence, question_words):
+    if not can_answer(wanted, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
         confidence = min(confidence, threshold * 0.9)
     anchor = next((t for t in sorted(retrieval.idf, key=lambda term: retrieval.idf[term], reverse=True) if t in sentence), None)
@@ -452,13 +469,12 @@ def _rival_documents(best: Candidate, able: list[Candidate], retrieval: Retrieva
     """For a question that names no document, the best sentence of each other document that answers it
     about as well as `best` (as sure of the kind of fact, saying the key word as much) but with another
     fact (a guide and an FAQ of one program that both say 5,280円 agree), best first."""
-    kind = retrieval.answer_type
-    if retrieval.steered_source is not None or kind is None or not best.features["type_ok"]:
+    names = [kind.name for kind in asked(retrieval.question)]
+    if retrieval.steered_source is not None or not names or not best.features["type_ok"]:
         return []
 
     def facts(candidate: Candidate) -> set[str]:
-        sentence = sentences_of[candidate.hit_no][candidate.sentence_no]
-        return {compact(match.group()) for match in kind.fact.finditer(sentence)}
+        return kinds.fact_strings(sentences_of[candidate.hit_no][candidate.sentence_no], names)
 
     best_facts = facts(best)
     per_document: dict[int, Candidate] = {}
@@ -480,10 +496,10 @@ def _able(candidates: list[Candidate], sentences_of: list[list[str]], retrieval:
           question_words: list[str]) -> list[Candidate]:
     """The candidates that hold what any answer must (a time for 「いつ」, an amount for 「いくら」), when
     there are any: a sentence without it cannot be the answer however well it matches the words."""
-    kind = retrieval.answer_type
-    if kind is None or kind.must_have is None:
+    wanted = asked(retrieval.question)
+    if not kinds.must_state(wanted):
         return candidates
-    able = [c for c in candidates if can_answer(kind, sentences_of[c.hit_no][c.sentence_no], question_words)]
+    able = [c for c in candidates if can_answer(wanted, sentences_of[c.hit_no][c.sentence_no], question_words)]
     return able or candidates
 
 
@@ -494,7 +510,7 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
             continue
         faq_question = hit.chunk.text.split("\nA: ", 1)[0][3:]
         faq_tokens = set(tokens(faq_question))
-        if retrieval.answer_type is not None and answer_type(faq_question) is retrieval.answer_type:
+        if set(asked(retrieval.question)) & set(asked(faq_question)):
             # Both ask for the same kind of answer (「申込方法は？」, 「申し込むにはどうすればよいですか」).
             faq_tokens |= retrieval.framing
         forward = retrieval.coverage(faq_tokens, literal=True)

@@ -29,7 +29,6 @@ from langchain_core.embeddings import Embeddings
 from bot.text import normalize
 from knowledge.aliases import Definition, definitions_in
 from knowledge import kinds
-from knowledge.answer_types import AnswerType, answer_type, cue_words, words_to_search
 from knowledge.kinds import Kind
 from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
@@ -68,13 +67,11 @@ class RetrievalOptions:
     dense: bool = True
     faq: bool = True
     fusion: str = "weighted"  # weighted | rrf
-    #: the classic answerer's retrieval (knowledge/answer_types.py's question types frame and widen the
-    #: search, no FAQ retriever): what `MADOGUCHI_KNOWLEDGE__PIPELINE=classic` answers from
-    classic: bool = False
 
     @classmethod
     def for_pipeline(cls, pipeline: str) -> RetrievalOptions:
-        return cls(faq=False, classic=True) if pipeline == "classic" else cls()
+        """The classic answerer (`MADOGUCHI_KNOWLEDGE__PIPELINE=classic`) searches without the FAQ retriever."""
+        return cls(faq=False) if pipeline == "classic" else cls()
 
 
 #: Query vectors an index keeps (one embedding serves both searches of a question and its repeats).
@@ -145,9 +142,7 @@ class Retrieval:
     framing: set[str] = field(default_factory=set)
     #: query words that are nouns: what the question is about (its verbs say what is done with it)
     nouns: set[str] = field(default_factory=set)
-    #: the kind of fact the question asks for (knowledge/answer_types.py), used by the classic answerer.
-    answer_type: AnswerType | None = None
-    #: the kind of fact asked for in the learned pipeline's general table (knowledge/kinds.py)
+    #: the first kind of fact the question asks for in the general table (knowledge/kinds.py)
     kind: Kind | None = None
     #: curated FAQ entries the FAQ retriever scored: chunk id -> (forward, backward, question similarity)
     faq: dict[str, tuple[float, float, float]] = field(default_factory=dict)
@@ -470,7 +465,7 @@ class HybridIndex:
         floor = min(dense_sim.values(), default=0.0)
         span = (max(dense_sim.values(), default=0.0) - floor) or 1.0
         steered = retrieval.steered_source
-        kind = retrieval.answer_type if self.options.classic else retrieval.kind
+        kind = retrieval.kind
         faq_ids = {self.by_id[c] for c in retrieval.faq if c in self.by_id}
         candidates |= faq_ids
         hits = []
@@ -534,9 +529,8 @@ class HybridIndex:
         # A word the corpus never uses but has a synonym of is half unknown, like a compound. A word that
         # only says what kind of answer is wanted (方法 in 「申込方法は？」) is no sign of a topic the
         # manuals lack, though a small FAQ may never write it.
-        classic_type = answer_type(question)
         kind = kinds.primary(question)
-        framing = set(tokens(cue_words(classic_type, question) if self.options.classic else kinds.cue_words(question)))
+        framing = set(tokens(kinds.cue_words(question)))
         # A run of nouns the manuals never write together (「IT導入補助金」) names something they may not
         # cover, though each word is theirs: half unknown, like an unseen compound. The words that only
         # frame the question (申込「方法」, 時間「単価」) do not make a phrase of their own.
@@ -555,7 +549,7 @@ class HybridIndex:
         idf = {t: all_idf[t] * (NAME_WORD_WEIGHT if t in name_tokens else 1.0) for t in query_tokens}
         retrieval = Retrieval(question, query_tokens, [], idf, min(1.0, unknown / total) if query_tokens else 1.0,
                               steered, name_tokens, synonyms=synonyms, variants=variants,
-                              answer_type=classic_type, kind=kind, framing=framing,
+                              kind=kind, framing=framing,
                               nouns={form for form, pos in morphemes if pos == "名詞"}, index=self)
         if not self.chunks:
             return retrieval
@@ -565,8 +559,6 @@ class HybridIndex:
         retrieval.faq = {self.chunks[i].id: v for i, v in self._faq(vector, retrieval).items()}
         # A word the manuals never use is searched by its synonyms they do use; any word by its other form.
         searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, set()) | variants.get(t, set())))
-        if self.options.classic:
-            searched = _with_new(searched, words_to_search(classic_type, question))
         hits = self._fuse(self._lexical(searched, steered), dense, retrieval, k)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.
