@@ -25,10 +25,12 @@ from knowledge import kinds
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.edition import program_name
 from knowledge.kinds import Kind
-from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of
+from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of, title_key
 from knowledge.tokenize import tokens
 
+#: The longest answer shown (a chat bubble stays readable; the evaluation reads 300 characters).
 MAX_ANSWER_CHARS = 300
+#: A sentence and its neighbour are shown together only when both are short: two long sentences are two points.
 NEIGHBOUR_MAX_CHARS = 200
 #: Passages whose sentences compete for the answer. Fusion may rank the passage holding the question's rarest
 #: word (同席) 11th, under passages dense retrieval likes; 12 measured better than 8, 10 and 16 (which let an
@@ -37,11 +39,12 @@ SENTENCE_POOL = 12
 #: A question that names no program is ambiguous when another program's best sentence scores within this
 #: of the best (ranker units; the closest answerable question of the question sets is 0.9 apart).
 AMBIGUITY_MARGIN = 0.8
-#: Programs offered when asking which one is meant.
+#: Programs offered when asking which one is meant (three short lines fit one chat reply).
 MAX_CHOICES = 3
+#: A label stands at a row's head (「締切日：」「(2) 提出方法」): later in a sentence the same word is prose.
 LABEL_HEAD_CHARS = 15
+#: A short sentence (a table row, a label and its value) states one fact; its weight is fitted (RANKER_WEIGHTS).
 SHORT_SENTENCE_CHARS = 60
-TITLE_KEY_CHARS = 12
 
 
 #: 「Xとは」「Xはどこですか」: asks what or who X is, which the sentence defining X answers
@@ -69,9 +72,24 @@ RANKER_WEIGHTS = {"cov_sentence": 1.3, "cov_path": 1.76, "cov_heading": 0.93, "p
                   "type_ok": 3.0, "label": 1.35, "short": 0.29, "definition": 0.1, "bare_heading": -0.6,
                   "key_word": 1.34, "long": -0.45, "term_row": 0.5, "per_unit": 1.0}
 
+#: An answer a rule says cannot be right (no date for 「いつ」) keeps its confidence only up to just under the
+#: threshold: declined, but still ordered among the unsure ones.
+UNSURE_CAP = 0.9
+#: A curated FAQ entry answers when its question says most of the user's question (forward: the share of the
+#: user's idf it covers) and the user says a fair part of it (backward), and few of the user's words are unknown.
+FAQ_MIN_FORWARD = 0.7
+FAQ_MIN_BACKWARD = 0.4
+FAQ_MAX_UNKNOWN = 0.25
+#: Its confidence: forward matters most, then backward, then how alike the two questions are by e5 (cosines
+#: from FAQ_DENSE_FLOOR, where two questions on one topic start, over FAQ_DENSE_SPAN to 0.95). Set by hand.
+FAQ_WEIGHTS = (0.55, 0.25, 0.2)
+FAQ_DENSE_FLOOR = 0.75
+FAQ_DENSE_SPAN = 0.2
+
 # Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
 WEIGHTS = {"bias": -1.3, "coverage": 1.72, "sentence": 0.26, "type_ok": 0.86, "unknown": -3.83, "dense": 2.05,
            "rank_prob": 1.63}
+#: e5 cosines of a question and a related passage sit around 0.8 (unrelated ones below): the dense feature's zero.
 DENSE_CENTER = 0.80
 
 
@@ -308,8 +326,7 @@ def _cached_tokens(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=256)
 def _title_key(title: str) -> str:
-    """Enough of a document's title to recognise its cover line (titles run long and wrap)."""
-    return normalize(title).replace(" ", "")[:TITLE_KEY_CHARS] if len(title) >= TITLE_KEY_CHARS else ""
+    return title_key(title)
 
 
 def _question_words(retrieval: Retrieval) -> list[str]:
@@ -454,10 +471,10 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
         # 「締切はいつですか」 names no program and says only what kind of fact it wants: any date would do,
         # unless the sentence or its heading says the word asked (「締切日:6月19日」). 「翌月末までに報告」 is no 締切.
         # (「推進体制構築支援の事務局はどこ」 names its program: 事務局 is then what it asks about.)
-        confidence = min(confidence, threshold * 0.9)
+        confidence = min(confidence, threshold * UNSURE_CAP)
     if not can_answer(wanted, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
-        confidence = min(confidence, threshold * 0.9)
+        confidence = min(confidence, threshold * UNSURE_CAP)
     anchor = next((t for t in sorted(retrieval.idf, key=lambda term: retrieval.idf[term], reverse=True) if t in sentence), None)
     citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits if h is not hit][:2]
     return Answer(question, _trim(sentence, anchor), confidence >= threshold,
@@ -517,8 +534,9 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
         backward = (sum(1 for t in faq_tokens if t in retrieval.idf) / len(faq_tokens)) if faq_tokens else 0.0
         features = {"faq_forward": forward, "faq_backward": backward, "dense": hit.dense,
                     "unknown": retrieval.unknown_share}
-        confidence = round(min(1.0, 0.55 * forward + 0.25 * backward + 0.2 * max(0.0, (hit.dense - 0.75) / 0.2)), 4)
-        if forward >= 0.7 and backward >= 0.4 and retrieval.unknown_share < 0.25:
+        dense = max(0.0, (hit.dense - FAQ_DENSE_FLOOR) / FAQ_DENSE_SPAN)
+        confidence = round(min(1.0, sum(w * v for w, v in zip(FAQ_WEIGHTS, (forward, backward, dense), strict=True))), 4)
+        if forward >= FAQ_MIN_FORWARD and backward >= FAQ_MIN_BACKWARD and retrieval.unknown_share < FAQ_MAX_UNKNOWN:
             return Answer(retrieval.question, hit.chunk.answer.strip(), confidence >= threshold, confidence,
                           [citation_for(hit)], features, kind="faq")
     return None

@@ -42,19 +42,33 @@ if TYPE_CHECKING:
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
+#: Candidates each retriever proposes: the answer's passage is among them for most questions, and fusing 80
+#: candidates costs a few ms (set by hand in the first version).
 CANDIDATES = 40
-#: More lexical candidates from the document the question names.
+#: More lexical candidates from the document the question names: its answer may rank below 40 passages of
+#: other documents that say the question's common words more often.
 STEERED_CANDIDATES = 25
+#: BM25's share of the fused score: the manuals' own terms (謝金, 事業区分B) are the surest match, the dense side
+#: adds paraphrases (set by hand in the first version).
 LEXICAL_WEIGHT = 0.6
-#: Added to the fused score of a passage that holds the kind of fact asked for (a date for 「いつ」).
-ANSWER_TYPE_BONUS = 0.1
-#: Weight of the share of the question's idf mass a passage covers, added to the fused score.
+#: Added to the fused score of a passage that holds the kind of fact asked for (a date for 「いつ」): small
+#: against the fused score's range (0-1.15), it orders passages about the topic, never lifts one that is not.
+KIND_BONUS = 0.1
+#: Weight of the share of the question's idf mass a passage covers, added to the fused score: BM25 lets a common
+#: word said often outweigh the rare word the question is about (measured in: docs/BENCHMARKS.md, idf coverage).
 COVERAGE_WEIGHT = 0.15
-#: Characters of a document's title a question must quote, as one run, to name that document.
+#: Characters of a document's title a question must quote, as one run, to name that document (shorter runs,
+#: 事業 or 支援事業, are in every title).
 TITLE_PHRASE_CHARS = 5
 #: A heading phrase must be longer than a title phrase to name a document: headings share more words.
 HEADING_PHRASE_CHARS = 7
-#: Share of its idf a word counts for when it only names the document the question is about.
+#: A profile match steers only when it is clear: at least one rare title word (idf ~1.2 among a handful of
+#: documents), and half as much again as the next document's, plus a margin for a near-zero second.
+STEER_MIN_SCORE = 1.2
+STEER_LEAD = 1.5
+STEER_MARGIN = 0.3
+#: Share of its idf a word counts for when it only names the document the question is about: it rarely says
+#: the topic, but may (「専門家派遣システム」 is a system's name).
 NAME_WORD_WEIGHT = 0.25
 
 
@@ -76,9 +90,12 @@ class RetrievalOptions:
 
 #: Query vectors an index keeps (one embedding serves both searches of a question and its repeats).
 QUERY_VECTORS_KEPT = 256
-#: Reciprocal rank fusion's damping constant (the usual 60).
+#: Passages of a document read for its edition (its cover and the call's summary come first).
+EDITION_PASSAGES = 60
+#: Reciprocal rank fusion's damping constant (the usual 60, from the RRF paper; RRF is only an ablation here).
 RRF_K = 60
-#: FAQ entries the FAQ retriever adds to the candidates, best question match first.
+#: FAQ entries the FAQ retriever adds to the candidates, best question match first (a paraphrase rarely matches
+#: more than one entry; more would crowd out passages).
 FAQ_CANDIDATES = 3
 #: An entry's fused score from its question match: e5 cosines of two Japanese questions on one topic sit
 #: above ~0.75 (unrelated ones below), so the excess over it counts, twice, plus half the words said.
@@ -193,6 +210,15 @@ def _quoted_in(text: str, documents: dict[int, str], min_chars: int) -> tuple[in
     return None, 0
 
 
+#: Characters of a title that recognise its cover line (titles run long and wrap; 12 is past 「令和8年度」).
+TITLE_KEY_CHARS = 12
+
+
+def title_key(title: str) -> str:
+    """Enough of a document's title to recognise its cover line."""
+    return normalize(title).replace(" ", "")[:TITLE_KEY_CHARS] if len(title) >= TITLE_KEY_CHARS else ""
+
+
 def part_of(token: str, whole: str) -> bool:
     """`token` is a part of the compound `whole` (Sudachi gives both: 上限 and 額 beside 上限額)."""
     return token != whole and token in whole
@@ -264,12 +290,12 @@ class HybridIndex:
                     self.headers[chunk.id] = tuple(header)
 
         self.editions = {sid: read_edition(source.title, program_name(source.title),
-                                           "\n".join(c.text for c in by_source.get(sid, [])[:60]).split("\n"),
+                                           "\n".join(c.text for c in by_source.get(sid, [])[:EDITION_PASSAGES])
+                                           .split("\n"),
                                            source.path)
                          for sid, source in self.sources.items()}
         self.title_tokens = {sid: frozenset(tokens(s.title)) for sid, s in self.sources.items()}
-        self.title_keys = {sid: normalize(s.title).replace(" ", "")[:12] if len(s.title) >= 12 else ""
-                           for sid, s in self.sources.items()}
+        self.title_keys = {sid: title_key(s.title) for sid, s in self.sources.items()}
 
     @property
     def corpus_text(self) -> str:
@@ -359,7 +385,7 @@ class HybridIndex:
                               for t in matched)
         ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
         best, second = ranked[0], ranked[1]
-        if best[1] >= 1.2 and best[1] >= 1.5 * second[1] + 0.3:
+        if best[1] >= STEER_MIN_SCORE and best[1] >= STEER_LEAD * second[1] + STEER_MARGIN:
             return best[0]
         return None
 
@@ -486,7 +512,7 @@ class HybridIndex:
             # (「日当がもらえる条件は？」: 条件 everywhere, 日当 in two passages); idf coverage does not.
             score += COVERAGE_WEIGHT * retrieval.coverage(self._token_sets[index])
             if kind is not None and kind.fact.search(chunk.text):
-                score += ANSWER_TYPE_BONUS
+                score += KIND_BONUS
             hits.append(Hit(chunk=chunk, source=self.sources[chunk.source_id], score=float(score),
                             bm25=float(bm25_scores[index]), dense=dense_sim.get(index, 0.0),
                             bm25_rank=bm25_rank.get(index), dense_rank=dense_rank.get(index)))
