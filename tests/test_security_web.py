@@ -24,7 +24,7 @@ from bot.services import Services
 from bot.storage.models import ChannelIdentity, Message
 from integrations.channels import build_worker, purge_web_sessions
 from integrations.web import create_app
-from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, eventually, make_settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -48,15 +48,6 @@ def _visitors(services: Services) -> list[str]:
         return list(session.execute(select(WebSession.external_user_id)).scalars())
 
 
-def _eventually(probe: Any, timeout: float = 15) -> Any:
-    """The first truthy value of `probe()` within `timeout` seconds (what the server stores after it answers)."""
-    deadline = time.monotonic() + timeout
-    while (value := probe()) is None or value is False:
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return value
-
-
 def _person_of(services: Services, external_user_id: str) -> int | None:
     with services.db.session() as session:
         return session.execute(select(ChannelIdentity.person_id).where(
@@ -66,7 +57,7 @@ def _person_of(services: Services, external_user_id: str) -> int | None:
 def _queue_for(services: Services, external_user_id: str, text: str) -> None:
     """Queue a reply for the visitor once the server has stored who they are: the page shows the visitor's
     own message before the server has answered it, so the identity may not exist yet when this is called."""
-    person_id = _eventually(lambda: _person_of(services, external_user_id))
+    person_id = eventually(lambda: _person_of(services, external_user_id))
     with services.db.session() as session:
         queue(session, person_id, "web", external_user_id, [Reply(text=text)])
 
@@ -174,7 +165,7 @@ def test_dead_web_sessions_are_purged_by_the_worker(tmp_path: Path, database_url
             assert talker.post("/api/chat", json={"text": "メニュー"}, headers={"X-CSRF-Token": csrf}).status_code == 200
         for _ in range(3):
             assert httpx.post(f"{server.url}/api/chat/session", timeout=30).status_code == 200
-    talked = _eventually(lambda: [v for v in _visitors(services) if _person_of(services, v)] or None)
+    talked = eventually(lambda: [v for v in _visitors(services) if _person_of(services, v)] or None)
     silent = sorted(set(_visitors(services)) - set(talked))
     assert len(talked) == 1 and len(silent) == 3
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -247,7 +238,7 @@ def test_the_page_in_a_real_browser_uses_its_cookie_and_never_sends_a_linked_cod
     page.goto(f"{url}/?code=ABCD-2345")
     page.get_by_role("button", name="送信する").click()
     expect(page.locator(".msg.me").last).to_have_text("ABCD-2345")
-    assert _eventually(lambda: _inbound(services)[-1] == "ABCD-2345" or None)
+    assert eventually(lambda: _inbound(services)[-1] == "ABCD-2345" or None)
     page.goto(f"{url}/?code=%3Cimg%20src%3Dx%3E")  # not a code: nothing shown, nothing sent
     expect(page.locator(".msg.bot").first).to_contain_text("こんにちは")
     assert page.get_by_role("button", name="送信する").count() == 0
