@@ -164,6 +164,9 @@ class LimitsSettings(_Group):
     liff_attempts_per_ip: int = Field(default=20, ge=1, description="LIFF form submissions per address per 10 min "
                                                                     "(each one asks LINE to verify a token).")
     liff_attempts_global: int = Field(default=600, ge=1, description="LIFF form submissions from anyone per 10 min.")
+    web_sessions_per_ip: int = Field(default=30, ge=1, description="New web-chat sessions (visitors who start to "
+                                                                   "talk) per client address per hour.")
+    web_sessions_global: int = Field(default=2000, ge=1, description="New web-chat sessions from anyone per hour.")
 
 
 class SlackSettings(_Group):
