@@ -26,7 +26,7 @@ from tests.browser_support import browser  # noqa: F401  (one Chromium per test 
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
 #: Variables that steer the test run itself (not settings): kept when a test's environment is cleaned.
-TEST_CONTROL_ENV = ("MADOGUCHI_TEST_", "MADOGUCHI_REQUIRE_", "MADOGUCHI_FONT", "MADOGUCHI_SCREENSHOTS")
+TEST_CONTROL_ENV = ("MADOGUCHI_TEST_", "MADOGUCHI_REQUIRE_", "MADOGUCHI_SCREENSHOTS")
 #: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
 CHAT_TOKEN = "test-chat-token-0123456789"
 CHAT_HEADERS = {"Authorization": f"Bearer {CHAT_TOKEN}"}
