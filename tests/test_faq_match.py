@@ -5,9 +5,12 @@ the unsure or outside replies. The entries' question vectors are e5 query vector
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from bot.engine import Engine
@@ -26,6 +29,16 @@ from knowledge.model import Gate
 from knowledge.unit_vectors import UnitVectors
 
 SAMPLE_FAQ = Path(__file__).resolve().parents[1] / "sample_kb" / "expert-dispatch-faq.yaml"
+
+
+@pytest.fixture
+def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
+    """The learned pipeline (whose FAQ stage this is) over a private copy of the sample knowledge base."""
+    data = tmp_path / "samplekb"
+    shutil.copytree(sample_kb_template, data)
+    services = Services.create(Settings(data_dir=data, knowledge={"pipeline": "learned"}))
+    yield services
+    services.close()
 
 
 def test_the_faq_questions_are_embedded_as_queries_and_kept_by_content_hash(sample_kb_services: Services) -> None:
