@@ -90,7 +90,9 @@ def open_index(data: Path, paths: list[Path]) -> Services:
 
 
 def extract(services: Services, rows: list[dict], name: str, data: Path) -> list[Pairs]:
-    key = hashlib.sha256(json.dumps([rows, FAQ_MATCH_FEATURES], ensure_ascii=False).encode()).hexdigest()[:12]
+    # the features are what knowledge/faq_match.py computes: its source is part of the key
+    stage = (ROOT / "knowledge" / "faq_match.py").read_text(encoding="utf-8")
+    key = hashlib.sha256(json.dumps([rows, stage], ensure_ascii=False).encode()).hexdigest()[:12]
     cache = data / f"faq-pairs-{key}.pkl"
     if cache.is_file():
         return relabeled([Pairs(**fields) for fields in pickle.loads(cache.read_bytes())])

@@ -71,7 +71,7 @@ class FaqEntry:
     question: str
     answer: str  # the answer unit's text (what is shown, and whose passage vector is kept)
     question_tokens: frozenset[str]
-    said_tokens: frozenset[str]  # of its question, answer and section
+    said_tokens: frozenset[str]  # of its question and answer
     kinds: frozenset[str]  # the kinds of fact its question asks for (knowledge/kinds.py), but yes/no
 
 
@@ -127,8 +127,8 @@ def faq_questions(db: Database, path: str) -> list[str]:
 def entry_of(chunk: IndexedChunk) -> FaqEntry:
     unit = units_of(chunk.kind, chunk.section, chunk.text, chunk.answer)[0]
     question = unit.question or ""
-    return FaqEntry(chunk, question, unit.text, frozenset(tokens(question)),
-                    frozenset(tokens(question)) | unit.tokens | unit.heading_tokens,
+    # Its section is no word of its own: every entry under 「謝金・旅費」 would say 謝金.
+    return FaqEntry(chunk, question, unit.text, frozenset(tokens(question)), frozenset(tokens(question)) | unit.tokens,
                     frozenset(name for name, on in asked(question).items() if on and name != "yes_no"))
 
 
@@ -235,6 +235,16 @@ def pair_features(retrieval: Retrieval) -> tuple[list[FaqEntry], np.ndarray]:
 GATE_FEATURES = (*FAQ_MATCH_FEATURES, "score", "score_margin")
 
 
+#: The scorer's log-odds margin of a lone entry, and the most a margin counts: beyond a few units of
+#: log-odds the best entry is clearly the best, and one outlier would dominate the gate's fit.
+LONE_LOGIT_MARGIN = 3.0
+
+
+def logit(gate: Gate, x: np.ndarray) -> np.ndarray:
+    """A logistic model's log-odds (before its sigmoid)."""
+    return ((np.atleast_2d(x) - gate.mean) / gate.scale) @ gate.weights + gate.bias
+
+
 @dataclass
 class FaqModel:
     """Two small learned stages: a scorer of (question, entry) pairs that picks the entry, and the gate
@@ -245,11 +255,12 @@ class FaqModel:
     trained_on: str = ""
 
     def best(self, x: np.ndarray) -> tuple[int, np.ndarray]:
-        """The best entry of a question's pair rows, and the gate's features of it."""
-        scores = self.scorer.raw(x)
+        """The best entry of a question's pair rows, and the gate's features of it. Entries are compared by
+        the scorer's log-odds: its probabilities saturate near 1 for every entry on the question's topic."""
+        scores = logit(self.scorer, x)
         best = int(np.argmax(scores))
         others = np.delete(scores, best)
-        margin = min(LONE_MARGIN, float(scores[best] - others.max())) if len(others) else LONE_MARGIN
+        margin = min(LONE_LOGIT_MARGIN, float(scores[best] - others.max())) if len(others) else LONE_LOGIT_MARGIN
         return best, np.concatenate([x[best], [scores[best], margin]])
 
     def to_json(self) -> dict:

@@ -81,6 +81,15 @@ def test_each_entry_is_scored_with_margins_over_the_best_other_entry(sample_kb_s
     assert abs(x[best, column["q_dense_margin"]] - min(LONE_MARGIN, margin)) < 1e-9
 
 
+def test_an_entrys_section_is_not_what_it_says_so_the_entry_on_the_word_wins(sample_kb_services: Services) -> None:
+    """Every entry under 「謝金・旅費」 stands in a section named for 謝金; only one says it."""
+    index = sample_kb_services.knowledge.refresh()
+    lodging = next(e for e in entries(index) if "宿泊費" in e.question)
+    assert lodging.chunk.section == "謝金・旅費" and "謝金" not in lodging.said_tokens
+    answer = sample_kb_services.knowledge.ask("謝金はいくらですか？")
+    assert answer.confident and "5,280円" in answer.text, answer.text
+
+
 def test_the_faq_model_round_trips_and_the_shipped_one_matches_the_features(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, len(FAQ_MATCH_FEATURES)))
