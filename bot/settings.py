@@ -62,9 +62,10 @@ class KnowledgeSettings(_Group):
     embedding_api_key: SecretStr | None = None
     answer_threshold: float = Field(default=0.5, description="Confidence below which the bot abstains.")
     pipeline: Literal["classic", "learned"] = Field(
-        default="classic",
-        description="Which FAQ answerer runs: classic (question types and hand-set weights) or learned "
-                    "(answer units, learned ranker, calibrated gate; docs/BENCHMARKS.md).")
+        default="learned",
+        description="Which FAQ answerer runs: learned (FAQ question matching, answer units, learned ranker, "
+                    "calibrated gate: precision first; docs/BENCHMARKS.md) or classic (the earlier answerer with "
+                    "hand-set weights: answers more, and more often wrongly).")
 
 
 class LlmSettings(_Group):

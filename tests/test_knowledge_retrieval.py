@@ -90,12 +90,14 @@ def _kind(name: str) -> Kind:
 
 @pytest.fixture(scope="module")
 def two_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """The two calls answered by the classic answerer: the answers asserted here are its behaviour (the learned
+    pipeline, the default, has its twin tests in tests/test_knowledge_learned_answers.py)."""
     root = tmp_path_factory.mktemp("calls")
     docs = root / "docs"
     docs.mkdir()
     (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
     (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(data_dir=root / "data"))
+    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "classic"}))
     ingest_paths(services, [docs])
     yield services
     services.close()
