@@ -16,6 +16,7 @@ from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
 from handlers.escalation.staff import create as create_staff
+from bot.security.models import ThrottleCounter
 from bot.storage.models import AuditEvent
 from handlers.escalation.models import SavedReply, Ticket, TicketMessage
 from integrations.web import create_app
@@ -48,9 +49,18 @@ def console(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Services
     services.close()
 
 
+def after_login(client: httpx.Client, response: httpx.Response) -> httpx.Response:
+    """A refused login is a 303 back to the form (post/redirect/get): the page it leads to says why, with the
+    refusal's status (401, 429). A successful login (303 to the console) is returned as it is."""
+    if response.status_code == 303 and response.headers["location"] == "/staff/login":
+        return client.get(response.url.join("/staff/login"))
+    return response
+
+
 def login(client: httpx.Client, url: str, password: str = PASSWORD) -> httpx.Response:
     token = csrf_of(client.get(f"{url}/staff/login").text)
-    return client.post(f"{url}/staff/login", data={"username": "yamada", "password": password, "csrf": token})
+    return after_login(client, client.post(f"{url}/staff/login",
+                                           data={"username": "yamada", "password": password, "csrf": token}))
 
 
 def test_nothing_is_visible_or_possible_without_logging_in(console: tuple[Services, str]) -> None:
@@ -95,6 +105,26 @@ def test_login_csrf_and_lockout(console: tuple[Services, str]) -> None:
             assert login(attacker, url, "guess").status_code == 401
         locked = login(attacker, url)  # even the right password, for a while
         assert locked.status_code == 429 and "しばらくログインできません" in locked.text
+
+
+def test_a_refused_login_is_post_redirect_get_like_every_console_form(console: tuple[Services, str]) -> None:
+    """Every console form answers its POST with a 303 to a page, except a refused login, which rendered the form
+    as the POST's answer (401, 429): reloading it sent the password again and counted one more failure toward
+    the lockout. Now it is a 303 back to the form, which says why once, with the refusal's status."""
+    services, url = console
+    with httpx.Client(base_url=url) as client:
+        token = csrf_of(client.get("/staff/login").text)
+        refused = client.post("/staff/login", data={"username": "yamada", "password": "wrong", "csrf": token})
+        assert refused.status_code == 303 and refused.headers["location"] == "/staff/login"
+        shown = client.get("/staff/login")  # where the browser goes
+        assert shown.status_code == 401 and "パスワードが違います" in shown.text and 'value="yamada"' in shown.text
+        reloaded = client.get("/staff/login")  # a reload is a GET: nothing is sent again, the message is gone
+        assert reloaded.status_code == 200 and "パスワードが違います" not in reloaded.text
+        with services.db.session() as session:
+            failures = session.execute(select(ThrottleCounter.count).where(
+                ThrottleCounter.key.like("login:%"))).scalars().all()
+        assert failures and set(failures) == {1}  # one refused login, counted once
+        assert login(client, url).status_code == 303  # and the form still logs in
 
 
 def test_the_session_cookie_is_secure_by_default(tmp_path: Path) -> None:
