@@ -15,7 +15,9 @@ The classic answerer's answer to every question is computed too (it is a feature
 pipeline): `--pipeline classic` prints its figures per document, and for the 860 new and the 275 legacy
 questions apart (the baseline). `--ablation` adds the table of stages removed or swapped; `--train`
 retrains the shipped model (knowledge/models/answer_model.json and ranker.lgb.txt) on the whole bank.
-`heldout` answers benchmarks/questions/heldout/ with the shipped model and the classic answerer.
+`heldout` answers a held-out set (default benchmarks/questions/heldout2/, measured once by the coordinator)
+with the shipped model and the classic answerer. The first held-out set, measured once, joined the bank
+(bank/heldout1-*.jsonl).
 """
 
 from __future__ import annotations
@@ -530,7 +532,7 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
 
 
 def run_heldout(args: argparse.Namespace) -> None:
-    """The held-out set (benchmarks/questions/heldout/), per document, with the shipped learned model and the
+    """A held-out set (benchmarks/questions/heldout2/ by default), per document, with the shipped learned model and the
     classic answerer side by side. Measured once, with the final pipeline: never tune on it."""
     from knowledge.model import load_model
 
@@ -591,7 +593,7 @@ def main(argv: list[str]) -> None:
     elif argv and argv[0] == "heldout":
         parser = argparse.ArgumentParser(prog="knowledge_eval.py heldout")
         parser.add_argument("--data", default=str(ROOT / "var" / "bench"))
-        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout"))
+        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout2"))
         run_heldout(parser.parse_args(argv[1:]))
     else:
         legacy(argv[0], argv[1:])
