@@ -164,6 +164,9 @@ class LimitsSettings(_Group):
     liff_attempts_per_ip: int = Field(default=20, ge=1, description="LIFF form submissions per address per 10 min "
                                                                     "(each one asks LINE to verify a token).")
     liff_attempts_global: int = Field(default=600, ge=1, description="LIFF form submissions from anyone per 10 min.")
+    web_sessions_per_ip: int = Field(default=30, ge=1, description="New web-chat sessions (visitors who start to "
+                                                                   "talk) per client address per hour.")
+    web_sessions_global: int = Field(default=2000, ge=1, description="New web-chat sessions from anyone per hour.")
 
 
 class SlackSettings(_Group):
@@ -187,6 +190,8 @@ class LineSettings(_Group):
     channel_access_token: SecretStr | None = None
     api_url: str = "https://api.line.me"
     data_api_url: str = Field(default="https://api-data.line.me", description="Rich menu image uploads.")
+    rich_menu_font: Path | None = Field(default=None, description="Font file (.ttf/.otf/.ttc) for the rich menu "
+                                                                  "image; unset = Debian's Japanese fonts.")
 
 
 #: The flat environment names of earlier releases -> the setting they meant (group, field). Only read when
@@ -251,6 +256,7 @@ LEGACY_ENV: dict[str, tuple[str, ...]] = {
     "LINE_CHANNEL_ACCESS_TOKEN": ("line", "channel_access_token"),
     "LINE_API_URL": ("line", "api_url"),
     "LINE_DATA_API_URL": ("line", "data_api_url"),
+    "MADOGUCHI_FONT": ("line", "rich_menu_font"),
 }
 
 

@@ -56,17 +56,13 @@ router = APIRouter()
 
 
 # ------------------------------------------------------------------ identity
-def visitor(request: Request, response: Response | None, create: bool) -> tuple[str | None, str | None]:
+def visitor(request: Request) -> tuple[str | None, str | None]:
     """The page's visitor from the server-issued session cookie (see `integrations.web_identity`) and the
-    session's CSRF token; with `create`, a first visit gets its session (and cookie) here, so live updates
-    and sending work before it types."""
+    session's CSRF token (None, None without a live session: reading never makes one)."""
 
-    services = _services(request)
-    identity = chat_identity(request, services, None, create=create)
+    identity = chat_identity(request, _services(request), None)
     if isinstance(identity, Response):
         return None, None
-    if response is not None:
-        set_session_cookie(response, identity, services)
     return identity.user_id, identity.csrf
 
 
@@ -232,11 +228,25 @@ ProgramQuery = Query(default=None, max_length=40, pattern=r"^[a-z][a-z0-9-]*$",
                      description="The page's program (`/p/<program>/`); none = the general page.")
 
 
+@router.post("/api/chat/session", tags=["chat"], responses={429: {"description": "Too many new sessions "
+                                                                    "(per address or overall); see Retry-After."}})
+def api_session(request: Request, response: Response) -> Any:
+    """Open this browser's session (the HttpOnly cookie) if it has no live one, and give its CSRF token, which
+    the page sends back in `X-CSRF-Token` with every message. The page calls it just before its first message."""
+    services = _services(request)
+    identity = chat_identity(request, services, None, create=True)
+    if isinstance(identity, Response):
+        return identity
+    set_session_cookie(response, identity, services)
+    response.headers["Cache-Control"] = "no-store"
+    return {"csrf": identity.csrf}
+
+
 @router.get("/api/chat/history", tags=["chat"])
 def api_history(request: Request, response: Response, program: str | None = ProgramQuery) -> dict[str, Any]:
     """This browser's conversation so far at this page's entry point (the cookie says whose), oldest first,
-    and the session's CSRF token, which the page sends back in `X-CSRF-Token` with every message."""
-    user_id, csrf = visitor(request, response, create=True)
+    and the session's CSRF token (null before the first message: no session is made by reading)."""
+    user_id, csrf = visitor(request)
     services = _services(request)
     past = history(services, user_id, _program(services, program)) if user_id else {"items": [], "flow": None}
     response.headers["Cache-Control"] = "no-store"
@@ -263,7 +273,7 @@ def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[st
 async def api_events(request: Request) -> Response:
     """Server-sent events: `replies` events with messages for this browser that answer nothing it sent
     (a staff answer, a visit to confirm). Each message is delivered once."""
-    user_id, _ = visitor(request, None, create=False)
+    user_id, _ = visitor(request)
     services = _services(request)
     if user_id is None:  # no session yet: an empty stream; the browser reconnects after `retry`
         return StreamingResponse(iter(["retry: 3000\n\n"]), media_type="text/event-stream",

@@ -2,6 +2,8 @@
 integration holding an API token of scope `chat` (which names the `user_id` in the body).
 
 A body `user_id` without such a token is refused: a client never chooses whose conversation it is.
+A session is made only by `POST /api/chat/session` (the page calls it before its first message), counted
+per client address and overall; reading the page, its history or its live updates makes none.
 A request of the page that changes something (a message, taking the pending ones) also carries the
 session's CSRF token in `X-CSRF-Token` (the page gets it with its history): without it, 403. (The cookie
 is SameSite=Strict too; the token does not depend on the browser honouring that.)
@@ -34,15 +36,22 @@ CSRF_REFUSAL = {"error": "csrf", "message": "画面の有効期限が切れま�
                 "message_en": "Missing or invalid CSRF token: reload the page."}
 
 
+SESSION_REFUSAL = {"error": "rate_limited",
+                   "message": "ただいま混み合っています。しばらくしてからもう一度お試しください。",
+                   "message_en": "Too many new chat sessions; retry after the time in Retry-After."}
+
+
 def _refusal(status: int, code: str, message: str, message_en: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, "message_en": message_en}, status_code=status,
                         headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
 
 def chat_identity(request: Request, services: Services, body_user_id: str | None,
-                  create: bool = True, changes: bool = False) -> ChatIdentity | JSONResponse:
+                  create: bool = False, changes: bool = False) -> ChatIdentity | JSONResponse:
     """`changes`: the request changes something: a page's request needs its session and its CSRF token
-    (an integration's bearer token is never sent by a browser on its own, so it needs none)."""
+    (an integration's bearer token is never sent by a browser on its own, so it needs none).
+    `create`: a visitor without a live session gets one (`POST /api/chat/session` only, just before the page
+    sends its first message), within the per-address and overall limits (else 429 with Retry-After)."""
     authorization = request.headers.get("authorization", "")
     if authorization:
         scheme, _, presented = authorization.partition(" ")
@@ -73,6 +82,11 @@ def chat_identity(request: Request, services: Services, body_user_id: str | None
             return JSONResponse(CSRF_REFUSAL, status_code=403)
         if user_id is not None or not create:
             return ChatIdentity(user_id, csrf=web_sessions.csrf_of(cookie) if user_id and cookie else None)
+        limits = services.settings.limits
+        wait = web_sessions.admit_start(session, client_of(request)["ip"], limits.web_sessions_per_ip,
+                                        limits.web_sessions_global)
+        if wait is not None:
+            return JSONResponse(SESSION_REFUSAL, status_code=429, headers={"Retry-After": str(wait)})
         token, user_id = web_sessions.start(session)
     return ChatIdentity(user_id, token, csrf=web_sessions.csrf_of(token))
 

@@ -24,6 +24,7 @@ _DEFINITION = re.compile(
 _QUOTED_TAIL = re.compile(r"[「『]([^「」『』]{2,40})[」』]\s*$")
 _BREAK = re.compile(r"[、。,.\n!?！？:：;；]")
 _NOUNISH = {"名詞", "接頭辞", "接尾辞"}
+#: A long name longer than this is a clause the definition follows, not a name (names in the manuals run to ~30).
 LONG_MAX_CHARS = 40
 
 

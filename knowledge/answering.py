@@ -20,14 +20,17 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from bot.text import compact, normalize
-from knowledge.answer_types import AnswerType, answer_type, can_answer, has_fact
+from bot.text import normalize
+from knowledge import kinds
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.edition import program_name
-from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of
+from knowledge.kinds import Kind
+from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of, title_key
 from knowledge.tokenize import tokens
 
+#: The longest answer shown (a chat bubble stays readable; the evaluation reads 300 characters).
 MAX_ANSWER_CHARS = 300
+#: A sentence and its neighbour are shown together only when both are short: two long sentences are two points.
 NEIGHBOUR_MAX_CHARS = 200
 #: Passages whose sentences compete for the answer. Fusion may rank the passage holding the question's rarest
 #: word (同席) 11th, under passages dense retrieval likes; 12 measured better than 8, 10 and 16 (which let an
@@ -36,11 +39,12 @@ SENTENCE_POOL = 12
 #: A question that names no program is ambiguous when another program's best sentence scores within this
 #: of the best (ranker units; the closest answerable question of the question sets is 0.9 apart).
 AMBIGUITY_MARGIN = 0.8
-#: Programs offered when asking which one is meant.
+#: Programs offered when asking which one is meant (three short lines fit one chat reply).
 MAX_CHOICES = 3
+#: A label stands at a row's head (「締切日：」「(2) 提出方法」): later in a sentence the same word is prose.
 LABEL_HEAD_CHARS = 15
+#: A short sentence (a table row, a label and its value) states one fact; its weight is fitted (RANKER_WEIGHTS).
 SHORT_SENTENCE_CHARS = 60
-TITLE_KEY_CHARS = 12
 
 
 #: 「Xとは」「Xはどこですか」: asks what or who X is, which the sentence defining X answers
@@ -68,9 +72,24 @@ RANKER_WEIGHTS = {"cov_sentence": 1.3, "cov_path": 1.76, "cov_heading": 0.93, "p
                   "type_ok": 3.0, "label": 1.35, "short": 0.29, "definition": 0.1, "bare_heading": -0.6,
                   "key_word": 1.34, "long": -0.45, "term_row": 0.5, "per_unit": 1.0}
 
+#: An answer a rule says cannot be right (no date for 「いつ」) keeps its confidence only up to just under the
+#: threshold: declined, but still ordered among the unsure ones.
+UNSURE_CAP = 0.9
+#: A curated FAQ entry answers when its question says most of the user's question (forward: the share of the
+#: user's idf it covers) and the user says a fair part of it (backward), and few of the user's words are unknown.
+FAQ_MIN_FORWARD = 0.7
+FAQ_MIN_BACKWARD = 0.4
+FAQ_MAX_UNKNOWN = 0.25
+#: Its confidence: forward matters most, then backward, then how alike the two questions are by e5 (cosines
+#: from FAQ_DENSE_FLOOR, where two questions on one topic start, over FAQ_DENSE_SPAN to 0.95). Set by hand.
+FAQ_WEIGHTS = (0.55, 0.25, 0.2)
+FAQ_DENSE_FLOOR = 0.75
+FAQ_DENSE_SPAN = 0.2
+
 # Logistic confidence (see module docstring); refit with `benchmarks/calibrate.py confidence`.
 WEIGHTS = {"bias": -1.3, "coverage": 1.72, "sentence": 0.26, "type_ok": 0.86, "unknown": -3.83, "dense": 2.05,
            "rank_prob": 1.63}
+#: e5 cosines of a question and a related passage sit around 0.8 (unrelated ones below): the dense feature's zero.
 DENSE_CENTER = 0.80
 
 
@@ -189,15 +208,32 @@ def _list_around(sentences: list[str], index: int) -> tuple[int, list[int]] | No
     return first - 1, list(range(first, last + 1))
 
 
-def _rule_above(kind: AnswerType, index: int, sentences: list[str], heading: str,
+def _rule_above(wanted: tuple[Kind, ...], index: int, sentences: list[str], heading: str,
                 question_words: list[str]) -> bool:
     """A list item is ruled on by what stands above it: 「・税理士に支払う費用」 under 「次の経費は計上の
     対象外とします。」 or under the heading 「委託経費の対象とならない経費」 answers 「経費にできますか」."""
-    if kind.name != "yes_no" or not sentences[index].startswith(_BULLETS):
+    yes_no = [kind for kind in wanted if kind.name == "yes_no"]
+    if not yes_no or not sentences[index].startswith(_BULLETS):
         return False
     in_list = _list_around(sentences, index)
     above = [heading] + ([sentences[in_list[0]]] if in_list else [])
-    return any(has_fact(kind, text, question_words) for text in above)
+    return any(kinds.states(yes_no[0], text, question_words) for text in above)
+
+
+@lru_cache(maxsize=1024)
+def asked(question: str) -> tuple[Kind, ...]:
+    """The kinds of fact the question asks for (knowledge/kinds.py's general table; several may be)."""
+    return kinds.asked_kinds(question)
+
+
+def states_asked(wanted: tuple[Kind, ...], sentence: str, question_words: list[str]) -> bool:
+    """The sentence states a fact of a kind asked for, beyond the question's own words."""
+    return any(kinds.states(kind, sentence, question_words) for kind in wanted)
+
+
+def can_answer(wanted: tuple[Kind, ...], sentence: str, question_words: list[str]) -> bool:
+    """The sentence holds what any answer must (kinds.must_state): 「いくら」 an amount, 「いつ」 a time."""
+    return not kinds.must_state(wanted) or states_asked(wanted, sentence, question_words)
 
 
 def _with_neighbour(sentences: list[str], best: Candidate, candidates: list[Candidate]) -> str:
@@ -290,8 +326,7 @@ def _cached_tokens(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=256)
 def _title_key(title: str) -> str:
-    """Enough of a document's title to recognise its cover line (titles run long and wrap)."""
-    return normalize(title).replace(" ", "")[:TITLE_KEY_CHARS] if len(title) >= TITLE_KEY_CHARS else ""
+    return title_key(title)
 
 
 def _question_words(retrieval: Retrieval) -> list[str]:
@@ -312,7 +347,7 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
     the sentence that defines the term asked about.
     """
     question = retrieval.question
-    kind = retrieval.answer_type
+    wanted = asked(question)
     question_words = _question_words(retrieval)
     # Kanji of the words that only name the document (後継者支援ネットワーク事業) say nothing of the topic.
     name_only = set("".join(retrieval.name_tokens)) - set("".join(t for t in retrieval.idf
@@ -338,12 +373,11 @@ def candidates_for(retrieval: Retrieval) -> tuple[list[Candidate], list[list[str
             # 人材育成における地域ハブ機能実証事業)の受託事業者」) is no cover line: the cover begins with the title.
             cover = bool(title) and sentence.replace(" ", "").lstrip("・-−●○■◆ ").startswith(title)
             is_heading = is_heading or cover
-            type_ok = not cover and kind is not None and (
-                has_fact(kind, sentence, question_words)
-                or _rule_above(kind, sentence_no, sentences_of[-1], heading, question_words))
-            label = kind is not None and bool(kind.labels.search(sentence[:LABEL_HEAD_CHARS])
-                                              or kind.labels.search(heading)
-                                              or (kind.marked is not None and kind.marked.search(sentence)))
+            type_ok = not cover and bool(wanted) and (
+                states_asked(wanted, sentence, question_words)
+                or _rule_above(wanted, sentence_no, sentences_of[-1], heading, question_words))
+            label = any(kinds.labelled(kind, sentence[:LABEL_HEAD_CHARS]) or kinds.labelled(kind, heading)
+                        for kind in wanted)
             defines = asks_identity and any(d.long in sentence and d.short in sentence for d in retrieval.definitions)
             term = _TERM_ROW.match(sentence)
             features = {
@@ -416,13 +450,13 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     features = {
         "coverage": retrieval.coverage(chunk_present),
         "sentence": best.features["cov_sentence"],
-        "type_ok": 1.0 if best.features["type_ok"] or retrieval.answer_type is None else 0.0,
+        "type_ok": 1.0 if best.features["type_ok"] or not asked(question) else 0.0,
         "unknown": retrieval.unknown_share,
         "dense": max((h.dense for h in retrieval.hits[:3]), default=0.0),
         "rank_prob": rank_prob,
     }
     confidence = _score(features)
-    kind = retrieval.answer_type
+    wanted = asked(question)
     rivals = _rival_documents(best, able, retrieval, sentences_of)
     if rivals and confidence >= threshold:
         # The question names no program and two programs say the asked-for fact about the same thing
@@ -433,14 +467,14 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
                                           for citation, c in zip(citations, choices, strict=True)),
                       False, round(confidence, 4), citations, features, kind="ambiguous")
     topic_less = retrieval.steered_source is None and all(t in retrieval.framing for t in retrieval.idf)
-    if kind is not None and topic_less and not any(_says(retrieval, t, best.present) for t in retrieval.framing):
+    if wanted and topic_less and not any(_says(retrieval, t, best.present) for t in retrieval.framing):
         # 「締切はいつですか」 names no program and says only what kind of fact it wants: any date would do,
         # unless the sentence or its heading says the word asked (「締切日:6月19日」). 「翌月末までに報告」 is no 締切.
         # (「推進体制構築支援の事務局はどこ」 names its program: 事務局 is then what it asks about.)
-        confidence = min(confidence, threshold * 0.9)
-    if kind is not None and not can_answer(kind, sentence, question_words):
+        confidence = min(confidence, threshold * UNSURE_CAP)
+    if not can_answer(wanted, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
-        confidence = min(confidence, threshold * 0.9)
+        confidence = min(confidence, threshold * UNSURE_CAP)
     anchor = next((t for t in sorted(retrieval.idf, key=lambda term: retrieval.idf[term], reverse=True) if t in sentence), None)
     citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits if h is not hit][:2]
     return Answer(question, _trim(sentence, anchor), confidence >= threshold,
@@ -452,13 +486,12 @@ def _rival_documents(best: Candidate, able: list[Candidate], retrieval: Retrieva
     """For a question that names no document, the best sentence of each other document that answers it
     about as well as `best` (as sure of the kind of fact, saying the key word as much) but with another
     fact (a guide and an FAQ of one program that both say 5,280円 agree), best first."""
-    kind = retrieval.answer_type
-    if retrieval.steered_source is not None or kind is None or not best.features["type_ok"]:
+    names = [kind.name for kind in asked(retrieval.question)]
+    if retrieval.steered_source is not None or not names or not best.features["type_ok"]:
         return []
 
     def facts(candidate: Candidate) -> set[str]:
-        sentence = sentences_of[candidate.hit_no][candidate.sentence_no]
-        return {compact(match.group()) for match in kind.fact.finditer(sentence)}
+        return kinds.fact_strings(sentences_of[candidate.hit_no][candidate.sentence_no], names)
 
     best_facts = facts(best)
     per_document: dict[int, Candidate] = {}
@@ -480,10 +513,10 @@ def _able(candidates: list[Candidate], sentences_of: list[list[str]], retrieval:
           question_words: list[str]) -> list[Candidate]:
     """The candidates that hold what any answer must (a time for 「いつ」, an amount for 「いくら」), when
     there are any: a sentence without it cannot be the answer however well it matches the words."""
-    kind = retrieval.answer_type
-    if kind is None or kind.must_have is None:
+    wanted = asked(retrieval.question)
+    if not kinds.must_state(wanted):
         return candidates
-    able = [c for c in candidates if can_answer(kind, sentences_of[c.hit_no][c.sentence_no], question_words)]
+    able = [c for c in candidates if can_answer(wanted, sentences_of[c.hit_no][c.sentence_no], question_words)]
     return able or candidates
 
 
@@ -494,15 +527,16 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
             continue
         faq_question = hit.chunk.text.split("\nA: ", 1)[0][3:]
         faq_tokens = set(tokens(faq_question))
-        if retrieval.answer_type is not None and answer_type(faq_question) is retrieval.answer_type:
+        if set(asked(retrieval.question)) & set(asked(faq_question)):
             # Both ask for the same kind of answer (「申込方法は？」, 「申し込むにはどうすればよいですか」).
             faq_tokens |= retrieval.framing
         forward = retrieval.coverage(faq_tokens, literal=True)
         backward = (sum(1 for t in faq_tokens if t in retrieval.idf) / len(faq_tokens)) if faq_tokens else 0.0
         features = {"faq_forward": forward, "faq_backward": backward, "dense": hit.dense,
                     "unknown": retrieval.unknown_share}
-        confidence = round(min(1.0, 0.55 * forward + 0.25 * backward + 0.2 * max(0.0, (hit.dense - 0.75) / 0.2)), 4)
-        if forward >= 0.7 and backward >= 0.4 and retrieval.unknown_share < 0.25:
+        dense = max(0.0, (hit.dense - FAQ_DENSE_FLOOR) / FAQ_DENSE_SPAN)
+        confidence = round(min(1.0, sum(w * v for w, v in zip(FAQ_WEIGHTS, (forward, backward, dense), strict=True))), 4)
+        if forward >= FAQ_MIN_FORWARD and backward >= FAQ_MIN_BACKWARD and retrieval.unknown_share < FAQ_MAX_UNKNOWN:
             return Answer(retrieval.question, hit.chunk.answer.strip(), confidence >= threshold, confidence,
                           [citation_for(hit)], features, kind="faq")
     return None

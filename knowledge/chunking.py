@@ -17,8 +17,12 @@ from dataclasses import dataclass
 
 from bot.text import normalize_document
 
+#: A passage of a few sentences: long enough to hold a fact with its context, short enough that BM25 and the
+#: answer's sentence pool stay about one topic (set by hand in the first version).
 TARGET_CHARS = 380
+#: A passage may run past the target to keep a sentence whole, up to half as long again.
 MAX_CHARS = 560
+#: A line longer than this is prose, not a heading (the manuals' headings are a phrase, rarely over ~40).
 HEADING_MAX_CHARS = 48
 
 _SENTENCE_END = re.compile(r"[。．！？!?]$|[。．]\s*[)）」』]$")

@@ -153,22 +153,37 @@ knowledge_app.add_typer(faq_app, name="faq")
 def faq_review(
     publish_all: bool = typer.Option(False, "--publish-all", help="確認せずにすべて公開する（一括処理用）"),
     reviewer: str = typer.Option("cli", help="監査ログに残すレビュー担当者名"),
+    program: str = typer.Option(None, "--program", help="この事業の候補だけ（既定: すべての事業）"),
 ) -> None:
-    """Go through pending candidates: publish (optionally edited), reject or skip each."""
+    """Go through pending candidates (of one program with --program): publish (optionally edited, and to the
+    program chosen, or shared with every program), reject or skip each."""
 
     services = _services()
-    candidates = review.pending(services)
+    catalog = catalog_for(services)
+    if program is not None and catalog.get(program) is None:
+        console.print(f"[red]事業 {program} はありません[/]（{', '.join(p.id for p in catalog)}）", highlight=False)
+        raise typer.Exit(2)
+    candidates = [c for c in review.pending(services) if program is None or catalog.owner_id(c.program) == program]
     if not candidates:
         console.print("レビュー待ちの FAQ 候補はありません。")
         return
     for candidate in candidates:
-        console.rule(f"候補 #{candidate.id}（お問い合わせ {ticket_number(candidate.ticket_id or 0)}）")
+        console.rule(f"候補 #{candidate.id}（お問い合わせ {ticket_number(candidate.ticket_id or 0)}、"
+                     f"事業 {catalog.owner_id(candidate.program)}）")
         console.print(f"[bold]Q[/] {candidate.question}\n[bold]A[/] {candidate.answer}", highlight=False)
         action = "p" if publish_all else typer.prompt("公開(p) / 編集して公開(e) / 却下(r) / 保留(s)", default="s")
         if action == "e":
             question = typer.prompt("質問", default=candidate.question)
             answer_text = typer.prompt("回答", default=candidate.answer)
-            review.publish(services, candidate.id, reviewer, question=question, answer=answer_text)
+            target = catalog.owner_id(candidate.program)
+            if len(catalog.programs) > 1:
+                target = typer.prompt("事業（* = すべての事業で共有）", default=target)
+            try:
+                review.publish(services, candidate.id, reviewer, question=question, answer=answer_text,
+                               program=None if target == "*" else target, shared=target == "*")
+            except ValueError as error:
+                console.print(f"[red]{error}[/]（保留しました）", highlight=False)
+                continue
         elif action == "p":
             review.publish(services, candidate.id, reviewer)
         elif action == "r":

@@ -23,6 +23,7 @@ from bot.text import normalize
 JAPAN = ZoneInfo("Asia/Tokyo")
 #: The Reiwa era began in 2019: 令和N年 = 2018 + N.
 REIWA_OFFSET = 2018
+#: The Heisei era began in 1989: 平成N年 = 1988 + N.
 HEISEI_OFFSET = 1988
 #: Lines of a document searched for its application window (the cover and the call's summary).
 WINDOW_SEARCH_LINES = 400

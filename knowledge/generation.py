@@ -24,6 +24,8 @@ from knowledge.retrieval import Retrieval
 
 log = logging.getLogger(__name__)
 
+#: Passages given to the language model: the top few hold the answer when retrieval has it, and a short
+#: prompt keeps a small local model on topic.
 PASSAGES = 4
 SYSTEM_PROMPT = (
     "あなたは中小企業支援事業の事務局の案内係です。次のルールは変更できません。\n"

@@ -35,6 +35,10 @@ class Kind:
     name: str
     cue: re.Pattern[str]  # in the question
     fact: re.Pattern[str]  # in a unit of a document
+    #: the fact is a value (a number, a date, a time): an answer without one cannot say how much or when,
+    #: however well it matches the question's words. The other kinds' facts are loose shapes (者, 場合, のみ)
+    #: that a right answer may lack.
+    value: bool = False
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -43,20 +47,20 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 KINDS: tuple[Kind, ...] = (
     Kind("amount", _rx(r"いくら|金額|費用|単価|上限額|予算|何円|額は|代は|代って|もらえる額"),
-         _rx(r"\d[\d,]*\s*(?:万|千|億)?円")),
+         _rx(r"\d[\d,]*\s*(?:万|千|億)?円"), value=True),
     Kind("date", _rx(r"いつ|何日|何月|日程|日時|締切|締め切|しめきり|期限|まで(?:に|です|\?|？)"),
-         _rx(_DATE + "|" + _RELATIVE)),
+         _rx(_DATE + "|" + _RELATIVE), value=True),
     Kind("period", _rx(r"期間|どのくらい|どれくらい|何" + _MONTHS + r"|何年|何日間|何時間|何週間|何分"),
-         _rx(r"\d+\s*(?:" + _MONTHS + r"|週間|日間|年間|時間|分間?|年)|~|〜|から.{1,20}まで")),
+         _rx(r"\d+\s*(?:" + _MONTHS + r"|週間|日間|年間|時間|分間?|年)|~|〜|から.{1,20}まで"), value=True),
     Kind("count", _rx(r"何回|何件|何人|何名|何社|いくつ|幾つ|何者|何か所|何団体|件数|人数|回数|何個"),
-         _rx(r"\d[\d,]*\s*(?:回|件|人|名|社|者|つ|個|" + _MONTHS[:-1] + r"所|箇所|機関|団体|地域)")),
+         _rx(r"\d[\d,]*\s*(?:回|件|人|名|社|者|つ|個|" + _MONTHS[:-1] + r"所|箇所|機関|団体|地域)"), value=True),
     Kind("frequency", _rx(r"頻度|間隔|何回ずつ|どのくらいおき|ペース"),
          _rx(r"(?:年|月|週|日|\d+\s*(?:" + _MONTHS + r"|週間|日))\s*に\s*(?:\d+|[一二三四五])\s*回|毎(?:月|週|日|年)|隔週"
-             r"|(?:\d+|[一二三])\s*(?:" + _MONTHS + r"|週間)\s*ごと")),
+             r"|(?:\d+|[一二三])\s*(?:" + _MONTHS + r"|週間)\s*ごと"), value=True),
     Kind("share", _rx(r"割合|何%|何％|何割|比率|率は|パーセント"),
-         _rx(r"\d+(?:\.\d+)?\s*(?:%|％|パーセント|割)|半数|過半|\d+\s*分の\s*\d+")),
+         _rx(r"\d+(?:\.\d+)?\s*(?:%|％|パーセント|割)|半数|過半|\d+\s*分の\s*\d+"), value=True),
     Kind("clock", _rx(r"何時(?!間)|時間帯|受付時間|営業時間|開いて"),
-         _rx(r"\d{1,2}\s*(?::\s*\d{2}|時(?!間))")),
+         _rx(r"\d{1,2}\s*(?::\s*\d{2}|時(?!間))"), value=True),
     Kind("who", _rx(r"誰|だれ|どなた|(?:どんな|どのような|どういう)(?:人|方|企業|会社|事業者)|対象者|主体"),
          _rx(_ACTOR)),
     Kind("where", _rx(r"どこ|住所|所在地|宛先|提出先|問い?合わ?せ先|窓口|連絡先"),
@@ -95,6 +99,30 @@ def primary(question: str) -> Kind | None:
     """The first kind the question asks for, in table order (only used to weight retrieval a little)."""
     flags = asked(question)
     return next((kind for kind in KINDS if flags[kind.name]), None)
+
+
+def asked_kinds(question: str) -> tuple[Kind, ...]:
+    """The rows of the kinds the question asks for, in table order."""
+    flags = asked(question)
+    return tuple(kind for kind in KINDS if flags[kind.name])
+
+
+def states(kind: Kind, text: str, question_words: list[str] = ()) -> bool:  # type: ignore[assignment]
+    """`text` states a fact of this kind, beyond the question's own words (事務局 is no answer to
+    「事務局はどこ」)."""
+    return bool(kind.fact.search(without_question_words(text, list(question_words))))
+
+
+def labelled(kind: Kind, label: str) -> bool:
+    """A label or heading announces a fact of this kind: documents label a fact (「締切日」「金額」「提出先」
+    「申込方法」) with the words people ask for it with, so the question's cue is the label's test too."""
+    return bool(kind.cue.search(label))
+
+
+def must_state(wanted: tuple[Kind, ...]) -> bool:
+    """An answer must state one of the asked-for facts: only when every kind asked for is a value (an
+    amount, a date, a count); a question that also asks who or how may be answered without a number."""
+    return bool(wanted) and all(kind.value for kind in wanted)
 
 
 def cue_words(question: str) -> str:

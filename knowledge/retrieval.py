@@ -29,7 +29,6 @@ from langchain_core.embeddings import Embeddings
 from bot.text import normalize
 from knowledge.aliases import Definition, definitions_in
 from knowledge import kinds
-from knowledge.answer_types import AnswerType, answer_type, cue_words, words_to_search
 from knowledge.kinds import Kind
 from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
@@ -43,19 +42,33 @@ if TYPE_CHECKING:
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
+#: Candidates each retriever proposes: the answer's passage is among them for most questions, and fusing 80
+#: candidates costs a few ms (set by hand in the first version).
 CANDIDATES = 40
-#: More lexical candidates from the document the question names.
+#: More lexical candidates from the document the question names: its answer may rank below 40 passages of
+#: other documents that say the question's common words more often.
 STEERED_CANDIDATES = 25
+#: BM25's share of the fused score: the manuals' own terms (謝金, 事業区分B) are the surest match, the dense side
+#: adds paraphrases (set by hand in the first version).
 LEXICAL_WEIGHT = 0.6
-#: Added to the fused score of a passage that holds the kind of fact asked for (a date for 「いつ」).
-ANSWER_TYPE_BONUS = 0.1
-#: Weight of the share of the question's idf mass a passage covers, added to the fused score.
+#: Added to the fused score of a passage that holds the kind of fact asked for (a date for 「いつ」): small
+#: against the fused score's range (0-1.15), it orders passages about the topic, never lifts one that is not.
+KIND_BONUS = 0.1
+#: Weight of the share of the question's idf mass a passage covers, added to the fused score: BM25 lets a common
+#: word said often outweigh the rare word the question is about (measured in: docs/BENCHMARKS.md, idf coverage).
 COVERAGE_WEIGHT = 0.15
-#: Characters of a document's title a question must quote, as one run, to name that document.
+#: Characters of a document's title a question must quote, as one run, to name that document (shorter runs,
+#: 事業 or 支援事業, are in every title).
 TITLE_PHRASE_CHARS = 5
 #: A heading phrase must be longer than a title phrase to name a document: headings share more words.
 HEADING_PHRASE_CHARS = 7
-#: Share of its idf a word counts for when it only names the document the question is about.
+#: A profile match steers only when it is clear: at least one rare title word (idf ~1.2 among a handful of
+#: documents), and half as much again as the next document's, plus a margin for a near-zero second.
+STEER_MIN_SCORE = 1.2
+STEER_LEAD = 1.5
+STEER_MARGIN = 0.3
+#: Share of its idf a word counts for when it only names the document the question is about: it rarely says
+#: the topic, but may (「専門家派遣システム」 is a system's name).
 NAME_WORD_WEIGHT = 0.25
 
 
@@ -68,20 +81,21 @@ class RetrievalOptions:
     dense: bool = True
     faq: bool = True
     fusion: str = "weighted"  # weighted | rrf
-    #: the classic answerer's retrieval (knowledge/answer_types.py's question types frame and widen the
-    #: search, no FAQ retriever): what `MADOGUCHI_KNOWLEDGE__PIPELINE=classic` answers from
-    classic: bool = False
 
     @classmethod
     def for_pipeline(cls, pipeline: str) -> RetrievalOptions:
-        return cls(faq=False, classic=True) if pipeline == "classic" else cls()
+        """The classic answerer (`MADOGUCHI_KNOWLEDGE__PIPELINE=classic`) searches without the FAQ retriever."""
+        return cls(faq=False) if pipeline == "classic" else cls()
 
 
 #: Query vectors an index keeps (one embedding serves both searches of a question and its repeats).
 QUERY_VECTORS_KEPT = 256
-#: Reciprocal rank fusion's damping constant (the usual 60).
+#: Passages of a document read for its edition (its cover and the call's summary come first).
+EDITION_PASSAGES = 60
+#: Reciprocal rank fusion's damping constant (the usual 60, from the RRF paper; RRF is only an ablation here).
 RRF_K = 60
-#: FAQ entries the FAQ retriever adds to the candidates, best question match first.
+#: FAQ entries the FAQ retriever adds to the candidates, best question match first (a paraphrase rarely matches
+#: more than one entry; more would crowd out passages).
 FAQ_CANDIDATES = 3
 #: An entry's fused score from its question match: e5 cosines of two Japanese questions on one topic sit
 #: above ~0.75 (unrelated ones below), so the excess over it counts, twice, plus half the words said.
@@ -145,9 +159,7 @@ class Retrieval:
     framing: set[str] = field(default_factory=set)
     #: query words that are nouns: what the question is about (its verbs say what is done with it)
     nouns: set[str] = field(default_factory=set)
-    #: the kind of fact the question asks for (knowledge/answer_types.py), used by the classic answerer.
-    answer_type: AnswerType | None = None
-    #: the kind of fact asked for in the learned pipeline's general table (knowledge/kinds.py)
+    #: the first kind of fact the question asks for in the general table (knowledge/kinds.py)
     kind: Kind | None = None
     #: curated FAQ entries the FAQ retriever scored: chunk id -> (forward, backward, question similarity)
     faq: dict[str, tuple[float, float, float]] = field(default_factory=dict)
@@ -196,6 +208,15 @@ def _quoted_in(text: str, documents: dict[int, str], min_chars: int) -> tuple[in
     if len(ranked) >= 2 and ranked[0][1] >= min_chars and ranked[0][1] > ranked[1][1]:
         return ranked[0]
     return None, 0
+
+
+#: Characters of a title that recognise its cover line (titles run long and wrap; 12 is past 「令和8年度」).
+TITLE_KEY_CHARS = 12
+
+
+def title_key(title: str) -> str:
+    """Enough of a document's title to recognise its cover line."""
+    return normalize(title).replace(" ", "")[:TITLE_KEY_CHARS] if len(title) >= TITLE_KEY_CHARS else ""
 
 
 def part_of(token: str, whole: str) -> bool:
@@ -269,12 +290,12 @@ class HybridIndex:
                     self.headers[chunk.id] = tuple(header)
 
         self.editions = {sid: read_edition(source.title, program_name(source.title),
-                                           "\n".join(c.text for c in by_source.get(sid, [])[:60]).split("\n"),
+                                           "\n".join(c.text for c in by_source.get(sid, [])[:EDITION_PASSAGES])
+                                           .split("\n"),
                                            source.path)
                          for sid, source in self.sources.items()}
         self.title_tokens = {sid: frozenset(tokens(s.title)) for sid, s in self.sources.items()}
-        self.title_keys = {sid: normalize(s.title).replace(" ", "")[:12] if len(s.title) >= 12 else ""
-                           for sid, s in self.sources.items()}
+        self.title_keys = {sid: title_key(s.title) for sid, s in self.sources.items()}
 
     @property
     def corpus_text(self) -> str:
@@ -364,7 +385,7 @@ class HybridIndex:
                               for t in matched)
         ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
         best, second = ranked[0], ranked[1]
-        if best[1] >= 1.2 and best[1] >= 1.5 * second[1] + 0.3:
+        if best[1] >= STEER_MIN_SCORE and best[1] >= STEER_LEAD * second[1] + STEER_MARGIN:
             return best[0]
         return None
 
@@ -470,7 +491,7 @@ class HybridIndex:
         floor = min(dense_sim.values(), default=0.0)
         span = (max(dense_sim.values(), default=0.0) - floor) or 1.0
         steered = retrieval.steered_source
-        kind = retrieval.answer_type if self.options.classic else retrieval.kind
+        kind = retrieval.kind
         faq_ids = {self.by_id[c] for c in retrieval.faq if c in self.by_id}
         candidates |= faq_ids
         hits = []
@@ -491,7 +512,7 @@ class HybridIndex:
             # (「日当がもらえる条件は？」: 条件 everywhere, 日当 in two passages); idf coverage does not.
             score += COVERAGE_WEIGHT * retrieval.coverage(self._token_sets[index])
             if kind is not None and kind.fact.search(chunk.text):
-                score += ANSWER_TYPE_BONUS
+                score += KIND_BONUS
             hits.append(Hit(chunk=chunk, source=self.sources[chunk.source_id], score=float(score),
                             bm25=float(bm25_scores[index]), dense=dense_sim.get(index, 0.0),
                             bm25_rank=bm25_rank.get(index), dense_rank=dense_rank.get(index)))
@@ -534,9 +555,8 @@ class HybridIndex:
         # A word the corpus never uses but has a synonym of is half unknown, like a compound. A word that
         # only says what kind of answer is wanted (方法 in 「申込方法は？」) is no sign of a topic the
         # manuals lack, though a small FAQ may never write it.
-        classic_type = answer_type(question)
         kind = kinds.primary(question)
-        framing = set(tokens(cue_words(classic_type, question) if self.options.classic else kinds.cue_words(question)))
+        framing = set(tokens(kinds.cue_words(question)))
         # A run of nouns the manuals never write together (「IT導入補助金」) names something they may not
         # cover, though each word is theirs: half unknown, like an unseen compound. The words that only
         # frame the question (申込「方法」, 時間「単価」) do not make a phrase of their own.
@@ -555,7 +575,7 @@ class HybridIndex:
         idf = {t: all_idf[t] * (NAME_WORD_WEIGHT if t in name_tokens else 1.0) for t in query_tokens}
         retrieval = Retrieval(question, query_tokens, [], idf, min(1.0, unknown / total) if query_tokens else 1.0,
                               steered, name_tokens, synonyms=synonyms, variants=variants,
-                              answer_type=classic_type, kind=kind, framing=framing,
+                              kind=kind, framing=framing,
                               nouns={form for form, pos in morphemes if pos == "名詞"}, index=self)
         if not self.chunks:
             return retrieval
@@ -565,8 +585,6 @@ class HybridIndex:
         retrieval.faq = {self.chunks[i].id: v for i, v in self._faq(vector, retrieval).items()}
         # A word the manuals never use is searched by its synonyms they do use; any word by its other form.
         searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, set()) | variants.get(t, set())))
-        if self.options.classic:
-            searched = _with_new(searched, words_to_search(classic_type, question))
         hits = self._fuse(self._lexical(searched, steered), dense, retrieval, k)
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.

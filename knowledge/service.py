@@ -27,7 +27,9 @@ from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, RetrievalO
 from knowledge.vectorstore import ScopedStore, VectorStore
 from knowledge.learned import answer_from as learned_answer
 
+#: How often a question checks whether an ingest changed the index: at most once a second costs one query.
 STALENESS_CHECK_SECONDS = 1.0
+#: Answers kept per index snapshot (question -> answer): a few MB, enough for the questions of a busy day.
 ANSWER_CACHE_SIZE = 4096
 
 

@@ -8,10 +8,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
@@ -25,11 +26,35 @@ from tests.browser_support import browser  # noqa: F401  (one Chromium per test 
 
 PG_URL = os.environ.get("MADOGUCHI_TEST_PG_URL")
 #: Variables that steer the test run itself (not settings): kept when a test's environment is cleaned.
-TEST_CONTROL_ENV = ("MADOGUCHI_TEST_", "MADOGUCHI_REQUIRE_", "MADOGUCHI_FONT", "MADOGUCHI_SCREENSHOTS")
+TEST_CONTROL_ENV = ("MADOGUCHI_TEST_", "MADOGUCHI_REQUIRE_", "MADOGUCHI_SCREENSHOTS")
 #: `/api/chat` with a body `user_id` needs a token of scope `chat`: tests talk as integrations do.
 CHAT_TOKEN = "test-chat-token-0123456789"
 CHAT_HEADERS = {"Authorization": f"Bearer {CHAT_TOKEN}"}
 FIXTURES = Path(__file__).parent / "fixtures"
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 20, interval: float = 0.1,
+               failure: str | Callable[[], str] = "condition not reached") -> T:
+    """The first truthy value of `probe()` within `timeout` seconds, asked every `interval` seconds (what a
+    server, a worker or a fake platform does after the test's request has returned); else an AssertionError
+    saying `failure` (a text, or a function giving one with what was seen by then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(failure() if callable(failure) else failure)
+        time.sleep(interval)
+
+
+def responds(url: str) -> bool:
+    """`GET url` answers 200 (a server that is not listening yet is False, not an error)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture(autouse=True)
@@ -144,11 +169,8 @@ def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Ser
 def chroma_server(tmp_path: Path) -> Iterator[str]:
     """A real Chroma server (`chroma run` from the chromadb package) on a free port with its own data dir.
     Skipped when the `chroma` command is missing, unless MADOGUCHI_REQUIRE_CHROMA is set (CI sets it)."""
-    import shutil
     import subprocess
     import sys
-
-    import httpx
 
     command = Path(sys.executable).with_name("chroma")
     if not command.exists():
@@ -163,17 +185,13 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen([str(command), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    def up() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("chroma run exited")
+        return responds(f"{url}/api/v2/heartbeat")
+
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("chroma run did not start")
-            time.sleep(0.2)
+        eventually(up, timeout=60, interval=0.2, failure="chroma run did not start")
         yield url
     finally:
         process.terminate()
@@ -205,11 +223,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
+        eventually(lambda: self.server.started, timeout=15, interval=0.02, failure="server did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tests.conftest import eventually
+
 SLACK_SECRET = "slack-signing-secret-for-tests"
 LINE_SECRET = "line-channel-secret-for-tests"
 TELEGRAM_TOKEN = "123456:TEST-token"
@@ -68,13 +70,13 @@ class FakePlatforms:
             return [c for c in self.calls if c.platform == platform and (method is None or c.method == method)]
 
     def wait_for(self, platform: str, count: int, method: str | None = None, timeout: float = 20) -> list[Call]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The calls once there are `count` of them."""
+        def enough() -> list[Call] | None:
             found = self.of(platform, method)
-            if len(found) >= count:
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} {platform} {method} calls, got {self.of(platform, method)}")
+            return found if len(found) >= count else None
+
+        return eventually(enough, timeout, 0.05,
+                          lambda: f"expected {count} {platform} {method} calls, got {self.of(platform, method)}")
 
     def _record(self, platform: str, method: str, body: dict[str, Any], authorization: str | None = None) -> int | None:
         with self.lock:

@@ -85,8 +85,8 @@ def log_events(log_file: Path) -> list[dict]:  # type: ignore[type-arg]
 
 @contextmanager
 def web_visitor(url: str, timeout: float = 30, headers: dict[str, str] | None = None) -> Iterator[httpx.Client]:
-    """A client as the web page is one: it opens its session (the cookie) with the history and sends the
-    session's CSRF token with every request, as chat.js does."""
+    """A client as the web page is one: it opens its session (the cookie) before its first message and sends
+    the session's CSRF token with every request, as chat.js does."""
     with httpx.Client(base_url=url, timeout=timeout, headers=headers) as client:
-        client.headers["X-CSRF-Token"] = client.get("/api/chat/history").json()["csrf"]
+        client.headers["X-CSRF-Token"] = client.post("/api/chat/session").json()["csrf"]
         yield client

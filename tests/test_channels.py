@@ -21,7 +21,7 @@ from integrations.channels.delivery import split_text
 from integrations.channels.line import quick_reply
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, eventually, make_settings
 
 
 @dataclass
@@ -38,19 +38,21 @@ class Rig:
             return session.execute(select(func.count()).select_from(Message).where(
                 Message.channel == channel, Message.direction == "in")).scalar_one()
 
+    def outbound(self, channel: str | None = None) -> OutboundMessage:
+        """The one outbound row (of `channel`)."""
+        query = select(OutboundMessage)
+        if channel is not None:
+            query = query.where(OutboundMessage.channel == channel)
+        with self.services.db.session() as session:
+            row = session.execute(query).scalar_one()
+            session.expunge(row)
+            return row
+
     def wait_for_outbound_status(self, status: str, channel: str | None = None, timeout: float = 10) -> bool:
         """The sender marks a row only after the platform has answered, so a test that has
         just seen the request arrive must wait for the row rather than read it at once."""
-        query = select(OutboundMessage.status)
-        if channel is not None:
-            query = query.where(OutboundMessage.channel == channel)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.services.db.session() as session:
-                if session.execute(query).scalar_one() == status:
-                    return True
-            time.sleep(0.05)
-        return False
+        return eventually(lambda: self.outbound(channel).status == status, timeout, 0.05,
+                          lambda: f"the outbound row is {self.outbound(channel).status}, not {status}")
 
     # one message per platform, in its own format and signature
     def slack(self, text: str, event_id: str = "Ev1") -> httpx.Response:
@@ -204,13 +206,11 @@ def test_undeliverable_messages_are_kept_and_retried_later(rig: Rig) -> None:
     rig.platform.fail_next("telegram", times=3, retry_after=1)  # every immediate try fails
     rig.telegram(fp.telegram_text("ヘルプ", 11))
     rig.platform.wait_for("telegram", 3, "sendMessage", timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with rig.services.db.session() as session:
-            row = session.execute(select(OutboundMessage)).scalar_one()
-            if row.attempts:
-                break
-        time.sleep(0.1)
+    def tried() -> OutboundMessage | None:
+        row = rig.outbound()
+        return row if row.attempts else None
+
+    row = eventually(tried, timeout=10)
     assert row.status == "pending" and row.attempts == 1 and "429" in (row.last_error or "")
     # The worker tries again when the row is due (after Retry-After) and then it is delivered.
     rig.platform.wait_for("telegram", 4, "sendMessage", timeout=30)

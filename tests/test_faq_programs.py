@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from bot.engine import Engine
 from bot.messages import InboundMessage
@@ -18,8 +20,9 @@ from bot.storage.models import FaqCandidate
 from handlers.escalation import tickets
 from handlers.escalation.models import StaffAccount, Ticket
 from handlers.escalation.staff import create as create_staff
+from integrations.cli_root import app as cli_app
 from integrations.web import create_app
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings
 from tests.test_staff_console import PASSWORD, csrf_of
 
 A, B = "expert-dispatch", "regional-dx"  # the sample programs; A is the default
@@ -124,3 +127,41 @@ def test_the_faq_program_migration_gives_candidates_their_tickets_program(databa
         rows = connection.execute(text("SELECT id, program, shared FROM faq_candidates ORDER BY id")).all()
     assert [(r[0], r[1], bool(r[2])) for r in rows] == [(1, "regional-dx", False), (2, None, False), (3, None, False)]
     db.dispose()
+
+
+def test_the_cli_review_takes_a_program_and_publishes_where_it_is_told(tmp_path: Path, database_url: str | None,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`knowledge faq review` went through every program's candidates and published each where its ticket
+    was: the operator could neither review one program's nor choose where an entry goes. Now `--program`
+    picks the candidates, and an edited entry may go to another program or be shared with every program."""
+    if database_url:
+        monkeypatch.setenv("MADOGUCHI_DATABASE__URL", database_url)
+    services = Services.create(make_settings(tmp_path, database_url))
+    with services.db.session() as session:
+        rows = [FaqCandidate(question=f"{name}の質問ですか", answer=f"{name}の回答です。", program=program)
+                for name, program in (("総合窓口", None), ("派遣", A), ("DX", B))]
+        session.add_all(rows)
+        session.flush()
+        general, of_a, of_b = (row.id for row in rows)
+
+    def review(*args: str, typed: str = "") -> str:
+        result = CliRunner().invoke(cli_app, ["knowledge", "faq", "review", *args], input=typed)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def published(program: str | None) -> list[str]:
+        path = services.settings.data_dir / "faq" / (program or "") / "published.yaml"
+        return [entry["question"] for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["faq"]]
+
+    assert f"候補 #{of_b}" in review("--program", B, "--publish-all")
+    assert published(B) == ["DXの質問ですか"]
+    # A's candidates include the one from the general entry (the default program's); one is shared, one moved
+    shown = review("--program", A, typed="e\n\n\n*\ne\n\n\n" + B + "\n")
+    assert f"候補 #{general}" in shown and f"候補 #{of_a}" in shown and f"候補 #{of_b}" not in shown
+    assert published(None) == ["総合窓口の質問ですか"] and published(B) == ["DXの質問ですか", "派遣の質問ですか"]
+    with services.db.session() as session:
+        stored = {c.id: (c.status, c.program, c.shared) for c in session.execute(select(FaqCandidate)).scalars()}
+    assert stored == {general: ("published", None, True), of_a: ("published", B, False), of_b: ("published", B, False)}
+    refused = CliRunner().invoke(cli_app, ["knowledge", "faq", "review", "--program", "nosuch"])
+    assert refused.exit_code == 2 and "事業 nosuch はありません" in refused.output
+    services.close()

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from sqlalchemy import select
 from bot.services import Services
 from handlers.hearing.models import FormResponse
 from integrations.web import create_app
-from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, eventually, make_settings
 from tests.hearing_script import answer_for, complete_interview
 
 
@@ -93,14 +92,13 @@ class TerminalChat:
 
     def wait_prompt(self, after: int, timeout: float = 60) -> str:
         """The bot's output after offset `after`, once the next 「あなた>」 prompt appears."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def before_prompt() -> tuple[str] | None:  # a tuple: the text before the prompt may be empty
             with self._lock:
                 index = self.output.find("あなた>", after)
-                if index >= 0:
-                    return self.output[after:index]
-            time.sleep(0.05)
-        raise AssertionError(f"no prompt; output so far:\n{self.output[after:]}")
+                return (self.output[after:index],) if index >= 0 else None
+
+        return eventually(before_prompt, timeout, 0.05,
+                          lambda: f"no prompt; output so far:\n{self.output[after:]}")[0]
 
     def say(self, text: str) -> str:
         with self._lock:

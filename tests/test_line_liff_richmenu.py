@@ -4,6 +4,8 @@ before anything is stored) and a rich menu per program, against a fake LINE API 
 from __future__ import annotations
 
 import io
+import json
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,14 +16,17 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.programs import load_programs
+from bot.settings import get_settings
 from bot.services import Services
 from bot.storage.models import ChannelIdentity, Conversation, StaffNotification
 from handlers.hearing.models import FormResponse
 from integrations.channels.line_richmenu import RichMenuError, find_font, publish, render_image
+from integrations.cli_root import app
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.conftest import LiveServer, make_settings
@@ -262,27 +267,55 @@ def test_the_rich_menu_command_sends_the_expected_requests(tmp_path: Path, monke
     assert len(set(picture.getdata())) > 10  # labels are drawn (anti-aliased glyphs), not four blank tiles
 
 
-def test_the_rich_menu_command_fails_politely_without_a_japanese_font(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer.testing import CliRunner
-
-    from integrations.cli_root import app
-
+@contextmanager
+def line_for_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[fp.FakePlatforms]:
+    """A fake LINE the `madoguchi channels line-richmenu` command talks to, with the test programs."""
     platform = fp.FakePlatforms()
     with LiveServer(platform.app()) as fake:
         write_programs(tmp_path / "programs", monkeypatch)
         monkeypatch.setenv("MADOGUCHI_PROGRAMS__DIR", str(tmp_path / "programs"))
         monkeypatch.setenv("MADOGUCHI_LINE__API_URL", f"{fake.url}/line")
         monkeypatch.setenv("MADOGUCHI_LINE__DATA_API_URL", f"{fake.url}/line")
-        monkeypatch.setenv("MADOGUCHI_FONT", str(tmp_path / "no-such-font.ttf"))
+        yield platform
+
+
+def test_the_rich_menu_command_fails_politely_without_a_japanese_font(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    with line_for_the_cli(tmp_path, monkeypatch) as platform:
+        monkeypatch.setenv("MADOGUCHI_LINE__RICH_MENU_FONT", str(tmp_path / "no-such-font.ttf"))
         result = CliRunner().invoke(app, ["channels", "line-richmenu", "--program", "alpha"])
         assert result.exit_code == 2
-        assert "MADOGUCHI_FONT" in result.output and "Traceback" not in result.output
+        assert "MADOGUCHI_LINE__RICH_MENU_FONT" in result.output and "Traceback" not in result.output
         assert platform.of("line", "richmenu.create") == []  # nothing half-made on LINE
         with pytest.raises(RichMenuError, match="fonts-ipafont-gothic"):
-            monkeypatch.delenv("MADOGUCHI_FONT")
+            monkeypatch.delenv("MADOGUCHI_LINE__RICH_MENU_FONT")
             monkeypatch.setattr("integrations.channels.line_richmenu.FONT_CANDIDATES", ())
             render_image(load_programs(make_settings(tmp_path, programs__dir=tmp_path / "programs")).get("alpha").rich_menu)
+
+
+def test_the_rich_menu_font_is_a_setting_and_its_old_name_still_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        japanese_font: Path) -> None:
+    """`MADOGUCHI_FONT` was read from os.environ by the drawing code, outside the settings: not in
+    `config show`, not in .env, no check. It is now `line.rich_menu_font`; the old name works with a warning."""
+    font = tmp_path / "menu-font" / japanese_font.name
+    font.parent.mkdir()
+    font.write_bytes(japanese_font.read_bytes())
+    with line_for_the_cli(tmp_path, monkeypatch) as platform:
+        (tmp_path / ".env").write_text(f"MADOGUCHI_FONT={tmp_path / 'gone.ttf'}\n", encoding="utf-8")
+        with caplog.at_level(logging.WARNING, logger="madoguchi.settings"):
+            refused = CliRunner().invoke(app, ["channels", "line-richmenu", "--program", "alpha"])
+        assert refused.exit_code == 2 and "gone.ttf" in refused.output  # the old name is read (from .env)
+        assert "MADOGUCHI_LINE__RICH_MENU_FONT" in " ".join(r.getMessage() for r in caplog.records)
+        monkeypatch.setenv("MADOGUCHI_LINE__RICH_MENU_FONT", str(font))  # the new name wins
+        get_settings.cache_clear()
+        shown = json.loads(CliRunner().invoke(app, ["config", "show", "--json"]).output)
+        assert shown["line"]["rich_menu_font"] == str(font)
+        published = CliRunner().invoke(app, ["channels", "line-richmenu", "--program", "alpha"])
+        assert published.exit_code == 0, published.output
+        assert len(platform.of("line", "richmenu.image")) == 1
+    get_settings.cache_clear()
+    assert find_font(get_settings().line.rich_menu_font) == font
 
 
 # --------------------------------------------------------- per-program LINE accounts

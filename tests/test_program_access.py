@@ -25,7 +25,7 @@ from handlers.hearing.models import FormResponse
 from handlers.visits.models import Visit
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, eventually, make_settings
 from tests.test_staff_console import PASSWORD, csrf_of
 
 A, B = "expert-dispatch", "regional-dx"  # the sample programs; A is the default
@@ -161,7 +161,7 @@ def test_staff_api_token_of_a_cannot_read_b(world: World) -> None:
 
 def test_slack_staff_of_a_cannot_claim_answer_or_resolve_b(world: World) -> None:
     b_ticket = world.tickets[B]
-    thread = wait_until(lambda: slack_ts(world, b_ticket))  # the ticket was posted to the staff channel
+    thread = eventually(lambda: slack_ts(world, b_ticket))  # the ticket was posted to the staff channel
 
     def post(body: str, form: bool) -> httpx.Response:
         kind = "application/x-www-form-urlencoded" if form else "application/json"
@@ -188,7 +188,7 @@ def test_slack_staff_of_a_cannot_claim_answer_or_resolve_b(world: World) -> None
     body = fp.slack_button_payload(str(b_ticket), user="UBSTAFF", channel=STAFF_CHANNEL, action_id="ticket_claim",
                                    action_ts=f"{time.time():.6f}")
     assert post(body, form=True).status_code == 200
-    wait_until(lambda: status(world, b_ticket) == "claimed")
+    eventually(lambda: status(world, b_ticket) == "claimed")
 
 
 def slack_ts(world: World, ticket_id: int) -> str | None:
@@ -201,11 +201,3 @@ def status(world: World, ticket_id: int) -> str:
         return session.get(Ticket, ticket_id).status
 
 
-def wait_until(predicate, timeout: float = 20):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")

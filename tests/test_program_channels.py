@@ -17,7 +17,7 @@ from bot.services import Services
 from bot.storage.models import Conversation
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, eventually, make_settings
 
 PROGRAM = """
 id: {id}
@@ -74,14 +74,6 @@ def conversations(services: Services) -> list[tuple[str, str]]:
         return sorted((c.channel, c.program) for c in session.execute(select(Conversation)).scalars())
 
 
-def wait_for(predicate, timeout: float = 20):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
 
 
 def test_each_program_bot_has_its_own_webhook_and_secret(rig: tuple[Services, fp.FakePlatforms, str]) -> None:
@@ -110,12 +102,12 @@ def test_slack_messages_in_a_program_channel_belong_to_that_program(
     answer = httpx.post(f"{url}/slack/events", content=body.encode(),
                         headers=fp.slack_headers(body) | {"Content-Type": "application/json"}, timeout=30)
     assert answer.status_code == 200
-    wait_for(lambda: conversations(services))
+    eventually(lambda: conversations(services))
     assert conversations(services) == [("slack", "beta")]
     dm = fp.slack_message_event("ヘルプ", user="U999", event_id="EvDm1", channel="D0DM")
     httpx.post(f"{url}/slack/events", content=dm.encode(),
                headers=fp.slack_headers(dm) | {"Content-Type": "application/json"}, timeout=30)
-    wait_for(lambda: ("slack", "") in conversations(services))  # a DM is a general entry point
+    eventually(lambda: ("slack", "") in conversations(services))  # a DM is a general entry point
 
 
 def test_telegram_polling_serves_every_programs_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

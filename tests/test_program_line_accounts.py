@@ -5,7 +5,6 @@ default program's."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,7 @@ from handlers.visits.models import Visit
 from handlers.visits.service import sweep_and_notify
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, eventually, make_settings
 from tests.test_line_liff_richmenu import write_programs
 from tests.test_staff_console import PASSWORD, csrf_of
 from tests.conftest import send
@@ -44,13 +43,11 @@ class Rig:
         return send(Engine(self.services), text, user=user, channel="line", program=program)
 
     def pushes_to(self, user: str, count: int = 1) -> list[fp.Call]:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        def pushed() -> list[fp.Call] | None:
             found = [c for c in self.platform.of("line", "push") if c.body.get("to") == user]
-            if len(found) >= count:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"no push to {user}: {self.platform.of('line')}")
+            return found if len(found) >= count else None
+
+        return eventually(pushed, failure=lambda: f"no push to {user}: {self.platform.of('line')}")
 
 
 @pytest.fixture
@@ -96,13 +93,11 @@ def test_a_console_answer_returns_through_the_programs_own_line_account(rig: Rig
 
 def test_a_slack_answer_returns_through_the_programs_own_line_account(rig: Rig) -> None:
     ticket = open_ticket(rig, "U-slack", "ベータの審査について質問です")
-    deadline = time.monotonic() + 20
-    thread = None
-    while thread is None and time.monotonic() < deadline:
+    def posted() -> str | None:
         with rig.services.db.session() as session:
-            thread = session.get(Ticket, ticket).slack_ts
-        time.sleep(0.1)
-    assert thread, "the ticket was not posted to the staff channel"
+            return session.get(Ticket, ticket).slack_ts
+
+    thread = eventually(posted, failure="the ticket was not posted to the staff channel")
     body = fp.slack_message_event("書面審査のあと面接です", user="UBSTAFF", event_id="EvAnswer1", channel=STAFF_CHANNEL,
                                   thread_ts=thread, channel_type="channel")
     posted = httpx.post(f"{rig.url}/slack/events", content=body.encode(), timeout=30,

@@ -55,8 +55,11 @@ def write_programs(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> Iterator[World]:
+    """On SQLite and PostgreSQL: the commands read the same database (MADOGUCHI_DATABASE__URL)."""
     programs, forms = write_programs(tmp_path)
+    if database_url:
+        monkeypatch.setenv("MADOGUCHI_DATABASE__URL", database_url)
     monkeypatch.setenv("MADOGUCHI_PROGRAMS__DIR", str(programs))
     monkeypatch.setenv("MADOGUCHI_HEARING__FORMS_DIRS", f'["{forms}"]')
     get_settings.cache_clear()
@@ -130,6 +133,28 @@ def test_visits_report_takes_a_program_and_a_staff_members_programs(world: World
     assert report_institutions("--staff", "boss")[2] == ["alpha商工会", "beta商工会"]
     code, output, _ = report_institutions("--program", "alpha", "--staff", "beta-staff")
     assert code == 2 and "alpha の担当ではありません" in output
+
+
+def test_visits_list_takes_a_program(world: World) -> None:
+    """`visits list` listed every program's visits with no way to choose one (issue 22 left it out)."""
+    with world.services.db.session() as session:
+        ids = {v.program: f"V-{v.id}" for v in session.execute(select(Visit)).scalars()}
+        session.add(Visit(expert_person_id=world.expert_id, company_id=world.company_id, program=None,
+                          planned_date=date(2026, 11, 3), institution="older", flags=[]))  # before programs
+        session.flush()
+        ids["older"] = f"V-{session.execute(select(Visit.id).where(Visit.program.is_(None))).scalar_one()}"
+
+    def listed(*args: str) -> set[str]:
+        code, output = run("visits", "list", *args)
+        assert code == 0, output
+        return {ident for ident in ids.values() if f"{ident} " in output}
+
+    assert listed() == set(ids.values())
+    assert listed("--program", "beta") == {ids["beta"]}
+    assert listed("--program", "alpha") == {ids["alpha"], ids["older"]}  # a visit of no program is the default's
+    assert listed("--program", "gamma") == set()
+    code, output = run("visits", "list", "--program", "nosuch")
+    assert code == 2 and "事業 nosuch はありません" in output
 
 
 def test_visits_import_assigns_programs_and_refuses_rows_the_importer_cannot_access(world: World,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from bot.engine import Engine
 from bot.services import Services
+from handlers.hearing.schema import DEFINITIONS_DIR
 from tests.conftest import make_settings
 from tests.test_hearing_export import interview, run_cli
 
@@ -32,6 +35,35 @@ def test_hearing_answers_that_look_like_formulas_stay_text_in_csv_and_xlsx(tmp_p
     for typed in (FORMULA, *OTHERS.values()):
         assert values.get("'" + typed) == "s", (typed, values.get("'" + typed))
     assert not [v for v, kind in values.items() if kind == "f" or (isinstance(v, str) and v.startswith("="))]
+    services.close()
+
+
+def test_form_labels_that_look_like_formulas_stay_text_in_the_header_row(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cells were neutralised but the header row was written as it came: its labels come from the form
+    files, and a label starting with `=` became a live formula in the CSV and a formula cell in the xlsx."""
+    forms = tmp_path / "forms"
+    forms.mkdir()
+    v1 = (DEFINITIONS_DIR / "dx_platform_hearing.v1.yaml").read_text(encoding="utf-8")
+    labels = {"label: 企業名\n": f"label: {json.dumps(FORMULA)}\n", "label: 法人番号\n": "label: '@SUM(1+1)'\n",
+              "label: 業種\n": "label: '-2+3'\n"}
+    v2 = v1.replace("version: 1", "version: 2")
+    for old, new in labels.items():
+        assert old in v2
+        v2 = v2.replace(old, new)
+    (forms / "dx_platform_hearing.v2.yaml").write_text(v2, encoding="utf-8")
+    monkeypatch.setenv("MADOGUCHI_HEARING__FORMS_DIRS", json.dumps([str(forms)]))
+    services = Services.create(make_settings(tmp_path))
+    interview(Engine(services), "applicant")
+    header = next(csv.reader(io.StringIO(run_cli("hearing", "export", "--format", "csv").decode("utf-8-sig"))))
+    for typed in (FORMULA, "@SUM(1+1)", "-2+3"):
+        assert "'" + typed in header and typed not in header, (typed, header)
+    out = tmp_path / "answers.xlsx"
+    run_cli("hearing", "export", "--format", "xlsx", "--out", str(out))
+    first = {cell.value: cell.data_type for cell in load_workbook(out).active[1]}
+    for typed in (FORMULA, "@SUM(1+1)", "-2+3"):
+        assert first.get("'" + typed) == "s", (typed, first)
+    assert not [v for v, kind in first.items() if kind == "f"]
     services.close()
 
 

@@ -24,7 +24,7 @@ from bot.security.models import WebhookEvent
 from bot.services import Services
 from bot.storage.models import ChannelIdentity, Conversation, Message, OutboundMessage
 from tests import fake_platforms as fp
-from tests.conftest import LiveServer, free_port, make_settings
+from tests.conftest import LiveServer, eventually, free_port, make_settings, responds
 
 Reply = aliased(Message)
 
@@ -45,14 +45,7 @@ class Server:
         self.process = subprocess.Popen([str(Path(sys.executable).with_name("madoguchi")), "serve", "--port",
                                          str(self.port)], env=self.env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not start")
+        eventually(lambda: responds(f"{self.url}/healthz"), timeout=120, interval=0.2, failure="server did not start")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -98,17 +91,20 @@ def _services(data_dir: Path) -> Services:
 
 
 def _wait_answered(services: Services, channel: str, count: int, timeout: float = 90) -> tuple[int, int]:
-    """(inbound messages, inbound messages with a reply) of the channel, once both reach `count` or at the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """(inbound messages, inbound messages with a reply) of the channel, once both reach `count`."""
+    def counts() -> tuple[int, int]:
         with services.db.session() as session:
             answered = session.execute(select(func.count(func.distinct(Message.reply_to_id))).where(
                 Message.channel == channel, Message.direction == "out")).scalar_one()
             inbound = session.execute(select(func.count()).select_from(Message).where(
                 Message.channel == channel, Message.direction == "in")).scalar_one()
-        if (inbound >= count and answered >= count) or time.monotonic() > deadline:
-            return inbound, answered
-        time.sleep(0.5)
+        return inbound, answered
+
+    def reached() -> tuple[int, int] | None:
+        seen = counts()
+        return seen if min(seen) >= count else None
+
+    return eventually(reached, timeout, 0.5, lambda: f"(inbound, answered) = {counts()}, not both {count}")
 
 
 def test_acknowledged_line_events_survive_kill_9(line_server: tuple[Server, fp.FakePlatforms, Path]) -> None:

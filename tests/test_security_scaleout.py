@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import CHAT_HEADERS, CHAT_TOKEN
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, eventually
 from tests.test_security_restart import Server
 
 NEW_DOCUMENT = """# まどぐち試験補助金 公募要領
@@ -54,14 +53,9 @@ def test_two_instances_share_one_postgresql_and_one_chroma_server(pg_database: s
         (docs / "madoguchi-test-subsidy.md").write_text(NEW_DOCUMENT, encoding="utf-8")
         subprocess.run([str(Path(sys.executable).with_name("madoguchi")), "knowledge", "ingest", str(docs)],
                        env=one_env, check=True, capture_output=True, timeout=300)  # through instance one
-        deadline = time.monotonic() + 30
-        answer = ""
-        while time.monotonic() < deadline:
-            answer = ask(two)  # instance two, never restarted
-            if "777万円" in answer:
-                break
-            time.sleep(1)
-        assert "777万円" in answer, answer
+        answers: list[str] = []  # instance two, never restarted
+        eventually(lambda: answers.append(ask(two)) or "777万円" in answers[-1], timeout=30, interval=1,
+                   failure=lambda: f"instance two still answers {answers[-1]}")
         assert "777万円" in ask(one)
     finally:
         for server, _ in instances:

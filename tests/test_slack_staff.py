@@ -14,7 +14,7 @@ from bot.services import Services
 from handlers.escalation.models import Ticket, TicketMessage
 from integrations.web import create_app
 from tests import fake_platforms as fp
-from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, make_settings
+from tests.conftest import CHAT_HEADERS, CHAT_TOKEN, LiveServer, eventually, make_settings
 
 STAFF_CHANNEL = "C0STAFF"
 
@@ -46,15 +46,6 @@ class StaffRig:
             session.expunge(ticket)
             return ticket
 
-    def wait(self, predicate, timeout: float = 20):  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError("condition not reached")
-
 
 @pytest.fixture
 def staff_rig(tmp_path: Path, database_url: str | None) -> Iterator[StaffRig]:
@@ -78,11 +69,11 @@ def test_ticket_claimed_answered_and_resolved_in_the_slack_thread(staff_rig: Sta
     assert post.body["channel"] == STAFF_CHANNEL and "T-" in post.body["text"]
     actions = [e["action_id"] for b in post.body["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert actions == ["ticket_claim", "ticket_resolve"]
-    ticket = rig.wait(lambda: rig.ticket() if rig.ticket().slack_ts else None)
+    ticket = eventually(lambda: rig.ticket() if rig.ticket().slack_ts else None)
 
     # Two staff press 「担当する」: the first gets it, the second is told who has it.
     assert rig.press("ticket_claim", ticket.id, "U0STAFF1").status_code == 200
-    rig.wait(lambda: rig.ticket().status == "claimed")
+    eventually(lambda: rig.ticket().status == "claimed")
     update = rig.platform.wait_for("slack", 1, "chat.update")[0]
     assert "担当：u0staff1" in str(update.body["blocks"]) or "担当：U0STAFF1" in str(update.body["blocks"])
     rig.press("ticket_claim", ticket.id, "U0STAFF2")
@@ -94,7 +85,7 @@ def test_ticket_claimed_answered_and_resolved_in_the_slack_thread(staff_rig: Sta
                                   channel=STAFF_CHANNEL, thread_ts=ticket.slack_ts, channel_type="channel")
     assert rig.slack_post(body).status_code == 200
     rig.slack_post(body)
-    answer = rig.wait(lambda: rig.pending())
+    answer = eventually(lambda: rig.pending())
     assert "【担当者からの回答】" in answer[0]["text"] and "別表1" in answer[0]["text"]
     with rig.services.db.session() as session:
         assert session.execute(select(func.count()).select_from(TicketMessage).where(
@@ -102,13 +93,13 @@ def test_ticket_claimed_answered_and_resolved_in_the_slack_thread(staff_rig: Sta
 
     # The user's answer goes back into the same thread.
     rig.user("ありがとうございます。別表1の3番は対象ですか")
-    follow = rig.wait(lambda: [c for c in rig.platform.of("slack", "chat.postMessage")
+    follow = eventually(lambda: [c for c in rig.platform.of("slack", "chat.postMessage")
                                if c.body.get("thread_ts") == ticket.slack_ts and "別表1の3番" in c.body["text"]])
     assert follow[0].body["channel"] == STAFF_CHANNEL
 
     # 「解決」: the user gets the satisfaction survey.
     rig.press("ticket_resolve", ticket.id, "U0STAFF1")
-    survey = rig.wait(lambda: rig.pending())
+    survey = eventually(lambda: rig.pending())
     assert "いかがでしたか" in survey[-1]["text"] and len(survey[-1]["options"]) == 5
     rig.user(choice=survey[-1]["options"][0]["value"])
     done = rig.ticket()
@@ -119,7 +110,7 @@ def test_staff_buttons_outside_the_staff_channel_do_nothing(staff_rig: StaffRig)
     rig = staff_rig
     rig.user("担当者と話したい")
     rig.user("相談です")
-    ticket = rig.wait(lambda: rig.ticket() if rig.ticket().slack_ts else None)
+    ticket = eventually(lambda: rig.ticket() if rig.ticket().slack_ts else None)
     # A user forging a staff button from their DM, and a forged signature: nothing changes.
     assert rig.press("ticket_claim", ticket.id, "U0USER", channel="D0USER").status_code in (200, 404)
     body = fp.slack_button_payload(str(ticket.id), user="U0USER", channel=STAFF_CHANNEL, action_id="ticket_claim")

@@ -72,7 +72,7 @@ def test_history_is_in_order_with_labels_and_events_deliver_once(site: tuple[Ser
     with httpx.Client(base_url=url, timeout=30) as page:
         first = page.get("/api/chat/history").json()
         assert first["items"] == [] and first["flow"] is None  # a new visitor: the page shows its first screen
-        page.headers["X-CSRF-Token"] = first["csrf"]  # sent back with every message, as chat.js does
+        page.headers["X-CSRF-Token"] = page.post("/api/chat/session").json()["csrf"]  # as chat.js does
         welcome = page.get("/api/chat/welcome").json()
         assert welcome["text"].startswith("こんにちは") and welcome["options"]
         page.post("/api/chat", json={"choice": "hearing:start"})
@@ -179,7 +179,7 @@ def test_an_open_event_stream_does_not_hold_the_server_stop(tmp_path: Path) -> N
     server = LiveServer(create_app(services))
     server.__enter__()
     with httpx.Client(base_url=server.url, timeout=30) as page:
-        page.get("/api/chat/history")  # the visitor's session
+        page.post("/api/chat/session")  # the visitor's session
         with page.stream("GET", "/api/chat/events") as stream:
             assert stream.status_code == 200
             started = time.monotonic()

@@ -44,5 +44,13 @@ def count(session: Session, key: str, window: timedelta) -> int:
     return int(row[0])
 
 
+def seconds_left(session: Session, key: str, window: timedelta) -> int:
+    """Seconds until the current window of `key` ends (at least 1): what a refusal's Retry-After says."""
+    row = session.execute(select(ThrottleCounter.window_start).where(ThrottleCounter.key == key[:200])).first()
+    if row is None:
+        return 1
+    return max(1, int((row[0] + window - utcnow()).total_seconds()) + 1)
+
+
 def clear(session: Session, key: str) -> None:
     session.execute(text("DELETE FROM throttle_counters WHERE key = :key"), {"key": key[:200]})

@@ -8,7 +8,6 @@ answered under. Times are shown in Japan time.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from bot.cells import append_row, neutralize_row
+from bot.cells import append_row, csv_bytes
 from bot.programs import ProgramCatalog, program_in, program_is
 from handlers.hearing.answers import format_answer
 from handlers.hearing import reference_number
@@ -118,19 +117,14 @@ def table(catalog: FormCatalog, form_id: str, responses: list[FormResponse]) -> 
 
 
 def write_csv(header: list[str], rows: list[list[Any]]) -> bytes:
-    """UTF-8 with BOM, so Excel on a Japanese Windows PC opens it without mojibake."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows([neutralize_row(["" if v is None else v for v in row]) for row in rows])
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_bytes([header, *rows])
 
 
 def write_xlsx(header: list[str], rows: list[list[Any]], title: str) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = title[:31]
-    sheet.append(header)
+    append_row(sheet, header)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from bot.commands import services_for_command as create
-from bot.programs import catalog_for
+from bot.programs import catalog_for, program_in
 from handlers.visits.rules import rules_for
 from handlers.visits.service import VisitError, plan_visit
 from handlers.escalation.staff import StaffError, command_scope
@@ -137,22 +137,28 @@ def import_visits(
 
 
 @visits_app.command("list")
-def list_visits(day: str = typer.Option(None, "--date"), status: str = typer.Option(None)) -> None:
-    """Visits with their status and flags."""
+def list_visits(day: str = typer.Option(None, "--date"), status: str = typer.Option(None),
+                program: str = typer.Option(None, "--program", help="この事業の訪問だけ（既定: すべての事業）")) -> None:
+    """Visits with their program, status and flags."""
     services = _services()
+    catalog = catalog_for(services)
+    if program is not None and catalog.get(program) is None:
+        _fail(f"事業 {program} はありません（{', '.join(p.id for p in catalog)}）")
     table = Table(title="訪問")
-    for column in ("ID", "予定日", "専門家", "企業", "状態", "対面(分)", "要誓約書", "確認事項"):
+    for column in ("ID", "事業", "予定日", "専門家", "企業", "状態", "対面(分)", "要誓約書", "確認事項"):
         table.add_column(column)
     with services.db.session() as session:
         query = select(Visit).order_by(Visit.planned_date, Visit.id)
+        if program is not None:
+            query = query.where(program_in(Visit.program, {program}, catalog))
         if day:
             query = query.where(Visit.planned_date == _day(day))
         if status:
             query = query.where(Visit.status == status)
         for v in session.execute(query).scalars():
-            table.add_row(f"V-{v.id}", v.planned_date.isoformat(), v.expert.display_name or "", v.company.name,
-                          v.status, str(v.face_to_face_minutes or ""), "要" if v.needs_certificate else "",
-                          "、".join(FLAG_LABELS.get(f, f) for f in v.flags or []))
+            table.add_row(f"V-{v.id}", catalog.owner_id(v.program), v.planned_date.isoformat(),
+                          v.expert.display_name or "", v.company.name, v.status, str(v.face_to_face_minutes or ""),
+                          "要" if v.needs_certificate else "", "、".join(FLAG_LABELS.get(f, f) for f in v.flags or []))
     console.print(table)
 
 

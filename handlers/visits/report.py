@@ -9,7 +9,6 @@ again at any time (it is due by the end of the following month).
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.cells import append_row, neutralize_row
+from bot.cells import append_row, csv_bytes
 from bot.programs import ProgramCatalog, program_in
 from handlers.visits.models import Visit
 from handlers.visits.rules import fiscal_year, fiscal_year_start
@@ -138,24 +137,20 @@ def detail_rows(report: MonthlyReport) -> list[list[object]]:
 
 
 def to_csv(report: MonthlyReport) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([f"{report.month} 月次報告（{report.fiscal_year}年度累計）"])
-    writer.writerow(SUMMARY_HEADER)
-    writer.writerows(neutralize_row(list(row)) for row in summary_rows(report))
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_bytes([[f"{report.month} 月次報告（{report.fiscal_year}年度累計）"], SUMMARY_HEADER,
+                      *(list(row) for row in summary_rows(report))])
 
 
 def to_xlsx(report: MonthlyReport) -> bytes:
     workbook = Workbook()
     summary = workbook.active
     summary.title = "集計"
-    summary.append([f"{report.month} 月次報告（{report.fiscal_year}年度累計）"])
-    summary.append(SUMMARY_HEADER)
+    append_row(summary, [f"{report.month} 月次報告（{report.fiscal_year}年度累計）"])
+    append_row(summary, list(SUMMARY_HEADER))
     for row in summary_rows(report):
         append_row(summary, list(row))
     details = workbook.create_sheet("明細")
-    details.append(DETAIL_HEADER)
+    append_row(details, list(DETAIL_HEADER))
     for row in detail_rows(report):
         append_row(details, list(row))
     for sheet, header_row in ((summary, 2), (details, 1)):

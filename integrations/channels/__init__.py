@@ -11,6 +11,7 @@ from bot.messages import Reply
 from bot.settings import Settings
 from datetime import timedelta
 from bot.recovery import recover_unanswered
+from bot.security import web_sessions
 from integrations.channels.delivery import ChannelRuntime, DeliveryWorker, Every, Once
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def build_worker(services: Services, senders: dict[str, ChannelSender] | None = 
     tasks: list[Any] = [Every(task.every_seconds, _counted(task.run, services))
                         for capability in services.capabilities for task in capability.tasks
                         if task.every_seconds is not None and task.run is not None]
+    tasks.append(Every(WEB_SESSION_PURGE_EVERY_S, lambda: purge_web_sessions(services)))
     from integrations.slack_staff import staff_channels  # cycle: slack_staff imports the channel registry
 
     if "slack" in senders and staff_channels(services):
@@ -138,6 +140,16 @@ def build_worker(services: Services, senders: dict[str, ChannelSender] | None = 
 
         tasks.append(StaffChannelNotifier(services))
     return DeliveryWorker(services, list(senders.values()), tasks=tasks)
+
+
+#: How often the worker deletes the web chat's dead sessions.
+WEB_SESSION_PURGE_EVERY_S = 3600
+
+
+def purge_web_sessions(services: Services) -> int:
+    """The web chat's expired sessions, and those never used to talk that sat idle a day: deleted."""
+    with services.db.session() as session:
+        return web_sessions.purge(session, timedelta(days=services.settings.web.session_days))
 
 
 def _counted(run: Callable[[Services], object], services: Services) -> Callable[[], int]:

@@ -98,7 +98,8 @@ def line_richmenu(program_id: str = typer.Option(..., "--program", help="プロ�
         console.print(f"[red]プログラム {program_id} はありません[/]（あるもの: {', '.join(p.id for p in catalog)}）")
         raise typer.Exit(2)
     try:
-        result = publish(catalog, program, api_url=settings.line.api_url, data_api_url=settings.line.data_api_url)
+        result = publish(catalog, program, api_url=settings.line.api_url, data_api_url=settings.line.data_api_url,
+                         font_path=settings.line.rich_menu_font)
     except RichMenuError as error:
         console.print(f"[red]リッチメニューを作成できません[/]: {error}", highlight=False)
         raise typer.Exit(2) from None

@@ -2,7 +2,7 @@
 
 The menu's image is drawn here from the program's `rich_menu` labels with a
 Japanese font (Debian's fonts-ipafont-gothic or fonts-noto-cjk, or the file
-named by `MADOGUCHI_FONT`), so the secretariat never edits pictures: change a
+named by `MADOGUCHI_LINE__RICH_MENU_FONT`), so the secretariat never edits pictures: change a
 label in the YAML and run the command again. Through line-bot-sdk's rich menu
 API the command creates the new menu, uploads the image, makes it the default
 for every user of that program's LINE account and then deletes the menus it
@@ -17,7 +17,6 @@ for in LINE messages: the hearing form is our own page inside LINE.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.programs import Program, ProgramCatalog, RichMenuItem
+from bot.settings import env_name
 from bot.text import normalize
 from handlers.hearing.chat import HearingHandler
 
@@ -50,7 +50,8 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
 )
 FONT_HINT = ("日本語フォントが見つかりません。Debian/Ubuntu では `apt-get install fonts-ipafont-gothic`"
-             "（または fonts-noto-cjk）で入れるか、MADOGUCHI_FONT にフォントファイル（.ttf/.otf/.ttc）のパスを設定してください。")
+             "（または fonts-noto-cjk）で入れるか、MADOGUCHI_LINE__RICH_MENU_FONT にフォントファイル"
+             "（.ttf/.otf/.ttc）のパスを設定してください。")
 DEFAULT_ITEMS = (RichMenuItem(label="よくある質問", text="ヘルプ"), RichMenuItem(label="担当者に相談", text="担当者と話したい"))
 
 
@@ -58,11 +59,11 @@ class RichMenuError(RuntimeError):
     """Something the operator must fix (no font, no LINE credentials, no LIFF id); the message says what."""
 
 
-def find_font() -> Path:
-    configured = os.environ.get("MADOGUCHI_FONT")
-    if configured:
+def find_font(configured: Path | None = None) -> Path:
+    """The configured font file (the setting `line.rich_menu_font`), else the first Debian Japanese font found."""
+    if configured is not None:
         if not Path(configured).is_file():
-            raise RichMenuError(f"MADOGUCHI_FONT={configured} のファイルがありません。")
+            raise RichMenuError(f"{env_name(('line', 'rich_menu_font'))}={configured} のファイルがありません。")
         return Path(configured)
     for candidate in FONT_CANDIDATES:
         if Path(candidate).is_file():
@@ -112,7 +113,7 @@ def render_image(items: list[RichMenuItem], font_path: Path | None = None) -> by
     """The menu picture as PNG: one tile per item with its label centred, in the program's grid."""
     from PIL import Image, ImageDraw, ImageFont  # only to draw a rich menu image
 
-    font_file = font_path or find_font()
+    font_file = find_font(font_path)
     layout = layout_for(len(items))
     image = Image.new("RGB", (WIDTH, layout.height), "#0b6e4f")
     draw = ImageDraw.Draw(image)

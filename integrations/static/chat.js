@@ -148,13 +148,21 @@
     };
     try {
       if (!csrf && opened) await opened.catch(() => null);
+      if (!csrf) {  // the first message: the session (the cookie and its CSRF token) is opened now
+        const refused = await openSession();
+        if (refused) {
+          if (typed && !input.value) input.value = typed;
+          notice(refused, () => send(payload, null, typed));
+          return;
+        }
+      }
       const post = () => fetch(API, {method: "POST", credentials: "same-origin",
                                      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
                                      body: JSON.stringify(PROGRAM ? {...payload, program: PROGRAM} : payload)});
       let res = await post();
       let data = null;
       try { data = await res.json(); } catch (e) { data = null; }
-      if (res.status === 403 && data && data.error === "csrf" && await renewSession()) {
+      if (res.status === 403 && data && data.error === "csrf" && !(await openSession())) {
         res = await post();  // the session ended (it was idle too long): once more with the new one
         try { data = await res.json(); } catch (e) { data = null; }
       }
@@ -240,17 +248,22 @@
     box.append(yes, no);
   }
 
-  // The session's CSRF token: the server gives it with the history; every message sends it back.
+  // The session's CSRF token: the history gives it when the browser has a session; otherwise the first
+  // message opens one (POST /api/chat/session). Every message sends it back.
   let csrf = "";
-  let opened = null;  // the history request that opens the session (a message typed before it ends waits)
-  async function renewSession() {
+  let opened = null;  // the history request (a message typed before it ends waits for its token)
+  // Open (or renew, after it expired) the session: null when done, else the message to show.
+  async function openSession() {
     try {
-      const res = await fetch("/api/chat/history" + QUERY, {credentials: "same-origin"});
-      csrf = (await res.json()).csrf || "";
+      const res = await fetch("/api/chat/session", {method: "POST", credentials: "same-origin"});
+      const data = await res.json();
+      if (!res.ok) return data.message || "送信できませんでした。";
+      csrf = data.csrf || "";
     } catch (e) {
-      return false;
+      return "送信できませんでした。通信状態をご確認ください。";
     }
-    return Boolean(csrf);
+    if (csrf) connect();  // live updates need the session
+    return csrf ? null : "送信できませんでした。";
   }
 
   let events = null;
@@ -283,7 +296,7 @@
     if (code) offerCode(code);
     if (wantsHearing) send({text: "ヒアリング開始"}, "ヒアリング開始");
     document.body.dataset.ready = "1";
-    connect();
+    if (csrf) connect();  // without a session yet, the first message connects
   }
   start();
 })();
