@@ -27,6 +27,7 @@ from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lin
 from knowledge.embeddings import build_embeddings, embeddings_name
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
 from knowledge.tokenize import tokens
+from knowledge.faq_match import faq_questions, question_vectors
 from knowledge.unit_vectors import UnitVectors
 from knowledge.vectorstore import VectorStore
 from knowledge.edition import program_name, read_edition
@@ -132,6 +133,7 @@ def ingest_paths(
                 before = units.embedded
                 units.vectors(_unit_texts(services, str(path)))
                 report.units_embedded += units.embedded - before
+                question_vectors(units).vectors(faq_questions(services.db, str(path)))  # knowledge/faq_match.py
         report.results.append(result)
         if on_file:
             on_file(result)
