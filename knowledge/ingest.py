@@ -27,7 +27,8 @@ from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lin
 from knowledge.embeddings import build_embeddings
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
 from knowledge.tokenize import tokens
-from knowledge.unit_vectors import UNIT_EMBED_CHARS, cached_vectors
+from knowledge.faq_match import faq_questions, question_vectors
+from knowledge.unit_vectors import UNIT_EMBED_CHARS, UnitVectors, cached_vectors
 from knowledge.vectorstore import VectorStore
 from knowledge.edition import program_name, read_edition
 from knowledge.retrieval import EDITION_PASSAGES
@@ -129,6 +130,7 @@ def ingest_paths(
     # The learned pipeline compares each answer unit's own vector with the question's: computed here, once
     # per unit text (unchanged sources find theirs in the cache table).
     learned = services.settings.knowledge.pipeline == "learned"
+    questions = question_vectors(UnitVectors(services.db, embeddings)) if learned else None
     results: list[FileResult | _Prepared] = []
     unit_texts: list[str] = []
     for path in files:
@@ -154,6 +156,8 @@ def ingest_paths(
             results[number] = outcome = _store_file(services, store, outcome, [vectors[t] for t in outcome.embed_texts])
         if outcome.status in ("new", "updated", "unchanged"):
             outcome.edition = _edition(services, outcome.path)
+            if questions is not None:  # the FAQ entries' questions as queries (knowledge/faq_match.py)
+                questions.vectors(faq_questions(services.db, outcome.path))
         report.results.append(outcome)
         if on_file and outcome.status != "error":
             on_file(outcome)

@@ -19,11 +19,12 @@ from datetime import date
 import numpy as np
 
 from knowledge.edition import Edition, asks_other_edition, japanese_date, passed_dates, today_in_japan
-from knowledge.features import UNIT_FEATURES, Candidate, best_faq, candidates, faq_features, gate_features
+from knowledge.faq_match import faq_hit
+from knowledge.faq_match import match as faq_match
+from knowledge.features import UNIT_FEATURES, Candidate, candidates, gate_features
 from knowledge.model import AnswerModel, load_model
 from knowledge.answering import Answer, Excerpt, citation_for
-from knowledge.answering import answer_from as classic_answer_from
-from knowledge.retrieval import Retrieval, RetrievalOptions
+from knowledge.retrieval import Retrieval
 
 #: Longest excerpt quoted in an unsure reply (a chat bubble shows two of them and stays readable).
 EXCERPT_CHARS = 120
@@ -41,34 +42,18 @@ RELATED_UNKNOWN = 0.5
 _COV_PATH = UNIT_FEATURES.index("cov_path")
 
 
-#: The classic answerer's threshold when it is asked for its answer as a feature (its shipped default, so
-#: the features do not move with an operator's ANSWER_THRESHOLD).
-CLASSIC_THRESHOLD = 0.5
-
-
-def classic_answer(retrieval: Retrieval) -> Answer | None:
-    """The classic answerer's answer to the same question, from its own retrieval over the same snapshot
-    (the query vector is reused): a second, differently built ranker whose agreement is a feature."""
-    index = retrieval.index
-    if index is None:
-        return None
-    own = index.with_options(RetrievalOptions.for_pipeline("classic")).search(retrieval.question)
-    return classic_answer_from(own, CLASSIC_THRESHOLD)
-
-
-def unit_candidates(retrieval: Retrieval, classic: Answer | None) -> list[Candidate]:
+def unit_candidates(retrieval: Retrieval) -> list[Candidate]:
     """The answer units of the retrieved passages with their features."""
     index = retrieval.index
     if index is None:
-        return candidates(retrieval, faq=retrieval.faq, classic=classic)
+        return candidates(retrieval, faq=retrieval.faq)
     return candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys,
-                      index.title_tokens, index.unit_vectors, classic)
+                      index.title_tokens, index.unit_vectors)
 
 
-def rank(retrieval: Retrieval, model: AnswerModel, classic: Answer | None = None) -> list[Candidate]:
-    """The answer units of the retrieved passages, best first by the learned ranker (`classic`: the classic
-    answerer's answer to the question, computed here when not given)."""
-    found = unit_candidates(retrieval, classic if classic is not None else classic_answer(retrieval))
+def rank(retrieval: Retrieval, model: AnswerModel) -> list[Candidate]:
+    """The answer units of the retrieved passages, best first by the learned ranker."""
+    found = unit_candidates(retrieval)
     if not found:
         return []
     scores = model.ranker.score(np.vstack([c.features for c in found]))
@@ -135,34 +120,35 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
     if declined is not None:
         return declined
     model = model or load_model()
-    classic = classic_answer(retrieval)
-    ranked = rank(retrieval, model, classic)
+    ranked = rank(retrieval, model)
     if not ranked:
         return Answer(question, "", False, 0.0, kind="outside", features={"unknown": retrieval.unknown_share})
-    gate_x = gate_features(retrieval, ranked, classic)
+    gate_x = gate_features(retrieval, ranked)
     probability = float(model.gate.probability(gate_x)[0])
     features = dict(zip(model.gate.names, (round(float(v), 4) for v in gate_x), strict=True))
     best = ranked[0]
     # An operator's threshold (settings.knowledge.answer_threshold) can only make the calibrated gate stricter.
     confident = bool(model.gate.confident(gate_x)[0]) and probability >= (threshold or 0.0)
-    entry = best_faq(ranked)
-    if not confident and entry is not None and model.faq_gate is not None:
-        # A curated FAQ entry answers a question asked in other words when the two questions match.
-        x = faq_features(entry)
-        if bool(model.faq_gate.confident(x)[0]):
-            confident, best = True, entry
-            probability = float(model.faq_gate.probability(x)[0])
-    citations = [citation_for(best.hit)] + [citation_for(h) for h in retrieval.hits[:3] if h is not best.hit][:2]
+    # A FAQ entry (curated or staff-published) answers a question asked in other words when the FAQ stage
+    # matches the two questions (knowledge/faq_match.py); a near miss about something the entry does not
+    # say is left to the unit gate.
+    found = faq_match(retrieval)
+    hit, text = best.hit, best.unit.text
+    if found is not None and found.confident and found.probability >= (threshold or 0.0):
+        confident, probability = True, found.probability
+        hit, text = faq_hit(retrieval, found), found.entry.answer
+        features.update({f"faq_{k}": v for k, v in found.features.items()})
+    citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits[:3] if h is not hit][:2]
     if confident:
         note = ""
         index = retrieval.index
-        edition = index.editions.get(best.hit.source.id) if index is not None else None
-        passed = passed_dates(best.unit.text, edition, today or today_in_japan())
+        edition = index.editions.get(hit.source.id) if index is not None else None
+        passed = passed_dates(text, edition, today or today_in_japan())
         if passed:
             note = (f"※この期日（{japanese_date(passed[-1])}）はすでに過ぎています"
                     f"（本日 {japanese_date(today or today_in_japan())}）。最新の募集状況は担当者にご確認ください。")
-        return Answer(question, best.unit.text, True, round(probability, 4), citations, features,
-                      kind="faq" if best.unit.kind == "faq" else "extractive", note=note)
+        return Answer(question, text, True, round(probability, 4), citations, features,
+                      kind="faq" if hit.chunk.kind == "faq" else "extractive", note=note)
     related = (retrieval.unknown_share < RELATED_UNKNOWN
                and max(c.features[_COV_PATH] for c in ranked) >= RELATED_COVERAGE)
     if not related:

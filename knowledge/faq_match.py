@@ -1,0 +1,296 @@
+"""FAQ question matching: which FAQ entry, if any, a question asks (one stage, one interface: `match`).
+
+A curated FAQ entry (sample_kb/expert-dispatch-faq.yaml) or a staff-published one (knowledge/faq_review.py)
+answers a question asked in other words when the two questions ask the same thing, and only then:
+「ホテル代って出る？」 asks 「宿泊費はいくらまで出ますか？」, but 「ホテルのキャンセル料も出ますか」 asks
+something that entry does not say. For a question, every FAQ entry of the index searched (the program's
+entries and the shared ones: a program's index holds only those) is scored by
+- e5 similarity of the two questions, both embedded as queries ("query: " on both sides: two questions
+  are alike as questions, not as a question and its passage); an entry's vector is kept by content hash
+  in the embedding cache table (knowledge/unit_vectors.py), computed at ingest and so at publish;
+- e5 similarity of the question to the entry's answer (the answer unit's passage vector);
+- lexical similarity over Sudachi normalized tokens with sudachidict synonyms: the share of the question's
+  words (by idf) the entry's question says, of the entry's question's words the question says, and of the
+  question's words that neither the entry's question nor its answer says (what a near miss asks about);
+- whether the question asks for a kind of fact (an amount, a time) the answer states none of, and whether
+  the two questions ask for the same kinds (「何泊まで」 is a count, 「いくらまで」 an amount);
+- each similarity against the best other entry (the margin).
+A logistic gate over these features (knowledge/model.py's Gate), calibrated by isotonic regression on
+out-of-fold predictions, gives the probability that the best entry's answer answers the question. It is
+trained on the labeled bank leaving whole FAQ entries out, so it is measured on entries it never saw, as the
+next program's FAQ will be (benchmarks/faq_match_eval.py, which writes knowledge/models/faq_match.json).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from sqlalchemy import select
+
+from bot.storage.db import Database
+from bot.storage.models import KnowledgeChunk, KnowledgeSource
+
+from knowledge.embeddings import embeddings_name
+from knowledge.kinds import asked, facts
+from knowledge.model import Gate, _gate_from, _gate_json
+from knowledge.synonyms import synonym_groups
+from knowledge.tokenize import tokens
+from knowledge.unit_vectors import UnitVectors
+from knowledge.units import units_of
+
+from knowledge.retrieval import Hit
+
+if TYPE_CHECKING:
+    from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval
+
+GATE_PATH = Path(__file__).with_name("models") / "faq_match.json"
+
+FAQ_MATCH_FEATURES = (
+    "q_dense", "a_dense", "forward", "backward", "said_by_entry", "kind_missing", "kind_agree", "unknown",
+    "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
+)
+#: A margin when the index holds one entry only: the largest margin the bank's entries show is about this
+#: (e5 cosines of two questions lie in 0.7-1.0, lexical shares in 0-1); a lone entry is no better matched
+#: for being alone, so its margins are capped at what a clearly best entry has.
+LONE_MARGIN = 0.3
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One FAQ entry of an index: its question, its answer and their words."""
+
+    chunk: IndexedChunk
+    question: str
+    answer: str  # the answer unit's text (what is shown, and whose passage vector is kept)
+    question_tokens: frozenset[str]
+    said_tokens: frozenset[str]  # of its question, answer and section
+    kinds: frozenset[str]  # the kinds of fact its question asks for (knowledge/kinds.py), but yes/no
+
+
+@dataclass
+class FaqMatch:
+    """The best-matching entry of a question, with the gate's probability that its answer answers it."""
+
+    entry: FaqEntry
+    probability: float
+    confident: bool
+    features: dict[str, float]
+
+
+class _AsQueries(Embeddings):
+    """An embedder whose "documents" are embedded as queries: the FAQ entries' questions."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.model_name = f"{embeddings_name(inner)}+query"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.inner.embed_query(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+_lock = threading.Lock()
+_question_vectors: dict[tuple[int, str], UnitVectors] = {}
+_entries: weakref.WeakKeyDictionary[HybridIndex, list[FaqEntry]] = weakref.WeakKeyDictionary()
+
+
+def question_vectors(unit_vectors: UnitVectors) -> UnitVectors:
+    """The FAQ questions' query vectors, kept by content hash beside the units' passage vectors (one per
+    database and embedder)."""
+    key = (id(unit_vectors.db), unit_vectors.model)
+    with _lock:
+        found = _question_vectors.get(key)
+        if found is None or found.db is not unit_vectors.db:
+            found = _question_vectors[key] = UnitVectors(unit_vectors.db, _AsQueries(unit_vectors.embeddings))
+        return found
+
+
+def faq_questions(db: Database, path: str) -> list[str]:
+    """The questions of a stored source's FAQ entries (ingest keeps their query vectors)."""
+    with db.session() as session:
+        rows = session.execute(select(KnowledgeChunk.kind, KnowledgeChunk.section, KnowledgeChunk.text,
+                                      KnowledgeChunk.answer).join(KnowledgeSource)
+                               .where(KnowledgeSource.path == path, KnowledgeChunk.kind == "faq")).all()
+    return [units_of(kind, section, text, answer)[0].question or "" for kind, section, text, answer in rows]
+
+
+def entry_of(chunk: IndexedChunk) -> FaqEntry:
+    unit = units_of(chunk.kind, chunk.section, chunk.text, chunk.answer)[0]
+    question = unit.question or ""
+    return FaqEntry(chunk, question, unit.text, frozenset(tokens(question)),
+                    frozenset(tokens(question)) | unit.tokens | unit.heading_tokens,
+                    frozenset(name for name, on in asked(question).items() if on and name != "yes_no"))
+
+
+def _agreement(wanted: set[str], kinds: frozenset[str]) -> float:
+    """How alike the kinds of fact two questions ask for are (Jaccard; 1 when neither asks any)."""
+    both = wanted | kinds
+    return len(wanted & kinds) / len(both) if both else 1.0
+
+
+def entries(index: HybridIndex) -> list[FaqEntry]:
+    """The FAQ entries of an index snapshot (computed once per snapshot)."""
+    with _lock:
+        found = _entries.get(index)
+    if found is None:
+        found = [entry_of(c) for c in index.chunks if c.kind == "faq" and c.answer]
+        with _lock:
+            _entries[index] = found
+    return found
+
+
+def _groups(words: frozenset[str] | set[str]) -> frozenset[int]:
+    return frozenset(g for w in words for g in synonym_groups(w))
+
+
+def _backward(retrieval: Retrieval, entry: FaqEntry, user_words: set[str], user_groups: frozenset[int]) -> float:
+    """Share of the entry question's words (by idf) the user's question says, itself, in another form, by
+    the document's other name for it, or by a synonym (a shared sudachidict synonym group)."""
+    index = retrieval.index
+    total = said = 0.0
+    for word in entry.question_tokens:
+        weight = index.idf(word) if index is not None else 1.0
+        total += weight
+        if word in user_words or synonym_groups(word) & user_groups:
+            said += weight
+    return said / total if total else 0.0
+
+
+def _user_words(retrieval: Retrieval) -> set[str]:
+    words = set(retrieval.idf)
+    for table in (retrieval.synonyms, retrieval.variants, retrieval.alternatives):
+        for found in table.values():
+            words |= found
+    return words
+
+
+def _similarities(retrieval: Retrieval, found: list[FaqEntry]) -> tuple[np.ndarray, np.ndarray]:
+    """e5 cosine of the question with each entry's question (both as queries) and with its answer."""
+    index = retrieval.index
+    query = retrieval.vector or (index.query_vector(retrieval.question) if index is not None else [])
+    if not query or index is None:
+        return np.zeros(len(found)), np.zeros(len(found))
+    q = np.asarray(query, dtype=np.float32)
+    q = q / (float(np.linalg.norm(q)) or 1.0)
+    units = index.unit_vectors
+    if units is None:  # an index built without the knowledge base (tests of other stages): no cache
+        question_v = [np.asarray(index.embeddings.embed_query(e.question), dtype=np.float32) for e in found]
+        answer_v = [np.asarray(v, dtype=np.float32)
+                    for v in index.embeddings.embed_documents([e.answer for e in found])]
+    else:
+        by_question = question_vectors(units).vectors(e.question for e in found)
+        by_answer = units.vectors(e.answer for e in found)
+        question_v = [by_question[e.question] for e in found]
+        answer_v = [by_answer[e.answer] for e in found]
+
+    def cosines(vectors: list[np.ndarray]) -> np.ndarray:
+        return np.array([float(v @ q) / (float(np.linalg.norm(v)) or 1.0) for v in vectors])
+
+    return cosines(question_v), cosines(answer_v)
+
+
+def pair_features(retrieval: Retrieval) -> tuple[list[FaqEntry], np.ndarray]:
+    """Every FAQ entry of the index searched, with its features against the question (FAQ_MATCH_FEATURES
+    order, one row an entry)."""
+    index = retrieval.index
+    found = entries(index) if index is not None else []
+    if not found:
+        return [], np.zeros((0, len(FAQ_MATCH_FEATURES)))
+    q_dense, a_dense = _similarities(retrieval, found)
+    user_words = _user_words(retrieval)
+    user_groups = _groups(set(retrieval.idf))
+    wanted = [name for name, on in asked(retrieval.question).items() if on and name != "yes_no"]
+    rows = []
+    for entry, qd, ad in zip(found, q_dense, a_dense, strict=True):
+        stated = facts(entry.answer, list(retrieval.idf)) if wanted else {}
+        rows.append({
+            "q_dense": qd, "a_dense": ad,
+            "forward": retrieval.coverage(entry.question_tokens),
+            "backward": _backward(retrieval, entry, user_words, user_groups),
+            "said_by_entry": retrieval.coverage(entry.said_tokens),
+            "kind_missing": 1.0 if wanted and not any(stated[name] for name in wanted) else 0.0,
+            "kind_agree": _agreement(set(wanted), entry.kinds),
+            "unknown": retrieval.unknown_share,
+        })
+    for name in ("q_dense", "a_dense", "forward", "backward", "said_by_entry"):
+        values = np.array([row[name] for row in rows])
+        for i, row in enumerate(rows):
+            others = np.delete(values, i)
+            row[f"{name.removesuffix('_by_entry')}_margin"] = (
+                min(LONE_MARGIN, values[i] - others.max()) if len(others) else LONE_MARGIN)
+    return found, np.array([[row[name] for name in FAQ_MATCH_FEATURES] for row in rows], dtype=np.float64)
+
+
+#: The gate's features: the best entry's, with the scorer's score of it and its margin over the next entry.
+GATE_FEATURES = (*FAQ_MATCH_FEATURES, "score", "score_margin")
+
+
+@dataclass
+class FaqModel:
+    """Two small learned stages: a scorer of (question, entry) pairs that picks the entry, and the gate
+    that decides whether the picked entry's answer answers the question (calibrated out of fold)."""
+
+    scorer: Gate  # a logistic model over FAQ_MATCH_FEATURES (its isotonic calibration is unused)
+    gate: Gate  # over GATE_FEATURES
+    trained_on: str = ""
+
+    def best(self, x: np.ndarray) -> tuple[int, np.ndarray]:
+        """The best entry of a question's pair rows, and the gate's features of it."""
+        scores = self.scorer.raw(x)
+        best = int(np.argmax(scores))
+        others = np.delete(scores, best)
+        margin = min(LONE_MARGIN, float(scores[best] - others.max())) if len(others) else LONE_MARGIN
+        return best, np.concatenate([x[best], [scores[best], margin]])
+
+    def to_json(self) -> dict:
+        return {"trained_on": self.trained_on, "scorer": _gate_json(self.scorer), "gate": _gate_json(self.gate)}
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = GATE_PATH) -> FaqModel | None:
+    """The shipped FAQ model (None when there is none: then no FAQ entry answers by this stage)."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model = FaqModel(_gate_from(data["scorer"]), _gate_from(data["gate"]), data.get("trained_on", ""))
+    if model.scorer.names != FAQ_MATCH_FEATURES or model.gate.names != GATE_FEATURES:
+        raise ValueError(f"{path} was trained on other features; retrain it (benchmarks/faq_match_eval.py --train)")
+    return model
+
+
+def save_model(model: FaqModel, path: Path = GATE_PATH) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def match(retrieval: Retrieval, model: FaqModel | None = None) -> FaqMatch | None:
+    """The FAQ entry the question asks (the best one, with the gate's probability and decision), or None
+    when the index holds no FAQ entry or no model is trained."""
+    model = model or load_model()
+    found, x = pair_features(retrieval)
+    if model is None or not found:
+        return None
+    best, gate_x = model.best(x)
+    return FaqMatch(found[best], float(model.gate.probability(gate_x)[0]), bool(model.gate.confident(gate_x)[0]),
+                    dict(zip(GATE_FEATURES, (round(float(v), 4) for v in gate_x), strict=True)))
+
+
+def faq_hit(retrieval: Retrieval, found: FaqMatch) -> Hit:
+    """The matched entry as a retrieved passage (to cite it): the retrievers' hit when they found it."""
+    chunk = found.entry.chunk
+    hit = next((h for h in retrieval.hits if h.chunk.id == chunk.id), None)
+    if hit is not None:
+        return hit
+    index = retrieval.index
+    assert index is not None  # an entry comes from the index searched
+    return Hit(chunk=chunk, source=index.sources[chunk.source_id], score=found.probability)
