@@ -11,11 +11,13 @@ in DIR/features-*.pkl), then for each document trains the ranker and the gate on
 questions and tests on that document's. It prints per fold and the mean: accuracy, precision of
 confident answers, out-of-scope declined, and recall of the gold span in the top-3 units.
 The two sample_kb documents (a guide and its FAQ, one program) are one fold.
-The classic answerer's answer to every question is computed too (it is a feature of the learned
-pipeline): `--pipeline classic` prints its figures per document, and for the 860 new and the 275 legacy
+The classic answerer's answer to every question is computed too (the baseline; no feature of the learned
+pipeline): `--pipeline classic` prints its figures per document, and for the new and the 275 legacy
 questions apart (the baseline). `--ablation` adds the table of stages removed or swapped; `--train`
 retrains the shipped model (knowledge/models/answer_model.json and ranker.lgb.txt) on the whole bank.
-`heldout` answers benchmarks/questions/heldout/ with the shipped model and the classic answerer.
+`heldout` answers a held-out set (default benchmarks/questions/heldout2/, measured once by the coordinator)
+with the shipped model and the classic answerer. The first held-out set, measured once, joined the bank
+(bank/heldout1-*.jsonl).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from bot.services import Services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.text import compact  # noqa: E402
-from knowledge.learned import CLASSIC_THRESHOLD, edition_reply  # noqa: E402
+from knowledge.learned import edition_reply  # noqa: E402
 from knowledge.answering import answer_from as classic_answer_from  # noqa: E402
 from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
 from knowledge.features import (  # noqa: E402
@@ -57,6 +59,8 @@ from knowledge.retrieval import RetrievalOptions  # noqa: E402
 BANK = ROOT / "benchmarks" / "questions" / "bank"
 CORPUS = ROOT.parent / "shared" / "corpus"
 SAMPLE_DOCUMENTS = {"expert-dispatch-faq.yaml", "expert-dispatch-guide.md"}
+#: The classic answerer's threshold for the baseline (its shipped default, not an operator's setting).
+CLASSIC_THRESHOLD = 0.5
 #: Units whose span recall is measured: the units shown (one answer, or up to two excerpts) and one more.
 SPAN_TOP = 3
 
@@ -79,13 +83,6 @@ class Record:
     classic_confident: bool = False
     classic_right: bool = False
     classic_confidence: float = 0.0
-
-    @property
-    def classic(self):  # type: ignore[no-untyped-def]
-        """What the gate features take of the classic answer: whether it was confident, and how much."""
-        from knowledge.answering import Answer
-
-        return Answer(self.question, "", self.classic_confident, self.classic_confidence)
 
     @property
     def legacy(self) -> bool:
@@ -163,7 +160,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
         expect = [compact(e) for e in row.get("expect_any") or []]
         classic_right = bool(row.get("in_scope", True)) and any(e and e in compact(classic.body)[:300] for e in expect)
         found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys,
-                           index.title_tokens, kb.unit_vectors, classic)
+                           index.title_tokens, kb.unit_vectors)
         if plain_units:  # ablation: bare sentences, no list lead-in, no whole lists, no header on rows
             found = [replace(c, unit=replace(c.unit, text=c.unit.core)) for c in found if c.unit.kind != "list"]
         correct, span = label_units(found, row)
@@ -221,7 +218,7 @@ def fixed_scores(x: np.ndarray) -> np.ndarray:
 def _gate_row(record: Record, ranker) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
     order = _ranked(record, ranker)
     ranked = [record.candidates[i] for i in order]
-    x = gate_features(record.retrieval, ranked, record.classic)  # type: ignore[arg-type]
+    x = gate_features(record.retrieval, ranked)  # type: ignore[arg-type]
     y = float(record.in_scope and bool(order) and record.correct[order[0]] > 0)
     return x, y
 
@@ -397,7 +394,7 @@ def classic_results(records: list[Record], only=None) -> list[FoldResult]:  # ty
     return results
 
 
-SUBSETS = (("the 860 new questions", lambda r: not r.legacy), ("the 275 legacy questions", lambda r: r.legacy))
+SUBSETS = (("the new questions", lambda r: not r.legacy), ("the 275 legacy questions", lambda r: r.legacy))
 
 
 def mean(results: list[FoldResult]) -> FoldResult:
@@ -492,9 +489,13 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
     print("|---|---|---|---|---|")
     print(f"| full pipeline | {summary(results or lodo(records, **options))} |", flush=True)
     print(f"| classic answerer (reference, no training) | {summary(classic_results(records))} |", flush=True)
-    drops = (("no unit e5 similarity features", ("unit_dense", "rel_unit_dense"), ("unit_dense",)),
-             ("no classic-answerer agreement features", ("classic_",), ("classic_",)),
-             ("no answer-kind features", ("kind_", "match_"), ("kind_", "asks_kind")))
+    drops = (("no unit e5 similarity features",
+              ("unit_dense", "rel_unit_dense", "rank_unit_dense", "margin_unit_dense", "in_passage_dense",
+               "prev_dense", "next_dense"), ("unit_dense", "rank_unit_dense", "margin_unit_dense")),
+             ("no answer-kind features", ("kind_", "match_", "ask_", "has_"), ("kind_", "asks_kind")),
+             ("no candidate-context features (unit BM25, ranks and fusion, margins, neighbours)",
+              ("bm25_unit", "cov_core", "cov_section", "rank_", "margin_", "in_passage_", "prev_", "next_"),
+              ("rank_", "margin_cov_path", "margin_unit_dense", "margin_passage", "bm25_unit", "cov_core")))
     for label, unit_prefixes, gate_prefixes in drops:
         masked = lodo(records, mask=feature_mask(unit_prefixes, UNIT_FEATURES),
                       gate_mask=feature_mask(gate_prefixes, GATE_FEATURES), **options)
@@ -530,7 +531,7 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
 
 
 def run_heldout(args: argparse.Namespace) -> None:
-    """The held-out set (benchmarks/questions/heldout/), per document, with the shipped learned model and the
+    """A held-out set (benchmarks/questions/heldout2/ by default), per document, with the shipped learned model and the
     classic answerer side by side. Measured once, with the final pipeline: never tune on it."""
     from knowledge.model import load_model
 
@@ -591,7 +592,7 @@ def main(argv: list[str]) -> None:
     elif argv and argv[0] == "heldout":
         parser = argparse.ArgumentParser(prog="knowledge_eval.py heldout")
         parser.add_argument("--data", default=str(ROOT / "var" / "bench"))
-        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout"))
+        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout2"))
         run_heldout(parser.parse_args(argv[1:]))
     else:
         legacy(argv[0], argv[1:])

@@ -10,19 +10,18 @@ passage and whether both found it. Their weights are learned from the labeled ba
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.text import compact, normalize
+from bot.text import normalize
 from knowledge.kinds import KIND_NAMES, asked, fact_strings, facts
 from knowledge.retrieval import FAQ_WORDS_WEIGHT, Hit, Retrieval, part_of
 from knowledge.units import Unit, units_of
 from knowledge.units import _tokens
 
 if TYPE_CHECKING:
-    from knowledge.answering import Answer
     from knowledge.unit_vectors import UnitVectors
 
 #: Passages whose units compete for the answer (fusion may rank the passage with the question's rarest
@@ -42,8 +41,20 @@ UNIT_FEATURES = (
     "kind_x_cov", "kind_x_key",
     # the unit's own e5 vector against the question's (knowledge/unit_vectors.py), and against the best one
     "unit_dense", "rel_unit_dense", "unit_dense_rank",
-    # agreement with the classic answerer (knowledge/answering.py): a second, differently built ranker
-    "classic_agree", "classic_agree_conf",
+    # the unit scored alone: BM25 of its words against the question (lengths over the candidates), the
+    # share of the question its own sentence covers without its lead-in, and its passage's heading path
+    "bm25_unit", "cov_core", "cov_section",
+    # each unit's rank among the question's candidates under each scorer, and their reciprocal-rank fusion
+    "rank_cov_path", "rank_cov_unit", "rank_bm25_unit", "rank_unit_dense", "rank_fused",
+    # the margin over the best unit of another passage (by coverage and by e5), and over its own passage's best
+    "margin_cov_path", "margin_unit_dense", "in_passage_cov", "in_passage_dense",
+    # the units beside it in its passage (a heading line asks, the next line answers)
+    "prev_cov", "next_cov", "prev_dense", "next_dense",
+    # the kinds of fact the question asks for and the kinds the unit states, both given to the ranker so it
+    # learns their interactions, and how many of the asked-for kinds it states
+    *(f"ask_{name}" for name in KIND_NAMES), *(f"has_{name}" for name in KIND_NAMES), "kind_share",
+    # the question: its length, and the share of its idf mass the documents never use
+    "q_len", "q_unknown",
 )
 
 GATE_FEATURES = (
@@ -51,7 +62,10 @@ GATE_FEATURES = (
     "kind_match", "kind_missing", "dense", "max_dense", "both_retrievers", "is_faq", "faq_forward",
     "faq_backward", "faq_dense", "unknown", "asks_kind", "steered", "top_bm25", "sources_top5",
     "support", "gap_second",
-    "unit_dense", "unit_dense_margin", "classic_conf", "classic_confident", "classic_agree",
+    "unit_dense", "unit_dense_margin",
+    # the best unit under the other scorers: agreement of its ranks, its margins over other passages
+    "rank_fused", "rank_cov_path", "rank_unit_dense", "rank_bm25_unit", "margin_cov_path", "margin_unit_dense",
+    "bm25_unit", "cov_core", "kind_share", "q_len", "margin_passage",
 )
 #: Features of the curated-FAQ gate: how alike the two questions are (dense), the share of the user's
 #: question the entry's question says, and the share of the entry's question the user's says.
@@ -77,6 +91,8 @@ class Candidate:
     features: np.ndarray
     facts: frozenset[str]  # the facts of the asked-for kinds it states (to compare two units)
     score: float = 0.0
+    #: which kinds of fact the unit states beyond the question's own words (knowledge/kinds.py)
+    unit_facts: dict[str, bool] = field(default_factory=dict)
 
 
 def question_words(retrieval: Retrieval) -> list[str]:
@@ -100,26 +116,13 @@ def pool(retrieval: Retrieval) -> list[Hit]:
     return hits
 
 
-#: Characters of the classic answer and of a unit compared to say they agree (one stating the other's start).
-AGREE_CHARS = 30
-
-
-def agrees(unit: Unit, classic: Answer | None) -> bool:
-    """The classic answerer's answer states this unit (or the unit states its answer): its start is in the
-    other's text."""
-    if classic is None or not classic.body or classic.kind not in ("extractive", "faq"):
-        return False
-    body, core, text = compact(classic.body), compact(unit.core), compact(unit.text)
-    return bool(core) and (core[:AGREE_CHARS] in body or body[:AGREE_CHARS] in text)
-
-
 def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None = None,
                positions: dict[str, float] | None = None, faq: dict[str, tuple[float, float, float]] | None = None,
                title_keys: dict[int, str] | None = None,
                title_tokens: dict[int, frozenset[str]] | None = None,
-               unit_vectors: UnitVectors | None = None, classic: Answer | None = None) -> list[Candidate]:
+               unit_vectors: UnitVectors | None = None) -> list[Candidate]:
     """Every unit of the pooled passages with its feature vector (order of UNIT_FEATURES). `unit_vectors`
-    gives each unit's own e5 vector; `classic` is the classic answerer's answer to the same question."""
+    gives each unit's own e5 vector."""
     hits = pool(retrieval)
     if not hits:
         return []
@@ -188,12 +191,12 @@ def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None 
                 "rel_cov_path": 0.0, "rel_cov_unit": 0.0, "rel_kanji": 0.0, "rel_prior": 0.0,
                 "kind_x_cov": 0.0, "kind_x_key": 0.0,
                 "unit_dense": 0.0, "rel_unit_dense": 0.0, "unit_dense_rank": 0.0,
-                "classic_agree": 1.0 if agrees(unit, classic) else 0.0,
-                "classic_agree_conf": classic.confidence if classic is not None and agrees(unit, classic) else 0.0,
+                **dict.fromkeys(_CONTEXT, 0.0),
             }
             vector = np.array([values[name] for name in UNIT_FEATURES], dtype=np.float32)
             out.append(Candidate(hit, hit_no, unit, vector,
-                                 frozenset(fact_strings(unit.text, wanted_names or list(KIND_NAMES)))))
+                                 frozenset(fact_strings(unit.text, wanted_names or list(KIND_NAMES))),
+                                 unit_facts=unit_facts))
     # The question's rarest word the units say is what it is about (日当 in 「日当がもらえる条件」).
     said = [t for t in retrieval.idf if t not in retrieval.name_tokens and t not in retrieval.framing
             and any(_says(retrieval, t, c.unit.tokens) for c in out)]
@@ -218,12 +221,73 @@ def candidates(retrieval: Retrieval, headers: dict[str, tuple[str, ...]] | None 
             ranks = np.empty(len(dense))
             ranks[np.argsort(-dense, kind="stable")] = np.arange(len(dense))
             matrix[:, _COLUMN["unit_dense_rank"]] = 1.0 / (1.0 + ranks)
+        _context(retrieval, out, matrix, wanted_names)
         for candidate, row in zip(out, matrix, strict=True):
             candidate.features = row
     return out
 
 
+#: BM25's term saturation and length normalization (the usual values) for scoring one unit's words.
+BM25_K1, BM25_B = 1.2, 0.75
+#: Reciprocal-rank fusion's damping constant over the candidate scorers (the usual 60).
+RRF_K = 60
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """0 for the highest value, 1 for the next, ... (ties keep candidate order)."""
+    ranks = np.empty(len(values))
+    ranks[np.argsort(-values, kind="stable")] = np.arange(len(values))
+    return ranks
+
+
+def _context(retrieval: Retrieval, out: list[Candidate], matrix: np.ndarray, wanted_names: list[str]) -> None:
+    """The features that compare a unit with the question's other candidates: BM25 of the unit alone,
+    ranks and their fusion, margins over other passages, the neighbours in its passage, the kind vectors."""
+    col = _COLUMN
+    total = sum(retrieval.idf.values()) or 1.0
+    lengths = np.array([max(1, len(c.unit.tokens)) for c in out], dtype=float)
+    average = lengths.mean()
+    for i, candidate in enumerate(out):
+        present = candidate.unit.tokens
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[i] / average)
+        matrix[i, col["bm25_unit"]] = sum(v * (BM25_K1 + 1) / (1 + norm) for t, v in retrieval.idf.items()
+                                          if retrieval.covered(t, present)) / total
+        matrix[i, col["cov_core"]] = retrieval.coverage(_tokens(candidate.unit.core))
+        matrix[i, col["cov_section"]] = retrieval.coverage(_section_tokens(candidate.hit.chunk.section))
+        unit_facts = candidate.unit_facts
+        for name in KIND_NAMES:
+            matrix[i, col[f"ask_{name}"]] = 1.0 if name in wanted_names else 0.0
+            matrix[i, col[f"has_{name}"]] = 1.0 if unit_facts.get(name) else 0.0
+        if wanted_names:
+            matrix[i, col["kind_share"]] = sum(1 for n in wanted_names if unit_facts.get(n)) / len(wanted_names)
+    fused = np.zeros(len(out))
+    for name in ("cov_path", "cov_unit", "bm25_unit", "unit_dense"):
+        ranks = _ranks(matrix[:, col[name]])
+        matrix[:, col[f"rank_{name}"]] = 1.0 / (1.0 + ranks)
+        fused += 1.0 / (RRF_K + ranks)
+    matrix[:, col["rank_fused"]] = fused * RRF_K
+    passages = np.array([c.hit_no for c in out])
+    for name, margin, inside in (("cov_path", "margin_cov_path", "in_passage_cov"),
+                                 ("unit_dense", "margin_unit_dense", "in_passage_dense")):
+        values = matrix[:, col[name]]
+        for passage in set(passages.tolist()):
+            own = passages == passage
+            others = values[~own]
+            matrix[own, col[margin]] = values[own] - (others.max() if len(others) else 0.0)
+            matrix[own, col[inside]] = values[own] - values[own].max()
+    for i, candidate in enumerate(out):
+        for step, suffix in ((-1, "prev"), (1, "next")):
+            j = i + step
+            if 0 <= j < len(out) and out[j].hit_no == candidate.hit_no:
+                matrix[i, col[f"{suffix}_cov"]] = matrix[j, col["cov_unit"]]
+                matrix[i, col[f"{suffix}_dense"]] = matrix[j, col["unit_dense"]]
+    matrix[:, col["q_len"]] = math.log1p(len(retrieval.question)) / 5
+    matrix[:, col["q_unknown"]] = retrieval.unknown_share
+
+
 _COLUMN = {name: i for i, name in enumerate(UNIT_FEATURES)}
+#: The features _context computes from all of a question's candidates at once.
+_CONTEXT = UNIT_FEATURES[UNIT_FEATURES.index("bm25_unit"):]
 
 
 _section_cache: dict[str, frozenset[str]] = {}
@@ -248,16 +312,12 @@ def faq_features(candidate: Candidate) -> np.ndarray:
     return np.array([candidate.features[_COLUMN[n]] for n in FAQ_FEATURES], dtype=np.float32)
 
 
-def gate_features(retrieval: Retrieval, ranked: list[Candidate], classic: Answer | None = None) -> np.ndarray:
-    """Features of the question and of its best unit (`ranked` best first), in GATE_FEATURES order, with the
-    classic answerer's confidence in its own answer to the question (`classic`)."""
-    classic_values = {"classic_conf": classic.confidence if classic is not None else 0.0,
-                      "classic_confident": 1.0 if classic is not None and classic.confident else 0.0}
+def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
+    """Features of the question and of its best unit (`ranked` best first), in GATE_FEATURES order."""
     if not ranked:
         values = dict.fromkeys(GATE_FEATURES, 0.0)
         values["unknown"] = retrieval.unknown_share
         values["margin_other_fact"] = 0.0
-        values.update(classic_values)
         return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)
     best = ranked[0]
     f = dict(zip(UNIT_FEATURES, best.features.tolist(), strict=True))
@@ -291,6 +351,11 @@ def gate_features(retrieval: Retrieval, ranked: list[Candidate], classic: Answer
         "unit_dense": f["unit_dense"],
         "unit_dense_margin": f["unit_dense"] - max((c.features[_COLUMN["unit_dense"]] for c in ranked[1:]
                                                     if c.unit.text != best.unit.text), default=0.0),
-        "classic_agree": f["classic_agree"], **classic_values,
+        **{name: f[name] for name in ("rank_fused", "rank_cov_path", "rank_unit_dense", "rank_bm25_unit",
+                                      "margin_cov_path", "margin_unit_dense", "bm25_unit", "cov_core",
+                                      "kind_share", "q_len")},
+        # the ranker's margin over the best unit of another passage
+        "margin_passage": min(best.score - max((c.score for c in ranked[1:] if c.hit.chunk.id != best.hit.chunk.id),
+                                               default=best.score - MARGIN_CAP), MARGIN_CAP),
     }
     return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)

@@ -24,8 +24,7 @@ from knowledge.faq_match import match as faq_match
 from knowledge.features import UNIT_FEATURES, Candidate, candidates, gate_features
 from knowledge.model import AnswerModel, load_model
 from knowledge.answering import Answer, Excerpt, citation_for
-from knowledge.answering import answer_from as classic_answer_from
-from knowledge.retrieval import Retrieval, RetrievalOptions
+from knowledge.retrieval import Retrieval
 
 #: Longest excerpt quoted in an unsure reply (a chat bubble shows two of them and stays readable).
 EXCERPT_CHARS = 120
@@ -43,34 +42,18 @@ RELATED_UNKNOWN = 0.5
 _COV_PATH = UNIT_FEATURES.index("cov_path")
 
 
-#: The classic answerer's threshold when it is asked for its answer as a feature (its shipped default, so
-#: the features do not move with an operator's ANSWER_THRESHOLD).
-CLASSIC_THRESHOLD = 0.5
-
-
-def classic_answer(retrieval: Retrieval) -> Answer | None:
-    """The classic answerer's answer to the same question, from its own retrieval over the same snapshot
-    (the query vector is reused): a second, differently built ranker whose agreement is a feature."""
-    index = retrieval.index
-    if index is None:
-        return None
-    own = index.with_options(RetrievalOptions.for_pipeline("classic")).search(retrieval.question)
-    return classic_answer_from(own, CLASSIC_THRESHOLD)
-
-
-def unit_candidates(retrieval: Retrieval, classic: Answer | None) -> list[Candidate]:
+def unit_candidates(retrieval: Retrieval) -> list[Candidate]:
     """The answer units of the retrieved passages with their features."""
     index = retrieval.index
     if index is None:
-        return candidates(retrieval, faq=retrieval.faq, classic=classic)
+        return candidates(retrieval, faq=retrieval.faq)
     return candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys,
-                      index.title_tokens, index.unit_vectors, classic)
+                      index.title_tokens, index.unit_vectors)
 
 
-def rank(retrieval: Retrieval, model: AnswerModel, classic: Answer | None = None) -> list[Candidate]:
-    """The answer units of the retrieved passages, best first by the learned ranker (`classic`: the classic
-    answerer's answer to the question, computed here when not given)."""
-    found = unit_candidates(retrieval, classic if classic is not None else classic_answer(retrieval))
+def rank(retrieval: Retrieval, model: AnswerModel) -> list[Candidate]:
+    """The answer units of the retrieved passages, best first by the learned ranker."""
+    found = unit_candidates(retrieval)
     if not found:
         return []
     scores = model.ranker.score(np.vstack([c.features for c in found]))
@@ -137,11 +120,10 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
     if declined is not None:
         return declined
     model = model or load_model()
-    classic = classic_answer(retrieval)
-    ranked = rank(retrieval, model, classic)
+    ranked = rank(retrieval, model)
     if not ranked:
         return Answer(question, "", False, 0.0, kind="outside", features={"unknown": retrieval.unknown_share})
-    gate_x = gate_features(retrieval, ranked, classic)
+    gate_x = gate_features(retrieval, ranked)
     probability = float(model.gate.probability(gate_x)[0])
     features = dict(zip(model.gate.names, (round(float(v), 4) for v in gate_x), strict=True))
     best = ranked[0]

@@ -23,12 +23,12 @@ from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
 from knowledge import kinds
-from knowledge.learned import EXCERPT_CHARS, answer_from, classic_answer
+from knowledge.learned import EXCERPT_CHARS, answer_from
 from knowledge.edition import Edition, asks_other_edition, dates_in, passed_dates, read_edition
-from knowledge.features import GATE_FEATURES, UNIT_FEATURES, agrees, candidates
+from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_features
 from knowledge.ingest import ingest_paths
 from knowledge.model import RANKER_FILE, AnswerModel, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold
-from knowledge.retrieval import RetrievalOptions
+from knowledge.retrieval import Hit, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.unit_vectors import UnitVectors
 from knowledge.units import header_before, table_row_text, units_of
 from tests.test_knowledge_retrieval import CALL_A, CALL_B
@@ -169,20 +169,66 @@ def test_the_lambdarank_ranker_puts_the_answering_unit_first_and_round_trips(tmp
     assert np.allclose(again.ranker.score(unseen[0][0]), ranker.score(unseen[0][0]))
 
 
-def test_agreement_with_the_classic_answer_is_a_unit_feature(learned_calls: Services) -> None:
-    """The classic answerer's answer to the same question marks the units that state it (two rankers
-    built differently agreeing), with its confidence; the others get nothing."""
+def _column(found: list, name: str) -> np.ndarray:
+    return np.array([c.features[UNIT_FEATURES.index(name)] for c in found])
+
+
+def test_context_features_compare_each_unit_with_the_questions_other_candidates(learned_calls: Services) -> None:
+    """Ranks under each scorer, the margin over the best unit of another passage and over the best of its
+    own passage, and the coverage of the units beside it: each computed over all of a question's candidates."""
     retrieval = learned_calls.knowledge.retrieve("あおぞら県観光人材育成事業の締切はいつですか")
-    classic = classic_answer(retrieval)
-    assert classic is not None and classic.body
     index = retrieval.index
-    found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys, index.title_tokens,
-                       classic=classic)
-    column = UNIT_FEATURES.index("classic_agree")
-    agreeing = [c for c in found if c.features[column] == 1.0]
-    assert agreeing and len(agreeing) < len(found)
-    assert all(agrees(c.unit, classic) for c in agreeing)
-    assert agrees(agreeing[0].unit, replace(classic, kind="none")) is False, "no answer, no agreement"
+    found = candidates(retrieval, index.headers, index.positions, retrieval.faq, index.title_keys,
+                       index.title_tokens, index.unit_vectors)
+    assert len({c.hit_no for c in found}) > 1, "units of several passages compete"
+    cov, rank, margin = _column(found, "cov_path"), _column(found, "rank_cov_path"), _column(found, "margin_cov_path")
+    best = int(np.argmax(rank))
+    assert rank[best] == 1.0 and cov[best] == cov.max() and margin[best] >= 0
+    assert all(r < 1.0 for i, r in enumerate(rank) if i != best)
+    others = [i for i, c in enumerate(found) if c.hit_no != found[best].hit_no]
+    assert all(margin[i] <= 0 for i in others), "only the best passage's units are ahead of other passages"
+    inside = _column(found, "in_passage_cov")
+    for passage in {c.hit_no for c in found}:
+        own = [i for i, c in enumerate(found) if c.hit_no == passage]
+        assert max(inside[i] for i in own) == 0.0 and all(inside[i] <= 0 for i in own)
+    cov_unit, following = _column(found, "cov_unit"), _column(found, "next_cov")
+    for i in range(len(found) - 1):
+        same_passage = found[i + 1].hit_no == found[i].hit_no
+        assert following[i] == (cov_unit[i + 1] if same_passage else 0.0)
+    fused = _column(found, "rank_fused")
+    assert 0 < fused.min() <= fused.max() <= 4.0, "the reciprocal ranks of four scorers, scaled by their damping"
+    dated = next(i for i, c in enumerate(found) if "7月31日" in c.unit.text)
+    assert _column(found, "ask_date").min() == 1.0, "the question's kinds are given with every unit"
+    assert _column(found, "has_date")[dated] == 1.0 and _column(found, "kind_share")[dated] > 0
+
+
+def test_bm25_of_a_unit_prefers_the_shorter_unit_saying_the_same_words() -> None:
+    """Two units cover the question's word alike; BM25's length normalization favours the one that says
+    little else (a run-on sentence covers words by length alone)."""
+    source = SourceInfo(1, "call.md", "call", "call.md")
+    text = ("宿泊費は実費を支給します。\n"
+            "交通費と日当と宿泊費と謝金と消耗品費と印刷製本費と通信運搬費と会議費と借料と雑役務費は別表のとおり精算します。")
+    chunk = IndexedChunk("c1", 1, "text", "4. 経費", None, text, None, ())
+    retrieval = Retrieval("宿泊費は出る？", ["宿泊費"], [Hit(chunk, source, 1.0)], idf={"宿泊費": 2.0})
+    short, long_ = candidates(retrieval)
+    assert _column([short], "cov_unit")[0] == _column([long_], "cov_unit")[0] == 1.0
+    assert _column([short], "bm25_unit")[0] > _column([long_], "bm25_unit")[0]
+    assert _column([short], "rank_bm25_unit")[0] == 1.0 and _column([long_], "prev_cov")[0] == 1.0
+
+
+def test_the_gate_reads_the_rankers_margin_over_the_best_unit_of_another_passage() -> None:
+    """A second unit of the best unit's own passage is no rival: the margin is over the other passage."""
+    source = SourceInfo(1, "call.md", "call", "call.md")
+    first = IndexedChunk("c1", 1, "text", "4. 経費", None, "宿泊費は実費を支給します。\n日当は出ません。", None, ())
+    second = IndexedChunk("c2", 1, "text", "5. 報告", None, "宿泊費の領収書を提出します。", None, ())
+    retrieval = Retrieval("宿泊費は出る？", ["宿泊費"], [Hit(first, source, 1.0), Hit(second, source, 0.5)],
+                          idf={"宿泊費": 2.0})
+    found = candidates(retrieval)
+    for candidate, score in zip(found, (3.0, 2.5, 1.0), strict=True):
+        candidate.score = score
+    x = dict(zip(GATE_FEATURES, gate_features(retrieval, found).tolist(), strict=True))
+    assert x["margin_passage"] == 2.0 and x["gap_second"] == 0.5
+    assert x["rank_cov_path"] == 1.0 and x["bm25_unit"] > 0
 
 
 def test_unit_vectors_rank_the_unit_that_means_the_question_and_are_kept_by_hash(learned_calls: Services) -> None:
