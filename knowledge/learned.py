@@ -139,6 +139,8 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
         hit, text = faq_hit(retrieval, found), found.entry.answer
         features.update({f"faq_{k}": v for k, v in found.features.items()})
     citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits[:3] if h is not hit][:2]
+    if confident and hit.chunk.kind == "faq":
+        citations = citations[:1]  # a FAQ entry's answer is its FAQ's, no other passage's (as the classic cites)
     if confident:
         note = ""
         index = retrieval.index

@@ -3,13 +3,17 @@ regional-dx sample's title ran into its first paragraph in the chat's list of re
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.services import Services
+from bot.settings import Settings
 from bot.storage.models import KnowledgeSource
 from knowledge.chunking import guess_title, logical_lines
 from knowledge.loaders import load
@@ -38,7 +42,19 @@ def test_a_title_never_runs_into_the_body(tmp_path: Path) -> None:
                                         "</html>") == "説明会のご案内"
 
 
-def test_the_regional_dx_sample_is_listed_by_its_title_alone(sample_kb_services: Services) -> None:
+@pytest.fixture
+def classic_sample_kb(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
+    """The sample knowledge base answered by the classic answerer, whose unsure reply lists the related
+    sources by title (the learned pipeline, the default, quotes excerpts instead)."""
+    data = tmp_path / "samplekb"
+    shutil.copytree(sample_kb_template, data)
+    services = Services.create(Settings(data_dir=data, knowledge={"pipeline": "classic"}))
+    yield services
+    services.close()
+
+
+def test_the_regional_dx_sample_is_listed_by_its_title_alone(classic_sample_kb: Services) -> None:
+    sample_kb_services = classic_sample_kb
     with sample_kb_services.db.session() as session:
         title = session.execute(select(KnowledgeSource.title).where(
             KnowledgeSource.name == "regional-dx-call.md")).scalar_one()
