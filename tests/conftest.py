@@ -158,11 +158,18 @@ def sample_kb_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
     """Services of this test alone, over a private copy of the sample knowledge base (tickets, published
     FAQs and settings changed by one test are never seen by another)."""
-    data = tmp_path / "samplekb"
-    shutil.copytree(sample_kb_template, data)
-    svc = Services.create(Settings(data_dir=data))
+    svc = sample_kb_copy(sample_kb_template, tmp_path)
     yield svc
     svc.close()
+
+
+def sample_kb_copy(template: Path, tmp_path: Path, pipeline: str | None = None) -> Services:
+    """Services over a private copy of the ingested sample knowledge base, answered by `pipeline` (the
+    default one when not named: a test that asserts one pipeline's answers names it)."""
+    data = tmp_path / "samplekb"
+    shutil.copytree(template, data)
+    return Services.create(Settings(data_dir=data, knowledge={"pipeline": pipeline}) if pipeline
+                           else Settings(data_dir=data))
 
 
 @pytest.fixture

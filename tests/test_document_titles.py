@@ -3,7 +3,6 @@ regional-dx sample's title ran into its first paragraph in the chat's list of re
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +12,10 @@ from sqlalchemy import select
 from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.services import Services
-from bot.settings import Settings
 from bot.storage.models import KnowledgeSource
 from knowledge.chunking import guess_title, logical_lines
 from knowledge.loaders import load
+from tests.conftest import sample_kb_copy
 
 BODY = "この案内は、公募の要点を短くまとめたものです。正式な条件は公募要領の本文に従ってください。"
 
@@ -46,9 +45,7 @@ def test_a_title_never_runs_into_the_body(tmp_path: Path) -> None:
 def classic_sample_kb(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
     """The sample knowledge base answered by the classic answerer, whose unsure reply lists the related
     sources by title (the learned pipeline, the default, quotes excerpts instead)."""
-    data = tmp_path / "samplekb"
-    shutil.copytree(sample_kb_template, data)
-    services = Services.create(Settings(data_dir=data, knowledge={"pipeline": "classic"}))
+    services = sample_kb_copy(sample_kb_template, tmp_path, "classic")
     yield services
     services.close()
 

@@ -5,7 +5,6 @@ the unsure or outside replies. The entries' question vectors are e5 query vector
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from knowledge.faq_match import (FAQ_MATCH_FEATURES, GATE_FEATURES, LONE_MARGIN,
 from knowledge.ingest import ingest_paths
 from knowledge.model import Gate
 from knowledge.unit_vectors import UnitVectors
+from tests.conftest import sample_kb_copy
 
 SAMPLE_FAQ = Path(__file__).resolve().parents[1] / "sample_kb" / "expert-dispatch-faq.yaml"
 
@@ -34,9 +34,7 @@ SAMPLE_FAQ = Path(__file__).resolve().parents[1] / "sample_kb" / "expert-dispatc
 @pytest.fixture
 def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
     """The learned pipeline (whose FAQ stage this is) over a private copy of the sample knowledge base."""
-    data = tmp_path / "samplekb"
-    shutil.copytree(sample_kb_template, data)
-    services = Services.create(Settings(data_dir=data, knowledge={"pipeline": "learned"}))
+    services = sample_kb_copy(sample_kb_template, tmp_path, "learned")
     yield services
     services.close()
 

@@ -8,7 +8,6 @@ replies when the bot is not sure (related excerpts) or nothing is related (outsi
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
@@ -32,14 +31,13 @@ from knowledge.retrieval import Hit, IndexedChunk, Retrieval, RetrievalOptions, 
 from knowledge.unit_vectors import UnitVectors
 from knowledge.units import header_before, table_row_text, units_of
 from tests.test_knowledge_retrieval import CALL_A, CALL_B
+from tests.conftest import sample_kb_copy
 
 
 @pytest.fixture
 def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
     """The learned pipeline over a private copy of the sample knowledge base."""
-    data = tmp_path / "samplekb"
-    shutil.copytree(sample_kb_template, data)
-    services = Services.create(Settings(data_dir=data, knowledge={"pipeline": "learned"}))
+    services = sample_kb_copy(sample_kb_template, tmp_path, "learned")
     yield services
     services.close()
 
