@@ -38,7 +38,7 @@ class Services:
         settings.ensure_dirs()
         db = Database(settings.resolved_database_url, threads=settings.web.http_threads)
         if migrate:
-            db.migrate()
+            db.migrate(settings.data_dir)
         return cls(settings=settings, db=db)
 
     @property

@@ -156,7 +156,19 @@ def back_to(ticket_id: int, flash: str, request: Request) -> RedirectResponse:
 # ------------------------------------------------------------------ login
 @router.get("/login")
 def login_page(request: Request) -> HTMLResponse:
+    """The login form; right after a refused login, with why and that refusal's status (401, 429)."""
+    refused = request.session.pop("login_refused", None)
+    if isinstance(refused, dict):
+        return render(request, "staff/login.html", status=int(refused.get("status", 401)),
+                      error=str(refused.get("error", "")), username=str(refused.get("username", ""))[:80])
     return render(request, "staff/login.html")
+
+
+def _refused(request: Request, status: int, error: str, username: str) -> RedirectResponse:
+    """A refused login is answered like every console form (post/redirect/get): reloading the page shows the
+    form again and never sends the password a second time (which would count as another failure)."""
+    request.session["login_refused"] = {"status": status, "error": error, "username": username[:80]}
+    return RedirectResponse("/staff/login", status_code=303)
 
 
 @router.post("/login")
@@ -165,12 +177,12 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
     services = _services(request)
     client_ip = request.client.host if request.client else "unknown"
     if not login_guard.admit(services, username, client_ip):  # counted before the password is checked
-        return render(request, "staff/login.html", status=429,
-                      error="ログインの失敗が続いたため、しばらくログインできません。15分ほどおいてお試しください。")
+        return _refused(request, 429, "ログインの失敗が続いたため、しばらくログインできません。15分ほどおいてお試しください。",
+                        username)
     with services.db.session() as session:
         account = staff_accounts.authenticate(session, username, password)
         if account is None:
-            return render(request, "staff/login.html", status=401, error="ユーザー名またはパスワードが違います。")
+            return _refused(request, 401, "ユーザー名またはパスワードが違います。", username)
         token = staff_sessions.start(session, account.id)
     login_guard.succeeded(services, username, client_ip)
     request.session.clear()  # a fresh session (and CSRF token) at login: no fixation

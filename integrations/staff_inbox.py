@@ -6,15 +6,14 @@ conversation (middle: actions at the top, a clean transcript, the reply box at t
 context (right: the user, the company, their hearing sheets and visits, the sources the bot showed)
 are built here as plain data for the Jinja templates. `GET /staff/events` is a server-sent event
 stream that says `changed` whenever any ticket changes, so open pages refresh their parts. Saved
-replies are kept in `<data dir>/staff/saved_replies.json` (a small list staff manage in the console).
+replies are rows of `saved_replies` (handlers/escalation/models.py), managed by staff in the console;
+each change is in the audit trail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from bot import jst
@@ -41,7 +41,7 @@ from bot.storage.models import (
     utcnow,
 )
 from handlers.escalation import tickets
-from handlers.escalation.models import StaffAccount, Ticket, TicketMessage
+from handlers.escalation.models import SavedReply, StaffAccount, Ticket, TicketMessage
 from integrations import web_chat
 from handlers.hearing.models import FormResponse
 from handlers.visits.models import Visit
@@ -213,30 +213,37 @@ def next_ticket(session: Any, me: StaffAccount, after: int, catalog: Any = None)
 
 
 # ------------------------------------------------------------------ saved replies
-_saved_lock = threading.Lock()
-
-
-def saved_replies_file(services: Services) -> Path:
-    return services.settings.data_dir / "staff" / "saved_replies.json"
-
-
 def saved_replies(services: Services) -> list[dict[str, str]]:
-    path = saved_replies_file(services)
-    if not path.exists():
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [r for r in data if isinstance(r, dict) and r.get("title") and r.get("text")]
+    """The saved replies (table `saved_replies`), by title."""
+    with services.db.session() as session:
+        return [{"title": title, "text": text} for title, text in session.execute(
+            select(SavedReply.title, SavedReply.text).order_by(SavedReply.title)).all()]
 
 
-def _write_saved(services: Services, rows: list[dict[str, str]]) -> None:
-    path = saved_replies_file(services)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp.replace(path)
+def save_reply(services: Services, me: StaffAccount, title: str, text: str) -> None:
+    """Add a saved reply, or replace the text of the one with this title."""
+    with services.db.session() as session:
+        row = session.execute(select(SavedReply).where(SavedReply.title == title)).scalar_one_or_none()
+        if row is None:
+            try:
+                with session.begin_nested():  # another member saving the same title at once: theirs is updated
+                    row = SavedReply(title=title, text=text, created_by=me.id)
+                    session.add(row)
+            except IntegrityError:
+                row = session.execute(select(SavedReply).where(SavedReply.title == title)).scalar_one()
+        row.text, row.updated_at = text, utcnow()
+        session.flush()
+        audit.record(session, "staff.saved_reply_saved", subject_type="saved_reply", subject_id=row.id,
+                     data={"by": me.username, "title": title})
+
+
+def delete_reply(services: Services, me: StaffAccount, title: str) -> None:
+    with services.db.session() as session:
+        row = session.execute(select(SavedReply).where(SavedReply.title == title)).scalar_one_or_none()
+        if row is not None:
+            audit.record(session, "staff.saved_reply_deleted", subject_type="saved_reply", subject_id=row.id,
+                         data={"by": me.username, "title": title})
+            session.delete(row)
 
 
 # ------------------------------------------------------------------ dashboard charts
@@ -495,23 +502,17 @@ def saved_replies_page(request: Request) -> HTMLResponse:
 
 @router.post("/saved-replies")
 def saved_replies_add(request: Request, title: str = Form(""), text: str = Form(""), csrf: str = Form("")) -> Response:
-    _member(request, csrf)
-    services = _services(request)
+    me = _member(request, csrf)
     if not title.strip() or not text.strip():
         return _back(request, "/staff/saved-replies", "題名と本文を入力してください。")
-    with _saved_lock:
-        rows = [r for r in saved_replies(services) if r["title"] != title.strip()]
-        rows.append({"title": title.strip()[:80], "text": text.strip()[:4000]})
-        _write_saved(services, rows)
+    save_reply(_services(request), me, title.strip()[:80], text.strip()[:4000])
     return _back(request, "/staff/saved-replies", f"定型文「{title.strip()[:80]}」を保存しました。")
 
 
 @router.post("/saved-replies/delete")
 def saved_replies_delete(request: Request, title: str = Form(""), csrf: str = Form("")) -> Response:
-    _member(request, csrf)
-    services = _services(request)
-    with _saved_lock:
-        _write_saved(services, [r for r in saved_replies(services) if r["title"] != title])
+    me = _member(request, csrf)
+    delete_reply(_services(request), me, title)
     return _back(request, "/staff/saved-replies", f"定型文「{title}」を削除しました。")
 
 

@@ -40,7 +40,7 @@ def test_schema_comes_from_migrations(database_url: str | None, tmp_path) -> Non
     assert db.is_current()
     tables = set(inspect(db.engine).get_table_names())
     assert {"people", "channel_identities", "conversations", "messages", "audit_events",
-            "knowledge_sources", "knowledge_chunks", "alembic_version"} <= tables
+            "knowledge_sources", "knowledge_chunks", "saved_replies", "alembic_version"} <= tables
     db.migrate()  # idempotent
     db.dispose()
 

@@ -19,7 +19,7 @@ from bot.storage import audit
 from bot.storage.models import AuditEvent
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
-from tests.test_staff_console import csrf_of
+from tests.test_staff_console import after_login, csrf_of
 
 CHAT_TOKEN = "chat-token-for-audit-tests"
 
@@ -36,8 +36,8 @@ def test_parallel_logins_and_chats_never_fork_the_chain(tmp_path: Path, database
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 token = csrf_of(client.get("/staff/login").text)
                 barrier.wait()
-                return client.post("/staff/login", data={"username": f"nobody{n}", "password": "wrong password!",
-                                                         "csrf": token}).status_code
+                return after_login(client, client.post("/staff/login", data={
+                    "username": f"nobody{n}", "password": "wrong password!", "csrf": token})).status_code
 
         def chats(n: int) -> list[int]:
             codes = []

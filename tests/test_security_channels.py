@@ -3,6 +3,7 @@ nothing (finding 10). Real signed HTTP, the real slack_sdk against a local Slack
 
 from __future__ import annotations
 
+from tests.conftest import eventually
 from tests.test_slack_staff import STAFF_CHANNEL, StaffRig, staff_rig  # noqa: F401  (the fixture)
 
 HOSTILE = "<!channel> 至急 <https://evil.example|事務局ログイン> & <@U0BOSS>"
@@ -22,9 +23,9 @@ def test_user_text_reaches_the_staff_channel_escaped_and_without_unfurling(staff
     assert "<!channel>" not in shown and "<https://evil.example" not in shown and "<@U0BOSS>" not in shown
     assert "&lt;!channel&gt;" in str(post.body["blocks"]) and "&amp;" in str(post.body["blocks"])
     assert not _unfurls(post.body), post.body
-    ticket = rig.wait(lambda: rig.ticket() if rig.ticket().slack_ts else None)
+    ticket = eventually(lambda: rig.ticket() if rig.ticket().slack_ts else None)
     rig.user("続き " + HOSTILE)
-    follow = rig.wait(lambda: [c for c in rig.platform.of("slack", "chat.postMessage")
-                               if c.body.get("thread_ts") == ticket.slack_ts and "続き" in c.body["text"]])
+    follow = eventually(lambda: [c for c in rig.platform.of("slack", "chat.postMessage")
+                                 if c.body.get("thread_ts") == ticket.slack_ts and "続き" in c.body["text"]])
     assert "<!channel>" not in follow[0].body["text"] and "&lt;https://evil.example|事務局ログイン&gt;" in follow[0].body["text"]
     assert not _unfurls(follow[0].body), follow[0].body

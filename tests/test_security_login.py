@@ -22,7 +22,7 @@ from bot.storage.models import utcnow
 from handlers.escalation.models import StaffAccount
 from integrations.web import create_app
 from tests.conftest import LiveServer, make_settings
-from tests.test_staff_console import csrf_of
+from tests.test_staff_console import after_login, csrf_of
 
 PASSWORD = "correct horse battery staple"
 
@@ -39,7 +39,8 @@ def console(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Services
 
 def login(client: httpx.Client, url: str, username: str, password: str = PASSWORD) -> httpx.Response:
     token = csrf_of(client.get(f"{url}/staff/login").text)
-    return client.post(f"{url}/staff/login", data={"username": username, "password": password, "csrf": token})
+    return after_login(client, client.post(f"{url}/staff/login",
+                                           data={"username": username, "password": password, "csrf": token}))
 
 
 def test_user_name_variants_are_one_account_with_one_lockout(console: tuple[Services, str]) -> None:
@@ -65,8 +66,8 @@ def test_parallel_wrong_logins_are_all_counted(console: tuple[Services, str]) ->
         with httpx.Client(timeout=60) as client:
             token = csrf_of(client.get(f"{url}/staff/login").text)
             barrier.wait()
-            return client.post(f"{url}/staff/login", data={"username": "bob", "password": f"guess {n}",
-                                                           "csrf": token}).status_code
+            return after_login(client, client.post(f"{url}/staff/login", data={
+                "username": "bob", "password": f"guess {n}", "csrf": token})).status_code
 
     with ThreadPoolExecutor(20) as pool:
         codes = list(pool.map(guess, range(20)))

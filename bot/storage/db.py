@@ -91,17 +91,19 @@ class Database:
         finally:
             session.close()
 
-    def alembic_config(self) -> Config:
+    def alembic_config(self, data_dir: Path | None = None) -> Config:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        cfg.attributes["data_dir"] = data_dir
         return cfg
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+    def migrate(self, data_dir: Path | None = None) -> None:
+        """Bring the schema to the newest migration (idempotent). `data_dir`: where migrations that move data
+        out of files into tables (the console's saved replies) find those files."""
         if self.is_current():
             return
-        cfg = self.alembic_config()
+        cfg = self.alembic_config(data_dir)
         with self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")

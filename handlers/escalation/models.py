@@ -1,4 +1,4 @@
-"""Tables of escalation: staff accounts, tickets and their messages.
+"""Tables of escalation: staff accounts, tickets and their messages, saved replies.
 
 The schema is created by the one Alembic history in `bot/storage/migrations`."""
 
@@ -83,3 +83,16 @@ class TicketMessage(Base):
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     staff: Mapped[StaffAccount | None] = relationship()
+
+
+class SavedReply(Base):
+    """A canned answer staff insert into the reply box; managed on the console's 定型文 page (titles are unique)."""
+
+    __tablename__ = "saved_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(80), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -70,13 +70,24 @@
     return box;
   }
 
+  // An answer's text ends with the source it was taken from (「出典：<label>」), for channels that show text
+  // only; this page lists the cited sources as links under the answer, so that line is not shown twice.
+  function withoutCitedSource(text, citations) {
+    const labels = new Set((citations || []).map((cite) => "出典：" + cite.label));
+    const lines = text.split("\n");
+    if (!lines.length || !labels.has(lines[lines.length - 1].trim())) return text;
+    lines.pop();
+    while (lines.length && !lines[lines.length - 1].trim()) lines.pop();
+    return lines.join("\n");
+  }
+
   function renderBot(reply, live, again) {
     if (again) {
       const note = document.createElement("p");
       note.className = "again-note"; note.textContent = "お答えをお待ちしている質問です：";
       log.append(note);
     }
-    const div = bubble(reply.text || "", "bot");
+    const div = bubble(withoutCitedSource(reply.text || "", reply.citations), "bot");
     if (reply.links && reply.links.length) {
       const links = document.createElement("div");
       links.className = "links";
