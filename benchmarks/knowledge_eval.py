@@ -1,7 +1,7 @@
 """Measure madoguchi's answers: leave-one-document-out over the labeled bank, ablations, retraining.
 
     python benchmarks/knowledge_eval.py lodo [--data DIR] [--ablation] [--train] [--bank DIR]
-                                             [--ranker lambdarank|linear|fixed] [--pipeline classic]
+                                             [--ranker ensemble|lambdarank|linear|fixed] [--pipeline classic]
     python benchmarks/knowledge_eval.py heldout [--data DIR]     (once, with the final pipeline)
     python benchmarks/knowledge_eval.py CORPUS_DIR QUESTIONS.jsonl [QUESTIONS.jsonl ...]   (older sets)
 
@@ -51,9 +51,10 @@ from knowledge.learned import edition_reply  # noqa: E402
 from knowledge.answering import answer_from as classic_answer_from  # noqa: E402
 from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
 from knowledge.features import (  # noqa: E402
-    FAQ_FEATURES, GATE_FEATURES, UNIT_FEATURES, Candidate, best_faq, candidates, faq_features, gate_features)
+    GATE_FEATURES, UNIT_FEATURES, Candidate, candidates, gate_features)
 from knowledge.ingest import ingest_paths  # noqa: E402
-from knowledge.model import TARGET_PRECISION, AnswerModel, Gate, LambdaRanker, Ranker  # noqa: E402
+from knowledge.model import (  # noqa: E402
+    LINEAR_SHARE, TARGET_PRECISION, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker)
 from knowledge.retrieval import RetrievalOptions  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
@@ -181,8 +182,8 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
 
 
 # --------------------------------------------------------------------------------------------- training
-#: The rankers compared: LightGBM lambdarank (shipped), the linear pairwise one it replaced, and a fixed sum.
-RANKERS = ("lambdarank", "linear", "fixed")
+#: The rankers compared: lambdarank trees plus the linear pairwise ranker (shipped), each alone, and a fixed sum.
+RANKERS = ("ensemble", "lambdarank", "linear", "fixed")
 #: Rankers fitted so far, by (features, training documents, ranker, feature mask): the leave-one-document-out
 #: folds and their inner folds fit the same document sets again and again.
 _FITTED: dict[tuple, object] = {}
@@ -191,6 +192,9 @@ _FITTED: dict[tuple, object] = {}
 def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray | None = None):  # type: ignore[no-untyped-def]
     if kind == "fixed":
         return None
+    if kind == "ensemble":  # its two halves are fitted (and kept) as the rankers alone are
+        return EnsembleRanker(fit_ranker(records, "lambdarank", tag, mask), fit_ranker(records, "linear", tag, mask),
+                              LINEAR_SHARE, UNIT_FEATURES)
     key = (tag, frozenset(r.fold for r in records), kind, None if mask is None else mask.tobytes())
     if tag and key in _FITTED:
         return _FITTED[key]
@@ -227,7 +231,7 @@ def _groups(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(r.x, r.correct) for r in records if r.in_scope and len(r.x) and not r.declined]
 
 
-def train(records: list[Record], ranker: str = "lambdarank", calibrate: bool = True,
+def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = True,
           mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None,
           target: float = TARGET_PRECISION, tag: str = "") -> AnswerModel:
     """The ranker on every question; the gate on the questions' out-of-fold best units, its calibration and
@@ -257,41 +261,9 @@ def train(records: list[Record], ranker: str = "lambdarank", calibrate: bool = T
     fitted = fit_ranker(records, ranker, tag, mask)
     model = AnswerModel(fitted if fitted is not None else Ranker(
         np.zeros(len(UNIT_FEATURES)), np.zeros(len(UNIT_FEATURES)), np.ones(len(UNIT_FEATURES)), UNIT_FEATURES),
-        gate, trained_on=f"{len(records)} bank questions, {date.today()}", faq_gate=train_faq_gate(records, target))
+        gate, trained_on=f"{len(records)} bank questions, {date.today()}")
     model.ranker_kind = ranker  # type: ignore[attr-defined]
     return model
-
-
-#: Folds of the curated-FAQ gate's own cross-validation (its questions are few: one FAQ document).
-FAQ_FOLDS = 5
-
-
-def faq_rows(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
-    """For every question with a FAQ entry among its candidates: the best-matching entry's features and
-    whether it answers the question (out-of-scope questions: never). Questions about other documents
-    teach the gate when an entry that looks alike is not the answer."""
-    x, y = [], []
-    for record in records:
-        entry = best_faq(record.candidates)
-        if record.declined or entry is None:
-            continue
-        x.append(faq_features(entry))
-        index = record.candidates.index(entry)
-        y.append(float(record.in_scope and record.correct[index] > 0))
-    return np.array(x), np.array(y)
-
-
-def train_faq_gate(records: list[Record], target: float = TARGET_PRECISION) -> Gate | None:
-    x, y = faq_rows(records)
-    if len(y) < 2 * FAQ_FOLDS or y.sum() == 0 or y.sum() == len(y):
-        return None
-    gate = Gate.fit(x, y, FAQ_FEATURES)
-    raw = np.zeros(len(y))
-    for k in range(FAQ_FOLDS):
-        held = np.arange(len(y)) % FAQ_FOLDS == k
-        raw[held] = Gate.fit(x[~held], y[~held]).raw(x[held])
-    gate.calibrate(raw, y, target)
-    return gate
 
 
 def _masked(record: Record, mask: np.ndarray) -> Record:
@@ -340,11 +312,6 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
                 x = x * gate_mask
             confident = bool(model.gate.confident(x)[0])
             right = bool(y)
-            entry = best_faq(record.candidates)
-            if not confident and entry is not None and model.faq_gate is not None:
-                if bool(model.faq_gate.confident(faq_features(entry))[0]):
-                    confident = True
-                    right = bool(record.in_scope and record.correct[record.candidates.index(entry)] > 0)
             order = _ranked(record, None if fixed else model.ranker)
             shown: list[int] = []
             for i in order:  # distinct units, as shown
@@ -500,7 +467,8 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
         masked = lodo(records, mask=feature_mask(unit_prefixes, UNIT_FEATURES),
                       gate_mask=feature_mask(gate_prefixes, GATE_FEATURES), **options)
         print(f"| {label} | {summary(masked)} |", flush=True)
-    for kind, label in (("linear", "ranker swapped for the linear pairwise one"),):
+    for kind, label in (("lambdarank", "lambdarank trees alone (no linear ranker beside them)"),
+                        ("linear", "linear pairwise ranker alone (no trees)")):
         print(f"| {label} | {summary(lodo(records, **{**options, 'ranker': kind}))} |", flush=True)
     if not retrievers:
         print("(retrievers removed or swapped: with --retrievers, each needs its own feature pass)")
@@ -515,19 +483,7 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
         plain = extract(services, rows, RetrievalOptions(), data, "plain", plain_units=True)
         print(f"| bare sentences as units (no list lead-in, no whole lists) | "
               f"{summary(lodo(plain, **{**options, 'tag': 'plain'}))} |")
-    x, y = faq_rows(records)
-    if len(y):
-        raw = np.zeros(len(y))
-        for k in range(FAQ_FOLDS):
-            held = np.arange(len(y)) % FAQ_FOLDS == k
-            gate = Gate.fit(x[~held], y[~held])
-            gate.calibrate(gate.raw(x[~held]), y[~held], TARGET_PRECISION)
-            raw[held] = gate.confident(x[held])
-        given = raw > 0
-        print(f"\ncurated-FAQ gate, {FAQ_FOLDS}-fold over the {len(y)} questions with a FAQ entry among "
-              f"their candidates ({int(y.sum())} answered by their best-matching entry): answers {given.sum()}, "
-              f"right {int(y[given].sum())} ({y[given].mean() if given.any() else 0:.1%} precision), "
-              f"{y[given].sum() / max(1, y.sum()):.1%} of the answerable ones")
+    print("(the FAQ question-matching stage has its own measure: benchmarks/faq_match_eval.py)")
 
 
 def run_heldout(args: argparse.Namespace) -> None:
@@ -585,7 +541,7 @@ def main(argv: list[str]) -> None:
         parser.add_argument("--no-lodo", action="store_true", help="skip the per-fold table (with --train)")
         parser.add_argument("--pipeline", choices=("learned", "classic"), default="learned",
                             help="classic: the classic answerer's figures on the same questions (the baseline)")
-        parser.add_argument("--ranker", choices=RANKERS, default="lambdarank")
+        parser.add_argument("--ranker", choices=RANKERS, default="ensemble")
         parser.add_argument("--retrievers", action="store_true",
                             help="with --ablation: also remove or swap each retriever (a feature pass each)")
         run_lodo(parser.parse_args(argv[1:]))

@@ -17,7 +17,7 @@ import numpy as np
 
 from bot.text import normalize
 from knowledge.kinds import KIND_NAMES, asked, fact_strings, facts
-from knowledge.retrieval import FAQ_WORDS_WEIGHT, Hit, Retrieval, part_of
+from knowledge.retrieval import Hit, Retrieval, part_of
 from knowledge.units import Unit, units_of
 from knowledge.units import _tokens
 
@@ -67,9 +67,6 @@ GATE_FEATURES = (
     "rank_fused", "rank_cov_path", "rank_unit_dense", "rank_bm25_unit", "margin_cov_path", "margin_unit_dense",
     "bm25_unit", "cov_core", "kind_share", "q_len", "margin_passage",
 )
-#: Features of the curated-FAQ gate: how alike the two questions are (dense), the share of the user's
-#: question the entry's question says, and the share of the entry's question the user's says.
-FAQ_FEATURES = ("faq_dense", "faq_forward", "faq_backward")
 
 #: Ranker-score margins are capped here: beyond it (several standard deviations of the standardized
 #: features' weights) a larger margin says nothing more, and one outlier would dominate the gate's fit.
@@ -299,17 +296,6 @@ def _section_tokens(section: str) -> frozenset[str]:
 
         cached = _section_cache[section] = _tokens(section)
     return cached
-
-
-def best_faq(ranked: list[Candidate]) -> Candidate | None:
-    """The FAQ entry whose question is most like the user's (dense similarity, then words said)."""
-    entries = [c for c in ranked if c.unit.kind == "faq"]
-    dense, forward = _COLUMN["faq_dense"], _COLUMN["faq_forward"]
-    return max(entries, key=lambda c: c.features[dense] + FAQ_WORDS_WEIGHT * c.features[forward]) if entries else None
-
-
-def faq_features(candidate: Candidate) -> np.ndarray:
-    return np.array([candidate.features[_COLUMN[n]] for n in FAQ_FEATURES], dtype=np.float32)
 
 
 def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:

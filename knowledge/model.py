@@ -1,9 +1,11 @@
 """The learned stages: a unit ranker and a calibrated answer gate, trained from the labeled bank.
 
 - Ranker: LightGBM's lambdarank (gradient-boosted trees, grouped by question) over the unit features
-  (knowledge/features.py), so it learns which unit of one question's candidates answers it; its trees are
-  the text file knowledge/models/ranker.lgb.txt. The earlier linear ranker (RankNet's logistic loss on
-  every right/wrong unit pair, the linear case of learning to rank) stays for comparison (`Ranker`).
+  (knowledge/features.py), so it learns which unit of one question's candidates answers it, plus the
+  linear pairwise ranker (RankNet's logistic loss on every right/wrong unit pair, the linear case of
+  learning to rank), their scores summed (`EnsembleRanker`); the trees are the text file
+  knowledge/models/ranker.lgb.txt, the linear weights are in the JSON model. Each alone stays for
+  comparison (`LambdaRanker`, `Ranker`).
 - Gate: logistic regression over the features of the question and its best unit, then isotonic
   regression fitted on out-of-fold predictions, so its output is the probability the answer is right;
   the threshold is the lowest one whose out-of-fold precision is at least TARGET_PRECISION.
@@ -33,6 +35,9 @@ LAMBDARANK_PARAMS = {"objective": "lambdarank", "num_leaves": 15, "min_data_in_l
                      "deterministic": True, "verbose": -1}
 #: Boosting rounds of the lambdarank ranker.
 LAMBDARANK_ROUNDS = 200
+#: Weight of the linear ranker's score beside the trees' in the shipped ensemble (1: the two scores' spreads
+#: are alike on the bank; 0.5 and 1 measured, docs/BENCHMARKS.md).
+LINEAR_SHARE = 1.0
 #: The precision a confident answer must reach: a wrong deadline stated confidently is worse than a handoff.
 TARGET_PRECISION = 0.95
 #: L2 penalty of both linear models: the bank is a few hundred questions; small weights generalise.
@@ -138,6 +143,27 @@ class LambdaRanker:
         return cls(lightgbm.Booster(model_str=text), names)
 
 
+class EnsembleRanker:
+    """The lambdarank trees plus the linear pairwise ranker, their scores summed (LINEAR_SHARE of the linear
+    one): the trees order one question's units, the linear score keeps a scale that means the same on every
+    question, which the gate's score features need on a document it never saw (docs/BENCHMARKS.md)."""
+
+    kind = "ensemble"
+
+    def __init__(self, trees: LambdaRanker, linear: Ranker, share: float, names: tuple[str, ...] = ()) -> None:
+        self.trees, self.linear, self.share, self.names = trees, linear, share, names
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0)
+        return self.trees.score(x) + self.share * self.linear.score(x)
+
+    @classmethod
+    def fit(cls, groups: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...] = (),
+            seed: int = 0) -> EnsembleRanker:
+        return cls(LambdaRanker.fit(groups, names, seed), Ranker.fit(groups, names, seed), LINEAR_SHARE, names)
+
+
 @dataclass
 class Gate:
     weights: np.ndarray
@@ -220,44 +246,52 @@ def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float) -
 
 @dataclass
 class AnswerModel:
-    ranker: Ranker | LambdaRanker
+    ranker: Ranker | LambdaRanker | EnsembleRanker
     gate: Gate
     trained_on: str = ""
-    #: the curated-FAQ gate: answer with the FAQ entry whose question the user's matches (dense and lexical
-    #: question-to-question similarity); trained on the bank's questions about a FAQ document
-    faq_gate: Gate | None = None
 
     def to_json(self) -> dict:
         ranker: dict
-        if isinstance(self.ranker, LambdaRanker):
+        if isinstance(self.ranker, EnsembleRanker):
+            ranker = {"kind": "ensemble", "names": list(self.ranker.names), "file": RANKER_FILE,
+                      "share": self.ranker.share, "linear": _linear_json(self.ranker.linear)}
+        elif isinstance(self.ranker, LambdaRanker):
             ranker = {"kind": "lambdarank", "names": list(self.ranker.names), "file": RANKER_FILE}
         else:
-            ranker = {"kind": "linear", "names": list(self.ranker.names),
-                      "weights": self.ranker.weights.round(6).tolist(),
-                      "mean": self.ranker.mean.round(6).tolist(), "scale": self.ranker.scale.round(6).tolist()}
+            ranker = {"kind": "linear", **_linear_json(self.ranker)}
         return {
             "trained_on": self.trained_on,
             "ranker": ranker,
             "gate": _gate_json(self.gate),
-            "faq_gate": _gate_json(self.faq_gate) if self.faq_gate is not None else None,
         }
 
     @classmethod
     def from_json(cls, data: dict, folder: Path = MODEL_PATH.parent) -> AnswerModel:
         r = data["ranker"]
-        ranker: Ranker | LambdaRanker
-        if r.get("kind") == "lambdarank":
+        ranker: Ranker | LambdaRanker | EnsembleRanker
+        if r.get("kind") in ("lambdarank", "ensemble"):
             ranker = LambdaRanker.from_string((folder / r["file"]).read_text(encoding="utf-8"), tuple(r["names"]))
+            if r["kind"] == "ensemble":
+                ranker = EnsembleRanker(ranker, _linear_from(r["linear"]), float(r["share"]), tuple(r["names"]))
         else:
-            ranker = Ranker(np.array(r["weights"]), np.array(r["mean"]), np.array(r["scale"]), tuple(r["names"]))
-        faq = data.get("faq_gate")
-        return cls(ranker, _gate_from(data["gate"]), data.get("trained_on", ""), _gate_from(faq) if faq else None)
+            ranker = _linear_from(r)
+        return cls(ranker, _gate_from(data["gate"]), data.get("trained_on", ""))
 
     def save(self, path: Path = MODEL_PATH) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(self.ranker, LambdaRanker):
-            (path.parent / RANKER_FILE).write_text(self.ranker.to_string(), encoding="utf-8")
+        trees = self.ranker.trees if isinstance(self.ranker, EnsembleRanker) else self.ranker
+        if isinstance(trees, LambdaRanker):
+            (path.parent / RANKER_FILE).write_text(trees.to_string(), encoding="utf-8")
         path.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def _linear_json(ranker: Ranker) -> dict:
+    return {"names": list(ranker.names), "weights": ranker.weights.round(6).tolist(),
+            "mean": ranker.mean.round(6).tolist(), "scale": ranker.scale.round(6).tolist()}
+
+
+def _linear_from(r: dict) -> Ranker:
+    return Ranker(np.array(r["weights"]), np.array(r["mean"]), np.array(r["scale"]), tuple(r["names"]))
 
 
 def _gate_json(gate: Gate) -> dict:

@@ -26,7 +26,8 @@ from knowledge.learned import EXCERPT_CHARS, answer_from
 from knowledge.edition import Edition, asks_other_edition, dates_in, passed_dates, read_edition
 from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_features
 from knowledge.ingest import ingest_paths
-from knowledge.model import RANKER_FILE, AnswerModel, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold
+from knowledge.model import (
+    RANKER_FILE, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold)
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.unit_vectors import UnitVectors
 from knowledge.units import header_before, table_row_text, units_of
@@ -165,6 +166,27 @@ def test_the_lambdarank_ranker_puts_the_answering_unit_first_and_round_trips(tmp
     again = AnswerModel.from_json(json.loads((tmp_path / "model.json").read_text(encoding="utf-8")), tmp_path)
     assert (tmp_path / RANKER_FILE).is_file()
     assert np.allclose(again.ranker.score(unseen[0][0]), ranker.score(unseen[0][0]))
+
+
+def test_the_ensemble_ranker_sums_the_trees_and_the_linear_score_and_round_trips(tmp_path: Path) -> None:
+    """The shipped ranker: the lambdarank trees' score plus the linear ranker's (times its share), saved as the
+    trees' file and the linear weights in the JSON model."""
+    rng = np.random.default_rng(3)
+    groups = []
+    for _ in range(60):
+        x = rng.normal(size=(6, 3))
+        y = np.zeros(6)
+        y[np.argmax(x[:, 0])] = 1
+        groups.append((x, y))
+    ensemble = EnsembleRanker.fit(groups, ("a", "b", "c"))
+    x = groups[0][0]
+    assert np.allclose(ensemble.score(x), ensemble.trees.score(x) + ensemble.share * ensemble.linear.score(x))
+    assert sum(y[np.argmax(ensemble.score(x))] for x, y in groups) >= 50
+    gate = Gate.fit(np.array([[0.0], [1.0]]), np.array([0.0, 1.0]), ("p",))
+    AnswerModel(ensemble, gate).save(tmp_path / "model.json")
+    again = AnswerModel.from_json(json.loads((tmp_path / "model.json").read_text(encoding="utf-8")), tmp_path)
+    assert isinstance(again.ranker, EnsembleRanker) and (tmp_path / RANKER_FILE).is_file()
+    assert np.allclose(again.ranker.score(x), ensemble.score(x))
 
 
 def _column(found: list, name: str) -> np.ndarray:
