@@ -163,6 +163,15 @@ def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Ser
     svc.close()
 
 
+@pytest.fixture
+def learned_sample_kb(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
+    """The learned pipeline, named whatever the default, over a private copy of the sample knowledge base (for
+    the tests of its stages)."""
+    services = sample_kb_copy(sample_kb_template, tmp_path, "learned")
+    yield services
+    services.close()
+
+
 def sample_kb_copy(template: Path, tmp_path: Path, pipeline: str | None = None) -> Services:
     """Services over a private copy of the ingested sample knowledge base, answered by `pipeline` (the
     default one when not named: a test that asserts one pipeline's answers names it)."""
@@ -238,19 +247,25 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def learned_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """The two sample calls of tests/test_knowledge_retrieval.py, ingested for the learned pipeline (the pipeline's
-    stage tests and its end-to-end tests read the same index)."""
+def ingest_two_calls(root: Path, pipeline: str) -> Services:
+    """Services over the two sample calls of tests/test_knowledge_retrieval.py, ingested under `root` for
+    `pipeline` (each pipeline's tests name the one whose answers they assert)."""
     from knowledge.ingest import ingest_paths
     from tests.test_knowledge_retrieval import CALL_A, CALL_B  # a test module's texts: conftest loads first
 
-    root = tmp_path_factory.mktemp("learned-calls")
     docs = root / "docs"
     docs.mkdir()
     (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
     (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "learned"}))
+    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": pipeline}))
     ingest_paths(services, [docs])
+    return services
+
+
+@pytest.fixture(scope="module")
+def learned_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """The two sample calls, ingested for the learned pipeline (the pipeline's stage tests and its end-to-end
+    tests read the same index)."""
+    services = ingest_two_calls(tmp_path_factory.mktemp("learned-calls"), "learned")
     yield services
     services.close()

@@ -5,11 +5,9 @@ the unsure or outside replies. The entries' question vectors are e5 query vector
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from bot.engine import Engine
@@ -26,22 +24,13 @@ from knowledge.faq_match import (FAQ_MATCH_FEATURES, GATE_FEATURES, LONE_MARGIN,
 from knowledge.ingest import ingest_paths
 from knowledge.model import Gate
 from knowledge.unit_vectors import UnitVectors
-from tests.conftest import sample_kb_copy
 
 SAMPLE_FAQ = Path(__file__).resolve().parents[1] / "sample_kb" / "expert-dispatch-faq.yaml"
 
 
-@pytest.fixture
-def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
-    """The learned pipeline (whose FAQ stage this is) over a private copy of the sample knowledge base."""
-    services = sample_kb_copy(sample_kb_template, tmp_path, "learned")
-    yield services
-    services.close()
-
-
-def test_the_faq_questions_are_embedded_as_queries_and_kept_by_content_hash(sample_kb_services: Services) -> None:
-    embeddings = build_embeddings(sample_kb_services.settings)
-    questions = question_vectors(UnitVectors(sample_kb_services.db, embeddings))
+def test_the_faq_questions_are_embedded_as_queries_and_kept_by_content_hash(learned_sample_kb: Services) -> None:
+    embeddings = build_embeddings(learned_sample_kb.settings)
+    questions = question_vectors(UnitVectors(learned_sample_kb.db, embeddings))
     question = "宿泊費はいくらまで出ますか？"
     vector = questions.vectors([question])[question]
     query = np.asarray(embeddings.embed_query(question), dtype=np.float32)
@@ -49,7 +38,7 @@ def test_the_faq_questions_are_embedded_as_queries_and_kept_by_content_hash(samp
     assert float(vector @ query / np.linalg.norm(query)) > 0.999, "both sides are e5 queries"
     assert float(vector @ passage / np.linalg.norm(passage)) < 0.99, "not the passage vector of the question"
     # a new process finds it in the cache table: nothing embedded again
-    fresh = question_vectors(UnitVectors(sample_kb_services.db.unpooled(), embeddings))
+    fresh = question_vectors(UnitVectors(learned_sample_kb.db.unpooled(), embeddings))
     assert np.allclose(fresh.vectors([question])[question], vector) and fresh.embedded == 0
 
 
@@ -67,8 +56,8 @@ def test_ingest_keeps_the_query_vectors_of_the_faq_questions(tmp_path: Path) -> 
         services.close()
 
 
-def test_each_entry_is_scored_with_margins_over_the_best_other_entry(sample_kb_services: Services) -> None:
-    retrieval = sample_kb_services.knowledge.retrieve("ホテル代って出る？")
+def test_each_entry_is_scored_with_margins_over_the_best_other_entry(learned_sample_kb: Services) -> None:
+    retrieval = learned_sample_kb.knowledge.retrieve("ホテル代って出る？")
     found, x = pair_features(retrieval)
     assert x.shape == (len(found), len(FAQ_MATCH_FEATURES)) and len(found) == 10
     column = {name: i for i, name in enumerate(FAQ_MATCH_FEATURES)}
@@ -79,12 +68,12 @@ def test_each_entry_is_scored_with_margins_over_the_best_other_entry(sample_kb_s
     assert abs(x[best, column["q_dense_margin"]] - min(LONE_MARGIN, margin)) < 1e-9
 
 
-def test_an_entrys_section_is_not_what_it_says_so_the_entry_on_the_word_wins(sample_kb_services: Services) -> None:
+def test_an_entrys_section_is_not_what_it_says_so_the_entry_on_the_word_wins(learned_sample_kb: Services) -> None:
     """Every entry under 「謝金・旅費」 stands in a section named for 謝金; only one says it."""
-    index = sample_kb_services.knowledge.refresh()
+    index = learned_sample_kb.knowledge.refresh()
     lodging = next(e for e in entries(index) if "宿泊費" in e.question)
     assert lodging.chunk.section == "謝金・旅費" and "謝金" not in lodging.said_tokens
-    answer = sample_kb_services.knowledge.ask("謝金はいくらですか？")
+    answer = learned_sample_kb.knowledge.ask("謝金はいくらですか？")
     assert answer.confident and "5,280円" in answer.text, answer.text
 
 
@@ -102,22 +91,22 @@ def test_the_faq_model_round_trips_and_the_shipped_one_matches_the_features(tmp_
     assert json.loads((tmp_path / "faq.json").read_text(encoding="utf-8"))["trained_on"] == "test"
 
 
-def test_a_colloquial_rewording_is_answered_with_its_entry_cited_to_the_faq(sample_kb_services: Services) -> None:
-    answer = sample_kb_services.knowledge.ask("チェックアウトの時に企業は何をしますか")
+def test_a_colloquial_rewording_is_answered_with_its_entry_cited_to_the_faq(learned_sample_kb: Services) -> None:
+    answer = learned_sample_kb.knowledge.ask("チェックアウトの時に企業は何をしますか")
     assert answer.confident and answer.kind == "faq", answer
     assert "確認（サイン）" in answer.text
     assert [c.source for c in answer.citations] == ["expert-dispatch-faq.yaml"], "cited to its FAQ alone"
     assert "faq_q_dense" in answer.features, "the FAQ stage answered"
-    hotel = sample_kb_services.knowledge.ask("ホテル代って出る？")  # what `make chat` is first asked
+    hotel = learned_sample_kb.knowledge.ask("ホテル代って出る？")  # what `make chat` is first asked
     assert hotel.confident and "9,800円" in hotel.text and hotel.citations[0].source == "expert-dispatch-faq.yaml"
 
 
-def test_a_near_miss_is_not_answered_with_the_entry_it_resembles(sample_kb_services: Services) -> None:
-    retrieval = sample_kb_services.knowledge.retrieve("ホテルの朝食代も宿泊費に入れていい？")
+def test_a_near_miss_is_not_answered_with_the_entry_it_resembles(learned_sample_kb: Services) -> None:
+    retrieval = learned_sample_kb.knowledge.retrieve("ホテルの朝食代も宿泊費に入れていい？")
     found = match(retrieval)
     assert found is not None and "宿泊費" in found.entry.question, "it is most like the 宿泊費 entry"
     assert not found.confident
-    answer = sample_kb_services.knowledge.ask("ホテルの朝食代も宿泊費に入れていい？")
+    answer = learned_sample_kb.knowledge.ask("ホテルの朝食代も宿泊費に入れていい？")
     assert not answer.confident and answer.kind in ("unsure", "outside")
 
 
@@ -125,8 +114,8 @@ STAFF_QUESTION = "事務局の窓口に直接行って相談することはで�
 STAFF_ANSWER = "事務局での対面相談は予約制です。平日10時〜16時の間で、前日までに電話でご予約ください。"
 
 
-def test_a_staff_published_entry_answers_a_paraphrase_and_not_a_near_miss(sample_kb_services: Services) -> None:
-    services = sample_kb_services
+def test_a_staff_published_entry_answers_a_paraphrase_and_not_a_near_miss(learned_sample_kb: Services) -> None:
+    services = learned_sample_kb
     engine = Engine(services)
     with services.db.session() as session:
         create_staff(session, "staff", "担当", "pw-123456789")

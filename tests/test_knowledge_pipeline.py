@@ -8,7 +8,6 @@ replies when the bot is not sure (related excerpts) or nothing is related (outsi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -32,15 +31,6 @@ from knowledge.retrieval import Hit, IndexedChunk, Retrieval, RetrievalOptions, 
 from knowledge.unit_vectors import UnitVectors
 from knowledge.units import header_before, table_row_text, units_of
 from tests.test_knowledge_retrieval import CALL_A, CALL_B
-from tests.conftest import sample_kb_copy
-
-
-@pytest.fixture
-def sample_kb_services(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
-    """The learned pipeline over a private copy of the sample knowledge base."""
-    services = sample_kb_copy(sample_kb_template, tmp_path, "learned")
-    yield services
-    services.close()
 
 
 def _always(model: AnswerModel) -> AnswerModel:
@@ -110,8 +100,8 @@ def test_each_retriever_can_be_switched_off_and_fusion_swapped(learned_calls: Se
         index.options = RetrievalOptions()
 
 
-def test_the_faq_retriever_finds_an_entry_asked_in_other_words(sample_kb_services: Services) -> None:
-    retrieval = sample_kb_services.knowledge.retrieve("専門家って1年で何回まで来てもらえるの？")
+def test_the_faq_retriever_finds_an_entry_asked_in_other_words(learned_sample_kb: Services) -> None:
+    retrieval = learned_sample_kb.knowledge.retrieve("専門家って1年で何回まで来てもらえるの？")
     assert retrieval.faq, "every FAQ entry is scored against the question"
     best = max(retrieval.faq, key=lambda chunk_id: retrieval.faq[chunk_id][2])
     faq_hits = [h for h in retrieval.hits if h.chunk.id == best]

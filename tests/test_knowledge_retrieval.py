@@ -15,15 +15,14 @@ import pytest
 from bot.engine import Engine
 from bot.messages import InboundMessage
 from bot.services import Services
-from bot.settings import Settings
 from knowledge.aliases import Definition, definitions_in
 from knowledge import kinds
 from knowledge.answering import Candidate, _with_neighbour, answer_from, asked, can_answer, candidates_for, states_asked
 from knowledge.kinds import KINDS, Kind
 from knowledge.inflection import VariantIndex
-from knowledge.ingest import ingest_paths
 from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import colloquial_topic
+from tests.conftest import ingest_two_calls
 
 CALL_A = """# 令和8年度 みどり市地域デジタル推進事業 公募要領
 
@@ -92,13 +91,7 @@ def _kind(name: str) -> Kind:
 def two_calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """The two calls answered by the classic answerer: the answers asserted here are its behaviour (the learned
     pipeline, the default, has its twin tests in tests/test_knowledge_learned_answers.py)."""
-    root = tmp_path_factory.mktemp("calls")
-    docs = root / "docs"
-    docs.mkdir()
-    (docs / "midori-dx-call.md").write_text(CALL_A, encoding="utf-8")
-    (docs / "aozora-tourism-call.md").write_text(CALL_B, encoding="utf-8")
-    services = Services.create(Settings(data_dir=root / "data", knowledge={"pipeline": "classic"}))
-    ingest_paths(services, [docs])
+    services = ingest_two_calls(tmp_path_factory.mktemp("calls"), "classic")
     yield services
     services.close()
 
