@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 
 from knowledge.edition import Edition, asks_other_edition, japanese_date, passed_dates, today_in_japan
-from knowledge.faq_match import faq_hit
+from knowledge.faq_match import closest_first, faq_hit
 from knowledge.faq_match import match as faq_match
 from knowledge.features import UNIT_FEATURES, Candidate, candidates, gate_features
 from knowledge.model import AnswerModel, load_model
@@ -151,10 +151,16 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
                     f"（本日 {japanese_date(today or today_in_japan())}）。最新の募集状況は担当者にご確認ください。")
         return Answer(question, text, True, round(probability, 4), citations, features,
                       kind="faq" if hit.chunk.kind == "faq" else "extractive", note=note)
-    related = (retrieval.unknown_share < RELATED_UNKNOWN
-               and max(c.features[_COV_PATH] for c in ranked) >= RELATED_COVERAGE)
+    # A question about what a FAQ entry is clearly about is related, whatever words it uses.
+    closest = found is not None and found.closest
+    related = closest or (retrieval.unknown_share < RELATED_UNKNOWN
+                          and max(c.features[_COV_PATH] for c in ranked) >= RELATED_COVERAGE)
     if not related:
         return Answer(question, "", False, round(probability, 4), [], features, kind="outside")
+    if found is not None and closest:  # the FAQ entry clearly closest to the question is quoted first
+        ranked = closest_first(retrieval, found, ranked)
+        first = ranked[0].hit
+        citations = [citation_for(first)] + [citation_for(h) for h in retrieval.hits[:3] if h is not first][:2]
     quoted = excerpts(retrieval, ranked)
     body = "関係しそうな記載：\n" + "\n".join(f"・「{e.text}」（{e.where}）" for e in quoted)
     return Answer(question, body, False, round(probability, 4), citations, features, kind="unsure", excerpts=quoted)
