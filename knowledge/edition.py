@@ -68,10 +68,11 @@ class Edition:
         parts = []
         if self.fiscal_year:
             parts.append(t("edition_year", locale, fiscal=self.fiscal_label, year=self.fiscal_year))
-        if self.window_start or self.window_end:
-            start = self.window_start.isoformat() if self.window_start else ""
-            end = self.window_end.isoformat() if self.window_end else ""
-            parts.append(t("edition_window", locale, start=start, end=end))
+        start = self.window_start.isoformat() if self.window_start else ""
+        end = self.window_end.isoformat() if self.window_end else ""
+        if start or end:
+            key = "edition_window" if start and end else "edition_window_until" if end else "edition_window_from"
+            parts.append(t(key, locale, start=start, end=end))
         if not parts:
             return self.program
         return t("edition_described", locale, program=self.program,
