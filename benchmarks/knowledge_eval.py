@@ -475,8 +475,10 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
     for label, retrieval in () if not retrievers else (("no BM25 retriever", RetrievalOptions(bm25=False)),
                              ("no e5 dense retriever", RetrievalOptions(dense=False)),
                              ("no FAQ question retriever", RetrievalOptions(faq=False)),
-                             ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf"))):
-        name = label.split()[1] + "-" + retrieval.fusion
+                             ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf")),
+                             ("units of the fused top 12 passages only (no deeper BM25 / e5 top-3 passages)",
+                              RetrievalOptions(deep=False))):
+        name = label.split()[1] + "-" + retrieval.fusion + ("" if retrieval.deep else "-shallow")
         variant = extract(services, rows, retrieval, data, name)
         print(f"| {label} | {summary(lodo(variant, **{**options, 'tag': name}))} |", flush=True)
     if retrievers:

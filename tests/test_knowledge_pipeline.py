@@ -27,7 +27,7 @@ from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_fe
 from knowledge.ingest import ingest_paths
 from knowledge.model import (
     RANKER_FILE, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold)
-from knowledge.retrieval import Hit, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
+from knowledge.retrieval import DEEP_RANK, Hit, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.unit_vectors import UnitVectors
 from knowledge.units import header_before, table_row_text, units_of
 from tests.test_knowledge_retrieval import CALL_A, CALL_B
@@ -96,6 +96,27 @@ def test_each_retriever_can_be_switched_off_and_fusion_swapped(learned_calls: Se
         index.options = RetrievalOptions(fusion="rrf")
         rrf = {h.chunk.id: h.score for h in index.search(question).hits}
         assert rrf and any(abs(rrf[c] - weighted[c]) > 1e-6 for c in rrf if c in weighted)
+    finally:
+        index.options = RetrievalOptions()
+
+
+def test_passages_one_retriever_ranks_high_stay_candidates_below_the_fused_cut(learned_calls: Services) -> None:
+    """Fusion may put a passage BM25 (or e5) ranks among its best below the fused cut: its units still
+    compete (`Retrieval.deeper`, pooled by the learned pipeline); the classic answerer's hits are unchanged."""
+    index = learned_calls.knowledge.refresh(force=True)
+    question = "あおぞら県の事業で宿泊費の上限はいくらですか"
+    full = index.search(question)
+    cut = index.search(question, k=1)
+    assert [h.chunk.id for h in cut.hits if h.chunk.kind != "faq"] == [full.hits[0].chunk.id]
+    assert cut.deeper, "the retrievers' own best passages below the cut are kept"
+    for hit in cut.deeper:
+        assert hit.chunk.id not in {h.chunk.id for h in cut.hits}
+        assert min(r for r in (hit.bm25_rank, hit.dense_rank) if r is not None) < DEEP_RANK
+    pooled = {c.hit.chunk.id for c in candidates(cut)}
+    assert {h.chunk.id for h in cut.deeper} <= pooled
+    try:
+        index.options = RetrievalOptions(deep=False)
+        assert not index.search(question, k=1).deeper
     finally:
         index.options = RetrievalOptions()
 
