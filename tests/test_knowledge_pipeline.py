@@ -300,6 +300,26 @@ def test_isotonic_calibration_is_monotone_and_the_threshold_reaches_the_precisio
     assert precision_threshold(raw, np.zeros(200), 0.95) > 1.0, "no threshold reaches it: answer nothing"
 
 
+def test_the_threshold_can_be_read_per_document_or_by_the_lower_bound_of_its_precision() -> None:
+    """Pooled, one document's many wrong answers hide among the others' right ones; "fold-min" holds every
+    document to the target, and "wilson" asks for enough answers to prove it (few prove little)."""
+    raw = np.linspace(0, 1, 300)
+    folds = np.arange(300) % 3
+    y = (raw > 0.5).astype(float)
+    y[(folds == 2) & (raw > 0.5) & (raw < 0.8)] = 0.0  # the third document's middling answers are wrong
+    pooled = precision_threshold(raw, y, 0.9)
+    per_document = precision_threshold(raw, y, 0.9, folds, "fold-min")
+    assert per_document > pooled
+    given = raw >= per_document
+    assert all(y[given & (folds == f)].mean() >= 0.9 for f in range(3))
+    assert precision_threshold(raw, y, 0.9, criterion="wilson") > pooled
+    few = np.array([0.2, 0.9, 0.95]), np.array([0.0, 1.0, 1.0])
+    assert precision_threshold(*few, 0.9) == 0.9, "two right answers reach 90% pooled"
+    assert precision_threshold(*few, 0.9, criterion="wilson") > 1.0, "but prove nothing"
+    with pytest.raises(ValueError):
+        precision_threshold(raw, y, 0.9, criterion="fold-min")
+
+
 def test_the_gate_round_trips_through_json_and_the_shipped_model_matches_the_features(tmp_path: Path) -> None:
     x = np.array([[0.0, 1.0], [1.0, 0.0], [0.9, 0.1], [0.1, 0.8]])
     gate = Gate.fit(x, np.array([0.0, 1.0, 1.0, 0.0]), ("p", "q"))
