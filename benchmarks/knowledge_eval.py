@@ -508,9 +508,9 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
                              ("no e5 dense retriever", RetrievalOptions(dense=False)),
                              ("no FAQ question retriever", RetrievalOptions(faq=False)),
                              ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf")),
-                             ("units of the fused top 12 passages only (no deeper BM25 / e5 top-3 passages)",
-                              RetrievalOptions(deep=False))):
-        name = label.split()[1] + "-" + retrieval.fusion + ("" if retrieval.deep else "-shallow")
+                             ("with the passages BM25 or e5 alone ranks in its top 3 below the fused cut",
+                              RetrievalOptions(deep=True))):
+        name = label.split()[1] + "-" + retrieval.fusion + ("-deep" if retrieval.deep else "")
         variant = extract(services, rows, retrieval, data, name)
         print(f"| {label} | {summary(lodo(variant, **{**options, 'tag': name}))} |", flush=True)
     if retrievers:

@@ -81,8 +81,10 @@ class RetrievalOptions:
     dense: bool = True
     faq: bool = True
     fusion: str = "weighted"  # weighted | rrf
-    #: keep the passages one retriever alone ranks high below the fused cut (`Retrieval.deeper`)
-    deep: bool = True
+    #: keep the passages one retriever alone ranks high below the fused cut (`Retrieval.deeper`): off, as
+    #: they raise the gold span in the top 3 units (63.4% -> 65.6%) but lower the gate's precision on a new
+    #: document (94.0% -> 90.3%, worst 87.9% -> 82.9%; docs/BENCHMARKS.md)
+    deep: bool = False
 
     @classmethod
     def for_pipeline(cls, pipeline: str) -> RetrievalOptions:
