@@ -7,9 +7,10 @@
 
 `lodo` ingests ../shared/corpus and sample_kb into DIR (default var/bench; reused when already there),
 computes each bank question's answering features once (retrieval, answer units, unit features; cached
-in DIR/features-*.pkl), then for each document trains the ranker and the gate on the other documents'
-questions and tests on that document's. It prints per fold and the mean: accuracy, precision of
-confident answers, out-of-scope declined, and recall of the gold span in the top-3 units.
+in DIR/features-*.pkl, and the rankers fitted on them in DIR/rankers-*.pkl), then for each document
+trains the ranker and the gate on the other documents' questions and tests on that document's. It
+prints per fold and the mean: accuracy, precision of confident answers, out-of-scope declined, and recall
+of the gold span in the top-3 units.
 The two sample_kb documents (a guide and its FAQ, one program) are one fold.
 The classic answerer's answer to every question is computed too (the baseline; no feature of the learned
 pipeline): `--pipeline classic` prints its figures per document, and for the new and the 275 legacy
@@ -146,6 +147,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     key = hashlib.sha256(json.dumps([rows, repr(options), plain_units, UNIT_FEATURES], ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"
+    _RANKER_FILES[name] = data / f"rankers-{name}-{key}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
     kb = services.knowledge
@@ -190,6 +192,26 @@ RANKERS = ("ensemble", "lambdarank", "linear", "fixed")
 #: Rankers fitted so far, by (features, training documents, ranker, feature mask): the leave-one-document-out
 #: folds and their inner folds fit the same document sets again and again.
 _FITTED: dict[tuple, object] = {}
+#: Where the rankers fitted on each feature pass (by its tag) are kept between runs: beside that pass's cached
+#: features, named by the same key, so a run that changes only the gate fits no ranker again.
+_RANKER_FILES: dict[str, Path] = {}
+_LOADED: set[str] = set()
+
+
+def _load_rankers(tag: str) -> None:
+    path = _RANKER_FILES.get(tag)
+    if tag in _LOADED or path is None:
+        return
+    _LOADED.add(tag)
+    if path.is_file():
+        _FITTED.update(pickle.loads(path.read_bytes()))
+
+
+def save_rankers() -> None:
+    for tag, path in _RANKER_FILES.items():
+        fitted = {k: v for k, v in _FITTED.items() if k[0] == tag}
+        if fitted:
+            path.write_bytes(pickle.dumps(fitted))
 
 
 def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray | None = None):  # type: ignore[no-untyped-def]
@@ -199,6 +221,7 @@ def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray
         return EnsembleRanker(fit_ranker(records, "lambdarank", tag, mask), fit_ranker(records, "linear", tag, mask),
                               LINEAR_SHARE, UNIT_FEATURES)
     key = (tag, frozenset(r.fold for r in records), kind, None if mask is None else mask.tobytes())
+    _load_rankers(tag)
     if tag and key in _FITTED:
         return _FITTED[key]
     ranker = (LambdaRanker if kind == "lambdarank" else Ranker).fit(_groups(records), UNIT_FEATURES)
@@ -453,6 +476,7 @@ def run_lodo(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     log: list[dict] = []
     results = [] if args.no_lodo else lodo(records, log=log, **options)
+    save_rankers()
     if results:
         print(f"leave-one-document-out, {args.ranker} ranker, gate set for {args.target:.0%} out-of-fold precision "
               f"({args.criterion}; {time.perf_counter() - started:.1f} s to train and test every fold):")
@@ -479,6 +503,7 @@ def run_lodo(args: argparse.Namespace) -> None:
         model = train(records, ranker=args.ranker, target=args.target, tag="full", criterion=args.criterion)
         model.save()
         print(f"trained on {len(records)} questions: threshold {model.gate.threshold:.3f} -> knowledge/models/")
+    save_rankers()
     services.close()
 
 
