@@ -28,18 +28,12 @@ from bot.services import Services
 from bot.storage import audit
 from bot.storage.models import StaffNotification
 from handlers.escalation.models import Ticket
-from integrations.channels.slack import classify, web_client
+from integrations.channels.slack import classify, slack_escape, web_client
 
 log = logging.getLogger(__name__)
 
 REASON_JA = {"asked_human": "担当者を希望", "not_confident": "自動回答で確信なし", "not_helpful": "回答で解決せず",
              "rule": "ルール確認"}
-
-
-def slack_escape(text: str) -> str:
-    """User text as Slack shows it literally: `<!channel>`, `<https://…|label>` and `&` lose their meaning
-    (Slack's own escaping of &, < and >)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 #: Every post: no link previews (a user's link must not unfold into a page in the staff channel).

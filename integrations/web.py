@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -110,6 +110,10 @@ class ChatReply(BaseModel):
     free_input: bool = Field(default=False, description="A typed answer is expected; digits are not option picks.")
     citations: list[ChatLink] = Field(default_factory=list, description="Sources of the answer (read-only viewer).")
     asks_location: bool = Field(default=False, description="The reply waits for the user's location.")
+    outcome: Literal["answered", "unsure", "outside", "other_edition", "which_program", "unavailable"] | None = Field(
+        default=None, description="A program question's reply: answered (with its source), unsure (related excerpts "
+                                  "and the offer of a person), outside (not what this window handles), other_edition "
+                                  "(a fiscal year or round the documents are not), which_program, unavailable.")
 
 
 class ChatResponse(BaseModel):
@@ -331,10 +335,8 @@ def create_app(services: Services | None = None) -> FastAPI:
 
 
 def _chat_reply(reply: Reply) -> ChatReply:
-    return ChatReply(text=reply.text, options=[ChatOption(**o.model_dump()) for o in reply.options],
-                     links=[ChatLink(**link.model_dump()) for link in reply.links], free_input=reply.free_input,
-                     citations=[ChatLink(**c) for c in web_chat.citations_of(reply)],
-                     asks_location=web_chat.asks_location(reply))
+    """The reply as the page gets it (web_chat.page_reply, which the history uses too)."""
+    return ChatReply.model_validate(web_chat.page_reply(reply))
 
 
 def _index_ready(services: Services) -> bool:

@@ -98,9 +98,11 @@ def asks_location(reply: Reply | dict[str, Any]) -> bool:
 
 def page_reply(reply: Reply | dict[str, Any]) -> dict[str, Any]:
     data = reply.model_dump(mode="json") if isinstance(reply, Reply) else dict(reply)
+    # `outcome` (a knowledge answer's: answered, unsure, outside, ...) says what the user was told, whatever
+    # the wording; the page marks the bubble with it.
     return {"text": data.get("text", ""), "options": data.get("options") or [], "links": data.get("links") or [],
             "free_input": bool(data.get("free_input")), "citations": citations_of(data),
-            "asks_location": asks_location(data)}
+            "asks_location": asks_location(data), "outcome": (data.get("meta") or {}).get("outcome")}
 
 
 # ------------------------------------------------------------------ history

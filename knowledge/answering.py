@@ -18,12 +18,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 
+from bot.i18n import DEFAULT_LOCALE, t
 from bot.text import normalize
-from knowledge import kinds
+from knowledge import kinds, replies
 from knowledge.chunking import is_heading_line, split_sentences
-from knowledge.edition import program_name
+from knowledge.edition import Edition, program_name, today_in_japan
 from knowledge.kinds import Kind
 from knowledge.retrieval import Hit, IndexedChunk, Retrieval, part_of, title_key
 from knowledge.tokenize import tokens
@@ -113,13 +115,28 @@ class Citation:
             parts.append(f"p.{self.page}")
         return " ／ ".join(parts)
 
+    def short_label(self) -> str:
+        """Where an excerpt stands, short enough to follow it in a chat bubble: the program's name and the
+        heading it stands under (「後継者支援ネットワーク事業 ／ (7)報告書の作成・提出」)."""
+        parts = [self.program]
+        if self.section:
+            parts.append(self.section.rsplit(" > ", 1)[-1])
+        if self.page:
+            parts.append(f"p.{self.page}")
+        return " ／ ".join(parts)
+
 
 @dataclass
 class Excerpt:
-    """A short quoted passage of an unsure reply (the learned pipeline), with where it stands."""
+    """A short quoted passage of an unsure reply, with where it stands."""
 
     text: str
-    where: str  # title ／ section
+    where: str  # program ／ heading (Citation.short_label)
+
+
+#: What the user is told, whatever the wording: a confident answer, or why not (the chat's replies carry it
+#: as `meta["outcome"]`, the web chat's page as `data-outcome`).
+OUTCOMES = ("answered", "unsure", "outside", "other_edition", "which_program", "unavailable")
 
 
 @dataclass
@@ -130,21 +147,57 @@ class Answer:
     confidence: float
     citations: list[Citation] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
-    #: extractive | faq | generated | ambiguous (which program?) | none (empty index); the learned pipeline
-    #: also: unsure (related excerpts) | outside (nothing related) | other_edition (another fiscal year)
+    #: extractive | faq | generated | ambiguous (which program?) | none (empty index) | unsure (related
+    #: excerpts) | outside (nothing related) | other_edition (another fiscal year or round)
     kind: str = "extractive"
-    #: the related excerpts an unsure reply quotes (learned pipeline)
+    #: the related excerpts an unsure reply quotes
     excerpts: list[Excerpt] = field(default_factory=list)
-    #: a note after the answer (a deadline that has passed)
-    note: str = ""
+    #: the deadline or period end the answer states that had passed on `today` (Japan time)
+    passed: date | None = None
+    today: date | None = None
+    #: the editions a decline of another fiscal year or round names
+    editions: list[Edition] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        """One of OUTCOMES."""
+        if self.confident:
+            return "answered"
+        if self.kind in ("outside", "none"):
+            return "outside"
+        if self.kind == "other_edition":
+            return "other_edition"
+        if self.kind == "ambiguous":
+            return "which_program"
+        return "unsure"
+
+    def note_in(self, locale: str = DEFAULT_LOCALE) -> str:
+        """A note after the answer: the deadline it states has passed."""
+        if self.passed is None or self.today is None:
+            return ""
+        return replies.passed_note(self.passed, self.today, locale)
+
+    @property
+    def note(self) -> str:
+        return self.note_in()
+
+    def text_in(self, locale: str = DEFAULT_LOCALE) -> str:
+        """What the user sees: the answer, a note on it, then where it comes from; when not confident, the
+        decline or the related excerpts (the chat adds the offer of a person)."""
+        if self.kind == "other_edition":
+            return replies.other_edition_text(self.editions, locale)
+        if not self.confident and self.excerpts:
+            return "\n".join([t("knowledge_related", locale),
+                              *replies.excerpt_lines([(e.text, e.where) for e in self.excerpts])])
+        if not self.confident or not self.citations:
+            return self.body
+        note = self.note_in(locale)
+        note = f"\n\n{note}" if note else ""
+        return f"{self.body}{note}\n\n{t('knowledge_source', locale, label=self.citations[0].label())}"
 
     @property
     def text(self) -> str:
-        """What the user sees: the answer, a note on it, then where it comes from."""
-        if not self.confident or not self.citations:
-            return self.body
-        note = f"\n\n{self.note}" if self.note else ""
-        return f"{self.body}{note}\n\n出典：{self.citations[0].label()}"
+        return self.text_in()
 
 
 def citation_for(hit: Hit) -> Citation:
@@ -422,15 +475,60 @@ def _says(retrieval: Retrieval, word: str, present: frozenset[str]) -> bool:
     return retrieval.covered(word, present) or any(part_of(word, t) for t in present)
 
 
-def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
-    """Build the answer (or the honest abstention) for one retrieval."""
+#: A second excerpt is quoted only when the ranker rates its sentence within this of the first (ranker units,
+#: about one feature's weight): a far weaker one is noise.
+SECOND_EXCERPT_MARGIN = 1.0
+
+
+def other_edition(retrieval: Retrieval) -> Answer | None:
+    """The decline of a question about a fiscal year or round the sources are not, naming the editions held
+    (None when the question is about the editions held)."""
+    if not replies.asks_another_edition(retrieval):
+        return None
+    editions = replies.held_editions(retrieval)
+    return Answer(retrieval.question, replies.other_edition_text(editions), False, 0.0, kind="other_edition",
+                  editions=editions)
+
+
+def not_sure(retrieval: Retrieval, picks: list[tuple[str, Hit]], confidence: float, features: dict[str, float],
+             is_related: bool) -> Answer:
+    """The reply when not confident: the one or two related passages `picks` (text and where it stands) as
+    short excerpts, or, when nothing is related, the question is outside this window (no documents)."""
+    question = retrieval.question
+    if not is_related or not picks:
+        return Answer(question, "", False, confidence, [], features, kind="outside")
+    anchors = replies.anchors_of(retrieval)
+    quoted = [Excerpt(replies.short_excerpt(text, anchors), citation_for(hit).short_label()) for text, hit in picks]
+    citations = list({c.label(): c for c in (citation_for(hit) for _, hit in picks)}.values())
+    body = "\n".join([t("knowledge_related"), *replies.excerpt_lines([(e.text, e.where) for e in quoted])])
+    return Answer(question, body, False, confidence, citations, features, kind="unsure", excerpts=quoted)
+
+
+def confident(retrieval: Retrieval, text: str, hit: Hit, confidence: float, features: dict[str, float],
+              kind: str = "extractive", today: date | None = None) -> Answer:
+    """A confident answer, cited to the passage it was taken from alone, noting a deadline it states that has
+    passed (today in Japan, or `today`)."""
+    today = today or today_in_japan()
+    return Answer(retrieval.question, text, True, confidence, [citation_for(hit)], features, kind=kind,
+                  passed=replies.deadline_passed(retrieval, hit, text, today), today=today)
+
+
+def answer_from(retrieval: Retrieval, threshold: float, *, today: date | None = None) -> Answer:
+    """Build the answer (or the honest abstention) for one retrieval; `today` defaults to today in Japan."""
     question = retrieval.question
     if not retrieval.hits:
         return Answer(question, "", False, 0.0, kind="none",
                       features={"unknown": retrieval.unknown_share})
-    faq = _faq_answer(retrieval, threshold)
+    declined = other_edition(retrieval)
+    if declined is not None:
+        return declined
+    faq = _faq_match(retrieval)
     if faq is not None:
-        return faq
+        faq_hit, faq_confidence, faq_features = faq
+        answer = (faq_hit.chunk.answer or "").strip()
+        if faq_confidence >= threshold:
+            return confident(retrieval, answer, faq_hit, faq_confidence, faq_features, "faq", today)
+        return not_sure(retrieval, [(answer, faq_hit)], faq_confidence, faq_features, True)
     candidates, sentences_of = candidates_for(retrieval)
     if not candidates:
         return Answer(question, "", False, 0.0, kind="none", features={"unknown": retrieval.unknown_share})
@@ -463,9 +561,13 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
         # (「締切はいつですか」): ask which one rather than pick one.
         choices = [best, *rivals]
         citations = [citation_for(c.hit) for c in choices]
-        return Answer(question, "\n".join(f"{citation.program}：{_trim(sentences_of[c.hit_no][c.sentence_no], None)}"
-                                          for citation, c in zip(citations, choices, strict=True)),
-                      False, round(confidence, 4), citations, features, kind="ambiguous")
+        said = [sentences_of[c.hit_no][c.sentence_no] for c in choices]
+        # Inside one program's window the same answers are the related excerpts of a not-sure reply.
+        quoted = [Excerpt(replies.short_excerpt(text, replies.anchors_of(retrieval)), citation.short_label())
+                  for text, citation in zip(said, citations, strict=True)]
+        return Answer(question, "\n".join(f"{citation.program}：{_trim(text, None)}"
+                                          for citation, text in zip(citations, said, strict=True)),
+                      False, round(confidence, 4), citations, features, kind="ambiguous", excerpts=quoted)
     topic_less = retrieval.steered_source is None and all(t in retrieval.framing for t in retrieval.idf)
     if wanted and topic_less and not any(_says(retrieval, t, best.present) for t in retrieval.framing):
         # 「締切はいつですか」 names no program and says only what kind of fact it wants: any date would do,
@@ -475,10 +577,18 @@ def answer_from(retrieval: Retrieval, threshold: float) -> Answer:
     if not can_answer(wanted, sentence, question_words):
         # 「いつ終わりますか」 answered by a sentence with no date is wrong however well it matches.
         confidence = min(confidence, threshold * UNSURE_CAP)
-    anchor = next((t for t in sorted(retrieval.idf, key=lambda term: retrieval.idf[term], reverse=True) if t in sentence), None)
-    citations = [citation_for(hit)] + [citation_for(h) for h in retrieval.hits if h is not hit][:2]
-    return Answer(question, _trim(sentence, anchor), confidence >= threshold,
-                  round(confidence, 4), citations, features)
+    if confidence >= threshold:
+        anchor = next((t for t in replies.anchors_of(retrieval) if t in sentence), None)
+        return confident(retrieval, _trim(sentence, anchor), hit, round(confidence, 4), features, today=today)
+    # Not sure: the best sentences of one or two passages, when the documents relate to the question at all.
+    picks: list[tuple[str, Hit]] = []
+    for candidate in sorted(candidates, key=lambda c: c.score, reverse=True):
+        if picks and (candidate.score < best.score - SECOND_EXCERPT_MARGIN or len(picks) == replies.MAX_EXCERPTS):
+            break
+        if all(candidate.hit is not other for _, other in picks):
+            picks.append((sentences_of[candidate.hit_no][candidate.sentence_no], candidate.hit))
+    is_related = replies.related(retrieval, max(c.features["cov_path"] for c in candidates))
+    return not_sure(retrieval, picks, round(confidence, 4), features, is_related)
 
 
 def _rival_documents(best: Candidate, able: list[Candidate], retrieval: Retrieval,
@@ -520,8 +630,8 @@ def _able(candidates: list[Candidate], sentences_of: list[list[str]], retrieval:
     return able or candidates
 
 
-def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
-    """A curated FAQ entry answers when its question says what the user asked."""
+def _faq_match(retrieval: Retrieval) -> tuple[Hit, float, dict[str, float]] | None:
+    """A curated FAQ entry whose question says what the user asked: its passage, confidence and features."""
     for hit in retrieval.hits[:3]:
         if hit.chunk.kind != "faq" or not hit.chunk.answer:
             continue
@@ -537,6 +647,5 @@ def _faq_answer(retrieval: Retrieval, threshold: float) -> Answer | None:
         dense = max(0.0, (hit.dense - FAQ_DENSE_FLOOR) / FAQ_DENSE_SPAN)
         confidence = round(min(1.0, sum(w * v for w, v in zip(FAQ_WEIGHTS, (forward, backward, dense), strict=True))), 4)
         if forward >= FAQ_MIN_FORWARD and backward >= FAQ_MIN_BACKWARD and retrieval.unknown_share < FAQ_MAX_UNKNOWN:
-            return Answer(retrieval.question, hit.chunk.answer.strip(), confidence >= threshold, confidence,
-                          [citation_for(hit)], features, kind="faq")
+            return hit, confidence, features
     return None

@@ -83,8 +83,8 @@ def ingest(
         except FileNotFoundError as exc:
             console.print(f"[red]見つかりません / not found:[/] {exc}")
             raise typer.Exit(2) from exc
-    table = Table(title=f"ingest: {report.seconds:.1f}s, {report.embedded} passages embedded"
-                  + (f", {report.units_embedded} answer units" if report.units_embedded else ""))
+    embedded = ", ".join(f"{count} {kind}" for kind, count in report.embedded_by_kind.items())
+    table = Table(title=f"ingest: {report.seconds:.1f}s, embedded: {embedded or 'nothing (all cached)'}")
     for column in ("file", "status", "chunks", "edition", "message"):
         table.add_column(column)
     for result in report.results:

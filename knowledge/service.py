@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy import func, select
 
@@ -21,6 +22,7 @@ from bot.text import normalize
 from bot.storage.db import Database
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.answering import Answer, answer_from
+from knowledge.edition import today_in_japan
 from knowledge.embeddings import build_embeddings
 from knowledge.unit_vectors import UnitVectors
 from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
@@ -43,13 +45,13 @@ class SourceFilter:
     allows: Callable[[str], bool] = field(compare=False, hash=False, repr=False)
 
 
-def answer_with(pipeline: str, retrieval: Retrieval, threshold: float) -> Answer:
+def answer_with(pipeline: str, retrieval: Retrieval, threshold: float, today: date | None = None) -> Answer:
     """The answer of the chosen pipeline (settings.knowledge.pipeline): `classic` (knowledge/answering.py)
-    or `learned` (knowledge/learned.py: answer units, learned ranker, calibrated gate)."""
+    or `learned` (knowledge/learned.py: answer units, learned ranker, calibrated gate). `today` (in Japan)
+    decides whether a deadline the answer states has passed."""
     if pipeline == "learned":
-
-        return learned_answer(retrieval, threshold)
-    return answer_from(retrieval, threshold)
+        return learned_answer(retrieval, threshold, today=today)
+    return answer_from(retrieval, threshold, today=today)
 
 
 def knowledge_is_empty(db: Database) -> bool:
@@ -71,10 +73,12 @@ class KnowledgeBase:
         self._lock = threading.Lock()
         # The same questions come all day (the call-center's reason to exist): answers are cached per
         # index version, so a repeated question costs a dictionary lookup instead of an embedding.
-        self._answers: OrderedDict[tuple[str, str], Answer] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, str, date], Answer] = OrderedDict()
         self._answers_lock = threading.Lock()
         #: one index per program scope, built from the full snapshot on first use and dropped with it
         self._scoped: dict[str, HybridIndex] = {}
+        #: today's date in Japan: whether a deadline an answer states has passed (a test sets another clock)
+        self.today: Callable[[], date] = today_in_japan
 
     @classmethod
     def open(cls, settings: Settings, db: Database) -> KnowledgeBase:
@@ -145,14 +149,16 @@ class KnowledgeBase:
         """The answer to `question` from the sources `sources` allows (all without a filter); identical
         (normalized) questions in the same scope reuse the answer until the index changes."""
         index = self.scoped(sources)  # first: a new index empties the cache
-        key = (sources.name if sources else "", normalize(question))
+        today = self.today()  # an answer noting a passed deadline holds for the day it was given
+        key = (sources.name if sources else "", normalize(question), today)
         with self._answers_lock:
             cached = self._answers.get(key)
             if cached is not None:
                 self._answers.move_to_end(key)
                 return cached
         retrieval = index.search(question)
-        answer = answer_with(self.settings.knowledge.pipeline, retrieval, self.settings.knowledge.answer_threshold)
+        answer = answer_with(self.settings.knowledge.pipeline, retrieval, self.settings.knowledge.answer_threshold,
+                             today)
         if answer.confident and self.settings.llm.provider != "none":
             from knowledge.generation import generate_answer  # lazy: LangChain loads only with an LLM set
 

@@ -22,13 +22,12 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database
 from bot.storage.models import EmbeddingCache
-from knowledge.embeddings import embeddings_name
+from knowledge.embeddings import embed_in_background, embeddings_name
 
 #: Characters of a unit that are embedded: longer units are run-on lists or table dumps whose start says
 #: what they are about, and the embedder's cost grows faster than linearly with length.
 UNIT_EMBED_CHARS = 160
-#: Texts embedded per call to the embedder: each call streams the model's weights once for all its tokens, so
-#: a call should carry a few thousand tokens; smaller calls only let the progress bar move more often.
+#: New cache rows written per INSERT while the rest are embedded (one statement per row costs a round trip each).
 EMBED_BATCH = 128
 #: Keys looked up in the cache table per query (an IN list of a few hundred stays well within any database's limit).
 LOOKUP_BATCH = 500
@@ -44,14 +43,20 @@ def unit_key(text: str) -> str:
 
 
 def cached_vectors(db: Database, embeddings: Embeddings, texts: Iterable[str],
-                   on_progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, np.ndarray], set[str]]:
+                   on_progress: Callable[[int, int], None] | None = None, *,
+                   meanwhile: Callable[[], None] | None = None,
+                   on_ready: Callable[[dict[str, np.ndarray]], None] | None = None,
+                   ) -> tuple[dict[str, np.ndarray], set[str]]:
     """Each distinct text's vector as the embedder gave it: from the embedding cache table, else embedded once
     (a text that is a passage's and a unit's, or two units', is one text) and kept there. Returns the vectors by
-    text and the texts embedded; `on_progress(done, total)` before the first batch and after each."""
+    text and the texts embedded; `on_progress(done, total)` before the first piece and after each.
+    The missing texts are embedded in the background in the order given; meanwhile this thread runs
+    `meanwhile()`, then hands `on_ready` the vectors found in the table and then each piece's as it is done,
+    and writes the new cache rows EMBED_BATCH at a time."""
     model = embeddings_name(embeddings)
     keys = {text: text_key(text) for text in dict.fromkeys(texts)}
     found: dict[str, np.ndarray] = {}
-    wanted = list(set(keys.values()))
+    wanted = list(dict.fromkeys(keys.values()))
     with db.session() as session:
         for start in range(0, len(wanted), LOOKUP_BATCH):
             rows = session.execute(select(EmbeddingCache.text_hash, EmbeddingCache.vector).where(
@@ -60,14 +65,28 @@ def cached_vectors(db: Database, embeddings: Embeddings, texts: Iterable[str],
     missing = list({key: text for text, key in keys.items() if key not in found}.values())
     if on_progress:
         on_progress(0, len(missing))
-    for start in range(0, len(missing), EMBED_BATCH):
-        batch = missing[start:start + EMBED_BATCH]
-        vectors = [np.asarray(v, dtype=np.float32) for v in embeddings.embed_documents(batch)]
-        _store(db, [EmbeddingCache(model=model, text_hash=keys[text], vector=vector.tobytes())
-                    for text, vector in zip(batch, vectors, strict=True)])
-        found.update((keys[text], vector) for text, vector in zip(batch, vectors, strict=True))
-        if on_progress:
-            on_progress(start + len(batch), len(missing))
+    unwritten: list[EmbeddingCache] = []
+    done = 0
+    with embed_in_background(embeddings, missing) as run:
+        if meanwhile is not None:
+            meanwhile()
+        if on_ready is not None:
+            on_ready({text: found[key] for text, key in keys.items() if key in found})
+        for piece, vectors in run.pieces():
+            batch = [missing[i] for i in piece]
+            found.update((keys[text], vector) for text, vector in zip(batch, vectors, strict=True))
+            unwritten += [EmbeddingCache(model=model, text_hash=keys[text], vector=vector.tobytes())
+                          for text, vector in zip(batch, vectors, strict=True)]
+            if len(unwritten) >= EMBED_BATCH:
+                _store(db, unwritten)
+                unwritten = []
+            done += len(piece)
+            if on_ready is not None:
+                on_ready(dict(zip(batch, vectors, strict=True)))
+            if on_progress:
+                on_progress(done, len(missing))
+    if unwritten:
+        _store(db, unwritten)
     return {text: found[key] for text, key in keys.items()}, set(missing)
 
 

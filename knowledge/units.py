@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from knowledge.chunking import is_heading_line, split_sentences
 from knowledge.tokenize import tokens
@@ -38,9 +38,16 @@ class Unit:
     heading: str  # the nearest heading above it
     kind: str  # sentence | item | list | row | heading | faq
     position: int  # index of the unit in its passage
-    tokens: frozenset[str]
-    heading_tokens: frozenset[str]
     question: str | None = None  # a FAQ entry's question
+
+    # Sudachi runs on first use, not when a passage is cut: ingest needs only the units' texts (their vectors).
+    @cached_property
+    def tokens(self) -> frozenset[str]:
+        return _tokens(self.text)
+
+    @cached_property
+    def heading_tokens(self) -> frozenset[str]:
+        return _tokens(f"{self.heading} {self.question}" if self.kind == "faq" else self.heading)
 
 
 def _cells(row: str) -> list[str]:
@@ -93,7 +100,7 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
     if kind == "faq":
         question = text.split("\nA: ", 1)[0].removeprefix("Q: ")
         body = (answer or text).strip()
-        return (Unit(body, body, section, "faq", 0, _tokens(body), _tokens(f"{section} {question}"), question),)
+        return (Unit(body, body, section, "faq", 0, question),)
     heading = section.rsplit(" > ", 1)[-1] if section else ""
     table_header = list(header) if header else None
     previous_row = bool(header)
@@ -157,4 +164,4 @@ def _lead_in(placed: list[tuple[str, str, str]], index: int) -> int | None:
 def _unit(shown: str, core: str, heading: str, kind: str, position: int) -> Unit:
     if len(shown) > MAX_UNIT_CHARS:
         shown = shown[: MAX_UNIT_CHARS - 1] + "…"
-    return Unit(shown, core, heading, kind, position, _tokens(shown), _tokens(heading))
+    return Unit(shown, core, heading, kind, position)

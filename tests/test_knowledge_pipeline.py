@@ -21,7 +21,8 @@ from bot.messages import InboundMessage
 from bot.services import Services
 from bot.settings import Settings
 from knowledge import kinds
-from knowledge.learned import EXCERPT_CHARS, answer_from
+from knowledge.learned import answer_from
+from knowledge.replies import EXCERPT_CHARS
 from knowledge.edition import Edition, asks_other_edition, dates_in, passed_dates, read_edition
 from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_features
 from knowledge.ingest import ingest_paths

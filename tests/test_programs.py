@@ -112,7 +112,7 @@ ONLY_A = "専門家の謝金は1時間いくらですか"  # only the expert-dis
 def test_a_question_at_p_a_is_answered_from_a_sources_only(web: httpx.Client) -> None:
     at_a = ask(web, ONLY_B, A, "scope-1")
     assert "4月28日" not in at_a["text"]
-    assert "見つかりませんでした" in at_a["text"]  # the not-sure reply, with the offer of a person
+    assert at_a["outcome"] in ("unsure", "outside")  # not answered (and the offer of a person)
     at_b = ask(web, ONLY_B, B, "scope-1")
     assert "4月28日" in at_b["text"], at_b["text"]
     assert ask(web, ONLY_A, A, "scope-1")["text"].count("5,280") >= 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,29 +62,31 @@ def test_masking_is_linear_on_long_words() -> None:
 
 
 def test_unsigned_60kb_slack_request_does_not_stall_the_server(slack_server: LiveServer, logged: Path) -> None:
-    """Finding 1: a bad-signature request with a 60 KB body took 11 s and held /healthz with it."""
-    body = json.dumps({"type": "event_callback", "event": {"text": "x" * 60_000}})
+    """Finding 1: a bad-signature request with a 60 KB body took 11 s of the server's CPU, on its event loop,
+    and held /healthz with it. Measured as the two properties rather than by a busy machine's clock: the server
+    answers others while such a request is in flight, and refusing it costs little CPU time (which other
+    processes' load does not inflate, unlike seconds on the wall)."""
+    body = json.dumps({"type": "event_callback", "event": {"text": "x" * 60_000}}).encode()
     headers = {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "0" * 64,
                "Content-Type": "application/json"}
-    result: dict[str, float | int] = {}
 
-    def attack() -> None:
-        started = time.monotonic()
-        response = httpx.post(f"{slack_server.url}/slack/events", content=body, headers=headers, timeout=60)
-        result["status"], result["seconds"] = response.status_code, time.monotonic() - started
+    # In flight: half of the body sent; /healthz is answered before the rest is, then the request is refused.
+    host, port = slack_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as attack:
+        head = f"POST /slack/events HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        attack.sendall((head + "\r\n").encode() + body[:len(body) // 2])
+        for _ in range(3):
+            assert httpx.get(f"{slack_server.url}/healthz", timeout=60).status_code == 200
+        attack.sendall(body[len(body) // 2:])
+        assert attack.recv(64).startswith(b"HTTP/1.1 401")
 
-    thread = threading.Thread(target=attack)
-    thread.start()
-    health = []
-    for _ in range(10):
-        started = time.monotonic()
-        assert httpx.get(f"{slack_server.url}/healthz", timeout=30).status_code == 200
-        health.append(time.monotonic() - started)
-        time.sleep(0.05)
-    thread.join(timeout=60)
-    assert result["status"] == 401
-    assert result["seconds"] < 2.0, result
-    assert max(health) < 1.0, health
+    # Refused for a few milliseconds of CPU (the server runs in this process); the quadratic work took ~11 s.
+    cpu_before = time.process_time()
+    response = httpx.post(f"{slack_server.url}/slack/events", content=body, headers=headers, timeout=60)
+    cpu_seconds = time.process_time() - cpu_before
+    assert response.status_code == 401
+    assert cpu_seconds < 1.0, cpu_seconds
     _flush()
     assert "x" * 1000 not in logged.read_text(encoding="utf-8") if logged.exists() else True
 

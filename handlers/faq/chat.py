@@ -41,34 +41,31 @@ class FaqHandler(Handler):
             answer = knowledge.ask(turn.text, sources=catalog_for(turn.services).source_filter(turn.program_id))
         except Exception:
             log.exception("knowledge base unavailable")
-            return [Reply(text=turn.t("faq_no_index"), options=[human])]
+            return [Reply(text=turn.t("faq_no_index"), options=[human], meta={"outcome": "unavailable"})]
         citations = [c.__dict__ | {"label": c.label()} for c in answer.citations]
+        # `outcome` says what the user was told whatever its wording (answered, unsure, outside, ...).
         meta = {"confidence": answer.confidence, "confident": answer.confident, "citations": citations,
-                "kind": answer.kind}
+                "kind": answer.kind, "outcome": answer.outcome}
         if answer.confident:
             feedback = [Option(label=turn.t("feedback_up"), value="feedback:up"),
                         Option(label=turn.t("feedback_down"), value="feedback:down")]
-            return [Reply(text=answer.text, meta=meta, options=feedback)]
+            return [Reply(text=answer.text_in(turn.locale), meta=meta, options=feedback)]
         if answer.kind == "ambiguous" and turn.program_id is None:
             # Each program's own answer, so the user sees they differ and can name theirs.
             lines = [turn.t("faq_which_program"), *(f"・{line}" for line in answer.body.split("\n")),
                      turn.t("faq_name_program")]
-            return [Reply(text="\n".join(lines), options=[human], meta=meta)]
-        if answer.kind == "other_edition":
-            return [Reply(text="\n".join([answer.body, turn.t("faq_offer_human")]), options=[human], meta=meta)]
-        if answer.kind == "outside":
-            # Nothing related: no list of unrelated documents, only the honest scope and a person.
-            return [Reply(text="\n".join([turn.t("faq_not_sure"), turn.t("faq_outside"), turn.t("faq_offer_human")]),
-                          options=[human],
-                          meta=meta)]
-        lines = [turn.t("faq_not_sure")]
-        if answer.excerpts:
-            lines.append(turn.t("faq_related"))
-            lines.extend(f"・「{excerpt.text}」（{excerpt.where}）" for excerpt in answer.excerpts)
+            return [Reply(text="\n".join(lines), options=[human], meta=meta | {"outcome": "which_program"})]
+        # Inside a program, programs answering differently is one more reason to be unsure.
+        outcome = "unsure" if answer.kind == "ambiguous" else answer.outcome
+        if outcome == "other_edition":
+            lines = [answer.text_in(turn.locale)]
+        elif outcome == "outside":
+            # Nothing related: said once, with no list of unrelated documents.
+            lines = [turn.t("faq_outside")]
         else:
-            closest = list(dict.fromkeys(c.label() for c in answer.citations[:3]))
-            if closest:
-                lines.append(turn.t("faq_closest"))
-                lines.extend(f"・{label}" for label in closest)
+            # Not sure: the related excerpts (their sources are the reply's citations), never a guess.
+            lines = [turn.t("faq_not_sure")]
+            if answer.excerpts:
+                lines.append(answer.text_in(turn.locale))
         lines.append(turn.t("faq_offer_human"))
-        return [Reply(text="\n".join(lines), options=[human], meta=meta)]
+        return [Reply(text="\n".join(lines), options=[human], meta=meta | {"outcome": outcome})]

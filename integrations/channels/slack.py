@@ -66,6 +66,29 @@ def web_client(settings: Settings) -> WebClient:
     return WebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_url)
 
 
+def slack_escape(text: str) -> str:
+    """User text as Slack shows it literally: `<!channel>`, `<https://…|label>` and `&` lose their meaning
+    (Slack's own escaping of &, < and >)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_URL = re.compile(r"https?://\S+")
+#: Marks Slack's mrkdwn reads as formatting (*bold*, _italic_, ~strike~, `code`), as the full-width characters
+#: Japanese documents print them with (ingest's NFKC made them half-width: 「10:00~17:00、12/29~1/3」).
+_FORMATTING = str.maketrans({"*": "＊", "_": "＿", "~": "～", "`": "｀"})
+
+
+def mrkdwn(text: str) -> str:
+    """A reply's text as Slack shows it literally in mrkdwn: Slack's escaping of &, < and >, and no
+    formatting marks outside links (a quoted excerpt of a document is shown as the document says it)."""
+    parts, last = [], 0
+    for link in _URL.finditer(text):
+        parts += [text[last:link.start()].translate(_FORMATTING), link.group()]
+        last = link.end()
+    parts.append(text[last:].translate(_FORMATTING))
+    return slack_escape("".join(parts))
+
+
 def blocks_for(text: str, reply: Reply | None) -> list[dict[str, Any]]:
     """A section with the text, then the reply's options as buttons (value = option value)."""
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}]
@@ -92,7 +115,8 @@ class SlackSender:
         for index in range(already_sent(row), len(messages)):
             text, reply = messages[index]
             try:
-                self.client.chat_postMessage(channel=target, text=text, blocks=blocks_for(text, reply),
+                shown = mrkdwn(text)
+                self.client.chat_postMessage(channel=target, text=shown, blocks=blocks_for(shown, reply),
                                              thread_ts=context.get("thread_ts"))
             except SlackApiError as error:
                 raise classify(error) from error

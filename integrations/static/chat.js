@@ -70,10 +70,11 @@
     return box;
   }
 
-  // An answer's text ends with the source it was taken from (「出典：<label>」), for channels that show text
-  // only; this page lists the cited sources as links under the answer, so that line is not shown twice.
+  // An answer's text ends with the source it was taken from (「出典：<label>」, "Source: <label>"), for channels
+  // that show text only; this page lists the cited sources as links under the answer, so that line is not
+  // shown twice.
   function withoutCitedSource(text, citations) {
-    const labels = new Set((citations || []).map((cite) => "出典：" + cite.label));
+    const labels = new Set((citations || []).flatMap((cite) => ["出典：" + cite.label, "Source: " + cite.label]));
     const lines = text.split("\n");
     if (!lines.length || !labels.has(lines[lines.length - 1].trim())) return text;
     lines.pop();
@@ -88,6 +89,7 @@
       log.append(note);
     }
     const div = bubble(withoutCitedSource(reply.text || "", reply.citations), "bot");
+    if (reply.outcome) div.dataset.outcome = reply.outcome;
     if (reply.links && reply.links.length) {
       const links = document.createElement("div");
       links.className = "links";
