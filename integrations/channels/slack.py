@@ -111,12 +111,11 @@ class SlackSender:
     def send(self, row: OutboundMessage, replies: list[Reply]) -> None:
         context = (row.payload or {}).get("context") or {}
         target = context.get("channel") or row.external_user_id
-        messages = platform_messages(replies, TEXT_LIMIT)
+        messages = platform_messages(replies, TEXT_LIMIT, mrkdwn)
         for index in range(already_sent(row), len(messages)):
             text, reply = messages[index]
             try:
-                shown = mrkdwn(text)
-                self.client.chat_postMessage(channel=target, text=shown, blocks=blocks_for(shown, reply),
+                self.client.chat_postMessage(channel=target, text=text, blocks=blocks_for(text, reply),
                                              thread_ts=context.get("thread_ts"))
             except SlackApiError as error:
                 raise classify(error) from error
