@@ -34,7 +34,7 @@ from knowledge.model import load_model
 from knowledge.replies import EXCERPT_CHARS, short_excerpt
 from bot.storage.models import OutboundMessage
 from bot.text import normalize
-from integrations.channels.slack import TEXT_LIMIT as SLACK_TEXT_LIMIT, SlackSender
+from integrations.channels.slack import TEXT_LIMIT as SLACK_TEXT_LIMIT, SlackSender, mrkdwn
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.browser_support import PHONE, needs_browser
@@ -304,3 +304,9 @@ def test_a_long_reply_is_cut_for_slack_as_slack_counts_it(tmp_path: Path) -> Non
     assert len(sections) >= 2 and all(len(s) <= SLACK_TEXT_LIMIT for s in sections), [len(s) for s in sections]
     shown = "".join(sections).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     assert shown == normalize(text)
+
+
+def test_slack_keeps_links_and_addresses_as_written() -> None:
+    shown = mrkdwn("区分_A_、10:00~17:00。連絡先 info_desk@example.jp、https://example.jp/a_b?c=1&d=2 をご覧ください")
+    assert "区分＿A＿、10:00～17:00" in shown
+    assert "info_desk@example.jp" in shown and "https://example.jp/a_b?c=1&amp;d=2" in shown

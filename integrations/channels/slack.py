@@ -72,7 +72,8 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_URL = re.compile(r"https?://\S+")
+#: Links and e-mail addresses are left as written (an address with 「_」 must stay the address).
+_URL = re.compile(r"https?://\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: Marks Slack's mrkdwn reads as formatting (*bold*, _italic_, ~strike~, `code`), as the full-width characters
 #: Japanese documents print them with (ingest's NFKC made them half-width: 「10:00~17:00、12/29~1/3」).
 _FORMATTING = str.maketrans({"*": "＊", "_": "＿", "~": "～", "`": "｀"})
