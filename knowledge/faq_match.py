@@ -12,13 +12,21 @@ entries and the shared ones: a program's index holds only those) is scored by
 - lexical similarity over Sudachi normalized tokens with sudachidict synonyms: the share of the question's
   words (by idf) the entry's question says, of the entry's question's words the question says, and of the
   question's words that neither the entry's question nor its answer says (what a near miss asks about);
+- the largest single word of the question (its idf share) that the entry says nowhere, neither in its
+  question nor its answer, even by a synonym (「朝食」 in 「ホテルの朝食代も出る？」), and the share of the
+  question the answer alone says;
 - whether the question asks for a kind of fact (an amount, a time) the answer states none of, and whether
   the two questions ask for the same kinds (「何泊まで」 is a count, 「いくらまで」 an amount);
 - each similarity against the best other entry (the margin).
+The share of the question's words the index never uses is no feature: it depends on how large the index
+is (a program's FAQ alone, or its manuals too), so it would not carry from the indexes trained on.
 A logistic gate over these features (knowledge/model.py's Gate), calibrated by isotonic regression on
 out-of-fold predictions, gives the probability that the best entry's answer answers the question. It is
-trained on the labeled bank leaving whole FAQ entries out, so it is measured on entries it never saw, as the
-next program's FAQ will be (benchmarks/faq_match_eval.py, which writes knowledge/models/faq_match.json).
+trained on the labeled bank leaving whole FAQ entries out, and on the bank's questions of each document
+paired with the passages that answer them (an entry made of one question and its answer unit, matched by
+the other questions answered there, and refused by the document's other and out-of-scope questions),
+leaving whole documents out: so it is measured on entries it never saw, as the next program's FAQ will be
+(benchmarks/faq_match_eval.py, which writes knowledge/models/faq_match.json).
 """
 
 from __future__ import annotations
@@ -39,12 +47,13 @@ from bot.storage.db import Database
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 
 from knowledge.embeddings import embeddings_name
+from knowledge.features import Candidate
 from knowledge.kinds import asked, facts
 from knowledge.model import Gate, _gate_from, _gate_json
 from knowledge.synonyms import synonym_groups
 from knowledge.tokenize import tokens
 from knowledge.unit_vectors import UnitVectors
-from knowledge.units import units_of
+from knowledge.units import Unit, units_of
 
 from knowledge.retrieval import Hit
 
@@ -54,8 +63,8 @@ if TYPE_CHECKING:
 GATE_PATH = Path(__file__).with_name("models") / "faq_match.json"
 
 FAQ_MATCH_FEATURES = (
-    "q_dense", "a_dense", "forward", "backward", "said_by_entry", "kind_missing", "kind_agree", "unknown",
-    "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
+    "q_dense", "a_dense", "forward", "backward", "said_by_entry", "uncovered_max", "answer_cover", "kind_missing",
+    "kind_agree", "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
 )
 #: A margin when the index holds one entry only: the largest margin the bank's entries show is about this
 #: (e5 cosines of two questions lie in 0.7-1.0, lexical shares in 0-1); a lone entry is no better matched
@@ -67,11 +76,12 @@ LONE_MARGIN = 0.3
 class FaqEntry:
     """One FAQ entry of an index: its question, its answer and their words."""
 
-    chunk: IndexedChunk
+    chunk: IndexedChunk | None  # None for a training entry made of a question and a passage's answer unit
     question: str
     answer: str  # the answer unit's text (what is shown, and whose passage vector is kept)
     question_tokens: frozenset[str]
     said_tokens: frozenset[str]  # of its question and answer
+    answer_tokens: frozenset[str]
     kinds: frozenset[str]  # the kinds of fact its question asks for (knowledge/kinds.py), but yes/no
 
 
@@ -83,6 +93,11 @@ class FaqMatch:
     probability: float
     confident: bool
     features: dict[str, float]
+
+    @property
+    def closest(self) -> bool:
+        """The entry is clearly the closest to the question of all entries, though maybe no answer to it."""
+        return self.features.get("score_margin", 0.0) >= CLOSEST_MARGIN and self.probability >= CLOSEST_PROBABILITY
 
 
 class _AsQueries(Embeddings):
@@ -126,9 +141,14 @@ def faq_questions(db: Database, path: str) -> list[str]:
 
 def entry_of(chunk: IndexedChunk) -> FaqEntry:
     unit = units_of(chunk.kind, chunk.section, chunk.text, chunk.answer)[0]
-    question = unit.question or ""
-    # Its section is no word of its own: every entry under 「謝金・旅費」 would say 謝金.
-    return FaqEntry(chunk, question, unit.text, frozenset(tokens(question)), frozenset(tokens(question)) | unit.tokens,
+    return entry(unit.question or "", unit, chunk)
+
+
+def entry(question: str, answer: Unit, chunk: IndexedChunk | None = None) -> FaqEntry:
+    """An entry asking `question`, answered by the unit `answer` (its section is no word of its own: every
+    entry under 「謝金・旅費」 would say 謝金)."""
+    asked_words = frozenset(tokens(question))
+    return FaqEntry(chunk, question, answer.text, asked_words, asked_words | answer.tokens, answer.tokens,
                     frozenset(name for name, on in asked(question).items() if on and name != "yes_no"))
 
 
@@ -166,6 +186,15 @@ def _backward(retrieval: Retrieval, entry: FaqEntry, user_words: set[str], user_
     return said / total if total else 0.0
 
 
+def _uncovered_max(retrieval: Retrieval, said: frozenset[str]) -> float:
+    """The idf share of the question's weightiest word the entry says nowhere (nor by another form, name
+    or synonym); words that only frame the question (方法, 条件) or name the program are no topic."""
+    total = sum(retrieval.idf.values())
+    skip = retrieval.framing | retrieval.name_tokens
+    missing = [v for t, v in retrieval.idf.items() if t not in skip and not retrieval.covered(t, said)]
+    return max(missing) / total if missing and total > 0 else 0.0
+
+
 def _user_words(retrieval: Retrieval) -> set[str]:
     words = set(retrieval.idf)
     for table in (retrieval.synonyms, retrieval.variants, retrieval.alternatives):
@@ -199,11 +228,12 @@ def _similarities(retrieval: Retrieval, found: list[FaqEntry]) -> tuple[np.ndarr
     return cosines(question_v), cosines(answer_v)
 
 
-def pair_features(retrieval: Retrieval) -> tuple[list[FaqEntry], np.ndarray]:
-    """Every FAQ entry of the index searched, with its features against the question (FAQ_MATCH_FEATURES
-    order, one row an entry)."""
+def pair_features(retrieval: Retrieval, found: list[FaqEntry] | None = None) -> tuple[list[FaqEntry], np.ndarray]:
+    """Every FAQ entry of the index searched (or the entries given), with its features against the
+    question (FAQ_MATCH_FEATURES order, one row an entry)."""
     index = retrieval.index
-    found = entries(index) if index is not None else []
+    if found is None:
+        found = entries(index) if index is not None else []
     if not found:
         return [], np.zeros((0, len(FAQ_MATCH_FEATURES)))
     q_dense, a_dense = _similarities(retrieval, found)
@@ -211,16 +241,17 @@ def pair_features(retrieval: Retrieval) -> tuple[list[FaqEntry], np.ndarray]:
     user_groups = _groups(set(retrieval.idf))
     wanted = [name for name, on in asked(retrieval.question).items() if on and name != "yes_no"]
     rows = []
-    for entry, qd, ad in zip(found, q_dense, a_dense, strict=True):
-        stated = facts(entry.answer, list(retrieval.idf)) if wanted else {}
+    for e, qd, ad in zip(found, q_dense, a_dense, strict=True):
+        stated = facts(e.answer, list(retrieval.idf)) if wanted else {}
         rows.append({
             "q_dense": qd, "a_dense": ad,
-            "forward": retrieval.coverage(entry.question_tokens),
-            "backward": _backward(retrieval, entry, user_words, user_groups),
-            "said_by_entry": retrieval.coverage(entry.said_tokens),
+            "forward": retrieval.coverage(e.question_tokens),
+            "backward": _backward(retrieval, e, user_words, user_groups),
+            "said_by_entry": retrieval.coverage(e.said_tokens),
+            "uncovered_max": _uncovered_max(retrieval, e.said_tokens),
+            "answer_cover": retrieval.coverage(e.answer_tokens),
             "kind_missing": 1.0 if wanted and not any(stated[name] for name in wanted) else 0.0,
-            "kind_agree": _agreement(set(wanted), entry.kinds),
-            "unknown": retrieval.unknown_share,
+            "kind_agree": _agreement(set(wanted), e.kinds),
         })
     for name in ("q_dense", "a_dense", "forward", "backward", "said_by_entry"):
         values = np.array([row[name] for row in rows])
@@ -238,6 +269,13 @@ GATE_FEATURES = (*FAQ_MATCH_FEATURES, "score", "score_margin")
 #: The scorer's log-odds margin of a lone entry, and the most a margin counts: beyond a few units of
 #: log-odds the best entry is clearly the best, and one outlier would dominate the gate's fit.
 LONE_LOGIT_MARGIN = 3.0
+#: The scorer's log-odds margin over the next entry at which the best entry is clearly the one closest to
+#: the question (its odds e times the next's): an unsure reply then quotes it first ...
+CLOSEST_MARGIN = 1.0
+#: ... when the gate gives it at least odds of 1 to 3 of answering the question (calibrated out of fold):
+#: below that, the isotonic steps hold mostly questions about other topics and programs, whose closest
+#: entry is merely the least far.
+CLOSEST_PROBABILITY = 0.25
 
 
 def logit(gate: Gate, x: np.ndarray) -> np.ndarray:
@@ -299,9 +337,26 @@ def match(retrieval: Retrieval, model: FaqModel | None = None) -> FaqMatch | Non
 def faq_hit(retrieval: Retrieval, found: FaqMatch) -> Hit:
     """The matched entry as a retrieved passage (to cite it): the retrievers' hit when they found it."""
     chunk = found.entry.chunk
+    assert chunk is not None  # an index's entry has its passage
     hit = next((h for h in retrieval.hits if h.chunk.id == chunk.id), None)
     if hit is not None:
         return hit
     index = retrieval.index
     assert index is not None  # an entry comes from the index searched
     return Hit(chunk=chunk, source=index.sources[chunk.source_id], score=found.probability)
+
+
+def closest_first(retrieval: Retrieval, found: FaqMatch, ranked: list[Candidate]) -> list[Candidate]:
+    """The ranked answer units with the clearly closest FAQ entry first (an unsure reply quotes it first:
+    the entry a person would look up), rated as the best unit so the next one is still weighed against
+    the best; the entry is added when the retrievers did not bring it."""
+    if not found.closest or not ranked:
+        return ranked
+    chunk = found.entry.chunk
+    assert chunk is not None  # an index's entry has its passage
+    mine = next((c for c in ranked if c.hit.chunk.id == chunk.id), None)
+    if mine is None:
+        mine = Candidate(faq_hit(retrieval, found), 0, units_of(chunk.kind, chunk.section, chunk.text, chunk.answer)[0],
+                         np.zeros_like(ranked[0].features), frozenset())
+    mine.score = max(mine.score, ranked[0].score)
+    return [mine] + [c for c in ranked if c is not mine]

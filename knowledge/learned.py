@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 
 from knowledge import replies
-from knowledge.faq_match import faq_hit
+from knowledge.faq_match import closest_first, faq_hit
 from knowledge.faq_match import match as faq_match
 from knowledge.features import UNIT_FEATURES, Candidate, candidates, gate_features
 from knowledge.model import AnswerModel, load_model
@@ -103,4 +103,9 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
         return confident_answer(retrieval, text, hit, round(probability, 4), features,
                                 "faq" if hit.chunk.kind == "faq" else "extractive", today)
     is_related = replies.related(retrieval, max(c.features[_COV_PATH] for c in ranked))
+    if found is not None and found.closest:
+        # A question about what a FAQ entry is clearly about is related, whatever words it uses: that entry
+        # is quoted first.
+        is_related = True
+        ranked = closest_first(retrieval, found, ranked)
     return not_sure(retrieval, excerpt_picks(ranked), round(probability, 4), features, is_related)

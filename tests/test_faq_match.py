@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from bot.engine import Engine
@@ -77,6 +78,60 @@ def test_an_entrys_section_is_not_what_it_says_so_the_entry_on_the_word_wins(lea
     assert answer.confident and "5,280円" in answer.text, answer.text
 
 
+def test_a_word_the_entry_says_nowhere_is_what_a_near_miss_asks(learned_sample_kb: Services) -> None:
+    """The weightiest word of the question that the entry says neither in its question nor its answer (not
+    even by a synonym): 朝食 for the 宿泊費 entry; a rewording leaves none."""
+    column = {name: i for i, name in enumerate(FAQ_MATCH_FEATURES)}
+
+    def lodging(question: str) -> np.ndarray:
+        found, x = pair_features(learned_sample_kb.knowledge.retrieve(question))
+        return x[next(i for i, e in enumerate(found) if "宿泊費" in e.question)]
+
+    near_miss, rewording = lodging("ホテルの朝食代も宿泊費に入れていい？"), lodging("ホテル代って出る？")
+    assert near_miss[column["uncovered_max"]] > 0.1, near_miss
+    assert rewording[column["uncovered_max"]] == 0.0, rewording
+    assert rewording[column["answer_cover"]] > near_miss[column["answer_cover"]], "the answer says more of it"
+
+
+def _faq_match_eval(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """benchmarks/faq_match_eval.py as a module (its settings of the environment undone after the test)."""
+    import importlib.util
+    import sys
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("MADOGUCHI_KNOWLEDGE__PIPELINE", "learned")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "faq_match_eval.py"
+    spec = importlib.util.spec_from_file_location("faq_match_eval", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "faq_match_eval", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_a_documents_questions_asked_of_one_passage_make_a_training_entry(learned_sample_kb: Services,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FAQ stage learns from hundreds of entries, not the sample's ten: two bank questions answered by
+    one answer unit of a document make an entry (the polite question, that unit its answer), which the
+    other questions of the document are then asked of; a fact asked once makes none."""
+    bench = _faq_match_eval(monkeypatch)
+    guide = "expert-dispatch-guide.md"
+    rows = [{"id": "q1", "question": "先生のお礼って時給いくら？", "document": guide, "style": "casual",
+             "answer_span": "1時間あたり5,280円"},
+            {"id": "q2", "question": "謝金は1時間いくらですか", "document": guide, "style": "polite",
+             "answer_span": "1時間あたり5,280円（税込）"},
+            {"id": "q3", "question": "謝金の振込は月に何回？", "document": guide, "style": "polite",
+             "answer_span": "月に1回以上"},
+            {"id": "q4", "question": "謝金に消費税はかかる？", "document": guide, "in_scope": False}]
+    index = learned_sample_kb.knowledge.refresh()
+    made, asked = bench.passage_entries(index, rows)
+    assert [e.question for e in made] == ["謝金は1時間いくらですか"] and asked == {"q2"}
+    assert "5,280円" in made[0].answer and made[0].chunk is None
+    found, x = pair_features(learned_sample_kb.knowledge.retrieve("先生のお礼って時給いくら？"), made)
+    assert found == made and x.shape == (1, len(FAQ_MATCH_FEATURES))
+    assert list(bench.labels(True, ["5,280円"], [made[0].answer])) == [1.0]
+
+
 def test_the_faq_model_round_trips_and_the_shipped_one_matches_the_features(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, len(FAQ_MATCH_FEATURES)))
@@ -108,6 +163,21 @@ def test_a_near_miss_is_not_answered_with_the_entry_it_resembles(learned_sample_
     assert not found.confident
     answer = learned_sample_kb.knowledge.ask("ホテルの朝食代も宿泊費に入れていい？")
     assert not answer.confident and answer.kind in ("unsure", "outside")
+
+
+def test_an_unsure_reply_quotes_first_the_entry_clearly_closest_to_the_question(learned_sample_kb: Services) -> None:
+    """A near miss about what an entry is about (its breakfast, where the entry says the hotel's cap) is no
+    question outside this window: the reply quotes that entry first under 「関係しそうな記載」. A question
+    about no entry's topic still gets the outside reply, though some entry is always the least far."""
+    question = "ホテルの朝食代も宿泊費に入れていい？"
+    found = match(learned_sample_kb.knowledge.retrieve(question))
+    assert found is not None and found.closest and not found.confident, found
+    answer = learned_sample_kb.knowledge.ask(question)
+    assert answer.kind == "unsure" and not answer.confident, answer
+    assert answer.excerpts[0].text.startswith("宿泊費はやむを得ない場合に限り"), answer.excerpts
+    assert answer.citations[0].source == "expert-dispatch-faq.yaml"
+    weather = learned_sample_kb.knowledge.ask("おすすめのラーメン屋は？")
+    assert weather.kind == "outside" and not weather.excerpts, weather
 
 
 STAFF_QUESTION = "事務局の窓口に直接行って相談することはできますか"
