@@ -32,6 +32,9 @@ from knowledge.edition import Edition, dates_in, passed_dates
 from knowledge.ingest import ingest_paths
 from knowledge.model import load_model
 from knowledge.replies import EXCERPT_CHARS, short_excerpt
+from bot.storage.models import OutboundMessage
+from bot.text import normalize
+from integrations.channels.slack import TEXT_LIMIT as SLACK_TEXT_LIMIT, SlackSender, mrkdwn
 from integrations.web import create_app
 from tests import fake_platforms as fp
 from tests.browser_support import PHONE, needs_browser
@@ -285,3 +288,25 @@ def test_the_web_chat_shows_the_excerpts_as_text_and_marks_the_outcome(browser: 
     expect(page.locator(".msg.bot").last).to_have_attribute("data-outcome", "outside")
     expect(page.locator(".msg.bot").last.locator(".cites")).to_have_count(0)  # no documents listed
     page.context.close()
+
+
+def test_a_long_reply_is_cut_for_slack_as_slack_counts_it(tmp_path: Path) -> None:
+    """Slack's section holds 3000 characters of the escaped text: a reply is cut after escaping, so a text full of
+    「&」 and 「<…>」 never overflows a section."""
+    platform = fp.FakePlatforms()
+    text = "R&D（研究開発）の経費は＜様式1＞に書きます。" * 150  # 4,050 characters, 5,250 once escaped
+    with LiveServer(platform.app()) as fake:
+        settings = make_settings(tmp_path, None, slack__bot_token="xoxb-test", slack__signing_secret=fp.SLACK_SECRET,
+                                 slack__api_url=f"{fake.url}/slack/api/")
+        SlackSender(settings).send(OutboundMessage(id=1, channel="slack", external_user_id="U1", payload={}),
+                                   [Reply(text=normalize(text))])
+    sections = [c.body["blocks"][0]["text"]["text"] for c in platform.calls if c.method == "chat.postMessage"]
+    assert len(sections) >= 2 and all(len(s) <= SLACK_TEXT_LIMIT for s in sections), [len(s) for s in sections]
+    shown = "".join(sections).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert shown == normalize(text)
+
+
+def test_slack_keeps_links_and_addresses_as_written() -> None:
+    shown = mrkdwn("区分_A_、10:00~17:00。連絡先 info_desk@example.jp、https://example.jp/a_b?c=1&d=2 をご覧ください")
+    assert "区分＿A＿、10:00～17:00" in shown
+    assert "info_desk@example.jp" in shown and "https://example.jp/a_b?c=1&amp;d=2" in shown

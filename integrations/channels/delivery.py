@@ -77,14 +77,17 @@ def split_text(text: str, limit: int) -> list[str]:
     return [p.strip("\n") or p for p in pieces]
 
 
-def platform_messages(replies: list[Reply], limit: int) -> list[tuple[str, Reply | None]]:
-    """The replies as platform-sized texts; the piece that ends a reply carries it (for its buttons)."""
+def platform_messages(replies: list[Reply], limit: int,
+                      render: Callable[[str], str] | None = None) -> list[tuple[str, Reply | None]]:
+    """The replies as platform-sized texts; the piece that ends a reply carries it (for its buttons).
+    `render` is the platform's own form of the text (Slack's escaped mrkdwn), applied before it is cut so
+    every piece keeps within `limit` as the platform counts it."""
     messages: list[tuple[str, Reply | None]] = []
     for reply in replies:
         text = reply.text
         if reply.links:
             text += "".join(f"\n{link.label}: {link.url}" for link in reply.links)
-        pieces = split_text(text, limit)
+        pieces = split_text(render(text) if render else text, limit)
         messages += [(piece, reply if i == len(pieces) - 1 else None) for i, piece in enumerate(pieces)]
     return messages
 

@@ -72,7 +72,8 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_URL = re.compile(r"https?://\S+")
+#: Links and e-mail addresses are left as written (an address with 「_」 must stay the address).
+_URL = re.compile(r"https?://\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: Marks Slack's mrkdwn reads as formatting (*bold*, _italic_, ~strike~, `code`), as the full-width characters
 #: Japanese documents print them with (ingest's NFKC made them half-width: 「10:00~17:00、12/29~1/3」).
 _FORMATTING = str.maketrans({"*": "＊", "_": "＿", "~": "～", "`": "｀"})
@@ -111,12 +112,11 @@ class SlackSender:
     def send(self, row: OutboundMessage, replies: list[Reply]) -> None:
         context = (row.payload or {}).get("context") or {}
         target = context.get("channel") or row.external_user_id
-        messages = platform_messages(replies, TEXT_LIMIT)
+        messages = platform_messages(replies, TEXT_LIMIT, mrkdwn)
         for index in range(already_sent(row), len(messages)):
             text, reply = messages[index]
             try:
-                shown = mrkdwn(text)
-                self.client.chat_postMessage(channel=target, text=shown, blocks=blocks_for(shown, reply),
+                self.client.chat_postMessage(channel=target, text=text, blocks=blocks_for(text, reply),
                                              thread_ts=context.get("thread_ts"))
             except SlackApiError as error:
                 raise classify(error) from error
