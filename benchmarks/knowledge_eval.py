@@ -7,9 +7,10 @@
 
 `lodo` ingests ../shared/corpus and sample_kb into DIR (default var/bench; reused when already there),
 computes each bank question's answering features once (retrieval, answer units, unit features; cached
-in DIR/features-*.pkl), then for each document trains the ranker and the gate on the other documents'
-questions and tests on that document's. It prints per fold and the mean: accuracy, precision of
-confident answers, out-of-scope declined, and recall of the gold span in the top-3 units.
+in DIR/features-*.pkl, and the rankers fitted on them in DIR/rankers-*.pkl), then for each document
+trains the ranker and the gate on the other documents' questions and tests on that document's. It
+prints per fold and the mean: accuracy, precision of confident answers, out-of-scope declined, and recall
+of the gold span in the top-3 units.
 The two sample_kb documents (a guide and its FAQ, one program) are one fold.
 The classic answerer's answer to every question is computed too (the baseline; no feature of the learned
 pipeline): `--pipeline classic` prints its figures per document, and for the new and the 275 legacy
@@ -54,7 +55,8 @@ from knowledge.features import (  # noqa: E402
     GATE_FEATURES, UNIT_FEATURES, Candidate, candidates, gate_features)
 from knowledge.ingest import ingest_paths  # noqa: E402
 from knowledge.model import (  # noqa: E402
-    LINEAR_SHARE, TARGET_PRECISION, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker)
+    CRITERIA, GATE_CRITERION, LINEAR_SHARE, TARGET_PRECISION, AnswerModel, EnsembleRanker, Gate, LambdaRanker,
+    Ranker)
 from knowledge.retrieval import RetrievalOptions  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
@@ -62,6 +64,8 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 SAMPLE_DOCUMENTS = {"expert-dispatch-faq.yaml", "expert-dispatch-guide.md"}
 #: The classic answerer's threshold for the baseline (its shipped default, not an operator's setting).
 CLASSIC_THRESHOLD = 0.5
+#: The precisions the gate is set for in the sweep (the precision/accuracy trade-off, out of fold).
+SWEEP_TARGETS = (0.98, 0.95, 0.925, 0.9, 0.875, 0.85, 0.8)
 #: Units whose span recall is measured: the units shown (one answer, or up to two excerpts) and one more.
 SPAN_TOP = 3
 
@@ -143,6 +147,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     key = hashlib.sha256(json.dumps([rows, repr(options), plain_units, UNIT_FEATURES], ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"
+    _RANKER_FILES[name] = data / f"rankers-{name}-{key}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
     kb = services.knowledge
@@ -187,6 +192,26 @@ RANKERS = ("ensemble", "lambdarank", "linear", "fixed")
 #: Rankers fitted so far, by (features, training documents, ranker, feature mask): the leave-one-document-out
 #: folds and their inner folds fit the same document sets again and again.
 _FITTED: dict[tuple, object] = {}
+#: Where the rankers fitted on each feature pass (by its tag) are kept between runs: beside that pass's cached
+#: features, named by the same key, so a run that changes only the gate fits no ranker again.
+_RANKER_FILES: dict[str, Path] = {}
+_LOADED: set[str] = set()
+
+
+def _load_rankers(tag: str) -> None:
+    path = _RANKER_FILES.get(tag)
+    if tag in _LOADED or path is None:
+        return
+    _LOADED.add(tag)
+    if path.is_file():
+        _FITTED.update(pickle.loads(path.read_bytes()))
+
+
+def save_rankers() -> None:
+    for tag, path in _RANKER_FILES.items():
+        fitted = {k: v for k, v in _FITTED.items() if k[0] == tag}
+        if fitted:
+            path.write_bytes(pickle.dumps(fitted))
 
 
 def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray | None = None):  # type: ignore[no-untyped-def]
@@ -196,6 +221,7 @@ def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray
         return EnsembleRanker(fit_ranker(records, "lambdarank", tag, mask), fit_ranker(records, "linear", tag, mask),
                               LINEAR_SHARE, UNIT_FEATURES)
     key = (tag, frozenset(r.fold for r in records), kind, None if mask is None else mask.tobytes())
+    _load_rankers(tag)
     if tag and key in _FITTED:
         return _FITTED[key]
     ranker = (LambdaRanker if kind == "lambdarank" else Ranker).fit(_groups(records), UNIT_FEATURES)
@@ -233,9 +259,10 @@ def _groups(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = True,
           mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None,
-          target: float = TARGET_PRECISION, tag: str = "") -> AnswerModel:
+          target: float = TARGET_PRECISION, tag: str = "", criterion: str = GATE_CRITERION) -> AnswerModel:
     """The ranker on every question; the gate on the questions' out-of-fold best units, its calibration and
-    threshold on out-of-fold gate scores (folds: the training questions' documents)."""
+    threshold on out-of-fold gate scores (folds: the training questions' documents; `criterion`: how the
+    threshold reads them, knowledge/model.py CRITERIA)."""
     records = [r for r in records if not r.declined]
     records = [_masked(r, mask) for r in records] if mask is not None else records
     folds = sorted({r.fold for r in records})
@@ -254,7 +281,7 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
         held = gf_arr == fold
         raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
     if calibrate:
-        gate.calibrate(raw, gy_arr, target)
+        gate.calibrate(raw, gy_arr, target, gf_arr, criterion)
     else:
         gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
         gate.threshold = 0.5
@@ -299,7 +326,8 @@ class FoldResult:
 
 
 def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray | None = None,
-         gate_mask: np.ndarray | None = None) -> FoldResult:
+         gate_mask: np.ndarray | None = None, log: list[dict] | None = None) -> FoldResult:
+    """One fold's figures; `log` gets one row per question (its gate score and outcome: the curve)."""
     fixed = getattr(model, "ranker_kind", "") == "fixed"
     result = FoldResult(fold, 0, 0, 0, 0, 0, 0, 0)
     for record in records:
@@ -312,6 +340,11 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
                 x = x * gate_mask
             confident = bool(model.gate.confident(x)[0])
             right = bool(y)
+            if log is not None:
+                best = record.candidates[_ranked(record, None if fixed else model.ranker)[0]]
+                log.append({"fold": fold, "id": record.id, "question": record.question, "in_scope": record.in_scope,
+                            "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": model.gate.threshold,
+                            "right": right, "unit": best.unit.text[:120], "source": best.hit.source.name})
             order = _ranked(record, None if fixed else model.ranker)
             shown: list[int] = []
             for i in order:  # distinct units, as shown
@@ -335,7 +368,8 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
 def lodo(records: list[Record], only=None, **options) -> list[FoldResult]:  # type: ignore[no-untyped-def]
     """Train on the other documents' questions, test on each document's (those `only` keeps, if given)."""
     results = []
-    test_options = {k: v for k, v in options.items() if k in ("mask", "gate_mask")}
+    test_options = {k: v for k, v in options.items() if k in ("mask", "gate_mask", "log")}
+    options = {k: v for k, v in options.items() if k != "log"}
     for fold in sorted({r.fold for r in records}):
         model = train([r for r in records if r.fold != fold], **options)
         results.append(test(model, [r for r in records if r.fold == fold and (only is None or only(r))], fold,
@@ -389,6 +423,20 @@ def print_table(results: list[FoldResult], span: bool = True) -> None:
           f"| {pooled.precision:.1%} | {pooled.declined:.1%} |" + (f" {pooled.span_recall:.1%} |" if span else ""))
 
 
+def print_curve(log: list[dict], answerable: int) -> None:
+    """The trade-off behind the gate: every question scored out of fold by its own fold's gate, pooled, the k
+    it is surest of answered (precision over the k, accuracy over the answerable questions)."""
+    ranked = sorted(log, key=lambda row: -row["raw"])
+    steps = [k for k in (25, 50, 100, 150, 200, 300, 400, 600, 800) if k <= len(ranked)]
+    print("\n| answers given (k, pooled out of fold) | " + " | ".join(str(k) for k in steps) + " |")
+    print("|---|" + "---|" * len(steps))
+    cells = []
+    for k in steps:
+        right = sum(1 for row in ranked[:k] if row["right"])
+        cells.append(f"{right / k:.0%} / {right / max(1, answerable):.0%}")
+    print("| precision / accuracy | " + " | ".join(cells) + " |")
+
+
 def print_pooled(label: str, results: list[FoldResult]) -> None:
     pooled = mean(results)
     print(f"| {label} | {pooled.answerable} + {pooled.out_of_scope} | {pooled.accuracy:.1%} | {pooled.precision:.1%} "
@@ -424,29 +472,38 @@ def run_lodo(args: argparse.Namespace) -> None:
             print_pooled(label, classic_results(records, only))
         services.close()
         return
-    options = {"ranker": args.ranker, "tag": "full", "target": args.target}
+    options = {"ranker": args.ranker, "tag": "full", "target": args.target, "criterion": args.criterion}
     started = time.perf_counter()
-    results = [] if args.no_lodo else lodo(records, **options)
+    log: list[dict] = []
+    results = [] if args.no_lodo else lodo(records, log=log, **options)
+    save_rankers()
     if results:
         print(f"leave-one-document-out, {args.ranker} ranker, gate set for {args.target:.0%} out-of-fold precision "
-              f"({time.perf_counter() - started:.1f} s to train and test every fold):")
+              f"({args.criterion}; {time.perf_counter() - started:.1f} s to train and test every fold):")
         print_table(results)
         print("\n| questions | questions (in + out) | accuracy | precision | out of scope declined |\n|---|---|---|---|---|")
         for label, only in SUBSETS:
             print_pooled(f"learned, {label}", lodo(records, only=only, **options))
             print_pooled(f"classic, {label}", classic_results(records, only))
+        print_curve(log, sum(r.answerable for r in results))
+        if args.log:
+            Path(args.log).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in log),
+                                      encoding="utf-8")
     if not args.no_sweep:
-        print("\n| precision the gate is set for (out of fold) | accuracy | precision (min fold) "
+        print("\n| threshold read as | precision the gate is set for (out of fold) | accuracy | precision (min fold) "
               "| out of scope declined | span in top 3 |")
-        print("|---|---|---|---|---|")
-    for target in () if args.no_sweep else (0.95, 0.9, 0.85, 0.8, 0.7):
-        print(f"| {target:.0%} | {summary(lodo(records, **{**options, 'target': target}))} |", flush=True)
+        print("|---|---|---|---|---|---|")
+    for criterion in () if args.no_sweep else CRITERIA:
+        for target in SWEEP_TARGETS:
+            swept = lodo(records, **{**options, "target": target, "criterion": criterion})
+            print(f"| {criterion} | {target:.0%} | {summary(swept)} |", flush=True)
     if args.ablation:
         ablation(services, rows, records, data, results, options, args.retrievers)
     if args.train:
-        model = train(records, ranker=args.ranker, target=args.target, tag="full")
+        model = train(records, ranker=args.ranker, target=args.target, tag="full", criterion=args.criterion)
         model.save()
         print(f"trained on {len(records)} questions: threshold {model.gate.threshold:.3f} -> knowledge/models/")
+    save_rankers()
     services.close()
 
 
@@ -475,8 +532,10 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
     for label, retrieval in () if not retrievers else (("no BM25 retriever", RetrievalOptions(bm25=False)),
                              ("no e5 dense retriever", RetrievalOptions(dense=False)),
                              ("no FAQ question retriever", RetrievalOptions(faq=False)),
-                             ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf"))):
-        name = label.split()[1] + "-" + retrieval.fusion
+                             ("reciprocal rank fusion instead of the weighted sum", RetrievalOptions(fusion="rrf")),
+                             ("with the passages BM25 or e5 alone ranks in its top 3 below the fused cut",
+                              RetrievalOptions(deep=True))):
+        name = label.split()[1] + "-" + retrieval.fusion + ("-deep" if retrieval.deep else "")
         variant = extract(services, rows, retrieval, data, name)
         print(f"| {label} | {summary(lodo(variant, **{**options, 'tag': name}))} |", flush=True)
     if retrievers:
@@ -539,8 +598,12 @@ def main(argv: list[str]) -> None:
         parser.add_argument("--only-legacy", action="store_true")
         parser.add_argument("--target", type=float, default=TARGET_PRECISION,
                             help="precision the shipped gate is set for (out of fold), with --train")
-        parser.add_argument("--no-sweep", action="store_true", help="skip the table of gate precision targets")
+        parser.add_argument("--criterion", choices=CRITERIA, default=GATE_CRITERION,
+                            help="how the gate's threshold reads the out-of-fold scores (knowledge/model.py)")
+        parser.add_argument("--no-sweep", action="store_true",
+                            help="skip the table of gate precision targets and threshold criteria")
         parser.add_argument("--no-lodo", action="store_true", help="skip the per-fold table (with --train)")
+        parser.add_argument("--log", help="write each question's out-of-fold gate score and outcome (JSONL)")
         parser.add_argument("--pipeline", choices=("learned", "classic"), default="learned",
                             help="classic: the classic answerer's figures on the same questions (the baseline)")
         parser.add_argument("--ranker", choices=RANKERS, default="ensemble")

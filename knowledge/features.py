@@ -110,6 +110,10 @@ def pool(retrieval: Retrieval) -> list[Hit]:
         hits = [h for h in hits if h.source.id == retrieval.steered_source] or hits
     # FAQ entries the FAQ retriever found stay candidates even below the pool's cut.
     hits += [h for h in retrieval.hits[UNIT_POOL:] if h.chunk.kind == "faq"][:3]
+    # So do the passages one retriever alone ranks among its best, which fusion put below the cut, from
+    # any document: steering may have named the wrong one (its `steered_doc` feature tells the ranker).
+    seen = {h.chunk.id for h in hits}
+    hits += [h for h in retrieval.deeper if h.chunk.id not in seen]
     return hits
 
 

@@ -206,10 +206,12 @@ class Gate:
         than the calibrated probability, whose isotonic steps tie many scores)."""
         return self.raw(x) >= self.threshold
 
-    def calibrate(self, raw: np.ndarray, y: np.ndarray, target: float = TARGET_PRECISION) -> None:
-        """Isotonic calibration and the threshold, from out-of-fold raw scores and their outcomes."""
+    def calibrate(self, raw: np.ndarray, y: np.ndarray, target: float = TARGET_PRECISION,
+                  folds: np.ndarray | None = None, criterion: str = "pooled") -> None:
+        """Isotonic calibration and the threshold, from out-of-fold raw scores and their outcomes (and the
+        document each came from, for the criteria that read them per document: `precision_threshold`)."""
         self.knots_x, self.knots_y = isotonic(raw, y)
-        self.threshold = precision_threshold(raw, y, target)
+        self.threshold = precision_threshold(raw, y, target, folds, criterion)
 
 
 def isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,15 +235,66 @@ def isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(knots_x), np.array(knots_y)
 
 
-def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float) -> float:
+#: How the gate's threshold is read from out-of-fold scores (`precision_threshold`): "pooled" (the answers of
+#: every training document together reach the target), "wilson" (the one-sided 95% lower bound of that
+#: precision does: few answers prove little), "fold-min" (each training document's answers reach it: the
+#: target is meant for every new document, and documents differ more than questions do).
+CRITERIA = ("pooled", "wilson", "fold-min")
+#: The criterion the shipped gate uses (chosen by leave-one-document-out, docs/BENCHMARKS.md).
+GATE_CRITERION = "pooled"
+#: z of the one-sided 95% Wilson lower bound.
+WILSON_Z = 1.645
+
+
+def wilson_lower(right: np.ndarray, given: np.ndarray, z: float = WILSON_Z) -> np.ndarray:
+    """The Wilson score interval's lower bound of right/given (0 where nothing is given)."""
+    n = np.maximum(given, 1).astype(float)
+    p = right / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return np.where(given > 0, (centre - spread) / (1 + z * z / n), 0.0)
+
+
+def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float, folds: np.ndarray | None = None,
+                        criterion: str = "pooled") -> float:
     """The lowest threshold at which the answers given (probability >= it) are right at least `target`
-    of the time; 1.01 (answer nothing) when no threshold reaches it."""
-    candidates = sorted(set(np.round(probability, 6).tolist()))
-    for threshold in candidates:
-        given = probability >= threshold
-        if given.sum() and y[given].mean() >= target:
-            return float(threshold)
-    return 1.01
+    of the time, read as `criterion` says (CRITERIA; "fold-min" needs each score's document in `folds`);
+    1.01 (answer nothing) when no threshold reaches it."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown threshold criterion {criterion!r}")
+    scores = np.round(np.asarray(probability, dtype=float), 6)
+    y = np.asarray(y, dtype=float)
+    candidates = np.unique(scores)  # ascending
+    if not len(candidates):
+        return 1.01
+
+    def counts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Among the scores `mask` keeps: the answers given and the right ones at each candidate threshold."""
+        s, right = scores[mask], y[mask]
+        ordered = np.argsort(s, kind="stable")
+        s, right = s[ordered], right[ordered]
+        start = np.searchsorted(s, candidates, side="left")
+        tail_right = np.concatenate([np.cumsum(right[::-1])[::-1], [0.0]])
+        return len(s) - start, tail_right[start]
+
+    if criterion == "fold-min":
+        if folds is None:
+            raise ValueError("the fold-min criterion needs each score's fold")
+        folds = np.asarray(folds)
+        ok = np.ones(len(candidates), dtype=bool)
+        for fold in np.unique(folds):
+            given, right = counts(folds == fold)
+            ok &= (given == 0) | (right >= target * given - 1e-9)
+        given, _ = counts(np.ones(len(scores), dtype=bool))
+        ok &= given > 0
+    else:
+        given, right = counts(np.ones(len(scores), dtype=bool))
+        if criterion == "wilson":
+            ok = (given > 0) & (wilson_lower(right, given) >= target)
+        else:
+            ok = (given > 0) & (right >= target * given - 1e-9)
+    hits = np.flatnonzero(ok)
+    return float(candidates[hits[0]]) if len(hits) else 1.01
 
 
 @dataclass

@@ -81,6 +81,10 @@ class RetrievalOptions:
     dense: bool = True
     faq: bool = True
     fusion: str = "weighted"  # weighted | rrf
+    #: keep the passages one retriever alone ranks high below the fused cut (`Retrieval.deeper`): off, as
+    #: they raise the gold span in the top 3 units (63.2-63.4% -> 65.6%) but lower the gate's precision on a
+    #: new document (mean 91.8-94.0% -> 90.3%, worst fold 85.5-87.9% -> 82.9%; docs/BENCHMARKS.md)
+    deep: bool = False
 
     @classmethod
     def for_pipeline(cls, pipeline: str) -> RetrievalOptions:
@@ -92,6 +96,9 @@ class RetrievalOptions:
 QUERY_VECTORS_KEPT = 256
 #: Passages of a document read for its edition (its cover and the call's summary come first).
 EDITION_PASSAGES = 60
+#: A passage below the fused top k is kept in `Retrieval.deeper` when BM25 or the dense retriever ranks it
+#: within this many: for about 5% of the bank's questions the gold passage is such a one (docs/BENCHMARKS.md).
+DEEP_RANK = 3
 #: Reciprocal rank fusion's damping constant (the usual 60, from the RRF paper; RRF is only an ablation here).
 RRF_K = 60
 #: FAQ entries the FAQ retriever adds to the candidates, best question match first (a paraphrase rarely matches
@@ -163,6 +170,10 @@ class Retrieval:
     kind: Kind | None = None
     #: curated FAQ entries the FAQ retriever scored: chunk id -> (forward, backward, question similarity)
     faq: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: passages below the fused top k that one retriever alone ranks among its best (DEEP_RANK): the learned
+    #: pipeline's answer units come from these too (fusion drops a passage BM25 ranks first when dense does
+    #: not find it); the classic answerer reads `hits` only
+    deeper: list[Hit] = field(default_factory=list, repr=False)
     #: the question's e5 query vector (empty when no dense stage ran): the learned ranker compares it with
     #: each answer unit's own vector
     vector: list[float] = field(default_factory=list, repr=False, compare=False)
@@ -585,13 +596,17 @@ class HybridIndex:
         retrieval.faq = {self.chunks[i].id: v for i, v in self._faq(vector, retrieval).items()}
         # A word the manuals never use is searched by its synonyms they do use; any word by its other form.
         searched = _with_new(focus, (w for t in focus for w in synonyms.get(t, set()) | variants.get(t, set())))
-        hits = self._fuse(self._lexical(searched, steered), dense, retrieval, k)
+        ranked = self._fuse(self._lexical(searched, steered), dense, retrieval, len(self.chunks))
         # The question may use a name the document defines for itself: search again with the other name,
         # in the document the question names or, failing that, the one the first search found.
-        home = steered if steered is not None else (hits[0].source.id if hits else None)
+        home = steered if steered is not None else (ranked[0].source.id if ranked else None)
         retrieval.definitions, retrieval.alternatives = self._expand(question, home)
         if retrieval.alternatives:
             expanded = _with_new(searched, (t for alts in retrieval.alternatives.values() for t in alts))
-            hits = self._fuse(self._lexical(expanded, steered), dense, retrieval, k)
-        retrieval.hits = hits
+            ranked = self._fuse(self._lexical(expanded, steered), dense, retrieval, len(self.chunks))
+        # The FAQ entries the FAQ retriever found stay, after the k best passages.
+        retrieval.hits = ranked[:k] + ([h for h in ranked[k:] if h.chunk.kind == "faq"] if self.options.faq else [])
+        retrieval.deeper = [h for h in ranked[k:] if self.options.deep and h.chunk.kind != "faq" and min(
+            h.bm25_rank if h.bm25_rank is not None else DEEP_RANK,
+            h.dense_rank if h.dense_rank is not None else DEEP_RANK) < DEEP_RANK]
         return retrieval

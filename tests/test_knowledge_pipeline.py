@@ -28,7 +28,7 @@ from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_fe
 from knowledge.ingest import ingest_paths
 from knowledge.model import (
     RANKER_FILE, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold)
-from knowledge.retrieval import Hit, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
+from knowledge.retrieval import DEEP_RANK, Hit, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.unit_vectors import UnitVectors
 from knowledge.units import header_before, table_row_text, units_of
 from tests.test_knowledge_retrieval import CALL_A, CALL_B
@@ -97,6 +97,27 @@ def test_each_retriever_can_be_switched_off_and_fusion_swapped(learned_calls: Se
         index.options = RetrievalOptions(fusion="rrf")
         rrf = {h.chunk.id: h.score for h in index.search(question).hits}
         assert rrf and any(abs(rrf[c] - weighted[c]) > 1e-6 for c in rrf if c in weighted)
+    finally:
+        index.options = RetrievalOptions()
+
+
+def test_passages_one_retriever_ranks_high_stay_candidates_below_the_fused_cut(learned_calls: Services) -> None:
+    """Fusion may put a passage BM25 (or e5) ranks among its best below the fused cut: with
+    RetrievalOptions(deep=True) its units still compete (`Retrieval.deeper`, pooled by the learned pipeline);
+    the classic answerer's hits are unchanged. Off by default (docs/BENCHMARKS.md: it costs precision)."""
+    index = learned_calls.knowledge.refresh(force=True)
+    question = "あおぞら県の事業で宿泊費の上限はいくらですか"
+    assert not index.search(question, k=1).deeper
+    try:
+        index.options = RetrievalOptions(deep=True)
+        full = index.search(question)
+        cut = index.search(question, k=1)
+        assert [h.chunk.id for h in cut.hits if h.chunk.kind != "faq"] == [full.hits[0].chunk.id]
+        assert cut.deeper, "the retrievers' own best passages below the cut are kept"
+        for hit in cut.deeper:
+            assert hit.chunk.id not in {h.chunk.id for h in cut.hits}
+            assert min(r for r in (hit.bm25_rank, hit.dense_rank) if r is not None) < DEEP_RANK
+        assert {h.chunk.id for h in cut.deeper} <= {c.hit.chunk.id for c in candidates(cut)}
     finally:
         index.options = RetrievalOptions()
 
@@ -278,6 +299,26 @@ def test_isotonic_calibration_is_monotone_and_the_threshold_reaches_the_precisio
     given = raw >= threshold
     assert y[given].mean() >= 0.95 and given.sum() > 50
     assert precision_threshold(raw, np.zeros(200), 0.95) > 1.0, "no threshold reaches it: answer nothing"
+
+
+def test_the_threshold_can_be_read_per_document_or_by_the_lower_bound_of_its_precision() -> None:
+    """Pooled, one document's many wrong answers hide among the others' right ones; "fold-min" holds every
+    document to the target, and "wilson" asks for enough answers to prove it (few prove little)."""
+    raw = np.linspace(0, 1, 300)
+    folds = np.arange(300) % 3
+    y = (raw > 0.5).astype(float)
+    y[(folds == 2) & (raw > 0.5) & (raw < 0.8)] = 0.0  # the third document's middling answers are wrong
+    pooled = precision_threshold(raw, y, 0.9)
+    per_document = precision_threshold(raw, y, 0.9, folds, "fold-min")
+    assert per_document > pooled
+    given = raw >= per_document
+    assert all(y[given & (folds == f)].mean() >= 0.9 for f in range(3))
+    assert precision_threshold(raw, y, 0.9, criterion="wilson") > pooled
+    few = np.array([0.2, 0.9, 0.95]), np.array([0.0, 1.0, 1.0])
+    assert precision_threshold(*few, 0.9) == 0.9, "two right answers reach 90% pooled"
+    assert precision_threshold(*few, 0.9, criterion="wilson") > 1.0, "but prove nothing"
+    with pytest.raises(ValueError):
+        precision_threshold(raw, y, 0.9, criterion="fold-min")
 
 
 def test_the_gate_round_trips_through_json_and_the_shipped_model_matches_the_features(tmp_path: Path) -> None:
