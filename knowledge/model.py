@@ -267,9 +267,9 @@ def precision_threshold(probability: np.ndarray, y: np.ndarray, target: float, f
     candidates = np.unique(scores)  # ascending
     if not len(candidates):
         return 1.01
-    # answers given and right ones at each candidate threshold (scores >= it)
 
     def counts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Among the scores `mask` keeps: the answers given and the right ones at each candidate threshold."""
         s, right = scores[mask], y[mask]
         ordered = np.argsort(s, kind="stable")
         s, right = s[ordered], right[ordered]

@@ -82,8 +82,8 @@ class RetrievalOptions:
     faq: bool = True
     fusion: str = "weighted"  # weighted | rrf
     #: keep the passages one retriever alone ranks high below the fused cut (`Retrieval.deeper`): off, as
-    #: they raise the gold span in the top 3 units (63.4% -> 65.6%) but lower the gate's precision on a new
-    #: document (94.0% -> 90.3%, worst 87.9% -> 82.9%; docs/BENCHMARKS.md)
+    #: they raise the gold span in the top 3 units (63.2-63.4% -> 65.6%) but lower the gate's precision on a
+    #: new document (mean 91.8-94.0% -> 90.3%, worst fold 85.5-87.9% -> 82.9%; docs/BENCHMARKS.md)
     deep: bool = False
 
     @classmethod
