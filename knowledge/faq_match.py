@@ -15,8 +15,9 @@ entries and the shared ones: a program's index holds only those) is scored by
 - the largest single word of the question (its idf share) that the entry says nowhere, neither in its
   question nor its answer, even by a synonym (「朝食」 in 「ホテルの朝食代も出る？」), and the share of the
   question the answer alone says;
-- whether the question asks for a kind of fact (an amount, a time) the answer states none of, and whether
-  the two questions ask for the same kinds (「何泊まで」 is a count, 「いくらまで」 an amount);
+- whether the question asks for a kind of fact (an amount, a time) the answer states none of, or a number
+  of a unit (「何人」) the answer states no number of, and whether the two questions ask for the same
+  kinds (「何泊まで」 is a count, 「いくらまで」 an amount);
 - each similarity against the best other entry (the margin).
 The share of the question's words the index never uses is no feature: it depends on how large the index
 is (a program's FAQ alone, or its manuals too), so it would not carry from the indexes trained on.
@@ -32,6 +33,7 @@ leaving whole documents out: so it is measured on entries it never saw, as the n
 from __future__ import annotations
 
 import json
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -64,7 +66,7 @@ GATE_PATH = Path(__file__).with_name("models") / "faq_match.json"
 
 FAQ_MATCH_FEATURES = (
     "q_dense", "a_dense", "forward", "backward", "said_by_entry", "uncovered_max", "answer_cover", "kind_missing",
-    "kind_agree", "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
+    "counter_missing", "kind_agree", "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
 )
 #: A margin when the index holds one entry only: the largest margin the bank's entries show is about this
 #: (e5 cosines of two questions lie in 0.7-1.0, lexical shares in 0-1); a lone entry is no better matched
@@ -195,6 +197,21 @@ def _uncovered_max(retrieval: Retrieval, said: frozenset[str]) -> float:
     return max(missing) / total if missing and total > 0 else 0.0
 
 
+#: Japanese counters (助数詞), a small general table: 「何泊」「何人」「何時間」 ask a number of that unit.
+_COUNTERS = ("泊", "人", "名", "回", "度", "件", "社", "日", "時間", "分", "週間", "か月", "ヶ月", "カ月", "年", "歳",
+             "km", "キロ", "枚", "部", "個", "か所", "箇所", "団体")
+_ASKED_COUNTER = re.compile(r"(?:何|なん)\s*(" + "|".join(sorted(_COUNTERS, key=len, reverse=True)) + ")")
+_NUMBER = r"[0-9０-９][0-9０-９,，.]*\s*|[一二三四五六七八九十百千]+"
+
+
+def _counter_missing(counters: set[str], answer: str) -> float:
+    """1 when the question asks a number of some unit (「何人まで」) and the answer states no number of that
+    unit (its 「3回まで」 is a number of another), 0 otherwise: the entry then answers another count."""
+    if not counters:
+        return 0.0
+    return 0.0 if any(re.search(f"(?:{_NUMBER}){re.escape(c)}", answer) for c in counters) else 1.0
+
+
 def _user_words(retrieval: Retrieval) -> set[str]:
     words = set(retrieval.idf)
     for table in (retrieval.synonyms, retrieval.variants, retrieval.alternatives):
@@ -240,6 +257,7 @@ def pair_features(retrieval: Retrieval, found: list[FaqEntry] | None = None) -> 
     user_words = _user_words(retrieval)
     user_groups = _groups(set(retrieval.idf))
     wanted = [name for name, on in asked(retrieval.question).items() if on and name != "yes_no"]
+    counters = {m.group(1) for m in _ASKED_COUNTER.finditer(retrieval.question)}
     rows = []
     for e, qd, ad in zip(found, q_dense, a_dense, strict=True):
         stated = facts(e.answer, list(retrieval.idf)) if wanted else {}
@@ -251,6 +269,7 @@ def pair_features(retrieval: Retrieval, found: list[FaqEntry] | None = None) -> 
             "uncovered_max": _uncovered_max(retrieval, e.said_tokens),
             "answer_cover": retrieval.coverage(e.answer_tokens),
             "kind_missing": 1.0 if wanted and not any(stated[name] for name in wanted) else 0.0,
+            "counter_missing": _counter_missing(counters, e.answer),
             "kind_agree": _agreement(set(wanted), e.kinds),
         })
     for name in ("q_dense", "a_dense", "forward", "backward", "said_by_entry"):

@@ -93,6 +93,20 @@ def test_a_word_the_entry_says_nowhere_is_what_a_near_miss_asks(learned_sample_k
     assert rewording[column["answer_cover"]] > near_miss[column["answer_cover"]], "the answer says more of it"
 
 
+def test_a_count_of_another_unit_than_the_entry_states_is_marked(learned_sample_kb: Services) -> None:
+    """「何人まで」 asks a number of people; the 回数 entry's answer states a number of times only. 「何回まで」
+    is what it states."""
+    column = FAQ_MATCH_FEATURES.index("counter_missing")
+
+    def times(question: str) -> float:
+        found, x = pair_features(learned_sample_kb.knowledge.retrieve(question))
+        return float(x[next(i for i, e in enumerate(found) if "何回" in e.question), column])
+
+    assert times("1回の派遣で専門家を何人まで呼べる？") == 1.0
+    assert times("派遣って一年に何回まで来てもらえるの？") == 0.0
+    assert times("派遣の回数に上限はある？") == 0.0, "no count of a unit asked"
+
+
 def _faq_match_eval(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """benchmarks/faq_match_eval.py as a module (its settings of the environment undone after the test)."""
     import importlib.util
