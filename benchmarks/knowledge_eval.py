@@ -16,9 +16,9 @@ The classic answerer's answer to every question is computed too (the baseline; n
 pipeline): `--pipeline classic` prints its figures per document, and for the new and the 275 legacy
 questions apart (the baseline). `--ablation` adds the table of stages removed or swapped; `--train`
 retrains the shipped model (knowledge/models/answer_model.json and ranker.lgb.txt) on the whole bank.
-`heldout` answers a held-out set (default benchmarks/questions/heldout3/, the next one to be written: a set
-is measured once, then it joins the bank) with the shipped model and the classic answerer. The first two
-held-out sets, each measured once, joined the bank (bank/heldout1-*.jsonl, bank/heldout2-*.jsonl).
+`heldout` answers a held-out set (default benchmarks/questions/heldout4/, the next one to be written: a set
+is measured once, then it joins the bank) with the shipped model and the classic answerer. The first three
+held-out sets, each measured once, joined the bank (bank/heldout1-*.jsonl ... bank/heldout3-*.jsonl).
 """
 
 from __future__ import annotations
@@ -546,7 +546,7 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
 
 
 def run_heldout(args: argparse.Namespace) -> None:
-    """A held-out set (benchmarks/questions/heldout3/ by default), per document, with the shipped learned model and the
+    """A held-out set (benchmarks/questions/heldout4/ by default), per document, with the shipped learned model and the
     classic answerer side by side. Measured once, with the final pipeline: never tune on it."""
     from knowledge.model import load_model
 
@@ -613,7 +613,7 @@ def main(argv: list[str]) -> None:
     elif argv and argv[0] == "heldout":
         parser = argparse.ArgumentParser(prog="knowledge_eval.py heldout")
         parser.add_argument("--data", default=str(ROOT / "var" / "bench"))
-        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout3"))
+        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout4"))
         run_heldout(parser.parse_args(argv[1:]))
     else:
         legacy(argv[0], argv[1:])
