@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -104,10 +105,10 @@ def ask(question: str = typer.Argument(..., help="質問文"),
 
     services = _services()
     answer = services.knowledge.ask(question, sources=catalog_for(services).source_filter(program_id))
-    console.print(answer.text if answer.confident else f"[yellow](not confident)[/] {answer.body}")
+    console.print(escape(answer.text) if answer.confident else f"[yellow](not confident)[/] {escape(answer.body)}")
     console.print(f"confidence={answer.confidence:.3f} kind={answer.kind} features={answer.features}")
     for citation in answer.citations:
-        console.print(f"  - {citation.label()} ({citation.source}, {citation.score})")
+        console.print(f"  - {escape(citation.label())} ({escape(str(citation.source))}, {citation.score})")
 
 
 @knowledge_app.command("answer")
@@ -146,7 +147,7 @@ def evaluate(
     table.add_row("latency p50 / p95", f"{report.p50_ms:.1f} ms / {report.p95_ms:.1f} ms")
     console.print(table)
     for failure in report.failures:
-        console.print(f"  [red]x[/] {failure}")
+        console.print(f"  [red]x[/] {escape(failure)}")
 
 
 faq_app = typer.Typer(help="事務局回答の FAQ 候補 / FAQ candidates from staff answers", no_args_is_help=True)
@@ -174,7 +175,7 @@ def faq_review(
     for candidate in candidates:
         console.rule(f"候補 #{candidate.id}（お問い合わせ {ticket_number(candidate.ticket_id or 0)}、"
                      f"事業 {catalog.owner_id(candidate.program)}）")
-        console.print(f"[bold]Q[/] {candidate.question}\n[bold]A[/] {candidate.answer}", highlight=False)
+        console.print(f"[bold]Q[/] {escape(candidate.question)}\n[bold]A[/] {escape(candidate.answer)}", highlight=False)
         action = "p" if publish_all else typer.prompt("公開(p) / 編集して公開(e) / 却下(r) / 保留(s)", default="s")
         if action == "e":
             question = typer.prompt("質問", default=candidate.question)

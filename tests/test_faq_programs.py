@@ -165,3 +165,20 @@ def test_the_cli_review_takes_a_program_and_publishes_where_it_is_told(tmp_path:
     refused = CliRunner().invoke(cli_app, ["knowledge", "faq", "review", "--program", "nosuch"])
     assert refused.exit_code == 2 and "事業 nosuch はありません" in refused.output
     services.close()
+
+
+def test_the_cli_review_shows_a_candidates_text_literally(tmp_path: Path, database_url: str | None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A candidate's question is a user's own text: printed through rich's markup, 「[red]至急[/red]」 or
+    「[b]」 lost its brackets (or broke the line), so the operator reviewed something other than what was
+    asked. Now the text is escaped and shown as written."""
+    if database_url:
+        monkeypatch.setenv("MADOGUCHI_DATABASE__URL", database_url)
+    services = Services.create(make_settings(tmp_path, database_url))
+    question, answer = "[red]至急[/red] 様式[b]はどこ？", "様式[2]を使います。"
+    with services.db.session() as session:
+        session.add(FaqCandidate(question=question, answer=answer, program=None))
+    result = CliRunner().invoke(cli_app, ["knowledge", "faq", "review"], input="s\n")
+    assert result.exit_code == 0, result.output
+    assert question in result.output and answer in result.output
+    services.close()
