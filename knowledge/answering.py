@@ -475,11 +475,6 @@ def _says(retrieval: Retrieval, word: str, present: frozenset[str]) -> bool:
     return retrieval.covered(word, present) or any(part_of(word, t) for t in present)
 
 
-#: A second excerpt is quoted only when the ranker rates its sentence within this of the first (ranker units,
-#: about one feature's weight): a far weaker one is noise.
-SECOND_EXCERPT_MARGIN = 1.0
-
-
 def other_edition(retrieval: Retrieval) -> Answer | None:
     """The decline of a question about a fiscal year or round the sources are not, naming the editions held
     (None when the question is about the editions held)."""
@@ -563,7 +558,8 @@ def answer_from(retrieval: Retrieval, threshold: float, *, today: date | None = 
         citations = [citation_for(c.hit) for c in choices]
         said = [sentences_of[c.hit_no][c.sentence_no] for c in choices]
         # Inside one program's window the same answers are the related excerpts of a not-sure reply.
-        quoted = [Excerpt(replies.short_excerpt(text, replies.anchors_of(retrieval)), citation.short_label())
+        anchors = replies.anchors_of(retrieval)
+        quoted = [Excerpt(replies.short_excerpt(text, anchors), citation.short_label())
                   for text, citation in zip(said, citations, strict=True)]
         return Answer(question, "\n".join(f"{citation.program}：{_trim(text, None)}"
                                           for citation, text in zip(citations, said, strict=True)),
@@ -581,12 +577,8 @@ def answer_from(retrieval: Retrieval, threshold: float, *, today: date | None = 
         anchor = next((t for t in replies.anchors_of(retrieval) if t in sentence), None)
         return confident(retrieval, _trim(sentence, anchor), hit, round(confidence, 4), features, today=today)
     # Not sure: the best sentences of one or two passages, when the documents relate to the question at all.
-    picks: list[tuple[str, Hit]] = []
-    for candidate in sorted(candidates, key=lambda c: c.score, reverse=True):
-        if picks and (candidate.score < best.score - SECOND_EXCERPT_MARGIN or len(picks) == replies.MAX_EXCERPTS):
-            break
-        if all(candidate.hit is not other for _, other in picks):
-            picks.append((sentences_of[candidate.hit_no][candidate.sentence_no], candidate.hit))
+    picks = replies.excerpt_picks([(c.score, sentences_of[c.hit_no][c.sentence_no], c.hit)
+                                   for c in sorted(candidates, key=lambda c: c.score, reverse=True)], best.score)
     is_related = replies.related(retrieval, max(c.features["cov_path"] for c in candidates))
     return not_sure(retrieval, picks, round(confidence, 4), features, is_related)
 

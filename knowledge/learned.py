@@ -26,9 +26,6 @@ from knowledge.model import AnswerModel, load_model
 from knowledge.answering import Answer, confident as confident_answer, not_sure, other_edition
 from knowledge.retrieval import Hit, Retrieval
 
-#: A second excerpt is quoted only when the ranker rates it within this of the first (ranker units, about
-#: one standard deviation of a feature's weight): a far weaker one is noise, and may be any text at all.
-SECOND_EXCERPT_MARGIN = 1.0
 _COV_PATH = UNIT_FEATURES.index("cov_path")
 #: The benchmarks' name for the decline of another fiscal year or round (knowledge/answering.py).
 edition_reply = other_edition
@@ -57,16 +54,7 @@ def rank(retrieval: Retrieval, model: AnswerModel) -> list[Candidate]:
 def excerpt_picks(ranked: list[Candidate]) -> list[tuple[str, Hit]]:
     """The best one or two units from different passages (the second only when rated close to the first),
     each with the passage it stands in."""
-    out: list[tuple[str, Hit]] = []
-    for candidate in ranked:
-        if any(candidate.hit.chunk.id == hit.chunk.id for _, hit in out):
-            continue
-        if out and candidate.score < ranked[0].score - SECOND_EXCERPT_MARGIN:
-            break
-        out.append((candidate.unit.text, candidate.hit))
-        if len(out) == replies.MAX_EXCERPTS:
-            break
-    return out
+    return replies.excerpt_picks([(c.score, c.unit.text, c.hit) for c in ranked], ranked[0].score if ranked else 0.0)
 
 
 def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: AnswerModel | None = None,

@@ -26,6 +26,9 @@ add_locale_dir(Path(__file__).resolve().parent / "locales")
 EXCERPT_CHARS = 120
 #: Excerpts an unsure reply quotes.
 MAX_EXCERPTS = 2
+#: A second excerpt is quoted only when the ranker rates it within this of the first (ranker units, about one
+#: feature's weight): a far weaker one is noise, and may be any text at all.
+SECOND_EXCERPT_MARGIN = 1.0
 #: An excerpt starts at most this far before the question's rarest word it holds (enough for the phrase that
 #: leads into it), so the word is in the excerpt however long the passage.
 EXCERPT_LEAD_CHARS = 40
@@ -84,6 +87,22 @@ def short_excerpt(text: str, anchors: list[str], limit: int = EXCERPT_CHARS) -> 
     end = next((c for c in reversed(sentence_ends) if c > anchor), None) or (ends[-1] if ends else start + room)
     body = text[start:end].strip()
     return (_ELLIPSIS if start else "") + body + (_ELLIPSIS if end < len(text) else "")
+
+
+def excerpt_picks(scored: list[tuple[float, str, Hit]], top: float) -> list[tuple[str, Hit]]:
+    """The texts an unsure reply quotes, from `scored` (ranker score, text, its passage) in the order given
+    (best first): one or two from different passages, the second only when rated within SECOND_EXCERPT_MARGIN
+    of `top`, the score of the pipeline's own pick."""
+    out: list[tuple[str, Hit]] = []
+    for score, text, hit in scored:
+        if any(hit.chunk.id == picked.chunk.id for _, picked in out):
+            continue
+        if out and score < top - SECOND_EXCERPT_MARGIN:
+            break
+        out.append((text, hit))
+        if len(out) == MAX_EXCERPTS:
+            break
+    return out
 
 
 def anchors_of(retrieval: Retrieval) -> list[str]:
