@@ -65,7 +65,7 @@ from knowledge.evaluation import read_jsonl  # noqa: E402
 from knowledge.faq_match import (FAQ_MATCH_FEATURES, GATE_FEATURES, FaqEntry, FaqModel, entry, load_model,  # noqa: E402
                                  match, pair_features, save_model)
 from knowledge.ingest import ingest_paths  # noqa: E402
-from knowledge.learned import edition_reply  # noqa: E402
+from knowledge.replies import asks_another_edition  # noqa: E402
 from knowledge.model import Gate, precision_threshold  # noqa: E402
 from knowledge.retrieval import HybridIndex, Retrieval  # noqa: E402
 from knowledge.service import knowledge_is_empty  # noqa: E402
@@ -151,7 +151,7 @@ def sample_pairs(rows: list[dict], found: list[Retrieval], name: str) -> list[Pa
     for row, retrieval in zip(rows, found, strict=True):
         entries, x = pair_features(retrieval)
         p = Pairs(str(row["id"]), str(row["question"]), str(row["document"]), bool(row.get("in_scope", True)),
-                  name, edition_reply(retrieval) is not None, [e.question for e in entries],
+                  name, asks_another_edition(retrieval), [e.question for e in entries],
                   [e.answer for e in entries], list(row.get("expect_any") or []), x)
         # a question about another program's call is never the sample FAQ's, whatever an answer states
         p.y = labels(p.in_scope and p.document in SAME_PROGRAM, p.expect, p.answers)
@@ -204,7 +204,7 @@ def corpus_pairs(services: Services, rows: list[dict], data: Path) -> list[Pairs
                 continue
             _, x = pair_features(retrieval, entries)
             p = Pairs(str(row["id"]), str(row["question"]), document, bool(row.get("in_scope", True)), "passages",
-                      edition_reply(retrieval) is not None, [e.question for e in entries],
+                      asks_another_edition(retrieval), [e.question for e in entries],
                       [e.answer for e in entries], list(row.get("expect_any") or []), x, group=f"document {document}")
             span = compact(row.get("answer_span") or "")
             p.y = np.array([p.in_scope and bool(span) and span in compact(a) for a in p.answers], dtype=float)

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bot.services import Services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.text import compact  # noqa: E402
-from knowledge.learned import edition_reply  # noqa: E402
+from knowledge.replies import asks_another_edition  # noqa: E402
 from knowledge.answering import answer_from as classic_answer_from  # noqa: E402
 from knowledge.evaluation import answer_file, read_jsonl, score  # noqa: E402
 from knowledge.features import (  # noqa: E402
@@ -161,7 +161,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     classic_index = index.with_options(RetrievalOptions.for_pipeline("classic"))
     for number, row in enumerate(rows):
         retrieval = index.search(str(row["question"]))
-        declined = edition_reply(retrieval) is not None
+        declined = asks_another_edition(retrieval)
         classic = classic_answer_from(classic_index.search(str(row["question"])), CLASSIC_THRESHOLD)
         expect = [compact(e) for e in row.get("expect_any") or []]
         classic_right = bool(row.get("in_scope", True)) and any(e and e in compact(classic.body)[:300] for e in expect)

@@ -27,8 +27,6 @@ from knowledge.answering import Answer, confident as confident_answer, not_sure,
 from knowledge.retrieval import Hit, Retrieval
 
 _COV_PATH = UNIT_FEATURES.index("cov_path")
-#: The benchmarks' name for the decline of another fiscal year or round (knowledge/answering.py).
-edition_reply = other_edition
 
 
 def unit_candidates(retrieval: Retrieval) -> list[Candidate]:
