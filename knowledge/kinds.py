@@ -16,6 +16,27 @@ import re
 from dataclasses import dataclass
 
 _MONTHS = r"(?:か|ヶ|カ|ヵ|ケ|箇)月"
+_SMALL_KA = ("か", "ヶ", "カ", "ヵ", "ケ", "箇")
+#: Japanese counters (助数詞), one small general table, and the kind of fact a number of each is: 「何泊」
+#: 「何人」 ask a count, 「何時間」 a period, and 「3回」 states a count. The kinds' cues and facts below are
+#: read from it, and so is the FAQ stage's check that an answer states a number of the unit asked
+#: (knowledge/faq_match.py). 「何度」 is left out: 「何度も」 says "again and again", no count asked.
+COUNTERS: dict[str, str] = {
+    **dict.fromkeys(("回", "件", "人", "名", "社", "個", "泊", "枚", "部", "歳", "団体",
+                     *(k + "所" for k in _SMALL_KA)), "count"),
+    **dict.fromkeys(("時間", "分", "週間", "日間", "年", *(k + "月" for k in _SMALL_KA)), "period"),
+    "日": "date", "km": "distance", "キロ": "distance",
+}
+
+
+def counter_pattern(kind: str | None = None) -> str:
+    """The counters of the table (of one kind, or all), longest first, as a regular expression group."""
+    names = [c for c, k in COUNTERS.items() if kind is None or k == kind]
+    return "(" + "|".join(re.escape(c) for c in sorted(names, key=len, reverse=True)) + ")"
+
+
+#: A question word asking a number: 何 or なん (「なん回」 in chat).
+ASKS_NUMBER = r"(?:何|なん)\s*"
 _DATE = (r"\d+\s*月\s*\d+\s*日|\d{4}[/-]\d{1,2}[/-]\d{1,2}|(?:令和|平成)\s*[\d元]+\s*年\s*\d+\s*月"
          r"|\d{1,2}\s*月\s*(?:頃|ごろ|上旬|中旬|下旬|末)")
 _RELATIVE = (r"\d+\s*(?:日|時間|週間|" + _MONTHS + r"|年)\s*(?:以内|前|後|まで|以降)"
@@ -50,10 +71,10 @@ KINDS: tuple[Kind, ...] = (
          _rx(r"\d[\d,]*\s*(?:万|千|億)?円"), value=True),
     Kind("date", _rx(r"いつ|何日|何月|日程|日時|締切|締め切|しめきり|期限|まで(?:に|です|\?|？)"),
          _rx(_DATE + "|" + _RELATIVE), value=True),
-    Kind("period", _rx(r"期間|どのくらい|どれくらい|何" + _MONTHS + r"|何年|何日間|何時間|何週間|何分"),
+    Kind("period", _rx(r"期間|どのくらい|どれくらい|" + ASKS_NUMBER + counter_pattern("period")),
          _rx(r"\d+\s*(?:" + _MONTHS + r"|週間|日間|年間|時間|分間?|年)|~|〜|から.{1,20}まで"), value=True),
-    Kind("count", _rx(r"何回|何件|何人|何名|何社|いくつ|幾つ|何者|何か所|何団体|件数|人数|回数|何個"),
-         _rx(r"\d[\d,]*\s*(?:回|件|人|名|社|者|つ|個|" + _MONTHS[:-1] + r"所|箇所|機関|団体|地域)"), value=True),
+    Kind("count", _rx(ASKS_NUMBER + counter_pattern("count") + r"|いくつ|幾つ|何者|件数|人数|回数"),
+         _rx(r"\d[\d,]*\s*(?:" + counter_pattern("count") + r"|者|つ|機関|地域)"), value=True),
     Kind("frequency", _rx(r"頻度|間隔|何回ずつ|どのくらいおき|ペース"),
          _rx(r"(?:年|月|週|日|\d+\s*(?:" + _MONTHS + r"|週間|日))\s*に\s*(?:\d+|[一二三四五])\s*回|毎(?:月|週|日|年)|隔週"
              r"|(?:\d+|[一二三])\s*(?:" + _MONTHS + r"|週間)\s*ごと"), value=True),
