@@ -50,7 +50,7 @@ from bot.storage.models import KnowledgeChunk, KnowledgeSource
 
 from knowledge.embeddings import embeddings_name
 from knowledge.features import Candidate
-from knowledge.kinds import asked, facts
+from knowledge.kinds import ASKS_NUMBER, asked, counter_pattern, facts
 from knowledge.model import Gate, _gate_from, _gate_json
 from knowledge.synonyms import synonym_groups
 from knowledge.tokenize import tokens
@@ -66,7 +66,8 @@ GATE_PATH = Path(__file__).with_name("models") / "faq_match.json"
 
 FAQ_MATCH_FEATURES = (
     "q_dense", "a_dense", "forward", "backward", "said_by_entry", "uncovered_max", "answer_cover", "kind_missing",
-    "counter_missing", "kind_agree", "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
+    "counter_missing", "kind_agree", "retrieved", "q_dense_margin", "a_dense_margin", "forward_margin",
+    "backward_margin", "said_margin",
 )
 #: A margin when the index holds one entry only: the largest margin the bank's entries show is about this
 #: (e5 cosines of two questions lie in 0.7-1.0, lexical shares in 0-1); a lone entry is no better matched
@@ -78,7 +79,7 @@ LONE_MARGIN = 0.3
 class FaqEntry:
     """One FAQ entry of an index: its question, its answer and their words."""
 
-    chunk: IndexedChunk | None  # None for a training entry made of a question and a passage's answer unit
+    chunk: IndexedChunk | None  # its passage (of a training entry: the passage its answer unit stands in)
     question: str
     answer: str  # the answer unit's text (what is shown, and whose passage vector is kept)
     question_tokens: frozenset[str]
@@ -197,10 +198,8 @@ def _uncovered_max(retrieval: Retrieval, said: frozenset[str]) -> float:
     return max(missing) / total if missing and total > 0 else 0.0
 
 
-#: Japanese counters (助数詞), a small general table: 「何泊」「何人」「何時間」 ask a number of that unit.
-_COUNTERS = ("泊", "人", "名", "回", "度", "件", "社", "日", "時間", "分", "週間", "か月", "ヶ月", "カ月", "年", "歳",
-             "km", "キロ", "枚", "部", "個", "か所", "箇所", "団体")
-_ASKED_COUNTER = re.compile(r"(?:何|なん)\s*(" + "|".join(sorted(_COUNTERS, key=len, reverse=True)) + ")")
+#: 「何泊」「何人」「何時間」 ask a number of that unit (the counters are knowledge/kinds.py's table).
+_ASKED_COUNTER = re.compile(ASKS_NUMBER + counter_pattern())
 _NUMBER = r"[0-9０-９][0-9０-９,，.]*\s*|[一二三四五六七八九十百千]+"
 
 
@@ -210,6 +209,21 @@ def _counter_missing(counters: set[str], answer: str) -> float:
     if not counters:
         return 0.0
     return 0.0 if any(re.search(f"(?:{_NUMBER}){re.escape(c)}", answer) for c in counters) else 1.0
+
+
+def _retrieved(retrieval: Retrieval, entry: FaqEntry) -> float:
+    """How the retrievers rank the entry's passage against other documents': 1 / (1 + the passages of other
+    sources ranked above it), 0 when they did not bring it. A question another document answers better
+    (「アドバイザリーボードの専門家の謝金」 beside the 謝金 entry) finds that document's passages first."""
+    chunk = entry.chunk
+    if chunk is None:
+        return 0.0
+    above = 0
+    for hit in retrieval.hits:
+        if hit.chunk.id == chunk.id:
+            return 1.0 / (1 + above)
+        above += hit.chunk.source_id != chunk.source_id
+    return 0.0
 
 
 def _user_words(retrieval: Retrieval) -> set[str]:
@@ -271,6 +285,7 @@ def pair_features(retrieval: Retrieval, found: list[FaqEntry] | None = None) -> 
             "kind_missing": 1.0 if wanted and not any(stated[name] for name in wanted) else 0.0,
             "counter_missing": _counter_missing(counters, e.answer),
             "kind_agree": _agreement(set(wanted), e.kinds),
+            "retrieved": _retrieved(retrieval, e),
         })
     for name in ("q_dense", "a_dense", "forward", "backward", "said_by_entry"):
         values = np.array([row[name] for row in rows])
