@@ -143,20 +143,47 @@ def test_an_entry_the_retrievers_rank_below_another_documents_passages_is_marked
     assert retrieved([other, faq], missing) == 0.0
 
 
-def _faq_match_eval(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """benchmarks/faq_match_eval.py as a module (its settings of the environment undone after the test)."""
+def _faq_match_eval(monkeypatch: pytest.MonkeyPatch, name: str = "faq_match_eval"):  # type: ignore[no-untyped-def]
+    """benchmarks/faq_match_eval.py (or another benchmark script) as a module (its settings of the environment and
+    the modules it imports undone after the test)."""
     import importlib.util
     import sys
 
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.setenv(variable, "1")
     monkeypatch.setenv("MADOGUCHI_KNOWLEDGE__PIPELINE", "learned")
     monkeypatch.setattr(sys, "path", list(sys.path))
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "faq_match_eval.py"
-    spec = importlib.util.spec_from_file_location("faq_match_eval", path)
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location(name, benchmarks / f"{name}.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    monkeypatch.setitem(sys.modules, "faq_match_eval", module)  # its dataclasses look their module up
+    monkeypatch.setitem(sys.modules, name, module)  # its dataclasses look their module up
+    before = set(sys.modules)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
+    for script in {m.stem for m in benchmarks.glob("*.py")} & (set(sys.modules) - before):
+        monkeypatch.setitem(sys.modules, script, sys.modules.pop(script))  # the scripts it imports: gone after
     return module
+
+
+def test_the_product_evaluation_trains_the_faq_stage_on_nothing_of_the_document_left_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/product_eval.py leaves a document out of the FAQ stage's training as of the unit pipeline's:
+    its questions asked of any entry and its passage entries; for the sample FAQ's program (one fold), every
+    pair with a sample FAQ entry, since those entries are that document."""
+    product = _faq_match_eval(monkeypatch, "product_eval")
+    import sys
+
+    bench = sys.modules["faq_match_eval"]
+
+    def pairs(document: str, index: str) -> object:
+        return bench.Pairs(f"{document}-{index}", "q", document, True, index, False, [], [], [],
+                           np.zeros((0, len(FAQ_MATCH_FEATURES))))
+
+    kanto, mic = "kanto-successor-network-call.md", "mic-regional-dx-call.md"
+    made = [pairs(kanto, "passages"), pairs(kanto, "corpus"), pairs("expert-dispatch-faq.yaml", "sample"),
+            pairs("expert-dispatch-guide.md", "sample"), pairs(mic, "corpus"), pairs(mic, "passages")]
+    assert [p.id for p in product.faq_training(made, kanto)] == [
+        "expert-dispatch-faq.yaml-sample", "expert-dispatch-guide.md-sample", f"{mic}-corpus", f"{mic}-passages"]
+    assert [p.id for p in product.faq_training(made, "sample_kb")] == [f"{kanto}-passages", f"{mic}-passages"]
 
 
 def test_a_documents_questions_asked_of_one_passage_make_a_training_entry(learned_sample_kb: Services,
