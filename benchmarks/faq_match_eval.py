@@ -385,14 +385,16 @@ def without(x: np.ndarray, names: list[str]) -> np.ndarray:
 
 
 def bank_pairs(rows: list[dict], sample_data: Path, data: Path, sample: Services | None = None,
-               drop: list[str] = ()) -> tuple[list[Pairs], dict[str, int]]:  # type: ignore[assignment]
+               drop: list[str] = (), corpus: Services | None = None  # type: ignore[assignment]
+               ) -> tuple[list[Pairs], dict[str, int]]:
     """The training pairs of the bank's questions (the sample FAQ's entries and the corpus documents'
-    passage entries), each with its fold, and the sample entries' folds (`drop`: features zeroed)."""
+    passage entries), each with its fold, and the sample entries' folds (`drop`: features zeroed; `sample`,
+    `corpus`: the indexes already open, as one process opens an index once)."""
     sample = sample or open_index(sample_data, [ROOT / "sample_kb"])
     program = [r for r in rows if r["document"] in SAME_PROGRAM]
     pairs = sample_pairs(program, retrievals(sample, program, "sample", sample_data, data / "query-vectors.pkl")[1],
                          "sample")
-    pairs += corpus_pairs(open_index(data, [CORPUS, ROOT / "sample_kb"]), rows, data)
+    pairs += corpus_pairs(corpus or open_index(data, [CORPUS, ROOT / "sample_kb"]), rows, data)
     pairs = usable(pairs)
     for p in pairs:
         p.x = without(p.x, drop)

@@ -241,7 +241,7 @@ def main(argv: list[str]) -> None:
     units = unit_outcomes(records, tag, args.unit_target, args.unit_criterion)
     print(f"unit pipeline out of fold (gate set for {args.unit_target:.0%}, {args.unit_criterion}): "
           f"{time.perf_counter() - started:.0f} s")
-    pairs, folds = faq_eval.bank_pairs(rows, args.sample_data, args.data, drop=args.drop)
+    pairs, folds = faq_eval.bank_pairs(rows, args.sample_data, args.data, drop=args.drop, corpus=services)
     tests = {k: (a, faq_eval.without(x, args.drop), y) for k, (a, x, y) in faq_test_rows(services, records, rows).items()}
     print(f"FAQ pairs: {time.perf_counter() - started:.0f} s")
     found: list[Outcome] = []

