@@ -307,14 +307,17 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
     sets = [[r for r in chosen if not r.declined and r.fold in folds] for chosen in gate_sets or (records,)]
     if mask is not None and gate_sets is not None:
         sets = [[_masked(r, mask) for r in chosen] for chosen in sets]
-    gx, gy, gf = [], [], []
+    gx, gy, gf, groups = [], [], [], []
     for fold in folds:
         inner = fit_ranker([r for r in records if r.fold != fold], ranker, tag, mask)
-        for record in (r for chosen in sets for r in chosen if r.fold == fold):
-            x, y = _gate_row(record, inner)
-            gx.append(x if gate_mask is None else x * gate_mask)
-            gy.append(y)
-            gf.append(fold)
+        for number, chosen in enumerate(sets):
+            for record in (r for r in chosen if r.fold == fold):
+                x, y = _gate_row(record, inner)
+                gx.append(x if gate_mask is None else x * gate_mask)
+                gy.append(y)
+                gf.append(fold)
+                # fold-min reads each document in each window apart: the target holds for both
+                groups.append(fold if len(sets) == 1 else f"{fold}#{number}")
     gx_arr, gy_arr, gf_arr = np.array(gx), np.array(gy), np.array(gf)
     gate = Gate.fit(gx_arr, gy_arr, GATE_FEATURES)
     raw = np.zeros(len(gy_arr))
@@ -322,7 +325,7 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
         held = gf_arr == fold
         raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
     if calibrate:
-        gate.calibrate(raw, gy_arr, target, gf_arr, criterion)
+        gate.calibrate(raw, gy_arr, target, np.array(groups), criterion)
     else:
         gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
         gate.threshold = 0.5
@@ -383,7 +386,8 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
             right = bool(y)
             if log is not None:
                 best = record.candidates[_ranked(record, None if fixed else model.ranker)[0]]
-                log.append({"fold": fold, "id": record.id, "question": record.question, "in_scope": record.in_scope,
+                log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
+                            "in_scope": record.in_scope,
                             "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": model.gate.threshold,
                             "right": right, "unit": best.unit.text[:120], "source": best.hit.source.name})
             order = _ranked(record, None if fixed else model.ranker)

@@ -93,3 +93,39 @@ def test_in_the_program_window_a_question_is_answered_from_its_programs_sources_
     # cached apart: a second pass reads each from its own file
     assert {c.hit.source.name for c in bench.extract(learned_sample_kb, rows, options, tmp_path, "t-window",
                                                        window="program")[0].candidates} <= bench.SAMPLE_DOCUMENTS
+
+
+def test_each_folds_model_is_tested_in_both_windows_and_the_gate_learns_from_the_chosen_ones(
+        learned_sample_kb: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`lodo --window program`: one model per fold, tested on the same questions asked of the whole index and
+    in their program's window; `--gate-on` gives the gate the whole index's questions, the window's or both."""
+    from dataclasses import replace
+
+    bench = _knowledge_eval(monkeypatch)
+    questions = [("謝金は1時間あたりいくらですか", "5,280円", True), ("宿泊費の上限はいくら？", "9,800円", True),
+                 ("委託する金額は最大いくら？", "", False), ("日当はいくら出ますか", "1,100円", True),
+                 ("私有車の交通費は1kmいくら？", "37円", True), ("採択の予定は何件？", "", False)]
+    rows = [{"id": f"g{i}", "question": q, "document": "expert-dispatch-guide.md", "in_scope": inside,
+             "expect_any": [fact] if fact else [], "answer_span": fact, "style": "polite"}
+            for i, (q, fact, inside) in enumerate(questions)]
+    options = bench.RetrievalOptions()
+    # three made-up documents of two questions each (one answerable at least), so that each fold's gate has
+    # two others to learn from, each ranked by a ranker trained without it
+    folds = "abacbc"
+    whole = [replace(r, fold=folds[i]) for i, r in enumerate(bench.extract(learned_sample_kb, rows, options,
+                                                                            tmp_path, "g-index"))]
+    window = [replace(r, fold=folds[i]) for i, r in enumerate(bench.extract(
+        learned_sample_kb, rows, options, tmp_path, "g-window", window="program"))]
+    assert bench.gate_sets_for(whole, window, "index") is None
+    assert bench.gate_sets_for(whole, window, "program") == (window,)
+    assert bench.gate_sets_for(whole, window, "both") == (whole, window)
+    with pytest.raises(ValueError):
+        bench.gate_sets_for(whole, None, "program")
+    log: list[dict] = []
+    results = bench.lodo_windows(whole, {"whole index": whole, "program window": window}, log=log, ranker="linear",
+                                 gate_sets=bench.gate_sets_for(whole, window, "both"))
+    for name in ("whole index", "program window"):
+        assert [r.fold for r in results[name]] == ["a", "b", "c"]
+        assert sum(r.answerable + r.out_of_scope for r in results[name]) == len(rows)
+        assert sorted(row["id"] for row in log if row["window"] == name) == sorted(r["id"] for r in rows)
+    assert {row["source"] for row in log if row["window"] == "program window"} <= bench.SAMPLE_DOCUMENTS
