@@ -265,10 +265,27 @@ def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray
     return ranker
 
 
+#: Each ranker's scores of each question's units, by (ranker, features): every gate fit, sweep row and test
+#: ranks the same questions with the same few rankers again (the rankers are kept alive here, so their ids
+#: stay theirs).
+_SCORES: dict[tuple, np.ndarray] = {}
+_KEPT: dict[int, object] = {}
+
+
+def _ranker_key(ranker) -> tuple:  # type: ignore[no-untyped-def]
+    parts = (ranker.trees, ranker.linear) if isinstance(ranker, EnsembleRanker) else (ranker,)
+    for part in parts:
+        _KEPT[id(part)] = part
+    return (*(id(part) for part in parts), getattr(ranker, "share", None))
+
+
 def _ranked(record: Record, ranker) -> list[int]:  # type: ignore[no-untyped-def]
     if not len(record.x):
         return []
-    scores = ranker.score(record.x) if ranker is not None else fixed_scores(record.x)
+    key = (_ranker_key(ranker), hash(record.x.tobytes()), record.x.shape)
+    scores = _SCORES.get(key)
+    if scores is None:
+        scores = _SCORES[key] = ranker.score(record.x) if ranker is not None else fixed_scores(record.x)
     for candidate, value in zip(record.candidates, scores, strict=True):
         candidate.score = float(value)
     return list(np.argsort(-scores, kind="stable"))
@@ -389,7 +406,8 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
                 log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
                             "in_scope": record.in_scope,
                             "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": model.gate.threshold,
-                            "right": right, "unit": best.unit.text[:120], "source": best.hit.source.name})
+                            "confident": confident, "right": right, "unit": best.unit.text[:120],
+                            "source": best.hit.source.name})
             order = _ranked(record, None if fixed else model.ranker)
             shown: list[int] = []
             for i in order:  # distinct units, as shown
@@ -398,6 +416,10 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
                 if len(shown) == SPAN_TOP:
                     break
             span = any(record.span[i] > 0 for i in shown)
+        elif log is not None:  # declined by the edition check, or nothing retrieved: never answered
+            log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
+                        "in_scope": record.in_scope, "raw": -1.0, "threshold": model.gate.threshold,
+                        "confident": False, "right": False, "unit": "", "source": ""})
         if record.in_scope:
             result.answerable += 1
             result.right += confident and right
@@ -494,6 +516,22 @@ def print_table(results: list[FoldResult], span: bool = True) -> None:
           f"| {pooled.precision:.1%} | {pooled.declined:.1%} |" + (f" {pooled.span_recall:.1%} |" if span else ""))
 
 
+def from_log(rows: list[dict]) -> FoldResult:
+    """The pooled figures of the questions whose out-of-fold rows `rows` are (`test`'s log; no span)."""
+    result = FoldResult("pooled", 0, 0, 0, 0, 0, 0, 0)
+    for row in rows:
+        confident = row["confident"]
+        if row["in_scope"]:
+            result.answerable += 1
+            result.right += confident and row["right"]
+        else:
+            result.out_of_scope += 1
+            result.declined_out += not confident
+        result.confident += confident
+        result.confident_right += confident and row["right"] and row["in_scope"]
+    return result
+
+
 def print_curve(log: list[dict], answerable: int) -> None:
     """The trade-off behind the gate: every question scored out of fold by its own fold's gate, pooled, the k
     it is surest of answered (precision over the k, accuracy over the answerable questions)."""
@@ -553,6 +591,8 @@ def run_lodo(args: argparse.Namespace) -> None:
         return
     options = {"ranker": args.ranker, "tag": "full", "target": args.target, "criterion": args.criterion,
                "gate_sets": gate_sets_for(records, windowed, args.gate_on)}
+    if args.gate_drop:
+        options["gate_mask"] = feature_mask(tuple(args.gate_drop.split(",")), GATE_FEATURES)
     started = time.perf_counter()
     log: list[dict] = []
     results = {} if args.no_lodo else lodo_windows(records, tested, log=log, **options)
@@ -563,8 +603,10 @@ def run_lodo(args: argparse.Namespace) -> None:
               f"{time.perf_counter() - started:.1f} s to train and test every fold):")
         print_table(folds)
         print("\n| questions | questions (in + out) | accuracy | precision | out of scope declined |\n|---|---|---|---|---|")
+        by_id = {r.id: r for r in tested[name]}
         for label, only in SUBSETS:
-            print_pooled(f"learned, {label}", lodo_windows(records, {name: tested[name]}, only=only, **options)[name])
+            print_pooled(f"learned, {label}", [from_log([row for row in log if row["window"] == name
+                                                          and only(by_id[row["id"]])])])
             print_pooled(f"classic, {label}", classic_results(tested[name], only))
         print_curve([row for row in log if row["window"] == name], sum(r.answerable for r in folds))
     if args.log and results:
@@ -575,8 +617,8 @@ def run_lodo(args: argparse.Namespace) -> None:
               + " | ".join(f"{name}: accuracy | precision (min fold) | out of scope declined | span in top 3"
                            for name in tested) + " |")
         print("|---|---|" + "---|---|---|---|" * len(tested))
-    for criterion in () if args.no_sweep else CRITERIA:
-        for target in SWEEP_TARGETS:
+    for criterion in () if args.no_sweep else args.sweep_criteria.split(","):
+        for target in [float(t) for t in args.sweep_targets.split(",")]:
             swept = lodo_windows(records, tested, **{**options, "target": target, "criterion": criterion})
             print(f"| {criterion} | {target:.1%} | " + " | ".join(summary(swept[name]) for name in tested) + " |",
                   flush=True)
@@ -616,8 +658,8 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
               ("bm25_unit", "cov_core", "cov_section", "rank_", "margin_", "in_passage_", "prev_", "next_"),
               ("rank_", "margin_cov_path", "margin_unit_dense", "margin_passage", "bm25_unit", "cov_core")))
     for label, unit_prefixes, gate_prefixes in drops:
-        row(label, lodo_windows(records, tested, mask=feature_mask(unit_prefixes, UNIT_FEATURES),
-                                gate_mask=feature_mask(gate_prefixes, GATE_FEATURES), **options))
+        row(label, lodo_windows(records, tested, **{**options, "mask": feature_mask(unit_prefixes, UNIT_FEATURES),
+                                                    "gate_mask": feature_mask(gate_prefixes, GATE_FEATURES)}))
     for kind, label in (("lambdarank", "lambdarank trees alone (no linear ranker beside them)"),
                         ("linear", "linear pairwise ranker alone (no trees)")):
         row(label, lodo_windows(records, tested, **{**options, "ranker": kind}))
@@ -706,6 +748,9 @@ def parser() -> argparse.ArgumentParser:
                           help="how the gate's threshold reads the out-of-fold scores (knowledge/model.py)")
     lodo_cmd.add_argument("--no-sweep", action="store_true",
                           help="skip the table of gate precision targets and threshold criteria")
+    lodo_cmd.add_argument("--sweep-criteria", default=",".join(CRITERIA), help="the criteria the sweep reads")
+    lodo_cmd.add_argument("--sweep-targets", default=",".join(str(t) for t in SWEEP_TARGETS),
+                          help="the precisions the sweep sets the gate for")
     lodo_cmd.add_argument("--no-lodo", action="store_true", help="skip the per-fold table (with --train)")
     lodo_cmd.add_argument("--log", help="write each question's out-of-fold gate score and outcome (JSONL)")
     lodo_cmd.add_argument("--pipeline", choices=("learned", "classic"), default="learned",
@@ -713,6 +758,8 @@ def parser() -> argparse.ArgumentParser:
     lodo_cmd.add_argument("--ranker", choices=RANKERS, default="ensemble")
     lodo_cmd.add_argument("--retrievers", action="store_true",
                           help="with --ablation: also remove or swap each retriever (a feature pass each)")
+    lodo_cmd.add_argument("--gate-drop", default="",
+                          help="gate features left out (comma-separated name prefixes; measures one feature)")
     lodo_cmd.add_argument("--window", choices=WINDOWS, default="index",
                           help="program: also ask each question in its own program's window (its document's "
                                "sources only, as at /p/<program>/) and report both; index: the whole index only")
