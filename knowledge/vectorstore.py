@@ -17,6 +17,17 @@ from chromadb.config import Settings as ChromaSettings
 from bot.settings import Settings
 
 COLLECTION = "madoguchi_chunks"
+#: The HNSW index's settings, so the dense search is repeatable and as good as exact. Below its sync threshold
+#: (1,000 vectors: ../shared/corpus + sample_kb is ~700) Chroma rebuilds the graph from its log in every process
+#: that opens the collection; built with several threads, the graph (and 1 in 12 top-40 lists) differed from one
+#: process to the next. One thread builds the same graph from the same vectors in the same order; ef_search (the
+#: candidate list a query explores; Chroma's default 100, with k = 40) of SEARCH_EF visits the whole graph of an
+#: index this size, so the hits are the exact nearest (benchmarks/ingest_profile.py --dense measures it).
+SEARCH_EF = 1000
+#: Hits fetched beyond k, so that passages at the same distance (equal texts embedded, so equal vectors: 2 in 3
+#: of the lists that still differed) are ordered by id rather than however the index met them.
+TIE_MARGIN = 8
+HNSW = {"space": "cosine", "num_threads": 1, "ef_construction": 200, "ef_search": SEARCH_EF}
 
 
 @dataclass
@@ -40,9 +51,16 @@ class VectorStore:
         self.collection = self._collection()
 
     def _collection(self):  # type: ignore[no-untyped-def]
-        return self.client.get_or_create_collection(
-            COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
+        collection = self.client.get_or_create_collection(
+            COLLECTION, configuration={"hnsw": dict(HNSW)}, embedding_function=None  # type: ignore[typeddict-item]
         )
+        # A collection made before these settings keeps its own: the two that may change after creation are set
+        # (space and ef_construction need `knowledge ingest --reset`).
+        current = (collection.configuration_json or {}).get("hnsw") or {}
+        mutable = {key: HNSW[key] for key in ("num_threads", "ef_search") if current.get(key) != HNSW[key]}
+        if mutable:
+            collection.modify(configuration={"hnsw": mutable})  # type: ignore[typeddict-item]
+        return collection
 
     def add(self, ids: list[str], vectors: list[list[float]], source_ids: list[int]) -> None:
         if not ids:
@@ -74,11 +92,12 @@ class VectorStore:
         if total == 0 or source_ids == []:
             return []
         where = {"source_id": {"$in": list(source_ids)}} if source_ids is not None else None
-        result = self.collection.query(query_embeddings=[vector], n_results=min(k, total), include=["distances"],
-                                       where=where)
+        result = self.collection.query(query_embeddings=[vector], n_results=min(k + TIE_MARGIN, total),
+                                       include=["distances"], where=where)
         ids = result["ids"][0]
         distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
-        return [DenseHit(chunk_id=i, similarity=1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+        ranked = sorted(zip(distances, ids, strict=True), key=lambda hit: (float(hit[0]), hit[1]))[:k]
+        return [DenseHit(chunk_id=i, similarity=1.0 - float(d)) for d, i in ranked]
 
     def ping(self) -> bool:
         self.client.heartbeat()

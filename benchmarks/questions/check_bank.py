@@ -5,7 +5,12 @@ on, so a label that does not point at the document's own text would silently
 teach the ranker wrong answers. Each line must name its document, and an
 in-scope question's `answer_span` must be an exact substring of that
 document's raw text and contain one of its `expect_any` strings (compared as
-the evaluation compares them: NFKC, no spaces, no commas).
+the evaluation compares them: NFKC, no spaces, no commas). The span must
+also point at one place: the evaluation labels every answer unit holding it as
+gold, so a span found more than AMBIGUOUS_SPAN times in its document (「メール」,
+「経営支援機関」) is a problem. And one question cannot be both in scope and out
+of scope: the same wording (compared like the answers) labeled both ways is a
+problem.
 
 Usage: python benchmarks/questions/check_bank.py [bank files...]
 Exit status 1 when any line is wrong; prints a per-file summary.
@@ -25,6 +30,7 @@ DOCUMENT_DIRS = (ROOT.parent / "shared" / "corpus", ROOT / "sample_kb")
 STYLES = {"casual", "polite", "long", "typo", "loose_name", "no_name", "paraphrase", "terse"}
 OUT_OF_SCOPE_KINDS = {"adjacent_program", "unstated_fact", "other_edition", "advice", "unrelated"}
 REQUIRED = ("id", "question", "document", "in_scope", "expect_any", "style")
+AMBIGUOUS_SPAN = 3  # a span may repeat (a rule restated in a table); more than this points nowhere
 
 
 def normalized(text: str) -> str:
@@ -61,6 +67,9 @@ def check_line(row: dict, texts: dict[str, str | None]) -> list[str]:
             problems.append("in-scope question without answer_span")
         elif span not in text:
             problems.append(f"answer_span not found verbatim in {name}: {span[:40]!r}")
+        elif text.count(span) > AMBIGUOUS_SPAN:
+            problems.append(f"answer_span {span[:40]!r} occurs {text.count(span)} times in {name}: "
+                            "point at the line that answers")
         if not expect or not all(isinstance(e, str) and e for e in expect):
             problems.append("in-scope question needs a non-empty expect_any")
         elif span and not any(normalized(e) in normalized(span) for e in expect):
@@ -73,12 +82,23 @@ def check_line(row: dict, texts: dict[str, str | None]) -> list[str]:
     return problems
 
 
+def contradictions(rows: list[dict]) -> list[str]:
+    """Questions worded alike (compared as the answers are) but labeled both in and out of scope."""
+    scope: dict[str, dict[bool, list[str]]] = {}
+    for row in rows:
+        key = normalized(str(row.get("question", ""))).rstrip("?？。")
+        scope.setdefault(key, {}).setdefault(bool(row.get("in_scope")), []).append(str(row.get("id")))
+    return [f"{', '.join(ids[True])} in scope but {', '.join(ids[False])} out of scope: {key!r}"
+            for key, ids in scope.items() if len(ids) == 2]
+
+
 def main(argv: list[str]) -> int:
     files = [Path(a) for a in argv] or sorted(BANK.glob("*.jsonl"))
     texts: dict[str, str | None] = {}
     seen_ids: Counter[str] = Counter()
     failed = False
     total = Counter()
+    rows: list[dict] = []
     for path in files:
         counts = Counter()
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -91,6 +111,7 @@ def main(argv: list[str]) -> int:
                 failed = True
                 continue
             seen_ids[str(row.get("id"))] += 1
+            rows.append(row)
             for problem in check_line(row, texts):
                 print(f"{path.name}:{number} [{row.get('id')}]: {problem}")
                 failed = True
@@ -102,6 +123,9 @@ def main(argv: list[str]) -> int:
         if n > 1:
             print(f"duplicate id {question_id!r} ({n} times)")
             failed = True
+    for problem in contradictions(rows):
+        print(f"contradiction: {problem}")
+        failed = True
     print(f"total: {total['in'] + total['out']} questions, {total['out']} out of scope")
     return 1 if failed else 0
 
