@@ -153,6 +153,23 @@ def label_units(found: list[Candidate], row: dict) -> tuple[np.ndarray, np.ndarr
     return correct, spans
 
 
+def code_version() -> str:
+    """A digest of the code a feature pass runs (retrieval, units, kinds, the unit features, ...): cached
+    features are computed again when it changes. The gate's features and the models are left out (a gate
+    change refits no ranker: they are computed from the cached records at training time)."""
+    import inspect
+
+    from knowledge import features
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "knowledge").glob("*.py")):
+        if path.name not in ("features.py", "model.py", "learned.py", "faq_match.py"):
+            digest.update(path.read_bytes())
+    for function in (features.candidates, features._context, features.pool, features.question_words):
+        digest.update(inspect.getsource(function).encode())
+    return digest.hexdigest()[:12]
+
+
 def window_of(fold: str) -> SourceFilter:
     """The sources a conversation in the window of `fold`'s program answers from (knowledge/service.py
     SourceFilter, as bot/programs.py builds it): each corpus document is one program, the two sample_kb
@@ -168,7 +185,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     (`window_of` its document's fold: what a conversation at /p/<program>/ answers from)."""
     if window not in WINDOWS:
         raise ValueError(f"unknown window {window!r}")
-    key = hashlib.sha256(json.dumps([rows, repr(options), plain_units, UNIT_FEATURES]
+    key = hashlib.sha256(json.dumps([rows, repr(options), plain_units, UNIT_FEATURES, code_version()]
                                     + ([window] if window != "index" else []), ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"
