@@ -66,9 +66,6 @@ GATE_FEATURES = (
     # the best unit under the other scorers: agreement of its ranks, its margins over other passages
     "rank_fused", "rank_cov_path", "rank_unit_dense", "rank_bm25_unit", "margin_cov_path", "margin_unit_dense",
     "bm25_unit", "cov_core", "kind_share", "q_len", "margin_passage",
-    # the ranker's margin over the best unit of another document: two documents (two programs, at a general
-    # entry point) answering alike is a question that does not say which one it means
-    "margin_document",
 )
 
 #: Ranker-score margins are capped here: beyond it (several standard deviations of the standardized
@@ -350,7 +347,5 @@ def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
         # the ranker's margin over the best unit of another passage
         "margin_passage": min(best.score - max((c.score for c in ranked[1:] if c.hit.chunk.id != best.hit.chunk.id),
                                                default=best.score - MARGIN_CAP), MARGIN_CAP),
-        "margin_document": min(best.score - max((c.score for c in ranked[1:] if c.hit.source.id != best.hit.source.id),
-                                                default=best.score - MARGIN_CAP), MARGIN_CAP),
     }
     return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)
