@@ -153,6 +153,11 @@ def label_units(found: list[Candidate], row: dict) -> tuple[np.ndarray, np.ndarr
     return correct, spans
 
 
+#: The fields of a bank question that its record depends on (the cache key): a change of another (a fact's
+#: name, the answer kind a writer noted) computes nothing again.
+KEYED_FIELDS = ("id", "question", "document", "in_scope", "style", "answer_span", "expect_any")
+
+
 def code_version() -> str:
     """A digest of the code a feature pass runs (retrieval, units, kinds, the unit features, ...): cached
     features are computed again when it changes. The gate's features and the models are left out (a gate
@@ -185,7 +190,8 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     (`window_of` its document's fold: what a conversation at /p/<program>/ answers from)."""
     if window not in WINDOWS:
         raise ValueError(f"unknown window {window!r}")
-    key = hashlib.sha256(json.dumps([rows, repr(options), plain_units, UNIT_FEATURES, code_version()]
+    asked = [{k: row.get(k) for k in KEYED_FIELDS} for row in rows]
+    key = hashlib.sha256(json.dumps([asked, repr(options), plain_units, UNIT_FEATURES, code_version()]
                                     + ([window] if window != "index" else []), ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"
