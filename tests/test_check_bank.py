@@ -39,3 +39,12 @@ def test_one_question_labeled_both_in_and_out_of_scope_is_a_contradiction() -> N
             {"id": "d-3", "question": "宿泊費は いくらまで", "in_scope": True}]
     (problem,) = check.contradictions(rows)
     assert "a-1 in scope but b-9 out of scope" in problem
+
+
+def test_an_answer_kind_outside_the_briefs_list_is_a_problem() -> None:
+    check = _check_bank()
+    texts: dict[str, str | None] = {}
+    row = _row("謝金は1時間あたり5,280円（税込）", ["5280円"])
+    assert check.check_line({**row, "kind": "amount"}, texts) == []
+    (problem,) = check.check_line({**row, "kind": "which"}, texts)
+    assert "kind 'which'" in problem

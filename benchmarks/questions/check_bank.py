@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BANK = ROOT / "benchmarks" / "questions" / "bank"
 DOCUMENT_DIRS = (ROOT.parent / "shared" / "corpus", ROOT / "sample_kb")
 STYLES = {"casual", "polite", "long", "typo", "loose_name", "no_name", "paraphrase", "terse"}
+ANSWER_KINDS = {"amount", "date", "period", "count", "yes_no", "who", "where", "how", "what", "list", "condition",
+                "other"}
 OUT_OF_SCOPE_KINDS = {"adjacent_program", "unstated_fact", "other_edition", "advice", "unrelated"}
 REQUIRED = ("id", "question", "document", "in_scope", "expect_any", "style")
 AMBIGUOUS_SPAN = 3  # a span may repeat (a rule restated in a table); more than this points nowhere
@@ -58,6 +60,8 @@ def check_line(row: dict, texts: dict[str, str | None]) -> list[str]:
         return [f"unknown document {name!r}"]
     if row["style"] not in STYLES:
         problems.append(f"style {row['style']!r} not one of {sorted(STYLES)}")
+    if "kind" in row and row["kind"] not in ANSWER_KINDS:
+        problems.append(f"kind {row['kind']!r} not one of {sorted(ANSWER_KINDS)}")
     if not str(row["question"]).strip():
         problems.append("empty question")
     if row["in_scope"]:
