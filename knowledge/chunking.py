@@ -61,6 +61,8 @@ _LABELLED = re.compile(r"^([【<＜〈])([^】>＞〉]{1,12})[】>＞〉]\s*(?!�
 _ITEM_NUMBER = re.compile(r"^[(（]?[0-9A-Za-z①-⑳ア-ン]{1,3}[)）]")
 _LIST_ITEM = re.compile(r"^(?:[-*+・•]\s*|[※注]\s*|\d+[.．)]\s|[(（]\d+[)）]|[①-⑳]|[ア-ン][.．、])")
 _TABLE_ROW = re.compile(r"^\|.*\|$")
+#: Where an HTML list item starts (a list the converter left on one line).
+_LI_SPLIT = re.compile(r"(?=<li[\s>])")
 _MARKUP = [
     (re.compile(r"\*\*"), ""),
     (re.compile(r"</?(?:b|i|u|small|strong|em|span|p|br|ul|ol|div|a)(?:\s[^>]*)?/?>"), " "),
@@ -148,23 +150,41 @@ def _starts_structure(clean: str) -> bool:
                 or any(p.match(clean) for _, p in _MARKERS))
 
 
+def _cells_line(raw: str) -> bool:
+    """A line of cells separated by tabs (a table copied out of a PDF or a spreadsheet): a row of its own."""
+    return "\t" in raw.strip()
+
+
+def _html_items(raw: str) -> list[str]:
+    """A line holding a whole HTML list (<ul><li>…<li>…) as one line per item: each item is a fact of its own."""
+    if raw.count("<li") < 2:
+        return [raw]
+    return [part for part in _LI_SPLIT.split(raw) if _clean(part)]
+
+
 def logical_lines(pages: list[list[str]]) -> list[_Line]:
-    """Join wrapped lines back into paragraphs and items; mark headings."""
+    """Join wrapped lines back into paragraphs and items; mark headings. A row of tab-separated cells is
+    never joined to its neighbours: it has no 。 to end it, yet each row is a fact of its own."""
     out: list[_Line] = []
     numbered = len(pages) > 1
+    row_ended = False  # the previous line was a row of cells: nothing is joined to it
     for page_no, raw_lines in enumerate(pages, start=1):
         page = page_no if numbered else None
-        for raw in raw_lines:
+        for raw in (part for line in raw_lines for part in _html_items(line)):
             clean = _clean(raw)
             if not clean or set(clean) <= set("-=|: "):
                 continue
             heading = _heading_of(raw, clean)
             if heading:
                 out.append(_Line(heading[1], page, heading))
+                row_ended = False
                 continue
             previous = out[-1] if out else None
+            cells = _cells_line(raw)
             if (
                 previous is not None
+                and not cells
+                and not row_ended
                 and previous.heading is None
                 and len(previous.text) >= 20
                 and not _SENTENCE_END.search(previous.text)
@@ -175,6 +195,7 @@ def logical_lines(pages: list[list[str]]) -> list[_Line]:
                 previous.text = previous.text + joiner + clean
                 continue
             out.append(_Line(clean, page, None))
+            row_ended = cells
     return out
 
 

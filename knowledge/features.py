@@ -113,7 +113,10 @@ def pool(retrieval: Retrieval) -> list[Hit]:
     # So do the passages one retriever alone ranks among its best, which fusion put below the cut, from
     # any document: steering may have named the wrong one (its `steered_doc` feature tells the ranker).
     seen = {h.chunk.id for h in hits}
-    hits += [h for h in retrieval.deeper if h.chunk.id not in seen]
+    for hit in retrieval.deeper + retrieval.unsteered:
+        if hit.chunk.id not in seen:
+            seen.add(hit.chunk.id)
+            hits.append(hit)
     return hits
 
 

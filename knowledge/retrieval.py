@@ -72,6 +72,13 @@ STEER_MARGIN = 0.3
 NAME_WORD_WEIGHT = 0.25
 
 
+#: Passages of the fused ranking by score alone (without the steered document first) that stay candidates when
+#: a question is steered by its words alone (`steer`): that names the wrong document for 99 of the 243 bank
+#: questions it steers (a phrase of a title, `named_in_text`, for 14 of 388), and then hides every passage of
+#: the right one (benchmarks/recall_eval.py, docs/BENCHMARKS.md "Recall").
+UNSTEERED_CANDIDATES = 3
+
+
 @dataclass(frozen=True)
 class RetrievalOptions:
     """Which retrievers run and how they are fused: each stage can be removed or swapped to measure it
@@ -85,6 +92,9 @@ class RetrievalOptions:
     #: they raise the gold span in the top 3 units (63.2-63.4% -> 65.6%) but lower the gate's precision on a
     #: new document (mean 91.8-94.0% -> 90.3%, worst fold 85.5-87.9% -> 82.9%; docs/BENCHMARKS.md)
     deep: bool = False
+    #: passages kept whatever the steer: the best of the fused ranking without the named document first
+    #: (`Retrieval.unsteered`); 0 removes them (the ablation)
+    unsteered: int = UNSTEERED_CANDIDATES
 
     @classmethod
     def for_pipeline(cls, pipeline: str) -> RetrievalOptions:
@@ -174,6 +184,9 @@ class Retrieval:
     #: pipeline's answer units come from these too (fusion drops a passage BM25 ranks first when dense does
     #: not find it); the classic answerer reads `hits` only
     deeper: list[Hit] = field(default_factory=list, repr=False)
+    #: when the question is steered to a document by its words alone: the best passages by fused score alone,
+    #: whatever their document (that steer is often wrong); pooled by the learned pipeline, not by the classic one
+    unsteered: list[Hit] = field(default_factory=list, repr=False)
     #: the question's e5 query vector (empty when no dense stage ran): the learned ranker compares it with
     #: each answer unit's own vector
     vector: list[float] = field(default_factory=list, repr=False, compare=False)
@@ -549,10 +562,12 @@ class HybridIndex:
         absorbed = {t for t in query_tokens if any(part_of(t, whole) for whole in synonyms)}
         query_tokens = [t for t in query_tokens if t not in compounds and t not in absorbed]
         steered = None
+        by_words = False  # steered by the profile's words, not by a phrase of a title or heading
         if self.chunks:
             steered = self.named_in_text(question)
             if steered is None:
                 steered = self.steer(query_tokens)
+                by_words = steered is not None
         # Title words name the document, not the topic, unless the question says them again
         # (「後継者支援ネットワーク事業の事業期間」: the second 事業 is part of what is asked).
         said = Counter(query_tokens)
@@ -606,6 +621,9 @@ class HybridIndex:
             ranked = self._fuse(self._lexical(expanded, steered), dense, retrieval, len(self.chunks))
         # The FAQ entries the FAQ retriever found stay, after the k best passages.
         retrieval.hits = ranked[:k] + ([h for h in ranked[k:] if h.chunk.kind == "faq"] if self.options.faq else [])
+        if by_words and self.options.unsteered:
+            by_score = sorted((h for h in ranked if h.chunk.kind != "faq"), key=lambda h: h.score, reverse=True)
+            retrieval.unsteered = by_score[: self.options.unsteered]
         retrieval.deeper = [h for h in ranked[k:] if self.options.deep and h.chunk.kind != "faq" and min(
             h.bm25_rank if h.bm25_rank is not None else DEEP_RANK,
             h.dense_rank if h.dense_rank is not None else DEEP_RANK) < DEEP_RANK]

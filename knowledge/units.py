@@ -29,6 +29,11 @@ _ITEM = re.compile(r"^(?:[・\-*•●○■◆]\s*|[(（]?\d{1,2}[)）.．]\s*|
 #: A sentence that opens a list: 「以下の場合には」「次のいずれかに該当する」「下記の」, or ends in a colon.
 _INTRODUCES_LIST = re.compile(r"(?:以下|次|下記)(?:の|に掲げる|のいずれか|のとおり)|[:：]$")
 _TABLE_ROW = re.compile(r"^\|.*\|$")
+#: A part of an over-long unit: about half a unit, so that a fact of up to half that length lies whole in one of
+#: the overlapping parts.
+PART_CHARS = MAX_UNIT_CHARS // 2
+#: Where a part may end: after a space between cells, a comma, a closing bracket, or before a list marker.
+_PART_BOUNDARY = re.compile(r"\s+|[、,)）」』]|(?=[・●○■◆])")
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,8 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
             if lead is not None:
                 shown = f"{_unbulleted(placed[lead][0])}\n・{shown}"
         units.append(_unit(shown, sentence, under, unit_kind, index))
+        if len(shown) > MAX_UNIT_CHARS and unit_kind in ("sentence", "item"):
+            units.extend(Unit(part, part, under, unit_kind, index) for part in _parts(shown))
         if unit_kind in ("sentence", "heading", "item") and _INTRODUCES_LIST.search(sentence):
             items = []
             for following in placed[index + 1:]:
@@ -165,3 +172,21 @@ def _unit(shown: str, core: str, heading: str, kind: str, position: int) -> Unit
     if len(shown) > MAX_UNIT_CHARS:
         shown = shown[: MAX_UNIT_CHARS - 1] + "…"
     return Unit(shown, core, heading, kind, position)
+
+
+def _parts(text: str) -> list[str]:
+    """An over-long run-on "sentence" (a table or a list the PDF flattened into one line without 。) in
+    overlapping parts of at most PART_CHARS, cut where a cell or a phrase ends, so each fact in it is read
+    whole by some part (the unit itself is cut at MAX_UNIT_CHARS)."""
+    cuts = sorted({m.end() for m in _PART_BOUNDARY.finditer(text)} | {len(text)})
+    parts: list[str] = []
+    start = 0
+    while start < len(text):
+        end = max((c for c in cuts if start < c <= start + PART_CHARS), default=min(len(text), start + PART_CHARS))
+        parts.append(text[start:end].strip())
+        if end >= len(text):
+            break
+        # the next part starts about halfway into this one, at a boundary: a fact across the cut is whole in it
+        start = min((c for c in cuts if c >= start + PART_CHARS // 2), default=end)
+        start = min(start, end)
+    return [p for p in parts if p]
