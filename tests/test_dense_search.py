@@ -12,7 +12,7 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 
 from bot.settings import Settings
-from knowledge.vectorstore import COLLECTION, HNSW, VectorStore
+from knowledge.vectorstore import COLLECTION, HNSW, SEARCH_EF, VectorStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,8 +68,10 @@ def test_the_search_settings_reach_a_collection_made_before_them(tmp_path: Path)
     _an_older_collection(chromadb.PersistentClient(path=str(settings.chroma_dir),
                                                    settings=ChromaSettings(anonymized_telemetry=False,
                                                                           allow_reset=True)))
-    configured = _configured(VectorStore(settings))
-    assert (configured["num_threads"], configured["ef_search"]) == (HNSW["num_threads"], HNSW["ef_search"])
+    assert _configured(VectorStore(settings))["ef_search"] == SEARCH_EF
+    reopened = chromadb.PersistentClient(path=str(settings.chroma_dir),
+                                         settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True))
+    assert reopened.get_collection(COLLECTION).configuration_json["hnsw"]["ef_search"] == SEARCH_EF  # stored
 
 
 def test_a_chroma_server_s_collection_gets_the_search_settings(chroma_server: str, tmp_path: Path) -> None:
@@ -79,5 +81,5 @@ def test_a_chroma_server_s_collection_gets_the_search_settings(chroma_server: st
     assert {key: _configured(store)[key] for key in HNSW} == HNSW
     store.client.delete_collection(COLLECTION)
     _an_older_collection(store.client)
-    configured = _configured(VectorStore(settings))
-    assert (configured["num_threads"], configured["ef_search"]) == (HNSW["num_threads"], HNSW["ef_search"])
+    VectorStore(settings)
+    assert VectorStore(settings).collection.configuration_json["hnsw"]["ef_search"] == SEARCH_EF  # stored

@@ -1,0 +1,131 @@
+"""benchmarks/knowledge_eval.py: its command line, and its program-window evaluation (each question asked of
+its own program's sources, as a conversation at /p/<program>/ is answered)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.services import Services
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "knowledge_eval.py"
+
+
+def _knowledge_eval(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """benchmarks/knowledge_eval.py as a module (its settings of the environment undone after the test)."""
+    import importlib.util
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec = importlib.util.spec_from_file_location("knowledge_eval", SCRIPT)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "knowledge_eval", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_the_benchmark_script_shows_its_help_instead_of_reading_the_option_as_a_corpus() -> None:
+    """`knowledge_eval.py --help` printed nothing and crashed: the older form took its first argument as a
+    corpus folder. Each subcommand has its own help."""
+    for argv in (["--help"], ["lodo", "--help"], ["heldout", "--help"]):
+        done = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, timeout=120,
+                              cwd=ROOT)
+        assert done.returncode == 0, (argv, done.stderr[-2000:])
+        assert done.stdout.startswith("usage: knowledge_eval.py"), argv
+    top = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT).stdout
+    assert all(command in top for command in ("lodo", "heldout", "legacy"))
+    lodo = subprocess.run([sys.executable, str(SCRIPT), "lodo", "--help"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT).stdout
+    assert "--window" in lodo and "--gate-on" in lodo
+
+
+def test_the_older_form_without_a_subcommand_still_names_a_corpus_and_its_question_files(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _knowledge_eval(monkeypatch)
+    args = bench.parse_args(["../shared/corpus", "a.jsonl", "b.jsonl"])
+    assert (args.command, args.corpus, args.questions) == ("legacy", "../shared/corpus", ["a.jsonl", "b.jsonl"])
+    args = bench.parse_args(["lodo", "--window", "program", "--gate-on", "both"])
+    assert (args.command, args.window, args.gate_on) == ("lodo", "program", "both")
+    with pytest.raises(SystemExit) as exited:
+        bench.parse_args(["lodo", "--window", "everything"])
+    assert exited.value.code == 2
+
+
+def test_a_programs_window_holds_its_own_documents_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each corpus document is one program; the sample guide and its FAQ are one (the expert-dispatch sample)."""
+    bench = _knowledge_eval(monkeypatch)
+    kanto = bench.window_of("kanto-successor-network-call.md")
+    assert kanto.allows("/x/corpus/kanto-successor-network-call.md")
+    assert not kanto.allows("/x/corpus/kyushu-sme-talent-call.md")
+    sample = bench.window_of("sample_kb")
+    assert sample.allows("/x/sample_kb/expert-dispatch-guide.md") and sample.allows("/x/sample_kb/expert-dispatch-faq.yaml")
+    assert not sample.allows("/x/sample_kb/regional-dx-call.md")
+    assert kanto.name != sample.name
+
+
+def test_in_the_program_window_a_question_is_answered_from_its_programs_sources_only(
+        learned_sample_kb: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The whole index lets another program's document answer a question written for one program (the
+    regional-DX call's 7,000万円 for the expert-dispatch guide's reader); in the program's window, as a
+    conversation at /p/expert-dispatch/ is answered, only the guide and its FAQ are candidates. Out-of-scope
+    questions are asked in the window of the document they were written against too."""
+    bench = _knowledge_eval(monkeypatch)
+    rows = [{"id": "w1", "question": "委託する金額は1つの支援地域あたり最大いくら？", "document": "expert-dispatch-guide.md",
+             "in_scope": False, "style": "polite"},
+            {"id": "w2", "question": "謝金は1時間あたりいくらですか", "document": "expert-dispatch-guide.md",
+             "answer_span": "1時間あたり5,280円", "expect_any": ["5,280円"], "style": "polite"}]
+    options = bench.RetrievalOptions()
+    whole = bench.extract(learned_sample_kb, rows, options, tmp_path, "t-index")
+    window = bench.extract(learned_sample_kb, rows, options, tmp_path, "t-window", window="program")
+    whole_sources = {c.hit.source.name for c in whole[0].candidates}
+    assert "regional-dx-call.md" in whole_sources
+    for record in window:
+        assert record.candidates
+        assert {c.hit.source.name for c in record.candidates} <= bench.SAMPLE_DOCUMENTS, record.question
+    assert window[1].correct.any() and window[1].span.any()
+    assert [r.id for r in window] == ["w1", "w2"] and [r.fold for r in window] == ["sample_kb", "sample_kb"]
+    # cached apart: a second pass reads each from its own file
+    assert {c.hit.source.name for c in bench.extract(learned_sample_kb, rows, options, tmp_path, "t-window",
+                                                       window="program")[0].candidates} <= bench.SAMPLE_DOCUMENTS
+
+
+def test_each_folds_model_is_tested_in_both_windows_and_the_gate_learns_from_the_chosen_ones(
+        learned_sample_kb: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`lodo --window program`: one model per fold, tested on the same questions asked of the whole index and
+    in their program's window; `--gate-on` gives the gate the whole index's questions, the window's or both."""
+    from dataclasses import replace
+
+    bench = _knowledge_eval(monkeypatch)
+    questions = [("謝金は1時間あたりいくらですか", "5,280円", True), ("宿泊費の上限はいくら？", "9,800円", True),
+                 ("委託する金額は最大いくら？", "", False), ("日当はいくら出ますか", "1,100円", True),
+                 ("私有車の交通費は1kmいくら？", "37円", True), ("採択の予定は何件？", "", False)]
+    rows = [{"id": f"g{i}", "question": q, "document": "expert-dispatch-guide.md", "in_scope": inside,
+             "expect_any": [fact] if fact else [], "answer_span": fact, "style": "polite"}
+            for i, (q, fact, inside) in enumerate(questions)]
+    options = bench.RetrievalOptions()
+    # three made-up documents of two questions each (one answerable at least), so that each fold's gate has
+    # two others to learn from, each ranked by a ranker trained without it
+    folds = "abacbc"
+    whole = [replace(r, fold=folds[i]) for i, r in enumerate(bench.extract(learned_sample_kb, rows, options,
+                                                                            tmp_path, "g-index"))]
+    window = [replace(r, fold=folds[i]) for i, r in enumerate(bench.extract(
+        learned_sample_kb, rows, options, tmp_path, "g-window", window="program"))]
+    assert bench.gate_sets_for(whole, window, "index") is None
+    assert bench.gate_sets_for(whole, window, "program") == (window,)
+    assert bench.gate_sets_for(whole, window, "both") == (whole, window)
+    with pytest.raises(ValueError):
+        bench.gate_sets_for(whole, None, "program")
+    log: list[dict] = []
+    results = bench.lodo_windows(whole, {"whole index": whole, "program window": window}, log=log, ranker="linear",
+                                 gate_sets=bench.gate_sets_for(whole, window, "both"))
+    for name in ("whole index", "program window"):
+        assert [r.fold for r in results[name]] == ["a", "b", "c"]
+        assert sum(r.answerable + r.out_of_scope for r in results[name]) == len(rows)
+        assert sorted(row["id"] for row in log if row["window"] == name) == sorted(r["id"] for r in rows)
+    assert {row["source"] for row in log if row["window"] == "program window"} <= bench.SAMPLE_DOCUMENTS
