@@ -144,12 +144,17 @@ class CachedQueries:
         self.path.write_bytes(pickle.dumps(self.vectors))
 
 
+def holds_span(span: str, unit_text: str) -> bool:
+    """Whether a unit holds a question's gold span (`span` already compacted): inside the unit's compacted text."""
+    return bool(span) and span in compact(unit_text)
+
+
 def label_units(found: list[Candidate], row: dict) -> tuple[np.ndarray, np.ndarray]:
     expect = [compact(e) for e in row.get("expect_any") or []]
     span = compact(row.get("answer_span") or "")
     correct = np.array([any(e and e in compact(c.unit.text)[:300] for e in expect) for c in found], dtype=float)
-    spans = np.array([bool(span) and c.hit.source.name == row["document"] and span in compact(c.unit.text)
-                      for c in found], dtype=float)
+    spans = np.array([c.hit.source.name == row["document"] and holds_span(span, c.unit.text) for c in found],
+                     dtype=float)
     return correct, spans
 
 

@@ -37,7 +37,7 @@ from knowledge.retrieval import CANDIDATES, UNSTEERED_CANDIDATES, Retrieval, Ret
 from knowledge.units import units_of  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from knowledge_eval import BANK, CachedQueries, fold_of, open_index, read_bank  # noqa: E402
+from knowledge_eval import BANK, CachedQueries, fold_of, holds_span, open_index, read_bank  # noqa: E402
 
 #: The depths recall is read at (the pool is 12 passages; each retriever proposes CANDIDATES).
 DEPTHS = (1, 3, 5, 12, 20, CANDIDATES)
@@ -46,11 +46,6 @@ STAGES = ("label", "units", "retrieval", "candidates")
 
 def answerable(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r.get("in_scope", True) and (r.get("answer_span") or "").strip()]
-
-
-def unit_holds(span: str, unit_text: str) -> bool:
-    """The scorer's test (knowledge_eval.label_units): the compacted span inside the unit's compacted text."""
-    return bool(span) and span in compact(unit_text)
 
 
 class Document:
@@ -67,7 +62,7 @@ class Document:
             self.raw = compact(normalize_document(path.read_text(encoding="utf-8", errors="replace")))
 
     def gold(self, span: str) -> set[str]:
-        return {cid for cid, units in self.units.items() if any(unit_holds(span, u.text) for u in units)}
+        return {cid for cid, units in self.units.items() if any(holds_span(span, u.text) for u in units)}
 
     def where(self, span: str) -> str:
         """Why no unit holds the span: inside one passage (cut across its units), across passages, or nowhere."""
@@ -115,7 +110,7 @@ def analyse(index, rows: list[dict]) -> list[dict]:  # type: ignore[no-untyped-d
         pooled = pool(shown)
         pool_rank = next((i for i, h in enumerate(pooled) if h.chunk.id in gold), None)
         candidate = any(
-            unit_holds(span, u.text)
+            holds_span(span, u.text)
             for h in pooled if h.source.id == source_id
             for u in units_of(h.chunk.kind, h.chunk.section, h.chunk.text, h.chunk.answer, index.headers.get(h.chunk.id)))
         stage = "candidates" if candidate else "retrieval"
