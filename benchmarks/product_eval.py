@@ -57,9 +57,6 @@ from knowledge.model import CRITERIA, GATE_CRITERION, TARGET_PRECISION  # noqa: 
 from knowledge.retrieval import RetrievalOptions  # noqa: E402
 
 ROOT = unit_eval.ROOT
-#: The knowledge code a question's retrieval and unit features come from (the feature cache is named by it).
-FEATURE_SOURCES = ("retrieval.py", "tokenize.py", "synonyms.py", "kinds.py", "edition.py", "units.py", "features.py",
-                   "chunking.py", "vocabulary.py", "vectorstore.py", "embeddings.py")
 #: The FAQ stage's out-of-fold precision targets measured (the shipped one is faq_match_eval.TARGET).
 FAQ_TARGETS = (0.9, 0.95)
 
@@ -95,10 +92,9 @@ class Outcome:
 
 def unit_records(data: Path, rows: list[dict]) -> tuple[Services, list[unit_eval.Record]]:
     """knowledge_eval.py's records of the bank's questions (retrieval, answer units, features), labeled by
-    the bank as it is now."""
-    code = "".join((ROOT / "knowledge" / f).read_text(encoding="utf-8") for f in FEATURE_SOURCES
-                   if (ROOT / "knowledge" / f).is_file())
-    name = "product-" + hashlib.sha256(code.encode()).hexdigest()[:8]
+    the bank as it is now. The feature cache is keyed by the code that computes the features
+    (knowledge_eval.code_version), so a change of retrieval or units is never read from a stale cache."""
+    name = "product"
     bare = [{"id": r["id"], "question": r["question"], "document": r["document"]} for r in rows]
     services = unit_eval.open_index(data)
     records = unit_eval.extract(services, bare, RetrievalOptions(), data, name)
