@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_MONTHS = r"(?:か|ヶ|カ|ヵ|ケ|箇)月"
+#: The small ka of 「3か月」「何ヶ所」 in its written forms.
 _SMALL_KA = ("か", "ヶ", "カ", "ヵ", "ケ", "箇")
+_MONTHS = "(?:" + "|".join(_SMALL_KA) + ")月"
 #: Japanese counters (助数詞), one small general table, and the kind of fact a number of each is: 「何泊」
 #: 「何人」 ask a count, 「何時間」 a period, and 「3回」 states a count. The kinds' cues and facts below are
 #: read from it, and so is the FAQ stage's check that an answer states a number of the unit asked
