@@ -651,7 +651,8 @@ def run_lodo(args: argparse.Namespace) -> None:
             print(f"| {criterion} | {target:.1%} | " + " | ".join(summary(swept[name]) for name in tested) + " |",
                   flush=True)
     if args.ablation:
-        ablation(services, rows, records, data, results, options, args.retrievers, windowed)
+        ablation(services, rows, records, data, results, options, args.retrievers, windowed,
+                 tuple(v for v in args.variants.split(",") if v))
     if args.train:
         model = train(records, ranker=args.ranker, target=args.target, tag="full", criterion=args.criterion,
                       gate_sets=options["gate_sets"])
@@ -664,10 +665,14 @@ def run_lodo(args: argparse.Namespace) -> None:
 
 def ablation(services: Services, rows: list[dict], records: list[Record], data: Path,  # type: ignore[no-untyped-def]
              results: dict[str, list[FoldResult]], options: dict, retrievers: bool = False,
-             windowed: list[Record] | None = None) -> None:
+             windowed: list[Record] | None = None, variants: tuple[str, ...] = ()) -> None:
     """Each stage removed or swapped, leave-one-document-out (both windows when the program window's records
-    are given; the retriever variants need a feature pass each, whole index only)."""
+    are given; the retriever variants need a feature pass each, whole index only). `variants`: when given,
+    only the rows whose label holds one of these words are run (the full pipeline's always)."""
     tested = {"whole index": records, **({"program window": windowed} if windowed is not None else {})}
+
+    def wanted(label: str) -> bool:
+        return not variants or any(word in label for word in variants)
 
     def row(label: str, found: dict[str, list[FoldResult]]) -> None:
         print(f"| {label} | " + " | ".join(summary(found[name]) for name in tested if name in found) + " |",
@@ -685,11 +690,13 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
              ("no candidate-context features (unit BM25, ranks and fusion, margins, neighbours)",
               ("bm25_unit", "cov_core", "cov_section", "rank_", "margin_", "in_passage_", "prev_", "next_"),
               ("rank_", "margin_cov_path", "margin_unit_dense", "margin_passage", "bm25_unit", "cov_core")))
-    for label, unit_prefixes, gate_prefixes in drops:
+    for label, unit_prefixes, gate_prefixes in filter(lambda drop: wanted(drop[0]), drops):
         row(label, lodo_windows(records, tested, **{**options, "mask": feature_mask(unit_prefixes, UNIT_FEATURES),
                                                     "gate_mask": feature_mask(gate_prefixes, GATE_FEATURES)}))
     for kind, label in (("lambdarank", "lambdarank trees alone (no linear ranker beside them)"),
                         ("linear", "linear pairwise ranker alone (no trees)")):
+        if not wanted(label):
+            continue
         row(label, lodo_windows(records, tested, **{**options, "ranker": kind}))
     if not retrievers:
         print("(retrievers removed or swapped: with --retrievers, each needs its own feature pass)")
@@ -786,6 +793,9 @@ def parser() -> argparse.ArgumentParser:
     lodo_cmd.add_argument("--ranker", choices=RANKERS, default="ensemble")
     lodo_cmd.add_argument("--retrievers", action="store_true",
                           help="with --ablation: also remove or swap each retriever (a feature pass each)")
+    lodo_cmd.add_argument("--variants", default="",
+                          help="with --ablation: only the variants whose label holds one of these words "
+                               "(comma-separated, e.g. 'candidate-context,alone'); every variant by default")
     lodo_cmd.add_argument("--gate-drop", default="",
                           help="gate features left out (comma-separated name prefixes; measures one feature)")
     lodo_cmd.add_argument("--window", choices=WINDOWS, default="index",

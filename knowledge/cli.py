@@ -91,7 +91,7 @@ def ingest(
     for result in report.results:
         style = {"error": "red", "new": "green", "updated": "yellow"}.get(result.status, "")
         table.add_row(Path(result.path).name, f"[{style}]{result.status}[/]" if style else result.status,
-                      str(result.chunks) if result.chunks else "", result.edition, result.message)
+                      str(result.chunks) if result.chunks else "", escape(result.edition), escape(result.message))
     console.print(table)
     console.print(f"files: {len(report.results)}  chunks: {report.chunks}  "
                   f"skipped: {report.count('unchanged')}  errors: {report.count('error')}  "

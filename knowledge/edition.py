@@ -3,25 +3,40 @@
 A call for proposals is one edition of a program (令和7年度, one round). The bot must not answer a
 question about another fiscal year or round from it, and must say so when a deadline it states has
 passed. The edition is read from the document's cover (the fiscal year in its title, the first
-application period or deadline in its text) or from a small metadata file beside it,
-`<file name>.meta.yaml` (keys: program, fiscal_year (western year the fiscal year starts in, or 令和N年度),
-window_start, window_end (YYYY-MM-DD)), which wins.
+application period or deadline in its text) or from a small metadata file beside it, which wins field by
+field (a field it leaves out is still read from the cover):
+- `<file name>.meta.yaml` beside one document (`guide.md.meta.yaml` for `guide.md`), or
+- `editions.meta.yaml` in its folder, a list of editions each naming its documents (a program's guide and its
+  FAQ are one edition); a document's own file wins over the folder's.
+Keys: program, fiscal_year (令和8年度, 2026年度 or 2026: the western year the fiscal year starts in),
+window_start, window_end (YYYY-MM-DD), and in the folder's file documents (file names in the folder).
+Every `*.meta.yaml` is metadata, never a document (knowledge/ingest.py). The format is checked
+(`EditionMeta`); a bad file is reported by `knowledge ingest` with the file, the key and what to write, and
+the bot meanwhile reads that document's edition from its cover. docs/EDITIONS.md describes it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.i18n import DEFAULT_LOCALE, add_locale_dir, t
 from bot.text import normalize
 
 add_locale_dir(Path(__file__).resolve().parent / "locales")
+log = logging.getLogger(__name__)
+
+#: A metadata file's name ends with this: `<document>.meta.yaml` for one document, FOLDER_META for a folder.
+META_SUFFIX = ".meta.yaml"
+#: The folder's metadata file: the editions of the documents it names (no document is called `editions`).
+FOLDER_META = "editions" + META_SUFFIX
 
 JAPAN = ZoneInfo("Asia/Tokyo")
 #: The Reiwa era began in 2019: 令和N年 = 2018 + N.
@@ -55,6 +70,8 @@ class Edition:
     fiscal_year: int | None = None  # the western year the fiscal year starts in (令和7年度 = 2025)
     window_start: date | None = None
     window_end: date | None = None
+    #: where it was read from: "cover", or the metadata file's name (as `knowledge ingest` shows it)
+    origin: str = field(default="cover", compare=False)
 
     @property
     def fiscal_label(self) -> str:
@@ -126,8 +143,17 @@ def dates_in(text: str, fiscal_year: int | None) -> list[date]:
 
 
 def read_edition(title: str, program: str, lines: list[str], path: str | None = None) -> Edition:
-    """The edition of one source, from its metadata file beside it or else from its title and text."""
-    fiscal_year = fiscal_year_of(title) or fiscal_year_of(" ".join(lines[:20]))
+    """The edition of one source, from its metadata file beside it or else from its title and text (a month
+    and day the cover writes without a year are in the metadata's fiscal year when it names one). A bad
+    metadata file is logged and left out (its document's edition is read from its cover): `knowledge ingest`
+    reports it (`check_metadata`)."""
+    try:
+        found_meta = metadata_for(Path(path)) if path else None
+    except MetadataError as error:
+        log.warning("%s", error)
+        found_meta = None
+    meta, origin = found_meta if found_meta is not None else (EditionMeta(), "cover")
+    fiscal_year = meta.fiscal_year or fiscal_year_of(title) or fiscal_year_of(" ".join(lines[:20]))
     start = end = None
     for line in lines[:WINDOW_SEARCH_LINES]:
         if _WINDOW_LABEL.search(line):
@@ -135,25 +161,135 @@ def read_edition(title: str, program: str, lines: list[str], path: str | None = 
             if found:
                 start, end = (min(found), max(found)) if len(found) > 1 else (None, found[0])
                 break
-    edition = Edition(program, fiscal_year, start, end)
-    meta = Path(f"{path}.meta.yaml") if path else None
-    if meta is not None and meta.is_file():
-        data = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
-        year = data.get("fiscal_year", edition.fiscal_year)
-        if isinstance(year, str):
-            year = fiscal_year_of(year if "年度" in year else f"{year}年度")
-        edition = Edition(str(data.get("program", program)), year,
-                          _as_date(data.get("window_start")) or edition.window_start,
-                          _as_date(data.get("window_end")) or edition.window_end)
-    return edition
+    return Edition(meta.program or program, fiscal_year, meta.window_start or start, meta.window_end or end,
+                   origin=origin)
 
 
-def _as_date(value: object) -> date | None:
-    if isinstance(value, date):
+class MetadataError(ValueError):
+    """A metadata file that cannot be read: the message names the file, the key and what to write."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class EditionMeta(BaseModel):
+    """One edition's metadata; every key may be left out (it is then read from the document's cover)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str | None = Field(default=None, min_length=1, max_length=200, description="The program's name.")
+    fiscal_year: int | None = Field(default=None, ge=2000, le=2100,
+                                    description="令和8年度, 2026年度 or 2026 (the western year it starts in).")
+    window_start: date | None = Field(default=None, description="First day of the application window.")
+    window_end: date | None = Field(default=None, description="Last day of the application window (deadline).")
+
+    @field_validator("fiscal_year", mode="before")
+    @classmethod
+    def _fiscal_year(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = normalize(value).strip()
+            year = fiscal_year_of(text if "年度" in text else f"{text}年度")
+            if year is None:
+                raise ValueError(f"「{value}」は年度として読めません。令和8年度、2026年度、2026 のように書いてください")
+            return year
         return value
-    if isinstance(value, str) and value:
-        return date.fromisoformat(value)
-    return None
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> EditionMeta:
+        if self.window_start and self.window_end and self.window_end < self.window_start:
+            raise ValueError(f"window_end（{self.window_end}）が window_start（{self.window_start}）より前です")
+        return self
+
+
+class FolderEdition(EditionMeta):
+    documents: list[str] = Field(min_length=1, description="The documents (file names in the folder) it is.")
+
+
+class FolderEditions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    editions: list[FolderEdition] = Field(min_length=1)
+
+
+def _parse(path: Path, model: type[BaseModel]) -> BaseModel:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise MetadataError(path, f"YAML として読めませんでした（{type(exc).__name__}）。"
+                            f"key: value の形で書かれているかご確認ください") from exc
+    if not isinstance(raw, dict):
+        raise MetadataError(path, "資料のメタデータは key: value の形で書いてください"
+                            "（program / fiscal_year / window_start / window_end）")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "(file)"
+            if error["type"] == "extra_forbidden":
+                message = ("この項目は使えません（program / fiscal_year / window_start / window_end"
+                           + (" / documents" if model is FolderEditions else "") + " のどれかです）")
+            elif error["type"].startswith("date"):
+                message = f"「{error.get('input')}」は日付として読めません。2026-06-19 のように書いてください"
+            else:
+                message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}")
+        raise MetadataError(path, "資料のメタデータに誤りがあります。ご確認ください\n  " + "\n  ".join(problems)) \
+            from exc
+
+
+def _folder_editions(folder: Path) -> dict[str, FolderEdition]:
+    meta = folder / FOLDER_META
+    if not meta.is_file():
+        return {}
+    parsed = _parse(meta, FolderEditions)
+    assert isinstance(parsed, FolderEditions)
+    named: dict[str, FolderEdition] = {}
+    for edition in parsed.editions:
+        for document in edition.documents:
+            if document in named:
+                raise MetadataError(meta, f"{document} が2つの版に書かれています。どちらか一つにしてください")
+            named[document] = edition
+    return named
+
+
+def metadata_for(document: Path) -> tuple[EditionMeta, str] | None:
+    """The metadata of one document and the name of the file it came from: its own `<name>.meta.yaml`, else its
+    folder's `editions.meta.yaml` entry naming it; None when there is none. A bad file raises MetadataError."""
+    own = document.with_name(document.name + META_SUFFIX)
+    if own.is_file():
+        parsed = _parse(own, EditionMeta)
+        assert isinstance(parsed, EditionMeta)
+        return parsed, own.name
+    edition = _folder_editions(document.parent).get(document.name)
+    return (edition, FOLDER_META) if edition is not None else None
+
+
+def is_metadata(path: Path) -> bool:
+    return path.name.endswith(META_SUFFIX)
+
+
+def check_metadata(folder: Path) -> list[tuple[Path, str]]:
+    """Every metadata file under `folder` that is wrong, with why: unreadable, a key or value the format does
+    not have, or a document named that is not there."""
+    problems: list[tuple[Path, str]] = []
+    for meta in sorted(p for p in folder.rglob("*" + META_SUFFIX) if p.is_file()):
+        if any(part.startswith(".") for part in meta.relative_to(folder).parts):
+            continue
+        try:
+            if meta.name == FOLDER_META:
+                missing = [name for name in _folder_editions(meta.parent) if not (meta.parent / name).is_file()]
+                if missing:
+                    raise MetadataError(meta, f"documents に書かれた {', '.join(missing)} がこのフォルダにありません")
+            else:
+                _parse(meta, EditionMeta)
+                if not meta.with_name(meta.name.removesuffix(META_SUFFIX)).is_file():
+                    raise MetadataError(meta, f"対応する資料 {meta.name.removesuffix(META_SUFFIX)} がありません"
+                                        f"（`<資料のファイル名>{META_SUFFIX}` と名付けてください）")
+        except MetadataError as error:
+            problems.append((meta, str(error)))
+    return problems
 
 
 def today_in_japan() -> date:

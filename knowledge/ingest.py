@@ -31,12 +31,9 @@ from knowledge.tokenize import tokens
 from knowledge.faq_match import question_vectors
 from knowledge.unit_vectors import UNIT_EMBED_CHARS, UnitVectors, cached_vectors
 from knowledge.vectorstore import VectorStore
-from knowledge.edition import program_name, read_edition
+from knowledge.edition import MetadataError, check_metadata, is_metadata, metadata_for, program_name, read_edition
 from knowledge.retrieval import EDITION_PASSAGES
 from knowledge.units import Unit, header_before, units_of
-
-#: A metadata file beside a document (`<name>.meta.yaml`: program, fiscal year, window) is no document.
-META_SUFFIX = ".meta.yaml"
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +79,8 @@ class IngestReport:
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """(files to ingest, folders scanned). Hidden files and unsupported types are ignored."""
+    """(files to ingest, folders scanned). Hidden files, unsupported types and metadata files (`*.meta.yaml`,
+    knowledge/edition.py: an edition's program, fiscal year and window, never a document) are left out."""
     files: list[Path] = []
     roots: list[Path] = []
     for path in paths:
@@ -90,10 +88,11 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
         if path.is_dir():
             roots.append(path)
             files.extend(p for p in sorted(path.rglob("*"))
-                         if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.endswith(META_SUFFIX)
+                         if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not is_metadata(p)
                          and not any(part.startswith(".") for part in p.relative_to(path).parts))
         elif path.is_file():
-            files.append(path)
+            if not is_metadata(path):
+                files.append(path)
         else:
             raise FileNotFoundError(str(path))
     return files, roots
@@ -261,6 +260,7 @@ def ingest_paths(
                 on_file(outcome)
         if isinstance(outcome, FileResult):
             report.results.append(outcome)
+    report.results += metadata_problems(files, roots)
     report.seconds = time.perf_counter() - started
     services.knowledge_changed()
     return report
@@ -394,6 +394,19 @@ def _units(passages: list[Passage]) -> list[tuple[Unit, ...]]:
             for p, header in zip(passages, headers, strict=True)]
 
 
+def metadata_problems(files: list[Path], roots: list[Path]) -> list[FileResult]:
+    """An error row for each metadata file that is wrong (in the folders scanned, or beside a file given): its
+    documents are still ingested, and their editions read from their covers until it is mended."""
+    problems = {meta: message for root in roots for meta, message in check_metadata(root)}
+    for file in files:
+        if not any(file.is_relative_to(root) for root in roots):
+            try:
+                metadata_for(file)
+            except MetadataError as error:
+                problems.setdefault(error.path, str(error))
+    return [FileResult(str(meta), "error", message=message) for meta, message in problems.items()]
+
+
 def _edition(services: Services, path: str) -> str:
     """The source's edition read from its stored passages (its cover and summary) and any metadata file."""
 
@@ -404,7 +417,8 @@ def _edition(services: Services, path: str) -> str:
         texts = session.execute(select(KnowledgeChunk.text).where(KnowledgeChunk.source_id == source.id)
                                 .order_by(KnowledgeChunk.ordinal).limit(EDITION_PASSAGES)).scalars().all()
         title = source.title
-    return read_edition(title, program_name(title), "\n".join(texts).split("\n"), path).describe()
+    edition = read_edition(title, program_name(title), "\n".join(texts).split("\n"), path)
+    return edition.describe() + (f" ← {edition.origin}" if edition.origin != "cover" else "")
 
 
 def _remove_source(session: Session, store: VectorStore, source_id: int) -> None:

@@ -129,3 +129,14 @@ def test_each_folds_model_is_tested_in_both_windows_and_the_gate_learns_from_the
         assert sum(r.answerable + r.out_of_scope for r in results[name]) == len(rows)
         assert sorted(row["id"] for row in log if row["window"] == name) == sorted(r["id"] for r in rows)
     assert {row["source"] for row in log if row["window"] == "program window"} <= bench.SAMPLE_DOCUMENTS
+    # `lodo --ablation --variants alone`: only the rows asked for are run (the full pipeline's and the reference
+    # always), so that a long run can complete the rows another run did not reach
+    printed: list[str] = []
+    monkeypatch.setattr("builtins.print", lambda *parts, **_: printed.append(" ".join(map(str, parts))))
+    bench.ablation(learned_sample_kb, rows, whole, tmp_path, results, {"ranker": "linear", "tag": "g-index"},
+                   windowed=window, variants=("alone",))
+    labels = [line.split(" | ")[0].lstrip("| ") for line in printed if line.startswith("| ") and "%" in line]
+    assert labels == ["full pipeline", "classic answerer (reference, no training)",
+                      "lambdarank trees alone (no linear ranker beside them)", "linear pairwise ranker alone (no trees)"]
+    assert bench.parse_args(["lodo", "--ablation", "--variants", "candidate-context,alone"]).variants == \
+        "candidate-context,alone"
