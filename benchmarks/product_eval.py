@@ -139,8 +139,9 @@ def faq_models(pairs: list[faq_eval.Pairs], folds: dict[str, int], targets: list
     model = faq_eval.fit(pairs, folds, None)
     scores = faq_eval.out_of_fold(pairs, folds)
     out = []
+    reach = faq_eval.reaching(pairs)
     for target in targets:
-        model.gate.calibrate(scores.raw, scores.right, target)
+        model.gate.calibrate(scores.raw[reach], scores.right[reach], target)
         out.append(dataclasses.replace(model, gate=dataclasses.replace(model.gate)))
     return out
 

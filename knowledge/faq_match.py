@@ -15,9 +15,12 @@ entries and the shared ones: a program's index holds only those) is scored by
 - the largest single word of the question (its idf share) that the entry says nowhere, neither in its
   question nor its answer, even by a synonym (「朝食」 in 「ホテルの朝食代も出る？」), and the share of the
   question the answer alone says;
-- whether the question asks for a kind of fact (an amount, a time) the answer states none of, or a number
-  of a unit (「何人」) the answer states no number of, and whether the two questions ask for the same
-  kinds (「何泊まで」 is a count, 「いくらまで」 an amount);
+- BM25 of the question against the entry's question and against its answer (with synonyms, as a share of
+  what an entry of average length saying every word would score);
+- whether the question asks for a kind of fact (an amount, a time, a rate: 「1時間いくら」) the answer states
+  none of or states one of, or a number of a unit (「何人」) the answer states no number of or states, and
+  whether the two questions ask for the same kinds (「何泊まで」 is a count, 「いくらまで」 an amount); how
+  many words the question has (a long message is covered less by any entry);
 - each similarity against the best other entry (the margin).
 The share of the question's words the index never uses is no feature: it depends on how large the index
 is (a program's FAQ alone, or its manuals too), so it would not carry from the indexes trained on.
@@ -50,7 +53,7 @@ from bot.storage.models import KnowledgeChunk, KnowledgeSource
 
 from knowledge.embeddings import embeddings_name
 from knowledge.features import Candidate
-from knowledge.kinds import ASKS_NUMBER, asked, counter_pattern, facts
+from knowledge.kinds import ASKS_NUMBER, asked, asks_rate, counter_pattern, facts, states_rate
 from knowledge.model import Gate, _gate_from, _gate_json
 from knowledge.synonyms import synonym_groups
 from knowledge.tokenize import tokens
@@ -66,9 +69,16 @@ GATE_PATH = Path(__file__).with_name("models") / "faq_match.json"
 
 FAQ_MATCH_FEATURES = (
     "q_dense", "a_dense", "forward", "backward", "said_by_entry", "uncovered_max", "answer_cover", "kind_missing",
-    "counter_missing", "kind_agree", "retrieved", "q_dense_margin", "a_dense_margin", "forward_margin",
-    "backward_margin", "said_margin",
+    "counter_missing", "kind_agree", "retrieved", "bm25_q", "bm25_a", "kind_stated", "counter_stated",
+    "question_words", "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
+    "bm25_q_margin", "bm25_a_margin",
 )
+#: The features compared with the best other entry (each gives a `<name>_margin` feature).
+_MARGINS = ("q_dense", "a_dense", "forward", "backward", "said_by_entry", "bm25_q", "bm25_a")
+#: BM25's usual constants (Robertson's k1 and b), not tuned: how fast a word's repetition saturates, and
+#: how much a long entry question or answer is discounted for saying many things.
+BM25_K1 = 1.2
+BM25_B = 0.75
 #: A margin when the index holds one entry only: the largest margin the bank's entries show is about this
 #: (e5 cosines of two questions lie in 0.7-1.0, lexical shares in 0-1); a lone entry is no better matched
 #: for being alone, so its margins are capped at what a clearly best entry has.
@@ -152,7 +162,14 @@ def entry(question: str, answer: Unit, chunk: IndexedChunk | None = None) -> Faq
     entry under 「謝金・旅費」 would say 謝金)."""
     asked_words = frozenset(tokens(question))
     return FaqEntry(chunk, question, answer.text, asked_words, asked_words | answer.tokens, answer.tokens,
-                    frozenset(name for name, on in asked(question).items() if on and name != "yes_no"))
+                    frozenset(_wanted(question)))
+
+
+def _wanted(question: str) -> list[str]:
+    """The kinds of fact a question asks for (knowledge/kinds.py's table, and a rate: 「1時間いくら」), but
+    yes/no (every other question has that shape too)."""
+    return [name for name, on in asked(question).items() if on and name != "yes_no"] + (
+        ["rate"] if asks_rate(question) else [])
 
 
 def _agreement(wanted: set[str], kinds: frozenset[str]) -> float:
@@ -226,6 +243,19 @@ def _retrieved(retrieval: Retrieval, entry: FaqEntry) -> float:
     return 0.0
 
 
+def _bm25(retrieval: Retrieval, words: frozenset[str], average: float) -> float:
+    """BM25 of the question against an entry's question or answer (its words, each once; a word of the question
+    counts when said in any form, by the document's other name or by a synonym), as a share of what an
+    entry of average length saying every word of the question would score: so it reads alike for a short
+    question and a long one, and a long answer that says the words among many others scores less."""
+    total = sum(retrieval.idf.values())
+    if total <= 0 or not words:
+        return 0.0
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / (average or 1.0))
+    found = sum(v for t, v in retrieval.idf.items() if retrieval.covered(t, words))
+    return found * (1 + BM25_K1) / (1 + norm) / total
+
+
 def _user_words(retrieval: Retrieval) -> set[str]:
     words = set(retrieval.idf)
     for table in (retrieval.synonyms, retrieval.variants, retrieval.alternatives):
@@ -270,11 +300,14 @@ def pair_features(retrieval: Retrieval, found: list[FaqEntry] | None = None) -> 
     q_dense, a_dense = _similarities(retrieval, found)
     user_words = _user_words(retrieval)
     user_groups = _groups(set(retrieval.idf))
-    wanted = [name for name, on in asked(retrieval.question).items() if on and name != "yes_no"]
+    wanted = _wanted(retrieval.question)
     counters = {m.group(1) for m in _ASKED_COUNTER.finditer(retrieval.question)}
+    average_q = float(np.mean([len(e.question_tokens) for e in found]))
+    average_a = float(np.mean([len(e.answer_tokens) for e in found]))
     rows = []
     for e, qd, ad in zip(found, q_dense, a_dense, strict=True):
-        stated = facts(e.answer, list(retrieval.idf)) if wanted else {}
+        stated = {**facts(e.answer, list(retrieval.idf)), "rate": states_rate(e.answer)} if wanted else {}
+        counter_missing = _counter_missing(counters, e.answer)
         rows.append({
             "q_dense": qd, "a_dense": ad,
             "forward": retrieval.coverage(e.question_tokens),
@@ -283,11 +316,20 @@ def pair_features(retrieval: Retrieval, found: list[FaqEntry] | None = None) -> 
             "uncovered_max": _uncovered_max(retrieval, e.said_tokens),
             "answer_cover": retrieval.coverage(e.answer_tokens),
             "kind_missing": 1.0 if wanted and not any(stated[name] for name in wanted) else 0.0,
-            "counter_missing": _counter_missing(counters, e.answer),
+            "counter_missing": counter_missing,
             "kind_agree": _agreement(set(wanted), e.kinds),
             "retrieved": _retrieved(retrieval, e),
+            "bm25_q": _bm25(retrieval, e.question_tokens, average_q),
+            "bm25_a": _bm25(retrieval, e.answer_tokens, average_a),
+            # the answer states a fact of a kind asked (「いくら」 and 「1時間あたり5,280円」), a number of the unit
+            # asked: the positive side of kind_missing and counter_missing (0 for both when nothing is asked)
+            "kind_stated": 1.0 if wanted and any(stated[name] for name in wanted) else 0.0,
+            "counter_stated": 1.0 if counters and not counter_missing else 0.0,
+            # how many words the question has: a long message with the situation first is covered less by any
+            # entry, so the coverages read differently
+            "question_words": float(np.log1p(len(retrieval.idf))),
         })
-    for name in ("q_dense", "a_dense", "forward", "backward", "said_by_entry"):
+    for name in _MARGINS:
         values = np.array([row[name] for row in rows])
         for i, row in enumerate(rows):
             others = np.delete(values, i)
@@ -327,9 +369,14 @@ class FaqModel:
     trained_on: str = ""
 
     def best(self, x: np.ndarray) -> tuple[int, np.ndarray]:
-        """The best entry of a question's pair rows, and the gate's features of it. Entries are compared by
-        the scorer's log-odds: its probabilities saturate near 1 for every entry on the question's topic."""
-        scores = logit(self.scorer, x)
+        """The best entry of a question's pair rows, and the gate's features of it."""
+        return self.best_of(self.scorer, x)
+
+    @staticmethod
+    def best_of(scorer: Gate, x: np.ndarray) -> tuple[int, np.ndarray]:
+        """The best entry by `scorer` and the gate's features of it. Entries are compared by the scorer's
+        log-odds: its probabilities saturate near 1 for every entry on the question's topic."""
+        scores = logit(scorer, x)
         best = int(np.argmax(scores))
         others = np.delete(scores, best)
         margin = min(LONE_LOGIT_MARGIN, float(scores[best] - others.max())) if len(others) else LONE_LOGIT_MARGIN

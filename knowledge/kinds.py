@@ -176,3 +176,26 @@ def fact_strings(text: str, names: list[str]) -> set[str]:
         if kind.name in names and kind.name not in ("list", "yes_no", "how", "condition"):
             out |= {re.sub(r"[\s,]", "", m.group()) for m in kind.fact.finditer(text)}
     return out
+
+
+#: A rate: an amount per one of a unit of the counter table. People ask it by the unit (「1時間いくら」「キロ
+#: いくら」), by its name (時給, 単価) or both; documents state it as 「1時間あたり5,280円」「1泊9,800円」. Kept
+#: beside the kinds rather than in them, since the unit ranker's features are one per kind of the table: the
+#: FAQ stage reads it (knowledge/faq_match.py), to tell 「謝金の時間単価は？」 (answered by 「1時間あたり5,280円」)
+#: from a question about the same fee that asks no rate.
+_ONE = r"(?:1|１|一)\s*"
+_RATE_CUE = re.compile(r"時給|日給|日額|単価|(?:" + _ONE + ")?" + counter_pattern()
+                       + r"\s*(?:あたり|当たり|につき)?\s*(?:いくら|何円|なん円)")
+_RATE_FACT = re.compile(_ONE + counter_pattern() + r"\s*(?:あたり|当たり|につき|[^\d。、]{0,3}[0-9０-９][0-9０-９,，]*\s*(?:万|千)?円)"
+                        r"|時給|日額")
+
+
+def asks_rate(question: str) -> bool:
+    """The question asks an amount per unit (「1時間いくら」「時給」「単価」)."""
+    return bool(_RATE_CUE.search(question))
+
+
+def states_rate(text: str) -> bool:
+    """The text states an amount per one unit (「1時間あたり」「1泊9,800円」「1kmあたり37円」)."""
+    return bool(_RATE_FACT.search(text))
+

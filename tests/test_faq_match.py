@@ -21,7 +21,7 @@ from handlers.escalation.staff import create as create_staff
 from knowledge import faq_review, kinds
 from knowledge.embeddings import build_embeddings
 from knowledge.faq_match import (_ASKED_COUNTER, FAQ_MATCH_FEATURES, GATE_FEATURES, LONE_MARGIN, FaqEntry,
-                                 FaqModel, _counter_missing, _retrieved, entries, load_model, match, pair_features,
+                                 FaqModel, _bm25, _counter_missing, _retrieved, entries, load_model, match, pair_features,
                                  question_vectors, save_model)
 from knowledge.ingest import ingest_paths
 from knowledge.model import Gate
@@ -120,6 +120,43 @@ def test_one_counter_table_gives_the_kinds_cues_and_facts_and_the_faq_stages_cou
     assert set(kinds.COUNTERS) >= {"泊", "人", "時間", "か月", "km"}
     assert _counter_missing({"泊"}, "宿泊費は1泊9,800円が上限です") == 0.0
     assert _counter_missing({"人"}, "宿泊費は1泊9,800円が上限です") == 1.0
+
+
+def test_a_rate_is_asked_by_its_unit_or_its_name_and_stated_per_one_unit() -> None:
+    """「1時間いくら」「時給」「単価」 ask an amount per unit (from the counter table); 「1時間あたり5,280円」「1泊9,800円」
+    state one, 「3回まで」 and a bare 「いくら」 do not."""
+    assert all(kinds.asks_rate(q) for q in ("謝金の時間単価は？", "謝金は1時間いくら？", "車だとキロいくら？", "時給でいくら？"))
+    assert not any(kinds.asks_rate(q) for q in ("謝金はいくらですか", "何回まで使える？", "ホテル代って出る？"))
+    assert all(kinds.states_rate(t) for t in ("謝金は1時間あたり5,280円です", "1泊9,800円を上限に", "1kmあたり37円"))
+    assert not any(kinds.states_rate(t) for t in ("原則3回までです", "平日10:00〜17:00に受け付けています"))
+
+
+def test_the_kind_a_question_asks_is_read_against_what_each_entrys_answer_states(learned_sample_kb: Services) -> None:
+    """「謝金の時間単価は？」 asks a rate: the 謝金 entry's answer (「1時間あたり5,280円」) states one, the entry about
+    which hours count (no amount) does not."""
+    found, x = pair_features(learned_sample_kb.knowledge.retrieve("謝金の時間単価は？"))
+    stated, missing = FAQ_MATCH_FEATURES.index("kind_stated"), FAQ_MATCH_FEATURES.index("kind_missing")
+    fee = next(i for i, e in enumerate(found) if "いくら" in e.question and "謝金" in e.question)
+    hours = next(i for i, e in enumerate(found) if "メール" in e.question)
+    assert (x[fee, stated], x[fee, missing]) == (1.0, 0.0)
+    assert (x[hours, stated], x[hours, missing]) == (0.0, 1.0)
+    assert "rate" not in found[fee].kinds, "the entry's own question asks an amount, not a rate"
+
+
+def test_bm25_of_an_entry_discounts_a_long_text_saying_the_words_among_many(learned_sample_kb: Services) -> None:
+    """The BM25 features read the question's words in an entry's question and in its answer, as a share of
+    what an entry of average length saying them all scores: the 宿泊費 entry scores best on both for a
+    question on its words, and an answer saying them among many others scores less than a short one."""
+    retrieval = learned_sample_kb.knowledge.retrieve("宿泊費はいくらまで出ますか")
+    found, x = pair_features(retrieval)
+    hotel = next(i for i, e in enumerate(found) if "宿泊費" in e.question)
+    for name in ("bm25_q", "bm25_a"):
+        column = FAQ_MATCH_FEATURES.index(name)
+        assert int(np.argmax(x[:, column])) == hotel, name
+        assert x[hotel, FAQ_MATCH_FEATURES.index(f"{name}_margin")] > 0
+    words = frozenset(found[hotel].answer_tokens)
+    padding = frozenset(f"語{i}" for i in range(40))
+    assert _bm25(retrieval, words | padding, len(words)) < _bm25(retrieval, words, len(words))
 
 
 def test_an_entry_the_retrievers_rank_below_another_documents_passages_is_marked() -> None:
@@ -231,6 +268,17 @@ def test_a_colloquial_rewording_is_answered_with_its_entry_cited_to_the_faq(lear
     assert "faq_q_dense" in answer.features, "the FAQ stage answered"
     hotel = learned_sample_kb.knowledge.ask("ホテル代って出る？")  # what `make chat` is first asked
     assert hotel.confident and "9,800円" in hotel.text and hotel.citations[0].source == "expert-dispatch-faq.yaml"
+
+
+def test_a_rewording_asking_a_rate_by_its_name_is_answered_by_the_entry_stating_it(learned_sample_kb: Services) -> None:
+    """「謝金の単価を教えてください」 asks the 謝金 entry's 「1時間あたり5,280円」 by the rate's name (単価): the FAQ stage
+    reads the kind asked against the kind its answer states and answers with the entry; a near miss on the same
+    entry's topic asking a fact it does not state (the phone number, where it gives hours) is still declined."""
+    answer = learned_sample_kb.knowledge.ask("謝金の単価を教えてください")
+    assert answer.confident and answer.kind == "faq" and "5,280円" in answer.text, answer
+    assert [c.source for c in answer.citations] == ["expert-dispatch-faq.yaml"]
+    number = learned_sample_kb.knowledge.ask("電話窓口の電話番号を教えて")
+    assert not number.confident and number.kind == "unsure", number
 
 
 def test_a_near_miss_is_not_answered_with_the_entry_it_resembles(learned_sample_kb: Services) -> None:
