@@ -1,44 +1,41 @@
 """The `madoguchi` command: terminal chat, server, configuration, audit and database.
 
 Capability-specific commands (knowledge, hearing, visits ...) live beside
-their capability, which declares them (`Capability.cli`); they are attached
-here in the order of `handlers/capabilities.py`.
+their capability, which declares them (`Capability.cli`); they are listed
+here in the order of `handlers/capabilities.py` (GROUPS) and imported only
+when one is run or asked for its help (integrations/cli_lazy.py), so that
+`madoguchi --help` and the light commands do not load every capability.
+The modules a command needs are imported inside it for the same reason.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
-from bot.settings import get_settings
-from bot.commands import services_for_command
-from bot.storage.audit import verify_chain
-from datetime import datetime
-from sqlalchemy import select
-from bot.jst import utc_iso
-from bot.storage.models import AuditEvent
-from bot.backup import BackupError, create
-from bot.backup import list_backups
-from bot.backup import backups_dir, restore
-from bot.logging_setup import purge_logs
-from bot.logging_setup import LOG_FILE, rotated_files
-from bot.engine import Engine
-from bot.messages import InboundMessage, Option, Reply
-from bot.programs import catalog_for
-from bot.logging_setup import configure_logging
-from handlers.capabilities import CAPABILITIES
-from integrations.programs_cli import programs_app
-from bot.outbox import take_pending
+from integrations.cli_lazy import LazyGroup, lazy_root
 
-app = typer.Typer(help="madoguchi (窓口): 中小企業支援事業のチャット窓口", no_args_is_help=True)
+#: The command groups the CLI root does not define itself, in the order `madoguchi --help` lists them: the
+#: programs, each capability's (handlers/capabilities.py's order; tests/test_cli_start.py checks that they are
+#: what the capabilities declare), then the channels.
+GROUPS = (
+    LazyGroup("programs", "integrations.programs_cli:programs_app", "事業（プログラム） / programs"),
+    LazyGroup("people", "capability:accounts", "登録者（専門家・企業担当者・支援機関）/ people"),
+    LazyGroup("companies", "capability:accounts", "企業 / companies"),
+    LazyGroup("staff", "capability:escalation", "事務局スタッフのアカウント / staff accounts"),
+    LazyGroup("tickets", "capability:escalation", "お問い合わせチケット / tickets"),
+    LazyGroup("tokens", "capability:escalation", "スタッフ API のトークン / staff API tokens"),
+    LazyGroup("knowledge", "capability:faq", "知識ベース / knowledge base"),
+    LazyGroup("hearing", "capability:hearing", "ヒアリングシート / hearing sheet"),
+    LazyGroup("visits", "capability:visits", "専門家の訪問 / expert visits"),
+    LazyGroup("channels", "integrations.channels.cli:channels_app", "チャネル / channels"),
+)
+
+app = typer.Typer(help="madoguchi (窓口): 中小企業支援事業のチャット窓口", no_args_is_help=True, cls=lazy_root(GROUPS))
 config_app = typer.Typer(help="設定 / configuration")
 audit_app = typer.Typer(help="監査ログ / audit trail")
 db_app = typer.Typer(help="データベース / database")
@@ -54,6 +51,7 @@ console = Console()
 
 
 def _services():  # type: ignore[no-untyped-def]
+    from bot.commands import services_for_command
 
     return services_for_command()
 
@@ -61,6 +59,10 @@ def _services():  # type: ignore[no-untyped-def]
 @config_app.command("show")
 def config_show(as_json: bool = typer.Option(False, "--json", help="JSON で出力")) -> None:
     """Print the effective settings, secrets masked."""
+    from rich.table import Table
+
+    from bot.settings import get_settings
+
     settings = get_settings()
     if as_json:
         console.print_json(json.dumps(settings.masked(), ensure_ascii=False, default=str))
@@ -83,6 +85,8 @@ def db_upgrade() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit chain; exit 1 and name every broken event if it was tampered with."""
+    from bot.storage.audit import verify_chain
+
     services = _services()
     with services.db.session() as session:
         report = verify_chain(session)
@@ -105,6 +109,13 @@ def audit_search(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Who did what: search the tamper-evident audit trail."""
+    from datetime import datetime
+
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from bot.jst import utc_iso
+    from bot.storage.models import AuditEvent
 
 
 
@@ -143,6 +154,8 @@ def audit_search(
 @backup_app.command("create")
 def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（既定: MADOGUCHI_BACKUP__DIR）")) -> None:
     """Back up the database, index and published FAQs while the service keeps running."""
+    from bot.backup import BackupError, create
+
     services = _services()
     try:
         info = create(services, dest)
@@ -155,6 +168,8 @@ def backup_create(dest: Path = typer.Option(None, "--dest", help="保存先（�
 
 @backup_app.command("list")
 def backup_list() -> None:
+    from bot.backup import list_backups
+
     for info in list_backups(_services()):
         console.print(f"{info.path.name}  {info.manifest['database']}  {info.manifest['counts']}", highlight=False)
 
@@ -166,6 +181,8 @@ def backup_restore(
     yes: bool = typer.Option(False, "--yes", help="確認なしで実行"),
 ) -> None:
     """Replace the current data with a backup (stop the service first)."""
+    from bot.backup import BackupError, backups_dir, restore
+
     services = _services()
     if not source.exists():
         source = backups_dir(services) / source.name
@@ -182,6 +199,9 @@ def backup_restore(
 @logs_app.command("purge")
 def logs_purge(days: int = typer.Option(None, help="保持日数（既定: MADOGUCHI_LOG__RETENTION_DAYS、最低31日）")) -> None:
     """Delete rotated log files older than the retention. Database records are never touched."""
+    from bot.logging_setup import purge_logs
+    from bot.settings import get_settings
+
     settings = get_settings()
     keep = max(31, days or settings.log.retention_days)
     removed = purge_logs(settings.resolved_log_dir, keep)
@@ -196,6 +216,9 @@ def logs_search(
     since: str = typer.Option(None, help="この日時以降（ISO 形式、UTC）"),
 ) -> None:
     """Search the JSON log files (current and rotated), oldest first."""
+    from bot.logging_setup import LOG_FILE, rotated_files
+    from bot.settings import get_settings
+
     log_dir = get_settings().resolved_log_dir
     files = [path for path, _ in rotated_files(log_dir)] + [log_dir / LOG_FILE]
     for path in files:
@@ -224,6 +247,16 @@ def chat(
     program_id: str = typer.Option(None, "--program", help="この事業の窓口として話す（既定: 最初に選ぶ）"),
 ) -> None:
     """Talk to madoguchi in the terminal (channel `cli`)."""
+    import getpass
+
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from bot.engine import Engine
+    from bot.messages import InboundMessage, Option, Reply
+    from bot.outbox import take_pending
+    from bot.programs import catalog_for
+
     services = _services()
     catalog = catalog_for(services)
     if program_id is not None and catalog.get(program_id) is None:
@@ -326,6 +359,9 @@ def serve(
     """Start the web chat, the API and the channel webhooks (uvicorn)."""
     import uvicorn  # only to serve
 
+    from bot.logging_setup import configure_logging
+    from bot.settings import get_settings
+
     settings = get_settings()
     services = _services()
     _ensure_knowledge(services)
@@ -345,16 +381,4 @@ def serve(
                 timeout_worker_healthcheck=120, timeout_graceful_shutdown=5)
 
 
-def _attach_capability_commands() -> None:
-    """Every installed capability's command groups, in the capability list's order, then the channels'."""
-    from integrations.channels.cli import channels_app  # per command: `madoguchi --help` loads no platform SDK
-
-    app.add_typer(programs_app, name="programs")
-    for capability in CAPABILITIES:
-        for name, group in (capability.cli() if capability.cli else {}).items():
-            app.add_typer(group, name=name)
-    app.add_typer(channels_app, name="channels")
-
-
-_attach_capability_commands()
 logging.getLogger("chromadb").setLevel(logging.WARNING)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
@@ -72,7 +74,10 @@ def test_faq_handler_in_chat_answers_with_source_or_offers_a_person(sample_kb_se
     unsure = engine.handle(InboundMessage(channel="cli", external_user_id="u", text="離婚の手続きを教えてください"))
     assert unsure[0].meta["outcome"] in ("unsure", "outside") and not unsure[0].meta["confident"]
     assert [o.label for o in unsure[0].options] == ["担当者に問い合わせる"]
-    contact = engine.handle(InboundMessage(channel="cli", external_user_id="u", choice=unsure[0].options[0].value))
+    # asked on a Saturday (outside the window's hours), the reply says when a person will answer: 10:00
+    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    contact = engine.handle(InboundMessage(channel="cli", external_user_id="u", choice=unsure[0].options[0].value,
+                                           timestamp=saturday))
     assert "10:00" in contact[0].text
 
 
