@@ -17,7 +17,7 @@ from bot.messages import Option, Reply
 from bot.outbox import send_to_person
 from bot.services import Services
 from bot.storage.models import ChannelIdentity, Message, OutboundMessage
-from integrations.channels.delivery import split_text
+from integrations.channels.delivery import Every, split_text
 from integrations.channels.line import quick_reply
 from integrations.web import create_app
 from tests import fake_platforms as fp
@@ -282,3 +282,17 @@ def test_serve_reports_live_channels(tmp_path: Path) -> None:
     assert live_channels(make_settings(tmp_path)) == ["cli", "web"]
     assert live_channels(make_settings(tmp_path, telegram__bot_token="1:x", line__channel_secret="s",
                                        line__channel_access_token="t")) == ["cli", "web", "telegram", "line"]
+
+
+def test_a_periodic_task_runs_at_once_on_a_machine_just_booted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monotonic clock counts from boot: the hourly purge waited out the first hour of a fresh machine
+    (CI's), because its last run was taken as 0.0. It runs on the first call, then once per period."""
+    clock = [120.0]  # two minutes after boot
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    runs: list[float] = []
+    hourly = Every(3600, lambda: runs.append(clock[0]) or 1)
+    assert hourly() == 1 and runs == [120.0]
+    clock[0] += 1800
+    assert hourly() == 0 and len(runs) == 1
+    clock[0] += 1801
+    assert hourly() == 1 and len(runs) == 2

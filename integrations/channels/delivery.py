@@ -178,10 +178,12 @@ class Every:
     def __init__(self, seconds: float, task: Callable[[], int]) -> None:
         self.seconds = seconds
         self.task = task
-        self._last = 0.0
+        # None, not 0.0: the monotonic clock counts from boot, so on a machine up less than `seconds` a
+        # 0.0 start would hold the first run back until the clock passed `seconds`.
+        self._last: float | None = None
 
     def __call__(self) -> int:
-        if time.monotonic() - self._last < self.seconds:
+        if self._last is not None and time.monotonic() - self._last < self.seconds:
             return 0
         self._last = time.monotonic()
         return self.task()
