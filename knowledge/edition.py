@@ -270,6 +270,26 @@ def is_metadata(path: Path) -> bool:
     return path.name.endswith(META_SUFFIX)
 
 
+def stated_fiscal_years(sources: list[Path]) -> list[tuple[Path, int, str]]:
+    """(document, fiscal year, metadata file) for each document under `sources` whose metadata states a fiscal
+    year. A program's file names its fiscal year too (`programs check` compares them): the bot declines other
+    years by the documents' edition, so the two must tell one edition. Only metadata is read (the cover would
+    need each document parsed); a bad metadata file is skipped here (`knowledge ingest` reports it)."""
+    stated: list[tuple[Path, int, str]] = []
+    for source in sources:
+        documents = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        for document in documents:
+            if is_metadata(document) or not document.is_file():
+                continue
+            try:
+                found = metadata_for(document)
+            except MetadataError:
+                continue
+            if found is not None and found[0].fiscal_year is not None:
+                stated.append((document, found[0].fiscal_year, found[1]))
+    return stated
+
+
 def check_metadata(folder: Path) -> list[tuple[Path, str]]:
     """Every metadata file under `folder` that is wrong, with why: unreadable, a key or value the format does
     not have, or a document named that is not there."""
