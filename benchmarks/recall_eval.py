@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot.text import compact, normalize_document  # noqa: E402
 from knowledge.features import pool  # noqa: E402
-from knowledge.retrieval import CANDIDATES, UNSTEERED_CANDIDATES, Retrieval, RetrievalOptions  # noqa: E402
+from knowledge.retrieval import (  # noqa: E402
+    CANDIDATES, POOL_PASSAGES, UNSTEERED_CANDIDATES, Retrieval, RetrievalOptions)
 from knowledge.units import units_of  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -127,6 +128,7 @@ def _as_searched(index, full: Retrieval, k: int = 12) -> Retrieval:  # type: ign
     cut = copy.copy(full)
     ranked = full.hits
     cut.hits = ranked[:k] + ([h for h in ranked[k:] if h.chunk.kind == "faq"] if index.options.faq else [])
+    cut.further = [h for h in ranked[k:index.options.pool] if h.chunk.kind != "faq"]
     return cut
 
 
@@ -187,12 +189,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", help="write one JSON line per question")
     parser.add_argument("--unsteered", type=int, default=UNSTEERED_CANDIDATES,
                         help="passages kept whatever a steer by words (0: the ablation)")
+    parser.add_argument("--pool", type=int, default=POOL_PASSAGES,
+                        help="the depth of the fused ranking the answer units come from")
     args = parser.parse_args(argv)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     services = open_index(data)
     index = services.knowledge.refresh(force=True)
-    index.options = RetrievalOptions(unsteered=args.unsteered)
+    index.options = RetrievalOptions(unsteered=args.unsteered, pool=args.pool)
     queries = CachedQueries(index.embeddings, data / "query-vectors.pkl")
     index.embeddings = queries
     started = time.perf_counter()

@@ -7,11 +7,10 @@ import json
 import typer
 from rich.console import Console
 from rich.table import Table
-from bot.programs import ProgramError, load_programs
+from bot.programs import ProgramCatalog, ProgramError, check_programs, describe, load_programs
 from bot.settings import get_settings
-from bot.programs import describe
 from handlers.hearing.schema import FormDefinitionError, load_catalog
-from bot.programs import check_programs
+from knowledge.edition import Edition, stated_fiscal_years
 
 programs_app = typer.Typer(help="事業（プログラム） / programs", no_args_is_help=True)
 console = Console()
@@ -54,6 +53,7 @@ def check() -> None:
         console.print(f"[red]フォーム定義の誤り[/]: {error}", highlight=False)
         raise typer.Exit(1) from None
     errors, warnings = check_programs(catalog, forms)
+    warnings += edition_disagreements(catalog)
     for warning in warnings:
         console.print(f"[yellow]注意[/]: {warning}", highlight=False)
     for problem in errors:
@@ -61,3 +61,20 @@ def check() -> None:
     if errors:
         raise typer.Exit(1)
     console.print(f"[green]OK[/]: {len(catalog)} programs（既定: {catalog.default.id}）")
+
+
+def edition_disagreements(catalog: ProgramCatalog) -> list[str]:
+    """A program whose fiscal_year is not the one its documents' edition metadata states: the bot answers and
+    declines other years by the documents' edition, so the program file is likely out of date (or the metadata)."""
+    found: list[str] = []
+    for program in catalog:
+        if program.fiscal_year is None:
+            continue
+        where = str(program.path) if program.path else f"program {program.id}"
+        for document, year, meta in stated_fiscal_years(program.source_paths()):
+            if year != program.fiscal_year:
+                ours, theirs = (Edition(program.name, fiscal_year=y).fiscal_label for y in (program.fiscal_year, year))
+                found.append(f"{where}: fiscal_year {program.fiscal_year}（{ours}）と資料「{document.name}」の版"
+                             f"（{theirs}、{meta}）が違います。どちらかを直してください")
+    return found
+

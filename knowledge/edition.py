@@ -79,14 +79,15 @@ class Edition:
             return ""
         return f"令和{self.fiscal_year - REIWA_OFFSET}年度" if self.fiscal_year > REIWA_OFFSET else f"{self.fiscal_year}年度"
 
-    def describe(self, locale: str = DEFAULT_LOCALE) -> str:
-        """「みどり市地域デジタル推進事業（令和8年度版、募集 2026-05-01〜2026-06-19）」, or in English
-        "… (FY2026 edition, applications 2026-05-01 to 2026-06-19)"."""
+    def describe(self, locale: str = DEFAULT_LOCALE, iso_dates: bool = False) -> str:
+        """「みどり市地域デジタル推進事業（令和8年度版、募集期間 令和8年5月1日〜令和8年6月19日）」, or in English
+        "… (FY2026 edition, applications 2026-05-01 to 2026-06-19)". `iso_dates`: the dates as 2026-05-01 in
+        Japanese too (the ingest table, read by staff and kept narrow); a chat reply writes them as people do."""
         parts = []
         if self.fiscal_year:
             parts.append(t("edition_year", locale, fiscal=self.fiscal_label, year=self.fiscal_year))
-        start = self.window_start.isoformat() if self.window_start else ""
-        end = self.window_end.isoformat() if self.window_end else ""
+        start, end = (("" if day is None else day.isoformat() if iso_dates else self.date_label(day, locale))
+                      for day in (self.window_start, self.window_end))
         if start or end:
             key = "edition_window" if start and end else "edition_window_until" if end else "edition_window_from"
             parts.append(t(key, locale, start=start, end=end))
@@ -268,6 +269,26 @@ def metadata_for(document: Path) -> tuple[EditionMeta, str] | None:
 
 def is_metadata(path: Path) -> bool:
     return path.name.endswith(META_SUFFIX)
+
+
+def stated_fiscal_years(sources: list[Path]) -> list[tuple[Path, int, str]]:
+    """(document, fiscal year, metadata file) for each document under `sources` whose metadata states a fiscal
+    year. A program's file names its fiscal year too (`programs check` compares them): the bot declines other
+    years by the documents' edition, so the two must tell one edition. Only metadata is read (the cover would
+    need each document parsed); a bad metadata file is skipped here (`knowledge ingest` reports it)."""
+    stated: list[tuple[Path, int, str]] = []
+    for source in sources:
+        documents = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        for document in documents:
+            if is_metadata(document) or not document.is_file():
+                continue
+            try:
+                found = metadata_for(document)
+            except MetadataError:
+                continue
+            if found is not None and found[0].fiscal_year is not None:
+                stated.append((document, found[0].fiscal_year, found[1]))
+    return stated
 
 
 def check_metadata(folder: Path) -> list[tuple[Path, str]]:

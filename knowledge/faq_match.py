@@ -19,8 +19,7 @@ entries and the shared ones: a program's index holds only those) is scored by
   what an entry of average length saying every word would score);
 - whether the question asks for a kind of fact (an amount, a time, a rate: 「1時間いくら」) the answer states
   none of or states one of, or a number of a unit (「何人」) the answer states no number of or states, and
-  whether the two questions ask for the same kinds (「何泊まで」 is a count, 「いくらまで」 an amount); how
-  many words the question has (a long message is covered less by any entry);
+  whether the two questions ask for the same kinds (「何泊まで」 is a count, 「いくらまで」 an amount);
 - each similarity against the best other entry (the margin).
 The share of the question's words the index never uses is no feature: it depends on how large the index
 is (a program's FAQ alone, or its manuals too), so it would not carry from the indexes trained on.
@@ -70,7 +69,7 @@ GATE_PATH = Path(__file__).with_name("models") / "faq_match.json"
 FAQ_MATCH_FEATURES = (
     "q_dense", "a_dense", "forward", "backward", "said_by_entry", "uncovered_max", "answer_cover", "kind_missing",
     "counter_missing", "kind_agree", "retrieved", "bm25_q", "bm25_a", "kind_stated", "counter_stated",
-    "question_words", "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
+    "q_dense_margin", "a_dense_margin", "forward_margin", "backward_margin", "said_margin",
     "bm25_q_margin", "bm25_a_margin",
 )
 #: The features compared with the best other entry (each gives a `<name>_margin` feature).
@@ -325,9 +324,6 @@ def pair_features(retrieval: Retrieval, found: list[FaqEntry] | None = None) -> 
             # asked: the positive side of kind_missing and counter_missing (0 for both when nothing is asked)
             "kind_stated": 1.0 if wanted and any(stated[name] for name in wanted) else 0.0,
             "counter_stated": 1.0 if counters and not counter_missing else 0.0,
-            # how many words the question has: a long message with the situation first is covered less by any
-            # entry, so the coverages read differently
-            "question_words": float(np.log1p(len(retrieval.idf))),
         })
     for name in _MARGINS:
         values = np.array([row[name] for row in rows])

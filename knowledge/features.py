@@ -104,7 +104,7 @@ def _says(retrieval: Retrieval, word: str, present: frozenset[str]) -> bool:
 
 
 def pool(retrieval: Retrieval) -> list[Hit]:
-    hits = retrieval.hits[:UNIT_POOL]
+    hits = retrieval.hits[:UNIT_POOL] + retrieval.further
     if retrieval.steered_source is not None:
         # The question names a document: answer from it, not from a similar passage of another call.
         hits = [h for h in hits if h.source.id == retrieval.steered_source] or hits

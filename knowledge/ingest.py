@@ -418,7 +418,7 @@ def _edition(services: Services, path: str) -> str:
                                 .order_by(KnowledgeChunk.ordinal).limit(EDITION_PASSAGES)).scalars().all()
         title = source.title
     edition = read_edition(title, program_name(title), "\n".join(texts).split("\n"), path)
-    return edition.describe() + (f" ← {edition.origin}" if edition.origin != "cover" else "")
+    return edition.describe(iso_dates=True) + (f" ← {edition.origin}" if edition.origin != "cover" else "")
 
 
 def _remove_source(session: Session, store: VectorStore, source_id: int) -> None:

@@ -77,6 +77,9 @@ NAME_WORD_WEIGHT = 0.25
 #: questions it steers (a phrase of a title, `named_in_text`, for 14 of 388), and then hides every passage of
 #: the right one (benchmarks/recall_eval.py, docs/BENCHMARKS.md "Recall").
 UNSTEERED_CANDIDATES = 3
+#: Passages of the fused ranking whose answer units the learned ranker reads (the search's top k, 12, and the
+#: next ones down to this depth; the classic answerer reads the top k only; docs/BENCHMARKS.md "Recall").
+POOL_PASSAGES = 12
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class RetrievalOptions:
     #: passages kept whatever the steer: the best of the fused ranking without the named document first
     #: (`Retrieval.unsteered`); 0 removes them (the ablation)
     unsteered: int = UNSTEERED_CANDIDATES
+    #: the depth of the fused ranking the learned pipeline's answer units come from (`Retrieval.further`)
+    pool: int = POOL_PASSAGES
 
     @classmethod
     def for_pipeline(cls, pipeline: str) -> RetrievalOptions:
@@ -187,6 +192,9 @@ class Retrieval:
     #: when the question is steered to a document by its words alone: the best passages by fused score alone,
     #: whatever their document (that steer is often wrong); pooled by the learned pipeline, not by the classic one
     unsteered: list[Hit] = field(default_factory=list, repr=False)
+    #: the passages of the fused ranking below the top k down to RetrievalOptions.pool: the learned pipeline's
+    #: answer units come from these too
+    further: list[Hit] = field(default_factory=list, repr=False)
     #: the question's e5 query vector (empty when no dense stage ran): the learned ranker compares it with
     #: each answer unit's own vector
     vector: list[float] = field(default_factory=list, repr=False, compare=False)
@@ -624,6 +632,7 @@ class HybridIndex:
         if by_words and self.options.unsteered:
             by_score = sorted((h for h in ranked if h.chunk.kind != "faq"), key=lambda h: h.score, reverse=True)
             retrieval.unsteered = by_score[: self.options.unsteered]
+        retrieval.further = [h for h in ranked[k:self.options.pool] if h.chunk.kind != "faq"]
         retrieval.deeper = [h for h in ranked[k:] if self.options.deep and h.chunk.kind != "faq" and min(
             h.bm25_rank if h.bm25_rank is not None else DEEP_RANK,
             h.dense_rank if h.dense_rank is not None else DEEP_RANK) < DEEP_RANK]

@@ -83,8 +83,9 @@ def test_ingest_reads_each_documents_edition_from_the_folders_metadata_and_never
     # what the table shows (read back unchanged: the terminal's width may cut the table's cells)
     shown = {Path(r.path).name: r.edition for r in ingest_paths(services, [docs]).results}
     # the call states its deadline; the FAQ, of the same edition, has the window's start from the metadata only
-    assert shown == {"sakura-call.md": "さくら町商店街にぎわい創出事業（令和8年度版、募集 2026-06-01〜2026-07-31） ← editions.meta.yaml",
-                     "sakura-faq.yaml": "さくら町商店街にぎわい創出事業（令和8年度版、募集 2026-06-01〜） ← editions.meta.yaml"}
+    program = "さくら町商店街にぎわい創出事業"
+    assert shown == {"sakura-call.md": f"{program}（令和8年度版、募集期間 2026-06-01〜2026-07-31） ← editions.meta.yaml",
+                     "sakura-faq.yaml": f"{program}（令和8年度版、募集開始 2026-06-01） ← editions.meta.yaml"}
     with services.db.session() as session:
         paths = sorted(Path(p).name for p in session.execute(select(KnowledgeSource.path)).scalars())
     assert paths == ["sakura-call.md", "sakura-faq.yaml"], "the metadata file is no document"
@@ -188,8 +189,8 @@ def test_the_sample_declines_another_fiscal_year_naming_the_edition_it_holds(web
     stated no fiscal year; sample_kb/editions.meta.yaml gives it one."""
     assert check_metadata(SAMPLE_KB_DIR) == []
     for n, (program, held) in enumerate((
-            ("expert-dispatch", "専門家派遣事業（令和8年度版、募集 2026-04-01〜2027-03-31）"),
-            ("regional-dx", "地域DX伴走支援事業（令和8年度版、募集 2026-04-07〜2026-04-28）"))):
+            ("expert-dispatch", "専門家派遣事業（令和8年度版、募集期間 令和8年4月1日〜令和9年3月31日）"),
+            ("regional-dx", "地域DX伴走支援事業（令和8年度版、募集期間 令和8年4月7日〜令和8年4月28日）"))):
         reply = web.post("/api/chat", json={"user_id": f"edition-{n}", "text": "令和9年度の公募はありますか",
                                             "program": program})
         assert reply.status_code == 200, reply.text

@@ -270,12 +270,13 @@ def test_a_colloquial_rewording_is_answered_with_its_entry_cited_to_the_faq(lear
     assert hotel.confident and "9,800円" in hotel.text and hotel.citations[0].source == "expert-dispatch-faq.yaml"
 
 
-def test_a_rewording_asking_a_rate_by_its_name_is_answered_by_the_entry_stating_it(learned_sample_kb: Services) -> None:
-    """「謝金の単価を教えてください」 asks the 謝金 entry's 「1時間あたり5,280円」 by the rate's name (単価): the FAQ stage
-    reads the kind asked against the kind its answer states and answers with the entry; a near miss on the same
-    entry's topic asking a fact it does not state (the phone number, where it gives hours) is still declined."""
-    answer = learned_sample_kb.knowledge.ask("謝金の単価を教えてください")
-    assert answer.confident and answer.kind == "faq" and "5,280円" in answer.text, answer
+def test_a_colloquial_rewording_asking_a_rate_is_answered_by_the_entry_stating_it(learned_sample_kb: Services) -> None:
+    """「日当って1日いくらもらえるの？」 asks the 日当 entry (「日当はどんなときに出ますか？」) for its 「1日あたり1,100円」
+    in chat words: the FAQ stage reads the kind asked (a rate, 「1日いくら」) against the kind its answer states
+    and answers with the entry; a near miss on an entry's topic asking a fact it does not state (the phone
+    number, where it gives hours) is still declined."""
+    answer = learned_sample_kb.knowledge.ask("日当って1日いくらもらえるの？")
+    assert answer.confident and answer.kind == "faq" and "1,100円" in answer.text, answer
     assert [c.source for c in answer.citations] == ["expert-dispatch-faq.yaml"]
     number = learned_sample_kb.knowledge.ask("電話窓口の電話番号を教えて")
     assert not number.confident and number.kind == "unsure", number

@@ -122,6 +122,22 @@ def test_passages_one_retriever_ranks_high_stay_candidates_below_the_fused_cut(l
         index.options = RetrievalOptions()
 
 
+def test_the_answer_units_come_from_the_fused_ranking_down_to_the_pool_depth(learned_calls: Services) -> None:
+    """The learned pipeline reads the units of the passages below the search's top k down to
+    RetrievalOptions.pool (`Retrieval.further`); the top k the classic answerer reads is unchanged."""
+    index = learned_calls.knowledge.refresh(force=True)
+    question = "あおぞら県の事業で宿泊費の上限はいくらですか"
+    try:
+        index.options = RetrievalOptions(pool=3)
+        full = [h for h in index.search(question, k=20).hits if h.chunk.kind != "faq"]
+        cut = index.search(question, k=1)
+        assert [h.chunk.id for h in cut.hits if h.chunk.kind != "faq"] == [full[0].chunk.id]
+        assert [h.chunk.id for h in cut.further] == [h.chunk.id for h in full[1:3]]
+        assert {h.chunk.id for h in full[:3]} <= {c.hit.chunk.id for c in candidates(cut)}
+    finally:
+        index.options = RetrievalOptions()
+
+
 def test_the_faq_retriever_finds_an_entry_asked_in_other_words(learned_sample_kb: Services) -> None:
     retrieval = learned_sample_kb.knowledge.retrieve("専門家って1年で何回まで来てもらえるの？")
     assert retrieval.faq, "every FAQ entry is scored against the question"

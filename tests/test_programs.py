@@ -77,6 +77,36 @@ def test_programs_check_command_reports_a_missing_form(tmp_path: Path, monkeypat
     assert listed.exit_code == 0 and '"xx"' in listed.output
 
 
+def test_programs_check_warns_when_a_program_and_its_documents_tell_two_fiscal_years(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot declines other years by the documents' edition; a program file left at last year's fiscal_year
+    (or metadata left at last year's) went unnoticed. `programs check` names both; the shipped sample agrees."""
+    from typer.testing import CliRunner
+
+    from integrations.cli_root import app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text("# 案内\n\n本文です。\n", encoding="utf-8")
+    (docs / "editions.meta.yaml").write_text("editions:\n  - program: 事業X\n    fiscal_year: 令和8年度\n"
+                                              "    documents: [guide.md]\n", encoding="utf-8")
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    (folder / "x.yaml").write_text(f"id: xx\nname: X\nfiscal_year: 2025\nknowledge: {{sources: ['{docs}']}}\n",
+                                   encoding="utf-8")
+    monkeypatch.setenv("MADOGUCHI_PROGRAMS__DIR", str(folder))
+    result = CliRunner().invoke(app, ["programs", "check"])
+    assert result.exit_code == 0, result.output
+    said = result.output.replace("\n", "")  # the terminal's width wraps the line
+    assert "fiscal_year 2025（令和7年度）" in said and "「guide.md」の版（令和8年度、editions.meta.yaml）" in said
+    (folder / "x.yaml").write_text(f"id: xx\nname: X\nfiscal_year: 2026\nknowledge: {{sources: ['{docs}']}}\n",
+                                   encoding="utf-8")
+    assert "fiscal_year" not in CliRunner().invoke(app, ["programs", "check"]).output
+    monkeypatch.delenv("MADOGUCHI_PROGRAMS__DIR")
+    shipped = CliRunner().invoke(app, ["programs", "check"])
+    assert shipped.exit_code == 0 and "fiscal_year" not in shipped.output, shipped.output
+
+
 # ------------------------------------------------ knowledge scoped to the program
 @pytest.fixture
 def web(sample_kb_services: Services) -> Iterator[httpx.Client]:

@@ -173,7 +173,7 @@ def test_a_question_about_another_fiscal_year_or_round_is_declined_naming_the_ed
                                   "はなみずき市創業支援事業の2次公募はありますか"]):
         reply = ask(kb, question, f"edition-{locale}-{n}")
         assert reply.meta["outcome"] == "other_edition" and not reply.meta["confident"], question
-        held = ("はなみずき市創業支援事業（令和8年度版、募集 〜2026-06-30）" if locale == "ja"
+        held = ("はなみずき市創業支援事業（令和8年度版、締切 令和8年6月30日）" if locale == "ja"
                 else "はなみずき市創業支援事業 (FY2026 edition, applications until 2026-06-30)")
         assert held in reply.text and [o.value for o in reply.options] == ["contact:human"], reply.text
     # The applicant's own last year is no other edition of the call.
