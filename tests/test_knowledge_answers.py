@@ -29,6 +29,9 @@ from knowledge.tokenize import tokens
         # the first questions a demo user types: the FAQ says 申し込む and 「どうすれば」, the question
         # 申込 and 方法
         ("専門家派遣の申込方法は？", "派遣可能機関"),
+        # the README's demo rewording (単価 and 時間 are words the FAQ entry does not say): the FAQ stage stays
+        # below its threshold, the guide's unit answers since the gate learns from both windows' questions
+        ("謝金の時間単価は？", "5,280円"),
     ],
 )
 def test_confident_answers_cite_their_source(sample_kb_services: Services, question: str, expected: str) -> None:
@@ -41,12 +44,12 @@ def test_confident_answers_cite_their_source(sample_kb_services: Services, quest
 
 @pytest.mark.parametrize(
     ("question", "expected"),
-    [("謝金の時間単価は？", "5,280円"), ("チェックアウトの時に企業は何をしますか", "サイン")],
+    [("チェックアウトの時に企業は何をしますか", "サイン")],
 )
 def test_a_rewording_below_the_faq_stages_threshold_quotes_the_entry_that_answers_it(
         sample_kb_services: Services, question: str, expected: str) -> None:
-    """The FAQ stage answers at 95% out-of-fold precision (docs/BENCHMARKS.md): these rewordings of sample
-    entries fall below it, so the reply is the unsure one, and its first excerpt is the entry that says it."""
+    """The FAQ stage answers at 95% out-of-fold precision (docs/BENCHMARKS.md): this rewording of a sample
+    entry falls below it, so the reply is the unsure one, and its first excerpt is the entry that says it."""
     answer = sample_kb_services.knowledge.ask(question)
     assert not answer.confident and answer.kind == "unsure", answer
     assert expected in answer.excerpts[0].text and answer.citations[0].source.startswith("expert-dispatch")
