@@ -90,33 +90,39 @@ class Outcome:
         return self.in_scope and (self.faq_right if self.stage == "faq" else self.unit_right if self.stage else False)
 
 
-def unit_records(data: Path, rows: list[dict]) -> tuple[Services, list[unit_eval.Record]]:
+def unit_records(data: Path, rows: list[dict]) -> tuple[Services, list[unit_eval.Record], list[unit_eval.Record]]:
     """knowledge_eval.py's records of the bank's questions (retrieval, answer units, features), labeled by
-    the bank as it is now. The feature cache is keyed by the code that computes the features
-    (knowledge_eval.code_version), so a change of retrieval or units is never read from a stale cache."""
+    the bank as it is now: asked of the whole index (what `knowledge eval` measures), and in their program's
+    window (the gate learns from both, as the shipped one does: knowledge_eval.GATE_ON). The feature cache is
+    keyed by the code that computes the features (knowledge_eval.code_version), so a change of retrieval or
+    units is never read from a stale cache."""
     name = "product"
     bare = [{"id": r["id"], "question": r["question"], "document": r["document"]} for r in rows]
     services = unit_eval.open_index(data)
     records = unit_eval.extract(services, bare, RetrievalOptions(), data, name)
+    windowed = unit_eval.extract(services, bare, RetrievalOptions(), data, f"{name}-window", window="program")
     # the rankers fitted on these features learn from the labels: they are kept per version of the labels
     labelled = hashlib.sha256(json.dumps([[r.get("in_scope", True), r.get("expect_any"), r.get("answer_span")]
                                           for r in rows], ensure_ascii=False).encode()).hexdigest()[:8]
     files = unit_eval._RANKER_FILES
     files[name] = files[name].with_name(f"{files[name].stem}-{labelled}.pkl")
     by_id = {str(r["id"]): r for r in rows}
-    for record in records:
+    for record in (*records, *windowed):
         row = by_id[record.id]
         record.in_scope = bool(row.get("in_scope", True))
         record.correct, record.span = unit_eval.label_units(record.candidates, row)
-    return services, records
+    return services, records, windowed
 
 
-def unit_outcomes(records: list[unit_eval.Record], tag: str, target: float,
-                  criterion: str) -> dict[str, tuple[bool, bool]]:
-    """Each question's unit pipeline decision out of fold: (confident, right)."""
+def unit_outcomes(records: list[unit_eval.Record], windowed: list[unit_eval.Record], tag: str, target: float,
+                  criterion: str, gate_on: str = unit_eval.GATE_ON) -> dict[str, tuple[bool, bool]]:
+    """Each question's unit pipeline decision out of fold, asked of the whole index: (confident, right). The
+    gate learns from the questions `gate_on` names (knowledge_eval.GATE_EXAMPLES), the test document's left out."""
     out: dict[str, tuple[bool, bool]] = {}
     for fold in sorted({r.fold for r in records}):
-        model = unit_eval.train([r for r in records if r.fold != fold], tag=tag, target=target, criterion=criterion)
+        training = [r for r in records if r.fold != fold]
+        gate_sets = unit_eval.gate_sets_for(training, [r for r in windowed if r.fold != fold], gate_on)
+        model = unit_eval.train(training, tag=tag, target=target, criterion=criterion, gate_sets=gate_sets)
         log: list[dict] = []
         unit_eval.test(model, [r for r in records if r.fold == fold], fold, log=log)
         for row in log:
@@ -224,6 +230,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--unit-target", type=float, default=TARGET_PRECISION,
                         help="precision the unit gate is set for (as knowledge_eval.py lodo --target)")
     parser.add_argument("--unit-criterion", choices=CRITERIA, default=GATE_CRITERION)
+    parser.add_argument("--gate-on", choices=unit_eval.GATE_EXAMPLES, default=unit_eval.GATE_ON,
+                        help="the questions the unit gate learns from (as knowledge_eval.py lodo --gate-on)")
     parser.add_argument("--drop", nargs="*", default=[], choices=FAQ_MATCH_FEATURES,
                         help="FAQ stage features zeroed (ablation)")
     parser.add_argument("--log", type=Path, help="write each question's outcome (JSONL), at the last target")
@@ -232,11 +240,12 @@ def main(argv: list[str]) -> None:
     print(f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, {date.today()}; "
           f"bank: {len(rows)} questions")
     started = time.perf_counter()
-    services, records = unit_records(args.data, rows)
+    services, records, windowed = unit_records(args.data, rows)
     tag = next(iter(unit_eval._RANKER_FILES))
     print(f"unit features: {time.perf_counter() - started:.0f} s")
-    units = unit_outcomes(records, tag, args.unit_target, args.unit_criterion)
-    print(f"unit pipeline out of fold (gate set for {args.unit_target:.0%}, {args.unit_criterion}): "
+    units = unit_outcomes(records, windowed, tag, args.unit_target, args.unit_criterion, args.gate_on)
+    print(f"unit pipeline out of fold (gate set for {args.unit_target:.0%}, {args.unit_criterion}, "
+          f"learning from the {args.gate_on} questions): "
           f"{time.perf_counter() - started:.0f} s")
     pairs, folds = faq_eval.bank_pairs(rows, args.sample_data, args.data, drop=args.drop, corpus=services)
     tests = {k: (a, faq_eval.without(x, args.drop), y) for k, (a, x, y) in faq_test_rows(services, records, rows).items()}
