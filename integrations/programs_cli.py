@@ -10,7 +10,7 @@ from rich.table import Table
 from bot.programs import ProgramCatalog, ProgramError, check_programs, describe, load_programs
 from bot.settings import get_settings
 from handlers.hearing.schema import FormDefinitionError, load_catalog
-from knowledge.edition import Edition, stated_fiscal_years
+from knowledge.edition import fiscal_label, stated_fiscal_years
 
 programs_app = typer.Typer(help="事業（プログラム） / programs", no_args_is_help=True)
 console = Console()
@@ -73,8 +73,6 @@ def edition_disagreements(catalog: ProgramCatalog) -> list[str]:
         where = str(program.path) if program.path else f"program {program.id}"
         for document, year, meta in stated_fiscal_years(program.source_paths()):
             if year != program.fiscal_year:
-                ours, theirs = (Edition(program.name, fiscal_year=y).fiscal_label for y in (program.fiscal_year, year))
-                found.append(f"{where}: fiscal_year {program.fiscal_year}（{ours}）と資料「{document.name}」の版"
-                             f"（{theirs}、{meta}）が違います。どちらかを直してください")
+                found.append(f"{where}: fiscal_year {program.fiscal_year}（{fiscal_label(program.fiscal_year)}）と"
+                             f"資料「{document.name}」の版（{fiscal_label(year)}、{meta}）が違います。どちらかを直してください")
     return found
-

@@ -75,9 +75,7 @@ class Edition:
 
     @property
     def fiscal_label(self) -> str:
-        if self.fiscal_year is None:
-            return ""
-        return f"令和{self.fiscal_year - REIWA_OFFSET}年度" if self.fiscal_year > REIWA_OFFSET else f"{self.fiscal_year}年度"
+        return fiscal_label(self.fiscal_year)
 
     def describe(self, locale: str = DEFAULT_LOCALE, iso_dates: bool = False) -> str:
         """「みどり市地域デジタル推進事業（令和8年度版、募集期間 令和8年5月1日〜令和8年6月19日）」, or in English
@@ -348,6 +346,13 @@ def passed_dates(answer: str, edition: Edition | None, today: date) -> list[date
     if not stated or max(stated) >= today:
         return []
     return sorted(set(stated))
+
+
+def fiscal_label(year: int | None) -> str:
+    """「令和8年度」 for 2026 (the western year a fiscal year starts in); "" for none."""
+    if year is None:
+        return ""
+    return f"令和{year - REIWA_OFFSET}年度" if year > REIWA_OFFSET else f"{year}年度"
 
 
 def japanese_date(day: date) -> str:
