@@ -114,6 +114,12 @@ def fiscal_year_of(text: str) -> int | None:
     return _year(match.group(1), match.group(2), match.group(3)) if match else None
 
 
+def fiscal_years_said(text: str) -> list[tuple[int, str]]:
+    """Each fiscal year `text` (normalized) names, with the words naming it: 「令和8年度」 -> (2026, "令和8年度")."""
+    return [(year, match.group(0)) for match in _FISCAL_YEAR.finditer(text)
+            if (year := _year(match.group(1), match.group(2), match.group(3))) is not None]
+
+
 def dates_in(text: str, fiscal_year: int | None) -> list[date]:
     """Calendar dates written in `text`, in the order written. A month and day without a year
     (「令和8年4月7日から4月28日まで」, 「同年4月28日」) are in the year written for the date before them (the

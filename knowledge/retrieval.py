@@ -34,7 +34,7 @@ from knowledge.inflection import VariantIndex
 from knowledge.synonyms import SynonymIndex
 from knowledge.tokenize import colloquial_topic, content_morphemes, surface_split, tokens
 from knowledge.vectorstore import VectorStore
-from knowledge.edition import program_name, read_edition
+from knowledge.edition import fiscal_years_said, program_name, read_edition
 from knowledge.units import header_before
 
 if TYPE_CHECKING:
@@ -421,6 +421,15 @@ class HybridIndex:
             return best[0]
         return None
 
+    def _held_year_words(self, question: str, said: Counter[str], steered: int | None) -> set[str]:
+        """The words of a fiscal year the question names that the sources are (「令和8年度の謝金は」): they say
+        which edition is meant, not what about, as a title's words name the document (a year the sources are
+        not is declined before any answer: knowledge/edition.py asks_other_edition)."""
+        editions = [self.editions[steered]] if steered in self.editions else list(self.editions.values())
+        held = {e.fiscal_year for e in editions if e.fiscal_year}
+        return {t for year, words in fiscal_years_said(normalize(question)) if year in held
+                for t in tokens(words) if said[t] == 1}
+
     def _unseen_phrases(self, question: str) -> list[str]:
         """Runs of nouns the corpus never writes together (「IT導入補助金」, 「補助率」)."""
         runs: list[str] = []
@@ -580,6 +589,7 @@ class HybridIndex:
         # (「後継者支援ネットワーク事業の事業期間」: the second 事業 is part of what is asked).
         said = Counter(query_tokens)
         name_tokens = {t for t in self._title_tokens.get(steered, set()) if said[t] == 1} if steered else set()
+        name_tokens |= self._held_year_words(question, said, steered)
         focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
         # A word the manuals never use stands for its synonyms they do use, and is as telling as they are:
         # 使う (via 使用, 利用) is a common word, not the rarest one of the question.

@@ -23,7 +23,7 @@ from bot.settings import Settings
 from knowledge import kinds
 from knowledge.learned import answer_from
 from knowledge.replies import EXCERPT_CHARS
-from knowledge.edition import Edition, asks_other_edition, dates_in, passed_dates, read_edition
+from knowledge.edition import Edition, asks_other_edition, dates_in, fiscal_years_said, passed_dates, read_edition
 from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_features
 from knowledge.ingest import ingest_paths
 from knowledge.model import (
@@ -375,6 +375,18 @@ def test_another_fiscal_year_or_round_is_another_edition() -> None:
     assert asks_other_edition("2次公募はありますか", held, corpus_text="1次締切") == "round"
     assert asks_other_edition("去年の締切はいつ？", held) == "relative"
     assert asks_other_edition("締切はいつですか", held) is None
+
+
+def test_the_words_of_a_fiscal_year_held_name_the_edition_not_the_topic(learned_calls: Services) -> None:
+    """「令和8年度の締切」: 令和, 8 and 年度 say which edition, as a title's words say which document; they are
+    name words (weighed as such by every stage), and a year no source is names nothing."""
+    assert fiscal_years_said("令和8年度と2027年度、平成元年度") == [(2026, "令和8年度"), (2027, "2027年度"),
+                                                                (1989, "平成元年度")]
+    index = learned_calls.knowledge.scoped(None)
+    said = index.search("あおぞら県観光人材育成事業の令和8年度の締切はいつですか")
+    assert {"令和", "8", "年度"} <= said.name_tokens
+    assert said.idf["年度"] < index.search("締切の年度はいつですか").idf["年度"]
+    assert not {"令和", "7"} & index.search("令和7年度の締切はいつですか").name_tokens
 
 
 def test_a_question_about_another_fiscal_year_is_declined_naming_the_edition_held(learned_calls: Services) -> None:
