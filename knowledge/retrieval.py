@@ -222,6 +222,17 @@ class Retrieval:
         return sum(v for t, v in self.idf.items() if match(t, present)) / total
 
 
+def _longest_run(text: str, other: str) -> str:
+    """The longest run of characters of `text` that `other` holds too (the first, of equal ones)."""
+    best = ""
+    for start in range(len(text)):
+        end = start + len(best) + 1
+        while end <= len(text) and text[start:end] in other:
+            best = text[start:end]
+            end += 1
+    return best
+
+
 def _quoted_in(text: str, documents: dict[int, str], min_chars: int) -> tuple[int | None, int]:
     """The one document that holds a longer run of `text` (at least `min_chars`) that no other holds,
     and the run's length."""
@@ -330,6 +341,11 @@ class HybridIndex:
         self.title_keys = {sid: title_key(s.title) for sid, s in self.sources.items()}
 
     @property
+    def several_programs(self) -> bool:
+        """The index holds several programs' documents (a general entry point): a question may be about any."""
+        return len({edition.program for edition in self.editions.values()}) > 1
+
+    @property
     def corpus_text(self) -> str:
         """All passages' text, normalized, lowercased, without spaces (to look a phrase up)."""
         return self._corpus_text
@@ -420,6 +436,19 @@ class HybridIndex:
         if best[1] >= STEER_MIN_SCORE and best[1] >= STEER_LEAD * second[1] + STEER_MARGIN:
             return best[0]
         return None
+
+    def _program_name_words(self, question: str, said: Counter[str]) -> set[str]:
+        """The words of a program's name the question quotes (a run of at least TITLE_PHRASE_CHARS characters
+        of it: 「あおぞら県観光人材育成事業の締切は」): they say which program, not what about, in the program's
+        own window too, where there is no other document to steer away from (a title's words count only when
+        a document is steered to)."""
+        text = normalize(question).replace(" ", "")
+        words: set[str] = set()
+        for name in {normalize(e.program).replace(" ", "") for e in self.editions.values()}:
+            run = _longest_run(text, name)
+            if len(run) >= TITLE_PHRASE_CHARS:
+                words |= {t for t in tokens(run) if said[t] == 1}
+        return words
 
     def _held_year_words(self, question: str, said: Counter[str], steered: int | None) -> set[str]:
         """The words of a fiscal year the question names that the sources are (「令和8年度の謝金は」): they say
@@ -590,6 +619,7 @@ class HybridIndex:
         said = Counter(query_tokens)
         name_tokens = {t for t in self._title_tokens.get(steered, set()) if said[t] == 1} if steered else set()
         name_tokens |= self._held_year_words(question, said, steered)
+        name_tokens |= self._program_name_words(question, said)
         focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
         # A word the manuals never use stands for its synonyms they do use, and is as telling as they are:
         # 使う (via 使用, 利用) is a common word, not the rarest one of the question.
