@@ -220,7 +220,7 @@ def cut_tokens() -> None:
     print("\n| cut | distinct texts | tokens |\n|---|---|---|")
     kept = ingest.EMBED_CHARS
     try:
-        for cut in (110, 90, 70):
+        for cut in (110, 90, 70, 60, 50):
             ingest.EMBED_CHARS = cut
             texts = {t for p in prepared for t in ingest.passage_texts(p.title, p.passages)}
             print(f"| passages: heading + first {cut} characters | {len(texts)} "
@@ -228,7 +228,7 @@ def cut_tokens() -> None:
     finally:
         ingest.EMBED_CHARS = kept
     passages = {t for p in prepared for t in ingest.passage_texts(p.title, p.passages)}
-    for cut in (160, 140, 120, 100, 80):
+    for cut in (160, 140, 120, 100, 80, 60):
         texts = {t[:cut] for t in units} - passages  # a unit equal to a passage's text is embedded once
         print(f"| answer units: first {cut} characters | {len(texts)} | {sum(model.token_count(t) for t in texts):,} |")
 

@@ -37,9 +37,14 @@ from knowledge.units import Unit, header_before, units_of
 
 log = logging.getLogger(__name__)
 
-#: Characters of a chunk the dense vector is computed from (its nearest heading first). The embedder's
-#: cost grows faster than linearly with length; BM25 still sees the whole chunk.
-EMBED_CHARS = 110
+#: Characters of a chunk the dense vector is computed from (its nearest heading first). The embedder's cost
+#: is per token, and a cold ingest is nearly all embedder: 60 (was 110) with the units' 80 is what brings one of
+#: ../shared/corpus within 60 s on two cores (docs/BENCHMARKS.md "Latency and ingest"); BM25 sees the whole chunk.
+EMBED_CHARS = 60
+#: What a source's stored passage vectors were computed from besides the file itself: a source ingested under
+#: another recipe is ingested again, as a changed file is, or its vectors would not be the ones queries and the
+#: learned models expect (the units' vectors are looked up by their cut text, so they need no such mark).
+INDEX_RECIPE = f"passage vectors: e5, nearest heading + first {EMBED_CHARS} characters"
 
 
 @dataclass
@@ -300,13 +305,18 @@ class _Prepared:
     rows: list[KnowledgeChunk] = field(default_factory=list)
 
 
+def source_hash(data: bytes) -> str:
+    """A source's content hash: its bytes under this INDEX_RECIPE."""
+    return hashlib.sha256(INDEX_RECIPE.encode() + b"\n" + data).hexdigest()
+
+
 def _prepare(path: Path, known: tuple[int, str] | None) -> FileResult | _Prepared:
     """The file read and cut into passages, or why it needs nothing (unchanged) or cannot be read (error)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         return FileResult(str(path), "error", message=str(exc))
-    content_hash = hashlib.sha256(data).hexdigest()
+    content_hash = source_hash(data)
     if known and known[1] == content_hash:
         return FileResult(str(path), "unchanged")
     try:

@@ -25,8 +25,9 @@ from bot.storage.models import EmbeddingCache
 from knowledge.embeddings import embed_in_background, embeddings_name
 
 #: Characters of a unit that are embedded: longer units are run-on lists or table dumps whose start says
-#: what they are about, and the embedder's cost grows faster than linearly with length.
-UNIT_EMBED_CHARS = 160
+#: what they are about, and the embedder's cost is per token: 80 (was 160) with the passages' 60 brings a cold
+#: ingest of ../shared/corpus within 60 s on two cores (docs/BENCHMARKS.md "Latency and ingest").
+UNIT_EMBED_CHARS = 80
 #: New cache rows written per INSERT while the rest are embedded (one statement per row costs a round trip each).
 EMBED_BATCH = 128
 #: Keys looked up in the cache table per query (an IN list of a few hundred stays well within any database's limit).

