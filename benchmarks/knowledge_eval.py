@@ -58,7 +58,7 @@ from knowledge.features import (  # noqa: E402
 from knowledge.ingest import ingest_paths  # noqa: E402
 from knowledge.model import (  # noqa: E402
     CRITERIA, GATE_CRITERION, LINEAR_SHARE, TARGET_PRECISION, AnswerModel, EnsembleRanker, Gate, LambdaRanker,
-    Ranker, precision_threshold)
+    Ranker)
 from knowledge.retrieval import HybridIndex, RetrievalOptions  # noqa: E402
 from knowledge.service import SourceFilter  # noqa: E402
 
@@ -77,8 +77,6 @@ WINDOWS = ("index", "program")
 GATE_EXAMPLES = ("index", "program", "both")
 #: The gate's training examples by default and for the shipped model (chosen by LODO, docs/BENCHMARKS.md).
 GATE_ON = "both"
-#: The name of the questions asked of the whole index in the tables (every document of several programs at once).
-WHOLE_INDEX = "whole index"
 #: Units whose span recall is measured: the units shown (one answer, or up to two excerpts) and one more.
 SPAN_TOP = 3
 
@@ -373,10 +371,6 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
         raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
     if calibrate:
         gate.calibrate(raw, gy_arr, target, np.array(groups), criterion)
-        if len(sets) == 2:  # "both" (gate_sets_for): the whole index's questions, then the program window's
-            whole = np.array([group.endswith("#0") for group in groups])
-            gate.threshold_several = precision_threshold(raw[whole], gy_arr[whole], target,
-                                                         np.array(groups)[whole], criterion)
     else:
         gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
         gate.threshold = 0.5
@@ -421,11 +415,8 @@ class FoldResult:
 
 
 def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray | None = None,
-         gate_mask: np.ndarray | None = None, log: list[dict] | None = None,
-         several_programs: bool = False) -> FoldResult:
-    """One fold's figures; `log` gets one row per question (its gate score and outcome: the curve).
-    `several_programs`: the questions were asked of an index of several programs (the whole index)."""
-    threshold = model.gate.threshold_for(several_programs)
+         gate_mask: np.ndarray | None = None, log: list[dict] | None = None) -> FoldResult:
+    """One fold's figures; `log` gets one row per question (its gate score and outcome: the curve)."""
     fixed = getattr(model, "ranker_kind", "") == "fixed"
     result = FoldResult(fold, 0, 0, 0, 0, 0, 0, 0)
     for record in records:
@@ -436,13 +427,13 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
             x, y = _gate_row(record, None if fixed else model.ranker)
             if gate_mask is not None:
                 x = x * gate_mask
-            confident = bool(model.gate.confident(x, several_programs)[0])
+            confident = bool(model.gate.confident(x)[0])
             right = bool(y)
             if log is not None:
                 best = record.candidates[_ranked(record, None if fixed else model.ranker)[0]]
                 log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
                             "in_scope": record.in_scope,
-                            "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": threshold,
+                            "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": model.gate.threshold,
                             "confident": confident, "right": right, "unit": best.unit.text[:120],
                             "source": best.hit.source.name})
             order = _ranked(record, None if fixed else model.ranker)
@@ -455,7 +446,7 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
             span = any(record.span[i] > 0 for i in shown)
         elif log is not None:  # declined by the edition check, or nothing retrieved: never answered
             log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
-                        "in_scope": record.in_scope, "raw": -1.0, "threshold": threshold,
+                        "in_scope": record.in_scope, "raw": -1.0, "threshold": model.gate.threshold,
                         "confident": False, "right": False, "unit": "", "source": ""})
         if record.in_scope:
             result.answerable += 1
@@ -492,7 +483,7 @@ def lodo_windows(records: list[Record], tested: dict[str, list[Record]], only=No
         for name, questions in tested.items():
             rows: list[dict] | None = None if log is None else []
             results[name].append(test(model, [r for r in questions if r.fold == fold and (only is None or only(r))],
-                                      fold, log=rows, several_programs=name == WHOLE_INDEX, **test_options))
+                                      fold, log=rows, **test_options))
             if log is not None and rows is not None:
                 log.extend({**row, "window": name} for row in rows)
     return results
@@ -615,7 +606,7 @@ def run_lodo(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         windowed = extract(services, rows, RetrievalOptions(), data, "window", window="program")
         print(f"features, each question in its program's window: {time.perf_counter() - started:.1f} s")
-    tested = {WHOLE_INDEX: records, **({"program window": windowed} if windowed is not None else {})}
+    tested = {"whole index": records, **({"program window": windowed} if windowed is not None else {})}
     if args.pipeline == "classic":
         for name, questions in tested.items():
             print(f"\nclassic answerer (KNOWLEDGE_PIPELINE=classic, nothing trained), {name}, per document:")
@@ -666,10 +657,8 @@ def run_lodo(args: argparse.Namespace) -> None:
         model = train(records, ranker=args.ranker, target=args.target, tag="full", criterion=args.criterion,
                       gate_sets=options["gate_sets"])
         model.save()
-        several = "" if model.gate.threshold_several is None else \
-            f", {model.gate.threshold_for(True):.3f} with several programs' documents"
         print(f"trained on {len(records)} questions (gate: the {args.gate_on} questions): threshold "
-              f"{model.gate.threshold:.3f}{several} -> knowledge/models/")
+              f"{model.gate.threshold:.3f} -> knowledge/models/")
     save_rankers()
     services.close()
 
@@ -680,7 +669,7 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
     """Each stage removed or swapped, leave-one-document-out (both windows when the program window's records
     are given; the retriever variants need a feature pass each, whole index only). `variants`: when given,
     only the rows whose label holds one of these words are run (the full pipeline's always)."""
-    tested = {WHOLE_INDEX: records, **({"program window": windowed} if windowed is not None else {})}
+    tested = {"whole index": records, **({"program window": windowed} if windowed is not None else {})}
 
     def wanted(label: str) -> bool:
         return not variants or any(word in label for word in variants)
@@ -719,11 +708,11 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
                               RetrievalOptions(deep=True))):
         name = label.split()[1] + "-" + retrieval.fusion + ("-deep" if retrieval.deep else "")
         variant = extract(services, rows, retrieval, data, name)
-        row(label, {WHOLE_INDEX: lodo(variant, **{**options, "tag": name, "gate_sets": None})})
+        row(label, {"whole index": lodo(variant, **{**options, "tag": name, "gate_sets": None})})
     if retrievers:
         plain = extract(services, rows, RetrievalOptions(), data, "plain", plain_units=True)
         row("bare sentences as units (no list lead-in, no whole lists)",
-            {WHOLE_INDEX: lodo(plain, **{**options, "tag": "plain", "gate_sets": None})})
+            {"whole index": lodo(plain, **{**options, "tag": "plain", "gate_sets": None})})
     print("(the FAQ question-matching stage has its own measure: benchmarks/faq_match_eval.py)")
 
 
@@ -739,15 +728,14 @@ def run_heldout(args: argparse.Namespace) -> None:
     rows = read_bank(Path(args.questions))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"date {date.today()}; held-out: {len(rows)} questions")
-    tested = {WHOLE_INDEX: extract(services, rows, RetrievalOptions(), data, "heldout")}
+    tested = {"whole index": extract(services, rows, RetrievalOptions(), data, "heldout")}
     if args.window == "program":
         tested["program window"] = extract(services, rows, RetrievalOptions(), data, "heldout-window",
                                            window="program")
     model = load_model()
     for name, records in tested.items():
         folds = sorted({r.fold for r in records})
-        learned = [test(model, [r for r in records if r.fold == fold], fold, several_programs=name == WHOLE_INDEX)
-                   for fold in folds]
+        learned = [test(model, [r for r in records if r.fold == fold], fold) for fold in folds]
         print(f"\nlearned pipeline (the shipped model, trained on the whole bank), {name}:")
         print_table(learned)
         print(f"\nclassic answerer, {name}:")

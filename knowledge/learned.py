@@ -74,9 +74,7 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
     features = dict(zip(model.gate.names, (round(float(v), 4) for v in gate_x), strict=True))
     best = ranked[0]
     # An operator's threshold (settings.knowledge.answer_threshold) can only make the calibrated gate stricter.
-    # A general entry point (several programs' documents) has the stricter threshold it was measured to need.
-    several = retrieval.index is not None and retrieval.index.several_programs
-    confident = bool(model.gate.confident(gate_x, several)[0]) and probability >= (threshold or 0.0)
+    confident = bool(model.gate.confident(gate_x)[0]) and probability >= (threshold or 0.0)
     # A FAQ entry (curated or staff-published) answers a question asked in other words when the FAQ stage
     # matches the two questions (knowledge/faq_match.py); a near miss about something the entry does not
     # say is left to the unit gate.

@@ -175,11 +175,6 @@ class Gate:
     knots_y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
     threshold: float = 0.5
     names: tuple[str, ...] = ()
-    #: The threshold where the index searched holds several programs' documents and a question may be about any
-    #: of them (a general entry point), when stricter than `threshold`: read on the out-of-fold scores of the
-    #: questions asked there alone, which a threshold read on both kinds of question together leaves below the
-    #: target (a program's window answers from its own documents and is the more precise). None: one threshold.
-    threshold_several: float | None = None
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         z = ((np.atleast_2d(x) - self.mean) / self.scale) @ self.weights + self.bias
@@ -206,16 +201,10 @@ class Gate:
         w = _adam(gradient, np.zeros(zb.shape[1]))
         return cls(w[:-1], float(w[-1]), mean, scale, names=names)
 
-    def confident(self, x: np.ndarray, several_programs: bool = False) -> np.ndarray:
+    def confident(self, x: np.ndarray) -> np.ndarray:
         """Whether to answer: the raw score reaches the threshold chosen on out-of-fold raw scores (finer
-        than the calibrated probability, whose isotonic steps tie many scores); `several_programs`: the index
-        searched holds several programs' documents (`threshold_several`)."""
-        return self.raw(x) >= self.threshold_for(several_programs)
-
-    def threshold_for(self, several_programs: bool) -> float:
-        if several_programs and self.threshold_several is not None:
-            return max(self.threshold, self.threshold_several)
-        return self.threshold
+        than the calibrated probability, whose isotonic steps tie many scores)."""
+        return self.raw(x) >= self.threshold
 
     def calibrate(self, raw: np.ndarray, y: np.ndarray, target: float = TARGET_PRECISION,
                   folds: np.ndarray | None = None, criterion: str = "pooled") -> None:
@@ -362,14 +351,12 @@ def _gate_json(gate: Gate) -> dict:
     return {"names": list(gate.names), "weights": gate.weights.round(6).tolist(), "bias": round(gate.bias, 6),
             "mean": gate.mean.round(6).tolist(), "scale": gate.scale.round(6).tolist(),
             "knots_x": gate.knots_x.round(6).tolist(), "knots_y": gate.knots_y.round(6).tolist(),
-            "threshold": gate.threshold,
-            **({"threshold_several": gate.threshold_several} if gate.threshold_several is not None else {})}
+            "threshold": gate.threshold}
 
 
 def _gate_from(g: dict) -> Gate:
     return Gate(np.array(g["weights"]), float(g["bias"]), np.array(g["mean"]), np.array(g["scale"]),
-                np.array(g["knots_x"]), np.array(g["knots_y"]), float(g["threshold"]), tuple(g["names"]),
-                g.get("threshold_several"))
+                np.array(g["knots_x"]), np.array(g["knots_y"]), float(g["threshold"]), tuple(g["names"]))
 
 
 @lru_cache(maxsize=4)

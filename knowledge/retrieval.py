@@ -341,11 +341,6 @@ class HybridIndex:
         self.title_keys = {sid: title_key(s.title) for sid, s in self.sources.items()}
 
     @property
-    def several_programs(self) -> bool:
-        """The index holds several programs' documents (a general entry point): a question may be about any."""
-        return len({edition.program for edition in self.editions.values()}) > 1
-
-    @property
     def corpus_text(self) -> str:
         """All passages' text, normalized, lowercased, without spaces (to look a phrase up)."""
         return self._corpus_text

@@ -27,8 +27,7 @@ from knowledge.edition import Edition, asks_other_edition, dates_in, fiscal_year
 from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_features
 from knowledge.ingest import ingest_paths
 from knowledge.model import (
-    RANKER_FILE, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker, _gate_from, _gate_json, isotonic, load_model,
-    precision_threshold)
+    RANKER_FILE, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold)
 from knowledge.retrieval import DEEP_RANK, Hit, IndexedChunk, Retrieval, RetrievalOptions, SourceInfo
 from knowledge.unit_vectors import UnitVectors
 from knowledge.service import SourceFilter
@@ -38,7 +37,7 @@ from tests.test_knowledge_retrieval import CALL_A, CALL_B
 
 def _always(model: AnswerModel) -> AnswerModel:
     """The shipped model with a gate that answers everything (to test what a confident answer says)."""
-    return replace(model, gate=replace(model.gate, threshold=-1.0, threshold_several=None))
+    return replace(model, gate=replace(model.gate, threshold=-1.0))
 
 
 def _never(model: AnswerModel) -> AnswerModel:
@@ -422,23 +421,6 @@ def test_a_programs_name_said_in_its_own_window_names_it_and_is_no_topic(learned
     assert retrieval.steered_source is None and {"観光", "人材", "育成", "事業"} <= retrieval.name_tokens
     assert "7月31日" in answer_from(retrieval, model=_never(load_model())).excerpts[0].text
     assert not learned_calls.knowledge.retrieve("観光人材の研修の内容は", sources=window).name_tokens
-
-
-def test_a_general_entry_point_answers_only_above_the_gates_stricter_threshold(learned_calls: Services) -> None:
-    """The whole index of two programs' calls is a general entry point, where the gate needs the stricter
-    threshold it was measured to need (benchmarks/knowledge_eval.py); a program's window keeps the other."""
-    question = "あおぞら県観光人材育成事業の締切はいつですか"
-    whole = learned_calls.knowledge.retrieve(question)
-    window = learned_calls.knowledge.retrieve(question, sources=SourceFilter("aozora", lambda p: "aozora" in p))
-    assert whole.index is not None and whole.index.several_programs
-    assert window.index is not None and not window.index.several_programs
-    model = _always(load_model())
-    strict = replace(model, gate=replace(model.gate, threshold_several=2.0))
-    assert answer_from(window, model=strict).confident and "7月31日" in answer_from(window, model=strict).body
-    assert not answer_from(whole, model=strict).confident
-    assert answer_from(whole, model=model).confident
-    saved = _gate_from(json.loads(json.dumps(_gate_json(strict.gate))))
-    assert saved.threshold_several == 2.0 and saved.threshold_for(False) == -1.0 and saved.threshold_for(True) == 2.0
 
 
 # --------------------------------------------------------------------------------------------- replies

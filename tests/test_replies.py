@@ -107,7 +107,7 @@ def always_sure(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     the learned one with its shipped model's gate opened."""
     services.settings.knowledge.answer_threshold = 0.0
     model = load_model()
-    monkeypatch.setattr(learned, "load_model", lambda: replace(model, gate=replace(model.gate, threshold=-1.0, threshold_several=None)))
+    monkeypatch.setattr(learned, "load_model", lambda: replace(model, gate=replace(model.gate, threshold=-1.0)))
 
 
 # --------------------------------------------------------------------------------------------- outside
