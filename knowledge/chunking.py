@@ -12,6 +12,7 @@ inside one section, so no chunk ever starts or ends inside a sentence.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
@@ -65,6 +66,11 @@ _TABLE_ROW = re.compile(r"^\|.*\|$")
 _LI_SPLIT = re.compile(r"(?=<li[\s>])")
 _MARKUP = [
     (re.compile(r"\*\*"), ""),
+    # A footnote converted from a PDF or Word file: its own line keeps its number as a note (「※1 …」); its mark
+    # in the sentence it annotates is dropped (「…低いものとします<sup>1</sup>。」 reads as the sentence).
+    (re.compile(r"^<sup>\s*([^<]{1,4}?)\s*</sup>\s*"), r"※\1 "),
+    (re.compile(r"<sup>[^<]{1,4}</sup>"), ""),
+    (re.compile(r"</?(?:sup|sub)>"), ""),
     (re.compile(r"</?(?:b|i|u|small|strong|em|span|p|br|ul|ol|div|a)(?:\s[^>]*)?/?>"), " "),
     (re.compile(r"<li(?:\s[^>]*)?>"), " ・"),
     (re.compile(r"</li>"), " "),
@@ -96,7 +102,8 @@ def _clean(line: str) -> str:
     line = normalize_document(line)
     for pattern, replacement in _MARKUP:
         line = pattern.sub(replacement, line)
-    return line.strip()
+    # Entities last, once the tags are gone: 「&lt;事業開発・企画&gt;」 is a label in brackets, not markup.
+    return html.unescape(line).strip()
 
 
 def _heading_of(raw: str, clean: str) -> tuple[str, str] | None:

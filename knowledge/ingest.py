@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.services import Services
 from bot.storage.models import KnowledgeChunk, KnowledgeSource, utcnow
+from knowledge import chunking, loaders
 from knowledge.chunking import ChunkDraft, chunk_lines, guess_title, logical_lines
 from knowledge.embeddings import build_embeddings
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadedDocument, LoaderError, load
@@ -41,10 +42,21 @@ log = logging.getLogger(__name__)
 #: is per token, and a cold ingest is nearly all embedder: 60 (was 110) with the units' 80 is what brings one of
 #: ../shared/corpus within 60 s on two cores (docs/BENCHMARKS.md "Latency and ingest"); BM25 sees the whole chunk.
 EMBED_CHARS = 60
-#: What a source's stored passage vectors were computed from besides the file itself: a source ingested under
-#: another recipe is ingested again, as a changed file is, or its vectors would not be the ones queries and the
-#: learned models expect (the units' vectors are looked up by their cut text, so they need no such mark).
-INDEX_RECIPE = f"passage vectors: e5, nearest heading + first {EMBED_CHARS} characters"
+
+
+def _recipe() -> str:
+    """What a source's stored rows and vectors were made by besides the file itself: the code that reads and
+    cuts a file (a digest of knowledge/loaders.py and knowledge/chunking.py) and the embedded text's cut."""
+    digest = hashlib.sha256()
+    for module in (chunking, loaders):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return f"passages cut by {digest.hexdigest()[:12]}; e5 vectors of the nearest heading + first {EMBED_CHARS} characters"
+
+
+#: A source ingested under another recipe is ingested again, as a changed file is, or its passages and vectors
+#: would not be the ones queries and the learned models expect; the embedding cache keeps that cheap (a text
+#: cut as before is not embedded again). The units' vectors are looked up by their cut text: they need no mark.
+INDEX_RECIPE = _recipe()
 
 
 @dataclass

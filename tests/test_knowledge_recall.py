@@ -62,6 +62,21 @@ def test_an_html_list_on_one_line_is_read_one_item_per_line() -> None:
     assert any(t.endswith("成果公開の可否、データの教育用途での利用許諾") for t in texts)
 
 
+def test_inline_html_left_by_a_converter_is_read_as_text() -> None:
+    """Footnote marks and entities that a PDF-to-Markdown converter leaves would otherwise be shown to users
+    (「低いものとします<sup>1</sup>」, 「&lt;事業開発・企画&gt;」) and matched as words."""
+    raw = ["一般管理費率は10%とします<sup>1</sup>。",
+           "<p>&lt;事業開発・企画&gt;</p> <ul><li>- 事業開発の経験</li><li>- 企画の実績</li></ul>",
+           "<sup>1</sup> コンソーシアムの場合は構成員ごとに算定します。",
+           "R&amp;D費は対象外 (H<sub>2</sub>O)"]
+    texts = [line.text for line in logical_lines([raw])]
+    assert "一般管理費率は10%とします。" in texts
+    assert any(t.startswith("<事業開発・企画>") for t in texts)
+    assert "※1 コンソーシアムの場合は構成員ごとに算定します。" in texts
+    assert "R&D費は対象外 (H2O)" in texts
+    assert not any("<sup>" in t or "&lt;" in t or "&amp;" in t for t in texts)
+
+
 def test_an_over_long_run_on_unit_is_also_read_in_overlapping_parts() -> None:
     rows = [f"区分{n} 事業を行うために必要な物品{n}の購入に要する経費" for n in range(12)]
     text = " ".join(rows) + " 補助職員人件費 事業を実施するために必要な補助員(アルバイト等)に係る経費"
