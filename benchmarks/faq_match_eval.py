@@ -70,7 +70,6 @@ from knowledge.ingest import ingest_paths  # noqa: E402
 from knowledge.replies import asks_another_edition  # noqa: E402
 from knowledge.model import Gate, precision_threshold  # noqa: E402
 from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval  # noqa: E402
-from knowledge.service import knowledge_is_empty  # noqa: E402
 from knowledge.units import Unit, units_of  # noqa: E402
 from knowledge_eval import CachedQueries  # noqa: E402
 
@@ -122,9 +121,10 @@ class Pairs:
 
 
 def open_index(data: Path, paths: list[Path]) -> Services:
+    """The index of `paths` in `data`, brought up to date first (incremental, and aware of the ingest's recipe:
+    an index made by older code is cut and embedded again)."""
     services = Services.create(Settings(data_dir=data))
-    if knowledge_is_empty(services.db):
-        ingest_paths(services, paths)
+    ingest_paths(services, paths)
     return services
 
 
