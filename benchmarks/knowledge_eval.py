@@ -19,8 +19,9 @@ pipeline): `--pipeline classic` prints its figures per document, and for the new
 questions apart (the baseline). `--ablation` adds the table of stages removed or swapped; `--train`
 retrains the shipped model (knowledge/models/answer_model.json and ranker.lgb.txt) on the whole bank.
 `heldout` answers a held-out set (default benchmarks/questions/heldout7/, written blind and kept off main on the
-git branch heldout7 until it is measured: a set is measured once, then it joins the bank) with the shipped model and the classic answerer. The first three
-held-out sets, each measured once, joined the bank (bank/heldout1-*.jsonl ... bank/heldout3-*.jsonl).
+git branch heldout7 until it is measured: a set is measured once, then it joins the bank) with the shipped
+model and the classic answerer. The held-out sets measured so far joined the bank (bank/heldout1-*.jsonl ...
+bank/heldout6-*.jsonl).
 """
 
 from __future__ import annotations
@@ -182,6 +183,18 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def index_state(services: Services) -> str:
+    """A digest of what the index holds (each source's path and content hash, which covers the ingest's
+    recipe): features computed from another state of the index are computed again."""
+    from sqlalchemy import select
+
+    from bot.storage.models import KnowledgeSource
+
+    with services.db.session() as session:
+        rows = sorted(session.execute(select(KnowledgeSource.path, KnowledgeSource.content_hash)).all())
+    return hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()[:12]
+
+
 def window_of(fold: str) -> SourceFilter:
     """The sources a conversation in the window of `fold`'s program answers from (knowledge/service.py
     SourceFilter, as bot/programs.py builds it): each corpus document is one program, the two sample_kb
@@ -198,7 +211,8 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     if window not in WINDOWS:
         raise ValueError(f"unknown window {window!r}")
     asked = [{k: row.get(k) for k in KEYED_FIELDS} for row in rows]
-    key = hashlib.sha256(json.dumps([asked, repr(options), plain_units, UNIT_FEATURES, code_version()]
+    key = hashlib.sha256(json.dumps([asked, repr(options), plain_units, UNIT_FEATURES, code_version(),
+                                     index_state(services)]
                                     + ([window] if window != "index" else []), ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"
