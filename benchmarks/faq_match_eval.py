@@ -71,7 +71,7 @@ from knowledge.replies import asks_another_edition  # noqa: E402
 from knowledge.model import Gate, precision_threshold  # noqa: E402
 from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval  # noqa: E402
 from knowledge.units import Unit, units_of  # noqa: E402
-from knowledge_eval import CachedQueries  # noqa: E402
+from knowledge_eval import CachedQueries, index_state  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -133,7 +133,8 @@ def retrievals(services: Services, rows: list[dict], name: str, data: Path,
     """Each question's retrieval over the index (kept on disk without its index: a change of the FAQ stage
     alone need not search again; `vectors`: knowledge_eval.py's file of the questions' query vectors)."""
     code = "".join((ROOT / "knowledge" / f).read_text(encoding="utf-8") for f in RETRIEVAL_SOURCES)
-    key = hashlib.sha256(json.dumps([[r["question"] for r in rows], code, "hits"], ensure_ascii=False).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([[r["question"] for r in rows], code, "hits", index_state(services)],
+                                    ensure_ascii=False).encode()).hexdigest()
     cache = data / f"faq-retrievals-{name}-{key[:12]}.pkl"
     index = services.knowledge.refresh(force=True)
     if cache.is_file():
