@@ -110,8 +110,9 @@ def _year(era: str | None, number: str | None, western: str | None) -> int | Non
 
 
 def fiscal_year_of(text: str) -> int | None:
-    match = _FISCAL_YEAR.search(normalize(text))
-    return _year(match.group(1), match.group(2), match.group(3)) if match else None
+    """The first fiscal year `text` names (「令和8年度の募集要項」 -> 2026), None if it names none."""
+    said = fiscal_years_said(normalize(text))
+    return said[0][0] if said else None
 
 
 def fiscal_years_said(text: str) -> list[tuple[int, str]]:

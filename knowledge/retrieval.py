@@ -337,6 +337,8 @@ class HybridIndex:
                                            .split("\n"),
                                            source.path)
                          for sid, source in self.sources.items()}
+        #: each program's name as a question quoting it is compared (normalized, without spaces)
+        self._program_names = {normalize(e.program).replace(" ", "") for e in self.editions.values()}
         self.title_tokens = {sid: frozenset(tokens(s.title)) for sid, s in self.sources.items()}
         self.title_keys = {sid: title_key(s.title) for sid, s in self.sources.items()}
 
@@ -404,7 +406,10 @@ class HybridIndex:
         strongest there is. A longer heading phrase wins over it: 「地域プラットフォーム」 is a heading of
         the dispatch spec, though プラットフォーム alone is a phrase of another document's title.
         """
-        text = normalize(question).replace(" ", "")
+        return self._named_in(normalize(question).replace(" ", ""))
+
+    def _named_in(self, text: str) -> int | None:
+        """`named_in_text` of a question already normalized, without spaces."""
         in_title, title_run = _quoted_in(text, self._title_text, TITLE_PHRASE_CHARS)
         in_headings, heading_run = _quoted_in(text, self._heading_text, HEADING_PHRASE_CHARS)
         if in_headings is not None and heading_run > title_run:
@@ -432,26 +437,26 @@ class HybridIndex:
             return best[0]
         return None
 
-    def _program_name_words(self, question: str, said: Counter[str]) -> set[str]:
+    def _program_name_words(self, text: str, said: Counter[str]) -> set[str]:
         """The words of a program's name the question quotes (a run of at least TITLE_PHRASE_CHARS characters
         of it: 「あおぞら県観光人材育成事業の締切は」): they say which program, not what about, in the program's
         own window too, where there is no other document to steer away from (a title's words count only when
-        a document is steered to)."""
-        text = normalize(question).replace(" ", "")
+        a document is steered to). `text` is the question normalized, without spaces."""
         words: set[str] = set()
-        for name in {normalize(e.program).replace(" ", "") for e in self.editions.values()}:
+        for name in self._program_names:
             run = _longest_run(text, name)
             if len(run) >= TITLE_PHRASE_CHARS:
                 words |= {t for t in tokens(run) if said[t] == 1}
         return words
 
-    def _held_year_words(self, question: str, said: Counter[str], steered: int | None) -> set[str]:
+    def _held_year_words(self, plain: str, said: Counter[str], steered: int | None) -> set[str]:
         """The words of a fiscal year the question names that the sources are (「令和8年度の謝金は」): they say
         which edition is meant, not what about, as a title's words name the document (a year the sources are
-        not is declined before any answer: knowledge/edition.py asks_other_edition)."""
+        not is declined before any answer: knowledge/edition.py asks_other_edition). `plain` is the question
+        normalized."""
         editions = [self.editions[steered]] if steered in self.editions else list(self.editions.values())
         held = {e.fiscal_year for e in editions if e.fiscal_year}
-        return {t for year, words in fiscal_years_said(normalize(question)) if year in held
+        return {t for year, words in fiscal_years_said(plain) if year in held
                 for t in tokens(words) if said[t] == 1}
 
     def _unseen_phrases(self, question: str) -> list[str]:
@@ -602,10 +607,12 @@ class HybridIndex:
         # parts: ホテル is no topic the manuals lack, and 代 alone would match any passage about fees.
         absorbed = {t for t in query_tokens if any(part_of(t, whole) for whole in synonyms)}
         query_tokens = [t for t in query_tokens if t not in compounds and t not in absorbed]
+        plain = normalize(question)  # once, for the helpers that read the question's text
+        spaceless = plain.replace(" ", "")
         steered = None
         by_words = False  # steered by the profile's words, not by a phrase of a title or heading
         if self.chunks:
-            steered = self.named_in_text(question)
+            steered = self._named_in(spaceless)
             if steered is None:
                 steered = self.steer(query_tokens)
                 by_words = steered is not None
@@ -613,8 +620,8 @@ class HybridIndex:
         # (「後継者支援ネットワーク事業の事業期間」: the second 事業 is part of what is asked).
         said = Counter(query_tokens)
         name_tokens = {t for t in self._title_tokens.get(steered, set()) if said[t] == 1} if steered else set()
-        name_tokens |= self._held_year_words(question, said, steered)
-        name_tokens |= self._program_name_words(question, said)
+        name_tokens |= self._held_year_words(plain, said, steered)
+        name_tokens |= self._program_name_words(spaceless, said)
         focus = [t for t in query_tokens if t not in name_tokens] or query_tokens
         # A word the manuals never use stands for its synonyms they do use, and is as telling as they are:
         # 使う (via 使用, 利用) is a common word, not the rarest one of the question.
