@@ -28,12 +28,29 @@ class LazyGroup:
     def load(self) -> typer.Typer:
         kind, _, target = self.where.partition(":")
         if kind == "capability":
-            from handlers.capabilities import CAPABILITIES
-
-            capability = next(c for c in CAPABILITIES if c.name == target)
+            capability = _capability(target)
             groups: dict[str, Any] = capability.cli() if capability.cli else {}
             return groups[self.name]
         return getattr(importlib.import_module(kind), target)  # type: ignore[no-any-return]
+
+
+def _capability(name: str) -> Any:
+    """The capability called `name`, from its own module (handlers/<name>/capability.py) when it is there:
+    importing the registry (handlers/capabilities.py) would import every capability, FastAPI routes and
+    openpyxl included, to run one command (`madoguchi knowledge ingest` spent most of its time there)."""
+    from bot.capability import Capability
+
+    try:
+        module = importlib.import_module(f"handlers.{name}.capability")
+    except ModuleNotFoundError:
+        module = None
+    found = [value for value in vars(module).values()
+             if isinstance(value, Capability) and value.name == name] if module else []
+    if found:
+        return found[0]
+    from handlers.capabilities import CAPABILITIES
+
+    return next(c for c in CAPABILITIES if c.name == name)
 
 
 def lazy_root(groups: tuple[LazyGroup, ...]) -> type[TyperGroup]:

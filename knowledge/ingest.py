@@ -181,7 +181,15 @@ def ingest_paths(
     for BM25 and stores each file, in its own transaction, as soon as its passages' vectors are ready."""
     started = time.perf_counter()
     files, roots = discover(paths)
-    store = VectorStore(services.settings)
+    # The vector store is opened when something is written to it: a re-ingest of unchanged files opens (and
+    # imports) no Chroma, which is most of what it would otherwise cost.
+    opened: list[VectorStore] = []
+
+    def store() -> VectorStore:
+        if not opened:
+            opened.append(VectorStore(services.settings))
+        return opened[0]
+
     embeddings = build_embeddings(services.settings)
     report = IngestReport()
     if on_start:
@@ -191,7 +199,7 @@ def ingest_paths(
         with services.db.session() as session:
             session.execute(delete(KnowledgeChunk))
             session.execute(delete(KnowledgeSource))
-        store.reset()
+        store().reset()
 
     seen = {str(f) for f in files}
     with services.db.session() as session:
@@ -199,7 +207,7 @@ def ingest_paths(
     for path_str in known:
         if path_str not in seen and any(Path(path_str).is_relative_to(r) for r in roots):
             with services.db.session() as session:
-                _remove_source(session, store, known[path_str][0])
+                _remove_source(session, store(), known[path_str][0])
             result = FileResult(path_str, "removed")
             report.results.append(result)
             if on_file:
@@ -250,7 +258,7 @@ def ingest_paths(
         vectors.update(new)
         while waiting and all(t in vectors for t in waiting[0].embed_texts):
             file = waiting.pop(0)
-            done = _store_file(services, store, file, [vectors[t] for t in file.embed_texts])
+            done = _store_file(services, store(), file, [vectors[t] for t in file.embed_texts])
             results[next(i for i, r in enumerate(results) if r is file)] = done
             done.edition = _edition(services, done.path)
             if on_file:

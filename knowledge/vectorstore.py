@@ -11,9 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-import chromadb
-from chromadb.config import Settings as ChromaSettings
-
 from bot.settings import Settings
 
 COLLECTION = "madoguchi_chunks"
@@ -39,6 +36,11 @@ class DenseHit:
 
 class VectorStore:
     def __init__(self, settings: Settings) -> None:
+        # Imported here, not with the module: Chroma takes most of a second to import, and a command that
+        # opens no store (a re-ingest of unchanged files, `madoguchi --help`) should not wait for it.
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
         if settings.knowledge.chroma_url:
             url = urlparse(settings.knowledge.chroma_url)

@@ -5,6 +5,7 @@ The start time itself is measured by benchmarks/cli_start.py, not asserted here.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("handlers", "knowledge", "fastapi", "chromadb", "bot.services", "bot.engine", "integrations.channels")
 
 
-def _imported_after(argv: list[str]) -> list[str]:
+def _imported_after(argv: list[str], env: dict[str, str] | None = None) -> list[str]:
     """The modules of HEAVY a fresh `madoguchi <argv>` process has imported when it is done."""
     program = ("import json, sys\nfrom integrations.cli_root import app\n"
                f"try:\n    app({argv!r}, prog_name='madoguchi')\nexcept SystemExit:\n    pass\n"
                f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
                f"or m.startswith({HEAVY!r}))))")
-    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -34,8 +36,23 @@ def test_the_top_level_help_imports_no_capability() -> None:
     assert _imported_after(["--help"]) == []
     # a group's own help loads that group's capability, and not the others'
     knowledge = _imported_after(["knowledge", "--help"])
-    assert "knowledge.cli" in knowledge and "handlers.capabilities" in knowledge
-    assert "integrations.channels.cli" not in knowledge
+    assert "knowledge.cli" in knowledge and "handlers.faq.capability" in knowledge
+    # ... from its own module: not the registry, which imports every capability (FastAPI routes, openpyxl)
+    assert "handlers.capabilities" not in knowledge and "handlers.hearing.capability" not in knowledge
+    assert "integrations.channels.cli" not in knowledge and "fastapi" not in knowledge
+
+
+def test_a_reingest_of_unchanged_files_opens_no_vector_store(tmp_path: Path) -> None:
+    """The startup check loads every capability, but neither their staff API (FastAPI) nor, when no file
+    changed, Chroma: a re-ingest of unchanged files is meant to take well under two seconds."""
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "guide.md").write_text("# 利用ガイド\n\n## 申込\n\n申込は事務局のフォームから行います。\n", encoding="utf-8")
+    env = {"MADOGUCHI_DATA_DIR": str(tmp_path / "data")}
+    assert "chromadb" in _imported_after(["knowledge", "ingest", str(folder)], env)
+    again = _imported_after(["knowledge", "ingest", str(folder)], env)
+    assert "knowledge.ingest" in again and "handlers.capabilities" in again
+    assert "chromadb" not in again and "fastapi" not in again
 
 
 def test_the_listed_groups_are_the_ones_the_capabilities_declare_in_their_order() -> None:

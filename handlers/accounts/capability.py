@@ -4,10 +4,11 @@ from typing import Any
 
 from bot.capability import Capability
 from handlers.accounts.chat import AccountHandler
-from handlers.accounts.cli import companies_app, people_app
 
 
 def _cli() -> dict[str, Any]:
+    from handlers.accounts.cli import companies_app, people_app  # when a command is run
+
     return {"people": people_app, "companies": companies_app}
 
 

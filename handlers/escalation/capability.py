@@ -5,10 +5,11 @@ from typing import Any
 from bot.capability import Capability, Task
 from handlers.escalation.chat import EscalationHandler
 from handlers.escalation.tickets import overdue_check
-from handlers.escalation.cli import api_tokens_app, staff_app, tickets_app
 
 
 def _cli() -> dict[str, Any]:
+    from handlers.escalation.cli import api_tokens_app, staff_app, tickets_app  # when a command is run
+
     return {"staff": staff_app, "tickets": tickets_app, "tokens": api_tokens_app}
 
 
