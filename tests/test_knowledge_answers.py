@@ -29,8 +29,6 @@ from knowledge.tokenize import tokens
         # the first questions a demo user types: the FAQ says 申し込む and 「どうすれば」, the question
         # 申込 and 方法
         ("専門家派遣の申込方法は？", "派遣可能機関"),
-        # a rewording of a sample entry (企業 for 支援を受けた企業, チェックアウトの時 for チェックアウトの際)
-        ("チェックアウトの時に企業は何をしますか", "サイン"),
         # 単価 and 時間 are words the FAQ entry does not say: the guide's unit answers
         ("謝金の時間単価は？", "5,280円"),
         # the fiscal year the sample is says which edition, not what about (the FAQ entry never says it)
@@ -49,8 +47,9 @@ def test_confident_answers_cite_their_source(sample_kb_services: Services, quest
 @pytest.mark.parametrize(
     ("question", "expected"),
     # 1年 and 来てもらえる for the entry's 1年度 and 受けられる: the FAQ stage and the unit gate stay below their
-    # thresholds (the models refitted on the 2,775-question bank)
-    [("1年に何回来てもらえる？", "3回")],
+    # thresholds (the models refitted on the 2,775-question bank); 企業 for 支援を受けた企業 and チェックアウトの時 for
+    # チェックアウトの際 (below them since the refit on 3,334 set the FAQ stage's threshold at 0.9496)
+    [("1年に何回来てもらえる？", "3回"), ("チェックアウトの時に企業は何をしますか", "サイン")],
 )
 def test_a_rewording_below_the_faq_stages_threshold_quotes_the_entry_that_answers_it(
         sample_kb_services: Services, question: str, expected: str) -> None:
