@@ -32,6 +32,12 @@ _TABLE_ROW = re.compile(r"^\|.*\|$")
 #: A part of an over-long unit: about half a unit, so that a fact of up to half that length lies whole in one of
 #: the overlapping parts.
 PART_CHARS = MAX_UNIT_CHARS // 2
+#: What a value is written with (digits, era and calendar words, a weekday in brackets, times, amounts, separators):
+#: a line of nothing else states a value and leaves what it is the value of to the label above it.
+_VALUE_ONLY = re.compile(r"^(?:[\d０-９,，.．:：/／~〜～\-－ 　()（）・]|令和|平成|元|年度?|月|日|時|分|秒|頃|円|万|千|億"
+                         r"|[月火水木金土日](?=[)）])|午前|午後|まで|から|より)+$")
+#: The numbering of a heading (「(2)」「6.」「【」) left off when it labels a value.
+_HEADING_NUMBER = re.compile(r"^(?:[#\s]+|[(（]?[\d０-９]{1,2}[)）.．]\s*|[①-⑳]\s*|[【「])+|[】」]$")
 #: Where a part may end: after a space between cells, a comma, a closing bracket, or before a list marker.
 _PART_BOUNDARY = re.compile(r"\s+|[、,)）」』]|(?=[・●○■◆])")
 
@@ -132,6 +138,10 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
     units: list[Unit] = []
     for index, (sentence, under, unit_kind) in enumerate(placed):
         shown = _unbulleted(sentence)
+        if unit_kind == "sentence" and under and _VALUE_ONLY.match(shown):
+            # A value on a line of its own (「令和6年6月3日(月)15時00分」 under 「(2)説明会の開催」) is read with the
+            # label it stands under, as a table row is with its headers: alone it says nothing of what it is.
+            shown = f"{_HEADING_NUMBER.sub('', under).strip()}：{shown}"
         if unit_kind == "item":
             lead = _lead_in(placed, index)
             if lead is not None:

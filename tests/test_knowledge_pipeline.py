@@ -79,6 +79,18 @@ def test_a_table_row_is_read_with_its_column_headers_even_from_an_earlier_passag
     assert row.kind == "row" and row.text == "区分: 日当 / 単価: 1,100円"
 
 
+def test_a_value_on_a_line_of_its_own_is_read_with_the_label_above_it() -> None:
+    """「令和6年6月3日(月)15時00分」 alone under 「(2)説明会の開催」 says nothing of what it is the date of: its unit
+    reads 「説明会の開催：…」 (the heading's numbering left off), its core stays the line (the span is found there),
+    and a sentence with words of its own is left as it is."""
+    text = "(2)説明会の開催\n以下日時に行うので、5月31日までに登録してください。\n令和6年6月3日(月)15時00分"
+    units = units_of("text", "6.応募手続き > (2)説明会の開催", text, None)
+    value = next(u for u in units if u.core == "令和6年6月3日(月)15時00分")
+    assert value.text == "説明会の開催：令和6年6月3日(月)15時00分" and value.kind == "sentence"
+    lead = next(u for u in units if u.core.startswith("以下日時に"))
+    assert lead.text == lead.core
+
+
 def test_a_faq_entry_is_one_unit_its_answer() -> None:
     (unit,) = units_of("faq", "謝金", "Q: 謝金はいくら？\nA: 1時間5,280円です。", "1時間5,280円です。")
     assert unit.kind == "faq" and unit.text == "1時間5,280円です。" and unit.question == "謝金はいくら？"
