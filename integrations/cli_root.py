@@ -256,6 +256,7 @@ def chat(
     from bot.messages import InboundMessage, Option, Reply
     from bot.outbox import take_pending
     from bot.programs import catalog_for
+    from bot.text import normalize
 
     services = _services()
     catalog = catalog_for(services)
@@ -323,8 +324,14 @@ def chat(
             return
         choice = None
         stripped = line.strip()
-        if numbered and stripped.isdigit() and pending_options and 1 <= int(stripped) <= len(pending_options):
-            choice = pending_options[int(stripped) - 1].value
+        number = normalize(stripped)  # 「３」 typed full-width is the number 3
+        if numbered and number.isdigit() and pending_options and not 1 <= int(number) <= len(pending_options):
+            # A number while choices are offered is a choice: one that is not there is said so, not sent to the
+            # knowledge base as a question (「3」 would be answered with the excerpt of a heading 「3. …」).
+            console.print(f"その番号の選択肢はありません。1〜{len(pending_options)} の番号で選ぶか、ご質問を入力してください。")
+            continue
+        if numbered and number.isdigit() and pending_options:
+            choice = pending_options[int(number) - 1].value
         elif not numbered:  # typing a button's label presses it
             choice = next((o.value for o in pending_options if o.label == stripped), None)
         if choice and choice.startswith(pick_prefix):

@@ -238,6 +238,24 @@ def test_terminal_chat_offers_the_program_choice_and_answers_in_the_chosen_progr
     assert "どの事業について" not in direct.output and "4月28日" not in direct.output
 
 
+def test_terminal_chat_says_a_number_no_choice_has_instead_of_asking_it(
+        sample_kb_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While choices are numbered, 「99」 (or 「９９」) is a choice that is not there: said so, with the range, and
+    not sent to the knowledge base as a question; a number in range still picks its choice."""
+    from typer.testing import CliRunner
+
+    from integrations.cli_root import app
+
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(sample_kb_services.settings.data_dir))
+    done = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-9"], input="９９\n/quit\n")
+    assert done.exit_code == 0, done.output
+    assert "その番号の選択肢はありません。1〜" in done.output
+    assert "確実にお答えできる情報が見つかりませんでした" not in done.output and "範囲外" not in done.output
+    number = next(line.split(".")[0].strip() for line in done.output.splitlines() if "地域DX伴走支援事業" in line)
+    picked = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-10"], input=f"{number}\n/quit\n")
+    assert "【地域DX伴走支援事業】の窓口です" in picked.output
+
+
 def test_ingest_for_one_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
