@@ -254,6 +254,8 @@ def test_terminal_chat_says_a_number_no_choice_has_instead_of_asking_it(
     number = next(line.split(".")[0].strip() for line in done.output.splitlines() if "地域DX伴走支援事業" in line)
     picked = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-10"], input=f"{number}\n/quit\n")
     assert "【地域DX伴走支援事業】の窓口です" in picked.output
+    circled = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-11"], input="①\n/quit\n")
+    assert circled.exit_code == 0 and circled.exception is None, circled.output  # 「①」 is choice 1, not a crash
 
 
 def test_ingest_for_one_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
