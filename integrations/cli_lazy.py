@@ -40,9 +40,12 @@ def _capability(name: str) -> Any:
     openpyxl included, to run one command (`madoguchi knowledge ingest` spent most of its time there)."""
     from bot.capability import Capability
 
+    where = f"handlers.{name}.capability"
     try:
-        module = importlib.import_module(f"handlers.{name}.capability")
-    except ModuleNotFoundError:
+        module = importlib.import_module(where)
+    except ModuleNotFoundError as missing:
+        if missing.name is None or not f"{where}.".startswith(f"{missing.name}."):
+            raise  # the module is there but needs one that is not: say so, not look elsewhere
         module = None
     found = [value for value in vars(module).values()
              if isinstance(value, Capability) and value.name == name] if module else []

@@ -325,12 +325,12 @@ def chat(
         choice = None
         stripped = line.strip()
         number = normalize(stripped)  # 「３」 typed full-width is the number 3
-        if numbered and number.isdigit() and pending_options and not 1 <= int(number) <= len(pending_options):
-            # A number while choices are offered is a choice: one that is not there is said so, not sent to the
-            # knowledge base as a question (「3」 would be answered with the excerpt of a heading 「3. …」).
-            console.print(f"その番号の選択肢はありません。1〜{len(pending_options)} の番号で選ぶか、ご質問を入力してください。")
-            continue
         if numbered and number.isdigit() and pending_options:
+            if not 1 <= int(number) <= len(pending_options):
+                # A number while choices are offered is a choice: one that is not there is said so, not sent to
+                # the knowledge base as a question (「3」 would be answered with the excerpt of a heading 「3. …」).
+                console.print(f"その番号の選択肢はありません。1〜{len(pending_options)} の番号で選ぶか、ご質問を入力してください。")
+                continue
             choice = pending_options[int(number) - 1].value
         elif not numbered:  # typing a button's label presses it
             choice = next((o.value for o in pending_options if o.label == stripped), None)

@@ -10,6 +10,7 @@ Vectors are cached by (model, text hash) in the database, so re-ingest and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -183,13 +184,7 @@ def ingest_paths(
     files, roots = discover(paths)
     # The vector store is opened when something is written to it: a re-ingest of unchanged files opens (and
     # imports) no Chroma, which is most of what it would otherwise cost.
-    opened: list[VectorStore] = []
-
-    def store() -> VectorStore:
-        if not opened:
-            opened.append(VectorStore(services.settings))
-        return opened[0]
-
+    store = functools.cache(lambda: VectorStore(services.settings))
     embeddings = build_embeddings(services.settings)
     report = IngestReport()
     if on_start:
