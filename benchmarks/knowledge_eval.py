@@ -60,7 +60,7 @@ from knowledge.features import (  # noqa: E402
 from knowledge.ingest import ingest_paths  # noqa: E402
 from knowledge.model import (  # noqa: E402
     CRITERIA, GATE_CRITERION, LINEAR_SHARE, TARGET_PRECISION, AnswerModel, EnsembleRanker, Gate, LambdaRanker,
-    Ranker)
+    Ranker, precision_threshold)
 from knowledge.retrieval import HybridIndex, RetrievalOptions  # noqa: E402
 from knowledge.service import SourceFilter  # noqa: E402
 
@@ -71,6 +71,9 @@ SAMPLE_DOCUMENTS = {"expert-dispatch-faq.yaml", "expert-dispatch-guide.md"}
 CLASSIC_THRESHOLD = 0.5
 #: The precisions the gate is set for in the sweep (the precision/accuracy trade-off, out of fold).
 SWEEP_TARGETS = (0.98, 0.95, 0.925, 0.9, 0.875, 0.85, 0.8)
+#: The names of the two windows' figures: the whole index is what a general entry point of an installation with
+#: several programs searches, so its answers are gated by the general threshold (knowledge/model.py Gate).
+WHOLE_INDEX, PROGRAM_WINDOW = "whole index", "program window"
 #: Where a question is asked: "index", the whole index (every document; the strict headline: the bot at a
 #: general entry point), or "program", its own program's window (what a conversation at /p/<program>/ gets).
 WINDOWS = ("index", "program")
@@ -369,7 +372,9 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
     sets = [[r for r in chosen if not r.declined and r.fold in folds] for chosen in gate_sets or (records,)]
     if mask is not None and gate_sets is not None:
         sets = [[_masked(r, mask) for r in chosen] for chosen in sets]
-    gx, gy, gf, groups = [], [], [], []
+    # The whole index's questions are the first set (gate_sets_for: the ranker's own, or (index, window)).
+    index_set = 0 if gate_sets is None or len(gate_sets) == 2 else None
+    gx, gy, gf, groups, general = [], [], [], [], []
     for fold in folds:
         inner = fit_ranker([r for r in records if r.fold != fold], ranker, tag, mask)
         for number, chosen in enumerate(sets):
@@ -378,6 +383,7 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
                 gx.append(x if gate_mask is None else x * gate_mask)
                 gy.append(y)
                 gf.append(fold)
+                general.append(number == index_set)
                 # fold-min reads each document in each window apart: the target holds for both
                 groups.append(fold if len(sets) == 1 else f"{fold}#{number}")
     gx_arr, gy_arr, gf_arr = np.array(gx), np.array(gy), np.array(gf)
@@ -388,6 +394,11 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
         raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
     if calibrate:
         gate.calibrate(raw, gy_arr, target, np.array(groups), criterion)
+        if index_set is not None:
+            # A general entry point's threshold: the same target read on the whole index's questions alone.
+            asked = np.array(general)
+            gate.general_threshold = max(gate.threshold, precision_threshold(
+                raw[asked], gy_arr[asked], target, gf_arr[asked], criterion))
     else:
         gate.knots_x, gate.knots_y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
         gate.threshold = 0.5
@@ -432,9 +443,11 @@ class FoldResult:
 
 
 def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray | None = None,
-         gate_mask: np.ndarray | None = None, log: list[dict] | None = None) -> FoldResult:
-    """One fold's figures; `log` gets one row per question (its gate score and outcome: the curve)."""
+         gate_mask: np.ndarray | None = None, log: list[dict] | None = None, general: bool = False) -> FoldResult:
+    """One fold's figures; `log` gets one row per question (its gate score and outcome: the curve).
+    `general`: the questions were asked of the whole index (a general entry point: the general threshold)."""
     fixed = getattr(model, "ranker_kind", "") == "fixed"
+    threshold = model.gate.threshold_for(general)
     result = FoldResult(fold, 0, 0, 0, 0, 0, 0, 0)
     for record in records:
         if mask is not None:
@@ -444,13 +457,14 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
             x, y = _gate_row(record, None if fixed else model.ranker)
             if gate_mask is not None:
                 x = x * gate_mask
-            confident = bool(model.gate.confident(x)[0])
+            confident = bool(model.gate.confident(x, general)[0])
             right = bool(y)
             if log is not None:
                 best = record.candidates[_ranked(record, None if fixed else model.ranker)[0]]
                 log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
                             "in_scope": record.in_scope,
-                            "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": model.gate.threshold,
+                            "raw": round(float(model.gate.raw(x)[0]), 6), "threshold": threshold,
+                            "window_threshold": model.gate.threshold,
                             "confident": confident, "right": right, "unit": best.unit.text[:120],
                             "source": best.hit.source.name})
             order = _ranked(record, None if fixed else model.ranker)
@@ -463,7 +477,7 @@ def test(model: AnswerModel, records: list[Record], fold: str, mask: np.ndarray 
             span = any(record.span[i] > 0 for i in shown)
         elif log is not None:  # declined by the edition check, or nothing retrieved: never answered
             log.append({"fold": fold, "id": record.id, "document": record.document, "question": record.question,
-                        "in_scope": record.in_scope, "raw": -1.0, "threshold": model.gate.threshold,
+                        "in_scope": record.in_scope, "raw": -1.0, "threshold": threshold,
                         "confident": False, "right": False, "unit": "", "source": ""})
         if record.in_scope:
             result.answerable += 1
@@ -482,7 +496,8 @@ def lodo(records: list[Record], only=None, tested: list[Record] | None = None,  
     """Train on the other documents' questions, test on each document's (those `only` keeps, if given).
     `tested`: the questions tested, when not `records` (the same questions asked in their program's
     window); `gate_sets`: the records the gate learns from (`train`)."""
-    return lodo_windows(records, {"": records if tested is None else tested}, only, gate_sets, **options)[""]
+    name = WHOLE_INDEX if tested is None else PROGRAM_WINDOW
+    return lodo_windows(records, {name: records if tested is None else tested}, only, gate_sets, **options)[name]
 
 
 def lodo_windows(records: list[Record], tested: dict[str, list[Record]], only=None,  # type: ignore[no-untyped-def]
@@ -500,7 +515,7 @@ def lodo_windows(records: list[Record], tested: dict[str, list[Record]], only=No
         for name, questions in tested.items():
             rows: list[dict] | None = None if log is None else []
             results[name].append(test(model, [r for r in questions if r.fold == fold and (only is None or only(r))],
-                                      fold, log=rows, **test_options))
+                                      fold, log=rows, general=name == WHOLE_INDEX, **test_options))
             if log is not None and rows is not None:
                 log.extend({**row, "window": name} for row in rows)
     return results
@@ -623,7 +638,7 @@ def run_lodo(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         windowed = extract(services, rows, RetrievalOptions(), data, "window", window="program")
         print(f"features, each question in its program's window: {time.perf_counter() - started:.1f} s")
-    tested = {"whole index": records, **({"program window": windowed} if windowed is not None else {})}
+    tested = {WHOLE_INDEX: records, **({PROGRAM_WINDOW: windowed} if windowed is not None else {})}
     if args.pipeline == "classic":
         for name, questions in tested.items():
             print(f"\nclassic answerer (KNOWLEDGE_PIPELINE=classic, nothing trained), {name}, per document:")
@@ -675,7 +690,8 @@ def run_lodo(args: argparse.Namespace) -> None:
                       gate_sets=options["gate_sets"])
         model.save()
         print(f"trained on {len(records)} questions (gate: the {args.gate_on} questions): threshold "
-              f"{model.gate.threshold:.3f} -> knowledge/models/")
+              f"{model.gate.threshold:.3f}, at a general entry point {model.gate.threshold_for(True):.3f} "
+              "-> knowledge/models/")
     save_rankers()
     services.close()
 
@@ -686,7 +702,7 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
     """Each stage removed or swapped, leave-one-document-out (both windows when the program window's records
     are given; the retriever variants need a feature pass each, whole index only). `variants`: when given,
     only the rows whose label holds one of these words are run (the full pipeline's always)."""
-    tested = {"whole index": records, **({"program window": windowed} if windowed is not None else {})}
+    tested = {WHOLE_INDEX: records, **({PROGRAM_WINDOW: windowed} if windowed is not None else {})}
 
     def wanted(label: str) -> bool:
         return not variants or any(word in label for word in variants)
@@ -725,11 +741,11 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
                               RetrievalOptions(deep=True))):
         name = label.split()[1] + "-" + retrieval.fusion + ("-deep" if retrieval.deep else "")
         variant = extract(services, rows, retrieval, data, name)
-        row(label, {"whole index": lodo(variant, **{**options, "tag": name, "gate_sets": None})})
+        row(label, {WHOLE_INDEX: lodo(variant, **{**options, "tag": name, "gate_sets": None})})
     if retrievers:
         plain = extract(services, rows, RetrievalOptions(), data, "plain", plain_units=True)
         row("bare sentences as units (no list lead-in, no whole lists)",
-            {"whole index": lodo(plain, **{**options, "tag": "plain", "gate_sets": None})})
+            {WHOLE_INDEX: lodo(plain, **{**options, "tag": "plain", "gate_sets": None})})
     print("(the FAQ question-matching stage has its own measure: benchmarks/faq_match_eval.py)")
 
 
@@ -746,14 +762,15 @@ def run_heldout(args: argparse.Namespace) -> None:
     rows = read_bank(Path(args.questions))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"date {date.today()}; held-out: {len(rows)} questions")
-    tested = {"whole index": extract(services, rows, RetrievalOptions(), data, "heldout")}
+    tested = {WHOLE_INDEX: extract(services, rows, RetrievalOptions(), data, "heldout")}
     if args.window == "program":
-        tested["program window"] = extract(services, rows, RetrievalOptions(), data, "heldout-window",
+        tested[PROGRAM_WINDOW] = extract(services, rows, RetrievalOptions(), data, "heldout-window",
                                            window="program")
     model = load_model()
     for name, records in tested.items():
         folds = sorted({r.fold for r in records})
-        learned = [test(model, [r for r in records if r.fold == fold], fold) for fold in folds]
+        learned = [test(model, [r for r in records if r.fold == fold], fold, general=name == WHOLE_INDEX)
+                   for fold in folds]
         print(f"\nlearned pipeline (the shipped model, trained on the whole bank), {name}:")
         print_table(learned)
         print(f"\nclassic answerer, {name}:")

@@ -124,7 +124,7 @@ def unit_outcomes(records: list[unit_eval.Record], windowed: list[unit_eval.Reco
         gate_sets = unit_eval.gate_sets_for(training, [r for r in windowed if r.fold != fold], gate_on)
         model = unit_eval.train(training, tag=tag, target=target, criterion=criterion, gate_sets=gate_sets)
         log: list[dict] = []
-        unit_eval.test(model, [r for r in records if r.fold == fold], fold, log=log)
+        unit_eval.test(model, [r for r in records if r.fold == fold], fold, log=log, general=True)
         for row in log:
             out[row["id"]] = (row["raw"] >= row["threshold"], bool(row["right"]))
     unit_eval.save_rankers()

@@ -243,6 +243,11 @@ class ProgramCatalog:
 
         return SourceFilter(program.id, allows)
 
+    def general_entry(self, program_id: str | None) -> bool:
+        """Whether a conversation of `program_id` is at the general entry point of an installation with several
+        programs: any program's document may answer there, so the knowledge gate reads its general threshold."""
+        return self.get(program_id) is None and self.several
+
     def named_in(self, text: str) -> Program | None:
         """The one program a text names by its id, name, short name or an alias."""
         said = normalize(text).replace(" ", "").lower()

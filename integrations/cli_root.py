@@ -294,14 +294,20 @@ def chat(
             show(waiting)
 
     pick_prefix = "\x00program:"
+    #: A question the general window was not sure of: choosing a program then asks it there.
+    unsure_question: str | None = None
 
-    def offer_programs() -> None:
+    def offer_programs(again: bool = False) -> None:
         """Several programs and none chosen: like the web's general page, offer the choice first (numbered
-        after the menu's buttons); a typed question is still answered, from every program's sources."""
+        after the menu's buttons); a typed question is still answered, from every program's sources.
+        `again`: after a question the general window was not sure of, choosing a program asks it there."""
         nonlocal numbered
         if program is not None or not catalog.several:
             return
-        console.print("[bold]どの事業についてのお問い合わせですか？[/]（番号で選ぶか、そのままご質問ください）")
+        if again:
+            console.print("[bold]事業を選ぶと、このご質問をその事業の資料でお調べします。[/]")
+        else:
+            console.print("[bold]どの事業についてのお問い合わせですか？[/]（番号で選ぶか、そのままご質問ください）")
         picks = [Option(label=p.name, value=pick_prefix + p.id) for p in catalog if "cli" in p.channels]
         for number, option in enumerate(picks, start=len(pending_options) + 1):
             console.print(f"  [bold cyan]{number}[/]. {option.label}")
@@ -337,10 +343,15 @@ def chat(
         if choice and choice.startswith(pick_prefix):
             program = choice.removeprefix(pick_prefix)
             console.print(f"【{catalog.programs[program].name}】の窓口です。", highlight=False)
-            choice, line = None, "メニュー"
+            choice, line = None, unsure_question or "メニュー"
         message = InboundMessage(channel="cli", external_user_id=user_id, program=program,
                                  text=None if choice else line, choice=choice)
-        show(engine.handle(message))
+        replies = engine.handle(message)
+        show(replies)
+        unsure_question = None
+        if choice is None and any(r.meta.get("outcome") in ("unsure", "which_program") for r in replies):
+            unsure_question = line
+            offer_programs(again=True)
 
 
 def _ensure_knowledge(services) -> None:  # type: ignore[no-untyped-def]

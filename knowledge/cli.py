@@ -104,7 +104,9 @@ def ask(question: str = typer.Argument(..., help="質問文"),
     """Ask one question and show the answer with its sources and confidence."""
 
     services = _services()
-    answer = services.knowledge.ask(question, sources=catalog_for(services).source_filter(program_id))
+    catalog = catalog_for(services)
+    answer = services.knowledge.ask(question, sources=catalog.source_filter(program_id),
+                                    general=catalog.general_entry(program_id))
     console.print(escape(answer.text) if answer.confident else f"[yellow](not confident)[/] {escape(answer.body)}")
     console.print(f"confidence={answer.confidence:.3f} kind={answer.kind} features={answer.features}")
     for citation in answer.citations:
@@ -119,7 +121,8 @@ def answer(
     """Answer every question of a JSONL file with the index in MADOGUCHI_DATA_DIR."""
 
     services = _services()
-    results = answer_file(services.knowledge, questions, out)
+    # Asked as at the installation's general entry point, where no program is chosen (`/`).
+    results = answer_file(services.knowledge, questions, out, general=catalog_for(services).several)
     console.print(f"{len(results)} answers -> {out}")
 
 
@@ -132,7 +135,8 @@ def evaluate(
 
     services = _services()
     with tempfile.TemporaryDirectory() as tmp:
-        answers = answer_file(services.knowledge, questions, Path(tmp) / "answers.jsonl")
+        answers = answer_file(services.knowledge, questions, Path(tmp) / "answers.jsonl",
+                              general=catalog_for(services).several)
     report = score(read_jsonl(questions), answers)
     if as_json:
         console.print_json(json.dumps(report.as_dict(), ensure_ascii=False))

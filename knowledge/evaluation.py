@@ -34,10 +34,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def answer_one(kb: KnowledgeBase, question_id: str, question: str) -> dict[str, Any]:
+def answer_one(kb: KnowledgeBase, question_id: str, question: str, general: bool = False) -> dict[str, Any]:
+    """One question asked of the whole index; `general`: as at a general entry point of an installation with
+    several programs (what `/` answers; `ProgramCatalog.general_entry`)."""
     started = time.perf_counter()
     retrieval = kb.retrieve(question)
-    answer = answer_with(kb.settings.knowledge.pipeline, retrieval, kb.settings.knowledge.answer_threshold)
+    answer = answer_with(kb.settings.knowledge.pipeline, retrieval, kb.settings.knowledge.answer_threshold,
+                         general=general)
     latency = (time.perf_counter() - started) * 1000
     return {
         "id": question_id,
@@ -51,11 +54,11 @@ def answer_one(kb: KnowledgeBase, question_id: str, question: str) -> dict[str, 
     }
 
 
-def answer_file(kb: KnowledgeBase, questions: Path, out: Path) -> list[dict[str, Any]]:
+def answer_file(kb: KnowledgeBase, questions: Path, out: Path, general: bool = False) -> list[dict[str, Any]]:
     rows = read_jsonl(questions)
     kb.refresh(force=True)
     kb.retrieve("ウォームアップ")  # load the embedder before timing
-    results = [answer_one(kb, str(r["id"]), str(r["question"])) for r in rows]
+    results = [answer_one(kb, str(r["id"]), str(r["question"]), general) for r in rows]
     with out.open("w", encoding="utf-8") as handle:
         for result in results:
             handle.write(json.dumps(result, ensure_ascii=False) + "\n")

@@ -56,9 +56,10 @@ def excerpt_picks(ranked: list[Candidate]) -> list[tuple[str, Hit]]:
 
 
 def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: AnswerModel | None = None,
-                today: date | None = None) -> Answer:
+                today: date | None = None, general: bool = False) -> Answer:
     """The answer (or the honest handoff) for one retrieval. `threshold` can only make the gate stricter
-    than its calibrated threshold (an operator's setting); `today` defaults to today in Japan."""
+    than its calibrated threshold (an operator's setting); `today` defaults to today in Japan; `general`:
+    asked at a general entry point of an installation with several programs (the gate's general threshold)."""
     question = retrieval.question
     if not retrieval.hits:
         return Answer(question, "", False, 0.0, kind="none", features={"unknown": retrieval.unknown_share})
@@ -74,7 +75,7 @@ def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: 
     features = dict(zip(model.gate.names, (round(float(v), 4) for v in gate_x), strict=True))
     best = ranked[0]
     # An operator's threshold (settings.knowledge.answer_threshold) can only make the calibrated gate stricter.
-    confident = bool(model.gate.confident(gate_x)[0]) and probability >= (threshold or 0.0)
+    confident = bool(model.gate.confident(gate_x, general)[0]) and probability >= (threshold or 0.0)
     # A FAQ entry (curated or staff-published) answers a question asked in other words when the FAQ stage
     # matches the two questions (knowledge/faq_match.py); a near miss about something the entry does not
     # say is left to the unit gate.

@@ -175,6 +175,11 @@ class Gate:
     knots_y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
     threshold: float = 0.5
     names: tuple[str, ...] = ()
+    #: The threshold at a general entry point of an installation with several programs (None: `threshold`).
+    #: There the candidates span every program's documents, so a score means less than in one program's
+    #: window (another program's sibling fact scores like the asker's own): set on the out-of-fold scores of
+    #: questions asked of the whole index alone, never below `threshold`.
+    general_threshold: float | None = None
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         z = ((np.atleast_2d(x) - self.mean) / self.scale) @ self.weights + self.bias
@@ -201,10 +206,16 @@ class Gate:
         w = _adam(gradient, np.zeros(zb.shape[1]))
         return cls(w[:-1], float(w[-1]), mean, scale, names=names)
 
-    def confident(self, x: np.ndarray) -> np.ndarray:
+    def confident(self, x: np.ndarray, general: bool = False) -> np.ndarray:
         """Whether to answer: the raw score reaches the threshold chosen on out-of-fold raw scores (finer
-        than the calibrated probability, whose isotonic steps tie many scores)."""
-        return self.raw(x) >= self.threshold
+        than the calibrated probability, whose isotonic steps tie many scores); `general`: asked at a general
+        entry point of an installation with several programs (`general_threshold`)."""
+        return self.raw(x) >= self.threshold_for(general)
+
+    def threshold_for(self, general: bool) -> float:
+        if general and self.general_threshold is not None:
+            return max(self.threshold, self.general_threshold)
+        return self.threshold
 
     def calibrate(self, raw: np.ndarray, y: np.ndarray, target: float = TARGET_PRECISION,
                   folds: np.ndarray | None = None, criterion: str = "pooled") -> None:
@@ -351,12 +362,14 @@ def _gate_json(gate: Gate) -> dict:
     return {"names": list(gate.names), "weights": gate.weights.round(6).tolist(), "bias": round(gate.bias, 6),
             "mean": gate.mean.round(6).tolist(), "scale": gate.scale.round(6).tolist(),
             "knots_x": gate.knots_x.round(6).tolist(), "knots_y": gate.knots_y.round(6).tolist(),
-            "threshold": gate.threshold}
+            "threshold": gate.threshold,
+            **({"general_threshold": gate.general_threshold} if gate.general_threshold is not None else {})}
 
 
 def _gate_from(g: dict) -> Gate:
     return Gate(np.array(g["weights"]), float(g["bias"]), np.array(g["mean"]), np.array(g["scale"]),
-                np.array(g["knots_x"]), np.array(g["knots_y"]), float(g["threshold"]), tuple(g["names"]))
+                np.array(g["knots_x"]), np.array(g["knots_y"]), float(g["threshold"]), tuple(g["names"]),
+                None if g.get("general_threshold") is None else float(g["general_threshold"]))
 
 
 @lru_cache(maxsize=4)

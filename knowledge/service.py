@@ -45,12 +45,14 @@ class SourceFilter:
     allows: Callable[[str], bool] = field(compare=False, hash=False, repr=False)
 
 
-def answer_with(pipeline: str, retrieval: Retrieval, threshold: float, today: date | None = None) -> Answer:
+def answer_with(pipeline: str, retrieval: Retrieval, threshold: float, today: date | None = None,
+                general: bool = False) -> Answer:
     """The answer of the chosen pipeline (settings.knowledge.pipeline): `classic` (knowledge/answering.py)
     or `learned` (knowledge/learned.py: answer units, learned ranker, calibrated gate). `today` (in Japan)
-    decides whether a deadline the answer states has passed."""
+    decides whether a deadline the answer states has passed; `general`: asked at a general entry point of an
+    installation with several programs (the learned gate's general threshold; the classic answerer has one)."""
     if pipeline == "learned":
-        return learned_answer(retrieval, threshold, today=today)
+        return learned_answer(retrieval, threshold, today=today, general=general)
     return answer_from(retrieval, threshold, today=today)
 
 
@@ -73,7 +75,7 @@ class KnowledgeBase:
         self._lock = threading.Lock()
         # The same questions come all day (the call-center's reason to exist): answers are cached per
         # index version, so a repeated question costs a dictionary lookup instead of an embedding.
-        self._answers: OrderedDict[tuple[str, str, date], Answer] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, bool, str, date], Answer] = OrderedDict()
         self._answers_lock = threading.Lock()
         #: one index per program scope, built from the full snapshot on first use and dropped with it
         self._scoped: dict[str, HybridIndex] = {}
@@ -145,12 +147,13 @@ class KnowledgeBase:
     def retrieve(self, question: str, k: int = 12, sources: SourceFilter | None = None) -> Retrieval:
         return self.scoped(sources).search(question, k)
 
-    def ask(self, question: str, sources: SourceFilter | None = None) -> Answer:
+    def ask(self, question: str, sources: SourceFilter | None = None, general: bool = False) -> Answer:
         """The answer to `question` from the sources `sources` allows (all without a filter); identical
-        (normalized) questions in the same scope reuse the answer until the index changes."""
+        (normalized) questions in the same scope reuse the answer until the index changes. `general`: asked at
+        a general entry point of an installation with several programs (`ProgramCatalog.general_entry`)."""
         index = self.scoped(sources)  # first: a new index empties the cache
         today = self.today()  # an answer noting a passed deadline holds for the day it was given
-        key = (sources.name if sources else "", normalize(question), today)
+        key = (sources.name if sources else "", general, normalize(question), today)
         with self._answers_lock:
             cached = self._answers.get(key)
             if cached is not None:
@@ -158,7 +161,7 @@ class KnowledgeBase:
                 return cached
         retrieval = index.search(question)
         answer = answer_with(self.settings.knowledge.pipeline, retrieval, self.settings.knowledge.answer_threshold,
-                             today)
+                             today, general)
         if answer.confident and self.settings.llm.provider != "none":
             from knowledge.generation import generate_answer  # lazy: LangChain loads only with an LLM set
 

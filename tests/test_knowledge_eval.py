@@ -129,6 +129,16 @@ def test_each_folds_model_is_tested_in_both_windows_and_the_gate_learns_from_the
         assert sum(r.answerable + r.out_of_scope for r in results[name]) == len(rows)
         assert sorted(row["id"] for row in log if row["window"] == name) == sorted(r["id"] for r in rows)
     assert {row["source"] for row in log if row["window"] == "program window"} <= bench.SAMPLE_DOCUMENTS
+    # the whole index is what a general entry point searches: its answers are gated by the general threshold,
+    # set on the whole index's questions alone and never below the window's
+    for row in log:
+        if "window_threshold" in row:
+            assert (row["threshold"] >= row["window_threshold"] if row["window"] == "whole index"
+                    else row["threshold"] == row["window_threshold"])
+    both = bench.train(whole, ranker="linear", gate_sets=bench.gate_sets_for(whole, window, "both"))
+    assert both.gate.general_threshold is not None and both.gate.general_threshold >= both.gate.threshold
+    assert bench.train(whole, ranker="linear", gate_sets=(window,)).gate.general_threshold is None, \
+        "a gate that learned from no whole-index question has no general threshold of its own"
     # `lodo --ablation --variants alone`: only the rows asked for are run (the full pipeline's and the reference
     # always), so that a long run can complete the rows another run did not reach
     printed: list[str] = []

@@ -36,12 +36,13 @@ from tests.test_knowledge_retrieval import CALL_A, CALL_B
 
 
 def _always(model: AnswerModel) -> AnswerModel:
-    """The shipped model with a gate that answers everything (to test what a confident answer says)."""
-    return replace(model, gate=replace(model.gate, threshold=-1.0))
+    """The shipped model with a gate that answers everything (to test what a confident answer says), at a
+    general entry point too."""
+    return replace(model, gate=replace(model.gate, threshold=-1.0, general_threshold=None))
 
 
 def _never(model: AnswerModel) -> AnswerModel:
-    return replace(model, gate=replace(model.gate, threshold=2.0))
+    return replace(model, gate=replace(model.gate, threshold=2.0, general_threshold=None))
 
 
 # ------------------------------------------------------------------------------------------ kind table
@@ -361,6 +362,50 @@ def test_the_gate_round_trips_through_json_and_the_shipped_model_matches_the_fea
     assert np.allclose(again.gate.raw(x), gate.raw(x), atol=1e-5) and again.gate.threshold == gate.threshold
     shipped = load_model()
     assert shipped.ranker.names == UNIT_FEATURES and shipped.gate.names == GATE_FEATURES
+
+
+def test_a_general_entry_point_reads_the_gates_stricter_general_threshold(tmp_path: Path) -> None:
+    """At `/` of an installation with several programs every program's document is a candidate, so the gate
+    keeps a threshold of its own there (never below the window's); it round-trips through the model file, and
+    a model file without one answers the same everywhere."""
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.9, 0.1], [0.1, 0.8]])
+    gate = Gate.fit(x, np.array([0.0, 1.0, 1.0, 0.0]), ("p", "q"))
+    raw = gate.raw(x)
+    middle = float(np.sort(raw)[2])
+    gate.threshold, gate.general_threshold = middle - 1e-6, float(raw.max()) + 1e-6
+    assert gate.confident(x).sum() == 2 and not gate.confident(x, general=True).any()
+    assert gate.threshold_for(True) == gate.general_threshold and gate.threshold_for(False) == gate.threshold
+    gate.general_threshold = middle - 1.0  # a general threshold below the window's is read as the window's
+    assert gate.threshold_for(True) == gate.threshold
+    gate.general_threshold = float(raw.max()) + 1e-6
+    model = AnswerModel(Ranker(np.ones(2), np.zeros(2), np.ones(2), ("p", "q")), gate)
+    model.save(tmp_path / "model.json")
+    data = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
+    again = AnswerModel.from_json(data)
+    assert again.gate.general_threshold == gate.general_threshold and not again.gate.confident(x, True).any()
+    del data["gate"]["general_threshold"]
+    older = AnswerModel.from_json(data).gate
+    assert older.general_threshold is None and (older.confident(x, True) == older.confident(x)).all()
+
+
+def test_the_chat_at_a_general_entry_point_answers_only_past_the_general_threshold(
+        learned_sample_kb: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample installation has two programs: the same question is answered at /p/expert-dispatch/ and, with
+    a general threshold no score reaches, handed over honestly at the general entry point."""
+    import knowledge.learned as learned
+
+    question = "旅費に含まれるのは何ですか"
+    strict = replace(_always(load_model()), gate=replace(_always(load_model()).gate, general_threshold=2.0))
+    monkeypatch.setattr(learned, "load_model", lambda: strict)
+    # the operator's threshold (it can only make the gate stricter) out of the way: the gate alone decides
+    monkeypatch.setattr(learned_sample_kb.settings.knowledge, "answer_threshold", 0.0)
+    engine = Engine(learned_sample_kb)
+    inside = engine.handle(InboundMessage(channel="web", program="expert-dispatch", external_user_id="g1",
+                                          text=question))[0]
+    general = engine.handle(InboundMessage(channel="web", external_user_id="g2", text=question))[0]
+    assert inside.meta["confident"] and inside.meta["outcome"] == "answered", inside.text
+    assert not general.meta["confident"] and general.meta["outcome"] in ("unsure", "which_program"), general.text
+    assert "担当者" in general.text
 
 
 # ------------------------------------------------------------------------------------- edition, time

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.engine import Engine
+from bot.messages import InboundMessage
 from bot.programs import ProgramError, check_programs, load_programs
 from bot.services import Services
 from bot.storage.models import Conversation
@@ -149,6 +151,41 @@ def test_a_question_at_p_a_is_answered_from_a_sources_only(web: httpx.Client) ->
     assert "5,280" not in ask(web, ONLY_A, B, "scope-1")["text"]
 
 
+def test_at_the_general_entry_a_question_naming_a_program_is_asked_of_its_sources(web: httpx.Client) -> None:
+    """At `/` a question that names a program (its name, short name or alias) is that program's question: one
+    naming the expert-dispatch program is not answered with the regional-DX call's deadline."""
+    named_a = ask(web, "専門家派遣の" + ONLY_B, None, "scope-3")
+    assert "4月28日" not in named_a["text"], named_a["text"]
+    named_b = ask(web, "地域DXの" + ONLY_B, None, "scope-3")
+    assert "4月28日" in named_b["text"], named_b["text"]
+    assert named_b["citations"] and all("regional-dx" in c["url"] for c in named_b["citations"])
+
+
+def test_an_unsure_reply_at_the_general_entry_names_the_programs_and_links_their_pages(
+        sample_kb_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not sure at `/`: the reply says naming the program asks its documents alone, and lists the programs; the
+    web chat also links each program's page. Inside a program's window there is nothing to narrow."""
+    import knowledge.learned as learned
+    from dataclasses import replace
+
+    from knowledge.model import load_model
+
+    shipped = load_model()
+    monkeypatch.setattr(learned, "load_model",
+                        lambda: replace(shipped, gate=replace(shipped.gate, threshold=2.0, general_threshold=None)))
+    engine = Engine(sample_kb_services)
+    question = "旅費に含まれるのは何ですか"
+    web_reply = engine.handle(InboundMessage(channel="web", external_user_id="n-1", text=question))[0]
+    assert web_reply.meta["outcome"] == "unsure", web_reply.text
+    assert "事業名を添えてお尋ねいただくと" in web_reply.text
+    assert "専門家派遣" in web_reply.text and "地域DX" in web_reply.text
+    assert [link.url for link in web_reply.links] == [f"/p/{A}/", f"/p/{B}/"]
+    line_reply = engine.handle(InboundMessage(channel="line", external_user_id="n-2", text=question))[0]
+    assert "事業名を添えてお尋ねいただくと" in line_reply.text and not line_reply.links
+    inside = engine.handle(InboundMessage(channel="web", program=A, external_user_id="n-3", text=question))[0]
+    assert inside.meta["outcome"] == "unsure" and "事業名を添えて" not in inside.text and not inside.links
+
+
 def test_citations_at_a_program_page_name_only_its_sources(sample_kb_services: Services) -> None:
     from bot.programs import catalog_for
 
@@ -236,6 +273,35 @@ def test_terminal_chat_offers_the_program_choice_and_answers_in_the_chosen_progr
     direct = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-3", "--program", A],
                                 input=f"{ONLY_B}\n/quit\n")
     assert "どの事業について" not in direct.output and "4月28日" not in direct.output
+
+
+def test_terminal_chat_offers_the_programs_again_after_an_unsure_answer_and_asks_the_question_there(
+        sample_kb_services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A question the general window is not sure of: the programs are offered again, and choosing one asks that
+    same question of the chosen program's documents (no retyping)."""
+    import knowledge.learned as learned
+    from dataclasses import replace
+    from typer.testing import CliRunner
+
+    from integrations.cli_root import app
+    from knowledge.model import load_model
+
+    shipped = load_model()
+    # answers everything inside a program, nothing at the general entry point
+    monkeypatch.setattr(learned, "load_model",
+                        lambda: replace(shipped, gate=replace(shipped.gate, threshold=-1.0, general_threshold=2.0)))
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(sample_kb_services.settings.data_dir))
+    monkeypatch.setenv("MADOGUCHI_KNOWLEDGE__ANSWER_THRESHOLD", "0")
+    first = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-20"], input=f"{ONLY_B}\n/quit\n")
+    assert first.exit_code == 0, first.output
+    again = first.output.split("事業を選ぶと、このご質問をその事業の資料でお調べします")
+    assert len(again) == 2 and "確実にお答えできる情報が見つかりませんでした" in again[0], first.output
+    number = next(line.split(".")[0].strip() for line in again[1].splitlines() if "地域DX伴走支援事業" in line)
+    chosen = CliRunner().invoke(app, ["chat", "--no-ingest", "--user", "t-21"],
+                                input=f"{ONLY_B}\n{number}\n/quit\n")
+    assert chosen.exit_code == 0, chosen.output
+    after = chosen.output.split("【地域DX伴走支援事業】の窓口です")
+    assert len(after) == 2 and "4月28日" in after[1] and "確実にお答えできる" not in after[1], chosen.output
 
 
 def test_terminal_chat_says_a_number_no_choice_has_instead_of_asking_it(

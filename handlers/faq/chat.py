@@ -7,9 +7,11 @@ names the closest sources (the classic one), and offers a person (「担当者�
 presents a guess as an answer. A question nothing in the documents relates to is outside what this window
 handles, said without listing documents; a question about another fiscal year or round says which
 edition the bot holds. The conversation's program (its entry point: /p/<id>/, the program's LINE account
-...) decides which sources answer: the program's own and the shared ones. Only at a general entry point,
-a question that names no program, where programs answer it differently (「締切はいつですか」), is
-answered with the question which program.
+...) decides which sources answer: the program's own and the shared ones. At the general entry point of an
+installation with several programs, a question that names one program is answered from that program's
+sources; one that names none is answered from every program's by a stricter gate, and when it is not sure
+the reply lists the programs to name (and, in the web chat, links their pages); where programs answer it
+differently (「締切はいつですか」), it is answered with the question which program.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import logging
 
 from bot.handler import Handler, Turn
 from bot.i18n import add_locale_dir
-from bot.messages import Option, Reply
-from bot.programs import catalog_for
+from bot.messages import Link, Option, Reply
+from bot.programs import ProgramCatalog, catalog_for
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,18 @@ class FaqHandler(Handler):
 
     def answer(self, turn: Turn) -> list[Reply] | None:
         human = Option(label=turn.t("faq_ask_human"), value=ASK_HUMAN_VALUE)
+        catalog = catalog_for(turn.services)
+        program_id = turn.program_id
+        if catalog.general_entry(program_id):
+            # A question at `/` that names one program (「地域DXの応募はいつまで？」) is that program's question.
+            named = catalog.named_in(turn.text)
+            program_id = named.id if named is not None else None
+        general = catalog.general_entry(program_id)
         try:
             knowledge = turn.services.knowledge
-            # The conversation's program decides the sources: its own and the shared ones (all at `/`).
-            answer = knowledge.ask(turn.text, sources=catalog_for(turn.services).source_filter(turn.program_id))
+            # The program decides the sources: its own and the shared ones (all at `/`, where the gate is
+            # stricter: another program's fact can look like the asker's own).
+            answer = knowledge.ask(turn.text, sources=catalog.source_filter(program_id), general=general)
         except Exception:
             log.exception("knowledge base unavailable")
             return [Reply(text=turn.t("faq_no_index"), options=[human], meta={"outcome": "unavailable"})]
@@ -50,7 +60,7 @@ class FaqHandler(Handler):
             feedback = [Option(label=turn.t("feedback_up"), value="feedback:up"),
                         Option(label=turn.t("feedback_down"), value="feedback:down")]
             return [Reply(text=answer.text_in(turn.locale), meta=meta, options=feedback)]
-        if answer.kind == "ambiguous" and turn.program_id is None:
+        if answer.kind == "ambiguous" and program_id is None:
             # Each program's own answer, so the user sees they differ and can name theirs.
             lines = [turn.t("faq_which_program"), *(f"・{line}" for line in answer.body.split("\n")),
                      turn.t("faq_name_program")]
@@ -67,5 +77,18 @@ class FaqHandler(Handler):
             lines = [turn.t("faq_not_sure")]
             if answer.excerpts:
                 lines.append(answer.text_in(turn.locale))
+        links: list[Link] = []
+        if general and outcome == "unsure":
+            # At `/` the answer may be in one program's documents only: naming the program asks them alone.
+            lines.append(turn.t("faq_name_program_to_narrow", programs="、".join(p.label for p in catalog)))
+            links = program_pages(catalog, turn)
         lines.append(turn.t("faq_offer_human"))
-        return [Reply(text="\n".join(lines), options=[human], meta=meta | {"outcome": outcome})]
+        return [Reply(text="\n".join(lines), options=[human], links=links, meta=meta | {"outcome": outcome})]
+
+
+def program_pages(catalog: ProgramCatalog, turn: Turn) -> list[Link]:
+    """In the web chat, each program's own page (`/p/<id>/`), where questions are answered from its documents."""
+    if turn.message.channel != "web":
+        return []
+    return [Link(label=turn.t("faq_program_page", program=p.label), url=f"/p/{p.id}/")
+            for p in catalog if "web" in p.channels]
