@@ -159,7 +159,8 @@ def test_a_deadline_the_metadatas_fiscal_year_places_is_noted_as_passed_against_
     """「7月31日」 with no year is in the edition's fiscal year: without the metadata it is no date the bot can
     compare with today, with it the answer says the deadline has passed (and not the day before)."""
     model = load_model()
-    monkeypatch.setattr(learned, "load_model", lambda: replace(model, gate=replace(model.gate, threshold=-1.0)))
+    monkeypatch.setattr(learned, "load_model", lambda: replace(model, gate=replace(model.gate, threshold=-1.0,
+                                                                                         general_threshold=None)))
     notes = {}
     for metadata in (None, FOLDER):
         root = tmp_path / ("with" if metadata else "without")
