@@ -186,6 +186,22 @@ def test_an_unsure_reply_at_the_general_entry_names_the_programs_and_links_their
     assert inside.meta["outcome"] == "unsure" and "事業名を添えて" not in inside.text and not inside.links
 
 
+def test_a_person_asked_for_after_a_question_naming_a_program_at_the_general_entry_is_that_programs_ticket(
+        sample_kb_services: Services) -> None:
+    """At `/` the question named the regional-DX program and was answered from its documents: the ticket that
+    follows is that program's (its staff see it), not the default program's; one that named none stays the
+    default's."""
+    from handlers.escalation.models import Ticket
+
+    engine = Engine(sample_kb_services)
+    for user, question in (("t-named", "地域DXの" + ONLY_B), ("t-unnamed", "交通費ってどうなってる？")):
+        engine.handle(InboundMessage(channel="web", external_user_id=user, text=question))
+        engine.handle(InboundMessage(channel="web", external_user_id=user, text="担当者と話したい"))
+    with sample_kb_services.db.session() as session:
+        programs = {t.question: t.program for t in session.execute(select(Ticket)).scalars()}
+    assert programs == {"地域DXの" + ONLY_B: B, "交通費ってどうなってる？": A}
+
+
 def test_citations_at_a_program_page_name_only_its_sources(sample_kb_services: Services) -> None:
     from bot.programs import catalog_for
 

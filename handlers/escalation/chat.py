@@ -28,7 +28,7 @@ from sqlalchemy import select
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
 from bot.flow import Step, StepFlow
 from bot.handler import Turn
-from bot.programs import Program
+from bot.programs import Program, catalog_for
 from bot.i18n import add_locale_dir, t
 from bot.messages import Option, Reply
 from bot.storage.models import Message, Person, utcnow
@@ -78,15 +78,16 @@ class EscalationHandler(StepFlow):
         if existing is not None:
             turn.start_flow(self.name, {"step": "relay", "ticket_id": existing.id})
             return self._prompt_relay(turn)
-        question, sources, confident = self._last_question(turn)
+        question, sources, confident, named = self._last_question(turn)
         if question is None:
             turn.start_flow(self.name, {"step": "describe"})
             return self._prompt_describe(turn)
         if not_helpful:  # one optional step: what was wrong, so staff need not guess
-            turn.start_flow(self.name, {"step": "what_wrong", "question": question, "sources": sources})
+            turn.start_flow(self.name, {"step": "what_wrong", "question": question, "sources": sources,
+                                        "program": named})
             return self._prompt_what_wrong(turn)
         reason = "asked_human" if confident is not False else "not_confident"
-        return self._open(turn, question, sources, reason)
+        return self._open(turn, question, sources, reason, named=named)
 
     # ---------------------------------------------------------------- flow
     def steps(self) -> Mapping[str, Step]:
@@ -117,11 +118,12 @@ class EscalationHandler(StepFlow):
     def _parse_what_wrong(self, turn: Turn) -> list[Reply] | None:
         state = turn.flow_state
         question, sources = state.get("question") or "", state.get("sources") or []
+        named = state.get("program")
         if turn.message.choice == SKIP_CHOICE:
-            return self._open(turn, question, sources, "not_helpful")
+            return self._open(turn, question, sources, "not_helpful", named=named)
         if not turn.text:
             return None
-        return self._open(turn, question, sources, "not_helpful",
+        return self._open(turn, question, sources, "not_helpful", named=named,
                           note=turn.t("escalation_wrong_note", text=turn.message.text or ""))
 
     def _open_ticket(self, turn: Turn) -> Ticket | None:
@@ -147,15 +149,19 @@ class EscalationHandler(StepFlow):
 
     # -------------------------------------------------------------- helpers
     def _open(self, turn: Turn, question: str, sources: list[dict[str, Any]], reason: str,
-              note: str | None = None) -> list[Reply]:
+              note: str | None = None, named: str | None = None) -> list[Reply]:
+        """A ticket for the question. `named`: the program the question named at a general entry point (the
+        FAQ answered it from that program's documents): its staff take it, in its hours."""
+        program = turn.program  # a program's own window: its hours and its contact
+        if program is None and named:
+            program = catalog_for(turn.services).get(named)
         ticket = tickets.create(turn.session, turn.person, conversation_id=turn.conversation.id,
                                 channel=turn.message.channel, reason=reason, question=question, sources=sources,
-                                program=turn.owner_program)
+                                program=program.id if program is not None else turn.owner_program)
         if note:
             tickets.add_user_message(turn.session, ticket, note, turn.message.channel)
         turn.start_flow(self.name, {"step": "relay", "ticket_id": ticket.id})
         settings = turn.services.settings
-        program = turn.program  # a program's own window: its hours and its contact
         if program is not None:
             hours = program.hours
             calendar = BusinessCalendar.from_hours(hours.open, hours.close, hours.year_end_closed, hours.closed_days)
@@ -185,15 +191,17 @@ class EscalationHandler(StepFlow):
         if answer is not None:
             answer.payload = {**(answer.payload or {}), "resolved": True}
 
-    def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None]:
-        """The user's latest unresolved question to the bot (last 30 minutes), the sources shown, and
-        whether the bot was confident. A question the user marked 👍 is resolved: none then."""
+    def _last_question(self, turn: Turn) -> tuple[str | None, list[dict[str, Any]], bool | None, str | None]:
+        """The user's latest unresolved question to the bot (last 30 minutes), the sources shown, whether
+        the bot was confident, and the program it was asked of (one the question named at a general entry
+        point). A question the user marked 👍 is resolved: none then."""
         answer = self._latest_answer(turn)
         if answer is None or answer.reply_to_id is None or (answer.payload or {}).get("resolved"):
-            return None, [], None
+            return None, [], None, None
         asked = turn.session.get(Message, answer.reply_to_id)
         meta = ((answer.payload or {}).get("reply") or {}).get("meta") or {}
-        return (asked.text if asked else None), list(meta.get("citations") or []), meta.get("confident")
+        return ((asked.text if asked else None), list(meta.get("citations") or []), meta.get("confident"),
+                meta.get("program"))
 
     def _ticket_action(self, turn: Turn, choice: str) -> list[Reply]:
         parts = choice.split(":")

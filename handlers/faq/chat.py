@@ -55,7 +55,7 @@ class FaqHandler(Handler):
         citations = [c.__dict__ | {"label": c.label()} for c in answer.citations]
         # `outcome` says what the user was told whatever its wording (answered, unsure, outside, ...).
         meta = {"confidence": answer.confidence, "confident": answer.confident, "citations": citations,
-                "kind": answer.kind, "outcome": answer.outcome}
+                "kind": answer.kind, "outcome": answer.outcome, "program": program_id}
         if answer.confident:
             feedback = [Option(label=turn.t("feedback_up"), value="feedback:up"),
                         Option(label=turn.t("feedback_down"), value="feedback:down")]
