@@ -360,12 +360,14 @@ def _groups(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
 def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = True,
           mask: np.ndarray | None = None, gate_mask: np.ndarray | None = None,
           target: float = TARGET_PRECISION, tag: str = "", criterion: str = GATE_CRITERION,
-          gate_sets: tuple[list[Record], ...] | None = None) -> AnswerModel:
+          gate_sets: tuple[list[Record], ...] | None = None, window_threshold_on: str = "both") -> AnswerModel:
     """The ranker on every question; the gate on the questions' out-of-fold best units, its calibration and
     threshold on out-of-fold gate scores (folds: the training questions' documents; `criterion`: how the
     threshold reads them, knowledge/model.py CRITERIA). `gate_sets`: the records the gate learns from
     (default the ranker's own; the same questions asked in their program's window, or both: each is ranked
-    by the ranker trained without its document, as the ranker's own are)."""
+    by the ranker trained without its document, as the ranker's own are). `window_threshold_on`: the
+    questions a program window's threshold is read on when the gate learns from both ("both", or "window":
+    the window's questions alone, as the general threshold is read on the whole index's alone)."""
     records = [r for r in records if not r.declined]
     records = [_masked(r, mask) for r in records] if mask is not None else records
     folds = sorted({r.fold for r in records})
@@ -394,6 +396,9 @@ def train(records: list[Record], ranker: str = "ensemble", calibrate: bool = Tru
         raw[held] = Gate.fit(gx_arr[~held], gy_arr[~held]).raw(gx_arr[held])
     if calibrate:
         gate.calibrate(raw, gy_arr, target, np.array(groups), criterion)
+        if window_threshold_on == "window" and len(sets) == 2:
+            own = ~np.array(general)
+            gate.threshold = precision_threshold(raw[own], gy_arr[own], target, gf_arr[own], criterion)
         if index_set is not None:
             # A general entry point's threshold: the same target read on the whole index's questions alone.
             asked = np.array(general)
@@ -650,6 +655,7 @@ def run_lodo(args: argparse.Namespace) -> None:
         services.close()
         return
     options = {"ranker": args.ranker, "tag": "full", "target": args.target, "criterion": args.criterion,
+               "window_threshold_on": args.window_threshold_on,
                "gate_sets": gate_sets_for(records, windowed, args.gate_on)}
     if args.gate_drop:
         options["gate_mask"] = feature_mask(tuple(args.gate_drop.split(",")), GATE_FEATURES)
@@ -687,6 +693,7 @@ def run_lodo(args: argparse.Namespace) -> None:
                  tuple(v for v in args.variants.split(",") if v))
     if args.train:
         model = train(records, ranker=args.ranker, target=args.target, tag="full", criterion=args.criterion,
+                      window_threshold_on=args.window_threshold_on,
                       gate_sets=options["gate_sets"])
         model.save()
         print(f"trained on {len(records)} questions (gate: the {args.gate_on} questions): threshold "
@@ -814,6 +821,8 @@ def parser() -> argparse.ArgumentParser:
     lodo_cmd.add_argument("--only-legacy", action="store_true")
     lodo_cmd.add_argument("--target", type=float, default=TARGET_PRECISION,
                           help="precision the shipped gate is set for (out of fold), with --train")
+    lodo_cmd.add_argument("--window-threshold-on", choices=("both", "window"), default="both",
+                          help="the questions the program window's threshold is read on (both windows' or its own)")
     lodo_cmd.add_argument("--criterion", choices=CRITERIA, default=GATE_CRITERION,
                           help="how the gate's threshold reads the out-of-fold scores (knowledge/model.py)")
     lodo_cmd.add_argument("--no-sweep", action="store_true",
