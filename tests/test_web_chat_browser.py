@@ -300,3 +300,46 @@ def test_location_button_only_when_a_location_is_asked(phone: Any, app_server: t
     phone.get_by_label("メッセージ").fill("ヘルプ")
     phone.get_by_label("メッセージ").press("Enter")
     expect(phone.locator("#loc")).to_be_hidden()
+
+
+def test_an_unsure_answer_at_the_general_page_takes_the_question_to_a_programs_page(
+        phone: Any, app_server: tuple[Services, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not sure at `/` (the general window of the sample's two programs): the reply links each program's page;
+    following one opens it here with the question waiting in the box (a page never sends by itself), and sending
+    it asks that program's documents alone."""
+    from dataclasses import replace
+
+    from playwright.sync_api import expect
+
+    import knowledge.learned as learned
+    from knowledge.model import load_model
+
+    services, url = app_server
+    shipped = load_model()
+    # sure of everything inside a program, of nothing at the general entry point
+    monkeypatch.setattr(learned, "load_model",
+                        lambda: replace(shipped, gate=replace(shipped.gate, threshold=-1.0, general_threshold=2.0)))
+    monkeypatch.setattr(services.settings.knowledge, "answer_threshold", 0.0)
+    question = "旅費にはどんなものが含まれますか"
+    open_chat(phone, url)
+    box = phone.get_by_label("メッセージ")
+    box.fill(question)
+    box.press("Enter")
+    unsure = phone.locator(".msg.bot[data-outcome='unsure']").last
+    expect(unsure).to_contain_text("事業名を添えてお尋ねいただくと")
+    link = unsure.locator(".links a.program", has_text="専門家派遣")
+    expect(link).to_have_attribute("href", "/p/expert-dispatch/")
+    link.click()
+    phone.wait_for_url("**/p/expert-dispatch/")
+    phone.wait_for_selector("body[data-ready='1']")
+    expect(phone.locator(".carried")).to_be_visible()
+    expect(box).to_have_value(question)
+    user = web_user(phone, services)
+    before = inbound_count(services, user)
+    box.press("Enter")
+    answered = phone.locator(".msg.bot[data-outcome='answered']").last
+    expect(answered).to_be_visible()
+    assert inbound_count(services, user) == before + 1
+    phone.reload()  # carried once: not offered again
+    phone.wait_for_selector("body[data-ready='1']")
+    assert phone.locator(".carried").count() == 0 and box.input_value() == ""

@@ -95,7 +95,15 @@
       links.className = "links";
       for (const link of reply.links) {
         const a = document.createElement("a");
-        a.href = link.url; a.textContent = link.label; a.target = "_blank"; a.rel = "noopener";
+        a.href = link.url; a.textContent = link.label;
+        if (link.url.startsWith("/p/")) {
+          // A program's own window (offered when the general one was not sure): opened here, with the
+          // question this reply answers waiting in its input box, for the visitor to send there.
+          a.className = "program";
+          a.addEventListener("click", () => carryQuestion(div));
+        } else {
+          a.target = "_blank"; a.rel = "noopener";
+        }
         links.append(a);
       }
       div.append(links);
@@ -114,6 +122,28 @@
     }
     if (reply.options && reply.options.length) optionBox(reply.options, live);
     if (live) showLocation(Boolean(reply.asks_location));
+    scrollDown();
+  }
+
+  // The question a reply answers: the visitor's message just above it.
+  const CARRY = "madoguchi.carried-question";
+  function carryQuestion(reply) {
+    let node = reply.previousElementSibling;
+    while (node && !node.classList.contains("me")) node = node.previousElementSibling;
+    if (node) sessionStorage.setItem(CARRY, node.textContent || "");
+  }
+
+  // On a program's page, a question carried from the general one is put in the box, never sent by itself.
+  function offerCarried() {
+    const carried = PROGRAM ? sessionStorage.getItem(CARRY) : null;
+    sessionStorage.removeItem(CARRY);
+    if (!carried) return;
+    const note = document.createElement("p");
+    note.className = "again-note carried";
+    note.textContent = "前の窓口でのご質問を入力欄に入れました。送信すると、この事業の資料でお調べします。";
+    log.append(note);
+    input.value = carried;
+    input.focus();
     scrollDown();
   }
 
@@ -307,6 +337,7 @@
       notice("読み込めませんでした。", () => location.reload());
     }
     if (code) offerCode(code);
+    offerCarried();
     if (wantsHearing) send({text: "ヒアリング開始"}, "ヒアリング開始");
     document.body.dataset.ready = "1";
     if (csrf) connect();  // without a session yet, the first message connects
