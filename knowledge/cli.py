@@ -122,7 +122,7 @@ def answer(
 
     services = _services()
     # Asked as at the installation's general entry point, where no program is chosen (`/`).
-    results = answer_file(services.knowledge, questions, out, general=catalog_for(services).several)
+    results = answer_file(services.knowledge, questions, out, general=catalog_for(services).general_entry(None))
     console.print(f"{len(results)} answers -> {out}")
 
 
@@ -136,7 +136,7 @@ def evaluate(
     services = _services()
     with tempfile.TemporaryDirectory() as tmp:
         answers = answer_file(services.knowledge, questions, Path(tmp) / "answers.jsonl",
-                              general=catalog_for(services).several)
+                              general=catalog_for(services).general_entry(None))
     report = score(read_jsonl(questions), answers)
     if as_json:
         console.print_json(json.dumps(report.as_dict(), ensure_ascii=False))

@@ -38,12 +38,12 @@ class FaqHandler(Handler):
     def answer(self, turn: Turn) -> list[Reply] | None:
         human = Option(label=turn.t("faq_ask_human"), value=ASK_HUMAN_VALUE)
         catalog = catalog_for(turn.services)
-        program_id = turn.program_id
-        if catalog.general_entry(program_id):
-            # A question at `/` that names one program (「地域DXの応募はいつまで？」) is that program's question.
-            named = catalog.named_in(turn.text)
-            program_id = named.id if named is not None else None
-        general = catalog.general_entry(program_id)
+        general = catalog.general_entry(turn.program_id)
+        program_id = None if general else turn.program_id
+        # A question at `/` that names one program (「地域DXの応募はいつまで？」) is that program's question.
+        named = catalog.named_in(turn.text) if general else None
+        if named is not None:
+            program_id, general = named.id, False
         try:
             knowledge = turn.services.knowledge
             # The program decides the sources: its own and the shared ones (all at `/`, where the gate is
