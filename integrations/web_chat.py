@@ -135,6 +135,10 @@ def history(services: Services, user_id: str, program: str | None = None) -> dic
         for sent in delivered:
             for reply in (sent.payload or {}).get("replies", []):
                 events.append((sent.sent_at or sent.created_at, 0, {"who": "bot", "pushed": True, **page_reply(reply)}))
+        if not events:
+            # Nothing said or sent at this entry point yet (a visitor of `/` opening /p/<id>/ for the first time):
+            # the page shows its first screen from /api/chat/welcome (the program's examples), not a bare history.
+            return {"items": [], "flow": None}
         events.sort(key=lambda e: (e[0], e[1]))
         items = [item for _, _, item in events]
         flow = conversation.active_flow if conversation is not None else None
@@ -226,6 +230,11 @@ def _program(services: Services, program: str | None) -> str | None:
     return found.id if found is not None and "web" in found.channels else None
 
 
+def _program_named(services: Services, program: str | None) -> dict[str, str] | None:
+    """The page's program as the page names it in its header (None on the general page)."""
+    return {"id": program, "label": catalog_for(services).programs[program].label} if program else None
+
+
 ProgramQuery = Query(default=None, max_length=40, pattern=r"^[a-z][a-z0-9-]*$",
                      description="The page's program (`/p/<program>/`); none = the general page.")
 
@@ -250,9 +259,10 @@ def api_history(request: Request, response: Response, program: str | None = Prog
     and the session's CSRF token (null before the first message: no session is made by reading)."""
     user_id, csrf = visitor(request)
     services = _services(request)
-    past = history(services, user_id, _program(services, program)) if user_id else {"items": [], "flow": None}
+    program = _program(services, program)
+    past = history(services, user_id, program) if user_id else {"items": [], "flow": None}
     response.headers["Cache-Control"] = "no-store"
-    return past | {"csrf": csrf}
+    return past | {"csrf": csrf, "program": _program_named(services, program)}
 
 
 @router.get("/api/chat/welcome", tags=["chat"])
@@ -267,7 +277,7 @@ def api_welcome(request: Request, program: str | None = ProgramQuery) -> dict[st
     choices = [{"id": p.id, "label": p.label, "url": f"/p/{p.id}/"} for p in catalog if "web" in p.channels]
     return {"text": t("welcome", locale), "examples": example_questions(services, program=program),
             "options": [o.model_dump() for o in main_menu(services, locale, None, program)],
-            "program": ({"id": program, "label": catalog.programs[program].label} if program else None),
+            "program": _program_named(services, program),
             "programs": choices if program is None and len(choices) > 1 else []}
 
 

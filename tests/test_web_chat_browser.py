@@ -303,7 +303,7 @@ def test_location_button_only_when_a_location_is_asked(phone: Any, app_server: t
 
 
 def test_an_unsure_answer_at_the_general_page_takes_the_question_to_a_programs_page(
-        phone: Any, app_server: tuple[Services, str], monkeypatch: pytest.MonkeyPatch) -> None:
+        phone: Any, app_server: tuple[Services, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Not sure at `/` (the general window of the sample's two programs): the reply links each program's page;
     following one opens it here with the question waiting in the box (a page never sends by itself), and sending
     it asks that program's documents alone."""
@@ -329,11 +329,19 @@ def test_an_unsure_answer_at_the_general_page_takes_the_question_to_a_programs_p
     expect(unsure).to_contain_text("事業名を添えてお尋ねいただくと")
     link = unsure.locator(".links a.program", has_text="専門家派遣")
     expect(link).to_have_attribute("href", "/p/expert-dispatch/")
+    assert_accessible(phone, "the general page's unsure reply with the programs' links")
+    screenshot(phone, "chat-phone-unsure-at-general.png", tmp_path)
     link.click()
     phone.wait_for_url("**/p/expert-dispatch/")
     phone.wait_for_selector("body[data-ready='1']")
     expect(phone.locator(".carried")).to_be_visible()
     expect(box).to_have_value(question)
+    # the page says whose window it is and opens on its own first screen (its examples), though the visitor
+    # already has a session from the general page
+    expect(phone.locator("header h1")).to_contain_text("専門家派遣")
+    expect(phone.locator(".examples button").first).to_be_visible()
+    assert_accessible(phone, "a program's page with a carried question")
+    screenshot(phone, "chat-phone-carried-question.png", tmp_path)
     user = web_user(phone, services)
     before = inbound_count(services, user)
     box.press("Enter")

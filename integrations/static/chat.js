@@ -258,10 +258,14 @@
     log.append(box);
   }
 
+  // A program's page says whose window it is, whether it opens on its first screen or on the history.
+  function nameProgram(program) {
+    if (program) document.querySelector("header h1").firstChild.textContent = program.label + " 窓口チャット ";
+  }
+
   async function welcome() {
     const res = await fetch("/api/chat/welcome" + QUERY, {credentials: "same-origin"});
     const data = await res.json();
-    if (data.program) document.querySelector("header h1").firstChild.textContent = data.program.label + " 窓口チャット ";
     bubble(data.text, "bot");
     if (data.programs && data.programs.length) programChoice(data.programs);
     if (data.examples && data.examples.length) {
@@ -325,6 +329,7 @@
       opened = fetch("/api/chat/history" + QUERY, {credentials: "same-origin"}).then((res) => res.json())
         .then((data) => { csrf = data.csrf || ""; return data; });
       const data = await opened;
+      nameProgram(data.program);
       if (data.items && data.items.length) {
         for (const item of data.items) {
           if (item.who === "me") bubble(item.text, "me");
