@@ -16,7 +16,6 @@ from bot.commands import services_for_command as create
 from bot.programs import catalog_for
 from bot.references import ticket_number
 from knowledge import faq_review as review
-from knowledge.evaluation import answer_file, read_jsonl, score
 from knowledge.ingest import ingest_paths
 
 knowledge_app = typer.Typer(help="知識ベース / knowledge base", no_args_is_help=True)
@@ -119,6 +118,7 @@ def answer(
     out: Path = typer.Option(..., "--out", help="JSONL answers"),
 ) -> None:
     """Answer every question of a JSONL file with the index in MADOGUCHI_DATA_DIR."""
+    from knowledge.evaluation import answer_file  # the answering pipeline: not imported by `ingest`
 
     services = _services()
     # Asked as at the installation's general entry point, where no program is chosen (`/`).
@@ -132,6 +132,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
     """Answer the questions and print accuracy, abstention, precision, recall@5 and latency."""
+    from knowledge.evaluation import answer_file, read_jsonl, score  # as in `answer`
 
     services = _services()
     with tempfile.TemporaryDirectory() as tmp:

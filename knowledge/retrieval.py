@@ -22,7 +22,6 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
@@ -38,9 +37,18 @@ from knowledge.edition import fiscal_years_said, program_name, read_edition
 from knowledge.units import header_before
 
 if TYPE_CHECKING:
+    import bm25s
+
     from knowledge.unit_vectors import UnitVectors
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
+
+def _bm25() -> bm25s.BM25:
+    """A new BM25 index. bm25s (and scipy under it) is imported here, when an index is built, not with this
+    module: `knowledge ingest` of unchanged files imports this module for its constants and would pay ~0.1 s."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
+    return bm25s.BM25()
 
 #: Candidates each retriever proposes: the answer's passage is among them for most questions, and fusing 80
 #: candidates costs a few ms (set by hand in the first version).
@@ -302,7 +310,7 @@ class HybridIndex:
             self.doc_freq.update(token_set)
         self.bm25: bm25s.BM25 | None = None
         if chunks:
-            self.bm25 = bm25s.BM25()
+            self.bm25 = _bm25()
             self.bm25.index([list(c.tokens) or [""] for c in chunks], show_progress=False)
         self._profiles = self._build_profiles()
         self._corpus_text = "".join(normalize(c.text).replace(" ", "").lower() for c in chunks)

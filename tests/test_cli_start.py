@@ -17,7 +17,8 @@ from integrations.cli_root import GROUPS, app
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Modules `madoguchi --help` used to import through the capabilities' command groups (the heavy part of start).
-HEAVY = ("handlers", "knowledge", "fastapi", "chromadb", "bot.services", "bot.engine", "integrations.channels")
+HEAVY = ("handlers", "knowledge", "fastapi", "chromadb", "bm25s", "bot.services", "bot.engine",
+         "integrations.channels")
 
 
 def _imported_after(argv: list[str], env: dict[str, str] | None = None) -> list[str]:
@@ -44,7 +45,8 @@ def test_the_top_level_help_imports_no_capability() -> None:
 
 def test_a_reingest_of_unchanged_files_opens_no_vector_store(tmp_path: Path) -> None:
     """The startup check loads every capability, but neither their staff API (FastAPI) nor, when no file
-    changed, Chroma: a re-ingest of unchanged files is meant to take well under two seconds."""
+    changed, Chroma; nor the answering pipeline (`knowledge eval`'s) or the BM25 library, which only a query
+    needs: a re-ingest of unchanged files is meant to take well under two seconds."""
     folder = tmp_path / "kb"
     folder.mkdir()
     (folder / "guide.md").write_text("# 利用ガイド\n\n## 申込\n\n申込は事務局のフォームから行います。\n", encoding="utf-8")
@@ -53,6 +55,7 @@ def test_a_reingest_of_unchanged_files_opens_no_vector_store(tmp_path: Path) -> 
     again = _imported_after(["knowledge", "ingest", str(folder)], env)
     assert "knowledge.ingest" in again and "handlers.capabilities" in again
     assert "chromadb" not in again and "fastapi" not in again
+    assert "knowledge.answering" not in again and "knowledge.evaluation" not in again and "bm25s" not in again
 
 
 def test_the_listed_groups_are_the_ones_the_capabilities_declare_in_their_order() -> None:
