@@ -19,7 +19,7 @@ serve: setup
 ## make lint: ruff, the import contracts (import-linter: core and knowledge never import capabilities or
 ## integrations; capabilities never import an integration or each other's chat modules) and mypy
 lint: setup-dev
-	$(VENV)/bin/ruff check bot handlers integrations knowledge tests
+	$(VENV)/bin/ruff check bot handlers integrations knowledge tests benchmarks
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 

@@ -16,9 +16,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 import bm25s
 import chromadb
+from chromadb.api.types import PyEmbeddings
 import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -34,7 +36,7 @@ SEPARATORS = ["\n\n", "\n", "。", "、", " ", ""]
 def passages(corpus: Path) -> list[tuple[str, str]]:
     """(source file name, passage) for every file of the corpus."""
     splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50, separators=SEPARATORS)
-    out = []
+    out: list[tuple[str, str]] = []
     for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
         document = load(path)
         lines = [line for page in document.pages for line in page]
@@ -68,7 +70,7 @@ def main(corpus: str, question_files: list[str]) -> None:
     client = chromadb.EphemeralClient()
     collection = client.create_collection(f"baseline-{uuid.uuid4().hex[:8]}", metadata={"hnsw:space": "cosine"})
     vectors = embeddings.embed_documents([text for _, text in docs])
-    collection.add(ids=[str(i) for i in range(len(docs))], embeddings=vectors)
+    collection.add(ids=[str(i) for i in range(len(docs))], embeddings=cast(PyEmbeddings, vectors))
     dense_seconds = time.perf_counter() - started
     started = time.perf_counter()
     retriever = bm25s.BM25()
@@ -84,8 +86,8 @@ def main(corpus: str, question_files: list[str]) -> None:
             for question in questions:
                 t0 = time.perf_counter()
                 if name.startswith("dense"):
-                    result = collection.query(query_embeddings=[embeddings.embed_query(question["question"])],
-                                              n_results=5)
+                    query = [embeddings.embed_query(question["question"])]
+                    result = collection.query(query_embeddings=cast(PyEmbeddings, query), n_results=5)
                     order = [int(i) for i in result["ids"][0]]
                 else:
                     scores = retriever.get_scores(bigrams(question["question"]))

@@ -113,7 +113,7 @@ def main(mode: str, args: list[str]) -> None:
         lists = [item for data_dir, q in _pairs(args) for item in ranker_lists(data_dir, q)]
         w = fit_ranker(lists)
         print("RANKER_WEIGHTS =", {n: round(float(v), 2) for n, v in zip(RANKER_FEATURES, w, strict=True)})
-        print("right first pick (fitted on these): %d of %d answerable, %d questions" % top1(lists, w))
+        print("right first pick (fitted on these): {} of {} answerable, {} questions".format(*top1(lists, w)))
     elif mode == "crossval":
         data_dir, first, second = args
         a, b = ranker_lists(data_dir, first), ranker_lists(data_dir, second)

@@ -45,6 +45,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,7 +62,7 @@ from knowledge.ingest import ingest_paths  # noqa: E402
 from knowledge.model import (  # noqa: E402
     CRITERIA, GATE_CRITERION, LINEAR_SHARE, TARGET_PRECISION, AnswerModel, EnsembleRanker, Gate, LambdaRanker,
     Ranker, precision_threshold)
-from knowledge.retrieval import HybridIndex, RetrievalOptions  # noqa: E402
+from knowledge.retrieval import HybridIndex, Retrieval, RetrievalOptions  # noqa: E402
 from knowledge.service import SourceFilter  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
@@ -95,7 +96,7 @@ class Record:
     in_scope: bool
     style: str
     declined: bool  # by the edition check, before any model
-    retrieval: object
+    retrieval: Retrieval
     candidates: list[Candidate]
     x: np.ndarray
     correct: np.ndarray
@@ -135,12 +136,16 @@ def open_index(data: Path) -> Services:
     return services
 
 
-class CachedQueries:
-    """The embedder's query vectors, kept on disk: every ablation asks the same questions again."""
+class CachedQueries(Embeddings):
+    """The embedder's query vectors, kept on disk: every ablation asks the same questions again.
+    Documents are embedded by the wrapped embedder, uncached."""
 
-    def __init__(self, inner, path: Path) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, inner: Embeddings, path: Path) -> None:
         self.inner, self.path = inner, path
         self.vectors: dict[str, list[float]] = pickle.loads(path.read_bytes()) if path.is_file() else {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
         if text not in self.vectors:

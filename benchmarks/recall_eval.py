@@ -96,7 +96,7 @@ def analyse(index, rows: list[dict]) -> list[dict]:  # type: ignore[no-untyped-d
             out.append({**result, "stage": "label" if why == "not in document" else "units", "why": why})
             continue
         full = index.search(str(row["question"]), k=everything)
-        ranks = {"fused": None, "bm25": None, "dense": None}
+        ranks: dict[str, int | None] = {"fused": None, "bm25": None, "dense": None}
         # The fused score alone, without the steered document first: where steering to a wrong document hid it.
         by_score = sorted(full.hits, key=lambda h: h.score, reverse=True)
         unsteered = next((i for i, h in enumerate(by_score) if h.chunk.id in gold), None)

@@ -139,7 +139,8 @@ async def run(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="madoguchi-load-"))
     env = os.environ | {"MADOGUCHI_DATA_DIR": str(data_dir), "MADOGUCHI_LOG__LEVEL": "WARNING",
                         "MADOGUCHI_STAFF__API_TOKEN": TOKEN,
-                        "MADOGUCHI_LIMITS__MESSAGES_PER_USER_PER_MINUTE": "100000", "MADOGUCHI_LIMITS__MESSAGES_PER_CHANNEL_PER_SECOND": "100000"}
+                        "MADOGUCHI_LIMITS__MESSAGES_PER_USER_PER_MINUTE": "100000",
+                        "MADOGUCHI_LIMITS__MESSAGES_PER_CHANNEL_PER_SECOND": "100000"}
     if args.database_url:
         env["MADOGUCHI_DATABASE__URL"] = args.database_url
     experts = prepare(data_dir, env, args.users // 2, args.corpus)

@@ -101,10 +101,10 @@ def main(argv: list[str]) -> int:
     texts: dict[str, str | None] = {}
     seen_ids: Counter[str] = Counter()
     failed = False
-    total = Counter()
+    total: Counter[str] = Counter()
     rows: list[dict] = []
     for path in files:
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
