@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.handler import LEAVE, NOT_MINE, Handler, Turn, main_menu
+from bot.handler import LEAVE, NOT_MINE, QUESTION, Handler, Turn, main_menu
 from bot.i18n import t
 from bot.messages import InboundMessage, Option, Reply
 from bot.services import Services
@@ -333,7 +333,7 @@ class Engine:
             return self._by(flow.name, replies)
         if self._flow(turn) is None:  # the flow ended itself (its ticket was closed): a new message for the bot
             return None
-        answer = self._by("question", self._answer_question(turn)) if turn.text else []
+        answer = self._by(QUESTION, self._answer_question(turn)) if turn.text else []
         return answer + self._by(flow.name, flow.reprompt(turn))
 
     def leave_words(self, route: Route) -> Tagged | None:
@@ -357,7 +357,8 @@ class Engine:
         turn = route.turn
         for handler in self.handlers.values():
             if handler.allowed(turn.person) and handler.claims(turn):
-                return self._by(handler.name, handler.on_command(turn))
+                tag = QUESTION if handler.buttons_answer_questions else handler.name
+                return self._by(tag, handler.on_command(turn))
         return None
 
     def free_text(self, route: Route) -> Tagged:
@@ -374,7 +375,7 @@ class Engine:
             if message.location or message.attachments:
                 return self._by("engine", [Reply(text=turn.t("menu_prompt"), options=self.menu(turn))])
             return self._by("engine", [Reply(text=turn.t("emoji_only"), options=self.menu(turn))])
-        return self._by("question", self._answer_question(turn))
+        return self._by(QUESTION, self._answer_question(turn))
 
     def _answer_question(self, turn: Turn) -> list[Reply]:
         for handler in self.question_handlers:

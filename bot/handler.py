@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
@@ -24,7 +25,7 @@ from bot.i18n import t
 from bot.messages import InboundMessage, Option, Reply
 from bot.programs import Program, catalog_for
 from bot.storage import audit
-from bot.storage.models import ChannelIdentity, Conversation, Person
+from bot.storage.models import ChannelIdentity, Conversation, Message, Person, utcnow
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -40,6 +41,11 @@ NOT_MINE: Literal[_NotMine.NOT_MINE] = _NotMine.NOT_MINE
 FlowResult: TypeAlias = list[Reply] | None | Literal[_NotMine.NOT_MINE]
 #: In `Turn.claimed_by`: the message is a leave word (「やめる」「中断」 or the leave button).
 LEAVE = "leave"
+#: `Message.handler` of the bot's answers to questions (what the staff inbox counts as answers).
+QUESTION = "question"
+#: How long the bot's latest answer stays the question under discussion: a person asked for, or a program's
+#: button pressed, within it carries that question.
+RECENT_ANSWER = timedelta(minutes=30)
 
 
 @dataclass
@@ -101,6 +107,13 @@ class Turn:
     def flow_state(self) -> dict[str, Any]:
         return dict(self.conversation.flow_state or {})
 
+    def latest_answer(self) -> Message | None:
+        """The bot's latest answer to a question in this conversation, within RECENT_ANSWER; None if none."""
+        return self.session.execute(
+            select(Message).where(Message.conversation_id == self.conversation.id, Message.direction == "out",
+                                  Message.handler == QUESTION, Message.created_at >= utcnow() - RECENT_ANSWER)
+            .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+
     def identity(self) -> ChannelIdentity:
         """The chat account this message came from (its `verified` flag says it was linked by a code)."""
         return self.session.execute(select(ChannelIdentity).where(
@@ -118,6 +131,8 @@ class Handler:
     triggers: ClassVar[tuple[str | re.Pattern[str], ...]] = ()
     #: Button values with this prefix belong to this handler ("hearing:" ...).
     choice_prefix: ClassVar[str | None] = None
+    #: Its buttons' replies are answers to questions (stored as QUESTION, like a typed question's answer).
+    buttons_answer_questions: ClassVar[bool] = False
     #: Roles allowed to use the handler's commands; None = everyone.
     roles: ClassVar[frozenset[str] | None] = None
     #: Question handlers answer free text when no command or flow claims it; lower runs first.

@@ -202,6 +202,93 @@ def test_a_person_asked_for_after_a_question_naming_a_program_at_the_general_ent
     assert programs == {"地域DXの" + ONLY_B: B, "交通費ってどうなってる？": A}
 
 
+@pytest.fixture
+def unsure_at_the_general_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit gate never sure at a general entry point, as shipped in a program's window."""
+    import knowledge.learned as learned
+    from dataclasses import replace
+
+    from knowledge.model import load_model
+
+    shipped = load_model()
+    monkeypatch.setattr(learned, "load_model",
+                        lambda: replace(shipped, gate=replace(shipped.gate, general_threshold=2.0)))
+
+
+def test_on_line_a_programs_button_under_an_unsure_answer_at_the_general_entry_asks_the_question_there(
+        sample_kb_services: Services, unsure_at_the_general_entry: None) -> None:
+    """A general LINE (or Telegram, Slack) bot cannot link a program's page: under an unsure answer it offers a
+    button per program, and pressing one asks the same question of that program's documents. A person asked
+    for then opens that program's ticket with the question; a button pressed after a later answer asks nothing."""
+    from handlers.escalation.models import Ticket
+
+    engine = Engine(sample_kb_services)
+
+    def send(text: str | None = None, choice: str | None = None) -> Any:
+        return engine.handle(InboundMessage(channel="line", external_user_id="U-general", text=text, choice=choice))[0]
+
+    unsure = send(ONLY_B)
+    assert unsure.meta["outcome"] == "unsure", unsure.text
+    buttons = {o.value: o.label for o in unsure.options}
+    assert buttons == {f"faq:ask:{A}": "「専門家派遣」で調べる", f"faq:ask:{B}": "「地域DX伴走支援」で調べる",
+                       "contact:human": "担当者に問い合わせる"}, buttons
+    there = send(choice=f"faq:ask:{B}")
+    assert there.meta["outcome"] == "answered" and "4月28日" in there.text, there.text
+    assert there.meta["program"] == B and there.meta["question"] == ONLY_B
+    assert there.meta["citations"] and all("regional-dx" in c["source"] for c in there.meta["citations"])
+    send("担当者と話したい")
+    with sample_kb_services.db.session() as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+        assert (ticket.question, ticket.program) == (ONLY_B, B)
+    # The button of an old answer, pressed after the bot answered something else, does not ask an old question.
+    send("専門家派遣の謝金は1時間いくらですか")
+    late = send(choice=f"faq:ask:{A}")
+    assert late.text == "「専門家派遣」についてのご質問を、もう一度入力してください。", late.text
+    assert send(choice="faq:ask:no-such-program").text.startswith("その選択肢は現在ご利用いただけません")
+
+
+def test_the_program_buttons_through_lines_real_webhook(sample_kb_template: Path, tmp_path: Path,
+                                                        unsure_at_the_general_entry: None) -> None:
+    """The same on the wire: LINE's signed webhook, the buttons as quick-reply postbacks, the postback back."""
+    import shutil
+
+    from tests import fake_platforms as fp
+
+    shutil.copytree(sample_kb_template, tmp_path / "samplekb")
+    platform = fp.FakePlatforms()
+    with LiveServer(platform.app()) as fake:
+        services = Services.create(make_settings(
+            tmp_path, data_dir=tmp_path / "samplekb", line__channel_secret=fp.LINE_SECRET,
+            line__channel_access_token="line-token", line__api_url=f"{fake.url}/line"))
+        try:
+            with LiveServer(create_app(services)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+                def post(event: dict[str, Any], number: int) -> dict[str, Any]:
+                    body = fp.line_body(event, event_id=f"01HEVENTPB{number}", reply_token=f"reply-{number}")
+                    assert client.post("/line/webhook", content=body.encode(),
+                                       headers=fp.line_headers(body)).status_code == 200
+                    return platform.wait_for("line", number, "reply")[number - 1].body  # type: ignore[no-any-return]
+
+                unsure = post(fp.line_text(ONLY_B), 1)
+                items = unsure["messages"][-1]["quickReply"]["items"]
+                pressed = next(i["action"] for i in items if i["action"]["data"] == f"faq:ask:{B}")
+                assert pressed["type"] == "postback" and pressed["label"] == "「地域DX伴走支援」で調べる"
+                there = post(fp.line_postback(pressed["data"]), 2)
+                said = "\n".join(m["text"] for m in there["messages"])
+                assert "4月28日" in said and "関係しそうな記載" not in said, said
+        finally:
+            services.close()
+
+
+def test_the_web_and_a_programs_window_get_no_program_buttons(sample_kb_services: Services,
+                                                              unsure_at_the_general_entry: None) -> None:
+    """The web chat links the program pages instead; inside a program there is nothing to narrow."""
+    engine = Engine(sample_kb_services)
+    web = engine.handle(InboundMessage(channel="web", external_user_id="w-1", text=ONLY_B))[0]
+    assert web.meta["outcome"] == "unsure" and [o.value for o in web.options] == ["contact:human"]
+    inside = engine.handle(InboundMessage(channel="line", program=A, external_user_id="U-a", text=ONLY_B))[0]
+    assert [o.value for o in inside.options] == ["contact:human"], inside.options
+
+
 def test_citations_at_a_program_page_name_only_its_sources(sample_kb_services: Services) -> None:
     from bot.programs import catalog_for
 

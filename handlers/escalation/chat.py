@@ -20,10 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from datetime import timedelta
 from typing import Any
-
-from sqlalchemy import select
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
 from bot.flow import Step, StepFlow
@@ -31,7 +28,7 @@ from bot.handler import Turn
 from bot.programs import Program, catalog_for
 from bot.i18n import add_locale_dir, t
 from bot.messages import Option, Reply
-from bot.storage.models import Message, Person, utcnow
+from bot.storage.models import Message, Person
 from handlers.escalation.models import Ticket
 from handlers.escalation import tickets
 
@@ -41,7 +38,6 @@ ASK_WORDS = ("担当者に問い合わせる", "担当者と話したい", "人�
              "担当者", "有人対応", "人間と話したい")
 NOT_HELPFUL_WORDS = ("解決しない", "解決しなかった", "わからない", "役に立たない", "👎")
 HELPFUL_WORDS = ("解決した", "わかった", "ありがとう", "ありがとうございます", "👍")
-RECENT_QUESTION = timedelta(minutes=30)
 SKIP_CHOICE = "contact:skip"
 
 
@@ -179,15 +175,9 @@ class EscalationHandler(StepFlow):
                           opening=describe_opening(calendar.next_opening(now), turn.locale))
         return [Reply(text=text, options=[self._cancel_option(turn, ticket)], meta={"ticket": ticket.id})]
 
-    def _latest_answer(self, turn: Turn) -> Message | None:
-        return turn.session.execute(
-            select(Message).where(Message.conversation_id == turn.conversation.id, Message.direction == "out",
-                                  Message.handler == "question", Message.created_at >= utcnow() - RECENT_QUESTION)
-            .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
-
     def _mark_resolved(self, turn: Turn) -> None:
         """👍 closes the latest question: no later ticket may carry it as the user's open question."""
-        answer = self._latest_answer(turn)
+        answer = turn.latest_answer()
         if answer is not None:
             answer.payload = {**(answer.payload or {}), "resolved": True}
 
@@ -195,13 +185,14 @@ class EscalationHandler(StepFlow):
         """The user's latest unresolved question to the bot (last 30 minutes), the sources shown, whether
         the bot was confident, and the program it was asked of (one the question named at a general entry
         point). A question the user marked 👍 is resolved: none then."""
-        answer = self._latest_answer(turn)
+        answer = turn.latest_answer()
         if answer is None or answer.reply_to_id is None or (answer.payload or {}).get("resolved"):
             return None, [], None, None
         asked = turn.session.get(Message, answer.reply_to_id)
         meta = ((answer.payload or {}).get("reply") or {}).get("meta") or {}
-        return ((asked.text if asked else None), list(meta.get("citations") or []), meta.get("confident"),
-                meta.get("program"))
+        # An answer to a program's button says its question itself: the message replied to is the button.
+        question = meta.get("question") or (asked.text if asked else None)
+        return question, list(meta.get("citations") or []), meta.get("confident"), meta.get("program")
 
     def _ticket_action(self, turn: Turn, choice: str) -> list[Reply]:
         parts = choice.split(":")

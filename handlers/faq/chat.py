@@ -10,8 +10,10 @@ edition the bot holds. The conversation's program (its entry point: /p/<id>/, th
 ...) decides which sources answer: the program's own and the shared ones. At the general entry point of an
 installation with several programs, a question that names one program is answered from that program's
 sources; one that names none is answered from every program's by a stricter gate, and when it is not sure
-the reply lists the programs to name (and, in the web chat, links their pages); where programs answer it
-differently (「締切はいつですか」), it is answered with the question which program.
+the reply lists the programs to name (in the web chat it links their pages; on LINE, Telegram and Slack it
+offers a button per program that asks the same question again in that program's documents: a phone keyboard
+makes retyping it the hard part); where programs answer it differently (「締切はいつですか」), it is answered
+with the question which program, and the same buttons.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from bot.handler import Handler, Turn
 from bot.i18n import add_locale_dir
 from bot.messages import Link, Option, Reply
 from bot.programs import ProgramCatalog, catalog_for
+from bot.storage.models import Message
 
 log = logging.getLogger(__name__)
 
 ASK_HUMAN_VALUE = "contact:human"
+#: A button that asks the general entry point's last unsure question again in one program: "faq:ask:<program id>".
+ASK_IN_PROGRAM = "faq:ask:"
 
 add_locale_dir(Path(__file__).resolve().parent / "locales")
 
@@ -34,9 +39,10 @@ add_locale_dir(Path(__file__).resolve().parent / "locales")
 class FaqHandler(Handler):
     name = "faq"
     question_priority = 100
+    choice_prefix = ASK_IN_PROGRAM
+    buttons_answer_questions = True
 
     def answer(self, turn: Turn) -> list[Reply] | None:
-        human = Option(label=turn.t("faq_ask_human"), value=ASK_HUMAN_VALUE)
         catalog = catalog_for(turn.services)
         general = catalog.general_entry(turn.program_id)
         program_id = None if general else turn.program_id
@@ -44,18 +50,50 @@ class FaqHandler(Handler):
         named = catalog.named_in(turn.text) if general else None
         if named is not None:
             program_id, general = named.id, False
+        return self._reply(turn, turn.text, program_id, general)
+
+    def on_command(self, turn: Turn) -> list[Reply]:
+        """A program's button under an unsure answer at the general entry point: the same question, asked of
+        that program's sources (its window's gate). The question is the conversation's own latest one, read
+        from the database, never from the button (a Telegram button carries 64 bytes)."""
+        program = catalog_for(turn.services).get((turn.message.choice or "").removeprefix(ASK_IN_PROGRAM))
+        question = self._unsure_question(turn)
+        if program is None or turn.message.channel not in program.channels:
+            return [Reply(text=turn.t("unknown_choice"))]
+        if question is None:
+            return [Reply(text=turn.t("faq_ask_in_program_expired", program=program.label), free_input=True)]
+        return self._reply(turn, question, program.id, False)
+
+    def _unsure_question(self, turn: Turn) -> str | None:
+        """The question of this conversation's latest answer (`Turn.latest_answer`), if the general entry point
+        was not sure of it or asked which program; None when a later answer came, or it was answered."""
+        latest = turn.latest_answer()
+        meta = (((latest.payload or {}).get("reply") or {}).get("meta") or {}) if latest is not None else {}
+        if latest is None or meta.get("program") is not None or meta.get("outcome") not in ("unsure", "which_program"):
+            return None
+        if meta.get("question"):  # the answer to an earlier button: its question is not the button's message
+            return str(meta["question"])
+        asked = turn.session.get(Message, latest.reply_to_id) if latest.reply_to_id is not None else None
+        return asked.text if asked is not None and asked.text else None
+
+    def _reply(self, turn: Turn, question: str, program_id: str | None, general: bool) -> list[Reply]:
+        """`question` answered from `program_id`'s sources (every program's at a general entry point)."""
+        human = Option(label=turn.t("faq_ask_human"), value=ASK_HUMAN_VALUE)
+        catalog = catalog_for(turn.services)
         try:
             knowledge = turn.services.knowledge
             # The program decides the sources: its own and the shared ones (all at `/`, where the gate is
             # stricter: another program's fact can look like the asker's own).
-            answer = knowledge.ask(turn.text, sources=catalog.source_filter(program_id), general=general)
+            answer = knowledge.ask(question, sources=catalog.source_filter(program_id), general=general)
         except Exception:
             log.exception("knowledge base unavailable")
             return [Reply(text=turn.t("faq_no_index"), options=[human], meta={"outcome": "unavailable"})]
         citations = [c.__dict__ | {"label": c.label()} for c in answer.citations]
-        # `outcome` says what the user was told whatever its wording (answered, unsure, outside, ...).
+        # `outcome` says what the user was told whatever its wording (answered, unsure, outside, ...);
+        # `question`: what was asked, when it is not the text of the message replied to (a program's button).
         meta = {"confidence": answer.confidence, "confident": answer.confident, "citations": citations,
-                "kind": answer.kind, "outcome": answer.outcome, "program": program_id}
+                "kind": answer.kind, "outcome": answer.outcome, "program": program_id} | (
+                    {"question": question} if question != turn.text else {})
         if answer.confident:
             feedback = [Option(label=turn.t("feedback_up"), value="feedback:up"),
                         Option(label=turn.t("feedback_down"), value="feedback:down")]
@@ -64,7 +102,8 @@ class FaqHandler(Handler):
             # Each program's own answer, so the user sees they differ and can name theirs.
             lines = [turn.t("faq_which_program"), *(f"・{line}" for line in answer.body.split("\n")),
                      turn.t("faq_name_program")]
-            return [Reply(text="\n".join(lines), options=[human], meta=meta | {"outcome": "which_program"})]
+            return [Reply(text="\n".join(lines), options=[*program_buttons(catalog, turn), human],
+                          meta=meta | {"outcome": "which_program"})]
         # Inside a program, programs answering differently is one more reason to be unsure.
         outcome = "unsure" if answer.kind == "ambiguous" else answer.outcome
         if outcome == "other_edition":
@@ -78,12 +117,23 @@ class FaqHandler(Handler):
             if answer.excerpts:
                 lines.append(answer.text_in(turn.locale))
         links: list[Link] = []
+        options = [human]
         if general and outcome == "unsure":
             # At `/` the answer may be in one program's documents only: naming the program asks them alone.
             lines.append(turn.t("faq_name_program_to_narrow", programs="、".join(p.label for p in catalog)))
             links = program_pages(catalog, turn)
+            options = [*program_buttons(catalog, turn), human]
         lines.append(turn.t("faq_offer_human"))
-        return [Reply(text="\n".join(lines), options=[human], links=links, meta=meta | {"outcome": outcome})]
+        return [Reply(text="\n".join(lines), options=options, links=links, meta=meta | {"outcome": outcome})]
+
+
+def program_buttons(catalog: ProgramCatalog, turn: Turn) -> list[Option]:
+    """Off the web (whose program pages are links) and the terminal (which offers the programs itself): a
+    button per program on this channel that asks the question again in that program's documents."""
+    if turn.message.channel in ("web", "cli"):
+        return []
+    return [Option(label=turn.t("faq_ask_in_program", program=p.label), value=ASK_IN_PROGRAM + p.id)
+            for p in catalog if turn.message.channel in p.channels]
 
 
 def program_pages(catalog: ProgramCatalog, turn: Turn) -> list[Link]:
