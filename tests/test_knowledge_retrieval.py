@@ -283,6 +283,9 @@ def test_a_question_that_names_no_program_is_answered_with_which_program(two_cal
     reply = Engine(two_calls).handle(InboundMessage(channel="cli", external_user_id="u", text="締切はいつですか"))
     assert reply[0].text.startswith("事業によってお答えが異なります。どの事業についてのご質問でしょうか。")
     assert "・みどり市地域デジタル推進事業：締切日:令和8年6月19日" in reply[0].text
+    # The calls that differ are documents, not the installation's programs: no program's button on LINE.
+    on_line = Engine(two_calls).handle(InboundMessage(channel="line", external_user_id="u2", text="締切はいつですか"))
+    assert [o.value for o in on_line[0].options] == ["contact:human"], on_line[0].options
     named = two_calls.knowledge.ask("観光人材育成事業の締切はいつですか")
     assert named.confident and "7月31日" in named.body
 

@@ -13,7 +13,7 @@ sources; one that names none is answered from every program's by a stricter gate
 the reply lists the programs to name (in the web chat it links their pages; on LINE, Telegram and Slack it
 offers a button per program that asks the same question again in that program's documents: a phone keyboard
 makes retyping it the hard part); where programs answer it differently (「締切はいつですか」), it is answered
-with the question which program, and the same buttons.
+with the question which program.
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ class FaqHandler(Handler):
 
     def _unsure_question(self, turn: Turn) -> str | None:
         """The question of this conversation's latest answer (`Turn.latest_answer`), if the general entry point
-        was not sure of it or asked which program; None when a later answer came, or it was answered."""
+        was not sure of it; None when a later answer came, or it was answered."""
         latest = turn.latest_answer()
         meta = (((latest.payload or {}).get("reply") or {}).get("meta") or {}) if latest is not None else {}
-        if latest is None or meta.get("program") is not None or meta.get("outcome") not in ("unsure", "which_program"):
+        if latest is None or meta.get("program") is not None or meta.get("outcome") != "unsure":
             return None
         if meta.get("question"):  # the answer to an earlier button: its question is not the button's message
             return str(meta["question"])
@@ -102,8 +102,9 @@ class FaqHandler(Handler):
             # Each program's own answer, so the user sees they differ and can name theirs.
             lines = [turn.t("faq_which_program"), *(f"・{line}" for line in answer.body.split("\n")),
                      turn.t("faq_name_program")]
-            return [Reply(text="\n".join(lines), options=[*program_buttons(catalog, turn), human],
-                          meta=meta | {"outcome": "which_program"})]
+            # No program buttons: the programs that differ are the documents' (their titles), which need not be
+            # the installation's programs.
+            return [Reply(text="\n".join(lines), options=[human], meta=meta | {"outcome": "which_program"})]
         # Inside a program, programs answering differently is one more reason to be unsure.
         outcome = "unsure" if answer.kind == "ambiguous" else answer.outcome
         if outcome == "other_edition":
