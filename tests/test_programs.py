@@ -225,15 +225,18 @@ def test_on_line_a_programs_button_under_an_unsure_answer_at_the_general_entry_a
 
     engine = Engine(sample_kb_services)
 
-    def send(text: str | None = None, choice: str | None = None) -> Any:
-        return engine.handle(InboundMessage(channel="line", external_user_id="U-general", text=text, choice=choice))[0]
+    def send(text: str | None = None, choice: str | None = None, user: str = "U-general") -> Any:
+        return engine.handle(InboundMessage(channel="line", external_user_id=user, text=text, choice=choice))[0]
 
     unsure = send(ONLY_B)
     assert unsure.meta["outcome"] == "unsure", unsure.text
     buttons = {o.value: o.label for o in unsure.options}
     assert buttons == {f"faq:ask:{A}": "「専門家派遣」で調べる", f"faq:ask:{B}": "「地域DX伴走支援」で調べる",
                        "contact:human": "担当者に問い合わせる"}, buttons
-    there = send(choice=f"faq:ask:{B}")
+    first = send(choice=f"faq:ask:{A}")  # the wrong program first: not there, and no buttons again
+    assert first.meta["program"] == A and "4月28日" not in first.text and first.meta["question"] == ONLY_B
+    assert [o.value for o in first.options] == ["contact:human"]
+    there = send(choice=f"faq:ask:{B}")  # the other button of the same answer still asks the same question
     assert there.meta["outcome"] == "answered" and "4月28日" in there.text, there.text
     assert there.meta["program"] == B and there.meta["question"] == ONLY_B
     assert there.meta["citations"] and all("regional-dx" in c["source"] for c in there.meta["citations"])
@@ -241,11 +244,12 @@ def test_on_line_a_programs_button_under_an_unsure_answer_at_the_general_entry_a
     with sample_kb_services.db.session() as session:
         ticket = session.execute(select(Ticket)).scalar_one()
         assert (ticket.question, ticket.program) == (ONLY_B, B)
-    # The button of an old answer, pressed after the bot answered something else, does not ask an old question.
-    send("専門家派遣の謝金は1時間いくらですか")
-    late = send(choice=f"faq:ask:{A}")
-    assert late.text == "「専門家派遣」についてのご質問を、もう一度入力してください。", late.text
-    assert send(choice="faq:ask:no-such-program").text.startswith("その選択肢は現在ご利用いただけません")
+    # The button of an old answer, pressed after the bot answered another question, does not ask the old one.
+    assert send(ONLY_B, user="U-later").meta["outcome"] == "unsure"
+    assert send("専門家派遣の謝金は1時間いくらですか", user="U-later").meta["outcome"] == "answered"
+    late = send(choice=f"faq:ask:{B}", user="U-later")
+    assert late.text == "「地域DX伴走支援」についてのご質問を、もう一度入力してください。", late.text
+    assert send(choice="faq:ask:no-such-program", user="U-later").text.startswith("その選択肢は現在ご利用いただけません")
 
 
 @pytest.mark.parametrize("channel", ["line", "telegram"])

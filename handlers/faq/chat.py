@@ -66,13 +66,16 @@ class FaqHandler(Handler):
 
     def _unsure_question(self, turn: Turn) -> str | None:
         """The question of this conversation's latest answer (`Turn.latest_answer`), if the general entry point
-        was not sure of it; None when a later answer came, or it was answered."""
+        was not sure of it, or if it answered an earlier program's button (trying another program next is the
+        point of the buttons); None when another question was answered since, or none is recent."""
         latest = turn.latest_answer()
         meta = (((latest.payload or {}).get("reply") or {}).get("meta") or {}) if latest is not None else {}
-        if latest is None or meta.get("program") is not None or meta.get("outcome") != "unsure":
+        if latest is None:
             return None
         if meta.get("question"):  # the answer to an earlier button: its question is not the button's message
             return str(meta["question"])
+        if meta.get("program") is not None or meta.get("outcome") != "unsure":
+            return None
         asked = turn.session.get(Message, latest.reply_to_id) if latest.reply_to_id is not None else None
         return asked.text if asked is not None and asked.text else None
 
