@@ -577,8 +577,8 @@ def answer_from(retrieval: Retrieval, threshold: float, *, today: date | None = 
         anchor = next((t for t in replies.anchors_of(retrieval) if t in sentence), None)
         return confident(retrieval, _trim(sentence, anchor), hit, round(confidence, 4), features, today=today)
     # Not sure: the best sentences of one or two passages, when the documents relate to the question at all.
-    picks = replies.excerpt_picks([(c.score, sentences_of[c.hit_no][c.sentence_no], c.hit)
-                                   for c in sorted(candidates, key=lambda c: c.score, reverse=True)], best.score)
+    picks = replies.excerpt_picks([(sentences_of[c.hit_no][c.sentence_no], c.hit)
+                                   for c in sorted(candidates, key=lambda c: c.score, reverse=True)])
     is_related = replies.related(retrieval, max(c.features["cov_path"] for c in candidates))
     return not_sure(retrieval, picks, round(confidence, 4), features, is_related)
 

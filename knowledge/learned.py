@@ -50,9 +50,8 @@ def rank(retrieval: Retrieval, model: AnswerModel) -> list[Candidate]:
 
 
 def excerpt_picks(ranked: list[Candidate]) -> list[tuple[str, Hit]]:
-    """The best one or two units from different passages (the second only when rated close to the first),
-    each with the passage it stands in."""
-    return replies.excerpt_picks([(c.score, c.unit.text, c.hit) for c in ranked], ranked[0].score if ranked else 0.0)
+    """The best two units from different passages, each with the passage it stands in."""
+    return replies.excerpt_picks([(c.unit.text, c.hit) for c in ranked])
 
 
 def answer_from(retrieval: Retrieval, threshold: float | None = None, *, model: AnswerModel | None = None,

@@ -278,19 +278,38 @@ def test_bm25_of_a_unit_prefers_the_shorter_unit_saying_the_same_words() -> None
     assert _column([short], "rank_bm25_unit")[0] == 1.0 and _column([long_], "prev_cov")[0] == 1.0
 
 
-def test_the_gate_reads_the_rankers_margin_over_the_best_unit_of_another_passage() -> None:
-    """A second unit of the best unit's own passage is no rival: the margin is over the other passage."""
+def _two_passages() -> Retrieval:
+    """A question about 宿泊費 with two passages retrieved: two units in the first, one in the second."""
     source = SourceInfo(1, "call.md", "call", "call.md")
     first = IndexedChunk("c1", 1, "text", "4. 経費", None, "宿泊費は実費を支給します。\n日当は出ません。", None, ())
     second = IndexedChunk("c2", 1, "text", "5. 報告", None, "宿泊費の領収書を提出します。", None, ())
-    retrieval = Retrieval("宿泊費は出る？", ["宿泊費"], [Hit(first, source, 1.0), Hit(second, source, 0.5)],
-                          idf={"宿泊費": 2.0})
+    return Retrieval("宿泊費は出る？", ["宿泊費"], [Hit(first, source, 1.0), Hit(second, source, 0.5)],
+                     idf={"宿泊費": 2.0})
+
+
+def test_the_gate_reads_the_rankers_margin_over_the_best_unit_of_another_passage() -> None:
+    """A second unit of the best unit's own passage is no rival: the margin is over the other passage."""
+    retrieval = _two_passages()
     found = candidates(retrieval)
     for candidate, score in zip(found, (3.0, 2.5, 1.0), strict=True):
         candidate.score = score
     x = dict(zip(GATE_FEATURES, gate_features(retrieval, found).tolist(), strict=True))
     assert x["margin_passage"] == 2.0 and x["gap_second"] == 0.5
     assert x["rank_cov_path"] == 1.0 and x["bm25_unit"] > 0
+
+
+def test_an_unsure_reply_quotes_the_best_unit_of_a_second_passage_however_far_below_it_is_rated() -> None:
+    """The second excerpt is the best unit of another passage (a second unit of the first passage is skipped),
+    whatever its score: it holds the answer often enough to be worth a line (benchmarks/excerpt_eval.py)."""
+    from knowledge.learned import excerpt_picks
+
+    retrieval = _two_passages()
+    found = candidates(retrieval)
+    for candidate, score in zip(found, (9.0, 8.5, -4.0), strict=True):
+        candidate.score = score
+    picks = excerpt_picks(sorted(found, key=lambda c: c.score, reverse=True))
+    assert [(text, hit.chunk.id) for text, hit in picks] == [("宿泊費は実費を支給します。", "c1"),
+                                                             ("宿泊費の領収書を提出します。", "c2")]
 
 
 def test_unit_vectors_rank_the_unit_that_means_the_question_and_are_kept_by_hash(learned_calls: Services) -> None:
