@@ -57,9 +57,9 @@ class FaqHandler(Handler):
         that program's sources (its window's gate). The question is the conversation's own latest one, read
         from the database, never from the button (a Telegram button carries 64 bytes)."""
         program = catalog_for(turn.services).get((turn.message.choice or "").removeprefix(ASK_IN_PROGRAM))
-        question = self._unsure_question(turn)
         if program is None or turn.message.channel not in program.channels:
             return [Reply(text=turn.t("unknown_choice"))]
+        question = self._unsure_question(turn)
         if question is None:
             return [Reply(text=turn.t("faq_ask_in_program_expired", program=program.label), free_input=True)]
         return self._reply(turn, question, program.id, False)
@@ -69,9 +69,9 @@ class FaqHandler(Handler):
         was not sure of it, or if it answered an earlier program's button (trying another program next is the
         point of the buttons); None when another question was answered since, or none is recent."""
         latest = turn.latest_answer()
-        meta = (((latest.payload or {}).get("reply") or {}).get("meta") or {}) if latest is not None else {}
         if latest is None:
             return None
+        meta = ((latest.payload or {}).get("reply") or {}).get("meta") or {}
         if meta.get("question"):  # the answer to an earlier button: its question is not the button's message
             return str(meta["question"])
         if meta.get("program") is not None or meta.get("outcome") != "unsure":
