@@ -357,8 +357,11 @@ class Engine:
         turn = route.turn
         for handler in self.handlers.values():
             if handler.allowed(turn.person) and handler.claims(turn):
-                tag = QUESTION if handler.buttons_answer_questions else handler.name
-                return self._by(tag, handler.on_command(turn))
+                # A button's reply that answers a program question (it carries `meta["outcome"]`, as every such
+                # reply does: the FAQ's program buttons) is stored as an answer to a question; its other replies
+                # (an unknown or stale button) are the handler's own.
+                return [(reply, QUESTION if reply.meta.get("outcome") else handler.name)
+                        for reply in handler.on_command(turn)]
         return None
 
     def free_text(self, route: Route) -> Tagged:

@@ -131,8 +131,6 @@ class Handler:
     triggers: ClassVar[tuple[str | re.Pattern[str], ...]] = ()
     #: Button values with this prefix belong to this handler ("hearing:" ...).
     choice_prefix: ClassVar[str | None] = None
-    #: Its buttons' replies are answers to questions (stored as QUESTION, like a typed question's answer).
-    buttons_answer_questions: ClassVar[bool] = False
     #: Roles allowed to use the handler's commands; None = everyone.
     roles: ClassVar[frozenset[str] | None] = None
     #: Question handlers answer free text when no command or flow claims it; lower runs first.

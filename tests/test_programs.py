@@ -230,6 +230,8 @@ def test_on_line_a_programs_button_under_an_unsure_answer_at_the_general_entry_a
 
     unsure = send(ONLY_B)
     assert unsure.meta["outcome"] == "unsure", unsure.text
+    # A button no program has (a hostile or outdated client) is refused, and is no answer: the real ones still work.
+    assert send(choice="faq:ask:<script>").text.startswith("その選択肢は現在ご利用いただけません")
     buttons = {o.value: o.label for o in unsure.options}
     assert buttons == {f"faq:ask:{A}": "「専門家派遣」で調べる", f"faq:ask:{B}": "「地域DX伴走支援」で調べる",
                        "contact:human": "担当者に問い合わせる"}, buttons

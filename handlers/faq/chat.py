@@ -40,7 +40,6 @@ class FaqHandler(Handler):
     name = "faq"
     question_priority = 100
     choice_prefix = ASK_IN_PROGRAM
-    buttons_answer_questions = True
 
     def answer(self, turn: Turn) -> list[Reply] | None:
         catalog = catalog_for(turn.services)
