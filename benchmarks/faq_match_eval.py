@@ -71,7 +71,7 @@ from knowledge.replies import asks_another_edition  # noqa: E402
 from knowledge.model import Gate, precision_threshold  # noqa: E402
 from knowledge.retrieval import HybridIndex, IndexedChunk, Retrieval  # noqa: E402
 from knowledge.units import Unit, units_of  # noqa: E402
-from knowledge_eval import CachedQueries, index_state  # noqa: E402
+from knowledge_eval import CachedQueries, holds_answer, index_state  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -173,9 +173,10 @@ def sample_pairs(rows: list[dict], found: list[Retrieval], name: str) -> list[Pa
     return out
 
 
-def passage_entries(index: HybridIndex, rows: list[dict]) -> tuple[list[FaqEntry], set[str]]:
-    """A document's passage entries (one per answer unit asked by two or more in-scope questions), and the
-    ids of the questions they ask (those are not asked again)."""
+def passage_entries(index: HybridIndex, rows: list[dict]) -> tuple[list[FaqEntry], set[str], dict[str, str]]:
+    """A document's passage entries (one per answer unit asked by two or more in-scope questions), the ids
+    of the questions they ask (those are not asked again), and each entry answer's own sentence (the unit's
+    core: a span over two sentences is answered by the unit of the one that states the answer)."""
     units: list[Unit] = []
     passage: dict[int, IndexedChunk] = {}  # each unit's passage (by the unit's id), which the retrievers rank
     for chunk in index.chunks:
@@ -189,10 +190,11 @@ def passage_entries(index: HybridIndex, rows: list[dict]) -> tuple[list[FaqEntry
         span = compact(row.get("answer_span") or "")
         if not row.get("in_scope", True) or not span:
             continue
-        holding = [i for i, t in enumerate(texts) if span in t]
+        expect = [compact(e) for e in row.get("expect_any") or []]
+        holding = [i for i, u in enumerate(units) if holds_answer(span, expect, u.text, u.core)]
         if holding:
             by_unit.setdefault(units[min(holding, key=lambda i: len(texts[i]))].text, []).append(row)
-    out, asked = [], set()
+    out, asked, cores = [], set(), {}
     for text, asking in by_unit.items():
         if len(asking) < 2:
             continue
@@ -200,7 +202,8 @@ def passage_entries(index: HybridIndex, rows: list[dict]) -> tuple[list[FaqEntry
         unit = next(u for u in units if u.text == text)
         out.append(entry(str(first["question"]), unit, passage[id(unit)]))
         asked.add(first["id"])
-    return out, asked
+        cores[out[-1].answer] = unit.core
+    return out, asked, cores
 
 
 def corpus_pairs(services: Services, rows: list[dict], data: Path) -> list[Pairs]:
@@ -213,7 +216,7 @@ def corpus_pairs(services: Services, rows: list[dict], data: Path) -> list[Pairs
     out = sample_pairs([r for r, _ in others], [f for _, f in others], "corpus")
     for document in documents:
         asking = [(r, f) for r, f in zip(mine, found, strict=True) if r["document"] == document]
-        entries, asked = passage_entries(index, [r for r, _ in asking])
+        entries, asked, cores = passage_entries(index, [r for r, _ in asking])
         if not entries:
             continue
         for row, retrieval in asking:
@@ -224,7 +227,8 @@ def corpus_pairs(services: Services, rows: list[dict], data: Path) -> list[Pairs
                       asks_another_edition(retrieval), [e.question for e in entries],
                       [e.answer for e in entries], list(row.get("expect_any") or []), x, group=f"document {document}")
             span = compact(row.get("answer_span") or "")
-            p.y = np.array([p.in_scope and bool(span) and span in compact(a) for a in p.answers], dtype=float)
+            expect = [compact(e) for e in row.get("expect_any") or []]
+            p.y = np.array([p.in_scope and holds_answer(span, expect, a, cores[a]) for a in p.answers], dtype=float)
             out.append(p)
     return out
 

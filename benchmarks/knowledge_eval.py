@@ -34,6 +34,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import hashlib
+import inspect
 import json
 import pickle
 import platform
@@ -156,17 +157,37 @@ class CachedQueries(Embeddings):
         self.path.write_bytes(pickle.dumps(self.vectors))
 
 
+#: List marks a writer may copy with a span (「・会場は…」) that a unit shows without (knowledge/units.py).
+_BULLETS = "・-*•●○■◆"
+#: The shortest sentence of a unit that counts as a part of a longer span: shorter ones (「2式」) stand
+#: in many places.
+SPAN_PART_MIN_CHARS = 6
+
+
 def holds_span(span: str, unit_text: str) -> bool:
-    """Whether a unit holds a question's gold span (`span` already compacted): inside the unit's compacted text."""
-    return bool(span) and span in compact(unit_text)
+    """Whether a unit holds a question's gold span (`span` already compacted): inside the unit's compacted text,
+    the list mark a writer copied with it aside (units show an item without its mark)."""
+    return bool(span) and span.lstrip(_BULLETS) in compact(unit_text)
+
+
+def holds_answer(span: str, expect: list[str], unit_text: str, unit_core: str) -> bool:
+    """Whether a unit holds a question's gold answer (`span` and `expect` compacted): it holds the span, or the
+    span runs over two sentences (「…メールでお願いします。電話での…受付できません。」) and the unit's own sentence is
+    the part of it that states one of `expect`."""
+    if holds_span(span, unit_text):
+        return True
+    core = compact(unit_core).lstrip(_BULLETS)
+    text = compact(unit_text)
+    return (bool(span) and len(core) >= SPAN_PART_MIN_CHARS and core in span.lstrip(_BULLETS)
+            and any(e and e in text for e in expect))
 
 
 def label_units(found: list[Candidate], row: dict) -> tuple[np.ndarray, np.ndarray]:
     expect = [compact(e) for e in row.get("expect_any") or []]
     span = compact(row.get("answer_span") or "")
     correct = np.array([any(e and e in compact(c.unit.text)[:300] for e in expect) for c in found], dtype=float)
-    spans = np.array([c.hit.source.name == row["document"] and holds_span(span, c.unit.text) for c in found],
-                     dtype=float)
+    spans = np.array([c.hit.source.name == row["document"] and holds_answer(span, expect, c.unit.text, c.unit.core)
+                      for c in found], dtype=float)
     return correct, spans
 
 
@@ -179,8 +200,6 @@ def code_version() -> str:
     """A digest of the code a feature pass runs (retrieval, units, kinds, the unit features, ...): cached
     features are computed again when it changes. The gate's features and the models are left out (a gate
     change refits no ranker: they are computed from the cached records at training time)."""
-    import inspect
-
     from knowledge import features
 
     digest = hashlib.sha256()
@@ -221,7 +240,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
         raise ValueError(f"unknown window {window!r}")
     asked = [{k: row.get(k) for k in KEYED_FIELDS} for row in rows]
     key = hashlib.sha256(json.dumps([asked, repr(options), plain_units, UNIT_FEATURES, code_version(),
-                                     index_state(services)]
+                                     index_state(services), inspect.getsource(holds_span) + inspect.getsource(holds_answer)]
                                     + ([window] if window != "index" else []), ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"

@@ -238,8 +238,9 @@ def test_a_documents_questions_asked_of_one_passage_make_a_training_entry(learne
              "answer_span": "月に1回以上"},
             {"id": "q4", "question": "謝金に消費税はかかる？", "document": guide, "in_scope": False}]
     index = learned_sample_kb.knowledge.refresh()
-    made, asked = bench.passage_entries(index, rows)
+    made, asked, cores = bench.passage_entries(index, rows)
     assert [e.question for e in made] == ["謝金は1時間いくらですか"] and asked == {"q2"}
+    assert cores == {made[0].answer: made[0].answer}, "the entry's unit is one sentence: its core is itself"
     assert "5,280円" in made[0].answer and made[0].chunk is not None and "5,280円" in made[0].chunk.text
     found, x = pair_features(learned_sample_kb.knowledge.retrieve("先生のお礼って時給いくら？"), made)
     assert found == made and x.shape == (1, len(FAQ_MATCH_FEATURES))

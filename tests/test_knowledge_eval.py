@@ -150,3 +150,31 @@ def test_each_folds_model_is_tested_in_both_windows_and_the_gate_learns_from_the
                       "lambdarank trees alone (no linear ranker beside them)", "linear pairwise ranker alone (no trees)"]
     assert bench.parse_args(["lodo", "--ablation", "--variants", "candidate-context,alone"]).variants == \
         "candidate-context,alone"
+
+
+def test_a_unit_holds_a_gold_span_copied_with_its_list_mark_or_running_over_two_sentences(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers copy a list item with its mark (「・会場は…」) and a span over two sentences (「…メールで
+    お願いします。電話での…受付できません。」); units show an item without its mark and cut at 。. Both were
+    counted as held by no unit, so a right FAQ pair was a negative and the span recall undercounted."""
+    from bot.text import compact
+    from knowledge.units import units_of
+
+    bench = _knowledge_eval(monkeypatch)
+    text = ("お問い合わせは電子メールでお願いします。電話でのお問い合わせは受付できません。\n"
+            "ワークショップの概要：\n・会場は東京都内または埼玉県内を想定。\n・回数は2～3回を想定。")
+    units = units_of("text", "8. 問い合わせ", text, None)
+
+    def held(span: str, expect: list[str]) -> set[str]:
+        return {u.text for u in units
+                if bench.holds_answer(compact(span), [compact(e) for e in expect], u.text, u.core)}
+
+    assert held("・会場は東京都内または埼玉県内を想定。", ["東京都内"]) == {
+        "ワークショップの概要：\n・会場は東京都内または埼玉県内を想定。",
+        "ワークショップの概要：\n・会場は東京都内または埼玉県内を想定。\n・回数は2～3回を想定。"}
+    assert held("お問い合わせは電子メールでお願いします。電話でのお問い合わせは受付できません。", ["電子メール"]) == {
+        "お問い合わせは電子メールでお願いします。"}
+    # a sentence inside the span that does not state the answer is not the answer's unit
+    assert held("お問い合わせは電子メールでお願いします。電話でのお問い合わせは受付できません。", ["電話"]) == {
+        "電話でのお問い合わせは受付できません。"}
+    assert held("回数は2～3回", ["2~3回"]) and not held("", ["2~3回"])
