@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -164,6 +165,21 @@ _BULLETS = "・-*•●○■◆"
 SPAN_PART_MIN_CHARS = 6
 
 
+class _Unpickler(pickle.Unpickler):
+    """Reads the caches this script wrote whichever script runs: run as a script, its records were pickled as
+    `__main__.Record`, which another benchmark importing it (excerpt_eval.py) cannot find."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__main__" and name in globals():
+            return globals()[name]
+        return super().find_class(module, name)
+
+
+def load_cache(path: Path) -> Any:
+    with path.open("rb") as handle:
+        return _Unpickler(handle).load()
+
+
 def holds_span(span: str, unit_text: str) -> bool:
     """Whether a unit holds a question's gold span (`span` already compacted): inside the unit's compacted text,
     the list mark a writer copied with it aside (units show an item without its mark)."""
@@ -246,7 +262,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
     cache = data / f"features-{name}-{key}.pkl"
     _RANKER_FILES[name] = data / f"rankers-{name}-{key}.pkl"
     if cache.is_file():
-        return pickle.loads(cache.read_bytes())
+        return load_cache(cache)
     kb = services.knowledge
     whole = kb.refresh(force=True)
     queries = CachedQueries(whole.embeddings, data / "query-vectors.pkl")
@@ -311,7 +327,7 @@ def _load_rankers(tag: str) -> None:
         return
     _LOADED.add(tag)
     if path.is_file():
-        _FITTED.update(pickle.loads(path.read_bytes()))
+        _FITTED.update(load_cache(path))
 
 
 def save_rankers() -> None:

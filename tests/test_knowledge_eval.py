@@ -178,3 +178,22 @@ def test_a_unit_holds_a_gold_span_copied_with_its_list_mark_or_running_over_two_
     assert held("お問い合わせは電子メールでお願いします。電話でのお問い合わせは受付できません。", ["電話"]) == {
         "電話でのお問い合わせは受付できません。"}
     assert held("回数は2～3回", ["2~3回"]) and not held("", ["2~3回"])
+
+
+def test_the_feature_cache_written_when_run_as_a_script_loads_in_another_benchmark(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """knowledge_eval.py run as a script pickles its records as `__main__.Record`; excerpt_eval.py, which imports
+    it, could not load that cache (AttributeError) and computed nothing."""
+    import pickle
+
+    bench = _knowledge_eval(monkeypatch)
+    result = bench.FoldResult("fold", 1, 2, 3, 4, 5, 6, 7)
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(bench.FoldResult, "__module__", "__main__")
+    monkeypatch.setattr(main, "FoldResult", bench.FoldResult, raising=False)
+    cache = tmp_path / "features.pkl"
+    cache.write_bytes(pickle.dumps([result]))  # as the script itself writes it
+    monkeypatch.delattr(main, "FoldResult")
+    with pytest.raises(AttributeError):
+        pickle.loads(cache.read_bytes())
+    assert bench.load_cache(cache) == [result]
