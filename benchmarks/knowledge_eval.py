@@ -183,7 +183,8 @@ def load_cache(path: Path) -> Any:
 def holds_span(span: str, unit_text: str) -> bool:
     """Whether a unit holds a question's gold span (`span` already compacted): inside the unit's compacted text,
     the list mark a writer copied with it aside (units show an item without its mark)."""
-    return bool(span) and span.lstrip(_BULLETS) in compact(unit_text)
+    bare = span.lstrip(_BULLETS)
+    return bool(bare) and bare in compact(unit_text)
 
 
 def holds_answer(span: str, expect: list[str], unit_text: str, unit_core: str) -> bool:

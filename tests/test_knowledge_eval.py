@@ -177,7 +177,7 @@ def test_a_unit_holds_a_gold_span_copied_with_its_list_mark_or_running_over_two_
     # a sentence inside the span that does not state the answer is not the answer's unit
     assert held("お問い合わせは電子メールでお願いします。電話でのお問い合わせは受付できません。", ["電話"]) == {
         "電話でのお問い合わせは受付できません。"}
-    assert held("回数は2～3回", ["2~3回"]) and not held("", ["2~3回"])
+    assert held("回数は2～3回", ["2~3回"]) and not held("", ["2~3回"]) and not held("・", ["2~3回"])
 
 
 def test_the_feature_cache_written_when_run_as_a_script_loads_in_another_benchmark(
