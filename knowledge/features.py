@@ -10,6 +10,7 @@ passage and whether both found it. Their weights are learned from the labeled ba
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,8 @@ GATE_FEATURES = (
     # the best unit under the other scorers: agreement of its ranks, its margins over other passages
     "rank_fused", "rank_cov_path", "rank_unit_dense", "rank_bm25_unit", "margin_cov_path", "margin_unit_dense",
     "bm25_unit", "cov_core", "kind_share", "q_len", "margin_passage",
+    # the best unit is a sentence that points to what follows it instead of stating it
+    "points_below",
 )
 
 #: Ranker-score margins are capped here: beyond it (several standard deviations of the standardized
@@ -73,6 +76,11 @@ GATE_FEATURES = (
 MARGIN_CAP = 3.0
 #: A unit longer than this is a run-on list or table dump: it covers words by length alone.
 LONG_UNIT_CHARS = 200
+
+#: A sentence that points to what follows it (「以下日時に…登録してください」「…は下記URLから行うこと」「次のとおり」
+#: or a closing colon) rather than saying it: shown alone, it answers with the wrong value or none. 「（以下「…」と
+#: いう）」 (a definition) and 「10名以下」 (a bound) are not: 以下 counts only at a sentence's or clause's start.
+_POINTS_BELOW = re.compile(r"(?:^|[、。「\s])以下|下記|次の(?:とおり|通り)|[:：]$")
 
 #: Units below the best whose facts are compared with the best's (agreement between passages).
 SUPPORT_DEPTH = 8
@@ -305,6 +313,11 @@ def _section_tokens(section: str) -> frozenset[str]:
     return cached
 
 
+def points_below(unit: Unit) -> bool:
+    """A sentence or heading that defers to the lines after it (a list read with its items is whole)."""
+    return unit.kind in ("sentence", "heading") and bool(_POINTS_BELOW.search(normalize(unit.core).strip()))
+
+
 def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
     """Features of the question and of its best unit (`ranked` best first), in GATE_FEATURES order."""
     if not ranked:
@@ -350,5 +363,6 @@ def gate_features(retrieval: Retrieval, ranked: list[Candidate]) -> np.ndarray:
         # the ranker's margin over the best unit of another passage
         "margin_passage": min(best.score - max((c.score for c in ranked[1:] if c.hit.chunk.id != best.hit.chunk.id),
                                                default=best.score - MARGIN_CAP), MARGIN_CAP),
+        "points_below": 1.0 if points_below(best.unit) else 0.0,
     }
     return np.array([values[n] for n in GATE_FEATURES], dtype=np.float32)

@@ -24,7 +24,7 @@ from knowledge import kinds
 from knowledge.learned import answer_from
 from knowledge.replies import EXCERPT_CHARS
 from knowledge.edition import Edition, asks_other_edition, dates_in, fiscal_years_said, passed_dates, read_edition
-from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_features
+from knowledge.features import GATE_FEATURES, UNIT_FEATURES, candidates, gate_features, points_below
 from knowledge.ingest import ingest_paths
 from knowledge.model import (
     RANKER_FILE, AnswerModel, EnsembleRanker, Gate, LambdaRanker, Ranker, isotonic, load_model, precision_threshold)
@@ -296,6 +296,29 @@ def test_the_gate_reads_the_rankers_margin_over_the_best_unit_of_another_passage
     x = dict(zip(GATE_FEATURES, gate_features(retrieval, found).tolist(), strict=True))
     assert x["margin_passage"] == 2.0 and x["gap_second"] == 0.5
     assert x["rank_cov_path"] == 1.0 and x["bm25_unit"] > 0
+
+
+def test_the_gate_knows_a_best_unit_that_points_to_the_lines_below_it_instead_of_saying_them() -> None:
+    """「以下日時に…5月31日までに登録してください」 was answered, alone, to 「説明会はいつ？」: it states the
+    registration deadline, and the briefing's date stands lines below. The gate sees such a sentence; a bound
+    (「10名以下」), a definition (「（以下「事務局」という。）」) and a list read with its items are not such."""
+    source = SourceInfo(1, "call.md", "call", "call.md")
+    text = ("以下日時にオンラインで行うので、5月31日までに連絡先を登録してください。\n"
+            "参加者は10名以下とします。\n株式会社A（以下「事務局」という。）が運営します。\n"
+            "提出は下記URLから行うこと。\n必要書類は次のとおり。\n次の書類を提出すること。\n・提案書")
+    chunk = IndexedChunk("c1", 1, "text", "2. 説明会", None, text, None, ())
+    retrieval = Retrieval("説明会はいつ？", ["説明会"], [Hit(chunk, source, 1.0)], idf={"説明会": 2.0})
+    found = candidates(retrieval)
+    pointing = {c.unit.text for c in found if points_below(c.unit)}
+    assert pointing == {"以下日時にオンラインで行うので、5月31日までに連絡先を登録してください。",
+                        "提出は下記URLから行うこと。", "必要書類は次のとおり。"}
+    by_text = {c.unit.text: c for c in found}
+    for text_shown, expected in (("以下日時にオンラインで行うので、5月31日までに連絡先を登録してください。", 1.0),
+                                 ("参加者は10名以下とします。", 0.0), ("次の書類を提出すること。\n・提案書", 0.0)):
+        best = by_text[text_shown]
+        ranked = [best, *(c for c in found if c is not best)]
+        x = dict(zip(GATE_FEATURES, gate_features(retrieval, ranked).tolist(), strict=True))
+        assert x["points_below"] == expected, text_shown
 
 
 def test_an_unsure_reply_quotes_the_best_unit_of_a_second_passage_however_far_below_it_is_rated() -> None:
