@@ -48,6 +48,21 @@ QUESTION = "question"
 RECENT_ANSWER = timedelta(minutes=30)
 
 
+def answer_meta(answer: Message) -> dict[str, Any]:
+    """What a stored reply of the bot said of itself (`Reply.meta`: its outcome, citations, program, ...)."""
+    return ((answer.payload or {}).get("reply") or {}).get("meta") or {}
+
+
+def asked_question(session: Session, answer: Message) -> str | None:
+    """The question a stored answer answers: the one its meta names (an answer to a program's button, whose
+    message is the button press), else the text of the message it replies to."""
+    named = answer_meta(answer).get("question")
+    if named:
+        return str(named)
+    asked = session.get(Message, answer.reply_to_id) if answer.reply_to_id is not None else None
+    return asked.text if asked is not None and asked.text else None
+
+
 @dataclass
 class Turn:
     """Everything a handler needs for one inbound message, inside one DB transaction."""

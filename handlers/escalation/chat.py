@@ -24,11 +24,11 @@ from typing import Any
 
 from handlers.escalation.business_hours import BusinessCalendar, describe_opening
 from bot.flow import Step, StepFlow
-from bot.handler import Turn
+from bot.handler import Turn, answer_meta, asked_question
 from bot.programs import Program, catalog_for
 from bot.i18n import add_locale_dir, t
 from bot.messages import Option, Reply
-from bot.storage.models import Message, Person
+from bot.storage.models import Person
 from handlers.escalation.models import Ticket
 from handlers.escalation import tickets
 
@@ -188,11 +188,9 @@ class EscalationHandler(StepFlow):
         answer = turn.latest_answer()
         if answer is None or answer.reply_to_id is None or (answer.payload or {}).get("resolved"):
             return None, [], None, None
-        asked = turn.session.get(Message, answer.reply_to_id)
-        meta = ((answer.payload or {}).get("reply") or {}).get("meta") or {}
-        # An answer to a program's button says its question itself: the message replied to is the button.
-        question = meta.get("question") or (asked.text if asked else None)
-        return question, list(meta.get("citations") or []), meta.get("confident"), meta.get("program")
+        meta = answer_meta(answer)
+        return (asked_question(turn.session, answer), list(meta.get("citations") or []), meta.get("confident"),
+                meta.get("program"))
 
     def _ticket_action(self, turn: Turn, choice: str) -> list[Reply]:
         parts = choice.split(":")

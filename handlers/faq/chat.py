@@ -21,11 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 import logging
 
-from bot.handler import Handler, Turn
+from bot.handler import Handler, Turn, answer_meta, asked_question
 from bot.i18n import add_locale_dir
 from bot.messages import Link, Option, Reply
 from bot.programs import ProgramCatalog, catalog_for
-from bot.storage.models import Message
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +69,11 @@ class FaqHandler(Handler):
         latest = turn.latest_answer()
         if latest is None:
             return None
-        meta = ((latest.payload or {}).get("reply") or {}).get("meta") or {}
-        if meta.get("question"):  # the answer to an earlier button: its question is not the button's message
-            return str(meta["question"])
-        if meta.get("program") is not None or meta.get("outcome") != "unsure":
+        meta = answer_meta(latest)
+        # the answer to an earlier button names its question; any other must be the general entry's unsure one
+        if not meta.get("question") and (meta.get("program") is not None or meta.get("outcome") != "unsure"):
             return None
-        asked = turn.session.get(Message, latest.reply_to_id) if latest.reply_to_id is not None else None
-        return asked.text if asked is not None and asked.text else None
+        return asked_question(turn.session, latest)
 
     def _reply(self, turn: Turn, question: str, program_id: str | None, general: bool) -> list[Reply]:
         """`question` answered from `program_id`'s sources (every program's at a general entry point)."""
