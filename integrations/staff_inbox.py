@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from bot import jst
+from bot.handler import QUESTION, answer_meta, asked_question
 from bot.programs import catalog_for
 from bot.services import Services
 from bot.storage import audit
@@ -341,28 +342,27 @@ def questions_to_review(session: Any, limit: int = 30, *, me: StaffAccount | Non
             scope = Message.conversation_id.in_(select(Conversation.id).where(
                 conversation_in(Conversation.program, programs, catalog)))
     found: dict[str, dict[str, Any]] = {}
-    answers = session.execute(select(Message).where(Message.direction == "out", Message.handler == "question", scope)
+    answers = session.execute(select(Message).where(Message.direction == "out", Message.handler == QUESTION, scope)
                               .order_by(Message.id.desc()).limit(500)).scalars()
     declined = []
     for answer in answers:
-        meta = ((answer.payload or {}).get("reply") or {}).get("meta") or {}
-        if meta.get("confident") is False and answer.reply_to_id:
-            declined.append((answer.reply_to_id, "回答を控えた", answer.created_at))
+        if answer_meta(answer).get("confident") is False and answer.reply_to_id:
+            declined.append((answer, "回答を控えた", answer.created_at))
     downs = session.execute(select(Message).where(Message.direction == "in", Message.payload["choice"].as_string()
                                                   == "feedback:down", scope).order_by(Message.id.desc()).limit(200)).scalars()
     marked = []
     for down in downs:
         answer = session.execute(select(Message).where(
-            Message.conversation_id == down.conversation_id, Message.direction == "out", Message.handler == "question",
+            Message.conversation_id == down.conversation_id, Message.direction == "out", Message.handler == QUESTION,
             Message.id < down.id).order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
         if answer is not None and answer.reply_to_id:
-            marked.append((answer.reply_to_id, "👎 解決しない", down.created_at))
-    for inbound_id, why, at in sorted(declined + marked, key=lambda r: r[2], reverse=True):
-        question = session.get(Message, inbound_id)
-        text = (question.text or "").strip() if question else ""
+            marked.append((answer, "👎 解決しない", down.created_at))
+    for answer, why, at in sorted(declined + marked, key=lambda r: r[2], reverse=True):
+        # the question's own words: an answer to a program's button replies to the press, which holds none
+        text = (asked_question(session, answer) or "").strip()
         if not text or text in found:
             continue
-        conversation = session.get(Conversation, question.conversation_id) if question else None
+        conversation = session.get(Conversation, answer.conversation_id)
         found[text] = {"question": text, "why": why, "at": jst_text(at),
                        "program": (conversation.program if conversation else "") or ""}
         if len(found) >= limit:

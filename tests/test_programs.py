@@ -254,6 +254,23 @@ def test_on_line_a_programs_button_under_an_unsure_answer_at_the_general_entry_a
     assert send(choice="faq:ask:no-such-program", user="U-later").text.startswith("その選択肢は現在ご利用いただけません")
 
 
+def test_a_question_declined_again_after_a_programs_button_is_reviewed_with_its_own_words(
+        sample_kb_services: Services, unsure_at_the_general_entry: None) -> None:
+    """The staff inbox lists the questions the bot declined by the message each answer replied to. An answer to
+    a program's button replies to the button press, which holds no question: the question declined in that
+    program's documents too was listed by the button's text, or not at all. It is listed by its own words."""
+    from integrations.staff_inbox import questions_to_review
+
+    engine = Engine(sample_kb_services)
+    engine.handle(InboundMessage(channel="line", external_user_id="U-review", text=ONLY_B))
+    again = engine.handle(InboundMessage(channel="line", external_user_id="U-review", choice=f"faq:ask:{A}",
+                                         text="「専門家派遣」で調べる"))[0]
+    assert again.meta["confident"] is False and again.meta["question"] == ONLY_B
+    with sample_kb_services.db.session() as session:
+        review = questions_to_review(session)
+    assert [(r["question"], r["why"]) for r in review] == [(ONLY_B, "回答を控えた")], review
+
+
 @pytest.mark.parametrize("channel", ["line", "telegram"])
 def test_the_program_buttons_through_the_platforms_real_webhooks(sample_kb_template: Path, tmp_path: Path,
                                                                   unsure_at_the_general_entry: None,
