@@ -66,6 +66,7 @@ from knowledge.model import (  # noqa: E402
     Ranker, precision_threshold)
 from knowledge.retrieval import HybridIndex, Retrieval, RetrievalOptions  # noqa: E402
 from knowledge.service import SourceFilter  # noqa: E402
+from knowledge.units import unbulleted  # noqa: E402
 
 BANK = ROOT / "benchmarks" / "questions" / "bank"
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -158,8 +159,6 @@ class CachedQueries(Embeddings):
         self.path.write_bytes(pickle.dumps(self.vectors))
 
 
-#: List marks a writer may copy with a span (「・会場は…」) that a unit shows without (knowledge/units.py).
-_BULLETS = "・-*•●○■◆"
 #: The shortest sentence of a unit that counts as a part of a longer span: shorter ones (「2式」) stand
 #: in many places.
 SPAN_PART_MIN_CHARS = 6
@@ -183,7 +182,7 @@ def load_cache(path: Path) -> Any:
 def holds_span(span: str, unit_text: str) -> bool:
     """Whether a unit holds a question's gold span (`span` already compacted): inside the unit's compacted text,
     the list mark a writer copied with it aside (units show an item without its mark)."""
-    bare = span.lstrip(_BULLETS)
+    bare = unbulleted(span)
     return bool(bare) and bare in compact(unit_text)
 
 
@@ -193,9 +192,9 @@ def holds_answer(span: str, expect: list[str], unit_text: str, unit_core: str) -
     the part of it that states one of `expect`."""
     if holds_span(span, unit_text):
         return True
-    core = compact(unit_core).lstrip(_BULLETS)
+    core = unbulleted(compact(unit_core))
     text = compact(unit_text)
-    return (bool(span) and len(core) >= SPAN_PART_MIN_CHARS and core in span.lstrip(_BULLETS)
+    return (bool(span) and len(core) >= SPAN_PART_MIN_CHARS and core in unbulleted(span)
             and any(e and e in text for e in expect))
 
 

@@ -95,7 +95,8 @@ def _is_item(sentence: str) -> bool:
     return sentence.startswith(_BULLETS) or bool(_ITEM.match(sentence))
 
 
-def _unbulleted(sentence: str) -> str:
+def unbulleted(sentence: str) -> str:
+    """A list item as a unit shows it: without its mark (the benchmarks compare writers' spans with it)."""
     return sentence.lstrip("・-*•●○■◆ ")
 
 
@@ -137,7 +138,7 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
             placed.append((sentence, heading, "item" if _is_item(sentence) else "sentence"))
     units: list[Unit] = []
     for index, (sentence, under, unit_kind) in enumerate(placed):
-        shown = _unbulleted(sentence)
+        shown = unbulleted(sentence)
         if unit_kind == "sentence" and under and _VALUE_ONLY.match(shown):
             # A value on a line of its own (「令和6年6月3日(月)15時00分」 under 「(2)説明会の開催」) is read with the
             # label it stands under, as a table row is with its headers: alone it says nothing of what it is.
@@ -145,7 +146,7 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
         if unit_kind == "item":
             lead = _lead_in(placed, index)
             if lead is not None:
-                shown = f"{_unbulleted(placed[lead][0])}\n・{shown}"
+                shown = f"{unbulleted(placed[lead][0])}\n・{shown}"
         units.append(_unit(shown, sentence, under, unit_kind, index))
         if len(shown) > MAX_UNIT_CHARS and unit_kind in ("sentence", "item"):
             units.extend(Unit(part, part, under, unit_kind, index) for part in _parts(shown))
@@ -154,7 +155,7 @@ def units_of(kind: str, section: str, text: str, answer: str | None,
             for following in placed[index + 1:]:
                 if following[2] != "item":
                     break
-                items.append(_unbulleted(following[0]))
+                items.append(unbulleted(following[0]))
             if items:
                 whole = shown + "".join(f"\n・{item}" for item in items)
                 if len(whole) <= MAX_UNIT_CHARS:
