@@ -18,11 +18,11 @@ The classic answerer's answer to every question is computed too (the baseline; n
 pipeline): `--pipeline classic` prints its figures per document, and for the new and the 275 legacy
 questions apart (the baseline). `--ablation` adds the table of stages removed or swapped; `--train`
 retrains the shipped model (knowledge/models/answer_model.json and ranker.lgb.txt) on the whole bank.
-`heldout` answers a held-out set (default benchmarks/questions/heldout12/, written blind and kept unopened until it
+`heldout` answers a held-out set (default benchmarks/questions/heldout13/, written blind and kept unopened until it
 is measured: a set is measured once, then it joins the bank) with the shipped model and the classic answerer. The
-set waiting is sealed in benchmarks/questions/sealed/heldout12.tar.gz (a git branch alone did not survive a
+set waiting is sealed in benchmarks/questions/sealed/heldout13.tar.gz (a git branch alone did not survive a
 machine reset: set 8's first version was lost so); `tar -xzf` it into benchmarks/questions/ to measure it.
-The held-out sets measured so far joined the bank (bank/heldout1-*.jsonl ... bank/heldout11-*.jsonl).
+The held-out sets measured so far joined the bank (bank/heldout1-*.jsonl ... bank/heldout12-*.jsonl).
 """
 
 from __future__ import annotations
@@ -797,7 +797,7 @@ def ablation(services: Services, rows: list[dict], records: list[Record], data: 
 
 
 def run_heldout(args: argparse.Namespace) -> None:
-    """A held-out set (benchmarks/questions/heldout12/ by default), per document, with the shipped learned model and the
+    """A held-out set (benchmarks/questions/heldout13/ by default), per document, with the shipped learned model and the
     classic answerer side by side. Measured once, with the final pipeline: never tune on it."""
     from knowledge.model import load_model
 
@@ -890,7 +890,7 @@ def parser() -> argparse.ArgumentParser:
                                "program's window, or both (the ranker learns from the whole index's)")
     heldout_cmd = commands.add_parser("heldout", help="a held-out set, once, with the shipped model")
     heldout_cmd.add_argument("--data", default=str(ROOT / "var" / "bench"))
-    heldout_cmd.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout12"))
+    heldout_cmd.add_argument("--questions", default=str(ROOT / "benchmarks" / "questions" / "heldout13"))
     heldout_cmd.add_argument("--window", choices=WINDOWS, default="index",
                              help="program: also ask each question in its own program's window")
     legacy_cmd = commands.add_parser("legacy", help="the older question sets over one corpus folder (also: "
