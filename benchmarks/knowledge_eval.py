@@ -207,6 +207,12 @@ def label_units(found: list[Candidate], row: dict) -> tuple[np.ndarray, np.ndarr
     return correct, spans
 
 
+def labelling_version() -> str:
+    """The labelling code a record was judged by (label_units, the span rules and their constant): the records
+    keep each unit's labels, so a change to how a unit is judged right computes them again."""
+    return "".join(inspect.getsource(f) for f in (label_units, holds_span, holds_answer)) + str(SPAN_PART_MIN_CHARS)
+
+
 #: The fields of a bank question that its record depends on (the cache key): a change of another (a fact's
 #: name, the answer kind a writer noted) computes nothing again.
 KEYED_FIELDS = ("id", "question", "document", "in_scope", "style", "answer_span", "expect_any")
@@ -256,7 +262,7 @@ def extract(services: Services, rows: list[dict], options: RetrievalOptions, dat
         raise ValueError(f"unknown window {window!r}")
     asked = [{k: row.get(k) for k in KEYED_FIELDS} for row in rows]
     key = hashlib.sha256(json.dumps([asked, repr(options), plain_units, UNIT_FEATURES, code_version(),
-                                     index_state(services), inspect.getsource(holds_span) + inspect.getsource(holds_answer)]
+                                     index_state(services), labelling_version()]
                                     + ([window] if window != "index" else []), ensure_ascii=False,
                                     default=str).encode()).hexdigest()[:12]
     cache = data / f"features-{name}-{key}.pkl"

@@ -197,3 +197,15 @@ def test_the_feature_cache_written_when_run_as_a_script_loads_in_another_benchma
     with pytest.raises(AttributeError):
         pickle.loads(cache.read_bytes())
     assert bench.load_cache(cache) == [result]
+
+
+def test_the_feature_cache_is_keyed_by_every_part_of_the_labelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached records keep each unit's labels. The key held the span rules' source only, so a change of
+    `label_units` (its 300-character answer head) or of SPAN_PART_MIN_CHARS read stale labels from the cache."""
+    import inspect
+
+    bench = _knowledge_eval(monkeypatch)
+    before = bench.labelling_version()
+    assert inspect.getsource(bench.label_units) in before
+    monkeypatch.setattr(bench, "SPAN_PART_MIN_CHARS", bench.SPAN_PART_MIN_CHARS + 1)
+    assert bench.labelling_version() != before
