@@ -78,9 +78,10 @@ MARGIN_CAP = 3.0
 LONG_UNIT_CHARS = 200
 
 #: A sentence that points to what follows it (「以下日時に…登録してください」「…は下記URLから行うこと」「次のとおり」
-#: or a closing colon) rather than saying it: shown alone, it answers with the wrong value or none. 「（以下「…」と
-#: いう）」 (a definition) and 「10名以下」 (a bound) are not: 以下 counts only at a sentence's or clause's start.
-_POINTS_BELOW = re.compile(r"(?:^|[、。「\s])以下|下記|次の(?:とおり|通り)|[:：]$")
+#: or a closing colon, 「：」 once NFKC-normalized) rather than saying it: shown alone, it answers with the wrong
+#: value or none. 「（以下「…」という）」 (a definition) and 「10名以下」 (a bound) are not: 以下 counts only at a
+#: sentence's or clause's start.
+_POINTS_BELOW = re.compile(r"(?:^|[、。「\s])以下|下記|次の(?:とおり|通り)|:$")
 
 #: Units below the best whose facts are compared with the best's (agreement between passages).
 SUPPORT_DEPTH = 8
